@@ -1,0 +1,87 @@
+"""Turning a segmentation output into one score per class (the seed's wrappers).
+
+Captum attributes a scalar, so the per-pixel output is aggregated into a score per
+class. Every aggregation returns N x C, so one forward pass yields the score of every
+class at once: that is what lets one ablation sweep and one Grad-CAM pass serve all
+targets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import UserError
+
+ARGMAX_MASKED = "argmax"  # the seed's agg_segmentation_wrapper (default)
+PLAIN_SUM = "sum"  # the seed's commented-out alternative
+PIXEL = "pixel"  # one pixel's score for each class
+REGION = "region"  # the sum over a user-chosen region
+
+AGGREGATIONS = (ARGMAX_MASKED, PLAIN_SUM, PIXEL, REGION)
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """How per-pixel scores become one score per class."""
+
+    kind: str = ARGMAX_MASKED
+    pixel: tuple[int, int] | None = None  # (x, y) at working resolution, for PIXEL
+    region: np.ndarray | None = None  # H x W bool, for REGION
+
+    def __post_init__(self) -> None:
+        if self.kind not in AGGREGATIONS:
+            raise UserError(f"Unknown aggregation '{self.kind}': use one of "
+                            f"{', '.join(AGGREGATIONS)}.")
+        if self.kind == PIXEL and self.pixel is None:
+            raise UserError("The pixel aggregation needs a pixel (x, y).")
+        if self.kind == REGION and (self.region is None or not np.any(self.region)):
+            raise UserError("The region aggregation needs a non-empty region.")
+
+    def describe(self) -> str:
+        if self.kind == ARGMAX_MASKED:
+            return "sum of each class's scores over the pixels originally predicted as it"
+        if self.kind == PLAIN_SUM:
+            return "sum of each class's scores over all pixels"
+        if self.kind == PIXEL:
+            return f"scores at pixel (x={self.pixel[0]}, y={self.pixel[1]})"
+        return f"sum of scores over a region of {int(np.count_nonzero(self.region))} pixels"
+
+
+def aggregate(logits: torch.Tensor, agg: Aggregation, class_map: torch.Tensor) -> torch.Tensor:
+    """N x C x H x W scores to N x C.
+
+    ``class_map`` is the original prediction (1 x 1 x H x W, int64): the argmax-masked
+    sum keeps using it when the input is perturbed, as the seed's wrapper does.
+    """
+    if agg.kind == ARGMAX_MASKED:
+        # The seed's exact operations, so our numbers equal Captum's to the last bit.
+        selected = torch.zeros_like(logits[0:1]).scatter_(1, class_map, 1)
+        return (logits * selected).sum(dim=(2, 3))
+    if agg.kind == PLAIN_SUM:
+        return logits.sum(dim=(2, 3))
+    if agg.kind == PIXEL:
+        x, y = agg.pixel
+        h, w = logits.shape[2:]
+        if not (0 <= x < w and 0 <= y < h):
+            raise UserError(f"Pixel ({x}, {y}) is outside the {w} x {h} working image.")
+        return logits[:, :, y, x]
+    region = torch.as_tensor(agg.region, device=logits.device)
+    if tuple(region.shape) != tuple(logits.shape[2:]):
+        raise UserError(f"The region is {tuple(region.shape)} but the working image is "
+                        f"{tuple(logits.shape[2:])}.")
+    return (logits * region.to(logits.dtype)).sum(dim=(2, 3))
+
+
+def make_wrapper(
+    forward: Callable[[torch.Tensor], torch.Tensor], agg: Aggregation, class_map: torch.Tensor
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A Captum-ready forward function: input batch -> N x C class scores."""
+
+    def wrapper(inp: torch.Tensor) -> torch.Tensor:
+        return aggregate(forward(inp), agg, class_map)
+
+    return wrapper

@@ -1,0 +1,160 @@
+"""Opening images of any kind and preparing them exactly as the seed does.
+
+``load_image`` returns an 8-bit RGB PIL image (EXIF orientation applied, alpha
+composited over white, 16-bit and float data scaled) or raises :class:`UserError`
+with one line. ``preprocess`` is the seed's ``Resize(size)``, ``ToTensor`` and
+ImageNet ``Normalize``.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision import transforms
+
+from .errors import UserError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+DEFAULT_SIZE = 640
+# Resize(size) scales the shorter side; this caps the longer one for extreme aspect
+# ratios (a 100 x 20000 strip would otherwise become 640 x 128000).
+MAX_ASPECT = 4
+# Images beyond this many pixels are refused as possible decompression bombs.
+MAX_PIXELS = 16384 * 16384
+
+
+def load_image(source: str | Path | bytes) -> Image.Image:
+    """Open ``source`` (a path or encoded bytes) as an 8-bit RGB image."""
+    name = "<clipboard>" if isinstance(source, bytes) else str(source)
+    if not isinstance(source, bytes):
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise UserError(f"Image '{name}' does not exist: check the path.")
+        if path.is_dir():
+            raise UserError(f"'{name}' is a folder, not an image: pick an image file.")
+        if path.stat().st_size == 0:
+            raise UserError(f"Image '{name}' is empty (0 bytes).")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            fp = io.BytesIO(source) if isinstance(source, bytes) else open(path, "rb")  # noqa: SIM115
+            with fp, Image.open(fp) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise UserError(
+                        f"Image '{name}' is {img.width} x {img.height} pixels, too large to "
+                        "open safely: downscale it first."
+                    )
+                img.seek(0)  # animated images: the first frame
+                img.load()
+                rgb = to_rgb(ImageOps.exif_transpose(img))
+    except UserError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UserError(
+            f"Image '{name}' declares an enormous size (a possible decompression bomb): "
+            "refused; downscale it first if it is genuine."
+        ) from None
+    except UnidentifiedImageError:
+        raise UserError(f"'{name}' is not an image SegExplorer can read "
+                        "(PNG, JPEG, TIFF, BMP, GIF, WebP ...).") from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+        detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise UserError(f"Image '{name}' is damaged or truncated ({detail}).") from None
+    if rgb.width < 1 or rgb.height < 1:
+        raise UserError(f"Image '{name}' has no pixels.")
+    return rgb
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode to 8-bit RGB: alpha over white, high bit depths scaled."""
+    mode = img.mode
+    if mode == "RGB":
+        return img.copy()
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        if mode.startswith("I;16"):
+            arr = arr / 65535.0
+        elif mode == "I":
+            arr = arr / 65535.0 if arr.max(initial=0) > 255 else arr / 255.0
+        else:  # float data: 0..1 as is, anything else stretched to its range
+            finite = arr[np.isfinite(arr)]
+            lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+            if lo < 0.0 or hi > 1.0:
+                arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
+            arr = np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=0.0)
+        gray = np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    if mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    elif mode == "P":
+        return img.convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """An image at the working resolution, as the model sees it and as people see it."""
+
+    rgb: np.ndarray  # H x W x 3 uint8: the resized image (what the seed displays)
+    tensor: torch.Tensor  # 1 x 3 x H x W float32, ImageNet-normalised, on the CPU
+    original_size: tuple[int, int]  # (width, height) of the opened image
+    size: int  # the Resize argument
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.rgb.shape[0], self.rgb.shape[1]
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """(sx, sy) mapping original-image pixel coordinates to working coordinates."""
+        w, h = self.original_size
+        return self.rgb.shape[1] / w, self.rgb.shape[0] / h
+
+
+def working_transform(size: int) -> transforms.Resize:
+    return transforms.Resize(size, max_size=size * MAX_ASPECT)
+
+
+def preprocess(image: Image.Image, size: int = DEFAULT_SIZE) -> PreparedImage:
+    """The seed's preprocessing: Resize(size), ToTensor, ImageNet Normalize."""
+    if not isinstance(size, int) or size < 16:
+        raise UserError(f"Working size {size!r} is too small: use at least 16 (default 640).")
+    resized = working_transform(size)(image)
+    to_tensor = transforms.ToTensor()(resized)
+    normalized = transforms.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD)(to_tensor)
+    return PreparedImage(
+        rgb=np.ascontiguousarray(np.asarray(resized, dtype=np.uint8)),
+        tensor=normalized.unsqueeze(0).contiguous(),
+        original_size=image.size,
+        size=size,
+    )
+
+
+def normalize_colour(rgb01: torch.Tensor) -> torch.Tensor:
+    """0..1 RGB (... x 3 x H x W or 3 values) to the model's normalised space."""
+    mean = torch.tensor(IMAGENET_MEAN, dtype=rgb01.dtype).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=rgb01.dtype).view(3, 1, 1)
+    return (rgb01 - mean.to(rgb01.device)) / std.to(rgb01.device)
+
+
+def denormalize(tensor: torch.Tensor) -> np.ndarray:
+    """A normalised 1 x 3 x H x W (or 3 x H x W) tensor back to H x W x 3 uint8 for display."""
+    t = tensor.detach().float().cpu()
+    if t.dim() == 4:
+        t = t[0]
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    rgb = (t * std + mean).clamp(0, 1)
+    return np.ascontiguousarray((rgb.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8))

@@ -1,0 +1,100 @@
+"""Results that cross layers: frozen dataclasses of numpy arrays, never live tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .segments import Segments
+
+
+@dataclass(frozen=True)
+class Prediction:
+    image: np.ndarray  # H x W x 3 uint8, the working-resolution image
+    logits: np.ndarray  # C x H x W float32
+    class_map: np.ndarray  # H x W int64 (argmax over classes)
+    categories: tuple[str, ...]
+    seconds: float = 0.0
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.class_map.shape[0], self.class_map.shape[1]
+
+    @property
+    def pixel_counts(self) -> np.ndarray:
+        return np.bincount(self.class_map.ravel(), minlength=len(self.categories))
+
+    @property
+    def present_classes(self) -> list[int]:
+        """Predicted classes, largest share first."""
+        counts = self.pixel_counts
+        present = [int(c) for c in np.flatnonzero(counts)]
+        return sorted(present, key=lambda c: (-counts[c], c))
+
+    def share(self, cls: int) -> float:
+        return float(self.pixel_counts[cls]) / self.class_map.size
+
+    def class_index(self, target: str | int) -> int:
+        """A class by index or (case-insensitive) name."""
+        from .errors import UserError
+
+        if isinstance(target, int) or (isinstance(target, str) and target.strip().isdigit()):
+            index = int(target)
+            if 0 <= index < len(self.categories):
+                return index
+            raise UserError(f"Class index {index} is out of range: this model has classes "
+                            f"0..{len(self.categories) - 1}.")
+        wanted = str(target).strip().lower().replace(" ", "").replace("_", "")
+        for i, name in enumerate(self.categories):
+            if name.lower().replace(" ", "").replace("_", "") == wanted:
+                return i
+        raise UserError(f"Unknown class '{target}': use an index or one of "
+                        f"{', '.join(self.categories)}.")
+
+    def describe_pixel(self, x: int, y: int) -> tuple[int, float, float]:
+        """(class, its score, its softmax probability) at working pixel (x, y)."""
+        cls = int(self.class_map[y, x])
+        scores = self.logits[:, y, x].astype(np.float64)
+        probs = np.exp(scores - scores.max())
+        return cls, float(scores[cls]), float(probs[cls] / probs.sum())
+
+
+@dataclass(frozen=True)
+class GradCamResult:
+    layer: str
+    aggregation: str
+    upsample: str
+    activation_shape: tuple[int, ...]  # the layer output's shape, as LayerActivation's
+    raw: dict[int, np.ndarray]  # class -> h x w (layer resolution)
+    upsampled: dict[int, np.ndarray]  # class -> H x W (working resolution)
+    activation_mean: np.ndarray  # h x w: the layer's activation averaged over channels
+    activation_upsampled: np.ndarray  # H x W
+    seconds: float = 0.0
+    backward_passes: int = 0
+
+
+@dataclass(frozen=True)
+class AblationSweep:
+    """One forward pass per segment, every class's score each time."""
+
+    segments: Segments
+    baseline: str
+    aggregation: str
+    initial_scores: np.ndarray  # C: scores of the unperturbed input
+    ablated_scores: np.ndarray  # S x C: scores with each segment ablated (rows: ascending id)
+    after_maps: np.ndarray | None  # S x H x W: predicted classes with each segment ablated
+    forward_passes: int = 0
+    chunk_size: int = 1
+    seconds: float = 0.0
+    _rows: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def table(self) -> np.ndarray:
+        """S x C: Captum's FeatureAblation value, original score minus ablated score."""
+        return (self.initial_scores[None, :] - self.ablated_scores).astype(np.float32)
+
+    def attribution_map(self, target: int) -> np.ndarray:
+        """H x W: what FeatureAblation(wrapper, feature_mask=segments, target) returns."""
+        rows = self._rows if self._rows is not None else self.segments.rows_map()
+        return self.table[:, target][rows]

@@ -1,0 +1,81 @@
+"""Grouping pixels into segments for feature ablation.
+
+By class: segment id = predicted class index (the seed's ``feature_mask=out_max``).
+By component: each connected region of one predicted class is its own segment
+(one person among several), ids 0..K-1 ordered by class then by scan order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from .errors import UserError
+
+BY_CLASS = "class"
+BY_COMPONENT = "component"
+SEGMENTATIONS = (BY_CLASS, BY_COMPONENT)
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    id: int
+    class_index: int
+    pixels: int
+
+
+@dataclass(frozen=True)
+class Segments:
+    kind: str
+    ids: np.ndarray  # H x W int64: the feature mask
+    info: tuple[SegmentInfo, ...]  # ascending id
+
+    @property
+    def count(self) -> int:
+        return len(self.info)
+
+    @property
+    def id_list(self) -> list[int]:
+        return [s.id for s in self.info]
+
+    def row_of(self) -> dict[int, int]:
+        """Segment id -> row in tables ordered by ascending id."""
+        return {s.id: row for row, s in enumerate(self.info)}
+
+    def at(self, x: int, y: int) -> SegmentInfo:
+        """The segment under working-resolution pixel (x, y)."""
+        h, w = self.ids.shape
+        if not (0 <= x < w and 0 <= y < h):
+            raise UserError(f"Point ({x}, {y}) is outside the {w} x {h} working image.")
+        seg_id = int(self.ids[y, x])
+        return next(s for s in self.info if s.id == seg_id)
+
+    def rows_map(self) -> np.ndarray:
+        """H x W array of table rows (for gathering per-segment values into a map)."""
+        lookup = np.zeros(int(self.ids.max()) + 1, dtype=np.int64)
+        for row, s in enumerate(self.info):
+            lookup[s.id] = row
+        return lookup[self.ids]
+
+
+def make_segments(class_map: np.ndarray, kind: str = BY_CLASS) -> Segments:
+    """Segments of a predicted class map (H x W ints)."""
+    class_map = np.asarray(class_map)
+    if kind == BY_CLASS:
+        ids = class_map.astype(np.int64, copy=True)
+        values, counts = np.unique(ids, return_counts=True)
+        info = tuple(SegmentInfo(int(v), int(v), int(n)) for v, n in zip(values, counts))
+        return Segments(kind, ids, info)
+    if kind == BY_COMPONENT:
+        ids = np.zeros(class_map.shape, dtype=np.int64)
+        info: list[SegmentInfo] = []
+        for cls in np.unique(class_map):
+            labels, count = ndimage.label(class_map == cls)
+            sizes = np.bincount(labels.ravel(), minlength=count + 1)
+            start = len(info)
+            ids[labels > 0] = labels[labels > 0] - 1 + start
+            info.extend(SegmentInfo(start + k, int(cls), int(sizes[k + 1])) for k in range(count))
+        return Segments(kind, ids, tuple(info))
+    raise UserError(f"Unknown segments '{kind}': use 'class' or 'component'.")

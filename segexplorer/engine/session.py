@@ -1,0 +1,363 @@
+"""One image with one model: prediction, Grad-CAM, activation, the ablation sweep.
+
+The two ideas that make the engine cheaper than calling Captum per class:
+
+* One forward pass serves Grad-CAM for every class: the graph is kept only from the
+  chosen layer onwards (the layer's output is detached and becomes the leaf that
+  gradients are taken against), and one gradient per class is read from it.
+* One ablation sweep serves every target and every click: each segment is ablated
+  once and the aggregated score of *every* class is recorded, giving a
+  segments x classes table from which FeatureAblation for any target is a lookup.
+
+Both use Captum's own operations (the same reductions in the same order), so the
+numbers equal Captum's calls; tests check it.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .aggregation import ARGMAX_MASKED, Aggregation, aggregate
+from .baselines import Baseline, baseline_tensor, parse_baseline
+from .errors import UserError
+from .image import PreparedImage, denormalize
+from .jobs import JobState, check_cancelled, report
+from .models import LoadedModel, get_layer, normalize_layer_path
+from .results import AblationSweep, GradCamResult, Prediction
+from .segments import Segments
+
+UPSAMPLE_MODES = ("nearest", "bilinear")
+
+
+@dataclass(frozen=True)
+class AblationOutcome:
+    """What the model does when some segments are ablated together."""
+
+    segment_ids: tuple[int, ...]
+    baseline: str
+    ablated_input: np.ndarray  # H x W x 3 uint8: the input as the model receives it
+    before: np.ndarray  # C: aggregated scores of the original input
+    after: np.ndarray  # C: aggregated scores with the segments ablated
+    class_map_after: np.ndarray  # H x W
+    changed: np.ndarray  # H x W bool: pixels whose predicted class changed
+    from_cache: bool
+
+    @property
+    def delta(self) -> np.ndarray:
+        return (self.after - self.before).astype(np.float32)
+
+    @property
+    def changed_fraction(self) -> float:
+        return float(self.changed.mean())
+
+
+class Session:
+    """Analysis of one prepared image with one loaded model.
+
+    Not thread-safe: one worker uses a session at a time (the GUI runs one model job
+    at a time per session). Results are plain numpy dataclasses.
+    """
+
+    def __init__(self, model: LoadedModel, image: PreparedImage) -> None:
+        self.model = model
+        self.image = image
+        self.input = image.tensor.to(model.device)
+        self._prediction: Prediction | None = None
+        self._class_map_t: torch.Tensor | None = None
+        self.forward_passes = 0
+
+    # -- prediction ---------------------------------------------------------------
+    def predict(self, state: JobState | None = None) -> Prediction:
+        """The model's output for the image (cached: at most one forward pass)."""
+        if self._prediction is None:
+            report(state, 0, 1, "Predicting")
+            start = time.perf_counter()
+            with torch.inference_mode():
+                logits = self.model.logits(self.input)
+            self.forward_passes += 1
+            self._set_prediction(logits, time.perf_counter() - start)
+            report(state, 1, 1, "Predicted")
+        return self._prediction
+
+    def _set_prediction(self, logits: torch.Tensor, seconds: float) -> None:
+        class_map = torch.argmax(logits, dim=1, keepdim=True)  # the seed's out_max
+        self._class_map_t = class_map.detach().clone()
+        self._prediction = Prediction(
+            image=self.image.rgb,
+            logits=logits.detach()[0].float().cpu().numpy(),
+            class_map=class_map[0, 0].cpu().numpy().astype(np.int64),
+            categories=self.model.categories,
+            seconds=seconds,
+        )
+
+    @property
+    def class_map_tensor(self) -> torch.Tensor:
+        self.predict()
+        return self._class_map_t
+
+    def scores(self, aggregation: Aggregation | None = None) -> np.ndarray:
+        """Aggregated score of every class for the unperturbed image (no forward pass)."""
+        agg = aggregation or Aggregation(ARGMAX_MASKED)
+        pred = self.predict()
+        logits = torch.from_numpy(pred.logits).unsqueeze(0).to(self.model.device)
+        with torch.inference_mode():
+            return aggregate(logits, agg, self.class_map_tensor).float().cpu().numpy()[0]
+
+    # -- Grad-CAM and activation -------------------------------------------------------
+    @contextmanager
+    def _graph_from_layer(self, layer_path: str):
+        """Forward hooks that make ``layer``'s output the start of the autograd graph."""
+        layer = get_layer(self.model.module, layer_path)
+        captured: list[torch.Tensor] = []
+
+        def hook(_module, _inputs, output):
+            if not isinstance(output, torch.Tensor):
+                raise UserError(f"Layer '{layer_path}' does not output a single tensor: "
+                                "choose a convolution or activation layer.")
+            leaf = output.detach().requires_grad_(True)
+            captured.append(leaf)
+            return leaf
+
+        handle = layer.register_forward_hook(hook)
+        try:
+            yield captured
+        finally:
+            handle.remove()
+
+    def gradcam(
+        self,
+        targets: list[int] | None = None,
+        layer: str | None = None,
+        aggregation: Aggregation | None = None,
+        upsample: str = "nearest",
+        state: JobState | None = None,
+    ) -> GradCamResult:
+        """Layer Grad-CAM for every target from one forward pass (and the activation)."""
+        if upsample not in UPSAMPLE_MODES:
+            raise UserError(f"Unknown upsampling '{upsample}': use nearest or bilinear.")
+        layer_path = normalize_layer_path(layer or self.model.arch.default_layer)
+        agg = aggregation or Aggregation(ARGMAX_MASKED)
+        start = time.perf_counter()
+        report(state, 0, 1, "Grad-CAM: forward pass")
+        with self._graph_from_layer(layer_path) as captured, torch.enable_grad():
+            logits = self.model.logits(self.input)
+            self.forward_passes += 1
+            if not captured:
+                raise UserError(f"Layer '{layer_path}' is not used by the model's forward "
+                                "pass: choose another layer.")
+            activation = captured[0]
+            if self._prediction is None:
+                self._set_prediction(logits, time.perf_counter() - start)
+            scores = aggregate(logits, agg, self.class_map_tensor)
+            if targets is None:
+                targets = self._prediction.present_classes
+            raw: dict[int, np.ndarray] = {}
+            upsampled: dict[int, np.ndarray] = {}
+            size = tuple(self.input.shape[2:])
+            for i, cls in enumerate(targets):
+                check_cancelled(state)
+                report(state, i, len(targets), f"Grad-CAM: class {cls}")
+                (grad,) = torch.autograd.grad(scores[0, cls], activation,
+                                              retain_graph=i < len(targets) - 1)
+                cam = self._cam(grad, activation)
+                raw[cls] = cam[0, 0].cpu().numpy()
+                upsampled[cls] = F.interpolate(cam, size, mode=upsample)[0, 0].cpu().numpy()
+        with torch.no_grad():
+            act = activation.detach()
+            mean = act.float().mean(dim=1, keepdim=True) if act.dim() == 4 else None
+            act_up = (F.interpolate(mean, size, mode="bilinear", align_corners=False)
+                      if mean is not None else None)
+        report(state, len(targets), len(targets), "Grad-CAM done")
+        return GradCamResult(
+            layer=layer_path,
+            aggregation=agg.kind,
+            upsample=upsample,
+            activation_shape=tuple(act.shape),
+            raw=raw,
+            upsampled=upsampled,
+            activation_mean=mean[0, 0].cpu().numpy() if mean is not None else np.zeros((1, 1)),
+            activation_upsampled=act_up[0, 0].cpu().numpy() if act_up is not None
+            else np.zeros(size, np.float32),
+            seconds=time.perf_counter() - start,
+            backward_passes=len(targets),
+        )
+
+    @staticmethod
+    def _cam(grad: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
+        # Captum's LayerGradCam: channel weights = gradient averaged over space,
+        # then the weighted sum of the activation over channels (no ReLU by default).
+        with torch.no_grad():
+            if grad.dim() > 2:
+                weights = torch.mean(grad, dim=tuple(range(2, grad.dim())), keepdim=True)
+            else:
+                weights = grad
+            return torch.sum(weights * activation.detach(), dim=1, keepdim=True)
+
+    def activation(self, layer: str | None = None) -> torch.Tensor:
+        """The layer's output for the image (Captum's LayerActivation), on the CPU."""
+        layer_module = self.model.layer(layer)
+        captured: list[torch.Tensor] = []
+        handle = layer_module.register_forward_hook(
+            lambda _m, _i, out: captured.append(out.detach()))
+        try:
+            with torch.inference_mode():
+                self.model.logits(self.input)
+            self.forward_passes += 1
+        finally:
+            handle.remove()
+        return captured[0].cpu()
+
+    # -- feature ablation -----------------------------------------------------------
+    def ablated_input(self, segments: Segments, segment_ids, baseline: Baseline | str
+                      ) -> torch.Tensor:
+        mask = self._mask_for(segments, segment_ids)
+        base = baseline_tensor(parse_baseline(baseline), self.input)
+        return self._ablate(self.input, mask, base)
+
+    def _mask_for(self, segments: Segments, segment_ids) -> torch.Tensor:
+        ids = torch.as_tensor(segments.ids, device=self.model.device)
+        wanted = torch.as_tensor(sorted(set(int(s) for s in segment_ids)),
+                                 device=self.model.device)
+        return torch.isin(ids, wanted).to(self.input.dtype).view(1, 1, *ids.shape)
+
+    @staticmethod
+    def _ablate(inp: torch.Tensor, mask: torch.Tensor, base) -> torch.Tensor:
+        # Captum's construction: input * (1 - mask) + baseline * mask
+        return inp * (1 - mask) + base * mask
+
+    def _default_chunk(self) -> int:
+        return 1 if self.model.device.type != "cuda" else 8
+
+    def sweep(
+        self,
+        segments: Segments,
+        baseline: Baseline | str = "zero",
+        aggregation: Aggregation | None = None,
+        state: JobState | None = None,
+        chunk_size: int | None = None,
+        keep_maps: bool = True,
+    ) -> AblationSweep:
+        """Ablate each segment once; record every class's aggregated score each time."""
+        agg = aggregation or Aggregation(ARGMAX_MASKED)
+        base_spec = parse_baseline(baseline)
+        start = time.perf_counter()
+        initial = self.scores(agg).astype(np.float32)
+        base = baseline_tensor(base_spec, self.input)
+        ids = segments.id_list
+        n = len(ids)
+        chunk = max(1, chunk_size or self._default_chunk())
+        ablated = np.zeros((n, len(initial)), dtype=np.float32)
+        h, w = segments.ids.shape
+        map_dtype = np.uint8 if self.model.num_classes <= 256 else np.int32
+        maps = np.zeros((n, h, w), dtype=map_dtype) if keep_maps else None
+        class_map = self.class_map_tensor
+        seg_ids_t = torch.as_tensor(segments.ids, device=self.model.device).view(1, 1, h, w)
+        passes = 0
+        done = 0
+        report(state, 0, n, f"Ablating {n} segments")
+        while done < n:
+            check_cancelled(state)
+            batch_ids = ids[done:done + chunk]
+            try:
+                with torch.inference_mode():
+                    id_t = torch.as_tensor(batch_ids, device=self.model.device).view(-1, 1, 1, 1)
+                    masks = (seg_ids_t == id_t).to(self.input.dtype)  # k x 1 x H x W
+                    batch = self._ablate(self.input, masks, base)
+                    logits = self.model.logits(batch)
+                    scores = aggregate(logits, agg, class_map)
+                    ablated[done:done + len(batch_ids)] = scores.float().cpu().numpy()
+                    if maps is not None:
+                        maps[done:done + len(batch_ids)] = (
+                            logits.argmax(dim=1).cpu().numpy().astype(map_dtype))
+            except torch.OutOfMemoryError:
+                if chunk == 1:
+                    raise UserError(
+                        f"Out of memory on {self.model.device} even one segment at a time: "
+                        "use a smaller working size or --device cpu.") from None
+                chunk = max(1, chunk // 2)
+                if self.model.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            passes += 1
+            done += len(batch_ids)
+            report(state, done, n, f"Ablated {done} of {n} segments")
+        self.forward_passes += passes
+        return AblationSweep(
+            segments=segments,
+            baseline=base_spec.label,
+            aggregation=agg.kind,
+            initial_scores=initial,
+            ablated_scores=ablated,
+            after_maps=maps,
+            forward_passes=passes,
+            chunk_size=chunk,
+            seconds=time.perf_counter() - start,
+            _rows=segments.rows_map(),
+        )
+
+    def ablate(
+        self,
+        segments: Segments,
+        segment_ids,
+        baseline: Baseline | str = "zero",
+        sweep: AblationSweep | None = None,
+        state: JobState | None = None,
+    ) -> AblationOutcome:
+        """Ablate several segments at once (from the sweep's cache where it has the answer).
+
+        Scores use the argmax-masked wrapper with the original prediction's mask, as
+        Captum's FeatureAblation uses it.
+        """
+        chosen = tuple(sorted(set(int(s) for s in segment_ids)))
+        if not chosen:
+            raise UserError("Choose at least one segment to ablate.")
+        known = set(segments.id_list)
+        unknown = [s for s in chosen if s not in known]
+        if unknown:
+            raise UserError(f"Segment {unknown[0]} does not exist in this image.")
+        base_spec = parse_baseline(baseline)
+        agg = Aggregation(ARGMAX_MASKED)
+        before = self.scores(agg).astype(np.float32)
+        pred = self.predict()
+        inp = self.ablated_input(segments, chosen, base_spec)
+        rgb = denormalize(inp)
+        cached = (
+            sweep is not None and len(chosen) == 1 and sweep.after_maps is not None
+            and sweep.baseline == base_spec.label and sweep.aggregation == ARGMAX_MASKED
+            and sweep.segments.kind == segments.kind
+            and np.array_equal(sweep.segments.ids, segments.ids)
+        )
+        if cached:
+            row = segments.row_of()[chosen[0]]
+            after = sweep.ablated_scores[row].copy()
+            class_map_after = sweep.after_maps[row].astype(np.int64)
+        else:
+            check_cancelled(state)
+            report(state, 0, 1, "Ablating")
+            with torch.inference_mode():
+                logits = self.model.logits(inp)
+                after = aggregate(logits, agg, self.class_map_tensor).float().cpu().numpy()[0]
+                class_map_after = logits.argmax(dim=1)[0].cpu().numpy().astype(np.int64)
+            self.forward_passes += 1
+            report(state, 1, 1, "Ablated")
+        return AblationOutcome(
+            segment_ids=chosen,
+            baseline=base_spec.label,
+            ablated_input=rgb,
+            before=before,
+            after=after.astype(np.float32),
+            class_map_after=class_map_after,
+            changed=class_map_after != pred.class_map,
+            from_cache=bool(cached),
+        )
+
+
+def hide_target(attribution: np.ndarray, class_map: np.ndarray, target: int) -> np.ndarray:
+    """The seed's last view: the target class's own pixels set to 0."""
+    return np.where(class_map == target, np.zeros_like(attribution), attribution)
