@@ -1,0 +1,126 @@
+"""The whole seed analysis for an image, as one call shared by the CLI and the GUI."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .aggregation import Aggregation
+from .baselines import parse_baseline
+from .devices import describe_device
+from .errors import UserError
+from .image import DEFAULT_SIZE, load_image, preprocess
+from .jobs import JobState, check_cancelled
+from .models import LoadedModel, load_model
+from .results import AblationSweep, GradCamResult, Prediction
+from .segments import make_segments
+from .session import Session
+
+METHODS = ("gradcam", "activation", "ablation")
+
+
+@dataclass(frozen=True)
+class ExplainRequest:
+    image: str
+    model: str = "fcn_resnet101"
+    weights: str = "default"
+    device: str = "auto"
+    size: int = DEFAULT_SIZE
+    targets: str = "all"  # 'all', or comma-separated names / indices
+    methods: tuple[str, ...] = METHODS
+    layer: str | None = None
+    segments: str = "class"
+    baseline: str = "zero"
+    upsample: str = "nearest"
+    aggregation: str = "argmax"
+    allow_download: bool = True
+
+
+@dataclass(frozen=True)
+class ExplainResult:
+    """Everything ``segexplorer explain`` writes, ready for the export layer."""
+
+    image_path: str
+    model: str
+    weights: str
+    untrained: bool
+    device: str
+    size: int
+    prediction: Prediction
+    targets: tuple[int, ...]
+    gradcam: GradCamResult | None
+    sweep: AblationSweep | None
+    methods: tuple[str, ...]
+    timings: dict[str, float] = field(default_factory=dict)
+    forward_passes: int = 0
+
+
+def parse_methods(text: str | tuple[str, ...]) -> tuple[str, ...]:
+    items = [m.strip().lower() for m in (text.split(",") if isinstance(text, str) else text)]
+    items = [m for m in items if m]
+    bad = [m for m in items if m not in METHODS]
+    if bad or not items:
+        raise UserError(f"Unknown method '{bad[0] if bad else ''}': use a comma-separated "
+                        f"list of {', '.join(METHODS)}.")
+    return tuple(dict.fromkeys(items))
+
+
+def resolve_targets(prediction: Prediction, text: str) -> tuple[int, ...]:
+    """'all' (every predicted class, largest first) or names / indices, comma-separated."""
+    if text.strip().lower() == "all":
+        return tuple(prediction.present_classes)
+    items = [t for t in (s.strip() for s in text.split(",")) if t]
+    if not items:
+        raise UserError("No target given: use a class name, an index or 'all'.")
+    return tuple(dict.fromkeys(prediction.class_index(t) for t in items))
+
+
+def explain(request: ExplainRequest, state: JobState | None = None,
+            model: LoadedModel | None = None) -> ExplainResult:
+    """Load, predict, Grad-CAM every target from one pass, one ablation sweep."""
+    timings: dict[str, float] = {}
+    methods = parse_methods(request.methods)
+    t0 = time.perf_counter()
+    image = load_image(request.image)
+    prepared = preprocess(image, request.size)
+    timings["load_image"] = time.perf_counter() - t0
+    if model is None:
+        t0 = time.perf_counter()
+        model = load_model(request.model, request.weights, request.device,
+                           allow_download=request.allow_download, state=state)
+        timings["load_model"] = time.perf_counter() - t0
+    session = Session(model, prepared)
+    agg = Aggregation(request.aggregation)
+    parse_baseline(request.baseline)  # fail early on a bad baseline, before any work
+    t0 = time.perf_counter()
+    prediction = session.predict(state)
+    timings["predict"] = time.perf_counter() - t0
+    targets = resolve_targets(prediction, request.targets)
+    check_cancelled(state)
+    gradcam = None
+    if "gradcam" in methods or "activation" in methods:
+        t0 = time.perf_counter()
+        gradcam = session.gradcam(list(targets), request.layer, agg, request.upsample, state)
+        timings["gradcam"] = time.perf_counter() - t0
+    sweep = None
+    if "ablation" in methods:
+        t0 = time.perf_counter()
+        segments = make_segments(prediction.class_map, request.segments)
+        sweep = session.sweep(segments, request.baseline, agg, state)
+        timings["ablation"] = time.perf_counter() - t0
+    return ExplainResult(
+        image_path=str(Path(request.image)),
+        model=model.name,
+        weights=model.weights,
+        untrained=model.untrained,
+        device=describe_device(model.device),
+        size=request.size,
+        prediction=prediction,
+        targets=targets,
+        gradcam=gradcam,
+        sweep=sweep,
+        methods=methods,
+        timings=timings,
+        forward_passes=session.forward_passes,
+    )
