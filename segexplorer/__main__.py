@@ -1,0 +1,5 @@
+import sys
+
+from segexplorer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,266 @@
+"""The command line: ``segexplorer explain | ablate | models | layers``; no subcommand opens the window.
+
+Every user error ends with one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+
+EXIT_USER_ERROR = 1
+EXIT_INTERNAL = 3
+SUBCOMMANDS = ("explain", "ablate", "models", "layers")
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse, but its errors are one line too."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+class ConsoleProgress:
+    """A JobState for the terminal: a progress line on stderr, Ctrl+C to stop."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet or not sys.stderr.isatty()
+        self._last = 0.0
+
+    def set_progress(self, done: int, total: int, message: str = "") -> None:
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if done < total and now - self._last < 0.2:
+            return
+        self._last = now
+        width = 30
+        filled = int(width * done / total) if total else 0
+        line = f"\r[{'#' * filled}{'.' * (width - filled)}] {message[:60]:<60}"
+        sys.stderr.write(line)
+        if done >= total:
+            sys.stderr.write("\r" + " " * len(line) + "\r")
+        sys.stderr.flush()
+
+    def is_cancelled(self) -> bool:
+        return False
+
+
+def _common_model_options(p: argparse.ArgumentParser) -> None:
+    from .engine.image import DEFAULT_SIZE
+    from .engine.models import DEFAULT_ARCHITECTURE
+
+    p.add_argument("image", help="image file (PNG, JPEG, TIFF, ...)")
+    p.add_argument("--model", default=DEFAULT_ARCHITECTURE,
+                   help=f"architecture (default {DEFAULT_ARCHITECTURE}; see 'segexplorer models')")
+    p.add_argument("--weights", default="default",
+                   help="'default' (torchvision's cache, downloaded if needed), 'untrained' "
+                        "(seeded random: a demo), or the path of a state-dict file")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--size", type=int, default=DEFAULT_SIZE,
+                   help="working size: the shorter side is resized to this (default 640)")
+    p.add_argument("--segments", choices=("class", "component"), default="class",
+                   help="ablation segments: whole predicted classes (the seed) or each "
+                        "connected region")
+    p.add_argument("--baseline", default="zero",
+                   help="ablated pixels become: zero (ImageNet mean, Captum's default), "
+                        "black, blur, #RRGGBB or R,G,B")
+    p.add_argument("--offline", action="store_true",
+                   help="never download weights (fail with instructions instead)")
+    p.add_argument("--out", required=True, help="output folder (created if missing)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(
+        prog="segexplorer",
+        description="Explain what a semantic segmentation model predicts, and why.",
+        epilog="Without a subcommand, opens the window (optionally on IMAGE).",
+    )
+    parser.add_argument("--version", action="version", version=f"segexplorer {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_ArgumentParser)
+
+    explain = sub.add_parser("explain", help="Grad-CAM, activation and feature ablation for "
+                                             "every target; writes PNGs, NPZ and a JSON report")
+    _common_model_options(explain)
+    explain.add_argument("--target", default="all",
+                         help="class name or index, comma-separated, or 'all' (every "
+                              "predicted class; default)")
+    explain.add_argument("--methods", default="gradcam,activation,ablation",
+                         help="comma-separated subset of gradcam,activation,ablation")
+    explain.add_argument("--layer", default=None,
+                         help="Grad-CAM layer as a dotted path (default: the model's, e.g. "
+                              "backbone.layer4[2].conv3); see 'segexplorer layers MODEL'")
+    explain.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest")
+    explain.add_argument("--aggregation", choices=("argmax", "sum"), default="argmax",
+                         help="class score: sum over pixels predicted as the class (the "
+                              "seed's wrapper; default) or over all pixels")
+
+    ablate = sub.add_parser("ablate", help="ablate the segments under some points and report "
+                                           "how every class's score and pixel moved")
+    _common_model_options(ablate)
+    ablate.add_argument("--at", action="append", required=True, metavar="X,Y",
+                        help="a point in the ORIGINAL image's pixel coordinates; repeat to "
+                             "ablate several segments together")
+
+    sub.add_parser("models", help="each model, its weights file, whether it is cached, its size")
+    layers = sub.add_parser("layers", help="the dotted paths of a model's layers")
+    layers.add_argument("model")
+    return parser
+
+
+def build_gui_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog="segexplorer",
+                             description="Open the SegExplorer window. Subcommands: "
+                                         + ", ".join(SUBCOMMANDS) + " (segexplorer CMD --help).")
+    parser.add_argument("--version", action="version", version=f"segexplorer {__version__}")
+    parser.add_argument("image", nargs="?", help="image to open")
+    parser.add_argument("--smoke-test", action="store_true",
+                        help="open the window, analyse the sample image with untrained weights "
+                             "on the CPU, exit 0 on success")
+    parser.add_argument("--screenshot", metavar="PATH", help="with --smoke-test: save the window")
+    return parser
+
+
+def _fail(message: str, code: int = EXIT_USER_ERROR) -> int:
+    sys.stderr.write(f"segexplorer: error: {message}\n")
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    from .engine.errors import Cancelled, UserError
+
+    try:
+        if args_list and args_list[0] in SUBCOMMANDS or any(a in ("-h", "--help")
+                                                            for a in args_list[:1]):
+            args = build_parser().parse_args(args_list)
+            return _run_command(args)
+        gui_args = build_gui_parser().parse_args(args_list)
+        from .gui.app import run_app
+
+        return run_app(image=gui_args.image, smoke_test=gui_args.smoke_test,
+                       screenshot=gui_args.screenshot)
+    except UserError as exc:
+        return _fail(str(exc))
+    except (KeyboardInterrupt, Cancelled):
+        return _fail("interrupted", 130)
+    except Exception as exc:  # a bug: still one line, with a way to get the details
+        if os.environ.get("SEGEXPLORER_DEBUG"):
+            raise
+        first = str(exc).splitlines()[0][:200] if str(exc) else ""
+        return _fail(f"internal error ({type(exc).__name__}: {first}); set "
+                     "SEGEXPLORER_DEBUG=1 for the traceback and please report it",
+                     EXIT_INTERNAL)
+
+
+def gui_main() -> int:
+    """Entry point for the windowed launcher (no console on Windows)."""
+    return main(sys.argv[1:])
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    if args.command == "models":
+        return _cmd_models()
+    if args.command == "layers":
+        return _cmd_layers(args.model)
+    if args.command == "explain":
+        return _cmd_explain(args)
+    if args.command == "ablate":
+        return _cmd_ablate(args)
+    build_parser().print_help()
+    return 0
+
+
+def _cmd_models() -> int:
+    from .engine.weights import weights_table
+
+    rows = weights_table()
+    print(f"{'model':30} {'cached':7} {'size':>9}  weights file")
+    for row in rows:
+        size = f"{row.size_bytes / 2**20:.0f} MiB" if row.size_bytes else "?"
+        print(f"{row.model:30} {'yes' if row.cached else 'no':7} {size:>9}  {row.path}")
+    return 0
+
+
+def _cmd_layers(model_name: str) -> int:
+    from .engine.models import build_untrained, get_architecture, list_layers
+
+    arch = get_architecture(model_name)
+    module = build_untrained(arch)
+    for path, kind in list_layers(module):
+        mark = "  (default)" if path == arch.default_layer else ""
+        print(f"{path:50} {kind}{mark}")
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from .engine.analysis import ExplainRequest, explain, parse_methods
+    from .engine.baselines import parse_baseline
+    from .export import ensure_folder, write_explain
+
+    parse_baseline(args.baseline)
+    methods = parse_methods(args.methods)
+    ensure_folder(args.out)
+    request = ExplainRequest(
+        image=args.image, model=args.model, weights=args.weights, device=args.device,
+        size=args.size, targets=args.target, methods=methods, layer=args.layer,
+        segments=args.segments, baseline=args.baseline, upsample=args.upsample,
+        aggregation=args.aggregation, allow_download=not args.offline,
+    )
+    progress = ConsoleProgress(args.quiet)
+    result = explain(request, progress)
+    written = write_explain(args.out, result)
+    if not args.quiet:
+        pred = result.prediction
+        names = ", ".join(f"{pred.categories[c]} ({pred.share(c):.1%})"
+                          for c in pred.present_classes)
+        print(f"{result.model} [{result.weights}] on {result.device}: {names}")
+        if result.untrained:
+            print("note: untrained weights: the prediction is meaningless (demo only)")
+        print(f"wrote {len(written)} files to {Path(args.out)}")
+    return 0
+
+
+def _parse_point(text: str) -> tuple[float, float]:
+    from .engine.errors import UserError
+
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"--at '{text}' is not X,Y (two numbers, e.g. --at 120,340).") from None
+    return x, y
+
+
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    from .engine.ablation import ablate_at_points, summary_line
+    from .engine.image import load_image, preprocess
+    from .engine.models import load_model
+    from .engine.session import Session
+    from .export import ensure_folder
+    from .export.ablation import write_ablation
+
+    points = [_parse_point(p) for p in args.at]
+    ensure_folder(args.out)
+    progress = ConsoleProgress(args.quiet)
+    image = load_image(args.image)
+    prepared = preprocess(image, args.size)
+    model = load_model(args.model, args.weights, args.device,
+                       allow_download=not args.offline, state=progress)
+    session = Session(model, prepared)
+    outcome, segments = ablate_at_points(session, points, args.segments, args.baseline, progress)
+    written = write_ablation(args.out, session, segments, outcome)
+    if not args.quiet:
+        print(summary_line(session.predict(), outcome, segments))
+        print(f"wrote {len(written)} files to {Path(args.out)}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Click-to-ablate helpers shared by the CLI and the window (no I/O here)."""
+
+from __future__ import annotations
+
+import math
+
+from .errors import UserError
+from .jobs import JobState
+from .results import AblationSweep, Prediction
+from .segments import Segments, make_segments
+from .session import AblationOutcome, Session
+
+
+def to_working(session: Session, x: float, y: float) -> tuple[int, int]:
+    """A point in the original image's pixels to the working image's pixel."""
+    w0, h0 = session.image.original_size
+    if not (0 <= x < w0 and 0 <= y < h0):
+        raise UserError(f"Point ({x:g}, {y:g}) is outside the {w0} x {h0} image: give X,Y "
+                        "in the original image's pixel coordinates.")
+    sx, sy = session.image.scale
+    h, w = session.image.shape
+    return min(w - 1, int(math.floor(x * sx))), min(h - 1, int(math.floor(y * sy)))
+
+
+def ablate_at_points(
+    session: Session,
+    points: list[tuple[float, float]],
+    segments_kind: str = "class",
+    baseline: str = "zero",
+    state: JobState | None = None,
+    sweep: AblationSweep | None = None,
+) -> tuple[AblationOutcome, Segments]:
+    """Ablate together the segments under ``points`` (original-image coordinates)."""
+    prediction = session.predict(state)
+    segments = (sweep.segments if sweep is not None and sweep.segments.kind == segments_kind
+                else make_segments(prediction.class_map, segments_kind))
+    ids = [segments.at(*to_working(session, x, y)).id for x, y in points]
+    return session.ablate(segments, ids, baseline, sweep=sweep, state=state), segments
+
+
+def relative_change(before: float, after: float) -> float | None:
+    return None if before == 0 else (after - before) / abs(before)
+
+
+def summary_line(prediction: Prediction, outcome: AblationOutcome, segments: Segments) -> str:
+    """e.g. 'bus -83 %; 12 % of pixels changed class'."""
+    classes = sorted({s.class_index for s in segments.info if s.id in outcome.segment_ids})
+    parts = []
+    for c in classes:
+        rel = relative_change(float(outcome.before[c]), float(outcome.after[c]))
+        change = "n/a" if rel is None else f"{rel * 100:+.0f} %"
+        parts.append(f"{prediction.categories[c]} {change}")
+    return f"{', '.join(parts)}; {outcome.changed_fraction * 100:.0f} % of pixels changed class"

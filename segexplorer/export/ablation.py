@@ -1,0 +1,52 @@
+"""Files for one ablation: the input the model saw, its new prediction, what changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..engine.ablation import summary_line
+from ..engine.segments import Segments
+from ..engine.session import AblationOutcome, Session
+from ..render import changed_pixels_map, decode_segmap
+from .atomic import ensure_folder
+from .files import save_json, save_png
+
+
+def ablation_report(session: Session, segments: Segments, outcome: AblationOutcome) -> dict:
+    pred = session.predict()
+    by_id = {s.id: s for s in segments.info}
+    return {
+        "image_size": list(session.image.original_size),
+        "working_size": [int(v) for v in pred.shape],
+        "model": session.model.name,
+        "weights": session.model.weights,
+        "segments_kind": segments.kind,
+        "segments": [
+            {"id": sid, "class_index": by_id[sid].class_index,
+             "class_name": pred.categories[by_id[sid].class_index],
+             "pixels": by_id[sid].pixels}
+            for sid in outcome.segment_ids
+        ],
+        "baseline": outcome.baseline,
+        "aggregation": "argmax-masked sum with the original prediction's mask",
+        "classes": [
+            {"index": c, "name": name, "before": float(outcome.before[c]),
+             "after": float(outcome.after[c]), "delta": float(outcome.delta[c])}
+            for c, name in enumerate(pred.categories)
+        ],
+        "changed_pixel_fraction": outcome.changed_fraction,
+        "summary": summary_line(pred, outcome, segments),
+    }
+
+
+def write_ablation(out_dir: str | Path, session: Session, segments: Segments,
+                   outcome: AblationOutcome) -> list[Path]:
+    folder = ensure_folder(out_dir)
+    pred = session.predict()
+    return [
+        save_png(folder / "ablated_input.png", outcome.ablated_input),
+        save_png(folder / "segmentation_after.png", decode_segmap(outcome.class_map_after)),
+        save_png(folder / "changed_pixels.png",
+                 changed_pixels_map(pred.class_map, outcome.class_map_after, pred.image)),
+        save_json(folder / "changes.json", ablation_report(session, segments, outcome)),
+    ]

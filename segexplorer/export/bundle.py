@@ -1,0 +1,137 @@
+"""What ``segexplorer explain`` (and the window's "Export all...") writes into a folder."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from ..engine.analysis import ExplainResult
+from ..render import decode_segmap, render_attribution
+from .atomic import ensure_folder
+from .files import save_json, save_npz, save_png
+
+
+def library_versions() -> dict[str, str]:
+    import captum
+    import matplotlib
+    import PIL
+    import torch
+    import torchvision
+
+    from .. import __version__
+
+    return {
+        "segexplorer": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "captum": captum.__version__,
+        "numpy": np.__version__,
+        "pillow": PIL.__version__,
+        "matplotlib": matplotlib.__version__,
+    }
+
+
+def explain_arrays(result: ExplainResult) -> dict[str, np.ndarray]:
+    """The NPZ's arrays: exactly the documented keys (see README)."""
+    arrays: dict[str, np.ndarray] = {
+        "segmentation": result.prediction.class_map.astype(np.int64),
+    }
+    if result.gradcam is not None and "gradcam" in result.methods:
+        for c in result.targets:
+            arrays[f"gradcam_{c}"] = result.gradcam.raw[c].astype(np.float32)
+            arrays[f"gradcam_upsampled_{c}"] = result.gradcam.upsampled[c].astype(np.float32)
+    if result.sweep is not None:
+        for c in result.targets:
+            arrays[f"ablation_{c}"] = result.sweep.attribution_map(c).astype(np.float32)
+        arrays["segment_ids"] = result.sweep.segments.ids.astype(np.int64)
+        arrays["ablation_table"] = result.sweep.table.astype(np.float32)
+    return arrays
+
+
+def explain_report(result: ExplainResult) -> dict:
+    pred = result.prediction
+    counts = pred.pixel_counts
+    h, w = pred.shape
+    report: dict = {
+        "image": result.image_path,
+        "model": result.model,
+        "weights": result.weights,
+        "untrained": result.untrained,
+        "device": result.device,
+        "size": result.size,
+        "working_size": [int(h), int(w)],
+        "class_names": list(pred.categories),
+        "pixel_counts": {name: int(n) for name, n in zip(pred.categories, counts)},
+        "present_classes": pred.present_classes,
+        "methods": list(result.methods),
+        "forward_passes": result.forward_passes,
+    }
+    if result.gradcam is not None:
+        report["gradcam"] = {
+            "layer": result.gradcam.layer,
+            "aggregation": result.gradcam.aggregation,
+            "upsample": result.gradcam.upsample,
+            "activation_shape": list(result.gradcam.activation_shape),
+            "layer_resolution": list(next(iter(result.gradcam.raw.values())).shape)
+            if result.gradcam.raw else None,
+        }
+    targets = []
+    for c in result.targets:
+        entry: dict = {"index": int(c), "name": pred.categories[c], "pixels": int(counts[c])}
+        if result.sweep is not None:
+            table = result.sweep.table
+            entry["score"] = float(result.sweep.initial_scores[c])
+            entry["ablation"] = [
+                {"segment": s.id, "class_index": s.class_index,
+                 "class_name": pred.categories[s.class_index], "delta": float(table[row, c])}
+                for row, s in enumerate(result.sweep.segments.info)
+            ]
+        targets.append(entry)
+    report["targets"] = targets
+    if result.sweep is not None:
+        report["ablation"] = {
+            "segments_kind": result.sweep.segments.kind,
+            "baseline": result.sweep.baseline,
+            "aggregation": result.sweep.aggregation,
+            "delta_meaning": "score(original) - score(segment ablated), as Captum's "
+                             "FeatureAblation; ablation_table rows are segments in ascending id",
+            "forward_passes": result.sweep.forward_passes,
+        }
+        report["segments"] = [
+            {"id": s.id, "class_index": s.class_index,
+             "class_name": pred.categories[s.class_index], "pixels": s.pixels}
+            for s in result.sweep.segments.info
+        ]
+    report["timings_seconds"] = {k: round(v, 4) for k, v in result.timings.items()}
+    report["versions"] = library_versions()
+    return report
+
+
+def write_explain(out_dir: str | Path, result: ExplainResult) -> list[Path]:
+    """Write report.json, attributions.npz and the PNGs into ``out_dir`` (created)."""
+    folder = ensure_folder(out_dir)
+    image = result.prediction.image
+    written = [
+        save_png(folder / "segmentation.png", decode_segmap(result.prediction.class_map)),
+    ]
+    if result.gradcam is not None:
+        if "gradcam" in result.methods:
+            for c in result.targets:
+                rendered = render_attribution(result.gradcam.upsampled[c], image,
+                                              "blended_heat_map", "all")
+                written.append(save_png(folder / f"gradcam_{c}.png", rendered.rgba))
+        if "activation" in result.methods:
+            rendered = render_attribution(result.gradcam.activation_upsampled, image,
+                                          "blended_heat_map", "all")
+            written.append(save_png(folder / "activation.png", rendered.rgba))
+    if result.sweep is not None:
+        for c in result.targets:
+            rendered = render_attribution(result.sweep.attribution_map(c), image,
+                                          "blended_heat_map", "all")
+            written.append(save_png(folder / f"ablation_{c}.png", rendered.rgba))
+    written.append(save_npz(folder / "attributions.npz", explain_arrays(result)))
+    written.append(save_json(folder / "report.json", explain_report(result)))
+    return written

@@ -1,0 +1,63 @@
+"""Captum-exact drawing of attribution maps as RGBA arrays (numpy + matplotlib colour maps).
+
+No torch, Captum or Qt here: results are plain ``HxWx4`` uint8 arrays at the image's
+native resolution, ready for a Qt canvas or a PNG.
+"""
+
+from .colormaps import (
+    apply_colormap,
+    colorbar_rgba,
+    colorbar_ticks,
+    colormap_for,
+    value_range,
+)
+from .composite import (
+    METHODS,
+    Rendered,
+    alpha_scaling,
+    blended_heat_map,
+    changed_pixels_map,
+    composite_over,
+    heat_map,
+    masked_image,
+    original_image,
+    prepare_image,
+    render_attribution,
+    segmentation_overlay,
+)
+from .normalize import (
+    SIGNS,
+    NormalizedAttr,
+    canonical_sign,
+    cumulative_sum_threshold,
+    normalize_attr,
+)
+from .palette import VOC_PALETTE, class_colors, decode_segmap
+
+__all__ = [
+    "METHODS",
+    "SIGNS",
+    "VOC_PALETTE",
+    "NormalizedAttr",
+    "Rendered",
+    "alpha_scaling",
+    "apply_colormap",
+    "blended_heat_map",
+    "canonical_sign",
+    "changed_pixels_map",
+    "class_colors",
+    "colorbar_rgba",
+    "colorbar_ticks",
+    "colormap_for",
+    "composite_over",
+    "cumulative_sum_threshold",
+    "decode_segmap",
+    "heat_map",
+    "masked_image",
+    "normalize_attr",
+    "original_image",
+    "prepare_image",
+    "render_attribution",
+    "segmentation_overlay",
+    "value_range",
+]
