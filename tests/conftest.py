@@ -34,3 +34,11 @@ def astronaut_path() -> Path:
 @pytest.fixture(scope="session")
 def coffee_path() -> Path:
     return _skimage_file("coffee.png")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tiny_models():
+    """'tiny', 'tiny_slow' and 'colour' architectures (see tests/tiny_models.py)."""
+    from tiny_models import register_tiny_models
+
+    register_tiny_models()

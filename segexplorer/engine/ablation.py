@@ -17,9 +17,9 @@ def to_working(session: Session, x: float, y: float) -> tuple[int, int]:
     if not (0 <= x < w0 and 0 <= y < h0):
         raise UserError(f"Point ({x:g}, {y:g}) is outside the {w0} x {h0} image: give X,Y "
                         "in the original image's pixel coordinates.")
-    sx, sy = session.image.scale
     h, w = session.image.shape
-    return min(w - 1, int(math.floor(x * sx))), min(h - 1, int(math.floor(y * sy)))
+    # x * w / w0 (not x * (w / w0)): exact for points on the working grid
+    return min(w - 1, int(math.floor(x * w / w0))), min(h - 1, int(math.floor(y * h / h0)))
 
 
 def ablate_at_points(

@@ -51,15 +51,23 @@ class Aggregation:
         return f"sum of scores over a region of {int(np.count_nonzero(self.region))} pixels"
 
 
-def aggregate(logits: torch.Tensor, agg: Aggregation, class_map: torch.Tensor) -> torch.Tensor:
+def argmax_selection(logits: torch.Tensor, class_map: torch.Tensor) -> torch.Tensor:
+    """The seed's one-hot mask of the original prediction (1 x C x H x W)."""
+    return torch.zeros_like(logits[0:1]).scatter_(1, class_map, 1)
+
+
+def aggregate(logits: torch.Tensor, agg: Aggregation, class_map: torch.Tensor,
+              selected: torch.Tensor | None = None) -> torch.Tensor:
     """N x C x H x W scores to N x C.
 
     ``class_map`` is the original prediction (1 x 1 x H x W, int64): the argmax-masked
     sum keeps using it when the input is perturbed, as the seed's wrapper does.
+    ``selected`` may pass that mask's one-hot form, built once (``argmax_selection``).
     """
     if agg.kind == ARGMAX_MASKED:
         # The seed's exact operations, so our numbers equal Captum's to the last bit.
-        selected = torch.zeros_like(logits[0:1]).scatter_(1, class_map, 1)
+        if selected is None:
+            selected = argmax_selection(logits, class_map)
         return (logits * selected).sum(dim=(2, 3))
     if agg.kind == PLAIN_SUM:
         return logits.sum(dim=(2, 3))

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .aggregation import ARGMAX_MASKED, Aggregation, aggregate
+from .aggregation import ARGMAX_MASKED, PLAIN_SUM, Aggregation, aggregate, argmax_selection
 from .baselines import Baseline, baseline_tensor, parse_baseline
 from .errors import UserError
 from .image import PreparedImage, denormalize
@@ -70,6 +70,9 @@ class Session:
         self.input = image.tensor.to(model.device)
         self._prediction: Prediction | None = None
         self._class_map_t: torch.Tensor | None = None
+        self._logits_t: torch.Tensor | None = None  # the unperturbed output, on the device
+        self._selected: torch.Tensor | None = None  # one-hot of the original prediction
+        self._scores: dict[str, np.ndarray] = {}  # unperturbed scores per aggregation kind
         self.forward_passes = 0
 
     # -- prediction ---------------------------------------------------------------
@@ -86,8 +89,12 @@ class Session:
         return self._prediction
 
     def _set_prediction(self, logits: torch.Tensor, seconds: float) -> None:
-        class_map = torch.argmax(logits, dim=1, keepdim=True)  # the seed's out_max
-        self._class_map_t = class_map.detach().clone()
+        logits = logits.detach()
+        # the seed's out_max; max().indices is argmax (first maximum on ties), 3x faster
+        class_map = logits.max(dim=1, keepdim=True).indices
+        self._class_map_t = class_map.clone()
+        self._logits_t = logits.clone()
+        self._selected = argmax_selection(logits, class_map)
         self._prediction = Prediction(
             image=self.image.rgb,
             logits=logits.detach()[0].float().cpu().numpy(),
@@ -101,13 +108,21 @@ class Session:
         self.predict()
         return self._class_map_t
 
+    def _aggregate(self, logits: torch.Tensor, agg: Aggregation) -> torch.Tensor:
+        return aggregate(logits, agg, self.class_map_tensor, self._selected)
+
     def scores(self, aggregation: Aggregation | None = None) -> np.ndarray:
         """Aggregated score of every class for the unperturbed image (no forward pass)."""
         agg = aggregation or Aggregation(ARGMAX_MASKED)
-        pred = self.predict()
-        logits = torch.from_numpy(pred.logits).unsqueeze(0).to(self.model.device)
+        self.predict()
+        cacheable = agg.kind in (ARGMAX_MASKED, PLAIN_SUM)
+        if cacheable and agg.kind in self._scores:
+            return self._scores[agg.kind].copy()
         with torch.inference_mode():
-            return aggregate(logits, agg, self.class_map_tensor).float().cpu().numpy()[0]
+            result = self._aggregate(self._logits_t, agg).float().cpu().numpy()[0]
+        if cacheable:
+            self._scores[agg.kind] = result.copy()
+        return result
 
     # -- Grad-CAM and activation -------------------------------------------------------
     @contextmanager
@@ -154,7 +169,7 @@ class Session:
             activation = captured[0]
             if self._prediction is None:
                 self._set_prediction(logits, time.perf_counter() - start)
-            scores = aggregate(logits, agg, self.class_map_tensor)
+            scores = self._aggregate(logits, agg)
             if targets is None:
                 targets = self._prediction.present_classes
             raw: dict[int, np.ndarray] = {}
@@ -256,7 +271,6 @@ class Session:
         h, w = segments.ids.shape
         map_dtype = np.uint8 if self.model.num_classes <= 256 else np.int32
         maps = np.zeros((n, h, w), dtype=map_dtype) if keep_maps else None
-        class_map = self.class_map_tensor
         seg_ids_t = torch.as_tensor(segments.ids, device=self.model.device).view(1, 1, h, w)
         passes = 0
         done = 0
@@ -270,11 +284,11 @@ class Session:
                     masks = (seg_ids_t == id_t).to(self.input.dtype)  # k x 1 x H x W
                     batch = self._ablate(self.input, masks, base)
                     logits = self.model.logits(batch)
-                    scores = aggregate(logits, agg, class_map)
+                    scores = self._aggregate(logits, agg)
                     ablated[done:done + len(batch_ids)] = scores.float().cpu().numpy()
                     if maps is not None:
                         maps[done:done + len(batch_ids)] = (
-                            logits.argmax(dim=1).cpu().numpy().astype(map_dtype))
+                            logits.max(dim=1).indices.cpu().numpy().astype(map_dtype))
             except torch.OutOfMemoryError:
                 if chunk == 1:
                     raise UserError(
@@ -342,8 +356,8 @@ class Session:
             report(state, 0, 1, "Ablating")
             with torch.inference_mode():
                 logits = self.model.logits(inp)
-                after = aggregate(logits, agg, self.class_map_tensor).float().cpu().numpy()[0]
-                class_map_after = logits.argmax(dim=1)[0].cpu().numpy().astype(np.int64)
+                after = self._aggregate(logits, agg).float().cpu().numpy()[0]
+                class_map_after = logits.max(dim=1).indices[0].cpu().numpy().astype(np.int64)
             self.forward_passes += 1
             report(state, 1, 1, "Ablated")
         return AblationOutcome(

@@ -1,0 +1,168 @@
+"""``segexplorer explain / ablate / models / layers`` end to end, checked against Captum."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from captum.attr import FeatureAblation, LayerAttribution, LayerGradCam
+
+from segexplorer.cli import main
+from segexplorer.engine.aggregation import Aggregation, make_wrapper
+from segexplorer.engine.image import load_image, preprocess
+from segexplorer.engine.models import build_untrained, get_architecture, load_model
+
+
+def captum_reference(model, image_path, size, target):
+    prepared = preprocess(load_image(image_path), size)
+    inp = prepared.tensor.clone()
+    with torch.no_grad():
+        out_max = torch.argmax(model.logits(inp), dim=1, keepdim=True)
+    wrapper = make_wrapper(model.logits, Aggregation(), out_max)
+    grad_inp = inp.clone().requires_grad_()
+    gc = LayerGradCam(wrapper, model.layer()).attribute(grad_inp, target=target)
+    up = LayerAttribution.interpolate(gc, inp.shape[2:])
+    fa = FeatureAblation(wrapper).attribute(inp, feature_mask=out_max, target=target)
+    return out_max[0, 0].numpy(), gc[0, 0].detach().numpy(), up[0, 0].detach().numpy(), \
+        fa[0, 0].numpy()
+
+
+def check_npz_against_captum(out_dir, model, image_path, size):
+    report = json.loads((out_dir / "report.json").read_text())
+    npz = np.load(out_dir / "attributions.npz")
+    targets = [t["index"] for t in report["targets"]]
+    assert targets == report["present_classes"]
+    expected_keys = {"segmentation", "segment_ids", "ablation_table"}
+    for c in targets:
+        expected_keys |= {f"gradcam_{c}", f"gradcam_upsampled_{c}", f"ablation_{c}"}
+    assert set(npz.files) == expected_keys
+    assert npz["ablation_table"].shape == (len(report["segments"]), len(report["class_names"]))
+    for c in targets[:2]:
+        seg, gc, up, fa = captum_reference(model, image_path, size, c)
+        np.testing.assert_array_equal(npz["segmentation"], seg)
+        np.testing.assert_array_equal(npz["segment_ids"], seg)
+        for ours, theirs in ((npz[f"gradcam_{c}"], gc), (npz[f"gradcam_upsampled_{c}"], up),
+                             (npz[f"ablation_{c}"], fa)):
+            scale = max(float(np.abs(theirs).max()), 1e-12)
+            np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5 * scale)
+        # the table row of each segment is what the map shows on that segment's pixels
+        for row, seg_info in enumerate(report["segments"]):
+            value = npz["ablation_table"][row, c]
+            assert np.all(npz[f"ablation_{c}"][npz["segment_ids"] == seg_info["id"]] == value)
+    for c in targets:
+        assert (out_dir / f"gradcam_{c}.png").is_file()
+        assert (out_dir / f"ablation_{c}.png").is_file()
+    assert (out_dir / "segmentation.png").is_file()
+    return report
+
+
+def test_explain_untrained_matches_captum(tmp_path, motorcycle_path, capsys):
+    out = tmp_path / "out"
+    code = main(["explain", str(motorcycle_path), "--model", "fcn_resnet50", "--weights",
+                 "untrained", "--device", "cpu", "--size", "64", "--out", str(out)])
+    assert code == 0
+    assert "untrained" in capsys.readouterr().out
+    model = load_model("fcn_resnet50", "untrained", "cpu")
+    report = check_npz_against_captum(out, model, motorcycle_path, 64)
+    assert report["untrained"] is True
+    assert report["working_size"] == [64, 94]
+    assert report["gradcam"]["layer"] == "backbone.layer4.2.conv3"
+    assert report["gradcam"]["activation_shape"] == [1, 2048, 8, 12]
+    assert report["versions"]["captum"]
+    # one forward pass for prediction and every Grad-CAM, one per segment for ablation
+    assert report["forward_passes"] == 1 + len(report["segments"])
+
+
+def test_explain_with_a_saved_state_dict(tmp_path, astronaut_path):
+    arch = get_architecture("fcn_resnet50")
+    torch.manual_seed(123)
+    module = build_untrained(arch)
+    with torch.no_grad():  # different from the untrained weights
+        for p in module.parameters():
+            p.mul_(1.1).add_(0.01 * torch.randn_like(p))
+    state = {f"aux_classifier.{k}": v for k, v in {"0.weight": torch.zeros(3)}.items()}
+    state.update(module.state_dict())  # torchvision's files carry aux_classifier.* too
+    weights = tmp_path / "my weights é.pth"
+    torch.save(state, weights)
+    out = tmp_path / "out"
+    code = main(["explain", str(astronaut_path), "--model", "fcn_resnet50", "--weights",
+                 str(weights), "--device", "cpu", "--size", "48", "--out", str(out), "-q"])
+    assert code == 0
+    model = load_model("fcn_resnet50", str(weights), "cpu")
+    report = check_npz_against_captum(out, model, astronaut_path, 48)
+    assert report["weights"] == str(weights)
+    assert report["untrained"] is False
+
+
+def test_explain_one_target_by_name_and_methods(tmp_path, motorcycle_path):
+    out = tmp_path / "o"
+    model = load_model("lraspp_mobilenet_v3_large", "untrained", "cpu")
+    from segexplorer.engine.session import Session
+
+    pred = Session(model, preprocess(load_image(motorcycle_path), 64)).predict()
+    name = pred.categories[pred.present_classes[0]]
+    code = main(["explain", str(motorcycle_path), "--model", "lraspp_mobilenet_v3_large",
+                 "--weights", "untrained", "--size", "64", "--target", name,
+                 "--methods", "gradcam", "--upsample", "bilinear", "--out", str(out), "-q"])
+    assert code == 0
+    npz = np.load(out / "attributions.npz")
+    c = pred.present_classes[0]
+    assert set(npz.files) == {"segmentation", f"gradcam_{c}", f"gradcam_upsampled_{c}"}
+    assert not (out / f"ablation_{c}.png").exists()
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["explain", "missing.png"], "does not exist"),
+        (["explain", "{text}"], "not an image"),
+        (["explain", "{img}", "--model", "resnet9000"], "Unknown model"),
+        (["explain", "{img}", "--weights", "{text}"], "could not be read"),
+        (["explain", "{img}", "--target", "unicorn"], "Unknown class"),
+        (["explain", "{img}", "--target", "99"], "out of range"),
+        (["explain", "{img}", "--methods", "magic"], "Unknown method"),
+        (["explain", "{img}", "--baseline", "purple-ish"], "Unknown baseline"),
+        (["explain", "{img}", "--layer", "backbone.nope"], "does not exist"),
+        (["explain", "{img}", "--device", "cuda:7"], "cuda"),
+        (["explain", "{img}", "--size", "3"], "too small"),
+        (["ablate", "{img}", "--at", "5000,5"], "outside"),
+        (["ablate", "{img}", "--at", "five"], "X,Y"),
+    ],
+)
+def test_errors_are_one_line_and_nonzero(tmp_path, motorcycle_path, capsys, args, fragment):
+    text = tmp_path / "notes.png"
+    text.write_text("hello, I am not a picture")
+    filled = [a.format(img=motorcycle_path, text=text) for a in args]
+    defaults = ["--weights", "untrained", "--model", "lraspp_mobilenet_v3_large", "--size",
+                "32", "--device", "cpu", "--out", str(tmp_path / "out"), "-q"]
+    # later options win in argparse, so the case's own options come last
+    code = main(filled[:2] + defaults + filled[2:])
+    err = capsys.readouterr().err
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("segexplorer: error:")
+    assert fragment.lower() in lines[0].lower()
+    assert "Traceback" not in err
+
+
+def test_models_and_layers_lists(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "fcn_resnet101" in out and "lraspp_mobilenet_v3_large" in out
+    assert "fcn_resnet101_coco-7ecb50ca.pth" in out
+    assert main(["layers", "fcn_resnet50"]) == 0
+    out = capsys.readouterr().out
+    assert "backbone.layer4.2.conv3" in out and "(default)" in out
+
+
+def test_console_entry_runs_as_module(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "segexplorer", "explain", "nope.jpg",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "segexplorer: error: Image 'nope.jpg' does not exist: " \
+                                  "check the path."
