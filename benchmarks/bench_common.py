@@ -1,0 +1,169 @@
+"""Helpers shared by the benchmark scripts: machine description, timing, memory, inputs.
+
+Benchmarks print ratios against a baseline measured in the same run; nothing here
+asserts a timing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def default_image() -> str:
+    """skimage's motorcycle_left.png from the installed package (no download)."""
+    import skimage
+
+    path = Path(skimage.__file__).parent / "data" / "motorcycle_left.png"
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing from the installed skimage: pass --image PATH.")
+    return str(path)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def machine_info(device: torch.device) -> dict:
+    info = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": usable_cores(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+        "gpu": None,
+        "load_average": None,
+    }
+    with contextlib.suppress(OSError):
+        info["load_average"] = [round(v, 2) for v in os.getloadavg()]
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def machine_header(info: dict) -> str:
+    lines = [
+        f"CPU:     {info['cpu']} ({info['cores']} cores, {info['usable_cores']} usable; "
+        f"torch threads {info['torch_threads']})",
+        f"GPU:     {info['gpu'] or 'none used'}",
+        f"torch:   {info['torch']}  python {info['python']}  device {info['device']}",
+    ]
+    if info.get("load_average"):
+        la = info["load_average"]
+        lines.append(f"load:    {la[0]} {la[1]} {la[2]} (1/5/15 min load average at start)")
+    return "\n".join(lines)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Timer:
+    """Wall time of a block, waiting for the device before reading the clock."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.seconds = 0.0
+
+    def __enter__(self) -> Timer:
+        sync(self.device)
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sync(self.device)
+        self.seconds = time.perf_counter() - self._start
+
+
+class ForwardCounter:
+    """Counts calls of a module's forward (and the images they carry) by wrapping it."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.calls = 0
+        self.images = 0
+        original = module.forward
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            first = args[0] if args else next(iter(kwargs.values()), None)
+            if isinstance(first, torch.Tensor) and first.dim() > 0:
+                self.images += int(first.shape[0])
+            return original(*args, **kwargs)
+
+        module.forward = counted  # an instance attribute: nn.Module.__call__ finds it
+
+    def reset(self) -> None:
+        self.calls = 0
+        self.images = 0
+
+
+# ---------------------------------------------------------------------- memory (Linux)
+
+
+def peak_rss_mib() -> float:
+    """The process's peak resident set since it started (ru_maxrss; KiB on Linux)."""
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if platform.system() == "Darwin":  # bytes there
+        kib /= 1024
+    return kib / 1024
+
+
+def _status_kib(field: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def current_rss_mib() -> float | None:
+    kib = _status_kib("VmRSS")
+    return None if kib is None else kib / 1024
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's high-water mark (VmHWM) so a later read covers only what follows."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def window_peak_rss_mib() -> float | None:
+    """VmHWM: the peak since the last :func:`reset_peak_rss` (or since start)."""
+    kib = _status_kib("VmHWM")
+    return None if kib is None else kib / 1024
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def fmt_s(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
