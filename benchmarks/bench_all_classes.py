@@ -158,13 +158,22 @@ def run_engine_once(model, image, device, k, counter) -> dict:
     stages = {}
     with Timer(device) as total:
         session = Session(model, image)
-        with Timer(device) as t:
-            pred = session.predict()
-        stages["predict"] = t.seconds
-        targets = choose_targets(pred.class_map, k, model.num_classes)
-        with Timer(device) as t:
-            cam = session.gradcam(targets)
-        stages["gradcam"] = t.seconds
+        if k is None:
+            # every predicted class: one forward pass gives the prediction and all Grad-CAMs
+            stages["predict"] = 0.0
+            with Timer(device) as t:
+                cam = session.gradcam(None)
+                pred = session.predict()
+                targets = list(cam.raw)
+            stages["gradcam"] = t.seconds
+        else:  # forced targets are chosen from the prediction first
+            with Timer(device) as t:
+                pred = session.predict()
+            stages["predict"] = t.seconds
+            targets = choose_targets(pred.class_map, k, model.num_classes)
+            with Timer(device) as t:
+                cam = session.gradcam(targets)
+            stages["gradcam"] = t.seconds
         with Timer(device) as t:
             segments = make_segments(pred.class_map, "class")
             sweep = session.sweep(segments, "zero")

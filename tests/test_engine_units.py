@@ -187,3 +187,53 @@ def test_untrained_weights_are_seeded_and_labelled():
         assert torch.equal(pa, pb)
     assert a.untrained and "untrained" in a.weights_label
     assert not any(p.requires_grad for p in a.module.parameters())
+
+
+def test_out_of_memory_halves_the_chunk_and_finishes(colour_session, monkeypatch):
+    session = colour_session
+    segments = make_segments(session.predict().class_map, "component")
+    reference = session.sweep(segments, chunk_size=1)
+    module = session.model.module
+    original_forward = module.forward
+    seen_batches = []
+
+    def forward_with_small_memory(x):
+        seen_batches.append(x.shape[0])
+        if x.shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return original_forward(x)
+
+    monkeypatch.setattr(module, "forward", forward_with_small_memory)
+    sweep = session.sweep(segments, chunk_size=8)
+    assert seen_batches[:3] == [min(8, segments.count), 4, 2]
+    np.testing.assert_array_equal(sweep.ablated_scores, reference.ablated_scores)
+    np.testing.assert_array_equal(sweep.after_maps, reference.after_maps)
+
+
+def test_out_of_memory_at_batch_one_is_a_clear_message(colour_session, monkeypatch):
+    session = colour_session
+    segments = make_segments(session.predict().class_map, "class")
+
+    def no_memory(x):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: "
+                           "can't allocate memory: you tried to allocate 123456789 bytes")
+
+    monkeypatch.setattr(session.model.module, "forward", no_memory)
+    with pytest.raises(UserError, match="Out of memory"):
+        session.sweep(segments)
+
+
+def test_fast_mode_bf16_is_close_to_fp32():
+    model = load_model("tiny", "untrained", "cpu")
+    prepared = preprocess(red_square_image(), 48)
+    exact = Session(model, prepared)
+    fast = Session(model, prepared, precision="bf16")
+    segments = make_segments(exact.predict().class_map, "class")
+    a = exact.sweep(segments)
+    b = fast.sweep(segments)
+    scale = np.abs(a.initial_scores).max()
+    assert np.abs(a.initial_scores - b.initial_scores).max() < 0.05 * scale
+    gc = fast.gradcam()
+    assert all(m.dtype == np.float32 for m in gc.raw.values())
+    with pytest.raises(UserError, match="precision"):
+        Session(model, prepared, precision="fp8")

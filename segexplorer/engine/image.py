@@ -27,27 +27,46 @@ DEFAULT_SIZE = 640
 # Resize(size) scales the shorter side; this caps the longer one for extreme aspect
 # ratios (a 100 x 20000 strip would otherwise become 640 x 128000).
 MAX_ASPECT = 4
-# Images beyond this many pixels are refused as possible decompression bombs.
+# Images beyond this many pixels are refused as possible decompression bombs (Pillow's own
+# Image.MAX_IMAGE_PIXELS, about 89 Mpx, usually refuses them first).
 MAX_PIXELS = 16384 * 16384
+# ... and so are images with a side beyond this: a 1 x 80,000,000 PNG is under the pixel
+# limit but takes seconds and gigabytes to decode (Pillow allocates per row).
+MAX_SIDE = 65535
 
 
 def load_image(source: str | Path | bytes) -> Image.Image:
-    """Open ``source`` (a path or encoded bytes) as an 8-bit RGB image."""
+    """Open ``source`` (a path or encoded bytes) as an 8-bit RGB image.
+
+    Anything that goes wrong while decoding (the bytes are untrusted) becomes a
+    one-line :class:`UserError` naming the file; nothing else escapes.
+    """
     name = "<clipboard>" if isinstance(source, bytes) else str(source)
-    if not isinstance(source, bytes):
+    if isinstance(source, bytes):
+        if not source:
+            raise UserError("The pasted or dropped image data is empty (0 bytes): copy it again.")
+    else:
         path = Path(source).expanduser()
-        if not path.exists():
-            raise UserError(f"Image '{name}' does not exist: check the path.")
-        if path.is_dir():
-            raise UserError(f"'{name}' is a folder, not an image: pick an image file.")
-        if path.stat().st_size == 0:
-            raise UserError(f"Image '{name}' is empty (0 bytes).")
+        try:
+            if not path.exists():
+                raise UserError(f"Image '{name}' does not exist: check the path.")
+            if path.is_dir():
+                raise UserError(f"'{name}' is a folder, not an image: pick an image file.")
+            if not path.is_file():  # a pipe or a device would block or never end
+                raise UserError(f"'{name}' is not a regular file (a pipe or device): pick an "
+                                "image file.")
+            if path.stat().st_size == 0:
+                raise UserError(f"Image '{name}' is empty (0 bytes): pick another file "
+                                "or save it again.")
+        except OSError as exc:  # a name too long, a path through a file ...
+            raise UserError(f"Image '{name}' cannot be opened ({_first_line(exc)}): "
+                            "check the path.") from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             fp = io.BytesIO(source) if isinstance(source, bytes) else open(path, "rb")  # noqa: SIM115
             with fp, Image.open(fp) as img:
-                if img.width * img.height > MAX_PIXELS:
+                if img.width * img.height > MAX_PIXELS or max(img.size) > MAX_SIDE:
                     raise UserError(
                         f"Image '{name}' is {img.width} x {img.height} pixels, too large to "
                         "open safely: downscale it first."
@@ -63,37 +82,48 @@ def load_image(source: str | Path | bytes) -> Image.Image:
             "refused; downscale it first if it is genuine."
         ) from None
     except UnidentifiedImageError:
-        raise UserError(f"'{name}' is not an image SegExplorer can read "
-                        "(PNG, JPEG, TIFF, BMP, GIF, WebP ...).") from None
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
-        detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise UserError(f"Image '{name}' is damaged or truncated ({detail}).") from None
+        raise UserError(f"'{name}' is not an image SegExplorer can read: pick a PNG, JPEG, "
+                        "TIFF, BMP, GIF or WebP file.") from None
+    except PermissionError:
+        raise UserError(f"Image '{name}' cannot be read (permission denied): check the "
+                        "file's permissions.") from None
+    except MemoryError:
+        raise UserError(f"Image '{name}' is too large for the memory available: "
+                        "downscale it first.") from None
+    except Exception as exc:  # noqa: BLE001 - untrusted bytes: any decoder failure is the file's
+        raise UserError(f"Image '{name}' is damaged or truncated ({_first_line(exc)}): "
+                        "save it again or pick another file.") from None
     if rgb.width < 1 or rgb.height < 1:
-        raise UserError(f"Image '{name}' has no pixels.")
+        raise UserError(f"Image '{name}' has no pixels: pick another file.")
     return rgb
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:120] if text else type(exc).__name__
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
     """Any PIL mode to 8-bit RGB: alpha over white, high bit depths scaled."""
     mode = img.mode
-    if mode == "RGB":
-        return img.copy()
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+    if mode in ("I", "F") or mode.startswith("I;"):
         arr = np.asarray(img, dtype=np.float64)
         if mode.startswith("I;16"):
             arr = arr / 65535.0
-        elif mode == "I":
+        elif mode.startswith("I"):
             arr = arr / 65535.0 if arr.max(initial=0) > 255 else arr / 255.0
         else:  # float data: 0..1 as is, anything else stretched to its range
             finite = arr[np.isfinite(arr)]
             lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-            if lo < 0.0 or hi > 1.0:
-                arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
+            if (lo < 0.0 or hi > 1.0) and hi > lo:
+                arr = (arr - lo) / (hi - lo)
             arr = np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=0.0)
         gray = np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
         return Image.fromarray(gray, "L").convert("RGB")
-    if mode == "P" and "transparency" in img.info:
-        img = img.convert("RGBA")
+    if mode in ("P", "L", "RGB") and "transparency" in img.info:
+        img = img.convert("RGBA")  # palette or colour-key transparency (PNG tRNS)
+    elif mode == "RGB":
+        return img.copy()
     elif mode == "P":
         return img.convert("RGB")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -127,10 +157,28 @@ def working_transform(size: int) -> transforms.Resize:
     return transforms.Resize(size, max_size=size * MAX_ASPECT)
 
 
+def working_shape(width: int, height: int, size: int) -> tuple[int, int]:
+    """(H, W) that ``working_transform(size)`` gives a ``width`` x ``height`` image."""
+    short, long = sorted((width, height))
+    new_short, new_long = size, int(size * long / short)
+    max_size = size * MAX_ASPECT
+    if new_long > max_size:
+        new_short, new_long = int(max_size * new_short / new_long), max_size
+    return (new_long, new_short) if width <= height else (new_short, new_long)
+
+
 def preprocess(image: Image.Image, size: int = DEFAULT_SIZE) -> PreparedImage:
     """The seed's preprocessing: Resize(size), ToTensor, ImageNet Normalize."""
-    if not isinstance(size, int) or size < 16:
+    if not isinstance(size, int) or isinstance(size, bool) or size < 16:
         raise UserError(f"Working size {size!r} is too small: use at least 16 (default 640).")
+    if image.mode != "RGB":
+        image = to_rgb(image)
+    w, h = image.size
+    if min(working_shape(w, h, size)) < 1:
+        raise UserError(
+            f"The image is {w} x {h} pixels, too thin to analyse at working size {size} "
+            f"(sides more than {size * MAX_ASPECT}:1 apart): crop it to a less extreme shape."
+        )
     resized = working_transform(size)(image)
     to_tensor = transforms.ToTensor()(resized)
     normalized = transforms.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD)(to_tensor)

@@ -198,6 +198,10 @@ def load_model(
     except (RuntimeError, AssertionError) as exc:
         raise UserError(f"Could not move the model to {torch_device}: {exc}. "
                         "Try --device cpu.") from None
+    if torch_device.type == "cuda":
+        # cuDNN autotuning: the working size stays fixed for a session, so the search
+        # pays off after the first pass
+        torch.backends.cudnn.benchmark = True
     label = weights if weights in ("default", "untrained") else str(weights)
     return LoadedModel(arch=arch, module=module, device=torch_device, weights=label,
                        categories=arch.categories)

@@ -16,7 +16,7 @@ numbers equal Captum's calls; tests check it.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +33,8 @@ from .results import AblationSweep, GradCamResult, Prediction
 from .segments import Segments
 
 UPSAMPLE_MODES = ("nearest", "bilinear")
+MAX_CUDA_CHUNK = 32
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -64,9 +66,13 @@ class Session:
     at a time per session). Results are plain numpy dataclasses.
     """
 
-    def __init__(self, model: LoadedModel, image: PreparedImage) -> None:
+    def __init__(self, model: LoadedModel, image: PreparedImage,
+                 precision: str = "fp32") -> None:
+        if precision not in PRECISIONS:
+            raise UserError(f"Unknown precision '{precision}': use fp32 (exact) or bf16 (fast).")
         self.model = model
         self.image = image
+        self.precision = precision
         self.input = image.tensor.to(model.device)
         self._prediction: Prediction | None = None
         self._class_map_t: torch.Tensor | None = None
@@ -75,14 +81,30 @@ class Session:
         self._scores: dict[str, np.ndarray] = {}  # unperturbed scores per aggregation kind
         self.forward_passes = 0
 
+    # -- device helpers -------------------------------------------------------------
+    def _autocast(self):
+        """bf16 autocast in fast mode (opt-in: not Captum-exact); fp32 otherwise."""
+        if self.precision == "bf16":
+            return torch.autocast(self.model.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _layout(self, batch: torch.Tensor) -> torch.Tensor:
+        """channels-last in fast mode on CUDA, where tensor-core convolutions want it.
+
+        fp32 keeps the default layout so that its numbers stay those of Captum's calls.
+        """
+        if self.precision == "bf16" and self.model.device.type == "cuda":
+            return batch.contiguous(memory_format=torch.channels_last)
+        return batch
+
     # -- prediction ---------------------------------------------------------------
     def predict(self, state: JobState | None = None) -> Prediction:
         """The model's output for the image (cached: at most one forward pass)."""
         if self._prediction is None:
             report(state, 0, 1, "Predicting")
             start = time.perf_counter()
-            with torch.inference_mode():
-                logits = self.model.logits(self.input)
+            with torch.inference_mode(), self._autocast():
+                logits = self.model.logits(self._layout(self.input)).float()
             self.forward_passes += 1
             self._set_prediction(logits, time.perf_counter() - start)
             report(state, 1, 1, "Predicted")
@@ -160,8 +182,9 @@ class Session:
         agg = aggregation or Aggregation(ARGMAX_MASKED)
         start = time.perf_counter()
         report(state, 0, 1, "Grad-CAM: forward pass")
-        with self._graph_from_layer(layer_path) as captured, torch.enable_grad():
-            logits = self.model.logits(self.input)
+        with self._graph_from_layer(layer_path) as captured, torch.enable_grad(), \
+                self._autocast():
+            logits = self.model.logits(self._layout(self.input)).float()
             self.forward_passes += 1
             if not captured:
                 raise UserError(f"Layer '{layer_path}' is not used by the model's forward "
@@ -186,6 +209,7 @@ class Session:
         with torch.no_grad():
             act = activation.detach()
             mean = act.float().mean(dim=1, keepdim=True) if act.dim() == 4 else None
+            act = act.float()
             act_up = (F.interpolate(mean, size, mode="bilinear", align_corners=False)
                       if mean is not None else None)
         report(state, len(targets), len(targets), "Grad-CAM done")
@@ -212,7 +236,8 @@ class Session:
                 weights = torch.mean(grad, dim=tuple(range(2, grad.dim())), keepdim=True)
             else:
                 weights = grad
-            return torch.sum(weights * activation.detach(), dim=1, keepdim=True)
+            # .float() is a no-op in fp32; in bf16 it keeps the map in fp32 for numpy
+            return torch.sum(weights.float() * activation.detach().float(), dim=1, keepdim=True)
 
     def activation(self, layer: str | None = None) -> torch.Tensor:
         """The layer's output for the image (Captum's LayerActivation), on the CPU."""
@@ -247,7 +272,14 @@ class Session:
         return inp * (1 - mask) + base * mask
 
     def _default_chunk(self) -> int:
-        return 1 if self.model.device.type != "cuda" else 8
+        """Batch 1 off CUDA (batching is slower on CPUs); on CUDA, sized by a probe."""
+        return 1 if self.model.device.type != "cuda" else 0  # 0: measure, then size
+
+    def _cuda_chunk_after_probe(self, peak_per_image: int, remaining: int) -> int:
+        free, _total = torch.cuda.mem_get_info(self.model.device)
+        # leave a quarter of what is free for the allocator's fragmentation and the display
+        fit = int(free * 0.75 // max(peak_per_image, 1))
+        return max(1, min(fit, MAX_CUDA_CHUNK, remaining))
 
     def sweep(
         self,
@@ -258,7 +290,13 @@ class Session:
         chunk_size: int | None = None,
         keep_maps: bool = True,
     ) -> AblationSweep:
-        """Ablate each segment once; record every class's aggregated score each time."""
+        """Ablate each segment once; record every class's aggregated score each time.
+
+        Segments go through the model in chunks: one at a time on CPU and MPS; on CUDA
+        the first segment runs alone to measure its memory and the rest in chunks that
+        fit the free memory. An out-of-memory error halves the chunk and retries.
+        Cancellation is checked between chunks.
+        """
         agg = aggregation or Aggregation(ARGMAX_MASKED)
         base_spec = parse_baseline(baseline)
         start = time.perf_counter()
@@ -266,7 +304,10 @@ class Session:
         base = baseline_tensor(base_spec, self.input)
         ids = segments.id_list
         n = len(ids)
-        chunk = max(1, chunk_size or self._default_chunk())
+        chunk = chunk_size if chunk_size is not None else self._default_chunk()
+        probe = chunk == 0  # measure one segment's peak memory before sizing chunks
+        chunk = max(1, chunk)
+        largest_chunk = chunk
         ablated = np.zeros((n, len(initial)), dtype=np.float32)
         h, w = segments.ids.shape
         map_dtype = np.uint8 if self.model.num_classes <= 256 else np.int32
@@ -278,28 +319,43 @@ class Session:
         while done < n:
             check_cancelled(state)
             batch_ids = ids[done:done + chunk]
+            if probe:
+                torch.cuda.reset_peak_memory_stats(self.model.device)
+                before = torch.cuda.memory_allocated(self.model.device)
             try:
-                with torch.inference_mode():
+                with torch.inference_mode(), self._autocast():
                     id_t = torch.as_tensor(batch_ids, device=self.model.device).view(-1, 1, 1, 1)
                     masks = (seg_ids_t == id_t).to(self.input.dtype)  # k x 1 x H x W
                     batch = self._ablate(self.input, masks, base)
-                    logits = self.model.logits(batch)
+                    logits = self.model.logits(self._layout(batch)).float()
                     scores = self._aggregate(logits, agg)
                     ablated[done:done + len(batch_ids)] = scores.float().cpu().numpy()
                     if maps is not None:
                         maps[done:done + len(batch_ids)] = (
                             logits.max(dim=1).indices.cpu().numpy().astype(map_dtype))
+                    del logits, batch, masks
             except torch.OutOfMemoryError:
                 if chunk == 1:
                     raise UserError(
                         f"Out of memory on {self.model.device} even one segment at a time: "
-                        "use a smaller working size or --device cpu.") from None
+                        "use a smaller working size or the CPU.") from None
                 chunk = max(1, chunk // 2)
                 if self.model.device.type == "cuda":
                     torch.cuda.empty_cache()
                 continue
+            except RuntimeError as exc:
+                if "can't allocate memory" in str(exc) or "out of memory" in str(exc).lower():
+                    raise UserError(
+                        f"Out of memory on {self.model.device} during the ablation sweep: "
+                        "use a smaller working size or close other programs.") from None
+                raise
             passes += 1
             done += len(batch_ids)
+            if probe:
+                probe = False
+                peak = torch.cuda.max_memory_allocated(self.model.device) - before
+                chunk = self._cuda_chunk_after_probe(peak, n - done)
+                largest_chunk = max(largest_chunk, chunk)
             report(state, done, n, f"Ablated {done} of {n} segments")
         self.forward_passes += passes
         return AblationSweep(
@@ -310,7 +366,7 @@ class Session:
             ablated_scores=ablated,
             after_maps=maps,
             forward_passes=passes,
-            chunk_size=chunk,
+            chunk_size=largest_chunk,
             seconds=time.perf_counter() - start,
             _rows=segments.rows_map(),
         )
@@ -354,8 +410,8 @@ class Session:
         else:
             check_cancelled(state)
             report(state, 0, 1, "Ablating")
-            with torch.inference_mode():
-                logits = self.model.logits(inp)
+            with torch.inference_mode(), self._autocast():
+                logits = self.model.logits(self._layout(inp)).float()
                 after = self._aggregate(logits, agg).float().cpu().numpy()[0]
                 class_map_after = logits.max(dim=1).indices[0].cpu().numpy().astype(np.int64)
             self.forward_passes += 1

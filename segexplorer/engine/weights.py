@@ -13,7 +13,6 @@ import re
 import tempfile
 import urllib.error
 import urllib.request
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,22 +92,37 @@ def _offline_message(arch: Architecture, path: Path, why: str) -> str:
     )
 
 
-def read_state_dict(path: Path) -> dict:
+def read_state_dict(path: str | Path) -> dict:
     """Load a state dict from ``path`` safely (``weights_only=True``), with clear errors."""
-    if not path.exists():
-        raise UserError(f"Weights file '{path}' does not exist: check the path.")
-    if path.is_dir():
-        raise UserError(f"'{path}' is a folder, not a weights file: pick the .pth file inside.")
-    if path.stat().st_size == 0:
-        raise UserError(f"Weights file '{path}' is empty (0 bytes): download or save it again.")
+    path = Path(path).expanduser()
+    try:
+        if not path.exists():
+            raise UserError(f"Weights file '{path}' does not exist: check the path.")
+        if path.is_dir():
+            raise UserError(f"'{path}' is a folder, not a weights file: pick the .pth file "
+                            "inside.")
+        if not path.is_file():  # a pipe or a device would block or never end
+            raise UserError(f"'{path}' is not a regular file (a pipe or device): pick a "
+                            "weights file.")
+        if path.stat().st_size == 0:
+            raise UserError(f"Weights file '{path}' is empty (0 bytes): download or save it "
+                            "again.")
+    except OSError as exc:  # a name too long, a path through a file ...
+        raise UserError(f"Weights file '{path}' cannot be opened ({_first_line(exc)}): "
+                        "check the path.") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise UserError(_unpickling_message(path, str(exc))) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except PermissionError:
+        raise UserError(f"Weights file '{path}' cannot be read (permission denied): check the "
+                        "file's permissions.") from None
+    except MemoryError:
+        raise UserError(f"Weights file '{path}' is too large for the memory available: "
+                        "close other programs or use a smaller model.") from None
+    except Exception as exc:  # noqa: BLE001 - weights_only ran nothing: any failure is the file's
         raise UserError(
-            f"Weights file '{path}' could not be read ({first[:160]}): it is truncated or "
+            f"Weights file '{path}' could not be read ({_read_detail(exc)}): it is truncated or "
             "not a PyTorch file; download or save it again."
         ) from None
     if isinstance(obj, dict):
@@ -119,25 +133,76 @@ def read_state_dict(path: Path) -> dict:
                 break
     if not isinstance(obj, dict) or not obj:
         raise UserError(
-            f"Weights file '{path}' holds a {type(obj).__name__}, not a state dict: "
+            f"Weights file '{path}' holds a {type(obj).__name__}"
+            f"{' (empty)' if isinstance(obj, dict) else ''}, not a state dict: "
             "save one with torch.save(model.state_dict(), path)."
+        )
+    if not all(isinstance(k, str) for k in obj):
+        bad = next(k for k in obj if not isinstance(k, str))
+        raise UserError(
+            f"Weights file '{path}' is not a state dict (it has the key {bad!r}, not a "
+            "parameter name): save one with torch.save(model.state_dict(), path)."
         )
     if any(k.startswith("module.") for k in obj):  # saved from DataParallel
         obj = {k.removeprefix("module."): v for k, v in obj.items()}
     return obj
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:160] if text else type(exc).__name__
+
+
+def _read_detail(exc: BaseException) -> str:
+    """What torch.load said, short: its first sentence, or what kind of failure it was."""
+    if isinstance(exc, EOFError):
+        return "the data ends too early"
+    if not isinstance(exc, (RuntimeError, OSError, ValueError)):  # KeyError: 101 and the like
+        return f"unexpected content, {type(exc).__name__}"
+    return _first_line(exc).split(". ")[0]
+
+
+_GLOBAL = re.compile(r"GLOBAL ([A-Za-z_][\w.]*)")
+# Modules whose functions a malicious pickle calls to run code when it is loaded.
+_CODE_RUNNERS = {"os", "posix", "nt", "subprocess", "builtins", "__builtin__", "sys",
+                 "shutil", "socket", "importlib", "runpy", "pty", "code", "codeop",
+                 "webbrowser", "operator", "functools", "pickle", "_pickle", "marshal",
+                 "types", "ctypes", "platform", "commands", "popen2", "pdb", "timeit"}
+
+
+# Libraries whose pickled objects turn up in honest checkpoints (numpy scalars in the
+# metadata, torch.nn modules in a whole-model pickle): refused, but not called malicious.
+_DATA_LIBS = {"numpy", "torch", "torchvision", "collections", "copyreg", "_codecs",
+              "pathlib", "argparse", "typing", "enum", "datetime", "decimal", "fractions"}
+
+
 def _unpickling_message(path: Path, detail: str) -> str:
-    if re.search(r"torch\.nn|torchvision\.models|segmentation\.\w+\.\w+", detail):
+    match = _GLOBAL.search(detail)
+    name = match.group(1).rstrip(".") if match else ""
+    root, last = name.split(".")[0], name.rsplit(".", 1)[-1]
+    if name and (root in _CODE_RUNNERS or (root not in _DATA_LIBS and not last[:1].isupper())):
         return (
-            f"Weights file '{path}' holds a whole pickled model, which SegExplorer does not "
-            "unpickle (it could run code): load it where it was made and save "
+            f"Weights file '{path}' would run code when loaded ({name}): it was refused "
+            "unread. Do not trust this file; use a state dict saved with "
+            "torch.save(model.state_dict(), path)."
+        )
+    if name and last[:1].isupper() and root != "numpy":
+        return (
+            f"Weights file '{path}' holds a pickled Python object ({name}), most likely a "
+            "whole model saved with torch.save(model), which SegExplorer does not unpickle "
+            "(it could run code): load it where it was made and save "
             "torch.save(model.state_dict(), path) instead."
         )
+    if name:
+        return (
+            f"Weights file '{path}' holds Python objects besides tensors ({name}), which "
+            "SegExplorer does not unpickle (they could run code): load it where it was made "
+            "and save only the weights with torch.save(model.state_dict(), path)."
+        )
     return (
-        f"Weights file '{path}' contains Python objects that are not plain tensors; "
-        "it was refused unread (loading it could run code). Use a state dict saved "
-        "with torch.save(model.state_dict(), path)."
+        f"Weights file '{path}' is not a plain PyTorch state dict (it holds data that "
+        "weights-only loading refuses, or it is damaged): it was not unpickled; use a state "
+        "dict saved with torch.save(model.state_dict(), path)."
     )
 
 
@@ -151,10 +216,19 @@ def download_weights(arch: Architecture, *, state: JobState | None = None,
     url, path = arch.weights_url, cached_weights_path(arch)
     if not url or path is None:
         raise UserError(f"{arch.name} has no downloadable weights.")
-    path.parent.mkdir(parents=True, exist_ok=True)
     match = _HASH.search(path.name)
     digest = hashlib.sha256()
-    fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".part",
+                                        dir=path.parent)
+    except OSError as exc:
+        raise UserError(
+            f"Cannot write {path.name} to the weights cache {path.parent} "
+            f"({_first_line(exc)}): set TORCH_HOME to a writable folder, or pass "
+            "--weights PATH to a local file."
+        ) from None
+    complete = False
     try:
         with os.fdopen(fd, "wb") as out:
             try:
@@ -175,15 +249,21 @@ def download_weights(arch: Architecture, *, state: JobState | None = None,
                     digest.update(chunk)
                     done += len(chunk)
                     report(state, done, total, f"Downloading {path.name}")
+        if total and done != total:
+            raise UserError(_offline_message(
+                arch, path, f"the download stopped after {done} of {total} bytes"))
         if match and not digest.hexdigest().startswith(match.group(1)):
             raise UserError(
-                f"The download of {path.name} is corrupt (hash mismatch): try again later."
+                f"The download of {path.name} is corrupt (hash mismatch): try again later, "
+                f"or copy the file from {url} to {path} yourself."
             )
         os.replace(tmp_name, path)
+        complete = True
     except (UserError, Cancelled):
-        Path(tmp_name).unlink(missing_ok=True)
         raise
-    except OSError as exc:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise UserError(_offline_message(arch, path, str(exc))) from None
+    except Exception as exc:  # noqa: BLE001 - a broken connection, a full disk, a bad reply ...
+        raise UserError(_offline_message(arch, path, _first_line(exc))) from None
+    finally:
+        if not complete:  # never leave a partial file behind, whatever stopped us
+            Path(tmp_name).unlink(missing_ok=True)
     return path
