@@ -233,7 +233,8 @@ def _load_into(module: nn.Module, state_dict: dict, arch: Architecture, source: 
             if key.startswith("classifier.") and got.dim() >= 1 and tensor.dim() >= 1 \
                     and got.shape[0] != tensor.shape[0] and key.endswith(("weight", "bias")):
                 hint = (f" The file predicts {got.shape[0]} classes; {arch.name} here expects "
-                        f"{tensor.shape[0]} (the 21 VOC classes).")
+                        f"{tensor.shape[0]} ({len(arch.categories)} classes: "
+                        f"{', '.join(arch.categories[:3])}, ...).")
             raise UserError(
                 f"Weights file '{source}' does not fit {arch.name}: '{key}' has shape "
                 f"{tuple(got.shape)}, expected {tuple(tensor.shape)}.{hint}"
