@@ -1,0 +1,162 @@
+"""Starting the window, and ``segexplorer --smoke-test``.
+
+``run_app`` is what the command line calls: ``segexplorer [IMAGE]`` opens the window,
+``segexplorer --smoke-test [--screenshot PATH]`` checks a build end to end (real main
+window, offscreen where there is no display, sample image, untrained weights on the
+CPU, prediction + Grad-CAM + ablation sweep through the same job machinery).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SMOKE_ARCHITECTURE = "lraspp_mobilenet_v3_large"  # the fastest torchvision architecture
+SMOKE_SIZE = 160
+SMOKE_TIMEOUT_S = 600.0
+SMOKE_WINDOW_SIZE = (1280, 800)
+
+
+def _needs_offscreen() -> bool:
+    if sys.platform.startswith(("win", "darwin")):
+        return False
+    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _application(argv: list[str] | None, offscreen: bool):
+    """The QApplication (created if there is none) and whether this call created it."""
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    created = app is None
+    if app is None:
+        if offscreen and "QT_QPA_PLATFORM" not in os.environ:
+            os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        app = QApplication(list(argv) if argv else [sys.argv[0] if sys.argv else "segexplorer"])
+    from .settings import APPLICATION, ORGANIZATION
+
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName("SegExplorer")
+    from .. import __version__
+
+    app.setApplicationVersion(__version__)
+    return app, created
+
+
+_BENIGN_QT_MESSAGES = (
+    "This plugin does not support propagateSizeHints()",  # the offscreen platform
+)
+
+
+def _install_message_filter() -> None:
+    """Keep Qt's known-harmless platform chatter out of the console."""
+    from PySide6.QtCore import qInstallMessageHandler
+
+    def handler(_mode, _context, message: str) -> None:
+        if any(benign in message for benign in _BENIGN_QT_MESSAGES):
+            return
+        print(message, file=sys.stderr)
+
+    qInstallMessageHandler(handler)
+
+
+def run_app(argv: list[str] | None = None, image: str | None = None,
+            smoke_test: bool = False, screenshot: str | None = None) -> int:
+    """Open the main window (on ``image`` if given) and run until it closes.
+
+    With ``smoke_test`` the window runs the whole analysis once and closes; the return
+    value is 0 on success, else 1 with a one-line reason printed on stderr.
+    """
+    # Figures are drawn into files, never into matplotlib windows.
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    app, created = _application(argv, offscreen=smoke_test and _needs_offscreen())
+    if app.platformName() == "offscreen":
+        _install_message_filter()
+    if smoke_test:
+        return _finish(_smoke_test(app, screenshot), created)
+
+    from .main_window import MainWindow
+
+    window = MainWindow()
+    window.show()
+    if image:
+        window.open_image(image)
+    return _finish(app.exec(), created)
+
+
+def _finish(code: int, created: bool) -> int:
+    """Leave at once when this process is the application.
+
+    Settings are saved and every job cancelled when the window closes; what remains is
+    Python tearing down torch and a model of hundreds of MB (seconds), or a worker still
+    inside one native call (it stops at its next check). Neither is worth waiting for:
+    the window must be gone, and the process with it, within 2 s.
+    """
+    if not created:
+        return code  # embedded (tests, scripts): the caller owns the process
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _smoke_test(app, screenshot: str | None) -> int:
+    from PySide6.QtCore import QSettings
+
+    from .main_window import MainWindow
+    from .options import ABLATION, ATTRIBUTION, GRADCAM, ModelChoice
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="segexplorer-smoke-") as tmp:
+        # Never read or change the user's settings.
+        settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
+        window = MainWindow(settings, interactive=False)
+        try:
+            window.resize(*SMOKE_WINDOW_SIZE)
+            window.model_panel.set_choice(
+                ModelChoice(SMOKE_ARCHITECTURE, "untrained", "cpu", SMOKE_SIZE))
+            window.explain_panel.set_method(GRADCAM)
+            window.set_layer(ATTRIBUTION)
+            window.show()
+            window.open_sample_image()
+            steps = [
+                ("prediction", lambda: window.prediction is not None),
+                ("Grad-CAM", lambda: window.has_result(GRADCAM)),
+            ]
+            reason = _wait_steps(window, steps, started)
+            if reason is None:
+                window.explain_panel.set_method(ABLATION)
+                reason = _wait_steps(window, [("ablation sweep",
+                                               lambda: window.has_result(ABLATION))], started)
+            if reason is None:
+                window.explain_panel.set_method(GRADCAM)
+                window.refresh_view()
+                if screenshot:
+                    app.processEvents()
+                    path = Path(screenshot).expanduser()
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    if not window.grab().save(str(path)):
+                        reason = f"could not write the screenshot {path}"
+        finally:
+            window.close()
+            window.deleteLater()
+            app.processEvents()
+    if reason is not None:
+        print(f"segexplorer smoke test failed: {reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _wait_steps(window, steps, started: float) -> str | None:
+    for name, done in steps:
+        remaining = SMOKE_TIMEOUT_S - (time.monotonic() - started)
+        ok = window.wait_until(lambda done=done: done() or window.last_error is not None,
+                               remaining)
+        if window.last_error is not None:
+            return f"{name}: {window.last_error}"
+        if not ok:
+            return f"{name} did not finish within {SMOKE_TIMEOUT_S:.0f} s"
+    return None

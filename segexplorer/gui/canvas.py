@@ -1,0 +1,256 @@
+"""The image canvas: the working image with one overlay layer, zoom, pan and hover.
+
+All layers are drawn at the working resolution (the resolution the model sees), so one
+image pixel is one scene unit and ``image_to_widget`` / ``widget_to_image`` map between
+what the user points at and the arrays the engine returns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QTransform
+from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
+
+from .imaging import to_pixmap
+
+MIN_ZOOM, MAX_ZOOM = 0.05, 64.0
+CLICK_SLOP_PX = 4  # a press and release closer than this is a click, not a pan
+
+
+class ImageCanvas(QGraphicsView):
+    """Shows ``base`` (H x W x 3) with an ``overlay`` (H x W x 3|4) at an opacity."""
+
+    hovered = Signal(int, int)  # image pixel under the cursor, (-1, -1) when outside
+    clicked = Signal(int, int)  # image pixel clicked (a press and release without a drag)
+    zoom_changed = Signal(float)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("imageCanvas")
+        self._scene = QGraphicsScene(self)
+        self.setScene(self._scene)
+        self._base = QGraphicsPixmapItem()
+        self._overlay = QGraphicsPixmapItem()
+        self._outline = QGraphicsPixmapItem()
+        for z, item in enumerate((self._base, self._overlay, self._outline)):
+            item.setZValue(z)
+            item.setShapeMode(QGraphicsPixmapItem.ShapeMode.BoundingRectShape)
+            self._scene.addItem(item)
+        self._size: tuple[int, int] | None = None  # (width, height)
+        self._fit = True
+        self._press: QPoint | None = None
+        self._placeholder = ""
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setMouseTracking(True)
+        self.viewport().setMouseTracking(True)
+        self.viewport().setCursor(Qt.CursorShape.CrossCursor)
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        self.setMinimumSize(240, 200)
+        self._update_background()
+
+    # -- content ----------------------------------------------------------------------
+    def set_placeholder(self, text: str) -> None:
+        self._placeholder = text
+        self.viewport().update()
+
+    def set_base(self, rgb: np.ndarray | None) -> None:
+        """The image (H x W x 3 uint8); a new size resets the zoom to fit."""
+        if rgb is None:
+            self._base.setPixmap(to_pixmap(np.zeros((1, 1, 3), np.uint8)))
+            self._base.setVisible(False)
+            self.set_overlay(None)
+            self.set_outline(None)
+            self._size = None
+            self._scene.setSceneRect(QRectF(0, 0, 1, 1))
+            self.viewport().update()
+            return
+        size = (int(rgb.shape[1]), int(rgb.shape[0]))
+        self._base.setPixmap(to_pixmap(rgb))
+        self._base.setVisible(True)
+        if size != self._size:
+            self._size = size
+            self._scene.setSceneRect(QRectF(0, 0, size[0], size[1]))
+            self.fit_to_window()
+
+    def set_overlay(self, image: np.ndarray | None, opacity: float | None = None) -> None:
+        if image is None:
+            self._overlay.setVisible(False)
+            return
+        self._overlay.setPixmap(to_pixmap(image))
+        self._overlay.setVisible(True)
+        if opacity is not None:
+            self._overlay.setOpacity(opacity)
+
+    def set_overlay_opacity(self, opacity: float) -> None:
+        self._overlay.setOpacity(float(opacity))
+
+    def overlay_opacity(self) -> float:
+        return float(self._overlay.opacity())
+
+    def set_outline(self, rgba: np.ndarray | None) -> None:
+        if rgba is None:
+            self._outline.setVisible(False)
+            return
+        self._outline.setPixmap(to_pixmap(rgba))
+        self._outline.setVisible(True)
+
+    def has_image(self) -> bool:
+        return self._size is not None
+
+    def image_size(self) -> tuple[int, int] | None:
+        return self._size
+
+    def overlay_visible(self) -> bool:
+        return self._overlay.isVisible()
+
+    def compose(self) -> QImage | None:
+        """What the canvas shows, at native (working) resolution, without the outline."""
+        if self._size is None:
+            return None
+        image = QImage(self._size[0], self._size[1], QImage.Format.Format_RGB888)
+        image.fill(QColor("white"))
+        painter = QPainter(image)
+        painter.drawPixmap(0, 0, self._base.pixmap())
+        if self._overlay.isVisible():
+            painter.setOpacity(self._overlay.opacity())
+            painter.drawPixmap(0, 0, self._overlay.pixmap())
+        painter.end()
+        return image
+
+    # -- zoom ---------------------------------------------------------------------------
+    def zoom(self) -> float:
+        return float(self.transform().m11())
+
+    def set_zoom(self, factor: float, anchor: QPointF | None = None) -> None:
+        """Zoom to ``factor``, keeping the point at viewport position ``anchor`` in place
+        (the view's centre by default)."""
+        factor = float(min(MAX_ZOOM, max(MIN_ZOOM, factor)))
+        self._fit = False
+        if anchor is None:
+            anchor = QPointF(self.viewport().rect().center())
+        scene_point = self.mapToScene(anchor.toPoint())
+        self.setTransform(QTransform.fromScale(factor, factor))
+        moved = self.mapFromScene(scene_point) - anchor.toPoint()
+        self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() + moved.x())
+        self.verticalScrollBar().setValue(self.verticalScrollBar().value() + moved.y())
+        self._zoom_updated()
+
+    def zoom_by(self, step: float) -> None:
+        self.set_zoom(self.zoom() * step)
+
+    def zoom_in(self) -> None:
+        self.zoom_by(1.25)
+
+    def zoom_out(self) -> None:
+        self.zoom_by(1 / 1.25)
+
+    def actual_size(self) -> None:
+        self.set_zoom(1.0)
+
+    def fit_to_window(self) -> None:
+        self._fit = True
+        if self._size is None:
+            return
+        self.resetTransform()
+        self.fitInView(self._scene.sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
+        self._zoom_updated()
+
+    def is_fit(self) -> bool:
+        return self._fit
+
+    def _zoom_updated(self) -> None:
+        # Sharp pixels when magnified (you want to see them), smooth when reduced.
+        smooth = self.zoom() < 2.0
+        mode = (Qt.TransformationMode.SmoothTransformation if smooth
+                else Qt.TransformationMode.FastTransformation)
+        for item in (self._base, self._overlay, self._outline):
+            item.setTransformationMode(mode)
+        self.zoom_changed.emit(self.zoom())
+
+    # -- coordinates ----------------------------------------------------------------------
+    def image_to_widget(self, x: float, y: float) -> QPoint:
+        """Viewport position of the centre of image pixel (x, y) (for tests and tools)."""
+        return self.mapFromScene(QPointF(x + 0.5, y + 0.5))
+
+    def widget_to_image(self, pos: QPoint | QPointF) -> tuple[int, int] | None:
+        """Image pixel under a viewport position, or None outside the image."""
+        if self._size is None:
+            return None
+        point = self.mapToScene(QPoint(int(pos.x()), int(pos.y())))
+        x, y = int(np.floor(point.x())), int(np.floor(point.y()))
+        if 0 <= x < self._size[0] and 0 <= y < self._size[1]:
+            return x, y
+        return None
+
+    # -- events ---------------------------------------------------------------------------
+    def wheelEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        delta = event.angleDelta().y()
+        if delta == 0 or self._size is None:
+            return
+        self.set_zoom(self.zoom() * 1.25 ** (delta / 120.0), anchor=event.position())
+        event.accept()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if self._fit:
+            self.fit_to_window()
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802
+        if event.button() == Qt.MouseButton.LeftButton:
+            self._press = event.position().toPoint()
+        super().mousePressEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+        super().mouseReleaseEvent(event)
+        self.viewport().setCursor(Qt.CursorShape.CrossCursor)
+        if event.button() != Qt.MouseButton.LeftButton or self._press is None:
+            return
+        pos = event.position().toPoint()
+        moved = (pos - self._press).manhattanLength()
+        self._press = None
+        if moved <= CLICK_SLOP_PX:
+            hit = self.widget_to_image(pos)
+            if hit is not None:
+                self.clicked.emit(*hit)
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        super().mouseMoveEvent(event)
+        if self._press is not None and (event.position().toPoint() - self._press
+                                        ).manhattanLength() > CLICK_SLOP_PX:
+            self._fit = False  # the user is panning
+        hit = self.widget_to_image(event.position())
+        self.hovered.emit(*(hit if hit is not None else (-1, -1)))
+
+    def leaveEvent(self, event) -> None:  # noqa: N802
+        super().leaveEvent(event)
+        self.hovered.emit(-1, -1)
+
+    def changeEvent(self, event) -> None:  # noqa: N802
+        super().changeEvent(event)
+        if event.type() in (event.Type.PaletteChange, event.Type.StyleChange):
+            self._update_background()
+
+    def _update_background(self) -> None:
+        # A neutral surround a step away from the window colour, light or dark.
+        window = self.palette().color(QPalette.ColorRole.Window)
+        surround = window.darker(115) if window.lightness() > 128 else window.lighter(125)
+        self.setBackgroundBrush(surround)
+
+    def drawForeground(self, painter: QPainter, rect) -> None:  # noqa: N802
+        super().drawForeground(painter, rect)
+        if self._size is not None or not self._placeholder:
+            return
+        painter.save()
+        painter.resetTransform()
+        painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+        font = painter.font()
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        painter.setFont(font)
+        painter.drawText(self.viewport().rect().adjusted(24, 24, -24, -24),
+                         Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                         self._placeholder)
+        painter.restore()

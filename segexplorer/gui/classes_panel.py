@@ -1,0 +1,167 @@
+"""The classes panel: every predicted class, its colour, name and share of pixels."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QStyle,
+    QStyledItemDelegate,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..engine.results import Prediction
+from ..render import class_colors
+from .imaging import swatch
+
+CLASS_ROLE = Qt.ItemDataRole.UserRole
+SHARE_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class _ShareDelegate(QStyledItemDelegate):
+    """Draws the share of pixels as a bar behind its percentage."""
+
+    def paint(self, painter, option, index) -> None:
+        share = index.data(SHARE_ROLE)
+        if share is None:
+            super().paint(painter, option, index)
+            return
+        painter.save()
+        style = option.widget.style() if option.widget else None
+        if style is not None:
+            style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter,
+                                option.widget)
+        rect = option.rect.adjusted(4, 4, -4, -4)
+        highlight = option.palette.color(QPalette.ColorRole.Highlight)
+        bar = QColor(highlight)
+        bar.setAlpha(90)
+        filled = QRect(rect.left(), rect.top(), max(1, round(rect.width() * float(share))),
+                       rect.height())
+        painter.fillRect(filled, bar)
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+        painter.setPen(option.palette.color(role))
+        painter.drawText(rect.adjusted(0, 0, -2, 0),
+                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                         index.data(Qt.ItemDataRole.DisplayRole))
+        painter.restore()
+
+    def sizeHint(self, option, index) -> QSize:  # noqa: N802
+        size = super().sizeHint(option, index)
+        return QSize(max(size.width(), 86), size.height())
+
+
+class ClassesPanel(QWidget):
+    """Lists the predicted classes, largest first; clicking one makes it the target."""
+
+    target_selected = Signal(int)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._prediction: Prediction | None = None
+        self._target: int | None = None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.setSpacing(6)
+        self.tree = QTreeWidget(self)
+        self.tree.setObjectName("classesTree")
+        self.tree.setColumnCount(2)
+        self.tree.setHeaderLabels(["Class", "Pixels"])
+        self.tree.setRootIsDecorated(False)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.tree.setIconSize(QSize(14, 14))
+        self.tree.setItemDelegateForColumn(1, _ShareDelegate(self.tree))
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Fixed)
+        header.resizeSection(1, 96)
+        self.tree.itemSelectionChanged.connect(self._on_selection_changed)
+        self.hint = QLabel("Classes appear here once the model has run.", self)
+        self.hint.setWordWrap(True)
+        self.hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        layout.addWidget(self.tree, 1)
+        layout.addWidget(self.hint)
+
+    # -- content ------------------------------------------------------------------------
+    def set_prediction(self, prediction: Prediction | None) -> None:
+        self._prediction = prediction
+        self.tree.blockSignals(True)
+        self.tree.clear()
+        if prediction is not None:
+            counts = prediction.pixel_counts
+            colors = class_colors(max(len(prediction.categories), 21))
+            total = prediction.class_map.size
+            for cls in prediction.present_classes:
+                share = counts[cls] / total
+                item = QTreeWidgetItem([prediction.categories[cls], _percent(share)])
+                item.setIcon(0, swatch(colors[cls]))
+                item.setData(0, CLASS_ROLE, int(cls))
+                item.setData(1, SHARE_ROLE, float(share))
+                item.setToolTip(0, f"class {cls}: {prediction.categories[cls]}\n"
+                                   f"{int(counts[cls]):,} pixels ({_percent(share)})")
+                item.setTextAlignment(1, Qt.AlignmentFlag.AlignRight)
+                self.tree.addTopLevelItem(item)
+            n = len(prediction.present_classes)
+            self.hint.setText(f"{n} class{'es' if n != 1 else ''} predicted. Click one, or "
+                              "click the image, to explain it.")
+        else:
+            self.hint.setText("Classes appear here once the model has run.")
+        self.tree.blockSignals(False)
+        self._select(self._target)
+
+    def set_target(self, cls: int | None) -> None:
+        self._target = cls
+        self._select(cls)
+
+    def target(self) -> int | None:
+        return self._target
+
+    def listed_classes(self) -> list[int]:
+        return [self.tree.topLevelItem(i).data(0, CLASS_ROLE)
+                for i in range(self.tree.topLevelItemCount())]
+
+    def item_for(self, cls: int) -> QTreeWidgetItem | None:
+        for i in range(self.tree.topLevelItemCount()):
+            item = self.tree.topLevelItem(i)
+            if item.data(0, CLASS_ROLE) == cls:
+                return item
+        return None
+
+    # -- internals --------------------------------------------------------------------------
+    def _select(self, cls: int | None) -> None:
+        self.tree.blockSignals(True)
+        self.tree.clearSelection()
+        item = self.item_for(cls) if cls is not None else None
+        if item is not None:
+            item.setSelected(True)
+            self.tree.setCurrentItem(item)
+            self.tree.scrollToItem(item)
+        self.tree.blockSignals(False)
+
+    def _on_selection_changed(self) -> None:
+        items = self.tree.selectedItems()
+        if not items:
+            self._select(self._target)  # a target stays chosen: re-select it
+            return
+        cls = int(items[0].data(0, CLASS_ROLE))
+        if cls != self._target:
+            self._target = cls
+            self.target_selected.emit(cls)
+
+
+def _percent(share: float) -> str:
+    if share >= 0.1:
+        return f"{share * 100:.1f} %"
+    if share > 0:
+        return f"{share * 100:.2f} %"
+    return "0 %"
+

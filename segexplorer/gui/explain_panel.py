@@ -1,0 +1,355 @@
+"""The explanation panel: what to compute (may start a job) and how to draw it (never does)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPalette, QStandardItemModel
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QColorDialog,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..engine.baselines import parse_baseline
+from ..engine.errors import UserError
+from .options import (
+    ABLATION,
+    ACTIVATION,
+    AGGREGATION_LABELS,
+    BASELINE_LABELS,
+    GRADCAM,
+    METHOD_LABELS,
+    SEGMENT_LABELS,
+    SIGN_LABELS,
+    SIGNED_ONLY_VIEWS,
+    UPSAMPLE_LABELS,
+    VIEW_LABELS,
+    AnalysisChoice,
+    ViewChoice,
+)
+
+CUSTOM_COLOUR = "__colour__"
+
+
+def _combo(parent, labels: dict[str, str], name: str) -> QComboBox:
+    combo = QComboBox(parent)
+    combo.setObjectName(name)
+    for value, label in labels.items():
+        combo.addItem(label, value)
+    return combo
+
+
+def _select(combo: QComboBox, value) -> bool:
+    index = combo.findData(value)
+    if index >= 0:
+        combo.setCurrentIndex(index)
+    return index >= 0
+
+
+def _section(text: str, parent) -> QLabel:
+    label = QLabel(text.upper(), parent)
+    font = label.font()
+    font.setBold(True)
+    font.setPointSizeF(font.pointSizeF() * 0.85)
+    label.setFont(font)
+    label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+    return label
+
+
+class ExplanationPanel(QWidget):
+    """Method, layer, aggregation, segments, baseline; view, sign, outlier %, options."""
+
+    analysis_changed = Signal(object)  # AnalysisChoice
+    view_changed = Signal(object)  # ViewChoice
+    compute_requested = Signal()
+    choose_layer_requested = Signal()
+
+    def __init__(self, analysis: AnalysisChoice, view: ViewChoice, parent=None) -> None:
+        super().__init__(parent)
+        self._updating = False
+        self._default_layer = ""
+        self._last_baseline = "zero"
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(8, 6, 8, 8)
+        outer.setSpacing(6)
+
+        self.target_label = QLabel(self)
+        self.target_label.setObjectName("targetLabel")
+        self.target_label.setWordWrap(True)
+        self.target_label.setTextFormat(Qt.TextFormat.RichText)
+        outer.addWidget(self.target_label)
+
+        outer.addWidget(_section("Attribution", self))
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        outer.addLayout(form)
+        self.method = _combo(self, METHOD_LABELS, "methodCombo")
+        self.method.setToolTip("Layer Grad-CAM and the layer's activation come from one "
+                               "forward pass for every class; feature ablation from one "
+                               "sweep over the segments that serves every class.")
+        form.addRow("Method", self.method)
+
+        layer_row = QHBoxLayout()
+        layer_row.setSpacing(4)
+        self.layer = QLineEdit(self)
+        self.layer.setObjectName("layerEdit")
+        self.layer.setReadOnly(True)
+        self.layer.setPlaceholderText("default layer")
+        self.choose_layer = QToolButton(self)
+        self.choose_layer.setText("...")
+        self.choose_layer.setToolTip("Choose a layer from the model's module tree")
+        self.reset_layer = QToolButton(self)
+        self.reset_layer.setText("Reset")
+        self.reset_layer.setToolTip("Back to the architecture's default layer")
+        layer_row.addWidget(self.layer, 1)
+        layer_row.addWidget(self.choose_layer)
+        layer_row.addWidget(self.reset_layer)
+        self.layer_label = QLabel("Layer", self)
+        form.addRow(self.layer_label, layer_row)
+
+        self.aggregation = _combo(self, AGGREGATION_LABELS, "aggregationCombo")
+        self.aggregation.setToolTip("How per-pixel scores become one score per class: the "
+                                    "seed sums each class's score over the pixels predicted "
+                                    "as that class.")
+        form.addRow("Score", self.aggregation)
+        self.upsample = _combo(self, UPSAMPLE_LABELS, "upsampleCombo")
+        self.upsample_label = QLabel("Upsampling", self)
+        form.addRow(self.upsample_label, self.upsample)
+        self.segments = _combo(self, SEGMENT_LABELS, "segmentsCombo")
+        self.segments_label = QLabel("Segments", self)
+        form.addRow(self.segments_label, self.segments)
+        self.baseline = _combo(self, BASELINE_LABELS, "baselineCombo")
+        self.baseline.addItem("Colour...", CUSTOM_COLOUR)
+        self.baseline_label = QLabel("Baseline", self)
+        form.addRow(self.baseline_label, self.baseline)
+
+        compute_row = QHBoxLayout()
+        self.status = QLabel(self)
+        self.status.setObjectName("explainStatus")
+        self.status.setWordWrap(True)
+        self.status.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.compute = QPushButton("Compute", self)
+        self.compute.setObjectName("computeButton")
+        self.compute.setToolTip("Run the computation this view needs")
+        compute_row.addWidget(self.status, 1)
+        compute_row.addWidget(self.compute, 0, Qt.AlignmentFlag.AlignTop)
+        outer.addLayout(compute_row)
+
+        line = QFrame(self)
+        line.setFrameShape(QFrame.Shape.HLine)
+        line.setFrameShadow(QFrame.Shadow.Sunken)
+        outer.addWidget(line)
+        outer.addWidget(_section("Display", self))
+        view_form = QFormLayout()
+        view_form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        view_form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        outer.addLayout(view_form)
+        self.view = _combo(self, VIEW_LABELS, "viewCombo")
+        view_form.addRow("View", self.view)
+        self.sign = _combo(self, SIGN_LABELS, "signCombo")
+        view_form.addRow("Sign", self.sign)
+        self.outlier = QDoubleSpinBox(self)
+        self.outlier.setObjectName("outlierSpin")
+        self.outlier.setRange(0.0, 50.0)
+        self.outlier.setSingleStep(0.5)
+        self.outlier.setDecimals(1)
+        self.outlier.setSuffix(" %")
+        self.outlier.setToolTip("Captum's outlier_perc: this share of the total attribution "
+                                "is clipped so that a few extreme values do not wash out "
+                                "the colour scale.")
+        view_form.addRow("Clip outliers", self.outlier)
+        self.hide_target = QCheckBox("Hide the target segment", self)
+        self.hide_target.setObjectName("hideTargetCheck")
+        self.hide_target.setToolTip("Set the attribution of the target's own pixels to 0 (the "
+                                    "seed's last view) to compare the other regions.")
+        self.side_by_side = QCheckBox("Side by side (image, all, +, -)", self)
+        self.side_by_side.setObjectName("sideBySideCheck")
+        self.side_by_side.setToolTip("Like Captum's visualize_image_attr_multiple: the image "
+                                     "and the attribution with each sign.")
+        view_form.addRow("", self.hide_target)
+        view_form.addRow("", self.side_by_side)
+        outer.addStretch(1)
+
+        self._outlier_timer = QTimer(self)
+        self._outlier_timer.setSingleShot(True)
+        self._outlier_timer.setInterval(60)  # coalesce spin-box key repeat
+        self._outlier_timer.timeout.connect(self._emit_view)
+
+        self.set_analysis(analysis)
+        self.set_view(view)
+        for combo in (self.method, self.aggregation, self.upsample, self.segments):
+            combo.currentIndexChanged.connect(self._emit_analysis)
+        self.baseline.activated.connect(self._on_baseline_activated)
+        self.baseline.currentIndexChanged.connect(self._on_baseline_changed)
+        self.choose_layer.clicked.connect(self.choose_layer_requested)
+        self.reset_layer.clicked.connect(lambda: self.set_layer(""))
+        for combo in (self.view, self.sign):
+            combo.currentIndexChanged.connect(self._on_view_combo)
+        self.outlier.valueChanged.connect(lambda _v: self._outlier_timer.start())
+        self.hide_target.toggled.connect(self._emit_view)
+        self.side_by_side.toggled.connect(self._emit_view)
+        self.compute.clicked.connect(self.compute_requested)
+
+    # -- choices -------------------------------------------------------------------------------
+    def analysis(self) -> AnalysisChoice:
+        return AnalysisChoice(
+            method=str(self.method.currentData()),
+            layer=self.layer.text().strip() if self.layer.text().strip() != self._default_layer
+            else "",
+            aggregation=str(self.aggregation.currentData()),
+            upsample=str(self.upsample.currentData()),
+            segments=str(self.segments.currentData()),
+            baseline=str(self.baseline.currentData()),
+        )
+
+    def view_choice(self) -> ViewChoice:
+        return ViewChoice(
+            view=str(self.view.currentData()),
+            sign=str(self.sign.currentData()),
+            outlier=float(self.outlier.value()),
+            hide_target=self.hide_target.isChecked(),
+            side_by_side=self.side_by_side.isChecked(),
+        )
+
+    def set_analysis(self, choice: AnalysisChoice) -> None:
+        self._updating = True
+        try:
+            _select(self.method, choice.method)
+            self._show_layer(choice.layer or self._default_layer)
+            _select(self.aggregation, choice.aggregation)
+            _select(self.upsample, choice.upsample)
+            _select(self.segments, choice.segments)
+            self._select_baseline(choice.baseline)
+            self._last_baseline = str(self.baseline.currentData())
+        finally:
+            self._updating = False
+        self._update_enabled()
+
+    def set_view(self, choice: ViewChoice) -> None:
+        self._updating = True
+        try:
+            _select(self.view, choice.view)
+            _select(self.sign, choice.sign)
+            self.outlier.setValue(float(choice.outlier))
+            self.hide_target.setChecked(bool(choice.hide_target))
+            self.side_by_side.setChecked(bool(choice.side_by_side))
+            self._enforce_sign()
+        finally:
+            self._updating = False
+
+    def set_method(self, method: str) -> None:
+        _select(self.method, method)
+
+    def set_sign(self, sign: str) -> None:
+        _select(self.sign, sign)
+
+    def set_view_method(self, view: str) -> None:
+        _select(self.view, view)
+
+    def set_layer(self, path: str) -> None:
+        self._show_layer(path or self._default_layer)
+        self._emit_analysis()
+
+    def _show_layer(self, path: str) -> None:
+        self.layer.setText(path)
+        self.layer.setCursorPosition(0)  # the start of a long dotted path says most
+        self.layer.setToolTip(path)
+
+    def set_default_layer(self, path: str) -> None:
+        """The architecture's default layer, shown when no other is chosen."""
+        current = self.analysis().layer
+        self._default_layer = path
+        self._show_layer(current or path)
+
+    def set_target_text(self, html: str) -> None:
+        self.target_label.setText(html)
+
+    def set_status(self, text: str, can_compute: bool) -> None:
+        self.status.setText(text)
+        self.compute.setEnabled(can_compute)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _select_baseline(self, value: str) -> None:
+        if _select(self.baseline, value):
+            return
+        try:
+            label = parse_baseline(value).label
+        except UserError:
+            _select(self.baseline, "zero")
+            return
+        self.baseline.insertItem(self.baseline.count() - 1, label, label)
+        _select(self.baseline, label)
+
+    def _on_baseline_activated(self, index: int) -> None:
+        if self.baseline.itemData(index) != CUSTOM_COLOUR:
+            return
+        previous = self._last_baseline
+        colour = QColorDialog.getColor(QColor(128, 128, 128), self, "Baseline colour")
+        self._updating = True
+        try:
+            self._select_baseline(colour.name() if colour.isValid() else previous)
+        finally:
+            self._updating = False
+        self._emit_analysis()
+
+    def _on_baseline_changed(self, index: int) -> None:
+        if self.baseline.itemData(index) == CUSTOM_COLOUR:
+            return
+        self._emit_analysis()
+
+    def _emit_analysis(self) -> None:
+        self._update_enabled()
+        if self._updating:
+            return
+        choice = self.analysis()
+        self._last_baseline = choice.baseline
+        self.analysis_changed.emit(choice)
+
+    def _on_view_combo(self) -> None:
+        if self._updating:
+            return
+        self._updating = True
+        try:
+            self._enforce_sign()
+        finally:
+            self._updating = False
+        self._emit_view()
+
+    def _enforce_sign(self) -> None:
+        # Captum cannot mask or alpha-scale with both signs: offer only the valid ones.
+        signed_only = self.view.currentData() in SIGNED_ONLY_VIEWS
+        model = self.sign.model()
+        if isinstance(model, QStandardItemModel):
+            item = model.item(self.sign.findData("all"))
+            if item is not None:
+                item.setEnabled(not signed_only)
+        if signed_only and self.sign.currentData() == "all":
+            _select(self.sign, "positive")
+
+    def _emit_view(self) -> None:
+        if self._updating:
+            return
+        self._outlier_timer.stop()
+        self.view_changed.emit(self.view_choice())
+
+    def _update_enabled(self) -> None:
+        method = self.method.currentData()
+        gradient = method in (GRADCAM, ACTIVATION)
+        for widget in (self.layer_label, self.layer, self.choose_layer, self.reset_layer):
+            widget.setEnabled(gradient)
+        for widget in (self.upsample_label, self.upsample):
+            widget.setEnabled(gradient)
+        self.aggregation.setEnabled(method != ACTIVATION)
+        for widget in (self.segments_label, self.segments, self.baseline_label, self.baseline):
+            widget.setEnabled(method == ABLATION)

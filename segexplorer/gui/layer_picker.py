@@ -1,0 +1,133 @@
+"""Choosing a layer from the model's module tree, with each layer's output shape."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+)
+
+PATH_ROLE = Qt.ItemDataRole.UserRole
+
+
+def format_shape(shape) -> str:
+    return " x ".join(str(int(d)) for d in shape) if shape else ""
+
+
+class LayerPicker(QDialog):
+    """A tree of ``(dotted path, type)`` rows; shapes arrive later (they need a forward pass)."""
+
+    layer_chosen = Signal(str)
+
+    def __init__(self, layers: list[tuple[str, str]], current: str, default: str,
+                 parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Choose a layer")
+        self.setObjectName("layerPicker")
+        self.resize(620, 560)
+        self._default = default
+        layout = QVBoxLayout(self)
+        self.info = QLabel(
+            "Grad-CAM attributes to a layer's output. The usual choice is the last "
+            f"convolution of the backbone (default: <b>{default}</b>). Output shapes are "
+            "N x C x H x W at the current working size.", self)
+        self.info.setWordWrap(True)
+        layout.addWidget(self.info)
+        self.filter = QLineEdit(self)
+        self.filter.setPlaceholderText("Filter layers (e.g. conv, layer4)")
+        self.filter.setClearButtonEnabled(True)
+        layout.addWidget(self.filter)
+        self.tree = QTreeWidget(self)
+        self.tree.setObjectName("layerTree")
+        self.tree.setHeaderLabels(["Layer", "Type", "Output shape"])
+        self.tree.setUniformRowHeights(True)
+        self.tree.setAlternatingRowColors(True)
+        header = self.tree.header()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(False)
+        layout.addWidget(self.tree, 1)
+        self.shapes_status = QLabel("Computing output shapes...", self)
+        layout.addWidget(self.shapes_status)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel, self)
+        self.reset = buttons.addButton("Default layer", QDialogButtonBox.ButtonRole.ResetRole)
+        buttons.accepted.connect(self._accept)
+        buttons.rejected.connect(self.reject)
+        self.reset.clicked.connect(lambda: self.select(self._default))
+        layout.addWidget(buttons)
+        self._items: dict[str, QTreeWidgetItem] = {}
+        self._build(layers)
+        self.tree.itemDoubleClicked.connect(lambda *_: self._accept())
+        self.filter.textChanged.connect(self._apply_filter)
+        self.select(current or default)
+
+    def _build(self, layers: list[tuple[str, str]]) -> None:
+        bold = QFont(self.font())
+        bold.setBold(True)
+        for path, kind in layers:
+            parent_path, _, name = path.rpartition(".")
+            parent = self._items.get(parent_path)
+            item = QTreeWidgetItem([name, kind, ""])
+            item.setData(0, PATH_ROLE, path)
+            item.setToolTip(0, path)
+            if path == self._default:
+                item.setText(0, f"{name}  (default)")
+                item.setFont(0, bold)
+            if parent is None:
+                self.tree.addTopLevelItem(item)
+            else:
+                parent.addChild(item)
+            self._items[path] = item
+
+    def set_shapes(self, shapes: dict[str, tuple[int, ...]]) -> None:
+        for path, item in self._items.items():
+            item.setText(2, format_shape(shapes.get(path)))
+        self.shapes_status.setText("Layers without a shape are not tensors or are not run.")
+
+    def set_shapes_error(self, message: str) -> None:
+        self.shapes_status.setText(f"Output shapes unavailable: {message}")
+
+    def select(self, path: str) -> None:
+        item = self._items.get(path)
+        if item is None:
+            return
+        self.tree.setCurrentItem(item)
+        self.tree.scrollToItem(item)
+
+    def selected_path(self) -> str | None:
+        item = self.tree.currentItem()
+        return item.data(0, PATH_ROLE) if item is not None else None
+
+    def shape_text(self, path: str) -> str:
+        item = self._items.get(path)
+        return item.text(2) if item is not None else ""
+
+    def _accept(self) -> None:
+        path = self.selected_path()
+        if path:
+            self.layer_chosen.emit(path)
+        self.accept()
+
+    def _apply_filter(self, text: str) -> None:
+        needle = text.strip().lower()
+        visible: set[str] = set()
+        for path, item in self._items.items():
+            if not needle or needle in path.lower() or needle in item.text(1).lower():
+                parts = path.split(".")
+                # keep the ancestors of a match visible
+                visible.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+        for path, item in self._items.items():
+            shown = path in visible
+            item.setHidden(not shown)
+            if needle and shown:
+                item.setExpanded(True)

@@ -1,0 +1,242 @@
+"""The model panel: architecture, weights, device and working size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QLabel,
+    QSizePolicy,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..engine.devices import available_devices
+from ..engine.models import ARCHITECTURES
+from ..engine.weights import weights_table
+from .options import ModelChoice
+
+BROWSE = "__browse__"
+UNTRAINED_TEXT = "UNTRAINED: random weights, for demos only"
+BADGE_STYLE = ("QLabel { background: #f4b400; color: #202020; border-radius: 4px; "
+               "padding: 3px 8px; font-weight: 600; }")
+SIZE_DEBOUNCE_MS = 450
+
+
+def untrained_badge(parent=None, text: str = UNTRAINED_TEXT) -> QLabel:
+    """The amber label that marks untrained weights wherever predictions are shown."""
+    label = QLabel(text, parent)
+    label.setObjectName("untrainedBadge")
+    label.setStyleSheet(BADGE_STYLE)
+    label.setWordWrap(True)
+    label.setToolTip("These weights are seeded random numbers, not a trained model: the "
+                     "segmentation and its explanations only demonstrate the tool.")
+    return label
+
+
+def _human_size(n: int | None) -> str:
+    if not n:
+        return ""
+    return f"{n / 1024 / 1024:.0f} MB"
+
+
+class ModelPanel(QWidget):
+    """Emits ``changed`` with a :class:`ModelChoice` whenever the user changes one."""
+
+    changed = Signal(object)
+    browse_weights_requested = Signal()
+
+    def __init__(self, choice: ModelChoice, parent=None) -> None:
+        super().__init__(parent)
+        self._updating = False
+        self._last = choice
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(8, 6, 8, 8)
+        outer.setSpacing(6)
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        outer.addLayout(form)
+
+        self.architecture = QComboBox(self)
+        self.architecture.setObjectName("architectureCombo")
+        self.architecture.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.architecture.setMinimumContentsLength(12)
+        self._fill_architectures()
+        form.addRow("Model", self.architecture)
+
+        self.weights = QComboBox(self)
+        self.weights.setObjectName("weightsCombo")
+        self.weights.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.weights.setMinimumContentsLength(12)
+        self.weights.addItem("Default (COCO, VOC labels)", "default")
+        self.weights.addItem("Untrained (demo)", "untrained")
+        self.weights.insertSeparator(2)
+        self.weights.addItem("Load weights file...", BROWSE)
+        form.addRow("Weights", self.weights)
+
+        self.device = QComboBox(self)
+        self.device.setObjectName("deviceCombo")
+        for name in available_devices():
+            self.device.addItem(name, name)
+        form.addRow("Device", self.device)
+
+        self.size = QSpinBox(self)
+        self.size.setObjectName("sizeSpin")
+        self.size.setRange(32, 4096)
+        self.size.setSingleStep(32)
+        self.size.setSuffix(" px")
+        self.size.setAccelerated(True)
+        self.size.setToolTip("The image's shorter side is resized to this before the model "
+                             "sees it (the seed uses 640). Smaller is faster.")
+        form.addRow("Working size", self.size)
+
+        self.weights_info = QLabel(self)
+        self.weights_info.setObjectName("weightsInfo")
+        self.weights_info.setWordWrap(True)
+        self.weights_info.setSizePolicy(QSizePolicy.Policy.Preferred,
+                                        QSizePolicy.Policy.Minimum)
+        self.weights_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        outer.addWidget(self.weights_info)
+        self.badge = untrained_badge(self)
+        outer.addWidget(self.badge)
+        # Only as tall as its contents: the explanation panel below gets the space.
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+
+        self._size_timer = QTimer(self)
+        self._size_timer.setSingleShot(True)
+        self._size_timer.setInterval(SIZE_DEBOUNCE_MS)
+        self._size_timer.timeout.connect(self._emit)
+
+        self.set_choice(choice)
+        self.architecture.currentIndexChanged.connect(self._on_architecture)
+        self.weights.activated.connect(self._on_weights_activated)
+        self.weights.currentIndexChanged.connect(self._on_weights_changed)
+        self.device.currentIndexChanged.connect(self._emit)
+        self.size.valueChanged.connect(lambda _v: self._size_timer.start())
+        self.size.editingFinished.connect(self._flush_size)
+
+    # -- public ---------------------------------------------------------------------------
+    def choice(self) -> ModelChoice:
+        return ModelChoice(
+            architecture=str(self.architecture.currentData() or self._last.architecture),
+            weights=str(self.weights.currentData() or "default"),
+            device=str(self.device.currentData() or "cpu"),
+            size=int(self.size.value()),
+        )
+
+    def set_choice(self, choice: ModelChoice) -> None:
+        self._updating = True
+        try:
+            self._fill_architectures()
+            index = self.architecture.findData(choice.architecture)
+            self.architecture.setCurrentIndex(max(0, index))
+            self._select_weights(choice.weights)
+            index = self.device.findData(choice.device)
+            if index < 0:
+                index = self.device.findData("cpu")
+            self.device.setCurrentIndex(max(0, index))
+            self.size.setValue(int(choice.size))
+        finally:
+            self._updating = False
+        self._last = self.choice()
+        self._update_info()
+
+    def set_weights(self, weights: str) -> None:
+        """Choose 'default', 'untrained' or a weights file (added to the list)."""
+        self._updating = True
+        try:
+            self._select_weights(weights)
+        finally:
+            self._updating = False
+        self._emit()
+
+    def set_size(self, size: int) -> None:
+        self.size.setValue(int(size))
+        self._flush_size()
+
+    def refresh_architectures(self) -> None:
+        """Pick up architectures registered after the panel was built."""
+        self._updating = True
+        try:
+            current = self.architecture.currentData()
+            self._fill_architectures()
+            self.architecture.setCurrentIndex(max(0, self.architecture.findData(current)))
+        finally:
+            self._updating = False
+
+    # -- internals ---------------------------------------------------------------------------
+    def _fill_architectures(self) -> None:
+        known = {self.architecture.itemData(i) for i in range(self.architecture.count())}
+        for name, arch in ARCHITECTURES.items():
+            if name not in known:
+                self.architecture.addItem(name, name)
+                self.architecture.setItemData(self.architecture.count() - 1,
+                                              arch.description or name,
+                                              Qt.ItemDataRole.ToolTipRole)
+
+    def _select_weights(self, weights: str) -> None:
+        index = self.weights.findData(weights)
+        if index < 0:
+            path = str(weights)
+            self.weights.insertItem(2, Path(path).name, path)
+            self.weights.setItemData(2, path, Qt.ItemDataRole.ToolTipRole)
+            index = 2
+        self.weights.setCurrentIndex(index)
+
+    def _on_architecture(self) -> None:
+        self._emit()
+
+    def _on_weights_activated(self, index: int) -> None:
+        if self.weights.itemData(index) == BROWSE:
+            self._updating = True
+            try:
+                self._select_weights(self._last.weights)
+            finally:
+                self._updating = False
+            self.browse_weights_requested.emit()
+
+    def _on_weights_changed(self, index: int) -> None:
+        if self.weights.itemData(index) == BROWSE:
+            return
+        self._emit()
+
+    def _flush_size(self) -> None:
+        if self._size_timer.isActive():
+            self._size_timer.stop()
+            self._emit()
+
+    def _emit(self) -> None:
+        if self._updating:
+            return
+        choice = self.choice()
+        self._update_info()
+        if choice != self._last:
+            self._last = choice
+            self.changed.emit(choice)
+
+    def _update_info(self) -> None:
+        choice = self.choice()
+        untrained = choice.weights == "untrained"
+        self.badge.setVisible(untrained)
+        arch = ARCHITECTURES.get(choice.architecture)
+        text = arch.description if arch and arch.description else ""
+        if choice.weights == "default":
+            row = next((r for r in weights_table() if r.model == choice.architecture), None)
+            if row is None or row.filename is None:
+                text += "<br>No default weights: load a weights file or use untrained weights."
+            elif row.cached:
+                text += f"<br>Weights cached ({_human_size(row.size_bytes)})."
+            else:
+                size = _human_size(row.size_bytes)
+                text += (f"<br>Weights not downloaded yet{f' ({size})' if size else ''}: "
+                         "they download when first needed.")
+        elif not untrained:
+            text += f"<br>Weights file: {Path(choice.weights).name}"
+        self.weights_info.setText(text.strip().removeprefix("<br>"))

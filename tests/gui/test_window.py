@@ -1,0 +1,463 @@
+"""The main window driven as a user would, checking what it shows."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from gui_support import BROKEN, SIZE, SLOW, TINY, SlowDown, wait_for_prediction, wait_idle
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent, QGuiApplication, QImage
+
+from segexplorer.engine.image import load_image, preprocess
+from segexplorer.engine.models import load_model
+from segexplorer.engine.segments import make_segments
+from segexplorer.engine.session import Session, hide_target
+from segexplorer.gui.imaging import from_qimage, to_qimage
+from segexplorer.gui.main_window import MainWindow
+from segexplorer.gui.options import (
+    ABLATED,
+    ABLATION,
+    ACTIVATION,
+    ATTRIBUTION,
+    GRADCAM,
+    SEGMENTATION,
+    ModelChoice,
+)
+from segexplorer.render import composite_over, decode_segmap, render_attribution
+
+
+def _reference(path, size=SIZE, layer=None):
+    """The engine's own answer for the tiny model, computed without the window."""
+    session = Session(load_model(TINY, "untrained", "cpu"), preprocess(load_image(path), size))
+    prediction = session.predict()
+    return session, prediction, session.gradcam(None, layer)
+
+
+def _overlay(window) -> np.ndarray:
+    return from_qimage(window.canvas._overlay.pixmap().toImage())
+
+
+def _open(qtbot, window, path):
+    window.open_image(path)
+    wait_for_prediction(qtbot, window)
+    wait_idle(qtbot, window)
+
+
+def test_open_image_shows_prediction_and_lists_classes(qtbot, make_window, blocks_image):
+    window = make_window()
+    _open(qtbot, window, blocks_image)
+    _, reference, gradcam = _reference(blocks_image)
+    assert window.canvas.image_size() == (reference.shape[1], reference.shape[0])
+    assert window.classes_panel.listed_classes() == reference.present_classes
+    np.testing.assert_array_equal(window.prediction.class_map, reference.class_map)
+    # Largest share first, with swatches and percentages.
+    item = window.classes_panel.item_for(reference.present_classes[0])
+    share = reference.share(reference.present_classes[0])
+    assert item.text(0) == reference.categories[reference.present_classes[0]]
+    assert item.text(1) == f"{share * 100:.1f} %"
+    assert not item.icon(0).isNull()
+    # The target defaults to the largest foreground class; Grad-CAM is shown for it.
+    assert window.target == reference.present_classes[0]
+    assert window.layer == ATTRIBUTION and window.has_result(GRADCAM)
+    expected = render_attribution(gradcam.upsampled[window.target], reference.image,
+                                  "blended_heat_map", "all").rgba
+    np.testing.assert_array_equal(_overlay(window), expected)
+    assert "blocks.png" in window.windowTitle() and "untrained" in window.windowTitle()
+    assert window.banner.isVisible()  # the untrained state is on screen
+    assert str(blocks_image.resolve()) in window.prefs.recent_files()
+
+
+def test_picking_a_class_redraws_without_a_job(qtbot, make_window, blocks_image):
+    window = make_window()
+    _open(qtbot, window, blocks_image)
+    _, reference, gradcam = _reference(blocks_image)
+    other = reference.present_classes[1]
+    started = window.runner.started_count
+    item = window.classes_panel.item_for(other)
+    tree = window.classes_panel.tree
+    qtbot.mouseClick(tree.viewport(), Qt.MouseButton.LeftButton,
+                     pos=tree.visualItemRect(item).center())
+    assert window.target == other
+    assert window.runner.started_count == started  # view-only: no job
+    expected = render_attribution(gradcam.upsampled[other], reference.image,
+                                  "blended_heat_map", "all").rgba
+    np.testing.assert_array_equal(_overlay(window), expected)
+    assert reference.categories[other] in window.explain_panel.target_label.text()
+
+
+def test_clicking_a_segment_on_the_canvas_makes_it_the_target(qtbot, make_window,
+                                                              blocks_image):
+    window = make_window()
+    _open(qtbot, window, blocks_image)
+    class_map = window.prediction.class_map
+    wanted = window.prediction.present_classes[2]
+    ys, xs = np.nonzero(class_map == wanted)
+    x, y = int(xs[len(xs) // 2]), int(ys[len(ys) // 2])
+    pos = window.canvas.image_to_widget(x, y)
+    assert window.canvas.widget_to_image(pos) == (x, y)
+    qtbot.mouseClick(window.canvas.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    assert window.target == wanted
+    assert window.classes_panel.target() == wanted
+    # Hovering reads the class and score under the cursor.
+    qtbot.mouseMove(window.canvas.viewport(), pos)
+    qtbot.waitUntil(lambda: window.prediction.categories[wanted] in window.hover_label.text())
+    _, score, _ = window.prediction.describe_pixel(x, y)
+    assert f"score {score:.3g}" in window.hover_label.text()
+    assert f"x {x}, y {y}" in window.hover_label.text()
+
+
+def test_view_options_redraw_at_once_and_match_captum_drawing(qtbot, make_window,
+                                                              blocks_image):
+    window = make_window()
+    _open(qtbot, window, blocks_image)
+    _, reference, gradcam = _reference(blocks_image)
+    target = window.target
+    attr = gradcam.upsampled[target]
+    started = window.runner.started_count
+    panel = window.explain_panel
+
+    panel.set_sign("positive")
+    expected = render_attribution(attr, reference.image, "blended_heat_map", "positive")
+    np.testing.assert_array_equal(_overlay(window), expected.rgba)
+    ticks = window.colorbar.ticks()
+    assert ticks[0] == (0.0, 0.0)
+    assert ticks[-1][1] == pytest.approx(expected.normalized.scale)
+
+    panel.set_view_method("masked_image")  # Captum cannot mask with sign "all"
+    assert panel.view_choice().sign == "positive"
+    assert not panel.sign.model().item(panel.sign.findData("all")).isEnabled()
+    np.testing.assert_array_equal(
+        _overlay(window), render_attribution(attr, reference.image, "masked_image",
+                                             "positive").rgba)
+
+    panel.set_view_method("alpha_scaling")
+    panel.set_sign("negative")
+    panel.outlier.setValue(10.0)
+    qtbot.waitUntil(lambda: window.view_choice.outlier == 10.0)
+    qtbot.waitUntil(lambda: window._render_cache and any(
+        k[1:] == ("alpha_scaling", "negative", 10.0) for k in window._render_cache))
+    rendered = render_attribution(attr, reference.image, "alpha_scaling", "negative", 10.0)
+    np.testing.assert_array_equal(_overlay(window), composite_over(rendered.rgba))
+
+    panel.hide_target.setChecked(True)
+    hidden = hide_target(attr, reference.class_map, target)
+    rendered = render_attribution(hidden, reference.image, "alpha_scaling", "negative", 10.0)
+    np.testing.assert_array_equal(_overlay(window), composite_over(rendered.rgba))
+
+    # Opacity and layers are view-only too.
+    window.opacity.setValue(40)
+    assert window.canvas.overlay_opacity() == pytest.approx(0.4)
+    window.set_layer(SEGMENTATION)
+    np.testing.assert_array_equal(_overlay(window)[..., :3],
+                                  decode_segmap(reference.class_map))
+    assert window.opacity.value() == 60  # each layer keeps its own opacity
+
+    # The layer's activation comes from the same Grad-CAM pass: still no job.
+    window.set_layer(ATTRIBUTION)
+    panel.hide_target.setChecked(False)
+    panel.set_view_method("heat_map")
+    panel.set_method(ACTIVATION)
+    np.testing.assert_array_equal(
+        _overlay(window), render_attribution(gradcam.activation_upsampled, reference.image,
+                                             "heat_map", "negative", 10.0).rgba)
+    assert window.runner.started_count == started
+
+
+def test_feature_ablation_sweep_serves_every_target(qtbot, make_window, blocks_image):
+    window = make_window()
+    _open(qtbot, window, blocks_image)
+    session, reference, _ = _reference(blocks_image)
+    window.explain_panel.set_method(ABLATION)
+    assert window.is_running("sweep")
+    qtbot.waitUntil(lambda: window.has_result(ABLATION), timeout=20000)
+    sweep = session.sweep(make_segments(reference.class_map, "class"))
+    started = window.runner.started_count
+    for target in reference.present_classes[:3]:
+        window.set_target(target)
+        expected = render_attribution(sweep.attribution_map(target), reference.image,
+                                      "blended_heat_map", "all").rgba
+        np.testing.assert_array_equal(_overlay(window), expected)
+    assert window.runner.started_count == started
+    assert "Sweep: 5 segments" in window.explain_panel.status.text()
+    # Side by side: the image and the three signs, each with its colour bar.
+    window.explain_panel.side_by_side.setChecked(True)
+    titles = [p.title for p in window.multi_view.panels()]
+    assert titles == ["Image", "Blended heat map, all", "Blended heat map, positive",
+                      "Blended heat map, negative"]
+    assert window.stack.currentWidget() is window.multi_view
+
+
+def test_ablated_input_layer_shows_the_target_replaced_by_the_baseline(qtbot, make_window,
+                                                                       blocks_image):
+    window = make_window()
+    _open(qtbot, window, blocks_image)
+    window.set_layer(ABLATED)
+    qtbot.waitUntil(lambda: window.canvas.overlay_visible(), timeout=10000)
+    shown = _overlay(window)[..., :3]
+    mask = window.prediction.class_map == window.target
+    mean = np.round(np.array([0.485, 0.456, 0.406]) * 255).astype(int)
+    assert np.abs(shown[mask].astype(int) - mean).max() <= 1  # Captum's zero baseline
+    np.testing.assert_array_equal(shown[~mask], window._prepared.rgb[~mask])
+
+
+def test_cancel_a_running_sweep(qtbot, make_window, blocks_image):
+    window = make_window(architecture=SLOW)
+    _open(qtbot, window, blocks_image)
+    SlowDown.seconds = 0.4
+    window.explain_panel.set_method(ABLATION)
+    qtbot.waitUntil(lambda: window.cancel_button.isVisible(), timeout=5000)
+    qtbot.waitUntil(lambda: "Ablat" in window.job_label.text(), timeout=5000)
+    qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.runner.is_busy(), timeout=2000)
+    assert not window.has_result(ABLATION)
+    assert not window.cancel_button.isVisible()
+    assert "cancelled" in window.explain_panel.status.text()
+    assert window.explain_panel.compute.isEnabled()
+    # It does not restart by itself; Compute runs it again.
+    window.set_target(window.prediction.present_classes[1])
+    assert not window.runner.is_busy()
+    SlowDown.seconds = 0.0
+    qtbot.mouseClick(window.explain_panel.compute, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.has_result(ABLATION), timeout=20000)
+
+
+def test_export_view_copy_figure_and_all(qtbot, make_window, blocks_image, tmp_path):
+    window = make_window()
+    _open(qtbot, window, blocks_image)
+    view = tmp_path / "view.png"
+    window.export_view(view)
+    qtbot.waitUntil(view.is_file, timeout=10000)
+    saved = np.asarray(Image.open(view))
+    h, w = window.prediction.shape
+    assert saved.shape == (h, w, 4)  # native working resolution
+    np.testing.assert_array_equal(saved, window.current_view_image())
+
+    window.copy_view()
+    copied = QGuiApplication.clipboard().image()
+    assert (copied.width(), copied.height()) == (w, h)
+
+    figure = tmp_path / "figure.svg"
+    window.export_figure(figure)
+    qtbot.waitUntil(figure.is_file, timeout=20000)
+    assert "<svg" in figure.read_text()[:500]
+
+    folder = tmp_path / "all"
+    window.export_all(folder)
+    qtbot.waitUntil(lambda: (folder / "report.json").is_file(), timeout=20000)
+    report = json.loads((folder / "report.json").read_text())
+    assert report["untrained"] is True and report["model"] == TINY
+    assert report["present_classes"] == window.prediction.present_classes
+    names = {p.name for p in folder.iterdir()}
+    assert {"segmentation.png", "attributions.npz"} <= names
+    assert {f"gradcam_{c}.png" for c in report["present_classes"]} <= names
+    assert {f"ablation_{c}.png" for c in report["present_classes"]} <= names
+    # The sweep that Export all needed is now cached for the window too.
+    window.explain_panel.set_method(ABLATION)
+    assert window.has_result(ABLATION)
+
+
+def test_layer_picker_shows_shapes_and_changes_the_gradcam_layer(qtbot, make_window,
+                                                                 blocks_image):
+    window = make_window()
+    _open(qtbot, window, blocks_image)
+    window.choose_layer()
+    picker = window._layer_picker
+    qtbot.waitUntil(lambda: picker.shape_text("backbone.2") != "", timeout=10000)
+    h, w = window.prediction.shape
+    assert picker.shape_text("backbone.2") == f"1 x 16 x {(h + 1) // 2} x {(w + 1) // 2}"
+    assert picker.shape_text("backbone.0") == f"1 x 8 x {h} x {w}"
+    picker.select("backbone.0")
+    picker._accept()
+    assert window.analysis_choice.layer == "backbone.0"
+    qtbot.waitUntil(lambda: window.has_result(GRADCAM), timeout=10000)
+    _, reference, gradcam = _reference(blocks_image, layer="backbone.0")
+    expected = render_attribution(gradcam.upsampled[window.target], reference.image,
+                                  "blended_heat_map", "all").rgba
+    np.testing.assert_array_equal(_overlay(window), expected)
+    assert "backbone.0 (1 x 8" in window.explain_panel.status.text()
+
+
+def test_changing_the_working_size_predicts_again(qtbot, make_window, blocks_image):
+    window = make_window()
+    _open(qtbot, window, blocks_image)
+    assert window.prediction.shape == (64, 85)
+    window.model_panel.set_size(48)
+    qtbot.waitUntil(lambda: window.prediction is not None
+                    and window.prediction.shape == (48, 64), timeout=10000)
+    wait_idle(qtbot, window)
+    assert window.canvas.image_size() == (64, 48)
+    _, reference, _ = _reference(blocks_image, size=48)
+    np.testing.assert_array_equal(window.prediction.class_map, reference.class_map)
+    assert window.has_result(GRADCAM)
+
+
+def test_paste_and_drop_open_images(qtbot, make_window, blocks_image):
+    window = make_window()
+    image = QImage(str(blocks_image))
+    QGuiApplication.clipboard().setImage(image)
+    window.paste_image()
+    wait_for_prediction(qtbot, window)
+    assert window.windowTitle().startswith("<clipboard>")
+    np.testing.assert_array_equal(
+        window._prepared.rgb, preprocess(load_image(blocks_image), SIZE).rgb)
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(blocks_image))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
+                       Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    qtbot.waitUntil(lambda: window.windowTitle().startswith("blocks.png"), timeout=10000)
+
+
+def test_bad_image_is_reported_and_the_current_one_kept(qtbot, make_window, blocks_image,
+                                                        tmp_path):
+    window = make_window()
+    _open(qtbot, window, blocks_image)
+    bad = tmp_path / "not_an_image.png"
+    bad.write_bytes(b"this is not a picture")
+    window.open_image(bad)
+    qtbot.waitUntil(lambda: window.last_error is not None, timeout=10000)
+    assert "not an image" in window.last_error
+    assert window._message_box is not None and window._message_box.isVisible()
+    assert window.windowTitle().startswith("blocks.png")
+    assert window.prediction is not None
+
+
+def test_worker_exception_is_shown_and_the_window_keeps_working(qtbot, make_window,
+                                                                blocks_image):
+    window = make_window(architecture=BROKEN)
+    window.open_image(blocks_image)
+    qtbot.waitUntil(lambda: window.last_error is not None, timeout=10000)
+    assert window.last_error == "RuntimeError: gui_tiny_broken always fails"
+    assert "Traceback" in window._message_box.detailedText()
+    window._message_box.close()
+    window.model_panel.set_choice(ModelChoice(TINY, "untrained", "cpu", SIZE))
+    window.model_panel.changed.emit(window.model_panel.choice())
+    wait_for_prediction(qtbot, window)
+
+
+def test_offline_dialog_offers_untrained_weights(qtbot, make_window, blocks_image):
+    window = make_window()
+    _open(qtbot, window, blocks_image)
+    window.model_panel.set_weights("default")  # the tiny model has no default weights
+    qtbot.waitUntil(lambda: window._offline_box is not None
+                    and window._offline_box.isVisible(), timeout=10000)
+    box = window._offline_box
+    texts = [b.text() for b in box.buttons()]
+    assert "Load weights file..." in texts and "Use untrained weights (demo)" in texts
+    demo = next(b for b in box.buttons() if b.text() == "Use untrained weights (demo)")
+    qtbot.mouseClick(demo, Qt.MouseButton.LeftButton)
+    assert window.model_choice.weights == "untrained"
+    wait_for_prediction(qtbot, window)
+    assert window.model.untrained and window.banner.isVisible()
+
+
+def test_settings_are_remembered(qtbot, make_window, blocks_image):
+    window = make_window(size=96)
+    _open(qtbot, window, blocks_image)
+    window.explain_panel.set_method(ACTIVATION)
+    window.explain_panel.set_sign("absolute_value")
+    window.explain_panel.segments.setCurrentIndex(
+        window.explain_panel.segments.findData("component"))
+    window.set_layer(SEGMENTATION)
+    window.opacity.setValue(35)
+    window.close()
+
+    again = MainWindow(num_threads=1)
+    qtbot.addWidget(again)
+    assert again.model_choice == ModelChoice(TINY, "untrained", "cpu", 96)
+    assert again.analysis_choice.method == ACTIVATION
+    assert again.analysis_choice.segments == "component"
+    assert again.view_choice.sign == "absolute_value"
+    assert again.layer == SEGMENTATION and again.opacity.value() == 35
+    assert str(blocks_image.resolve()) in again.prefs.recent_files()
+    assert again.recent_menu.actions()[0].toolTip() == str(blocks_image.resolve())
+    again.close()
+
+
+def test_imaging_round_trip():
+    rgba = np.random.default_rng(1).integers(0, 255, (7, 5, 4), dtype=np.uint8)
+    np.testing.assert_array_equal(from_qimage(to_qimage(rgba)), rgba)
+    rgb = rgba[..., :3]
+    back = from_qimage(to_qimage(np.ascontiguousarray(rgb)))
+    np.testing.assert_array_equal(back[..., :3], rgb)
+
+
+def test_canvas_zoom_pan_fit_and_actual_size(qtbot, make_window, blocks_image):
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    window = make_window()
+    _open(qtbot, window, blocks_image)
+    canvas, viewport = window.canvas, window.canvas.viewport()
+    assert canvas.is_fit()
+    fit_zoom = canvas.zoom()
+    assert fit_zoom > 4  # a 85 x 64 image fills the canvas
+    window.actual_action.trigger()
+    assert canvas.zoom() == pytest.approx(1.0)
+    canvas.set_zoom(12.0)
+    # The wheel zooms about the cursor: the pixel under it stays under it.
+    pos = canvas.image_to_widget(40, 30)
+    event = QWheelEvent(QPointF(pos), QPointF(canvas.mapToGlobal(pos)), QPoint(0, 0),
+                        QPoint(0, 120), Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                        Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(viewport, event)
+    assert canvas.zoom() == pytest.approx(15.0)
+    assert canvas.widget_to_image(pos) == (40, 30)
+    assert window.zoom_label.text() == "1500 %"
+    # Dragging pans and is not a click: the target stays.
+    target = window.target
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=pos)
+    for step in range(1, 6):
+        qtbot.mouseMove(viewport, pos + QPoint(12 * step, 8 * step))
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=pos + QPoint(60, 40))
+    assert window.target == target
+    x, y = canvas.widget_to_image(pos)  # the image moved by about 60 / 15 and 40 / 15 px
+    assert abs(x - 36) <= 1 and abs(y - 27.3) <= 1
+    window.fit_action.trigger()
+    assert canvas.is_fit() and canvas.zoom() == pytest.approx(fit_zoom)
+
+
+def test_recent_files_sample_image_and_about(qtbot, make_window, blocks_image):
+    window = make_window()
+    window.paste_image()  # nothing usable on the clipboard: a message, no job
+    QGuiApplication.clipboard().clear()
+    window.paste_image()
+    assert "no image" in window.statusBar().currentMessage()
+    window.open_sample_image()
+    wait_for_prediction(qtbot, window)
+    assert window.windowTitle().startswith("sample_astronaut.jpg")
+    assert window._prepared.original_size == (512, 512)
+    _open(qtbot, window, blocks_image)
+    recent = window.recent_menu.actions()
+    assert [a.toolTip() for a in recent[:2]] == [
+        str(blocks_image.resolve()), str(window.prefs.recent_files()[1])]
+    recent[1].trigger()  # the sample image again, from the menu
+    qtbot.waitUntil(lambda: window.windowTitle().startswith("sample_astronaut.jpg"),
+                    timeout=10000)
+    window.show_about()
+    assert "SegExplorer" in window._message_box.text()
+    assert "Captum" in window._message_box.text()
+    window._message_box.close()
+
+
+def test_segments_and_baseline_choices_reach_the_sweep(qtbot, make_window, blocks_image):
+    window = make_window()
+    _open(qtbot, window, blocks_image)
+    panel = window.explain_panel
+    panel.set_method(ABLATION)
+    panel.segments.setCurrentIndex(panel.segments.findData("component"))
+    panel._select_baseline("#ff8000")  # what the colour dialog chooses
+    panel._emit_analysis()
+    assert window.analysis_choice.baseline == "#ff8000"
+    qtbot.waitUntil(lambda: window.has_result(ABLATION), timeout=20000)
+    session, reference, _ = _reference(blocks_image)
+    sweep = session.sweep(make_segments(reference.class_map, "component"), "#ff8000")
+    shown = window._sweeps[window._sweep_key(window.analysis_choice)]
+    assert shown.segments.kind == "component" and shown.baseline == "#ff8000"
+    np.testing.assert_allclose(shown.table, sweep.table, rtol=1e-6, atol=1e-6)
+    assert f"{sweep.segments.count} segments" in window.explain_panel.status.text()
