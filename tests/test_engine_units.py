@@ -237,3 +237,13 @@ def test_fast_mode_bf16_is_close_to_fp32():
     assert all(m.dtype == np.float32 for m in gc.raw.values())
     with pytest.raises(UserError, match="precision"):
         Session(model, prepared, precision="fp8")
+
+
+def test_layer_output_shapes():
+    from segexplorer.engine.models import layer_output_shapes
+
+    model = load_model("tiny", "untrained", "cpu")
+    shapes = layer_output_shapes(model.module, torch.zeros(1, 3, 20, 30))
+    assert shapes["body.0"] == (1, 8, 20, 30)
+    assert shapes["body.2"] == (1, 16, 10, 15)
+    assert shapes["head"] == (1, 21, 10, 15)

@@ -240,3 +240,28 @@ def _load_into(module: nn.Module, state_dict: dict, arch: Architecture, source: 
                 f"{tuple(got.shape)}, expected {tuple(tensor.shape)}.{hint}"
             )
     module.load_state_dict(state_dict, strict=True)
+
+
+def layer_output_shapes(module: nn.Module, batch: torch.Tensor) -> dict[str, tuple[int, ...]]:
+    """``{dotted path: output shape}`` for every submodule that outputs one tensor.
+
+    One forward pass with hooks on every layer (for the window's layer picker).
+    """
+    shapes: dict[str, tuple[int, ...]] = {}
+    handles = []
+    for name, sub in module.named_modules():
+        if not name:
+            continue
+
+        def hook(_module, _inputs, output, name=name):
+            if isinstance(output, torch.Tensor) and name not in shapes:
+                shapes[name] = tuple(int(d) for d in output.shape)
+
+        handles.append(sub.register_forward_hook(hook))
+    try:
+        with torch.inference_mode():
+            module(batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return shapes
