@@ -1,0 +1,205 @@
+"""Click-to-shown latency in the real window (ablate mode), cached vs uncached.
+
+bench_click.py times the engine and the render; this times what the window adds on top:
+a mouse click on the canvas (Qt's event dispatch) until the canvas, the outline and the
+ablation panel (thumbnails, score chart, history) are updated and painted. The window
+runs offscreen unless there is a display.
+
+* cached click: one segment after the ablation sweep, answered on the main thread from
+  the sweep (no forward pass, no job);
+* uncached click: the same segment with another baseline (the sweep cannot answer it):
+  one forward pass in a worker, then the same drawing.
+
+The history is emptied before each click, so that no click is answered from it.
+Median and 95th percentile over --clicks clicks of each kind. No timing is asserted.
+
+    python benchmarks/bench_gui_click.py --models lraspp_mobilenet_v3_large --size 640
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from bench_common import default_image, fmt_s, machine_header, machine_info, percentile
+
+DEFAULT_MODELS = ("lraspp_mobilenet_v3_large", "fcn_resnet101")
+
+
+def summarize(values: list[float]) -> dict:
+    return {"median_s": percentile(values, 50), "p95_s": percentile(values, 95),
+            "min_s": float(np.min(values)), "max_s": float(np.max(values)), "n": len(values)}
+
+
+def bench_model(name: str, args: argparse.Namespace, app) -> dict:
+    from PySide6.QtCore import QSettings, Qt
+    from PySide6.QtTest import QTest
+
+    from segexplorer.gui.main_window import MainWindow
+    from segexplorer.gui.options import ModelChoice
+
+    settings = QSettings(str(Path(args.settings_dir) / f"{name}.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings, interactive=False, num_threads=args.threads or None)
+    window.model_panel.set_choice(ModelChoice(name, args.weights, args.device, args.size))
+    window.explain_panel.set_segments(args.segments)
+    window.explain_panel.set_baseline("zero")
+    window.resize(1440, 900)
+    window.show()
+    window.open_image(args.image)
+    if not window.wait_until(lambda: window.prediction is not None, 1800):
+        raise SystemExit(f"{name}: no prediction ({window.last_error})")
+    window.wait_until(lambda: not window.runner.is_busy(), 1800)
+    ctrl = window.ablation
+    ctrl.set_active(True)
+    start = time.perf_counter()
+    ctrl.precompute()
+    if not window.wait_until(lambda: window.sweep_for(args.segments, "zero") is not None,
+                             1800):
+        raise SystemExit(f"{name}: the sweep did not finish ({window.last_error})")
+    sweep_s = time.perf_counter() - start
+    window.wait_until(lambda: not window.runner.is_busy(), 600)
+    segments = ctrl.segments_for(args.segments)
+    pred = window.prediction
+    points = []
+    for info in segments.info:  # a pixel of each segment, to click on
+        ys, xs = np.nonzero(segments.ids == info.id)
+        i = len(xs) // 2
+        points.append((info.id, int(xs[i]), int(ys[i])))
+    cycle = itertools.cycle(points)
+    viewport = window.canvas.viewport()
+
+    def click(baseline: str) -> tuple[float, bool]:
+        seg_id, x, y = next(cycle)
+        ctrl.reset()
+        ctrl._history.clear()  # noqa: SLF001 - so that no click is answered from it
+        if window.analysis_choice.baseline != baseline:
+            window.explain_panel.set_baseline(baseline)
+        window.wait_until(lambda: not window.runner.is_busy(), 600)
+        app.processEvents()
+        pos = window.canvas.image_to_widget(x, y)
+        t0 = time.perf_counter()
+        QTest.mouseClick(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                         pos)
+        shown = window.wait_until(
+            lambda: ctrl.shown is not None and ctrl.shown.selection.ids == (seg_id,), 600)
+        app.processEvents()  # paint
+        elapsed = time.perf_counter() - t0
+        if not shown:
+            raise SystemExit(f"{name}: a click was never shown ({window.last_error})")
+        return elapsed, ctrl.shown.outcome.from_cache
+
+    results = {}
+    for kind, baseline, want_cached in (("cached", "zero", True),
+                                        ("uncached", "black", False)):
+        threads = window.runner.started_count
+        passes = window.session.forward_passes
+        for _ in range(args.warmup):
+            click(baseline)
+        times = []
+        for _ in range(args.clicks):
+            seconds, cached = click(baseline)
+            if cached != want_cached:
+                raise SystemExit(f"a {kind} click was {'not ' if want_cached else ''}"
+                                 "answered from the sweep: the benchmark measures the wrong "
+                                 "thing")
+            times.append(seconds)
+        results[kind] = {"total": summarize(times),
+                         "threads_started": window.runner.started_count - threads,
+                         "forward_passes": window.session.forward_passes - passes}
+    h, w = pred.shape
+    window.close()
+    return {"model": name, "weights": args.weights, "working_shape": [h, w],
+            "segments": segments.count, "segments_kind": args.segments, "sweep_s": sweep_s,
+            **results}
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f}"
+
+
+def report_model(r: dict) -> str:
+    h, w = r["working_shape"]
+    c, u = r["cached"], r["uncached"]
+    lines = [
+        f"{r['model']} ({r['weights']}), working {w} x {h}, {r['segments']} "
+        f"{r['segments_kind']} segments; sweep {fmt_s(r['sweep_s'])} (paid once)",
+        f"  {'':30}{'median ms':>12}{'p95 ms':>12}{'threads':>9}{'forwards':>10}",
+    ]
+    for label, d in (("cached click (from the sweep)", c),
+                     ("uncached click (1 forward)", u)):
+        lines.append(f"  {label:30}{ms(d['total']['median_s']):>12}"
+                     f"{ms(d['total']['p95_s']):>12}{d['threads_started']:>9}"
+                     f"{d['forward_passes']:>10}")
+    ratio = u["total"]["median_s"] / max(1e-12, c["total"]["median_s"])
+    lines.append(f"  uncached / cached (median): {ratio:.1f}x")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--image", default=None, help="image path (default: skimage's motorcycle_left.png)")
+    p.add_argument("--models", default=",".join(DEFAULT_MODELS),
+                   help="comma-separated (default: %(default)s)")
+    p.add_argument("--weights", default="untrained", help="untrained, default or a file path")
+    p.add_argument("--size", type=int, default=640)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--segments", default="class", choices=("class", "component"))
+    p.add_argument("--clicks", type=int, default=20, help="timed clicks of each kind")
+    p.add_argument("--warmup", type=int, default=1, help="untimed clicks of each kind first")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--json", default=None, metavar="OUT")
+    args = p.parse_args(argv)
+    if args.clicks < 1 or args.warmup < 0:
+        p.error("--clicks must be >= 1, --warmup >= 0")
+    args.image = args.image or default_image()
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    import tempfile
+
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from segexplorer.gui.app import _application
+
+    app, _created = _application(sys.argv[:1], offscreen=True)
+    info = machine_info(torch.device(args.device))
+    print("SegExplorer benchmark: click-to-shown latency in the window (ablate mode)")
+    print(machine_header(info))
+    print(f"image:   {args.image}; --size {args.size}; {args.clicks} clicks of each kind "
+          f"after {args.warmup} warm-up; Qt platform {app.platformName()}")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        args.settings_dir = tmp
+        for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            r = bench_model(name, args, app)
+            results.append(r)
+            print()
+            print(report_model(r), flush=True)
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({
+            "benchmark": "gui_click",
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "args": {k: v for k, v in vars(args).items() if k != "settings_dir"},
+            "machine": info,
+            "models": results,
+        }, indent=2))
+        print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
