@@ -247,3 +247,16 @@ def test_layer_output_shapes():
     assert shapes["body.0"] == (1, 8, 20, 30)
     assert shapes["body.2"] == (1, 16, 10, 15)
     assert shapes["head"] == (1, 21, 10, 15)
+
+
+@pytest.mark.parametrize("baseline", ["zero", "black", "blur", "#3366cc"])
+def test_displayed_ablated_input_is_the_models_input(baseline, astronaut_path):
+    from segexplorer.engine.image import denormalize, load_image
+
+    model = load_model("tiny", "untrained", "cpu")
+    session = Session(model, preprocess(load_image(astronaut_path), 40))
+    segments = make_segments(session.predict().class_map, "component")
+    chosen = [s.id for s in segments.info[:2]]
+    outcome = session.ablate(segments, chosen, baseline)
+    expected = denormalize(session.ablated_input(segments, chosen, baseline))
+    np.testing.assert_array_equal(outcome.ablated_input, expected)
