@@ -51,3 +51,22 @@ def summary_line(prediction: Prediction, outcome: AblationOutcome, segments: Seg
         change = "n/a" if rel is None else f"{rel * 100:+.0f} %"
         parts.append(f"{prediction.categories[c]} {change}")
     return f"{', '.join(parts)}; {outcome.changed_fraction * 100:.0f} % of pixels changed class"
+
+
+def segment_label(categories, segments: Segments, segment_id: int) -> str:
+    """A segment's name: its class, and for a connected component which one of how many.
+
+    Components of one class are numbered in the engine's order (scan order), e.g.
+    'person 2 of 3'; a class segment, or a class with one component, is just 'person'.
+    """
+    info = {s.id: s for s in segments.info}[int(segment_id)]
+    name = categories[info.class_index]
+    if segments.kind == "class":
+        return name
+    same = [s.id for s in segments.info if s.class_index == info.class_index]
+    return name if len(same) == 1 else f"{name} {same.index(info.id) + 1} of {len(same)}"
+
+
+def selection_label(categories, segments: Segments, segment_ids) -> str:
+    """The segments of one ablation, e.g. 'person + dog 2 of 3'."""
+    return " + ".join(segment_label(categories, segments, s) for s in sorted(segment_ids))

@@ -40,6 +40,8 @@ class ImageCanvas(QGraphicsView):
         self._size: tuple[int, int] | None = None  # (width, height)
         self._fit = True
         self._press: QPoint | None = None
+        self._cursor = Qt.CursorShape.CrossCursor
+        self.click_modifiers = Qt.KeyboardModifier.NoModifier  # of the latest click
         self._placeholder = ""
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
@@ -47,7 +49,7 @@ class ImageCanvas(QGraphicsView):
         self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
         self.setMouseTracking(True)
         self.viewport().setMouseTracking(True)
-        self.viewport().setCursor(Qt.CursorShape.CrossCursor)
+        self.viewport().setCursor(self._cursor)
         self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
         self.setMinimumSize(240, 200)
         self._update_background()
@@ -75,6 +77,11 @@ class ImageCanvas(QGraphicsView):
             self._size = size
             self._scene.setSceneRect(QRectF(0, 0, size[0], size[1]))
             self.fit_to_window()
+
+    def set_click_cursor(self, shape: Qt.CursorShape) -> None:
+        """The cursor over the image (a pointing hand says a click ablates)."""
+        self._cursor = shape
+        self.viewport().setCursor(shape)
 
     def set_overlay(self, image: np.ndarray | None, opacity: float | None = None) -> None:
         if image is None:
@@ -206,7 +213,7 @@ class ImageCanvas(QGraphicsView):
 
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802
         super().mouseReleaseEvent(event)
-        self.viewport().setCursor(Qt.CursorShape.CrossCursor)
+        self.viewport().setCursor(self._cursor)  # the hand-drag mode changed it
         if event.button() != Qt.MouseButton.LeftButton or self._press is None:
             return
         pos = event.position().toPoint()
@@ -215,6 +222,7 @@ class ImageCanvas(QGraphicsView):
         if moved <= CLICK_SLOP_PX:
             hit = self.widget_to_image(pos)
             if hit is not None:
+                self.click_modifiers = event.modifiers()  # Shift+click adds a segment
                 self.clicked.emit(*hit)
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802

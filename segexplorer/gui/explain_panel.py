@@ -251,6 +251,14 @@ class ExplanationPanel(QWidget):
     def set_method(self, method: str) -> None:
         _select(self.method, method)
 
+    def set_segments(self, kind: str) -> None:
+        """Choose class or component segments (the ablation panel mirrors this choice)."""
+        _select(self.segments, kind)
+
+    def set_baseline(self, value: str) -> None:
+        if value != self.baseline.currentData():
+            self._select_baseline(value)
+
     def set_sign(self, sign: str) -> None:
         _select(self.sign, sign)
 

@@ -10,7 +10,7 @@ target once computed) redraw at once and never start a job.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -53,6 +53,8 @@ from ..engine.session import Session, hide_target
 from ..engine.weights import cached_weights_path
 from ..render import class_colors, composite_over, decode_segmap, render_attribution
 from ..render.normalize import NormalizedAttr
+from .ablate_mode import AblateController
+from .ablation_panel import HINT as ABLATE_HINT
 from .canvas import ImageCanvas
 from .classes_panel import ClassesPanel
 from .colorbar import ClassLegend, ColorBar, format_value
@@ -173,6 +175,7 @@ class MainWindow(QMainWindow):
         self.explain_panel = ExplanationPanel(self.prefs.analysis_choice(),
                                               self.prefs.view_choice(), self)
         self.classes_panel = ClassesPanel(self)
+        self.ablation = AblateController(self)
         self._build_central()
         self._build_docks()
         self._build_actions()
@@ -232,15 +235,19 @@ class MainWindow(QMainWindow):
             self.layer_buttons.addButton(button, i)
             self._layer_button[layer] = button
             bar.addWidget(button)
+        bar.addSpacing(8)
+        self.ablate_button = self.ablation.make_tool_button(central)
+        bar.addWidget(self.ablate_button)
         bar.addSpacing(12)
         self.opacity_label = QLabel("Opacity", central)
         bar.addWidget(self.opacity_label)
         self.opacity = QSlider(Qt.Orientation.Horizontal, central)
         self.opacity.setObjectName("opacitySlider")
         self.opacity.setRange(0, 100)
-        self.opacity.setFixedWidth(120)
+        self.opacity.setMinimumWidth(60)  # narrow windows keep the whole bar
+        self.opacity.setMaximumWidth(120)
         self.opacity.setToolTip("Opacity of the shown layer over the image")
-        bar.addWidget(self.opacity)
+        bar.addWidget(self.opacity, 1)
         bar.addStretch(1)
         self.zoom_label = QLabel("", central)
         self.zoom_label.setMinimumWidth(48)
@@ -300,6 +307,9 @@ class MainWindow(QMainWindow):
         self.model_dock = dock("Model", self.model_panel, "modelDock", right)
         self.explain_dock = dock("Explanation", self.explain_panel, "explainDock", right)
         self.splitDockWidget(self.model_dock, self.explain_dock, Qt.Orientation.Vertical)
+        self.ablation_dock = dock("Ablation", self.ablation.panel, "ablationDock", right)
+        self.tabifyDockWidget(self.explain_dock, self.ablation_dock)
+        self.explain_dock.raise_()
         self.classes_panel.setMinimumWidth(200)
         self.explain_panel.setMinimumWidth(300)
         self.resizeDocks([self.classes_dock], [230], Qt.Orientation.Horizontal)
@@ -342,8 +352,9 @@ class MainWindow(QMainWindow):
             "Everything 'segexplorer explain' writes: PNGs, arrays and a JSON report")
         self.quit_action = self._action("&Quit", self.close, K.Quit)
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
-        self.cancel_action = self._action("&Cancel Running Jobs", self.cancel_jobs, "Esc",
-                                          "Stop the computation in progress")
+        self.cancel_action = self._action("&Cancel Running Jobs", self._on_escape, "Esc",
+                                          "Stop the computation in progress (in ablate "
+                                          "mode, first restore the original)")
         self.zoom_in_action = self._action("Zoom &In", self.canvas.zoom_in, K.ZoomIn)
         self.zoom_out_action = self._action("Zoom &Out", self.canvas.zoom_out, K.ZoomOut)
         self.fit_action = self._action("&Fit to Window", self.canvas.fit_to_window, "Ctrl+0")
@@ -388,6 +399,10 @@ class MainWindow(QMainWindow):
         edit_menu.addSeparator()
         edit_menu.addAction(self.compute_action)
         edit_menu.addAction(self.cancel_action)
+        edit_menu.addSeparator()
+        edit_menu.addAction(self.ablation.action)
+        edit_menu.addAction(self.ablation.reset_action)
+        edit_menu.addAction(self.ablation.export_action)
         view_menu = bar.addMenu("&View")
         for action in self.layer_actions.actions():
             view_menu.addAction(action)
@@ -399,7 +414,8 @@ class MainWindow(QMainWindow):
                        self.actual_action):
             view_menu.addAction(action)
         view_menu.addSeparator()
-        for dock in (self.classes_dock, self.model_dock, self.explain_dock):
+        for dock in (self.classes_dock, self.model_dock, self.explain_dock,
+                     self.ablation_dock):
             view_menu.addAction(dock.toggleViewAction())
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.sample_action)
@@ -685,7 +701,8 @@ class MainWindow(QMainWindow):
                 key = self._sweep_key(analysis)
                 if key not in self._sweeps:
                     self._request_sweep(key, analysis, force)
-            if self._layer == ABLATED and self._target is not None:
+            if self._layer == ABLATED and self._target is not None \
+                    and not self.ablation.active:
                 key = self._ablated_key(analysis)
                 if key not in self._ablated:
                     self._request_ablated(key, analysis, force)
@@ -727,6 +744,16 @@ class MainWindow(QMainWindow):
         self._show_error(message, details)
         self.refresh_view()
 
+    def _on_escape(self) -> None:
+        """Esc: in ablate mode with a selection, back to the original; else cancel jobs."""
+        if not (self.ablation.can_reset() and self.ablation.reset()):
+            self.cancel_jobs()
+
+    def cancel_channel(self, channel: str) -> None:
+        """Cancel one channel's job (its result, if any, is dropped)."""
+        if self._inflight.pop(channel, None) is not None:
+            self.runner.cancel(channel)
+
     def cancel_jobs(self) -> None:
         """Cancel every running computation (Esc / the status bar's Cancel)."""
         if not self._inflight and not self.runner.is_busy():
@@ -737,6 +764,28 @@ class MainWindow(QMainWindow):
         self.runner.cancel_all()
         self.statusBar().showMessage("Cancelled. Press Compute (Ctrl+R) to run it again.",
                                      5000)
+        self.refresh_view()
+
+    @property
+    def predict_key(self) -> tuple | None:
+        return self._predict_key
+
+    def image_label(self) -> str:
+        return (self._source.path or self._source.label) if self._source else ""
+
+    def sweep_for(self, segments: str, baseline: str, aggregation: str = "argmax"):
+        """The ablation sweep computed for these choices, if any."""
+        return self._sweeps.get((self._predict_key, segments, baseline, aggregation))
+
+    def request_sweep(self, segments: str, baseline: str) -> None:
+        """Run the argmax-masked sweep for these segments and baseline (serves clicks)."""
+        if self._prediction is None:
+            return
+        choice = replace(self.analysis_choice, segments=segments, baseline=baseline,
+                         aggregation="argmax")
+        key = self._sweep_key(choice)
+        if key not in self._sweeps:
+            self._request_sweep(key, choice, force=True)
         self.refresh_view()
 
     def is_running(self, channel: str) -> bool:
@@ -845,6 +894,7 @@ class MainWindow(QMainWindow):
         self._sweeps.clear()
         self._ablated.clear()
         self._render_cache.clear()
+        self.ablation.clear()
         self.classes_panel.set_prediction(None)
 
     # ======================================================================= drawing
@@ -935,6 +985,8 @@ class MainWindow(QMainWindow):
                     self._current_attr = attr
                 except ValueError as exc:
                     message = f"Cannot draw this attribution: {exc}"
+        elif self._layer == ABLATED and pred is not None and self.ablation.active:
+            overlay, message = self.ablation.canvas_overlay()
         elif self._layer == ABLATED and pred is not None:
             overlay = self._ablated.get(self._ablated_key(self.analysis_choice))
             if overlay is None:
@@ -943,13 +995,19 @@ class MainWindow(QMainWindow):
             self.canvas.set_overlay(overlay)
             self._shown["overlay"] = overlay
         self.canvas.set_overlay_opacity(self._opacity.get(self._layer, 1.0))
-        show_outline = (self.outline_action.isChecked() and pred is not None
-                        and self._target is not None and self._layer != IMAGE)
-        outline_key = (self._predict_key, self._target) if show_outline else None
-        if self._shown["outline"] != outline_key:
-            self.canvas.set_outline(outline_rgba(pred.class_map == self._target)
-                                    if show_outline else None)
-            self._shown["outline"] = outline_key
+        if self.ablation.active:  # the segments selected for ablation
+            outline_key, outline = self.ablation.outline()
+            if self._shown["outline"] != outline_key:
+                self.canvas.set_outline(outline)
+                self._shown["outline"] = outline_key
+        else:
+            show_outline = (self.outline_action.isChecked() and pred is not None
+                            and self._target is not None and self._layer != IMAGE)
+            outline_key = (self._predict_key, self._target) if show_outline else None
+            if self._shown["outline"] != outline_key:
+                self.canvas.set_outline(outline_rgba(pred.class_map == self._target)
+                                        if show_outline else None)
+                self._shown["outline"] = outline_key
         self._current_normalized = normalized
         units = self._units_caption(caption, normalized)
         self.colorbar.set_attribution(normalized, units)
@@ -959,6 +1017,7 @@ class MainWindow(QMainWindow):
         self._update_target_text()
         self._update_badges()
         self._update_actions()
+        self.ablation.refresh()
 
     def _update_footer(self, normalized, text: str, view: ViewChoice) -> None:
         pred = self._prediction
@@ -1074,6 +1133,7 @@ class MainWindow(QMainWindow):
         self.export_figure_action.setEnabled(self._current_attr is not None)
         self.export_all_action.setEnabled(self._prediction is not None)
         self.compute_action.setEnabled(self._prediction is not None)
+        self.cancel_action.setEnabled(self.runner.is_busy() or self.ablation.can_reset())
 
     def _update_title(self) -> None:
         parts = []
@@ -1109,7 +1169,9 @@ class MainWindow(QMainWindow):
     def describe_pixel(self, x: int, y: int) -> str:
         """The status-bar text for image pixel (x, y)."""
         if x < 0 or self._prepared is None:
-            return HOVER_HINT if self._prepared is not None else ""
+            if self._prepared is None:
+                return ""
+            return ABLATE_HINT if self.ablation.active else HOVER_HINT
         sx, sy = self._prepared.scale
         text = f"x {x}, y {y}  (original {x / sx:.0f}, {y / sy:.0f})"
         pred = self._prediction
@@ -1121,6 +1183,10 @@ class MainWindow(QMainWindow):
         return text
 
     def _on_canvas_clicked(self, x: int, y: int) -> None:
+        if self.ablation.active:
+            shift = bool(self.canvas.click_modifiers & Qt.KeyboardModifier.ShiftModifier)
+            self.ablation.click(x, y, add=shift)
+            return
         pred = self._prediction
         if pred is None or pred.class_map.shape != self._prepared.shape:
             return
@@ -1373,7 +1439,7 @@ class MainWindow(QMainWindow):
             widget.setVisible(busy)
         if busy:
             self.progress.setRange(0, 0)
-        self.cancel_action.setEnabled(busy)
+        self.cancel_action.setEnabled(busy or self.ablation.can_reset())
 
     def wait_until(self, predicate, timeout_s: float) -> bool:
         """Process events until ``predicate()`` is true (scripts and the smoke test)."""

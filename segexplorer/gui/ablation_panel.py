@@ -1,0 +1,319 @@
+"""The ablation panel: what one click did, every class's score, and the history.
+
+A view only: it shows what :class:`~.ablate_mode.AblateController` gives it and reports
+what the user asks for through signals; it computes nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QPalette, QPixmap
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..engine.baselines import parse_baseline
+from ..engine.errors import UserError
+from .imaging import to_pixmap
+from .options import BASELINE_LABELS, SEGMENT_LABELS
+from .score_chart import ScoreChart
+
+#: the three result views, in the order the thumbnails show them
+VIEW_INPUT, VIEW_AFTER, VIEW_CHANGED = "input", "after", "changed"
+VIEW_LABELS = {
+    VIEW_INPUT: "Ablated input",
+    VIEW_AFTER: "New segmentation",
+    VIEW_CHANGED: "Changed pixels",
+}
+THUMB_CAPTIONS = {  # two lines, so that three thumbnails fit a narrow dock
+    VIEW_INPUT: "Ablated\ninput",
+    VIEW_AFTER: "New\nsegmentation",
+    VIEW_CHANGED: "Changed\npixels",
+}
+VIEW_TIPS = {
+    VIEW_INPUT: "The input exactly as the model receives it (de-normalised for display)",
+    VIEW_AFTER: "The model's prediction for the ablated input, over it",
+    VIEW_CHANGED: "Pixels whose predicted class changed, in magenta",
+}
+THUMB_WIDTH = 88
+HINT = "Click a segment to ablate it; Shift+click adds or removes one; Esc resets."
+
+
+def _section(text: str, parent) -> QLabel:
+    label = QLabel(text.upper(), parent)
+    font = label.font()
+    font.setBold(True)
+    font.setPointSizeF(font.pointSizeF() * 0.85)
+    label.setFont(font)
+    label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+    return label
+
+
+def _muted(text: str, parent) -> QLabel:
+    label = QLabel(text, parent)
+    label.setWordWrap(True)
+    label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+    return label
+
+
+class AblationPanel(QWidget):
+    """Segments and baseline, the result views, the score chart and the history."""
+
+    segments_chosen = Signal(str)
+    baseline_chosen = Signal(str)
+    view_chosen = Signal(str)
+    reset_requested = Signal()
+    export_requested = Signal()
+    export_history_requested = Signal()
+    history_chosen = Signal(int)
+    precompute_requested = Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("ablationPanel")
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        outer.addWidget(scroll)
+        body = QWidget(scroll)
+        scroll.setWidget(body)
+        column = QVBoxLayout(body)
+        column.setContentsMargins(8, 6, 8, 8)
+        column.setSpacing(6)
+
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        self.segments = QComboBox(body)
+        self.segments.setObjectName("ablationSegments")
+        for value, label in SEGMENT_LABELS.items():
+            self.segments.addItem(label, value)
+        self.segments.setToolTip("What one click selects: every pixel of the class, or the "
+                                 "connected region under the cursor")
+        self.baseline = QComboBox(body)
+        self.baseline.setObjectName("ablationBaseline")
+        for value, label in BASELINE_LABELS.items():
+            self.baseline.addItem(label, value)
+        self.baseline.setToolTip("What the ablated pixels are replaced with (a custom colour "
+                                 "can be chosen in the Explanation panel)")
+        form.addRow("Segments", self.segments)
+        form.addRow("Baseline", self.baseline)
+        column.addLayout(form)
+
+        self.summary = QLabel(body)
+        self.summary.setObjectName("ablationSummary")
+        self.summary.setWordWrap(True)
+        font = self.summary.font()
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.1)
+        self.summary.setFont(font)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        column.addWidget(self.summary)
+        self.details = _muted("", body)
+        self.details.setObjectName("ablationDetails")
+        column.addWidget(self.details)
+
+        thumbs = QHBoxLayout()
+        thumbs.setSpacing(4)
+        self.view_buttons = QButtonGroup(self)
+        self.view_buttons.setExclusive(True)
+        self._thumb: dict[str, QToolButton] = {}
+        for view, label in VIEW_LABELS.items():
+            button = QToolButton(body)
+            button.setObjectName(f"ablationThumb_{view}")
+            button.setText(THUMB_CAPTIONS[view])
+            button.setToolTip(f"{label}: {VIEW_TIPS[view].lower()}. Click to show it on the "
+                              "image.")
+            button.setCheckable(True)
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
+            button.setIconSize(QSize(THUMB_WIDTH, THUMB_WIDTH * 3 // 4))
+            button.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            button.setMinimumWidth(60)
+            button.clicked.connect(lambda _checked=False, v=view: self.view_chosen.emit(v))
+            self.view_buttons.addButton(button)
+            self._thumb[view] = button
+            thumbs.addWidget(button)
+        column.addLayout(thumbs)
+
+        buttons = QHBoxLayout()
+        self.reset_button = QPushButton("Reset", body)
+        self.reset_button.setObjectName("ablationReset")
+        self.reset_button.setToolTip("Back to the original image (Esc)")
+        self.export_button = QPushButton("Export ablation...", body)
+        self.export_button.setObjectName("ablationExport")
+        self.export_button.setToolTip("Write what 'segexplorer ablate' writes: the ablated "
+                                      "input, the new segmentation, the changed pixels and "
+                                      "changes.json")
+        buttons.addWidget(self.reset_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.export_button)
+        column.addLayout(buttons)
+
+        scores_title = _section("Class scores (argmax-masked, original mask)", body)
+        column.addWidget(scores_title)
+        self.chart = ScoreChart(body)
+        self.chart.setToolTip("Each class's score: the sum of its logits over the pixels "
+                              "originally predicted as that class (the seed's argmax-masked "
+                              "wrapper with the original prediction's mask, as Captum's "
+                              "FeatureAblation scores it). Largest change first.")
+        scores_title.setToolTip(self.chart.toolTip())
+        column.addWidget(self.chart)
+
+        column.addWidget(_section("History", body))
+        self.history = QListWidget(body)
+        self.history.setObjectName("ablationHistory")
+        self.history.setMinimumHeight(90)
+        self.history.setWordWrap(True)
+        self.history.setToolTip("Ablations of this image: click one to show it again")
+        column.addWidget(self.history, 1)
+        history_row = QHBoxLayout()
+        self.sweep_status = _muted("", body)
+        self.sweep_status.setObjectName("ablationSweepStatus")
+        self.precompute_button = QPushButton("Precompute", body)
+        self.precompute_button.setObjectName("ablationPrecompute")
+        self.precompute_button.setToolTip("Run the ablation sweep (one forward pass per "
+                                          "segment) so that every single-segment click is "
+                                          "answered at once")
+        history_row.addWidget(self.sweep_status, 1)
+        history_row.addWidget(self.precompute_button, 0, Qt.AlignmentFlag.AlignTop)
+        column.addLayout(history_row)
+        self.export_history_button = QPushButton("Export history...", body)
+        self.export_history_button.setObjectName("ablationExportHistory")
+        self.export_history_button.setToolTip("Every ablation of this image in one JSON file")
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.export_history_button)
+        column.addLayout(row)
+
+        self.segments.currentIndexChanged.connect(
+            lambda _i: self.segments_chosen.emit(str(self.segments.currentData())))
+        self.baseline.currentIndexChanged.connect(
+            lambda _i: self.baseline_chosen.emit(str(self.baseline.currentData())))
+        self.reset_button.clicked.connect(self.reset_requested)
+        self.export_button.clicked.connect(self.export_requested)
+        self.export_history_button.clicked.connect(self.export_history_requested)
+        self.precompute_button.clicked.connect(self.precompute_requested)
+        self.history.itemClicked.connect(
+            lambda item: self.history_chosen.emit(self.history.row(item)))
+        self.history.itemActivated.connect(
+            lambda item: self.history_chosen.emit(self.history.row(item)))
+        self.set_view(VIEW_INPUT)
+        self.show_nothing()
+
+    # -- choices ----------------------------------------------------------------------------
+    def set_choice(self, segments: str, baseline: str) -> None:
+        """Mirror the analysis choice (signals blocked: this is not the user choosing)."""
+        for combo in (self.segments, self.baseline):
+            combo.blockSignals(True)
+        try:
+            index = self.segments.findData(segments)
+            if index >= 0:
+                self.segments.setCurrentIndex(index)
+            index = self.baseline.findData(baseline)
+            if index < 0:  # a custom colour chosen in the Explanation panel
+                try:
+                    label = parse_baseline(baseline).label
+                except UserError:
+                    label = baseline
+                self.baseline.addItem(label, baseline)
+                index = self.baseline.count() - 1
+            self.baseline.setCurrentIndex(index)
+        finally:
+            for combo in (self.segments, self.baseline):
+                combo.blockSignals(False)
+
+    def set_view(self, view: str) -> None:
+        self._thumb[view].setChecked(True)
+
+    def view(self) -> str:
+        return next(v for v, b in self._thumb.items() if b.isChecked())
+
+    # -- results ----------------------------------------------------------------------------
+    def show_nothing(self, thumbnails: dict[str, np.ndarray] | None = None) -> None:
+        """No segment selected: the original image in the thumbnails, an empty chart."""
+        self.summary.setText("Nothing ablated")
+        self.details.setText(HINT)
+        self.chart.clear()
+        self.set_thumbnails(thumbnails)
+        self.reset_button.setEnabled(False)
+        self.export_button.setEnabled(False)
+
+    def show_result(self, summary: str, details: str, thumbnails: dict[str, np.ndarray],
+                    categories, colors, before, after, emphasis) -> None:
+        self.summary.setText(summary)
+        self.details.setText(details)
+        self.set_thumbnails(thumbnails)
+        self.chart.set_scores(categories, colors, before, after, emphasis)
+        self.reset_button.setEnabled(True)
+        self.export_button.setEnabled(True)
+
+    def show_status(self, what: str, details: str) -> None:
+        """The selection has no result yet (computing, or it failed): say so."""
+        self.summary.setText(what)
+        self.details.setText(details)
+        self.reset_button.setEnabled(True)
+        self.export_button.setEnabled(False)
+
+    def set_thumbnails(self, thumbnails: dict[str, np.ndarray] | None) -> None:
+        for view, button in self._thumb.items():
+            image = (thumbnails or {}).get(view)
+            button.setIcon(QIcon(self._thumbnail(image)) if image is not None else QIcon())
+            button.setEnabled(image is not None)
+
+    def thumbnail(self, view: str) -> QIcon:
+        return self._thumb[view].icon()
+
+    def thumb_button(self, view: str) -> QToolButton:
+        return self._thumb[view]
+
+    def _thumbnail(self, image: np.ndarray) -> QPixmap:
+        box = self._thumb[VIEW_INPUT].iconSize()
+        # skip pixels first (a thumbnail of a 948 x 640 image needs a few percent of them),
+        # then scale smoothly
+        step = max(1, min(image.shape[0] // (2 * box.height()), image.shape[1] // (2 * box.width())))
+        pixmap = to_pixmap(np.ascontiguousarray(image[::step, ::step]))
+        return pixmap.scaled(box, Qt.AspectRatioMode.KeepAspectRatio,
+                             Qt.TransformationMode.SmoothTransformation)
+
+    # -- history and sweep -------------------------------------------------------------------
+    def set_history(self, entries: list[tuple[str, str]], current: int | None) -> None:
+        """``entries``: (text, tooltip) per ablation, oldest first; ``current``: shown one."""
+        self.history.blockSignals(True)
+        try:
+            self.history.clear()
+            for text, tip in entries:
+                item = QListWidgetItem(text)
+                item.setToolTip(tip)
+                self.history.addItem(item)
+            if current is not None:
+                self.history.setCurrentRow(current)
+            else:
+                self.history.clearSelection()
+                self.history.setCurrentRow(-1)
+        finally:
+            self.history.blockSignals(False)
+        self.export_history_button.setEnabled(bool(entries))
+
+    def history_texts(self) -> list[str]:
+        return [self.history.item(i).text() for i in range(self.history.count())]
+
+    def set_sweep_status(self, text: str, can_precompute: bool) -> None:
+        self.sweep_status.setText(text)
+        self.precompute_button.setVisible(can_precompute)
