@@ -260,3 +260,13 @@ def test_displayed_ablated_input_is_the_models_input(baseline, astronaut_path):
     outcome = session.ablate(segments, chosen, baseline)
     expected = denormalize(session.ablated_input(segments, chosen, baseline))
     np.testing.assert_array_equal(outcome.ablated_input, expected)
+
+
+def test_percent_format_keeps_small_changes_visible():
+    from segexplorer.engine.ablation import format_percent
+
+    assert format_percent(-0.8312, signed=True) == "-83 %"
+    assert format_percent(-0.0023, signed=True) == "-0.2 %"
+    assert format_percent(0.0, signed=True) == "+0 %"
+    assert format_percent(0.123) == "12 %"
+    assert format_percent(0.05) == "5.0 %"

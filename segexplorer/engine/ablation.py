@@ -42,15 +42,23 @@ def relative_change(before: float, after: float) -> float | None:
     return None if before == 0 else (after - before) / abs(before)
 
 
+def format_percent(fraction: float, signed: bool = False) -> str:
+    """Whole percent, with one decimal below 10 % so that small changes do not read 0 %."""
+    value = fraction * 100
+    digits = 1 if 0 < abs(value) < 10 else 0
+    return f"{value:{'+' if signed else ''}.{digits}f} %"
+
+
 def summary_line(prediction: Prediction, outcome: AblationOutcome, segments: Segments) -> str:
     """e.g. 'bus -83 %; 12 % of pixels changed class'."""
     classes = sorted({s.class_index for s in segments.info if s.id in outcome.segment_ids})
     parts = []
     for c in classes:
         rel = relative_change(float(outcome.before[c]), float(outcome.after[c]))
-        change = "n/a" if rel is None else f"{rel * 100:+.0f} %"
+        change = "n/a" if rel is None else format_percent(rel, signed=True)
         parts.append(f"{prediction.categories[c]} {change}")
-    return f"{', '.join(parts)}; {outcome.changed_fraction * 100:.0f} % of pixels changed class"
+    changed = format_percent(outcome.changed_fraction)
+    return f"{', '.join(parts)}; {changed} of pixels changed class"
 
 
 def segment_label(categories, segments: Segments, segment_id: int) -> str:
