@@ -6,10 +6,13 @@ Every user error ends with one line on stderr and a non-zero exit, never a trace
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from . import __version__
@@ -128,6 +131,78 @@ def build_gui_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _library_output_silenced() -> Iterator[None]:
+    """Keep the libraries' own chatter off stderr while a subcommand runs.
+
+    A damaged file makes Pillow warn (``UserWarning: Truncated File Read``), log
+    (``More samples per pixel than can be decoded``, which reaches stderr through
+    logging's last-resort handler) and libtiff print from C (``ZIPDecode: Decoding
+    error ...``) before the decoder gives up; the user is then told once, by the
+    UserError's line. SEGEXPLORER_DEBUG=1 lets all of it through.
+    """
+    if os.environ.get("SEGEXPLORER_DEBUG"):
+        yield
+        return
+    root = logging.getLogger()
+    sink = logging.NullHandler()  # a handler exists, so logging.lastResort stays silent
+    root.addHandler(sink)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with _c_stderr_silenced():
+                yield
+    finally:
+        root.removeHandler(sink)
+
+
+def _fileno(stream) -> int | None:
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def _c_stderr_silenced() -> Iterator[None]:
+    """Point file descriptor 2 at the null device; Python's sys.stderr keeps the real one.
+
+    C libraries (libtiff, libpng) write to descriptor 2 directly; our progress line and
+    error message go through ``sys.stderr``, which is given a duplicate of the original
+    descriptor for the duration. Where there is no descriptor 2 (a windowed launcher),
+    nothing changes.
+    """
+    try:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    python_stderr = sys.stderr
+    replacement = None
+    try:
+        if _fileno(python_stderr) == 2:  # sys.stderr writes to descriptor 2: keep it visible
+            replacement = open(os.dup(saved), "w", buffering=1,  # noqa: SIM115
+                               encoding=getattr(python_stderr, "encoding", None) or "utf-8",
+                               errors=getattr(python_stderr, "errors", None) or "backslashreplace")
+            sys.stderr = replacement
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 2)
+        finally:
+            os.close(null)
+        yield
+    finally:
+        if replacement is not None:
+            with contextlib.suppress(OSError, ValueError):
+                replacement.flush()
+            sys.stderr = python_stderr
+            replacement.close()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _fail(message: str, code: int = EXIT_USER_ERROR) -> int:
     sys.stderr.write(f"segexplorer: error: {message}\n")
     return code
@@ -141,7 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args_list and args_list[0] in SUBCOMMANDS or any(a in ("-h", "--help")
                                                             for a in args_list[:1]):
             args = build_parser().parse_args(args_list)
-            return _run_command(args)
+            with _library_output_silenced():
+                return _run_command(args)
         gui_args = build_gui_parser().parse_args(args_list)
         from .gui.app import run_app
 

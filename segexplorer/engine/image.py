@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision import transforms
 
-from .errors import UserError
+from .errors import UserError, check_input_file, first_line
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -47,20 +47,9 @@ def load_image(source: str | Path | bytes) -> Image.Image:
             raise UserError("The pasted or dropped image data is empty (0 bytes): copy it again.")
     else:
         path = Path(source).expanduser()
-        try:
-            if not path.exists():
-                raise UserError(f"Image '{name}' does not exist: check the path.")
-            if path.is_dir():
-                raise UserError(f"'{name}' is a folder, not an image: pick an image file.")
-            if not path.is_file():  # a pipe or a device would block or never end
-                raise UserError(f"'{name}' is not a regular file (a pipe or device): pick an "
-                                "image file.")
-            if path.stat().st_size == 0:
-                raise UserError(f"Image '{name}' is empty (0 bytes): pick another file "
-                                "or save it again.")
-        except OSError as exc:  # a name too long, a path through a file ...
-            raise UserError(f"Image '{name}' cannot be opened ({_first_line(exc)}): "
-                            "check the path.") from None
+        check_input_file(path, noun="Image", what="an image", pick="an image file",
+                         folder_hint="pick an image file",
+                         empty_hint="pick another file or save it again", display=name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -91,16 +80,11 @@ def load_image(source: str | Path | bytes) -> Image.Image:
         raise UserError(f"Image '{name}' is too large for the memory available: "
                         "downscale it first.") from None
     except Exception as exc:  # noqa: BLE001 - untrusted bytes: any decoder failure is the file's
-        raise UserError(f"Image '{name}' is damaged or truncated ({_first_line(exc)}): "
+        raise UserError(f"Image '{name}' is damaged or truncated ({first_line(exc, 120)}): "
                         "save it again or pick another file.") from None
     if rgb.width < 1 or rgb.height < 1:
         raise UserError(f"Image '{name}' has no pixels: pick another file.")
     return rgb
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:120] if text else type(exc).__name__
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

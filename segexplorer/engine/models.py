@@ -239,6 +239,11 @@ def _load_into(module: nn.Module, state_dict: dict, arch: Architecture, source: 
                 f"Weights file '{source}' does not fit {arch.name}: '{key}' has shape "
                 f"{tuple(got.shape)}, expected {tuple(tensor.shape)}.{hint}"
             )
+        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
+            raise UserError(
+                f"Weights file '{source}' is damaged: '{key}' contains NaN or infinite "
+                "values (a diverged training run?). Use a checkpoint from before it diverged."
+            )
     module.load_state_dict(state_dict, strict=True)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import Cancelled, UserError
+from .errors import Cancelled, UserError, check_input_file, first_line
 from .jobs import JobState, check_cancelled, report
 from .models import ARCHITECTURES, Architecture
 
@@ -95,21 +95,9 @@ def _offline_message(arch: Architecture, path: Path, why: str) -> str:
 def read_state_dict(path: str | Path) -> dict:
     """Load a state dict from ``path`` safely (``weights_only=True``), with clear errors."""
     path = Path(path).expanduser()
-    try:
-        if not path.exists():
-            raise UserError(f"Weights file '{path}' does not exist: check the path.")
-        if path.is_dir():
-            raise UserError(f"'{path}' is a folder, not a weights file: pick the .pth file "
-                            "inside.")
-        if not path.is_file():  # a pipe or a device would block or never end
-            raise UserError(f"'{path}' is not a regular file (a pipe or device): pick a "
-                            "weights file.")
-        if path.stat().st_size == 0:
-            raise UserError(f"Weights file '{path}' is empty (0 bytes): download or save it "
-                            "again.")
-    except OSError as exc:  # a name too long, a path through a file ...
-        raise UserError(f"Weights file '{path}' cannot be opened ({_first_line(exc)}): "
-                        "check the path.") from None
+    check_input_file(path, noun="Weights file", what="a weights file", pick="a weights file",
+                     folder_hint="pick the .pth file inside",
+                     empty_hint="download or save it again")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -148,18 +136,13 @@ def read_state_dict(path: str | Path) -> dict:
     return obj
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:160] if text else type(exc).__name__
-
-
 def _read_detail(exc: BaseException) -> str:
     """What torch.load said, short: its first sentence, or what kind of failure it was."""
     if isinstance(exc, EOFError):
         return "the data ends too early"
     if not isinstance(exc, (RuntimeError, OSError, ValueError)):  # KeyError: 101 and the like
         return f"unexpected content, {type(exc).__name__}"
-    return _first_line(exc).split(". ")[0]
+    return first_line(exc).split(". ")[0]
 
 
 _GLOBAL = re.compile(r"GLOBAL ([A-Za-z_][\w.]*)")
@@ -225,7 +208,7 @@ def download_weights(arch: Architecture, *, state: JobState | None = None,
     except OSError as exc:
         raise UserError(
             f"Cannot write {path.name} to the weights cache {path.parent} "
-            f"({_first_line(exc)}): set TORCH_HOME to a writable folder, or pass "
+            f"({first_line(exc)}): set TORCH_HOME to a writable folder, or pass "
             "--weights PATH to a local file."
         ) from None
     complete = False
@@ -262,7 +245,7 @@ def download_weights(arch: Architecture, *, state: JobState | None = None,
     except (UserError, Cancelled):
         raise
     except Exception as exc:  # noqa: BLE001 - a broken connection, a full disk, a bad reply ...
-        raise UserError(_offline_message(arch, path, _first_line(exc))) from None
+        raise UserError(_offline_message(arch, path, first_line(exc))) from None
     finally:
         if not complete:  # never leave a partial file behind, whatever stopped us
             Path(tmp_name).unlink(missing_ok=True)

@@ -8,8 +8,8 @@ from ..engine.ablation import summary_line
 from ..engine.segments import Segments
 from ..engine.session import AblationOutcome, Session
 from ..render import changed_pixels_map, decode_segmap
-from .atomic import ensure_folder
-from .files import save_json, save_png
+from .atomic import ensure_folder, write_text
+from .files import json_text, save_png
 
 
 def ablation_report(session: Session, segments: Segments, outcome: AblationOutcome) -> dict:
@@ -41,12 +41,19 @@ def ablation_report(session: Session, segments: Segments, outcome: AblationOutco
 
 def write_ablation(out_dir: str | Path, session: Session, segments: Segments,
                    outcome: AblationOutcome) -> list[Path]:
+    """Write the three PNGs and changes.json into ``out_dir`` (created).
+
+    Everything is computed before the first file is written; changes.json comes last.
+    """
     folder = ensure_folder(out_dir)
     pred = session.predict()
-    return [
-        save_png(folder / "ablated_input.png", outcome.ablated_input),
-        save_png(folder / "segmentation_after.png", decode_segmap(outcome.class_map_after)),
-        save_png(folder / "changed_pixels.png",
-                 changed_pixels_map(pred.class_map, outcome.class_map_after, pred.image)),
-        save_json(folder / "changes.json", ablation_report(session, segments, outcome)),
+    pngs = [
+        ("ablated_input.png", outcome.ablated_input),
+        ("segmentation_after.png", decode_segmap(outcome.class_map_after)),
+        ("changed_pixels.png",
+         changed_pixels_map(pred.class_map, outcome.class_map_after, pred.image)),
     ]
+    report = json_text(ablation_report(session, segments, outcome))
+    written = [save_png(folder / name, rgba) for name, rgba in pngs]
+    written.append(write_text(folder / "changes.json", report))
+    return written

@@ -1,13 +1,16 @@
 """Atomic file writes: a temporary file beside the target, renamed only when complete.
 
 A failure (a full disk, a read-only folder, an exception in the writer) leaves no
-partial file and never damages an existing file of the same name.
+partial file and never damages an existing file of the same name. A new file gets the
+permissions any new file would get (0666 less the umask), a replaced one keeps its own:
+``mkstemp``'s private 0600 never reaches the result.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,12 +19,33 @@ from typing import BinaryIO
 from ..engine.errors import UserError
 
 
+def _current_umask() -> int:
+    """The process's umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:  # Linux: no race
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore, once, at import
+    os.umask(mask)
+    return mask
+
+
+_NEW_FILE_MODE = 0o666 & ~_current_umask()
+
+
 def ensure_folder(folder: str | Path, create: bool = True) -> Path:
     """``folder`` as a Path, created if asked; a clear UserError when that is impossible."""
     path = Path(folder).expanduser()
-    if path.exists() and not path.is_dir():
-        raise UserError(f"'{path}' is a file, not a folder: choose a folder to export into.")
-    if not path.exists():
+    try:
+        exists = path.exists()
+        if exists and not path.is_dir():
+            raise UserError(f"'{path}' is a file, not a folder: choose a folder to export into.")
+    except OSError as exc:  # a name too long, a link loop ...
+        raise UserError(_os_message(path, exc)) from None
+    if not exists:
         if not create:
             raise UserError(f"Folder '{path}' does not exist: create it or choose another.")
         try:
@@ -38,6 +62,13 @@ def _os_message(path: Path, exc: OSError) -> str:
         return f"Cannot write '{path}': the disk is full. Free some space or choose another disk."
     if exc.errno == errno.ENOENT:
         return f"Cannot write '{path}': its folder does not exist. Choose an existing folder."
+    if exc.errno == errno.ENAMETOOLONG:
+        return f"Cannot write '{path}': the name is too long. Choose a shorter name or folder."
+    if exc.errno == errno.EEXIST:
+        return (f"Cannot write '{path}': something of that name (a file or a broken link) is "
+                "in the way. Choose another name.")
+    if exc.errno == errno.EISDIR:
+        return f"Cannot write '{path}': a folder of that name is in the way. Choose another name."
     return f"Cannot write '{path}': {exc.strerror or exc}."
 
 
@@ -45,7 +76,11 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     """Call ``write(file)`` on a temporary file, then rename it to ``path``."""
     target = Path(path).expanduser()
     folder = target.parent
-    if not folder.is_dir():
+    try:
+        folder_ok = folder.is_dir()
+    except OSError as exc:  # a name too long ...
+        raise UserError(_os_message(target, exc)) from None
+    if not folder_ok:
         raise UserError(f"Cannot write '{target}': folder '{folder}' does not exist. "
                         "Choose an existing folder.")
     tmp_name = None
@@ -55,6 +90,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp_name, _mode_for(target))
         os.replace(tmp_name, target)
         tmp_name = None
     except OSError as exc:
@@ -63,6 +99,15 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
         if tmp_name is not None:
             Path(tmp_name).unlink(missing_ok=True)
     return target
+
+
+def _mode_for(target: Path) -> int:
+    """The permissions the written file should have: the replaced file's, or a new file's."""
+    try:
+        info = target.stat()
+    except OSError:
+        return _NEW_FILE_MODE
+    return stat.S_IMODE(info.st_mode) if stat.S_ISREG(info.st_mode) else _NEW_FILE_MODE
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:

@@ -9,8 +9,8 @@ import numpy as np
 
 from ..engine.analysis import ExplainResult
 from ..render import decode_segmap, render_attribution
-from .atomic import ensure_folder
-from .files import save_json, save_npz, save_png
+from .atomic import ensure_folder, write_text
+from .files import json_text, save_npz, save_png
 
 
 def library_versions() -> dict[str, str]:
@@ -111,27 +111,34 @@ def explain_report(result: ExplainResult) -> dict:
 
 
 def write_explain(out_dir: str | Path, result: ExplainResult) -> list[Path]:
-    """Write report.json, attributions.npz and the PNGs into ``out_dir`` (created)."""
+    """Write report.json, attributions.npz and the PNGs into ``out_dir`` (created).
+
+    Everything is rendered before the first file is written, so a rendering failure
+    writes nothing; each file is then written atomically, report.json last.
+    """
     folder = ensure_folder(out_dir)
     image = result.prediction.image
-    written = [
-        save_png(folder / "segmentation.png", decode_segmap(result.prediction.class_map)),
+    pngs: list[tuple[str, np.ndarray]] = [
+        ("segmentation.png", decode_segmap(result.prediction.class_map)),
     ]
     if result.gradcam is not None:
         if "gradcam" in result.methods:
             for c in result.targets:
                 rendered = render_attribution(result.gradcam.upsampled[c], image,
                                               "blended_heat_map", "all")
-                written.append(save_png(folder / f"gradcam_{c}.png", rendered.rgba))
+                pngs.append((f"gradcam_{c}.png", rendered.rgba))
         if "activation" in result.methods:
             rendered = render_attribution(result.gradcam.activation_upsampled, image,
                                           "blended_heat_map", "all")
-            written.append(save_png(folder / "activation.png", rendered.rgba))
+            pngs.append(("activation.png", rendered.rgba))
     if result.sweep is not None:
         for c in result.targets:
             rendered = render_attribution(result.sweep.attribution_map(c), image,
                                           "blended_heat_map", "all")
-            written.append(save_png(folder / f"ablation_{c}.png", rendered.rgba))
-    written.append(save_npz(folder / "attributions.npz", explain_arrays(result)))
-    written.append(save_json(folder / "report.json", explain_report(result)))
+            pngs.append((f"ablation_{c}.png", rendered.rgba))
+    arrays = explain_arrays(result)
+    report = json_text(explain_report(result))
+    written = [save_png(folder / name, rgba) for name, rgba in pngs]
+    written.append(save_npz(folder / "attributions.npz", arrays))
+    written.append(write_text(folder / "report.json", report))
     return written

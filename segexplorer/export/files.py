@@ -34,8 +34,13 @@ def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     return atomic_write(path, write)
 
 
+def json_text(data: dict) -> str:
+    """The JSON the export writes (ValueError on NaN or infinity: JSON has neither)."""
+    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
 def save_json(path: str | Path, data: dict) -> Path:
-    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    text = json_text(data)
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
