@@ -214,3 +214,27 @@ def test_named_layer_by_dotted_path(motorcycle_session):
     theirs = LayerGradCam(seed_wrapper(session), layer).attribute(seed_input(session), target=c)
     assert gc.layer == "backbone.layer3.5.conv2"
     assert_close(gc.raw[c], theirs[0, 0])
+
+
+@pytest.mark.parametrize("kind", ["class", "component"])
+def test_click_deltas_equal_feature_ablation(kind, motorcycle_path):
+    """A single-segment click's per-class deltas are Captum's FeatureAblation (negated).
+
+    FeatureAblation returns score(original) - score(ablated) for each target; the click
+    reports after - before, for every class at once.
+    """
+    model = load_model("tiny", "untrained", "cpu")  # 21 targets x every segment: keep it small
+    session = Session(model, preprocess(load_image(motorcycle_path), 48))
+    pred = session.predict()
+    segments = make_segments(pred.class_map, kind)
+    assert segments.count >= 2
+    mask = torch.as_tensor(segments.ids).view(1, 1, *segments.ids.shape)
+    fa = FeatureAblation(seed_wrapper(session))
+    theirs = {c: fa.attribute(session.input, feature_mask=mask, target=c)[0, 0]
+              for c in range(len(pred.categories))}
+    for info in segments.info[:3]:
+        outcome = session.ablate(segments, [info.id])
+        pixel = tuple(int(v[0]) for v in np.nonzero(segments.ids == info.id))
+        expected = np.array([-float(theirs[c][pixel]) for c in range(len(pred.categories))],
+                            np.float32)
+        assert_close(outcome.delta, expected)

@@ -21,17 +21,14 @@ import time
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QToolButton
 
-from ..engine.ablation import selection_label, summary_line
 from ..engine.errors import Cancelled
-from ..engine.results import Prediction
-from ..engine.segments import Segments, make_segments
-from ..engine.session import AblationOutcome
 from ..render import changed_pixels_map, class_colors, segmentation_overlay
 from .ablation_panel import (
     HINT,
@@ -42,6 +39,11 @@ from .ablation_panel import (
     AblationPanel,
 )
 from .options import ABLATED, BASELINE_LABELS, SEGMENT_LABELS
+
+if TYPE_CHECKING:  # the engine's ablation code imports torch: loaded when first used
+    from ..engine.results import Prediction
+    from ..engine.segments import Segments
+    from ..engine.session import AblationOutcome
 
 CHANNEL = "ablated"  # the window's ablated-input channel: one ablation job at a time
 SEGMENTATION_OPACITY = 0.6  # the new segmentation over the ablated input
@@ -181,9 +183,18 @@ def thumbnail_views(image: np.ndarray, before: np.ndarray, ablated: np.ndarray,
             _views_of(image[sub], before[sub], ablated[sub], after[sub]).items()}
 
 
+def selection_label(categories, segments: Segments, segment_ids) -> str:
+    """engine.ablation.selection_label, imported when first needed (it imports torch)."""
+    from ..engine.ablation import selection_label as label
+
+    return label(categories, segments, segment_ids)
+
+
 def make_entry(selection: Selection, segments: Segments, outcome: AblationOutcome,
                prediction, seconds: float) -> AblationEntry:
     """Everything shown for one ablation (``seconds``: until the engine answered)."""
+    from ..engine.ablation import summary_line
+
     after = outcome.class_map_after
     if after.size and after.max() < 256:  # the history keeps many: 1 byte a pixel, not 8
         outcome = replace(outcome, class_map_after=after.astype(np.uint8))
@@ -437,6 +448,8 @@ class AblateController(QObject):
         key = (window.predict_key, kind)
         segments = self._segments.get(key)
         if segments is None:
+            from ..engine.segments import make_segments
+
             segments = make_segments(window.prediction.class_map, kind)
             self._segments[key] = segments
         return segments

@@ -26,8 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..engine.baselines import parse_baseline
-from ..engine.errors import UserError
+from .catalog import baseline_label
 from .imaging import to_pixmap
 from .options import BASELINE_LABELS, SEGMENT_LABELS
 from .score_chart import ScoreChart
@@ -228,10 +227,7 @@ class AblationPanel(QWidget):
                 self.segments.setCurrentIndex(index)
             index = self.baseline.findData(baseline)
             if index < 0:  # a custom colour chosen in the Explanation panel
-                try:
-                    label = parse_baseline(baseline).label
-                except UserError:
-                    label = baseline
+                label = baseline_label(baseline) or baseline
                 self.baseline.addItem(label, baseline)
                 index = self.baseline.count() - 1
             self.baseline.setCurrentIndex(index)

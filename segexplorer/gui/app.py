@@ -18,6 +18,29 @@ SMOKE_ARCHITECTURE = "lraspp_mobilenet_v3_large"  # the fastest torchvision arch
 SMOKE_SIZE = 160
 SMOKE_TIMEOUT_S = 600.0
 SMOKE_WINDOW_SIZE = (1280, 800)
+DESKTOP_FILE_NAME = "io.github.segexplorer.SegExplorer"
+ICON_SIZES = (16, 24, 32, 48, 64, 128, 256)
+#: set to 1 to print when the window is first painted and when torch has loaded, then
+#: quit (benchmarks/bench_startup.py)
+STARTUP_PROBE_ENV = "SEGEXPLORER_STARTUP_PROBE"
+
+
+def _app_icon():
+    """The application icon from the packaged PNGs (sizes that are missing are skipped)."""
+    from importlib.resources import files
+
+    from PySide6.QtGui import QIcon
+
+    icon = QIcon()
+    folder = files("segexplorer").joinpath("resources", "icons")
+    for size in ICON_SIZES:
+        ref = folder.joinpath(f"segexplorer-{size}.png")
+        try:
+            if ref.is_file():
+                icon.addFile(str(ref))
+        except OSError:
+            continue
+    return icon
 
 
 def _needs_offscreen() -> bool:
@@ -44,6 +67,8 @@ def _application(argv: list[str] | None, offscreen: bool):
     from .. import __version__
 
     app.setApplicationVersion(__version__)
+    app.setDesktopFileName(DESKTOP_FILE_NAME)
+    app.setWindowIcon(_app_icon())
     return app, created
 
 
@@ -81,11 +106,33 @@ def run_app(argv: list[str] | None = None, image: str | None = None,
 
     from .main_window import MainWindow
 
+    # Torch is not imported yet: the window paints first, then loads it in a worker.
     window = MainWindow()
+    if os.environ.get(STARTUP_PROBE_ENV) == "1":
+        _install_startup_probe(app, window)
     window.show()
     if image:
         window.open_image(image)
     return _finish(app.exec(), created)
+
+
+def _install_startup_probe(app, window) -> None:
+    """Print 'startup-probe painted <epoch s>' and 'startup-probe torch <epoch s>
+    <import s>', then quit: what benchmarks/bench_startup.py measures."""
+
+    def report(what: str, extra: str = "") -> None:
+        print(f"startup-probe {what} {time.time():.6f}{extra}", flush=True)
+
+    window.first_painted.connect(lambda: report("painted"))
+
+    def loaded() -> None:
+        from . import catalog
+
+        info = catalog.engine_info()
+        report("torch", f" {info.import_seconds:.6f}" if info is not None else "")
+        app.quit()
+
+    window.engine_loaded.connect(loaded)
 
 
 def _finish(code: int, created: bool) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
@@ -16,9 +18,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..engine.results import Prediction
 from ..render import class_colors
 from .imaging import swatch
+
+if TYPE_CHECKING:
+    from ..engine.results import Prediction
 
 CLASS_ROLE = Qt.ItemDataRole.UserRole
 SHARE_ROLE = Qt.ItemDataRole.UserRole + 1

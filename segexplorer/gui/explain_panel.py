@@ -20,8 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..engine.baselines import parse_baseline
-from ..engine.errors import UserError
+from .catalog import baseline_label
 from .options import (
     ABLATION,
     ACTIVATION,
@@ -291,9 +290,8 @@ class ExplanationPanel(QWidget):
     def _select_baseline(self, value: str) -> None:
         if _select(self.baseline, value):
             return
-        try:
-            label = parse_baseline(value).label
-        except UserError:
+        label = baseline_label(value)
+        if label is None:
             _select(self.baseline, "zero")
             return
         self.baseline.insertItem(self.baseline.count() - 1, label, label)

@@ -222,6 +222,10 @@ class JobRunner(QObject):
         self._shut_down = False
         self.started_count = 0  # threads started so far (tests use it)
 
+    def set_num_threads(self, num_threads: int | None) -> None:
+        """Torch's thread count for jobs started from now on (None: leave it alone)."""
+        self._num_threads = num_threads
+
     # -- requests ---------------------------------------------------------------------
     def submit(
         self,

@@ -14,9 +14,10 @@ from dataclasses import dataclass, replace
 from functools import partial
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QByteArray, QEventLoop, QSettings, Qt, QTimer
+from PySide6.QtCore import QByteArray, QEventLoop, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -43,16 +44,9 @@ from PySide6.QtWidgets import (
 )
 
 from .. import __version__
-from ..engine.aggregation import Aggregation
-from ..engine.analysis import METHODS, ExplainResult
-from ..engine.devices import available_devices, describe_device
-from ..engine.image import DEFAULT_SIZE, denormalize, load_image, preprocess
-from ..engine.models import ARCHITECTURES, DEFAULT_ARCHITECTURE, list_layers, load_model
-from ..engine.segments import make_segments
-from ..engine.session import Session, hide_target
-from ..engine.weights import cached_weights_path
 from ..render import class_colors, composite_over, decode_segmap, render_attribution
 from ..render.normalize import NormalizedAttr
+from . import catalog
 from .ablate_mode import AblateController
 from .ablation_panel import HINT as ABLATE_HINT
 from .canvas import ImageCanvas
@@ -62,7 +56,6 @@ from .explain_panel import ExplanationPanel
 from .imaging import encode_png, from_qimage, outline_rgba, swatch, to_qimage
 from .jobs import JobRunner
 from .layer_picker import LayerPicker, format_shape
-from .layer_shapes import layer_output_shapes
 from .model_panel import ModelPanel, untrained_badge
 from .multiview import MultiView, Panel
 from .options import (
@@ -84,6 +77,9 @@ from .options import (
     ViewChoice,
 )
 from .settings import Preferences, make_settings
+
+if TYPE_CHECKING:  # the engine imports torch: the window loads it in a worker
+    from ..engine.session import Session
 
 IMAGE_FILTER = ("Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm);;"
                 "All files (*)")
@@ -108,6 +104,8 @@ class ImageSource:
     data: bytes | None = None
 
     def load(self):
+        from ..engine.image import load_image
+
         return load_image(self.data if self.data is not None else self.path)
 
 
@@ -117,8 +115,62 @@ def sample_image_path() -> Path:
     return Path(str(ref))
 
 
+def about_versions(torch_loaded: bool = True) -> list[str]:
+    """'PyTorch 2.x (CUDA 12.x)', 'torchvision ...', ... for the About box.
+
+    Torch and friends are imported here only when the engine has loaded them already:
+    the About box never blocks the window for seconds.
+    """
+    import platform
+    import sys
+    from importlib import metadata
+
+    from PySide6 import __version__ as pyside_version
+    from PySide6.QtCore import qVersion
+
+    def version(module: str, dist: str) -> str:
+        loaded = sys.modules.get(module)
+        found = getattr(loaded, "__version__", None) if loaded is not None else None
+        if found is None:
+            try:
+                found = metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                found = "not installed"
+        return str(found)
+
+    lines = []
+    if torch_loaded:
+        import torch
+
+        cuda = torch.version.cuda
+        lines.append(f"PyTorch {torch.__version__}"
+                     + (f" (CUDA {cuda})" if cuda else " (no CUDA)"))
+    else:
+        lines.append(f"PyTorch {version('torch', 'torch')} (still loading)")
+    lines += [f"torchvision {version('torchvision', 'torchvision')}",
+              f"Captum {version('captum', 'captum')}",
+              f"NumPy {version('numpy', 'numpy')}",
+              f"Matplotlib {version('matplotlib', 'matplotlib')}",
+              f"PySide6 {pyside_version}, Qt {qVersion()}",
+              f"Python {platform.python_version()}"
+              + (" (application bundle)" if getattr(sys, "frozen", False) else "")]
+    return lines
+
+
+def _engine_architecture(name: str):
+    """The engine's Architecture called ``name`` (the engine must be loaded), or None."""
+    from ..engine.models import ARCHITECTURES
+
+    return ARCHITECTURES.get(name)
+
+
 class MainWindow(QMainWindow):
     """SegExplorer's main window."""
+
+    #: the window has been painted for the first time
+    first_painted = Signal()
+    #: torch and the engine are imported (the startup job finished)
+    engine_loaded = Signal()
 
     def __init__(self, settings: QSettings | None = None, *, interactive: bool = True,
                  num_threads: int | None = None) -> None:
@@ -126,10 +178,16 @@ class MainWindow(QMainWindow):
         self.setObjectName("segexplorerMainWindow")
         self.interactive = interactive  # False: no message boxes (smoke test, scripting)
         self.prefs = Preferences(settings if settings is not None else make_settings())
-        if num_threads is None:
-            import torch
+        if not catalog.engine_ready() and catalog.engine_already_imported():
+            catalog.load_engine(count_threads=num_threads is None)  # torch is imported already (tests, scripts): no wait
+        self._engine_ready = catalog.engine_ready()
+        self._painted = False
+        self._num_threads = num_threads
+        if num_threads is None and self._engine_ready:
+            import torch  # imported already (the engine is)
 
             num_threads = torch.get_num_threads()
+        # Until torch is loaded, workers leave torch's thread count alone.
         self.runner = JobRunner(self, num_threads=num_threads)
         self.last_error: str | None = None
         self.unfinished_threads = False
@@ -165,10 +223,10 @@ class MainWindow(QMainWindow):
         self._shown: dict[str, object] = {"base": None, "overlay": None, "outline": None}
         self.last_saved: Path | None = None
 
-        default_model = ModelChoice(DEFAULT_ARCHITECTURE, "default", available_devices()[0],
-                                    DEFAULT_SIZE)
+        default_model = ModelChoice(catalog.DEFAULT_ARCHITECTURE, "default",
+                                    catalog.devices()[0], catalog.DEFAULT_SIZE)
         model_choice = self.prefs.model_choice(default_model)
-        if model_choice.architecture not in ARCHITECTURES:
+        if model_choice.architecture not in catalog.architectures():
             model_choice = default_model
         self._architecture = model_choice.architecture
         self.model_panel = ModelPanel(model_choice, self)
@@ -190,14 +248,67 @@ class MainWindow(QMainWindow):
         self._update_default_layer()
         self._update_title()
         self.refresh_view()
-        QTimer.singleShot(0, self._preload_model)
+        if self._engine_ready:
+            QTimer.singleShot(0, self._preload_model)
+        # else: the engine starts loading once the window has been painted
+
+    # ======================================================================= start-up
+    def paintEvent(self, event) -> None:  # noqa: N802
+        super().paintEvent(event)
+        if not self._painted:
+            self._painted = True
+            QTimer.singleShot(0, self._on_first_paint)
+
+    def _on_first_paint(self) -> None:
+        self.first_painted.emit()
+        self.load_engine()
+
+    @property
+    def engine_ready(self) -> bool:
+        """Whether torch and the engine are imported (model jobs wait for it)."""
+        return self._engine_ready
+
+    def load_engine(self) -> None:
+        """Import torch and the engine in the 'startup' job (once; never on this thread)."""
+        if self._engine_ready or self._closing:
+            return
+        if catalog.engine_ready():  # loaded by a job whose answer was cancelled
+            self._on_engine_loaded(catalog.engine_info())
+            return
+        if self.runner.is_busy("startup"):
+            return
+        self.runner.submit("startup", catalog.load_engine, on_result=self._on_engine_loaded,
+                           on_error=self._on_engine_error, label="Loading PyTorch...",
+                           uses_model=False)
+        self.job_label.setText("Loading PyTorch...")
+        self.statusBar().showMessage("Loading PyTorch...")
+
+    def _on_engine_loaded(self, info: catalog.EngineInfo) -> None:
+        if self._engine_ready:
+            return
+        self._engine_ready = True
+        if self._num_threads is None:
+            self.runner.set_num_threads(info.num_threads)
+        self.model_panel.engine_loaded()
+        self._update_default_layer()
+        self.statusBar().showMessage(f"PyTorch loaded in {info.import_seconds:.1f} s.", 4000)
+        self.engine_loaded.emit()
+        if self._source is not None:
+            self.schedule()  # an image opened meanwhile: its model may be downloaded
+        else:
+            self._preload_model()
+
+    def _on_engine_error(self, message: str, details: str) -> None:
+        self._show_error(f"PyTorch could not be loaded: {message}", details)
 
     def _preload_model(self) -> None:
         """Load the model before an image is opened, unless that means a download."""
-        if self._model is not None or self._closing:
+        if self._model is not None or self._closing or not self._engine_ready:
             return
+        from ..engine.weights import cached_weights_path
+
         choice = self.model_choice
-        arch = ARCHITECTURES.get(choice.architecture)
+        arch = _engine_architecture(choice.architecture)
         if choice.weights == "default":
             path = cached_weights_path(arch) if arch is not None else None
             if path is None or not path.is_file():
@@ -591,6 +702,8 @@ class MainWindow(QMainWindow):
         key = (source.key, size)
 
         def job(state):
+            from ..engine.image import preprocess
+
             pil = source.load()
             state.set_progress(1, 2, "Preparing the image")
             return pil, preprocess(pil, size)
@@ -681,7 +794,9 @@ class MainWindow(QMainWindow):
         if self._closing:
             return
         choice = self.model_choice
-        if choice.key != self._model_key:
+        if not self._engine_ready:
+            self.load_engine()  # model work waits for torch
+        elif choice.key != self._model_key:
             self._request_model(choice, force)
         if self._source is not None and self._pil is not None:
             image_key = (self._source.key, choice.size)
@@ -762,6 +877,8 @@ class MainWindow(QMainWindow):
             self._blocked[channel] = key
         self._inflight.clear()
         self.runner.cancel_all()
+        if not self._engine_ready:  # loading torch is never cancelled: start it again
+            QTimer.singleShot(0, self.load_engine)
         self.statusBar().showMessage("Cancelled. Press Compute (Ctrl+R) to run it again.",
                                      5000)
         self.refresh_view()
@@ -805,6 +922,8 @@ class MainWindow(QMainWindow):
         arch, weights, device = choice.key
 
         def job(state):
+            from ..engine.models import load_model
+
             return load_model(arch, weights, device, state=state)
 
         self._request("model", choice.key, job, partial(self._on_model_loaded, choice.key),
@@ -819,7 +938,12 @@ class MainWindow(QMainWindow):
     def _request_resize(self, image_key: tuple, force: bool) -> None:
         pil, source = self._pil, self._source
         size = image_key[1]
-        self._request("image", image_key, lambda state: (pil, preprocess(pil, size)),
+        def job(state):
+            from ..engine.image import preprocess
+
+            return pil, preprocess(pil, size)
+
+        self._request("image", image_key, job,
                       partial(self._on_image_loaded, source, image_key),
                       label="Resizing the image", uses_model=False, force=force)
 
@@ -827,6 +951,8 @@ class MainWindow(QMainWindow):
         model, prepared = self._model, self._prepared
 
         def job(state):
+            from ..engine.session import Session
+
             session = Session(model, prepared)
             return session, session.predict(state)
 
@@ -848,10 +974,12 @@ class MainWindow(QMainWindow):
     def _request_gradcam(self, key: tuple, choice: AnalysisChoice, force: bool) -> None:
         session = self._session
         layer = choice.layer or None
-        agg = Aggregation(choice.aggregation)
 
         def job(state):
-            return session.gradcam(None, layer, agg, choice.upsample, state)
+            from ..engine.aggregation import Aggregation
+
+            return session.gradcam(None, layer, Aggregation(choice.aggregation),
+                                   choice.upsample, state)
 
         self._request("gradcam", key, job, partial(self._store, self._gradcams, key),
                       label="Grad-CAM for every class", force=force)
@@ -860,6 +988,9 @@ class MainWindow(QMainWindow):
         session, class_map = self._session, self._prediction.class_map
 
         def job(state):
+            from ..engine.aggregation import Aggregation
+            from ..engine.segments import make_segments
+
             segments = make_segments(class_map, choice.segments)
             return session.sweep(segments, choice.baseline, Aggregation(choice.aggregation),
                                  state)
@@ -871,6 +1002,9 @@ class MainWindow(QMainWindow):
         session, class_map, target = self._session, self._prediction.class_map, self._target
 
         def job(state):
+            from ..engine.image import denormalize
+            from ..engine.segments import make_segments
+
             segments = make_segments(class_map, choice.segments)
             ids = [s.id for s in segments.info if s.class_index == target]
             return denormalize(session.ablated_input(segments, ids, choice.baseline))
@@ -936,6 +1070,8 @@ class MainWindow(QMainWindow):
                        f"{sweep.baseline} baseline ({sweep.segments.count} segments)")
             cache_key = (key, "ablation", target, hide)
         if hide:
+            from ..engine.session import hide_target
+
             attr = hide_target(attr, pred.class_map, target)
             caption += "; target segment hidden"
         return attr, caption, cache_key
@@ -1122,6 +1258,8 @@ class MainWindow(QMainWindow):
         self.banner.setVisible(untrained)
         self.status_badge.setVisible(untrained)
         if self._model is not None:
+            from ..engine.devices import describe_device
+
             self.device_label.setText(f"{self._model.name} on {describe_device(self._model.device)}")
         else:
             self.device_label.setText("no model loaded")
@@ -1146,7 +1284,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(title)
 
     def _update_default_layer(self) -> None:
-        arch = ARCHITECTURES.get(self.model_choice.architecture)
+        arch = catalog.architectures().get(self.model_choice.architecture)
         if arch is not None:
             self.explain_panel.set_default_layer(arch.default_layer)
 
@@ -1200,6 +1338,8 @@ class MainWindow(QMainWindow):
         if self._model is None:
             self.statusBar().showMessage("Load a model first.", 3000)
             return
+        from ..engine.models import list_layers
+
         arch = self._model.arch
         picker = LayerPicker(list_layers(self._model.module),
                              self.analysis_choice.layer or arch.default_layer,
@@ -1220,6 +1360,8 @@ class MainWindow(QMainWindow):
         session = self._session
 
         def job(state):
+            from .layer_shapes import layer_output_shapes
+
             return layer_output_shapes(session.model.module, session.input)
 
         def done(shapes):
@@ -1325,6 +1467,10 @@ class MainWindow(QMainWindow):
         folder = Path(folder)
 
         def job(state):
+            from ..engine.aggregation import Aggregation
+            from ..engine.analysis import METHODS, ExplainResult
+            from ..engine.devices import describe_device
+            from ..engine.segments import make_segments
             from ..export import write_explain
 
             agg = Aggregation(choice.aggregation)
@@ -1373,8 +1519,10 @@ class MainWindow(QMainWindow):
 
     def _offer_offline_choices(self, key: tuple, message: str) -> bool:
         """Default weights that are not cached and could not be fetched: offer a way on."""
+        from ..engine.weights import cached_weights_path
+
         arch_name, weights, _device = key
-        arch = ARCHITECTURES.get(arch_name)
+        arch = _engine_architecture(arch_name)
         if weights != "default" or arch is None:
             return False
         path = cached_weights_path(arch)
@@ -1398,21 +1546,19 @@ class MainWindow(QMainWindow):
         return True
 
     def show_about(self) -> None:
-        import captum
-        import torch
-        from PySide6 import __version__ as pyside_version
-
         text = (f"<h3>SegExplorer {__version__}</h3>"
                 "<p>See why a semantic segmentation model labels each region the way it "
                 "does: Layer Grad-CAM, layer activations and feature ablation by segment, "
                 "computed with the same numbers as Captum.</p>"
-                f"<p>PyTorch {torch.__version__}, Captum {captum.__version__}, "
-                f"PySide6 {pyside_version}.</p>"
+                f"<p>{'<br>'.join(about_versions(self._engine_ready))}</p>"
                 "<p>Sample image: astronaut Eileen Collins, NASA (public domain), as "
                 "distributed by scikit-image.</p><p>BSD-3-Clause licence.</p>")
         box = QMessageBox(QMessageBox.Icon.NoIcon, "About SegExplorer", text,
                           QMessageBox.StandardButton.Ok, self)
-        box.setIconPixmap(swatch((192, 128, 128), 48))
+        icon = self.windowIcon()
+        pixmap = icon.pixmap(64, 64) if not icon.isNull() else None
+        box.setIconPixmap(pixmap if pixmap is not None and not pixmap.isNull()
+                          else swatch((192, 128, 128), 48))
         self._message_box = box
         box.open()
 

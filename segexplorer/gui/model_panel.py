@@ -15,9 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..engine.devices import available_devices
-from ..engine.models import ARCHITECTURES
-from ..engine.weights import weights_table
+from . import catalog
 from .options import ModelChoice
 
 BROWSE = "__browse__"
@@ -83,8 +81,9 @@ class ModelPanel(QWidget):
 
         self.device = QComboBox(self)
         self.device.setObjectName("deviceCombo")
-        for name in available_devices():
-            self.device.addItem(name, name)
+        self._devices_known = False
+        self._wanted_device = choice.device
+        self._fill_devices()
         form.addRow("Device", self.device)
 
         self.size = QSpinBox(self)
@@ -118,7 +117,7 @@ class ModelPanel(QWidget):
         self.architecture.currentIndexChanged.connect(self._on_architecture)
         self.weights.activated.connect(self._on_weights_activated)
         self.weights.currentIndexChanged.connect(self._on_weights_changed)
-        self.device.currentIndexChanged.connect(self._emit)
+        self.device.currentIndexChanged.connect(self._on_device)
         self.size.valueChanged.connect(lambda _v: self._size_timer.start())
         self.size.editingFinished.connect(self._flush_size)
 
@@ -127,7 +126,7 @@ class ModelPanel(QWidget):
         return ModelChoice(
             architecture=str(self.architecture.currentData() or self._last.architecture),
             weights=str(self.weights.currentData() or "default"),
-            device=str(self.device.currentData() or "cpu"),
+            device=self._device_choice(),
             size=int(self.size.value()),
         )
 
@@ -136,12 +135,14 @@ class ModelPanel(QWidget):
         try:
             self._fill_architectures()
             index = self.architecture.findData(choice.architecture)
+            if index < 0 and not catalog.engine_ready():
+                # Perhaps registered by code that has not run yet: checked once loaded.
+                self.architecture.addItem(choice.architecture, choice.architecture)
+                index = self.architecture.count() - 1
             self.architecture.setCurrentIndex(max(0, index))
             self._select_weights(choice.weights)
-            index = self.device.findData(choice.device)
-            if index < 0:
-                index = self.device.findData("cpu")
-            self.device.setCurrentIndex(max(0, index))
+            self._wanted_device = choice.device
+            self._select_device(choice.device)
             self.size.setValue(int(choice.size))
         finally:
             self._updating = False
@@ -161,6 +162,21 @@ class ModelPanel(QWidget):
         self.size.setValue(int(size))
         self._flush_size()
 
+    def engine_loaded(self) -> None:
+        """Torch is imported: show the real devices and architectures, weights info."""
+        self._updating = True
+        try:
+            self._fill_devices()
+            self._fill_architectures()
+            known = catalog.architectures()
+            for i in reversed(range(self.architecture.count())):
+                if self.architecture.itemData(i) not in known:
+                    self.architecture.removeItem(i)
+        finally:
+            self._updating = False
+        self._last = self.choice()
+        self._update_info()
+
     def refresh_architectures(self) -> None:
         """Pick up architectures registered after the panel was built."""
         self._updating = True
@@ -172,9 +188,37 @@ class ModelPanel(QWidget):
             self._updating = False
 
     # -- internals ---------------------------------------------------------------------------
+    def _fill_devices(self) -> None:
+        """Until torch is loaded the list shows only 'auto' (the choice is kept)."""
+        self._devices_known = catalog.engine_ready()
+        self.device.blockSignals(True)
+        try:
+            self.device.clear()
+            for name in catalog.devices():
+                self.device.addItem(name, name)
+            self.device.setEnabled(self._devices_known)
+            self.device.setToolTip("" if self._devices_known
+                                   else "Loading PyTorch: the devices appear in a moment.")
+        finally:
+            self.device.blockSignals(False)
+        self._select_device(self._wanted_device)
+
+    def _select_device(self, device: str) -> None:
+        if not self._devices_known:
+            return  # the combo shows 'auto'; the wanted device is kept
+        index = self.device.findData(device)
+        if index < 0 and device != catalog.AUTO_DEVICE:
+            index = self.device.findData("cpu")
+        self.device.setCurrentIndex(max(0, index))  # 'auto': the best device, listed first
+
+    def _device_choice(self) -> str:
+        if not self._devices_known:
+            return self._wanted_device
+        return str(self.device.currentData() or "cpu")
+
     def _fill_architectures(self) -> None:
         known = {self.architecture.itemData(i) for i in range(self.architecture.count())}
-        for name, arch in ARCHITECTURES.items():
+        for name, arch in catalog.architectures().items():
             if name not in known:
                 self.architecture.addItem(name, name)
                 self.architecture.setItemData(self.architecture.count() - 1,
@@ -189,6 +233,11 @@ class ModelPanel(QWidget):
             self.weights.setItemData(2, path, Qt.ItemDataRole.ToolTipRole)
             index = 2
         self.weights.setCurrentIndex(index)
+
+    def _on_device(self) -> None:
+        if self._devices_known and not self._updating:
+            self._wanted_device = self._device_choice()
+        self._emit()
 
     def _on_architecture(self) -> None:
         self._emit()
@@ -225,9 +274,11 @@ class ModelPanel(QWidget):
         choice = self.choice()
         untrained = choice.weights == "untrained"
         self.badge.setVisible(untrained)
-        arch = ARCHITECTURES.get(choice.architecture)
+        arch = catalog.architectures().get(choice.architecture)
         text = arch.description if arch and arch.description else ""
-        if choice.weights == "default":
+        if choice.weights == "default" and catalog.engine_ready():
+            from ..engine.weights import weights_table
+
             row = next((r for r in weights_table() if r.model == choice.architecture), None)
             if row is None or row.filename is None:
                 text += "<br>No default weights: load a weights file or use untrained weights."
