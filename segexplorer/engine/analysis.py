@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .aggregation import Aggregation
 from .baselines import parse_baseline
+from .catalog import METHODS
 from .devices import describe_device
 from .errors import UserError
 from .image import DEFAULT_SIZE, load_image, preprocess
@@ -16,8 +17,6 @@ from .models import LoadedModel, load_model
 from .results import AblationSweep, GradCamResult, Prediction
 from .segments import make_segments
 from .session import Session
-
-METHODS = ("gradcam", "activation", "ablation")
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from torchvision.transforms import functional as TF
-
+from .catalog import IMAGENET_MEAN, IMAGENET_STD
 from .errors import UserError
-from .image import IMAGENET_MEAN, IMAGENET_STD
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: parsing stays torch-free
+    import torch
+
 
 ZERO, BLACK, BLUR = "zero", "black", "blur"
 BASELINE_CHOICES = (ZERO, BLACK, BLUR)
@@ -59,12 +61,17 @@ def parse_baseline(text: str | Baseline) -> Baseline:
 
 
 def _normalised_colour(rgb01: tuple[float, float, float]) -> torch.Tensor:
+    import torch
+
     values = [(c - m) / s for c, m, s in zip(rgb01, IMAGENET_MEAN, IMAGENET_STD)]
     return torch.tensor(values, dtype=torch.float32).view(1, 3, 1, 1)
 
 
 def baseline_tensor(baseline: Baseline, inp: torch.Tensor) -> float | torch.Tensor:
     """The value Captum's ``baselines=`` takes: a scalar or a tensor broadcastable to ``inp``."""
+    import torch
+    from torchvision.transforms import functional as TF
+
     if baseline.kind == ZERO:
         return 0.0
     if baseline.kind == BLACK:

@@ -18,12 +18,9 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision import transforms
 
+from .catalog import DEFAULT_SIZE, IMAGENET_MEAN, IMAGENET_STD
 from .errors import UserError, check_input_file, first_line
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-DEFAULT_SIZE = 640
 # Resize(size) scales the shorter side; this caps the longer one for extreme aspect
 # ratios (a 100 x 20000 strip would otherwise become 640 x 128000).
 MAX_ASPECT = 4

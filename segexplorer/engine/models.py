@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torchvision.models import segmentation as tv_seg
 
+from .catalog import BUILTIN_ARCHITECTURES, DEFAULT_ARCHITECTURE
 from .devices import resolve_device
 from .errors import UserError
 from .jobs import JobState
@@ -58,9 +59,6 @@ def _torchvision_builder(fn: Callable[..., nn.Module], aux: bool) -> Callable[[i
     return build
 
 
-_RESNET_LAYER = "backbone.layer4.2.conv3"  # the seed's fcn.backbone.layer4[2].conv3
-_MOBILENET_LAYER = "backbone.16.0"  # the last backbone convolution (960 channels)
-
 ARCHITECTURES: dict[str, Architecture] = {}
 
 
@@ -69,35 +67,31 @@ def register_architecture(arch: Architecture) -> None:
     ARCHITECTURES[arch.name] = arch
 
 
-for _name, _fn, _weights, _layer, _aux, _desc in [
-    ("fcn_resnet50", tv_seg.fcn_resnet50, tv_seg.FCN_ResNet50_Weights, _RESNET_LAYER, True,
-     "FCN, ResNet-50 backbone"),
-    ("fcn_resnet101", tv_seg.fcn_resnet101, tv_seg.FCN_ResNet101_Weights, _RESNET_LAYER, True,
-     "FCN, ResNet-101 backbone (the seed's model)"),
-    ("deeplabv3_resnet50", tv_seg.deeplabv3_resnet50, tv_seg.DeepLabV3_ResNet50_Weights,
-     _RESNET_LAYER, True, "DeepLabV3, ResNet-50 backbone"),
-    ("deeplabv3_resnet101", tv_seg.deeplabv3_resnet101, tv_seg.DeepLabV3_ResNet101_Weights,
-     _RESNET_LAYER, True, "DeepLabV3, ResNet-101 backbone"),
-    ("deeplabv3_mobilenet_v3_large", tv_seg.deeplabv3_mobilenet_v3_large,
-     tv_seg.DeepLabV3_MobileNet_V3_Large_Weights, _MOBILENET_LAYER, True,
-     "DeepLabV3, MobileNetV3-Large backbone"),
-    ("lraspp_mobilenet_v3_large", tv_seg.lraspp_mobilenet_v3_large,
-     tv_seg.LRASPP_MobileNet_V3_Large_Weights, _MOBILENET_LAYER, False,
-     "LR-ASPP, MobileNetV3-Large backbone (fastest)"),
-]:
+_TORCHVISION = {  # name: (builder, weights enum, has an aux head)
+    "fcn_resnet50": (tv_seg.fcn_resnet50, tv_seg.FCN_ResNet50_Weights, True),
+    "fcn_resnet101": (tv_seg.fcn_resnet101, tv_seg.FCN_ResNet101_Weights, True),
+    "deeplabv3_resnet50": (tv_seg.deeplabv3_resnet50, tv_seg.DeepLabV3_ResNet50_Weights, True),
+    "deeplabv3_resnet101": (tv_seg.deeplabv3_resnet101, tv_seg.DeepLabV3_ResNet101_Weights,
+                            True),
+    "deeplabv3_mobilenet_v3_large": (tv_seg.deeplabv3_mobilenet_v3_large,
+                                     tv_seg.DeepLabV3_MobileNet_V3_Large_Weights, True),
+    "lraspp_mobilenet_v3_large": (tv_seg.lraspp_mobilenet_v3_large,
+                                  tv_seg.LRASPP_MobileNet_V3_Large_Weights, False),
+}
+
+for _info in BUILTIN_ARCHITECTURES.values():
+    _fn, _weights, _aux = _TORCHVISION[_info.name]
     _member = _weights.COCO_WITH_VOC_LABELS_V1
     register_architecture(
         Architecture(
-            name=_name,
+            name=_info.name,
             build=_torchvision_builder(_fn, _aux),
-            default_layer=_layer,
+            default_layer=_info.default_layer,
             weights_enum=_member,
             categories=tuple(_member.meta["categories"]),
-            description=_desc,
+            description=_info.description,
         )
     )
-
-DEFAULT_ARCHITECTURE = "fcn_resnet101"
 
 
 def get_architecture(name: str) -> Architecture:

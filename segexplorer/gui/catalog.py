@@ -1,23 +1,28 @@
 """What the window needs to know about the engine before torch has been imported.
 
 Importing torch and torchvision takes seconds; the window must be painted long before
-that. So the window is built from the torch-free facts below, and the engine is loaded
+that. So the window is built from the engine's torch-free facts (``engine.catalog``,
+``engine.baselines.parse_baseline``), and the rest of the engine is loaded
 by :func:`load_engine` in a worker thread (the ``startup`` job). Once it is loaded,
 :func:`architectures` answers from the engine's own registry (which tests extend), and
-the device list is the engine's. ``tests/gui/test_startup.py`` checks that these facts
-equal the engine's.
+the device list is the engine's. ``tests/gui/test_startup.py`` checks that importing
+the window imports no torch.
 """
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from dataclasses import dataclass
 
-DEFAULT_SIZE = 640  # engine.image.DEFAULT_SIZE
-DEFAULT_ARCHITECTURE = "fcn_resnet101"  # engine.models.DEFAULT_ARCHITECTURE
-METHODS = ("gradcam", "activation", "ablation")  # engine.analysis.METHODS
+from ..engine.baselines import parse_baseline
+from ..engine.catalog import BUILTIN_ARCHITECTURES, DEFAULT_ARCHITECTURE, DEFAULT_SIZE, METHODS
+from ..engine.catalog import ArchInfo as ArchInfo
+from ..engine.errors import UserError
+
+__all__ = ["BUILTIN_ARCHITECTURES", "DEFAULT_ARCHITECTURE", "DEFAULT_SIZE", "METHODS",
+           "ArchInfo", "architectures", "baseline_label", "devices", "load_engine"]
+
 AUTO_DEVICE = "auto"  # what the device list shows until torch can say what exists
 
 # The engine modules the window uses; importing them imports torch and torchvision.
@@ -32,29 +37,6 @@ ENGINE_MODULES = (
     "segexplorer.engine.ablation",
     "segexplorer.engine.analysis",
 )
-
-
-@dataclass(frozen=True)
-class ArchInfo:
-    name: str
-    description: str
-    default_layer: str
-
-
-_RESNET_LAYER = "backbone.layer4.2.conv3"
-_MOBILENET_LAYER = "backbone.16.0"
-BUILTIN_ARCHITECTURES: dict[str, ArchInfo] = {
-    a.name: a for a in (
-        ArchInfo("fcn_resnet50", "FCN, ResNet-50 backbone", _RESNET_LAYER),
-        ArchInfo("fcn_resnet101", "FCN, ResNet-101 backbone (the seed's model)", _RESNET_LAYER),
-        ArchInfo("deeplabv3_resnet50", "DeepLabV3, ResNet-50 backbone", _RESNET_LAYER),
-        ArchInfo("deeplabv3_resnet101", "DeepLabV3, ResNet-101 backbone", _RESNET_LAYER),
-        ArchInfo("deeplabv3_mobilenet_v3_large", "DeepLabV3, MobileNetV3-Large backbone",
-                 _MOBILENET_LAYER),
-        ArchInfo("lraspp_mobilenet_v3_large", "LR-ASPP, MobileNetV3-Large backbone (fastest)",
-                 _MOBILENET_LAYER),
-    )
-}
 
 
 @dataclass(frozen=True)
@@ -124,21 +106,9 @@ def devices() -> list[str]:
     return list(_engine.devices) if _engine is not None else [AUTO_DEVICE]
 
 
-# Baselines as users type them (engine.baselines.parse_baseline, which imports torch).
-_BASELINE_KINDS = ("zero", "black", "blur")
-_HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
-_TRIPLE = re.compile(r"^\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})\s*$")
-
-
 def baseline_label(text: str) -> str | None:
-    """The label engine.baselines gives ``text`` ('zero', '#rrggbb'), or None if invalid."""
-    value = text.strip().lower()
-    if value in _BASELINE_KINDS:
-        return value
-    match = _HEX.match(value)
-    if match:
-        return "#" + match.group(1)
-    match = _TRIPLE.match(value)
-    if match and all(int(v) <= 255 for v in match.groups()):
-        return "#{:02x}{:02x}{:02x}".format(*(int(v) for v in match.groups()))
-    return None
+    """The engine's label for a baseline the user typed ('zero', '#rrggbb'), None if invalid."""
+    try:
+        return parse_baseline(text).label
+    except UserError:
+        return None
