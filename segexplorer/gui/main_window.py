@@ -76,6 +76,7 @@ from .options import (
     ModelChoice,
     ViewChoice,
 )
+from .preview import PreviewController, wants_preview
 from .settings import Preferences, make_settings
 
 if TYPE_CHECKING:  # the engine imports torch: the window loads it in a worker
@@ -239,6 +240,8 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_menus()
         self._build_status_bar()
+        self.preview = PreviewController(self.statusBar(), self)
+        self.preview.changed.connect(self.refresh_view)
         self._connect()
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
@@ -852,6 +855,8 @@ class MainWindow(QMainWindow):
 
     def _on_job_error(self, channel: str, key: tuple, message: str, details: str) -> None:
         self._inflight.pop(channel, None)
+        if channel == "predict":
+            self.preview.clear()
         self._blocked[channel] = key
         if channel == "model" and self._offer_offline_choices(key, message):
             self.refresh_view()
@@ -868,6 +873,8 @@ class MainWindow(QMainWindow):
         """Cancel one channel's job (its result, if any, is dropped)."""
         if self._inflight.pop(channel, None) is not None:
             self.runner.cancel(channel)
+        if channel == "predict":
+            self.preview.clear()
 
     def cancel_jobs(self) -> None:
         """Cancel every running computation (Esc / the status bar's Cancel)."""
@@ -877,6 +884,7 @@ class MainWindow(QMainWindow):
             self._blocked[channel] = key
         self._inflight.clear()
         self.runner.cancel_all()
+        self.preview.clear()
         if not self._engine_ready:  # loading torch is never cancelled: start it again
             QTimer.singleShot(0, self.load_engine)
         self.statusBar().showMessage("Cancelled. Press Compute (Ctrl+R) to run it again.",
@@ -956,11 +964,15 @@ class MainWindow(QMainWindow):
             session = Session(model, prepared)
             return session, session.predict(state)
 
-        self._request("predict", key, job, partial(self._on_predicted, key),
-                      label="Predicting", force=force)
+        if wants_preview(model, prepared.size):  # a slow device: a quick look first
+            job = self.preview.wrap(job, model, self._pil, self.analysis_choice, key,
+                                    prepared.size)
+        if self._request("predict", key, job, partial(self._on_predicted, key),
+                         label="Predicting", force=force):
+            self.preview.expect(self._inflight["predict"][0], key)
 
     def _on_predicted(self, key: tuple, result) -> None:
-        self._clear_prediction()
+        self._clear_prediction(full_size_arrived=True)
         self._session, self._prediction = result
         self._predict_key = key
         self._segmap = decode_segmap(self._prediction.class_map)
@@ -1016,7 +1028,8 @@ class MainWindow(QMainWindow):
         if key[0] == self._predict_key:  # results for an older prediction are dropped
             cache[key] = value
 
-    def _clear_prediction(self) -> None:
+    def _clear_prediction(self, full_size_arrived: bool = False) -> None:
+        self.preview.clear(full_size_arrived)
         for channel in ("predict", "gradcam", "sweep", "ablated", "shapes", "export"):
             if channel in self._inflight:
                 self.runner.cancel(channel)
@@ -1108,8 +1121,16 @@ class MainWindow(QMainWindow):
         overlay, normalized, caption, message = None, None, "", ""
         self._current_attr = None
         attribution = self._attribution() if prepared is not None else "Open an image."
-        if self._layer == SEGMENTATION and self._segmap is not None:
-            overlay = self._segmap
+        segmap, note = self._segmap, ""
+        previewing = self.preview.showing(pred, prepared)
+        if previewing:  # display only: hover, clicks and exports wait for the full result
+            note = self.preview.result.note
+            segmap = self.preview.segmap(prepared.shape)
+            attribution = self.preview.attribution(
+                self.analysis_choice, self._target, view.hide_target,
+                prepared.shape) or attribution
+        if self._layer == SEGMENTATION and segmap is not None:
+            overlay = segmap
         elif self._layer == ATTRIBUTION:
             if isinstance(attribution, str):
                 message = attribution
@@ -1118,7 +1139,7 @@ class MainWindow(QMainWindow):
                 try:
                     overlay, normalized = self._render(attr, cache_key, view.view, view.sign,
                                                        view.outlier)
-                    self._current_attr = attr
+                    self._current_attr = None if previewing else attr
                 except ValueError as exc:
                     message = f"Cannot draw this attribution: {exc}"
         elif self._layer == ABLATED and pred is not None and self.ablation.active:
@@ -1146,10 +1167,13 @@ class MainWindow(QMainWindow):
                 self._shown["outline"] = outline_key
         self._current_normalized = normalized
         units = self._units_caption(caption, normalized)
+        if note:
+            units = f"{note}; {units}" if units else note
+            message = f"{note}. {message}" if message else ""
         self.colorbar.set_attribution(normalized, units)
         self._update_footer(normalized, message or units, view)
         self._update_multi_view(attribution, view)
-        self._update_explain_status(message, attribution)
+        self._update_explain_status(message or note, attribution)
         self._update_target_text()
         self._update_badges()
         self._update_actions()
@@ -1265,7 +1289,8 @@ class MainWindow(QMainWindow):
             self.device_label.setText("no model loaded")
 
     def _update_actions(self) -> None:
-        has_view = self._prepared is not None
+        has_view = (self._prepared is not None
+                    and not self.preview.showing(self._prediction, self._prepared))
         for action in (self.export_view_action, self.copy_action):
             action.setEnabled(has_view)
         self.export_figure_action.setEnabled(self._current_attr is not None)
