@@ -957,12 +957,23 @@ class MainWindow(QMainWindow):
 
     def _request_predict(self, key: tuple, force: bool) -> None:
         model, prepared = self._model, self._prepared
+        analysis = self.analysis_choice
+        # Grad-CAM's forward pass also gives the prediction: when the view needs Grad-CAM
+        # (or the activation), one pass answers both instead of two.
+        with_gradcam = analysis.method in (GRADCAM, ACTIVATION)
+        layer = analysis.layer or None
 
         def job(state):
             from ..engine.session import Session
 
             session = Session(model, prepared)
-            return session, session.predict(state)
+            if not with_gradcam:
+                return session, session.predict(state), None
+            from ..engine.aggregation import Aggregation
+
+            gradcam = session.gradcam(None, layer, Aggregation(analysis.aggregation),
+                                      analysis.upsample, state)
+            return session, session.predict(state), (analysis, gradcam)
 
         if wants_preview(model, prepared.size):  # a slow device: a quick look first
             job = self.preview.wrap(job, model, self._pil, self.analysis_choice, key,
@@ -973,8 +984,11 @@ class MainWindow(QMainWindow):
 
     def _on_predicted(self, key: tuple, result) -> None:
         self._clear_prediction(full_size_arrived=True)
-        self._session, self._prediction = result
+        self._session, self._prediction, gradcam = result
         self._predict_key = key
+        if gradcam is not None:  # computed by the same forward pass as the prediction
+            analysis, value = gradcam
+            self._store(self._gradcams, self._gradcam_key(analysis), value)
         self._segmap = decode_segmap(self._prediction.class_map)
         present = self._prediction.present_classes
         if self._target not in present:

@@ -65,6 +65,8 @@ def test_open_image_shows_prediction_and_lists_classes(qtbot, make_window, block
     expected = render_attribution(gradcam.upsampled[window.target], reference.image,
                                   "blended_heat_map", "all").rgba
     np.testing.assert_array_equal(_overlay(window), expected)
+    # one forward pass gave the prediction and every class's Grad-CAM
+    assert window.session.forward_passes == 1
     assert "blocks.png" in window.windowTitle() and "untrained" in window.windowTitle()
     assert window.banner.isVisible()  # the untrained state is on screen
     assert str(blocks_image.resolve()) in window.prefs.recent_files()
