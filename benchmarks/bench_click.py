@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,6 +29,7 @@ from bench_common import (
     machine_header,
     machine_info,
     percentile,
+    write_results,
 )
 
 DEFAULT_MODELS = ("lraspp_mobilenet_v3_large", "fcn_resnet101")
@@ -199,16 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(report_model(r), flush=True)
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({
-            "benchmark": "click",
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "args": vars(args),
-            "machine": info,
-            "models": results,
-        }, indent=2))
-        print(f"wrote {out}")
+        write_results(args.json, "click", vars(args), info, results)
     return 0
 
 

@@ -167,3 +167,21 @@ def percentile(values: list[float], q: float) -> float:
 
 def fmt_s(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def write_results(path: str, benchmark: str, args: dict, info: dict, models: list) -> None:
+    """The run's results as JSON (for docs/performance.md and later comparison)."""
+    import json
+    import time
+    from pathlib import Path
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "benchmark": benchmark,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "args": args,
+        "machine": info,
+        "models": models,
+    }, indent=2))
+    print(f"wrote {out}")

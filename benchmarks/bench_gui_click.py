@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import sys
 import time
@@ -220,16 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             print()
             print(report_model(r), flush=True)
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({
-            "benchmark": "gui_click",
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "args": {k: v for k, v in vars(args).items() if k != "settings_dir"},
-            "machine": info,
-            "models": results,
-        }, indent=2))
-        print(f"wrote {out}")
+        write_results(args.json, "gui_click", {k: v for k, v in vars(args).items() if k != "settings_dir"}, info, results)
     return 0
 
 
