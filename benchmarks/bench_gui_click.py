@@ -30,7 +30,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_common import default_image, fmt_s, machine_header, machine_info, percentile
+from bench_common import (
+    default_image,
+    fmt_s,
+    machine_header,
+    machine_info,
+    percentile,
+    write_results,
+)
 
 DEFAULT_MODELS = ("lraspp_mobilenet_v3_large", "fcn_resnet101")
 
@@ -219,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             print()
             print(report_model(r), flush=True)
     if args.json:
-        write_results(args.json, "gui_click", {k: v for k, v in vars(args).items() if k != "settings_dir"}, info, results)
+        settings = {k: v for k, v in vars(args).items() if k != "settings_dir"}
+        write_results(args.json, "gui_click", settings, info, results)
     return 0
 
 
