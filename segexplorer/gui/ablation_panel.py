@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from .catalog import baseline_label
+from .explain_panel import _section
 from .imaging import to_pixmap
 from .options import BASELINE_LABELS, SEGMENT_LABELS
 from .score_chart import ScoreChart
@@ -50,16 +51,6 @@ VIEW_TIPS = {
 }
 THUMB_WIDTH = 88
 HINT = "Click a segment to ablate it; Shift+click adds or removes one; Esc resets."
-
-
-def _section(text: str, parent) -> QLabel:
-    label = QLabel(text.upper(), parent)
-    font = label.font()
-    font.setBold(True)
-    font.setPointSizeF(font.pointSizeF() * 0.85)
-    label.setFont(font)
-    label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-    return label
 
 
 def _muted(text: str, parent) -> QLabel:
