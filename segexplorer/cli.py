@@ -74,6 +74,9 @@ def _common_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", default="zero",
                    help="ablated pixels become: zero (ImageNet mean, Captum's default), "
                         "black, blur, #RRGGBB or R,G,B")
+    p.add_argument("--fast", action="store_true",
+                   help="fast mode: bf16 autocast (for GPUs; numbers are close to, not equal "
+                        "to, Captum's; fp32 is the default and exact)")
     p.add_argument("--offline", action="store_true",
                    help="never download weights (fail with instructions instead)")
     p.add_argument("--out", required=True, help="output folder (created if missing)")
@@ -289,6 +292,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         size=args.size, targets=args.target, methods=methods, layer=args.layer,
         segments=args.segments, baseline=args.baseline, upsample=args.upsample,
         aggregation=args.aggregation, allow_download=not args.offline,
+        precision="bf16" if args.fast else "fp32",
     )
     progress = ConsoleProgress(args.quiet)
     result = explain(request, progress)
@@ -329,7 +333,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     prepared = preprocess(image, args.size)
     model = load_model(args.model, args.weights, args.device,
                        allow_download=not args.offline, state=progress)
-    session = Session(model, prepared)
+    session = Session(model, prepared, precision="bf16" if args.fast else "fp32")
     outcome, segments = ablate_at_points(session, points, args.segments, args.baseline, progress)
     written = write_ablation(args.out, session, segments, outcome)
     if not args.quiet:

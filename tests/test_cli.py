@@ -166,3 +166,15 @@ def test_console_entry_runs_as_module(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip() == "segexplorer: error: Image 'nope.jpg' does not exist: " \
                                   "check the path."
+
+
+def test_fast_mode_is_recorded_and_close(tmp_path, astronaut_path):
+    common = [str(astronaut_path), "--model", "tiny", "--weights", "untrained", "--size", "40",
+              "--methods", "ablation", "-q"]
+    assert main(["explain", *common, "--out", str(tmp_path / "exact")]) == 0
+    assert main(["explain", *common, "--fast", "--out", str(tmp_path / "fast")]) == 0
+    exact = json.loads((tmp_path / "exact" / "report.json").read_text())
+    fast = json.loads((tmp_path / "fast" / "report.json").read_text())
+    assert (exact["precision"], fast["precision"]) == ("fp32", "bf16")
+    for a, b in zip(exact["targets"], fast["targets"]):
+        assert b["score"] == pytest.approx(a["score"], rel=0.05, abs=1e-3)

@@ -34,6 +34,7 @@ class ExplainRequest:
     upsample: str = "nearest"
     aggregation: str = "argmax"
     allow_download: bool = True
+    precision: str = "fp32"  # 'bf16': fast mode (autocast; not Captum-exact)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class ExplainResult:
     methods: tuple[str, ...]
     timings: dict[str, float] = field(default_factory=dict)
     forward_passes: int = 0
+    precision: str = "fp32"
 
 
 def parse_methods(text: str | tuple[str, ...]) -> tuple[str, ...]:
@@ -97,7 +99,7 @@ def explain(request: ExplainRequest, state: JobState | None = None,
         model = load_model(request.model, request.weights, request.device,
                            allow_download=request.allow_download, state=state)
         timings["load_model"] = time.perf_counter() - t0
-    session = Session(model, prepared)
+    session = Session(model, prepared, precision=request.precision)
     agg = Aggregation(request.aggregation)
     parse_baseline(request.baseline)  # fail early on a bad baseline, before any work
     gradcam = None
@@ -136,4 +138,5 @@ def explain(request: ExplainRequest, state: JobState | None = None,
         methods=methods,
         timings=timings,
         forward_passes=session.forward_passes,
+        precision=request.precision,
     )

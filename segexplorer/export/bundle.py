@@ -68,6 +68,7 @@ def explain_report(result: ExplainResult) -> dict:
         "present_classes": pred.present_classes,
         "methods": list(result.methods),
         "forward_passes": result.forward_passes,
+        "precision": result.precision,
     }
     if result.gradcam is not None:
         report["gradcam"] = {
