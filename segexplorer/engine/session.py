@@ -116,12 +116,12 @@ class Session:
         logits = logits.detach()
         # the seed's out_max; max().indices is argmax (first maximum on ties), 3x faster
         class_map = logits.max(dim=1, keepdim=True).indices
-        self._class_map_t = class_map.clone()
-        self._logits_t = logits.clone()
+        self._class_map_t = class_map
+        self._logits_t = logits  # detached: holds no graph
         self._selected = argmax_selection(logits, class_map)
         self._prediction = Prediction(
             image=self.image.rgb,
-            logits=logits.detach()[0].float().cpu().numpy(),
+            logits=logits[0].float().cpu().numpy(),
             class_map=class_map[0, 0].cpu().numpy().astype(np.int64),
             categories=self.model.categories,
             seconds=seconds,
