@@ -163,14 +163,10 @@ def self_check() -> list[str]:
             build_untrained(arch)
 
     def qt_plugins() -> None:
-        from PySide6.QtCore import QLibraryInfo
+        from .gui.app import missing_qt_plugins  # Qt stays in the GUI layer
 
-        plugins = Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath))
-        wanted = {"linux": ["platforms/*xcb*", "platforms/*wayland*", "platforms/*offscreen*"],
-                  "win32": ["platforms/qwindows*"],
-                  "darwin": ["platforms/*cocoa*"]}.get(sys.platform, [])
-        for pattern in wanted + ["imageformats/*jpeg*"]:
-            assert list(plugins.glob(pattern)), f"no Qt plugin {pattern} under {plugins}"
+        missing = missing_qt_plugins()
+        assert not missing, f"no Qt plugin {', '.join(missing)}"
 
     check("torchvision operators", torchvision_ops)
     check("torchvision image decoding", torchvision_image_io)

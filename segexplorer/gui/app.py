@@ -207,3 +207,15 @@ def _wait_steps(window, steps, started: float) -> str | None:
         if not ok:
             return f"{name} did not finish within {SMOKE_TIMEOUT_S:.0f} s"
     return None
+
+
+def missing_qt_plugins() -> list[str]:
+    """Qt plugins this platform needs that are not installed (the frozen self-check)."""
+    from PySide6.QtCore import QLibraryInfo
+
+    plugins = Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath))
+    wanted = {"linux": ["platforms/*xcb*", "platforms/*wayland*", "platforms/*offscreen*"],
+              "win32": ["platforms/qwindows*"],
+              "darwin": ["platforms/*cocoa*"]}.get(sys.platform, [])
+    return [f"{pattern} under {plugins}" for pattern in wanted + ["imageformats/*jpeg*"]
+            if not list(plugins.glob(pattern))]
