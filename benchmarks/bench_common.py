@@ -185,3 +185,23 @@ def write_results(path: str, benchmark: str, args: dict, info: dict, models: lis
         "models": models,
     }, indent=2))
     print(f"wrote {out}")
+
+
+def click_arg_parser(description: str, default_models: tuple[str, ...],
+                     default_device: str):
+    """The options both click benchmarks take (engine-level and in the window)."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--image", default=None, help="image path (default: skimage's motorcycle_left.png)")
+    p.add_argument("--models", default=",".join(default_models),
+                   help="comma-separated (default: %(default)s)")
+    p.add_argument("--weights", default="untrained", help="untrained, default or a file path")
+    p.add_argument("--size", type=int, default=640)
+    p.add_argument("--device", default=default_device)
+    p.add_argument("--segments", default="class", choices=("class", "component"))
+    p.add_argument("--clicks", type=int, default=20, help="timed clicks of each kind")
+    p.add_argument("--warmup", type=int, default=1, help="untimed clicks of each kind first")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--json", default=None, metavar="OUT")
+    return p

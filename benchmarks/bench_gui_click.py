@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from bench_common import (
+    click_arg_parser,
     default_image,
     fmt_s,
     machine_header,
@@ -181,18 +182,7 @@ def report_model(r: dict) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--image", default=None, help="image path (default: skimage's motorcycle_left.png)")
-    p.add_argument("--models", default=",".join(DEFAULT_MODELS),
-                   help="comma-separated (default: %(default)s)")
-    p.add_argument("--weights", default="untrained", help="untrained, default or a file path")
-    p.add_argument("--size", type=int, default=640)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--segments", default="class", choices=("class", "component"))
-    p.add_argument("--clicks", type=int, default=20, help="timed clicks of each kind")
-    p.add_argument("--warmup", type=int, default=1, help="untimed clicks of each kind first")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--json", default=None, metavar="OUT")
+    p = click_arg_parser(__doc__.split("\n\n")[0], DEFAULT_MODELS, "cpu")
     args = p.parse_args(argv)
     if args.clicks < 1 or args.warmup < 0:
         p.error("--clicks must be >= 1, --warmup >= 0")
