@@ -206,8 +206,27 @@ def test_out_of_memory_halves_the_chunk_and_finishes(colour_session, monkeypatch
     monkeypatch.setattr(module, "forward", forward_with_small_memory)
     sweep = session.sweep(segments, chunk_size=8)
     assert seen_batches[:3] == [min(8, segments.count), 4, 2]
+    assert sweep.chunk_size == 2  # the largest chunk that went through, not the one tried
     np.testing.assert_array_equal(sweep.ablated_scores, reference.ablated_scores)
     np.testing.assert_array_equal(sweep.after_maps, reference.after_maps)
+
+
+def test_strict_fp32_switches_tf32_off_and_restores_it():
+    from segexplorer.engine.session import strict_fp32
+
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        with strict_fp32():
+            assert not torch.backends.cudnn.allow_tf32
+            assert not torch.backends.cuda.matmul.allow_tf32
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+        with pytest.raises(ValueError), strict_fp32():
+            raise ValueError("a model call that fails")
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def test_out_of_memory_at_batch_one_is_a_clear_message(colour_session, monkeypatch):

@@ -16,7 +16,7 @@ numbers equal Captum's calls; tests check it.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +35,23 @@ from .segments import Segments
 UPSAMPLE_MODES = ("nearest", "bilinear")
 MAX_CUDA_CHUNK = 32
 PRECISIONS = ("fp32", "bf16")
+
+
+@contextmanager
+def strict_fp32():
+    """No TF32 in cuDNN convolutions or CUDA matrix products inside the block.
+
+    Process-wide flags (PyTorch has no per-thread ones), saved and restored; the engine
+    runs one model call at a time.
+    """
+    conv, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = conv
+        torch.backends.cuda.matmul.allow_tf32 = matmul
 
 
 @dataclass(frozen=True)
@@ -84,11 +101,24 @@ class Session:
         self.forward_passes = 0
 
     # -- device helpers -------------------------------------------------------------
-    def _autocast(self):
-        """bf16 autocast in fast mode (opt-in: not Captum-exact); fp32 otherwise."""
+    @contextmanager
+    def _numerics(self):
+        """The arithmetic of the session's precision, around every model call.
+
+        fp32 is IEEE float32 on every device: on CUDA, PyTorch lets cuDNN use TF32 for
+        convolutions by default (10-bit mantissa), so it is switched off for the
+        engine's calls and restored after, and a GPU's numbers equal the CPU's and
+        Captum's strict-fp32 calls to float rounding. bf16 (fast mode, opt-in): autocast.
+        """
         if self.precision == "bf16":
-            return torch.autocast(self.model.device.type, dtype=torch.bfloat16)
-        return nullcontext()
+            with torch.autocast(self.model.device.type, dtype=torch.bfloat16):
+                yield
+            return
+        if self.model.device.type != "cuda":
+            yield
+            return
+        with strict_fp32():
+            yield
 
     def _layout(self, batch: torch.Tensor) -> torch.Tensor:
         """channels-last in fast mode on CUDA, where tensor-core convolutions want it.
@@ -105,7 +135,7 @@ class Session:
         if self._prediction is None:
             report(state, 0, 1, "Predicting")
             start = time.perf_counter()
-            with torch.inference_mode(), self._autocast():
+            with torch.inference_mode(), self._numerics():
                 logits = self.model.logits(self._layout(self.input)).float()
             self.forward_passes += 1
             self._set_prediction(logits, time.perf_counter() - start)
@@ -185,7 +215,7 @@ class Session:
         start = time.perf_counter()
         report(state, 0, 1, "Grad-CAM: forward pass")
         with self._graph_from_layer(layer_path) as captured, torch.enable_grad(), \
-                self._autocast():
+                self._numerics():
             logits = self.model.logits(self._layout(self.input)).float()
             self.forward_passes += 1
             if not captured:
@@ -248,8 +278,8 @@ class Session:
         handle = layer_module.register_forward_hook(
             lambda _m, _i, out: captured.append(out.detach()))
         try:
-            with torch.inference_mode():
-                self.model.logits(self.input)
+            with torch.inference_mode(), self._numerics():
+                self.model.logits(self._layout(self.input))
             self.forward_passes += 1
         finally:
             handle.remove()
@@ -327,7 +357,7 @@ class Session:
         chunk = chunk_size if chunk_size is not None else self._default_chunk()
         probe = chunk == 0  # measure one segment's peak memory before sizing chunks
         chunk = max(1, chunk)
-        largest_chunk = chunk
+        largest_chunk = 0  # the largest chunk that went through (not one that ran out)
         ablated = np.zeros((n, len(initial)), dtype=np.float32)
         h, w = segments.ids.shape
         map_dtype = np.uint8 if self.model.num_classes <= 256 else np.int32
@@ -343,7 +373,7 @@ class Session:
                 torch.cuda.reset_peak_memory_stats(self.model.device)
                 before = torch.cuda.memory_allocated(self.model.device)
             try:
-                with torch.inference_mode(), self._autocast():
+                with torch.inference_mode(), self._numerics():
                     id_t = torch.as_tensor(batch_ids, device=self.model.device).view(-1, 1, 1, 1)
                     masks = (seg_ids_t == id_t).to(self.input.dtype)  # k x 1 x H x W
                     batch = self._ablate(self.input, masks, base)
@@ -371,11 +401,11 @@ class Session:
                 raise
             passes += 1
             done += len(batch_ids)
+            largest_chunk = max(largest_chunk, len(batch_ids))
             if probe:
                 probe = False
                 peak = torch.cuda.max_memory_allocated(self.model.device) - before
                 chunk = self._cuda_chunk_after_probe(peak, n - done)
-                largest_chunk = max(largest_chunk, chunk)
             report(state, done, n, f"Ablated {done} of {n} segments")
         self.forward_passes += passes
         return AblationSweep(
@@ -430,7 +460,7 @@ class Session:
             check_cancelled(state)
             report(state, 0, 1, "Ablating")
             inp = self.ablated_input(segments, chosen, base_spec)
-            with torch.inference_mode(), self._autocast():
+            with torch.inference_mode(), self._numerics():
                 logits = self.model.logits(self._layout(inp)).float()
                 after = self._aggregate(logits, agg).float().cpu().numpy()[0]
                 class_map_after = logits.max(dim=1).indices[0].cpu().numpy().astype(np.int64)
