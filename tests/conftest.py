@@ -11,6 +11,39 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--device", default="cpu",
+        help="device for the parity tests and tests/gpu (default cpu; e.g. cuda on a GPU "
+             "machine: benchmarks/gpu_session.sh runs them so)")
+
+
+def pytest_configure(config):
+    device = config.getoption("--device")
+    if device.startswith("cuda"):
+        import torch
+
+        # Captum's reference calls run in the same strict fp32 as the engine's fp32 mode
+        # (the engine switches TF32 off around its own calls: Session._numerics)
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def pytest_ignore_collect(collection_path, config):
+    """tests/gpu needs a CUDA device: collected only with --device cuda[:N]."""
+    if collection_path.name == "gpu" and collection_path.parent == Path(__file__).parent:
+        return not config.getoption("--device").startswith("cuda")
+    return None
+
+
+@pytest.fixture(scope="session")
+def device(request):
+    """The torch device named by --device (checked: a clear error if absent)."""
+    from segexplorer.engine.devices import resolve_device
+
+    return resolve_device(request.config.getoption("--device"))
+
+
 def _skimage_file(name: str) -> Path:
     import skimage
 
