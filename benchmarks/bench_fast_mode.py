@@ -1,10 +1,18 @@
-"""Fast mode (bf16 autocast) against fp32: time and the largest relative score error.
+"""Fast mode (bf16 autocast) and TF32 against strict fp32: time and the largest errors.
 
 The all-classes analysis (prediction + Grad-CAM for every predicted class + the ablation
-sweep) runs twice on one device in one run, fp32 (the default, Captum-exact) and bf16.
-Printed: wall time of each and their ratio, and how far bf16's numbers are from fp32's:
+sweep) runs on one device in one run in each precision:
+
+* fp32: the default, strict IEEE float32, Captum-exact;
+* tf32 (CUDA only): the same calls with PyTorch's default TF32 convolutions left on, as
+  the seed's code runs on a GPU out of the box (not an engine mode: shown for reference);
+* bf16: fast mode (autocast, channels-last on CUDA).
+
+Printed: wall time of each and its ratio to fp32, and how far its numbers are from fp32's:
 the largest relative error of the class scores (unperturbed and with every segment
 ablated, relative to the largest |score|), of the ablation table and of the Grad-CAM maps.
+With --layouts, also the time of one forward pass per precision, memory layout and batch
+size (is channels-last worth it?).
 
     python benchmarks/bench_fast_mode.py --device cuda [--model fcn_resnet101] [--size 640]
 """
@@ -12,19 +20,29 @@ ablated, relative to the largest |score|), of the ablation table and of the Grad
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from unittest import mock
 
 import numpy as np
 import torch
 from bench_common import Timer, default_image, fmt_s, machine_header, machine_info
 
 
+def numerics(precision: str):
+    """tf32: the engine's fp32 calls without its switch to strict fp32 (benchmark only)."""
+    if precision != "tf32":
+        return contextlib.nullcontext()
+    torch.backends.cudnn.allow_tf32 = True  # PyTorch's default
+    return mock.patch("segexplorer.engine.session.strict_fp32", contextlib.nullcontext)
+
+
 def analyse(model, prepared, precision: str, device: torch.device) -> tuple[float, dict]:
     from segexplorer.engine.segments import make_segments
     from segexplorer.engine.session import Session
 
-    with Timer(device) as t:
-        session = Session(model, prepared, precision=precision)
+    with numerics(precision), Timer(device) as t:
+        session = Session(model, prepared, precision="bf16" if precision == "bf16" else "fp32")
         cam = session.gradcam(None)
         pred = session.predict()
         sweep = session.sweep(make_segments(pred.class_map, "class"), "zero")
@@ -34,6 +52,51 @@ def analyse(model, prepared, precision: str, device: torch.device) -> tuple[floa
 def relative(a: np.ndarray, b: np.ndarray) -> float:
     scale = float(np.abs(a).max()) or 1.0
     return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max()) / scale
+
+
+def compare(exact: dict, other: dict, label: str) -> None:
+    s32, s = exact["sweep"], other["sweep"]
+    same_map = float((exact["class_map"] == other["class_map"]).mean())
+    print(f"{label}: pixels with the same predicted class as fp32: {same_map:.4%}")
+    if s32.segments.id_list != s.segments.id_list:
+        print(f"{label}: predicts other segments than fp32: scores not compared")
+        return
+    scores32 = np.vstack([s32.initial_scores, s32.ablated_scores])
+    scores = np.vstack([s.initial_scores, s.ablated_scores])
+    print(f"{label}: largest relative score error {relative(scores32, scores):.2e} "
+          "(unperturbed and every ablated segment, all classes)")
+    print(f"{label}: largest relative ablation-table error {relative(s32.table, s.table):.2e}")
+    cams = [relative(exact["cam"][c], other["cam"][c]) for c in exact["cam"] if c in other["cam"]]
+    if cams:
+        print(f"{label}: largest relative Grad-CAM error {max(cams):.2e}")
+
+
+def layouts(model, prepared, device: torch.device, precisions: list[str], repeat: int) -> None:
+    """Median time of one forward pass per precision, layout and batch size."""
+    print(f"\none forward pass (median of {repeat}), {prepared.shape[1]} x {prepared.shape[0]}:")
+    print(f"{'precision':10}{'layout':16}{'batch 1':>12}{'batch 8':>12}{'per image (8)':>15}")
+    for precision in precisions:
+        for layout in (torch.contiguous_format, torch.channels_last):
+            module = model.module.to(memory_format=layout)
+            row = []
+            for batch_size in (1, 8):
+                batch = prepared.tensor.to(device).expand(batch_size, -1, -1, -1)
+                batch = batch.contiguous(memory_format=layout)
+                cast = (torch.autocast(device.type, dtype=torch.bfloat16)
+                        if precision == "bf16" else contextlib.nullcontext())
+                torch.backends.cudnn.allow_tf32 = precision == "tf32"
+                times = []
+                with torch.inference_mode(), cast:
+                    for i in range(repeat + 2):  # two untimed: cuDNN autotuning
+                        with Timer(device) as t:
+                            module(batch)
+                        if i >= 2:
+                            times.append(t.seconds)
+                row.append(float(np.median(times)))
+            name = "contiguous" if layout == torch.contiguous_format else "channels-last"
+            print(f"{precision:10}{name:16}{fmt_s(row[0]):>12}{fmt_s(row[1]):>12}"
+                  f"{fmt_s(row[1] / 8):>15}")
+    model.module.to(memory_format=torch.contiguous_format)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,31 +110,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", default="untrained")
     p.add_argument("--size", type=int, default=640)
     p.add_argument("--device", default="auto")
+    p.add_argument("--repeat", type=int, default=3, help="timed runs of each precision")
+    p.add_argument("--layouts", action="store_true",
+                   help="also time single forward passes per precision, layout and batch")
     args = p.parse_args(argv)
     device = resolve_device(args.device)
     model = load_model(args.model, args.weights, device)
     prepared = preprocess(load_image(args.image or default_image()), args.size)
-    print("SegExplorer benchmark: fast mode (bf16 autocast) vs fp32")
+    precisions = ["fp32", "tf32", "bf16"] if device.type == "cuda" else ["fp32", "bf16"]
+    print("SegExplorer benchmark: fast mode (bf16 autocast) and TF32 vs strict fp32")
     print(machine_header(machine_info(device)))
-    print(f"model:   {args.model} ({args.weights}), --size {args.size}")
-    analyse(model, prepared, "fp32", device)  # warm-up (cuDNN autotuning, caches)
-    t32, exact = analyse(model, prepared, "fp32", device)
-    t16, fast = analyse(model, prepared, "bf16", device)
-    s32, s16 = exact["sweep"], fast["sweep"]
-    print(f"fp32 {fmt_s(t32)}, bf16 {fmt_s(t16)}: bf16 is {t32 / t16:.2f}x as fast")
-    same_map = float((exact["class_map"] == fast["class_map"]).mean())
-    print(f"pixels with the same predicted class: {same_map:.4%}")
-    if s32.segments.id_list != s16.segments.id_list:
-        print("the two precisions predict different segments: scores not compared")
-        return 0
-    scores32 = np.vstack([s32.initial_scores, s32.ablated_scores])
-    scores16 = np.vstack([s16.initial_scores, s16.ablated_scores])
-    print(f"largest relative score error: {relative(scores32, scores16):.2e} "
-          "(unperturbed and every ablated segment, all classes)")
-    print(f"largest relative ablation-table error: {relative(s32.table, s16.table):.2e}")
-    cams = [relative(exact["cam"][c], fast["cam"][c]) for c in exact["cam"] if c in fast["cam"]]
-    if cams:
-        print(f"largest relative Grad-CAM error: {max(cams):.2e}")
+    print(f"model:   {args.model} ({args.weights}), --size {args.size}, "
+          f"working {prepared.shape[1]} x {prepared.shape[0]}")
+    results, times = {}, {}
+    for precision in precisions:
+        analyse(model, prepared, precision, device)  # warm-up (cuDNN autotuning, caches)
+        runs = [analyse(model, prepared, precision, device) for _ in range(args.repeat)]
+        times[precision] = float(np.median([t for t, _ in runs]))
+        results[precision] = runs[-1][1]
+    torch.backends.cudnn.allow_tf32 = True  # PyTorch's default, for what follows
+    print(f"all-classes analysis (median of {args.repeat}): " + ", ".join(
+        f"{k} {fmt_s(v)} ({times['fp32'] / v:.2f}x fp32's speed)" for k, v in times.items()))
+    for precision in precisions[1:]:
+        compare(results["fp32"], results[precision], precision)
+    if args.layouts:
+        layouts(model, prepared, device, precisions, args.repeat)
     return 0
 
 

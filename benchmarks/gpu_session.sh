@@ -1,13 +1,44 @@
 #!/usr/bin/env bash
-# Everything a session with a lent GPU should measure, in one run (see docs/performance.md).
-# Usage on the GPU machine, from the repository root:  bash benchmarks/gpu_session.sh OUTDIR
+# Everything a session with a lent GPU should measure and check, in one run
+# (figures go into docs/performance.md). From the repository root on the GPU machine:
+#
+#   bash benchmarks/gpu_session.sh OUTDIR
+#
+# The GPU machine's own python3 (with torch) is used. Packages it lacks travel as wheels
+# in .whl/ (git-ignored via .git/info/exclude): captum, e.g.
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl captum==0.9.0
+# Each step has its own time limit, so one that hangs cannot take the others' time;
+# the most important (the all-classes benchmark) runs first.
 set -uo pipefail
 out=${1:-gpu-results}
 mkdir -p "$out"
-export PYTHONUNBUFFERED=1
-run() { echo "== $*"; "$@" 2>&1 | tee -a "$out/log.txt"; }
+export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/site:$PWD
+else
+    export PYTHONPATH=$PWD
+fi
+log="$out/log.txt"
+step() {  # step SECONDS NAME COMMAND...
+    local limit=$1 name=$2
+    shift 2
+    echo "== [$name] $* (limit ${limit}s)" | tee -a "$log"
+    local t0=$SECONDS
+    timeout "$limit" "$@" 2>&1 | tee -a "$log"
+    echo "== [$name] exit ${PIPESTATUS[0]} after $((SECONDS - t0)) s" | tee -a "$log"
+}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
-run python benchmarks/bench_all_classes.py --model fcn_resnet101 --size 640 --device cuda \
-    --repeat 3 --json "$out/all_classes.json"
-run python benchmarks/bench_fast_mode.py --model fcn_resnet101 --size 640 --device cuda
-run python benchmarks/bench_click.py --size 640 --device cuda --clicks 30 --json "$out/click.json"
+python3 -c "import torch, torchvision, captum, sys; print('python', sys.version.split()[0],
+'torch', torch.__version__, 'torchvision', torchvision.__version__, 'captum', captum.__version__,
+'cudnn', torch.backends.cudnn.version())" | tee -a "$out/gpu.txt"
+
+step 160 all_classes python3 benchmarks/bench_all_classes.py --model fcn_resnet101 --size 640 \
+    --device cuda --repeat 3 --fast --json "$out/all_classes.json"
+step 90 fast_mode python3 benchmarks/bench_fast_mode.py --model fcn_resnet101 --size 640 \
+    --device cuda --repeat 3 --layouts
+step 70 click python3 benchmarks/bench_click.py --size 640 --device cuda --clicks 30 \
+    --json "$out/click.json"
+step 150 tests python3 -m pytest -q -p no:cacheprovider --device cuda \
+    tests/test_engine_parity.py tests/gpu -W ignore::pytest.PytestConfigWarning
