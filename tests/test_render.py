@@ -535,8 +535,21 @@ def test_changed_pixels_map(photo: np.ndarray) -> None:
     rest = out[~changed][:, :3]
     assert (rest[:, 0] == rest[:, 1]).all() and (rest[:, 1] == rest[:, 2]).all()  # grey
     assert (out[..., 3] == 255).all()
+    # the grey is Captum's (the channels' mean) dimmed to 3/4, rounded
+    grey = np.rint(np.mean(photo, axis=2) * 0.75).astype(np.uint8)
+    np.testing.assert_array_equal(out[~changed][:, 0], grey[~changed])
     with pytest.raises(ValueError):
         changed_pixels_map(before, after[:-1], photo)
+
+
+def test_changed_pixels_grey_table_equals_the_mean_for_every_colour() -> None:
+    from segexplorer.render.composite import _dimmed_grey
+
+    levels = np.arange(256, dtype=np.uint8)
+    every = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1)
+    every = every.reshape(4096, 4096, 3)  # all 2^24 colours
+    np.testing.assert_array_equal(_dimmed_grey(every),
+                                  np.rint(np.mean(every, axis=2) * 0.75).astype(np.uint8))
 
 
 # --------------------------------------------------------------------- hygiene

@@ -247,10 +247,24 @@ def changed_pixels_map(
             f"before {b.shape}, after {a.shape} and image {img.shape[:2]} must have the same H, W"
         )
     # Dimmed grey keeps the scene readable while no grey level can pass for the highlight.
-    grey = np.rint(_grey(img) * 0.75).astype(np.uint8)
-    rgb = np.repeat(grey[:, :, None], 3, axis=2)
-    rgb[b != a] = np.clip(np.asarray(color), 0, 255).astype(np.uint8)
-    return _opaque(rgb)
+    out = np.empty(b.shape + (4,), dtype=np.uint8)
+    out[..., :3] = _dimmed_grey(img)[:, :, None]
+    out[..., 3] = 255
+    out[b != a, :3] = np.clip(np.asarray(color), 0, 255).astype(np.uint8)
+    return out
+
+
+# rint(mean(r, g, b) * 0.75) for every channel sum r + g + b (0..765): numpy's mean of three
+# uint8 is their exact integer sum divided by 3 in float64, so a table of the sum gives
+# the same bytes as np.mean (checked for all 2^24 colours) at a fifth of the time.
+_DIMMED_GREY = np.rint((np.arange(766) / 3.0) * 0.75).astype(np.uint8)
+
+
+def _dimmed_grey(img: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    total = img[..., 0].astype(np.uint16)
+    total += img[..., 1]
+    total += img[..., 2]
+    return _DIMMED_GREY[total]
 
 
 # ---------------------------------------------------------------------- dispatcher

