@@ -207,6 +207,8 @@ def test_out_of_memory_halves_the_chunk_and_finishes(colour_session, monkeypatch
     sweep = session.sweep(segments, chunk_size=8)
     assert seen_batches[:3] == [min(8, segments.count), 4, 2]
     assert sweep.chunk_size == 2  # the largest chunk that went through, not the one tried
+    assert sum(sweep.batches) == segments.count and max(sweep.batches) == 2
+    assert reference.batches == (1,) * segments.count
     np.testing.assert_array_equal(sweep.ablated_scores, reference.ablated_scores)
     np.testing.assert_array_equal(sweep.after_maps, reference.after_maps)
 

@@ -85,8 +85,9 @@ class AblationSweep:
     ablated_scores: np.ndarray  # S x C: scores with each segment ablated (rows: ascending id)
     after_maps: np.ndarray | None  # S x H x W: predicted classes with each segment ablated
     forward_passes: int = 0
-    chunk_size: int = 1
+    chunk_size: int = 1  # the largest batch of ablated images that went through
     seconds: float = 0.0
+    batches: tuple[int, ...] = ()  # images per forward pass, in order
     _rows: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property

@@ -34,6 +34,7 @@ from .segments import Segments
 
 UPSAMPLE_MODES = ("nearest", "bilinear")
 MAX_CUDA_CHUNK = 32
+MAX_BACKWARD_BATCH = 8  # Grad-CAM targets per batched backward (memory: one gradient each)
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -99,6 +100,9 @@ class Session:
         self._display: np.ndarray | None = None  # the input as displayed (H x W x 3)
         self._baseline_displays: dict[str, np.ndarray] = {}
         self.forward_passes = 0
+        self.batched_backward: bool | None = None  # None: batched on CUDA only
+        self._image_bytes: int | None = None  # CUDA memory one image's forward pass needs
+        self._segment_ids_t: tuple[Segments, torch.Tensor] | None = None
 
     # -- device helpers -------------------------------------------------------------
     @contextmanager
@@ -129,13 +133,27 @@ class Session:
             return batch.contiguous(memory_format=torch.channels_last)
         return batch
 
+    @contextmanager
+    def _track_memory(self):
+        """On CUDA, record the memory one image's forward pass takes (its peak above what
+        was allocated before), so that the sweep can size its chunks without a probe."""
+        if self.model.device.type != "cuda":
+            yield
+            return
+        device = self.model.device
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        yield
+        used = torch.cuda.max_memory_allocated(device) - before
+        self._image_bytes = max(self._image_bytes or 0, used)
+
     # -- prediction ---------------------------------------------------------------
     def predict(self, state: JobState | None = None) -> Prediction:
         """The model's output for the image (cached: at most one forward pass)."""
         if self._prediction is None:
             report(state, 0, 1, "Predicting")
             start = time.perf_counter()
-            with torch.inference_mode(), self._numerics():
+            with torch.inference_mode(), self._numerics(), self._track_memory():
                 logits = self.model.logits(self._layout(self.input)).float()
             self.forward_passes += 1
             self._set_prediction(logits, time.perf_counter() - start)
@@ -216,7 +234,8 @@ class Session:
         report(state, 0, 1, "Grad-CAM: forward pass")
         with self._graph_from_layer(layer_path) as captured, torch.enable_grad(), \
                 self._numerics():
-            logits = self.model.logits(self._layout(self.input)).float()
+            with self._track_memory():
+                logits = self.model.logits(self._layout(self.input)).float()
             self.forward_passes += 1
             if not captured:
                 raise UserError(f"Layer '{layer_path}' is not used by the model's forward "
@@ -230,14 +249,25 @@ class Session:
             raw: dict[int, np.ndarray] = {}
             upsampled: dict[int, np.ndarray] = {}
             size = tuple(self.input.shape[2:])
-            for i, cls in enumerate(targets):
+            step = self._backward_batch()
+            for i in range(0, len(targets), step):
                 check_cancelled(state)
-                report(state, i, len(targets), f"Grad-CAM: class {cls}")
-                (grad,) = torch.autograd.grad(scores[0, cls], activation,
-                                              retain_graph=i < len(targets) - 1)
-                cam = self._cam(grad, activation)
-                raw[cls] = cam[0, 0].cpu().numpy()
-                upsampled[cls] = F.interpolate(cam, size, mode=upsample)[0, 0].cpu().numpy()
+                chunk = targets[i:i + step]
+                report(state, i, len(targets), f"Grad-CAM: class {chunk[0]}")
+                last = i + step >= len(targets)
+                if len(chunk) == 1:
+                    grads = torch.autograd.grad(scores[0, chunk[0]], activation,
+                                                retain_graph=not last)[0][None]
+                else:  # one backward for several targets (vmap over the graph)
+                    index = torch.as_tensor(chunk, device=scores.device)
+                    eye = torch.eye(len(chunk), device=scores.device, dtype=scores.dtype)
+                    grads = torch.autograd.grad(scores[0, index], activation,
+                                                grad_outputs=eye, is_grads_batched=True,
+                                                retain_graph=not last)[0]
+                for cls, grad in zip(chunk, grads):
+                    cam = self._cam(grad, activation)
+                    raw[cls] = cam[0, 0].cpu().numpy()
+                    upsampled[cls] = F.interpolate(cam, size, mode=upsample)[0, 0].cpu().numpy()
         with torch.no_grad():
             act = activation.detach()
             mean = act.float().mean(dim=1, keepdim=True) if act.dim() == 4 else None
@@ -310,8 +340,17 @@ class Session:
             self._baseline_displays[baseline.label] = denormalize(full)
         return self._baseline_displays[baseline.label]
 
+    def _segment_ids_on_device(self, segments: Segments) -> torch.Tensor:
+        """``segments.ids`` on the model's device (the last segmentation's copy is kept:
+        clicks on one segmentation reuse it)."""
+        cached = self._segment_ids_t
+        if cached is None or cached[0] is not segments:
+            cached = (segments, torch.as_tensor(segments.ids, device=self.model.device))
+            self._segment_ids_t = cached
+        return cached[1]
+
     def _mask_for(self, segments: Segments, segment_ids) -> torch.Tensor:
-        ids = torch.as_tensor(segments.ids, device=self.model.device)
+        ids = self._segment_ids_on_device(segments)
         wanted = torch.as_tensor(sorted(set(int(s) for s in segment_ids)),
                                  device=self.model.device)
         return torch.isin(ids, wanted).to(self.input.dtype).view(1, 1, *ids.shape)
@@ -321,11 +360,19 @@ class Session:
         # Captum's construction: input * (1 - mask) + baseline * mask
         return inp * (1 - mask) + base * mask
 
+    def _backward_batch(self) -> int:
+        """Targets per Grad-CAM backward: several at once on CUDA (one batched pass fills
+        the GPU better), one at a time elsewhere (batching is not faster on CPUs).
+        ``batched_backward`` overrides it (benchmarks compare the two)."""
+        batched = (self.model.device.type == "cuda" if self.batched_backward is None
+                   else self.batched_backward)
+        return MAX_BACKWARD_BATCH if batched else 1
+
     def _default_chunk(self) -> int:
         """Batch 1 off CUDA (batching is slower on CPUs); on CUDA, sized by a probe."""
         return 1 if self.model.device.type != "cuda" else 0  # 0: measure, then size
 
-    def _cuda_chunk_after_probe(self, peak_per_image: int, remaining: int) -> int:
+    def _cuda_chunk(self, peak_per_image: int, remaining: int) -> int:
         free, _total = torch.cuda.mem_get_info(self.model.device)
         # leave a quarter of what is free for the allocator's fragmentation and the display
         fit = int(free * 0.75 // max(peak_per_image, 1))
@@ -343,9 +390,10 @@ class Session:
         """Ablate each segment once; record every class's aggregated score each time.
 
         Segments go through the model in chunks: one at a time on CPU and MPS; on CUDA
-        the first segment runs alone to measure its memory and the rest in chunks that
-        fit the free memory. An out-of-memory error halves the chunk and retries.
-        Cancellation is checked between chunks.
+        in chunks that fit the free memory, sized from the memory an earlier forward pass
+        of this session took (or, when there was none, from the first segment run alone).
+        An out-of-memory error halves the chunk and retries. Cancellation is checked
+        between chunks. Results stay on the device until the last chunk (one copy back).
         """
         agg = aggregation or Aggregation(ARGMAX_MASKED)
         base_spec = parse_baseline(baseline)
@@ -355,14 +403,18 @@ class Session:
         ids = segments.id_list
         n = len(ids)
         chunk = chunk_size if chunk_size is not None else self._default_chunk()
-        probe = chunk == 0  # measure one segment's peak memory before sizing chunks
+        probe = chunk == 0  # size chunks from memory: measured before, or by a probe now
+        if probe and self._image_bytes:
+            chunk, probe = self._cuda_chunk(self._image_bytes, n), False
         chunk = max(1, chunk)
         largest_chunk = 0  # the largest chunk that went through (not one that ran out)
-        ablated = np.zeros((n, len(initial)), dtype=np.float32)
+        batches: list[int] = []
         h, w = segments.ids.shape
-        map_dtype = np.uint8 if self.model.num_classes <= 256 else np.int32
-        maps = np.zeros((n, h, w), dtype=map_dtype) if keep_maps else None
-        seg_ids_t = torch.as_tensor(segments.ids, device=self.model.device).view(1, 1, h, w)
+        wide = self.model.num_classes > 256
+        map_dtype = np.int32 if wide else np.uint8
+        score_parts: list[torch.Tensor] = []
+        map_parts: list[torch.Tensor] = []
+        seg_ids_t = self._segment_ids_on_device(segments).view(1, 1, h, w)
         passes = 0
         done = 0
         report(state, 0, n, f"Ablating {n} segments")
@@ -378,11 +430,10 @@ class Session:
                     masks = (seg_ids_t == id_t).to(self.input.dtype)  # k x 1 x H x W
                     batch = self._ablate(self.input, masks, base)
                     logits = self.model.logits(self._layout(batch)).float()
-                    scores = self._aggregate(logits, agg)
-                    ablated[done:done + len(batch_ids)] = scores.float().cpu().numpy()
-                    if maps is not None:
-                        maps[done:done + len(batch_ids)] = (
-                            logits.max(dim=1).indices.cpu().numpy().astype(map_dtype))
+                    score_parts.append(self._aggregate(logits, agg).float())
+                    if keep_maps:
+                        indices = logits.max(dim=1).indices
+                        map_parts.append(indices.to(torch.int32 if wide else torch.uint8))
                     del logits, batch, masks
             except torch.OutOfMemoryError:
                 if chunk == 1:
@@ -401,13 +452,22 @@ class Session:
                 raise
             passes += 1
             done += len(batch_ids)
+            batches.append(len(batch_ids))
             largest_chunk = max(largest_chunk, len(batch_ids))
             if probe:
                 probe = False
                 peak = torch.cuda.max_memory_allocated(self.model.device) - before
-                chunk = self._cuda_chunk_after_probe(peak, n - done)
+                self._image_bytes = max(self._image_bytes or 0, peak)
+                chunk = self._cuda_chunk(peak, n - done)
             report(state, done, n, f"Ablated {done} of {n} segments")
         self.forward_passes += passes
+        if n:
+            ablated = torch.cat(score_parts).cpu().numpy()
+            maps = (torch.cat(map_parts).cpu().numpy().astype(map_dtype, copy=False)
+                    if keep_maps else None)
+        else:
+            ablated = np.zeros((0, len(initial)), dtype=np.float32)
+            maps = np.zeros((0, h, w), dtype=map_dtype) if keep_maps else None
         return AblationSweep(
             segments=segments,
             baseline=base_spec.label,
@@ -418,6 +478,7 @@ class Session:
             forward_passes=passes,
             chunk_size=largest_chunk,
             seconds=time.perf_counter() - start,
+            batches=tuple(batches),
             _rows=segments.rows_map(),
         )
 
@@ -463,7 +524,10 @@ class Session:
             with torch.inference_mode(), self._numerics():
                 logits = self.model.logits(self._layout(inp)).float()
                 after = self._aggregate(logits, agg).float().cpu().numpy()[0]
-                class_map_after = logits.max(dim=1).indices[0].cpu().numpy().astype(np.int64)
+                indices = logits.max(dim=1).indices[0]
+                if self.model.num_classes <= 256:  # an 8x smaller copy back from a GPU
+                    indices = indices.to(torch.uint8)
+                class_map_after = indices.cpu().numpy().astype(np.int64)
             self.forward_passes += 1
             report(state, 1, 1, "Ablated")
         mask = np.isin(segments.ids, chosen)

@@ -73,9 +73,18 @@ def test_sweep_is_chunked_by_free_memory_and_equals_cpu(fcn50, coffee_prepared, 
     segments = make_segments(session.predict().class_map, "component")
     assert segments.count >= 4, "need several segments to see chunking"
     sweep = session.sweep(segments)
-    # the first segment runs alone (the probe), the rest in chunks sized from free memory
-    assert sweep.chunk_size == min(MAX_CUDA_CHUNK, segments.count - 1) > 1
-    assert sweep.forward_passes < segments.count
+    # chunks sized from free memory and the memory the prediction's pass took: no probe
+    assert session._image_bytes > 0
+    assert sweep.chunk_size == min(MAX_CUDA_CHUNK, segments.count) > 1
+    assert sweep.forward_passes == -(-segments.count // sweep.chunk_size)
+    # without that measurement, the first segment runs alone to measure it (the probe)
+    probed = Session(fcn50, coffee_prepared)
+    probed.predict()
+    probed._image_bytes = None
+    probe_sweep = probed.sweep(segments)
+    assert probe_sweep.chunk_size == min(MAX_CUDA_CHUNK, segments.count - 1)
+    assert probed._image_bytes > 0
+    close(probe_sweep.ablated_scores, sweep.ablated_scores, 1e-5)
     one_by_one = Session(fcn50, coffee_prepared).sweep(segments, chunk_size=1)
     close(sweep.ablated_scores, one_by_one.ablated_scores, 1e-5)
     assert agree(sweep.after_maps, one_by_one.after_maps) > 0.999
@@ -94,6 +103,7 @@ def test_a_real_out_of_memory_error_halves_the_chunk(fcn50, coffee_prepared, mem
     memory_fraction(3 * per_image)
     sweep = session.sweep(segments, chunk_size=16)
     assert 1 <= sweep.chunk_size < 16
+    assert sum(sweep.batches) == segments.count
     close(sweep.ablated_scores, reference.ablated_scores, 1e-5)
     assert agree(sweep.after_maps, reference.after_maps) > 0.999
 
@@ -130,6 +140,17 @@ def test_fp32_runs_the_model_without_tf32_and_restores_the_flag(fcn50, coffee_pr
         torch.backends.cudnn.allow_tf32 = saved
 
 
+def test_batched_grad_cam_backward_equals_one_by_one(fcn50, coffee_prepared):
+    session = Session(fcn50, coffee_prepared)
+    targets = session.predict().present_classes + [0, 7]
+    batched = session.gradcam(targets)  # CUDA default: several targets per backward
+    session.batched_backward = False
+    single = session.gradcam(targets)
+    for c in targets:
+        close(batched.raw[c], single.raw[c], 1e-5)
+        close(batched.upsampled[c], single.upsampled[c], 1e-5)
+
+
 def test_fast_mode_on_cuda_is_close_to_fp32(fcn50, coffee_prepared):
     exact = Session(fcn50, coffee_prepared)
     fast = Session(fcn50, coffee_prepared, precision="bf16")
@@ -150,7 +171,7 @@ def test_cli_explain_on_cuda_equals_cpu(coffee_path, tmp_path, capsys):
     for dev in ("cuda", "cpu"):
         out = tmp_path / dev
         code = main(["explain", str(coffee_path), "--model", "fcn_resnet50", "--size", "96",
-                     "--device", dev, "--out", str(out), "--quiet"])
+                     "--weights", "untrained", "--device", dev, "--out", str(out), "--quiet"])
         assert code == 0, capsys.readouterr().err
         outs[dev] = out
     gpu, cpu = (np.load(outs[d] / "attributions.npz") for d in ("cuda", "cpu"))
