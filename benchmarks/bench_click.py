@@ -79,7 +79,7 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> di
 
     model = load_model(name, args.weights, device)
     image = preprocess(load_image(args.image), args.size)
-    session = Session(model, image)
+    session = Session(model, image, precision=args.precision)
     with Timer(device) as t_predict:
         prediction = session.predict()
     segments = make_segments(prediction.class_map, args.segments)
@@ -158,6 +158,8 @@ def report_model(r: dict) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = click_arg_parser(__doc__.split("\n\n")[0], DEFAULT_MODELS, "auto")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                   help="bf16: fast mode (autocast)")
     p.add_argument("--grid", type=int, default=3,
                    help="grid tiles per side when the model predicts fewer than 2 segments")
     args = p.parse_args(argv)
@@ -178,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     print("SegExplorer benchmark: click-to-ablate latency (cached vs uncached)")
     print(machine_header(info))
     print(f"image:   {args.image}; --size {args.size}; {args.clicks} clicks of each kind "
-          f"after {args.warmup} warm-up")
+          f"after {args.warmup} warm-up; precision {args.precision}")
     results = []
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         print(f"running {name} ...", file=sys.stderr, flush=True)

@@ -71,15 +71,39 @@ def compare(exact: dict, other: dict, label: str) -> None:
         print(f"{label}: largest relative Grad-CAM error {max(cams):.2e}")
 
 
+def backward_batching(model, prepared, device: torch.device, precisions: list[str],
+                      repeat: int) -> None:
+    """Grad-CAM for every predicted class: one backward per target vs batched backwards."""
+    from segexplorer.engine.session import Session
+
+    print(f"\nGrad-CAM, every predicted class (median of {repeat}, forward included):")
+    for precision in precisions:
+        if precision == "tf32":
+            continue
+        row = {}
+        for batched in (False, True):
+            times = []
+            for i in range(repeat + 1):  # the first untimed (cuDNN autotuning)
+                session = Session(model, prepared, precision=precision)
+                session.batched_backward = batched
+                with Timer(device) as t:
+                    cam = session.gradcam(None)
+                if i:
+                    times.append(t.seconds)
+            row[batched] = float(np.median(times))
+        print(f"  {precision}: {len(cam.raw)} targets, one backward each {fmt_s(row[False])}, "
+              f"batched {fmt_s(row[True])} ({row[False] / row[True]:.2f}x)")
+
+
 def layouts(model, prepared, device: torch.device, precisions: list[str], repeat: int) -> None:
     """Median time of one forward pass per precision, layout and batch size."""
     print(f"\none forward pass (median of {repeat}), {prepared.shape[1]} x {prepared.shape[0]}:")
-    print(f"{'precision':10}{'layout':16}{'batch 1':>12}{'batch 8':>12}{'per image (8)':>15}")
+    print(f"{'precision':10}{'layout':16}{'batch 1':>12}{'batch 4':>12}{'per image (4)':>15}")
     for precision in precisions:
         for layout in (torch.contiguous_format, torch.channels_last):
             module = model.module.to(memory_format=layout)
             row = []
-            for batch_size in (1, 8):
+            for batch_size in (1, 4):
                 batch = prepared.tensor.to(device).expand(batch_size, -1, -1, -1)
                 batch = batch.contiguous(memory_format=layout)
                 cast = (torch.autocast(device.type, dtype=torch.bfloat16)
@@ -95,7 +119,7 @@ def layouts(model, prepared, device: torch.device, precisions: list[str], repeat
                 row.append(float(np.median(times)))
             name = "contiguous" if layout == torch.contiguous_format else "channels-last"
             print(f"{precision:10}{name:16}{fmt_s(row[0]):>12}{fmt_s(row[1]):>12}"
-                  f"{fmt_s(row[1] / 8):>15}")
+                  f"{fmt_s(row[1] / 4):>15}", flush=True)
     model.module.to(memory_format=torch.contiguous_format)
 
 
@@ -133,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{k} {fmt_s(v)} ({times['fp32'] / v:.2f}x fp32's speed)" for k, v in times.items()))
     for precision in precisions[1:]:
         compare(results["fp32"], results[precision], precision)
+    sys.stdout.flush()
+    backward_batching(model, prepared, device, precisions, args.repeat)
+    sys.stdout.flush()
     if args.layouts:
         layouts(model, prepared, device, precisions, args.repeat)
     return 0

@@ -34,11 +34,13 @@ python3 -c "import torch, torchvision, captum, sys; print('python', sys.version.
 'torch', torch.__version__, 'torchvision', torchvision.__version__, 'captum', captum.__version__,
 'cudnn', torch.backends.cudnn.version())" | tee -a "$out/gpu.txt"
 
-step 160 all_classes python3 benchmarks/bench_all_classes.py --model fcn_resnet101 --size 640 \
+step 150 all_classes python3 benchmarks/bench_all_classes.py --model fcn_resnet101 --size 640 \
     --device cuda --repeat 3 --fast --json "$out/all_classes.json"
-step 90 fast_mode python3 benchmarks/bench_fast_mode.py --model fcn_resnet101 --size 640 \
-    --device cuda --repeat 3 --layouts
-step 70 click python3 benchmarks/bench_click.py --size 640 --device cuda --clicks 30 \
+step 50 click python3 benchmarks/bench_click.py --size 640 --device cuda --clicks 30 \
     --json "$out/click.json"
-step 150 tests python3 -m pytest -q -p no:cacheprovider --device cuda \
+step 40 click_fast python3 benchmarks/bench_click.py --size 640 --device cuda --clicks 30 \
+    --models fcn_resnet101 --precision bf16 --json "$out/click_fast.json"
+step 70 tests python3 -m pytest -q -p no:cacheprovider --device cuda \
     tests/test_engine_parity.py tests/gpu -W ignore::pytest.PytestConfigWarning
+step 130 fast_mode python3 benchmarks/bench_fast_mode.py --model fcn_resnet101 --size 640 \
+    --device cuda --repeat 3 --layouts
