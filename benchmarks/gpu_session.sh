@@ -42,5 +42,5 @@ step 40 click_fast python3 benchmarks/bench_click.py --size 640 --device cuda --
     --models fcn_resnet101 --precision bf16 --json "$out/click_fast.json"
 step 70 tests python3 -m pytest -q -p no:cacheprovider --device cuda \
     tests/test_engine_parity.py tests/gpu -W ignore::pytest.PytestConfigWarning
-step 130 fast_mode python3 benchmarks/bench_fast_mode.py --model fcn_resnet101 --size 640 \
+step 110 fast_mode python3 benchmarks/bench_fast_mode.py --model fcn_resnet101 --size 640 \
     --device cuda --repeat 3 --layouts
