@@ -1,14 +1,14 @@
 """CUDA memory of the engine's passes: where does a peak come from, and what bounds it?
 
-For fcn_resnet101 (fp32, cuDNN autotuning on) at --size 640: the peak allocated memory and
-time of Grad-CAM for every predicted class (one backward per target, and batched) and of
-the ablation sweep in chunks of 1, 2, 4 and all segments. Each case runs twice: the first
-call autotunes cuDNN for its shapes (its peak includes the algorithms tried), the second is
-what a user pays from then on. Run it under different settings to compare, e.g.
+For fcn_resnet101 (fp32) at --size 640: the peak allocated memory and time of Grad-CAM for
+every predicted class and of the ablation sweep in chunks of 1, 2, 4 and all segments.
+Each case runs twice: with cuDNN autotuning (--autotune) the first call searches
+algorithms for its shapes (its peak includes the workspace offered to them), the second is
+what a user pays from then on. Compare, e.g.
 
-    python benchmarks/bench_cuda_memory.py
-    CUDNN_CONV_WSCAP_DBG=4096 python benchmarks/bench_cuda_memory.py
-    python benchmarks/bench_cuda_memory.py --no-benchmark
+    python benchmarks/bench_cuda_memory.py              # the engine's setting: no autotuning
+    python benchmarks/bench_cuda_memory.py --autotune
+    CUDNN_CONV_WSCAP_DBG=4096 python benchmarks/bench_cuda_memory.py --autotune
 """
 
 from __future__ import annotations
@@ -55,14 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=640)
     p.add_argument("--device", default="cuda")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
-    p.add_argument("--no-benchmark", action="store_true", help="cuDNN heuristics, no autotuning")
+    p.add_argument("--autotune", action="store_true",
+                   help="torch.backends.cudnn.benchmark = True (cuDNN autotuning)")
     args = p.parse_args(argv)
     device = resolve_device(args.device)
     if device.type != "cuda":
         raise SystemExit("this benchmark measures CUDA memory: use --device cuda")
     model = load_model(args.model, "untrained", device)
-    if args.no_benchmark:
-        torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.benchmark = args.autotune
     prepared = preprocess(load_image(default_image()), args.size)
     print("SegExplorer benchmark: CUDA memory of the engine's passes")
     print(machine_header(machine_info(device)))
@@ -75,13 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     n = segments.count
     print(f"{len(pred.present_classes)} classes, {n} segments; after loading: "
           f"{torch.cuda.memory_allocated(device) / 2**20:,.0f} MiB allocated")
-    cases = []
-    for batched in (False, True):
-        def gradcam(batched=batched):
-            s = Session(model, prepared, precision=args.precision)
-            s.batched_backward = batched
-            s.gradcam(None)
-        cases.append((f"Grad-CAM, {'batched' if batched else 'one backward each'}", gradcam))
+    def gradcam():
+        Session(model, prepared, precision=args.precision).gradcam(None)
+
+    cases = [("Grad-CAM, every class", gradcam)]
     for chunk in sorted({1, 2, 4, n}):
         def sweep(chunk=chunk):
             base.sweep(segments, chunk_size=chunk)

@@ -71,30 +71,6 @@ def compare(exact: dict, other: dict, label: str) -> None:
         print(f"{label}: largest relative Grad-CAM error {max(cams):.2e}")
 
 
-def backward_batching(model, prepared, device: torch.device, precisions: list[str],
-                      repeat: int) -> None:
-    """Grad-CAM for every predicted class: one backward per target vs batched backwards."""
-    from segexplorer.engine.session import Session
-
-    print(f"\nGrad-CAM, every predicted class (median of {repeat}, forward included):")
-    for precision in precisions:
-        if precision == "tf32":
-            continue
-        row = {}
-        for batched in (False, True):
-            times = []
-            for i in range(repeat + 1):  # the first untimed (cuDNN autotuning)
-                session = Session(model, prepared, precision=precision)
-                session.batched_backward = batched
-                with Timer(device) as t:
-                    cam = session.gradcam(None)
-                if i:
-                    times.append(t.seconds)
-            row[batched] = float(np.median(times))
-        print(f"  {precision}: {len(cam.raw)} targets, one backward each {fmt_s(row[False])}, "
-              f"batched {fmt_s(row[True])} ({row[False] / row[True]:.2f}x)")
-
-
 def layouts(model, prepared, device: torch.device, precisions: list[str], repeat: int) -> None:
     """Median time of one forward pass per precision, layout and batch size."""
     print(f"\none forward pass (median of {repeat}), {prepared.shape[1]} x {prepared.shape[0]}:")
@@ -157,8 +133,6 @@ def main(argv: list[str] | None = None) -> int:
         f"{k} {fmt_s(v)} ({times['fp32'] / v:.2f}x fp32's speed)" for k, v in times.items()))
     for precision in precisions[1:]:
         compare(results["fp32"], results[precision], precision)
-    sys.stdout.flush()
-    backward_batching(model, prepared, device, precisions, args.repeat)
     sys.stdout.flush()
     if args.layouts:
         layouts(model, prepared, device, precisions, args.repeat)

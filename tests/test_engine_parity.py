@@ -96,22 +96,6 @@ def test_gradcam_for_every_class_from_one_pass_equals_layer_gradcam(motorcycle_s
     assert not np.any(ours.raw[targets[-1]]) or targets[-1] in pred.present_classes
 
 
-@pytest.mark.parametrize("batched", [True, False], ids=["batched-backward", "one-by-one"])
-def test_gradcam_backward_batching_equals_layer_gradcam(motorcycle_session, batched):
-    """Several targets per backward (the CUDA default) or one each: Captum's numbers."""
-    session = motorcycle_session
-    targets = session.predict().present_classes[:3] + [0]
-    session.batched_backward = batched
-    try:
-        ours = session.gradcam(targets)
-    finally:
-        session.batched_backward = None
-    lgc = LayerGradCam(seed_wrapper(session), session.model.layer())
-    inp = seed_input(session)
-    for c in targets:
-        assert_close(ours.raw[c], lgc.attribute(inp, target=c)[0, 0])
-
-
 def test_layer_activation_equals_captum(motorcycle_session):
     session = motorcycle_session
     theirs = LayerActivation(seed_wrapper(session), session.model.layer()).attribute(

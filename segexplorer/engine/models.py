@@ -192,10 +192,11 @@ def load_model(
     except (RuntimeError, AssertionError) as exc:
         raise UserError(f"Could not move the model to {torch_device}: {exc}. "
                         "Try --device cpu.") from None
-    if torch_device.type == "cuda":
-        # cuDNN autotuning: the working size stays fixed for a session, so the search
-        # pays off after the first pass
-        torch.backends.cudnn.benchmark = True
+    # cuDNN autotuning (torch.backends.cudnn.benchmark) is left as the process has it
+    # (PyTorch's default: off). Measured on an H200 (docs/performance.md): its search for
+    # a batch of ablated images offered cuDNN all free memory as workspace (a 134 GB
+    # peak) and took 7 to 12 s, and it runs again for every new shape (and tensor
+    # alignment), for 20 % on later passes: not a trade for an interactive tool.
     label = weights if weights in ("default", "untrained") else str(weights)
     return LoadedModel(arch=arch, module=module, device=torch_device, weights=label,
                        categories=arch.categories)
