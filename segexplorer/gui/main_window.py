@@ -777,7 +777,7 @@ class MainWindow(QMainWindow):
     def _predict_target_key(self) -> tuple | None:
         if self._image_key is None or self._model_key is None:
             return None
-        return self._model_key, self._image_key
+        return self._model_key, self._image_key, self.model_choice.precision
 
     def _gradcam_key(self, choice: AnalysisChoice) -> tuple:
         agg = choice.aggregation
@@ -806,7 +806,8 @@ class MainWindow(QMainWindow):
             if image_key != self._image_key:
                 self._request_resize(image_key, force)
         want = self._predict_target_key()
-        if want is not None and want == (choice.key, (self._source.key, choice.size)) \
+        if want is not None \
+                and want == (choice.key, (self._source.key, choice.size), choice.precision) \
                 and self._predict_key != want:
             self._request_predict(want, force)
         if self._prediction is not None:
@@ -963,10 +964,12 @@ class MainWindow(QMainWindow):
         with_gradcam = analysis.method in (GRADCAM, ACTIVATION)
         layer = analysis.layer or None
 
+        precision = key[2]
+
         def job(state):
             from ..engine.session import Session
 
-            session = Session(model, prepared)
+            session = Session(model, prepared, precision=precision)
             if not with_gradcam:
                 return session, session.predict(state), None
             from ..engine.aggregation import Aggregation
@@ -1522,7 +1525,8 @@ class MainWindow(QMainWindow):
                 weights=model.weights, untrained=model.untrained,
                 device=describe_device(model.device), size=size, prediction=prediction,
                 targets=tuple(prediction.present_classes), gradcam=g, sweep=s,
-                methods=METHODS, forward_passes=session.forward_passes)
+                methods=METHODS, forward_passes=session.forward_passes,
+                precision=session.precision)
             return write_explain(folder, result), g, s
 
         def done(result):

@@ -56,9 +56,11 @@ class ModelChoice:
     weights: str = "default"  # 'default', 'untrained' or a file path
     device: str = "cpu"
     size: int = 640
+    precision: str = "fp32"  # 'bf16': fast mode (autocast; close to, not equal to, Captum)
 
     @property
     def key(self) -> tuple[str, str, str]:
+        """What identifies the loaded model (precision and size do not reload it)."""
         return self.architecture, self.weights, self.device
 
 

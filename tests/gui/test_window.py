@@ -463,3 +463,33 @@ def test_segments_and_baseline_choices_reach_the_sweep(qtbot, make_window, block
     assert shown.segments.kind == "component" and shown.baseline == "#ff8000"
     np.testing.assert_allclose(shown.table, sweep.table, rtol=1e-6, atol=1e-6)
     assert f"{sweep.segments.count} segments" in window.explain_panel.status.text()
+
+
+def test_fast_mode_is_switched_on_knowingly_and_reaches_the_session(qtbot, make_window,
+                                                                    blocks_image, tmp_path):
+    window = make_window()
+    _open(qtbot, window, blocks_image)
+    panel = window.model_panel
+    assert window.session.precision == "fp32" and not panel.fast.isChecked()
+    assert not panel.fast_badge.isVisible()
+    assert "Captum" in panel.fast.toolTip()  # says what it costs before it is switched on
+    fp32_prediction = window.prediction
+    panel.fast.setChecked(True)
+    qtbot.waitUntil(lambda: window.session is not None
+                    and window.session.precision == "bf16", timeout=10000)
+    wait_idle(qtbot, window)
+    assert panel.fast_badge.isVisible() and "approximate" in panel.fast_badge.text()
+    assert window.model_choice.precision == "bf16"
+    assert window.prediction is not fp32_prediction  # predicted again, same model object
+    # bf16 on the tiny model: the same segmentation here, numbers close but not equal
+    agree = (window.prediction.class_map == fp32_prediction.class_map).mean()
+    assert agree > 0.9
+    folder = tmp_path / "fast"
+    window.export_all(folder)
+    qtbot.waitUntil(lambda: (folder / "report.json").is_file(), timeout=20000)
+    assert json.loads((folder / "report.json").read_text())["precision"] == "bf16"
+    panel.fast.setChecked(False)
+    qtbot.waitUntil(lambda: window.session.precision == "fp32", timeout=10000)
+    wait_idle(qtbot, window)
+    np.testing.assert_array_equal(window.prediction.class_map, fp32_prediction.class_map)
+    assert not panel.fast_badge.isVisible()
