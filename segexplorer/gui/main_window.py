@@ -1301,7 +1301,9 @@ class MainWindow(QMainWindow):
         if self._model is not None:
             from ..engine.devices import describe_device
 
-            self.device_label.setText(f"{self._model.name} on {describe_device(self._model.device)}")
+            fast = self._session is not None and self._session.precision == "bf16"
+            self.device_label.setText(f"{self._model.name} on {describe_device(self._model.device)}"
+                                      + (", fast mode (bf16)" if fast else ""))
         else:
             self.device_label.setText("no model loaded")
 

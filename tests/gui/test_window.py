@@ -479,6 +479,7 @@ def test_fast_mode_is_switched_on_knowingly_and_reaches_the_session(qtbot, make_
                     and window.session.precision == "bf16", timeout=10000)
     wait_idle(qtbot, window)
     assert panel.fast_badge.isVisible() and "approximate" in panel.fast_badge.text()
+    assert "fast mode (bf16)" in window.device_label.text()  # the status bar says so too
     assert window.model_choice.precision == "bf16"
     assert window.prediction is not fp32_prediction  # predicted again, same model object
     # bf16 on the tiny model: the same segmentation here, numbers close but not equal
@@ -492,4 +493,4 @@ def test_fast_mode_is_switched_on_knowingly_and_reaches_the_session(qtbot, make_
     qtbot.waitUntil(lambda: window.session.precision == "fp32", timeout=10000)
     wait_idle(qtbot, window)
     np.testing.assert_array_equal(window.prediction.class_map, fp32_prediction.class_map)
-    assert not panel.fast_badge.isVisible()
+    assert not panel.fast_badge.isVisible() and "fast" not in window.device_label.text()
