@@ -350,7 +350,7 @@ class Session:
         return inp * (1 - mask) + base * mask
 
     def _default_chunk(self) -> int:
-        """Batch 1 off CUDA (batching is slower on CPUs); on CUDA, sized by a probe."""
+        """Batch 1 off CUDA (batching is slower on CPUs); on CUDA, sized from memory."""
         return 1 if self.model.device.type != "cuda" else 0  # 0: measure, then size
 
     def _cuda_chunk(self, peak_per_image: int, remaining: int) -> int:
@@ -388,8 +388,7 @@ class Session:
         if probe and self._image_bytes:
             chunk, probe = self._cuda_chunk(self._image_bytes, n), False
         chunk = max(1, chunk)
-        largest_chunk = 0  # the largest chunk that went through (not one that ran out)
-        batches: list[int] = []
+        batches: list[int] = []  # the chunks that went through (not those that ran out)
         h, w = segments.ids.shape
         wide = self.model.num_classes > 256
         map_dtype = np.int32 if wide else np.uint8
@@ -434,7 +433,6 @@ class Session:
             passes += 1
             done += len(batch_ids)
             batches.append(len(batch_ids))
-            largest_chunk = max(largest_chunk, len(batch_ids))
             if probe:
                 probe = False
                 peak = torch.cuda.max_memory_allocated(self.model.device) - before
@@ -457,7 +455,7 @@ class Session:
             ablated_scores=ablated,
             after_maps=maps,
             forward_passes=passes,
-            chunk_size=largest_chunk,
+            chunk_size=max(batches, default=0),
             seconds=time.perf_counter() - start,
             batches=tuple(batches),
             _rows=segments.rows_map(),
