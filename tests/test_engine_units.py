@@ -291,3 +291,14 @@ def test_percent_format_keeps_small_changes_visible():
     assert format_percent(0.0, signed=True) == "+0 %"
     assert format_percent(0.123) == "12 %"
     assert format_percent(0.05) == "5.0 %"
+
+
+@pytest.mark.parametrize("kind", ["class", "component"])
+def test_segment_mask_equals_isin(kind):
+    rng = np.random.default_rng(3)
+    class_map = rng.integers(0, 21, size=(40, 57))
+    class_map[5:25, 10:30] = 7  # one large region among noise
+    segments = make_segments(class_map, kind)
+    ids = segments.id_list
+    for chosen in ([ids[0]], ids[1:4], [ids[-1], ids[0]], [ids[-1] + 5, -1], []):
+        np.testing.assert_array_equal(segments.mask(chosen), np.isin(segments.ids, chosen))
