@@ -249,6 +249,7 @@ def test_export_view_copy_figure_and_all(qtbot, make_window, blocks_image, tmp_p
     folder = tmp_path / "all"
     window.export_all(folder)
     qtbot.waitUntil(lambda: (folder / "report.json").is_file(), timeout=20000)
+    wait_idle(qtbot, window)  # the job's result reaches the window after its last file
     report = json.loads((folder / "report.json").read_text())
     assert report["untrained"] is True and report["model"] == TINY
     assert report["present_classes"] == window.prediction.present_classes
