@@ -30,6 +30,7 @@ from bench_common import (
     machine_header,
     machine_info,
     percentile,
+    run_models,
     write_results,
 )
 
@@ -181,13 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     print(machine_header(info))
     print(f"image:   {args.image}; --size {args.size}; {args.clicks} clicks of each kind "
           f"after {args.warmup} warm-up; precision {args.precision}")
-    results = []
-    for name in [m.strip() for m in args.models.split(",") if m.strip()]:
-        print(f"running {name} ...", file=sys.stderr, flush=True)
-        r = bench_model(name, args, device)
-        results.append(r)
-        print()
-        print(report_model(r), flush=True)
+    results = run_models(args, lambda name: bench_model(name, args, device), report_model)
     if args.json:
         write_results(args.json, "click", vars(args), info, results)
     return 0

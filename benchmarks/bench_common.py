@@ -205,3 +205,17 @@ def click_arg_parser(description: str, default_models: tuple[str, ...],
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--json", default=None, metavar="OUT")
     return p
+
+
+def run_models(args, bench, report) -> list:
+    """``bench(name)`` for each model of ``--models``, printing ``report(result)`` as it goes."""
+    import sys
+
+    results = []
+    for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        result = bench(name)
+        results.append(result)
+        print()
+        print(report(result), flush=True)
+    return results

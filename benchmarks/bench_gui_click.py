@@ -37,6 +37,7 @@ from bench_common import (
     machine_header,
     machine_info,
     percentile,
+    run_models,
     write_results,
 )
 
@@ -206,15 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     print(machine_header(info))
     print(f"image:   {args.image}; --size {args.size}; {args.clicks} clicks of each kind "
           f"after {args.warmup} warm-up; Qt platform {app.platformName()}")
-    results = []
     with tempfile.TemporaryDirectory() as tmp:
         args.settings_dir = tmp
-        for name in [m.strip() for m in args.models.split(",") if m.strip()]:
-            print(f"running {name} ...", file=sys.stderr, flush=True)
-            r = bench_model(name, args, app)
-            results.append(r)
-            print()
-            print(report_model(r), flush=True)
+        results = run_models(args, lambda name: bench_model(name, args, app), report_model)
     if args.json:
         settings = {k: v for k, v in vars(args).items() if k != "settings_dir"}
         write_results(args.json, "gui_click", settings, info, results)
