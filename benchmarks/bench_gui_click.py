@@ -53,8 +53,8 @@ def bench_model(name: str, args: argparse.Namespace, app) -> dict:
     from PySide6.QtCore import QEventLoop, QSettings, Qt
     from PySide6.QtTest import QTest
 
+    from segexplorer.gui.document.choices import ModelChoice
     from segexplorer.gui.main_window import MainWindow
-    from segexplorer.gui.options import ModelChoice
 
     settings = QSettings(str(Path(args.settings_dir) / f"{name}.ini"), QSettings.Format.IniFormat)
     window = MainWindow(settings, interactive=False, num_threads=args.threads or None)
@@ -71,7 +71,7 @@ def bench_model(name: str, args: argparse.Namespace, app) -> dict:
     ctrl.set_active(True)
     start = time.perf_counter()
     ctrl.precompute()
-    if not window.wait_until(lambda: window.sweep_for(args.segments, "zero") is not None,
+    if not window.wait_until(lambda: window.document.sweep_for(args.segments, "zero") is not None,
                              1800):
         raise SystemExit(f"{name}: the sweep did not finish ({window.last_error})")
     sweep_s = time.perf_counter() - start
@@ -116,14 +116,14 @@ def bench_model(name: str, args: argparse.Namespace, app) -> dict:
             time.sleep(0.0005)
         return True
 
-    sweep = window.sweep_for(args.segments, "zero")
+    sweep = window.document.sweep_for(args.segments, "zero")
 
     def engine_click(baseline: str) -> float:
         from segexplorer.render import changed_pixels_map, decode_segmap
 
         seg_id, _x, _y = next(cycle)
         t0 = time.perf_counter()
-        outcome = window.session.ablate(segments, [seg_id], baseline, sweep=sweep)
+        outcome = window.session.ablate(segments, [seg_id], baseline=baseline, sweep=sweep)
         decode_segmap(outcome.class_map_after)
         changed_pixels_map(pred.class_map, outcome.class_map_after, pred.image)
         return time.perf_counter() - t0

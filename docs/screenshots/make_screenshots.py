@@ -30,8 +30,8 @@ def analysed_window():
     from PySide6.QtCore import QSettings
 
     from segexplorer.gui.app import _application
+    from segexplorer.gui.document.choices import ModelChoice
     from segexplorer.gui.main_window import MainWindow
-    from segexplorer.gui.options import ModelChoice
 
     app, _created = _application(sys.argv[:1], offscreen=False)
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,7 +62,7 @@ def save(app, window, name: str) -> Path:
 
 
 def main_window() -> Path:
-    from segexplorer.gui.options import ATTRIBUTION, GRADCAM
+    from segexplorer.gui.document.choices import ATTRIBUTION, GRADCAM
 
     with analysed_window() as (app, window):
         window.explain_panel.set_method(GRADCAM)

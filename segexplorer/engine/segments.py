@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from .catalog import SEGMENT_KINDS
 from .errors import UserError
 
-BY_CLASS = "class"
-BY_COMPONENT = "component"
-SEGMENTATIONS = (BY_CLASS, BY_COMPONENT)
+BY_CLASS, BY_COMPONENT = SEGMENT_KINDS
+SEGMENTATIONS = SEGMENT_KINDS
 
 
 @dataclass(frozen=True)

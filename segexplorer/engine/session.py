@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from .aggregation import ARGMAX_MASKED, PLAIN_SUM, Aggregation, aggregate, argmax_selection
 from .baselines import Baseline, baseline_tensor, parse_baseline
+from .catalog import PRECISIONS, UPSAMPLE_MODES
 from .errors import UserError
 from .image import PreparedImage, denormalize
 from .jobs import JobState, check_cancelled, report
@@ -32,9 +33,7 @@ from .models import LoadedModel, get_layer, normalize_layer_path
 from .results import AblationSweep, GradCamResult, Prediction
 from .segments import Segments
 
-UPSAMPLE_MODES = ("nearest", "bilinear")
 MAX_CUDA_CHUNK = 32
-PRECISIONS = ("fp32", "bf16")
 
 
 @contextmanager
@@ -218,6 +217,7 @@ class Session:
     def gradcam(
         self,
         targets: list[int] | None = None,
+        *,
         layer: str | None = None,
         aggregation: Aggregation | None = None,
         upsample: str = "nearest",
@@ -305,8 +305,8 @@ class Session:
         return captured[0].cpu()
 
     # -- feature ablation -----------------------------------------------------------
-    def ablated_input(self, segments: Segments, segment_ids, baseline: Baseline | str
-                      ) -> torch.Tensor:
+    def ablated_input(self, segments: Segments, segment_ids, *,
+                      baseline: Baseline | str = "zero") -> torch.Tensor:
         mask = self._mask_for(segments, segment_ids)
         base = baseline_tensor(parse_baseline(baseline), self.input)
         return self._ablate(self.input, mask, base)
@@ -362,6 +362,7 @@ class Session:
     def sweep(
         self,
         segments: Segments,
+        *,
         baseline: Baseline | str = "zero",
         aggregation: Aggregation | None = None,
         state: JobState | None = None,
@@ -465,6 +466,7 @@ class Session:
         self,
         segments: Segments,
         segment_ids,
+        *,
         baseline: Baseline | str = "zero",
         sweep: AblationSweep | None = None,
         state: JobState | None = None,
@@ -499,7 +501,7 @@ class Session:
         else:
             check_cancelled(state)
             report(state, 0, 1, "Ablating")
-            inp = self.ablated_input(segments, chosen, base_spec)
+            inp = self.ablated_input(segments, chosen, baseline=base_spec)
             with torch.inference_mode(), self._numerics():
                 logits = self.model.logits(self._layout(inp)).float()
                 after = self._aggregate(logits, agg).float().cpu().numpy()[0]
@@ -522,7 +524,3 @@ class Session:
             from_cache=bool(cached),
         )
 
-
-def hide_target(attribution: np.ndarray, class_map: np.ndarray, target: int) -> np.ndarray:
-    """The seed's last view: the target class's own pixels set to 0."""
-    return np.where(class_map == target, np.zeros_like(attribution), attribution)

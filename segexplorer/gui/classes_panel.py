@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..render import class_colors
 from .imaging import swatch
 
 if TYPE_CHECKING:
@@ -96,13 +95,21 @@ class ClassesPanel(QWidget):
         layout.addWidget(self.hint)
 
     # -- content ------------------------------------------------------------------------
-    def set_prediction(self, prediction: Prediction | None) -> None:
+    def show_prediction(self, prediction: Prediction | None, target: int | None,
+                        colors) -> None:
+        """List ``prediction``'s classes (rebuilt only for a new one) and select ``target``."""
+        if prediction is not self._prediction:
+            self.set_prediction(prediction, colors)
+        if target != self._target:
+            self.set_target(target)
+
+    def set_prediction(self, prediction: Prediction | None, colors) -> None:
+        """``colors``: the model's class colours (n x 3), indexed by class."""
         self._prediction = prediction
         self.tree.blockSignals(True)
         self.tree.clear()
         if prediction is not None:
             counts = prediction.pixel_counts
-            colors = class_colors(max(len(prediction.categories), 21))
             total = prediction.class_map.size
             for cls in prediction.present_classes:
                 share = counts[cls] / total

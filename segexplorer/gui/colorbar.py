@@ -8,14 +8,10 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ..render import colorbar_rgba, colorbar_ticks
 from ..render.normalize import NormalizedAttr
+from .document.presenter import format_value
 from .imaging import to_qimage
 
-
-def format_value(value: float) -> str:
-    if value == 0:
-        return "0"
-    text = f"{value:.3g}"
-    return text.replace("e-0", "e-").replace("e+0", "e")
+__all__ = ["ClassLegend", "ColorBar", "draw_colorbar", "format_value"]
 
 
 class ColorBar(QWidget):

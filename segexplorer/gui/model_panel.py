@@ -16,8 +16,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from . import catalog
-from .options import ModelChoice
+from .document import catalog
+from .document.choices import ModelChoice
 
 BROWSE = "__browse__"
 UNTRAINED_TEXT = "UNTRAINED: random weights, for demos only"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
-from .options import AnalysisChoice, ModelChoice, ViewChoice, from_dict, to_dict
+from .document.choices import AnalysisChoice, ModelChoice, ViewChoice, from_dict, to_dict
 
 ORGANIZATION = "SegExplorer"
 APPLICATION = "SegExplorer"

@@ -1,6 +1,6 @@
 """GUI test fixtures: offscreen Qt (before any Qt import), per-test settings, a window.
 
-The tiny models they use are registered by ``gui_support``.
+The tiny models they use are the shared ones (``tests/tiny_models.py``).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ def isolated_settings(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def no_slowdown():
-    SlowDown.seconds = 0.0
+    SlowDown.reset()
     yield
-    SlowDown.seconds = 0.0
+    SlowDown.reset()
 
 
 @pytest.fixture(scope="session")
@@ -53,8 +53,8 @@ def blocks_image(tmp_path_factory) -> Path:
 @pytest.fixture
 def make_window(qtbot):
     """A factory for main windows on a tiny model; closes them and checks no thread leaks."""
+    from segexplorer.gui.document.choices import ModelChoice
     from segexplorer.gui.main_window import MainWindow
-    from segexplorer.gui.options import ModelChoice
 
     windows = []
 
@@ -62,8 +62,7 @@ def make_window(qtbot):
              interactive: bool = True, **kwargs):
         window = MainWindow(interactive=interactive, num_threads=1, **kwargs)
         window.model_panel.refresh_architectures()
-        window.model_panel.set_choice(ModelChoice(architecture, "untrained", "cpu", size))
-        window.model_panel.changed.emit(window.model_panel.choice())
+        window.set_model_choice(ModelChoice(architecture, "untrained", "cpu", size))
         qtbot.addWidget(window)
         if show:
             window.resize(1100, 720)
