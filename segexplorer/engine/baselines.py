@@ -32,7 +32,7 @@ class Baseline:
 
     @property
     def label(self) -> str:
-        if self.kind == "colour":
+        if self.kind == "colour" and self.rgb is not None:
             return "#{:02x}{:02x}{:02x}".format(*self.rgb)
         return self.kind
 
@@ -76,9 +76,9 @@ def baseline_tensor(baseline: Baseline, inp: torch.Tensor) -> float | torch.Tens
         return 0.0
     if baseline.kind == BLACK:
         return _normalised_colour((0.0, 0.0, 0.0)).to(inp.device, inp.dtype)
-    if baseline.kind == "colour":
-        return _normalised_colour(tuple(c / 255.0 for c in baseline.rgb)).to(inp.device,
-                                                                               inp.dtype)
+    if baseline.kind == "colour" and baseline.rgb is not None:
+        r, g, b = (c / 255.0 for c in baseline.rgb)
+        return _normalised_colour((r, g, b)).to(inp.device, inp.dtype)
     # blur: in pixel space, then normalised again, so it stays a plausible image
     mean = torch.tensor(IMAGENET_MEAN, device=inp.device, dtype=inp.dtype).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=inp.device, dtype=inp.dtype).view(1, 3, 1, 1)

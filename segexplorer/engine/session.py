@@ -155,6 +155,7 @@ class Session:
             self.forward_passes += 1
             self._set_prediction(logits, time.perf_counter() - start)
             report(state, 1, 1, "Predicted")
+        assert self._prediction is not None
         return self._prediction
 
     def _set_prediction(self, logits: torch.Tensor, seconds: float) -> None:
@@ -175,6 +176,7 @@ class Session:
     @property
     def class_map_tensor(self) -> torch.Tensor:
         self.predict()
+        assert self._class_map_t is not None
         return self._class_map_t
 
     def _aggregate(self, logits: torch.Tensor, agg: Aggregation) -> torch.Tensor:
@@ -187,6 +189,7 @@ class Session:
         cacheable = agg.kind in (ARGMAX_MASKED, PLAIN_SUM)
         if cacheable and agg.kind in self._scores:
             return self._scores[agg.kind].copy()
+        assert self._logits_t is not None
         with torch.inference_mode():
             result = self._aggregate(self._logits_t, agg).float().cpu().numpy()[0]
         if cacheable:
@@ -243,7 +246,7 @@ class Session:
                 self._set_prediction(logits, time.perf_counter() - start)
             scores = self._aggregate(logits, agg)
             if targets is None:
-                targets = self._prediction.present_classes
+                targets = self.predict().present_classes
             raw: dict[int, np.ndarray] = {}
             upsampled: dict[int, np.ndarray] = {}
             size = tuple(self.input.shape[2:])
@@ -494,7 +497,7 @@ class Session:
                 sweep.segments.kind == segments.kind
                 and np.array_equal(sweep.segments.ids, segments.ids)))
         )
-        if cached:
+        if cached and sweep is not None and sweep.after_maps is not None:
             row = segments.row_of()[chosen[0]]
             after = sweep.ablated_scores[row].copy()
             class_map_after = sweep.after_maps[row].astype(np.int64)

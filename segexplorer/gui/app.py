@@ -53,8 +53,9 @@ def _application(argv: list[str] | None, offscreen: bool):
     """The QApplication (created if there is none) and whether this call created it."""
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance()
-    created = app is None
+    existing = QApplication.instance()
+    created = existing is None
+    app = existing if isinstance(existing, QApplication) else None
     if app is None:
         if offscreen and "QT_QPA_PLATFORM" not in os.environ:
             os.environ["QT_QPA_PLATFORM"] = "offscreen"

@@ -137,13 +137,13 @@ class ClassesPanel(QWidget):
         return self._target
 
     def listed_classes(self) -> list[int]:
-        return [self.tree.topLevelItem(i).data(0, CLASS_ROLE)
-                for i in range(self.tree.topLevelItemCount())]
+        items = (self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount()))
+        return [item.data(0, CLASS_ROLE) for item in items if item is not None]
 
     def item_for(self, cls: int) -> QTreeWidgetItem | None:
         for i in range(self.tree.topLevelItemCount()):
             item = self.tree.topLevelItem(i)
-            if item.data(0, CLASS_ROLE) == cls:
+            if item is not None and item.data(0, CLASS_ROLE) == cls:
                 return item
         return None
 

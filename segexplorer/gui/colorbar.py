@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QRect, QSize, Qt
-from PySide6.QtGui import QFontMetrics, QPainter, QPalette
+from PySide6.QtGui import QFontMetrics, QImage, QPainter, QPalette
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ..render import colorbar_rgba, colorbar_ticks
@@ -22,7 +22,7 @@ class ColorBar(QWidget):
         self._compact = compact
         self._normalized: NormalizedAttr | None = None
         self._caption = ""
-        self._strip = None
+        self._strip: QImage | None = None
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setFixedHeight(self.sizeHint().height())
 

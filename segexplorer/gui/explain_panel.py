@@ -349,10 +349,11 @@ class ExplanationPanel(QWidget):
     def _update_enabled(self) -> None:
         method = self.method.currentData()
         gradient = method in (GRADCAM, ACTIVATION)
-        for widget in (self.layer_label, self.layer, self.choose_layer, self.reset_layer):
-            widget.setEnabled(gradient)
-        for widget in (self.upsample_label, self.upsample):
+        widgets: tuple[QWidget, ...] = (self.layer_label, self.layer, self.choose_layer,
+                                        self.reset_layer, self.upsample_label, self.upsample)
+        for widget in widgets:
             widget.setEnabled(gradient)
         self.aggregation.setEnabled(method != ACTIVATION)
-        for widget in (self.segments_label, self.segments, self.baseline_label, self.baseline):
+        widgets = (self.segments_label, self.segments, self.baseline_label, self.baseline)
+        for widget in widgets:
             widget.setEnabled(method == ABLATION)

@@ -30,6 +30,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
@@ -134,11 +135,11 @@ class ModelLock:
 class Job:
     request_id: int
     channel: str
-    fn: Callable[[WorkerState], object]
-    on_result: Callable[[object], None] | None
+    fn: Callable[[Any], object]
+    on_result: Callable[[object], object] | None
     on_error: Callable[[str, str], None] | None
     on_cancelled: Callable[[], None] | None
-    on_partial: Callable[[object], None] | None
+    on_partial: Callable[[object], object] | None
     label: str
     uses_model: bool
     lends_model: bool
@@ -244,12 +245,12 @@ class JobRunner(QObject):
     def submit(
         self,
         channel: str,
-        fn: Callable[[WorkerState], object],
+        fn: Callable[[Any], object],
         *,
-        on_result: Callable[[object], None] | None = None,
+        on_result: Callable[[object], object] | None = None,
         on_error: Callable[[str, str], None] | None = None,
         on_cancelled: Callable[[], None] | None = None,
-        on_partial: Callable[[object], None] | None = None,
+        on_partial: Callable[[object], object] | None = None,
         label: str = "",
         uses_model: bool = True,
         lends_model: bool = False,

@@ -108,7 +108,7 @@ class MainWindow(QMainWindow):
             doc, Exports(doc, self.presenter), self, self.prefs, self.canvas, self.multi_view,
             self._status, lambda message: self._on_failed(Failure("figure", message)))
         self._build_docks()
-        self.actions = build_actions(self, {
+        self.commands = build_actions(self, {
             "open": self.choose_image, "paste": self.paste_image,
             "export_view": self.exporter.choose_export_view, "copy": self.exporter.copy_view,
             "export_figure": self.exporter.choose_export_figure,
@@ -119,9 +119,9 @@ class MainWindow(QMainWindow):
             "side_by_side": lambda on: doc.update_view(side_by_side=bool(on)),
             "sample": doc.open_sample_image, "about": self.show_about,
             "layer": doc.set_canvas_layer})
-        self.actions.outline.setChecked(doc.outline)
+        self.commands.outline.setChecked(doc.outline)
         self.recent_menu = build_menus(
-            self, self.actions, [self.ablation.action, self.ablation.reset_action,
+            self, self.commands, [self.ablation.action, self.ablation.reset_action,
                                  self.ablation.export_action],
             [self.classes_dock, self.model_dock, self.explain_dock, self.ablation_dock])
         self._update_recent_menu()
@@ -440,24 +440,24 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(view.title)
         self.status_badge.setVisible(view.untrained)
         self.device_label.setText(view.device_text)
-        for layer, action in self.actions.layers.items():
+        for layer, action in self.commands.layers.items():
             action.setEnabled(view.layer_enabled[layer])
             action.setChecked(layer == view.canvas_layer)
         self.area.apply(view)
-        self.actions.side_by_side.blockSignals(True)
-        self.actions.side_by_side.setChecked(view.side_by_side)
-        self.actions.side_by_side.blockSignals(False)
+        self.commands.side_by_side.blockSignals(True)
+        self.commands.side_by_side.setChecked(view.side_by_side)
+        self.commands.side_by_side.blockSignals(False)
         self._show_choices()
         self.explain_panel.set_status(view.explain_status, view.can_compute)
         self.explain_panel.set_target_text(view.target_html)
         self.classes_panel.show_prediction(self.document.prediction, self.document.target,
                                            self.document.class_colors())
-        for action in (self.actions.export_view, self.actions.copy):
+        for action in (self.commands.export_view, self.commands.copy):
             action.setEnabled(view.can_export_view)
-        self.actions.export_figure.setEnabled(view.can_export_figure)
-        self.actions.export_all.setEnabled(view.can_export_all)
-        self.actions.compute.setEnabled(view.can_export_all)
-        self.actions.cancel.setEnabled(view.can_cancel)
+        self.commands.export_figure.setEnabled(view.can_export_figure)
+        self.commands.export_all.setEnabled(view.can_export_all)
+        self.commands.compute.setEnabled(view.can_export_all)
+        self.commands.cancel.setEnabled(view.can_cancel)
         self.ablation.apply(view.ablation)
 
     # ======================================================================= hover / click
@@ -559,7 +559,7 @@ class MainWindow(QMainWindow):
             widget.setVisible(busy)
         if busy:
             self.progress.setRange(0, 0)
-        self.actions.cancel.setEnabled(busy or self.document.ablation.can_reset())
+        self.commands.cancel.setEnabled(busy or self.document.ablation.can_reset())
 
     def wait_until(self, predicate: Any, timeout_s: float) -> bool:
         """Process events until ``predicate()`` is true (scripts and the smoke test)."""

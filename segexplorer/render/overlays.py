@@ -59,13 +59,14 @@ def upscale_nearest(array: NDArray[np.generic], shape: tuple[int, int]) -> NDArr
 
 def edge_mask(mask: ArrayLike) -> NDArray[np.bool_]:
     """The one-pixel inner boundary of a boolean mask."""
-    m = np.asarray(mask, dtype=bool)
+    m: NDArray[np.bool_] = np.asarray(mask, dtype=bool)
     inner = m.copy()
     inner[1:, :] &= m[:-1, :]
     inner[:-1, :] &= m[1:, :]
     inner[:, 1:] &= m[:, :-1]
     inner[:, :-1] &= m[:, 1:]
-    return m & ~inner
+    edge: NDArray[np.bool_] = m & ~inner
+    return edge
 
 
 def _halo(edge: NDArray[np.bool_]) -> NDArray[np.bool_]:
@@ -153,7 +154,7 @@ def render_ablation_view(name: str, image: NDArray[np.uint8], before: NDArray[np
     if originals is None or not _drawn_per_pixel(ablated):
         return ablation_views(image, before, ablated, after, colors)[name]
     if name == VIEW_CHANGED:
-        out = originals[VIEW_CHANGED].copy()
+        out: NDArray[np.uint8] = originals[VIEW_CHANGED].copy()
         if changed.any():  # every one of these pixels is drawn in the highlight colour
             out[changed] = changed_pixels_map(before[changed][None], after[changed][None],
                                               image[changed][None])[0]
@@ -161,7 +162,7 @@ def render_ablation_view(name: str, image: NDArray[np.uint8], before: NDArray[np
     differs = changed | np.any(ablated != image, axis=-1)
     if differs.mean() > 0.5:  # indexing most of the image costs more than drawing it
         return segmentation_overlay(ablated, after, SEGMENTATION_OPACITY, colors)
-    overlay = originals[VIEW_AFTER].copy()
+    overlay: NDArray[np.uint8] = originals[VIEW_AFTER].copy()
     if differs.any():
         part = ablated[differs][None]
         if not _drawn_per_pixel(part):

@@ -52,8 +52,8 @@ def test_preview_first_then_full_size(qtbot, make_window, blocks_image):
     assert window.session is None
     assert "score" not in window.describe_pixel(10, 10)
     assert "attribution" not in window.describe_pixel(10, 10)
-    assert not window.actions.export_view.isEnabled()
-    assert not window.actions.export_figure.isEnabled()
+    assert not window.commands.export_view.isEnabled()
+    assert not window.commands.export_figure.isEnabled()
 
     qtbot.waitUntil(lambda: _full_result_shown(window), timeout=30000)
     assert window.document.preview.result is None
@@ -62,7 +62,7 @@ def test_preview_first_then_full_size(qtbot, make_window, blocks_image):
     assert "attribution" in window.describe_pixel(10, 10)
     assert "Preview" not in _caption(window) and _caption(window)
     assert "Preview" not in window.statusBar().currentMessage()
-    assert window.actions.export_view.isEnabled()
+    assert window.commands.export_view.isEnabled()
     assert window.document.preview.shown_count == 1
     wait_idle(qtbot, window)
 

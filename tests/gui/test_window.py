@@ -402,7 +402,7 @@ def test_canvas_zoom_pan_fit_and_actual_size(qtbot, make_window, blocks_image):
     assert canvas.is_fit()
     fit_zoom = canvas.zoom()
     assert fit_zoom > 4  # a 85 x 64 image fills the canvas
-    window.actions.actual.trigger()
+    window.commands.actual.trigger()
     assert canvas.zoom() == pytest.approx(1.0)
     canvas.set_zoom(12.0)
     # The wheel zooms about the cursor: the pixel under it stays under it.
@@ -423,7 +423,7 @@ def test_canvas_zoom_pan_fit_and_actual_size(qtbot, make_window, blocks_image):
     assert window.target == target
     x, y = canvas.widget_to_image(pos)  # the image moved by about 60 / 15 and 40 / 15 px
     assert abs(x - 36) <= 1 and abs(y - 27.3) <= 1
-    window.actions.fit.trigger()
+    window.commands.fit.trigger()
     assert canvas.is_fit() and canvas.zoom() == pytest.approx(fit_zoom)
 
 

@@ -60,7 +60,7 @@ def engine_info() -> EngineInfo | None:
     return _engine
 
 
-def load_engine(_state=None, count_threads: bool = True) -> EngineInfo:
+def load_engine(_state: object = None, count_threads: bool = True) -> EngineInfo:
     """Import torch and the engine (a worker job: never call it on the main thread
     unless torch is already imported). ``count_threads=False`` leaves torch's thread
     pool untouched (asking for its size starts it) and reports 0 threads."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from . import catalog
 from .ablation import Ablation
@@ -96,6 +96,13 @@ def default_model_choice() -> ModelChoice:
     """The default architecture on the best device known, at the default working size."""
     return ModelChoice(catalog.DEFAULT_ARCHITECTURE, "default", catalog.devices()[0],
                        catalog.DEFAULT_SIZE)
+
+
+def default_target(present: list[int]) -> int | None:
+    """The class explained first: the largest predicted one that is not the background
+    (class 0), else the largest."""
+    foreground = [c for c in present if c != 0]
+    return foreground[0] if foreground else (present[0] if present else None)
 
 
 class Document:
@@ -353,7 +360,7 @@ class Document:
                     label=f"Opening {source.label}", uses_model=False)
 
     def _on_image_loaded(self, source: ImageSource, key: ImageKey, result: object) -> None:
-        pil, prepared = result  # type: ignore[misc]
+        pil, prepared = cast("tuple[Image, PreparedImage]", result)
         new_image = self.source is None or source.key != self.source.key
         self.source, self.pil, self.prepared, self.image_key = source, pil, prepared, key
         self._clear_prediction()
@@ -389,9 +396,9 @@ class Document:
         self.schedule(force=True)
 
     def submit(self, channel: str, key: Hashable, fn: Callable[[JobContext], object],
-               on_result: Callable[[object], None], *, label: str, uses_model: bool = True,
+               on_result: Callable[[object], object], *, label: str, uses_model: bool = True,
                lends_model: bool = False, force: bool = False,
-               on_partial: Callable[[object], None] | None = None) -> bool:
+               on_partial: Callable[[object], object] | None = None) -> bool:
         """Run ``fn`` on ``channel``; its result goes to ``on_result``, then the document
         plans again (a result may make another job possible) and redraws."""
         def result(value: object) -> None:
@@ -480,7 +487,7 @@ class Document:
                     label=f"Loading {key.architecture}", uses_model=False, force=force)
 
     def _on_model_loaded(self, key: ModelKey, model: object) -> None:
-        self.model, self.model_key = model, key  # type: ignore[assignment]
+        self.model, self.model_key = cast("LoadedModel", model), key
         self._clear_prediction()
 
     def _predict(self, request: Predict, force: bool) -> None:
@@ -490,7 +497,7 @@ class Document:
         with_gradcam = request.gradcam is not None
         precision = key.precision
 
-        def job(state: JobContext) -> object:
+        def full(state: JobContext) -> object:
             from ...engine.session import Session
 
             session = Session(model, prepared, precision=precision)
@@ -503,8 +510,9 @@ class Document:
                                       upsample=analysis.upsample, state=state)
             return session, session.predict(state), gradcam
 
+        job: Callable[[JobContext], object] = full
         if wants_preview(model, prepared.size):  # a slow device: a quick look first
-            job = self.preview.wrap(job, model, pil, analysis, key, prepared.size)
+            job = self.preview.wrap(full, model, pil, analysis, key, prepared.size)
         if self.submit("predict", key, job, lambda result: self._on_predicted(request, result),
                        label="Predicting", force=force, on_partial=self._on_preview):
             self.preview.expect(self.jobs.request_id("predict"), key)
@@ -516,15 +524,15 @@ class Document:
             self.changed()
 
     def _on_predicted(self, request: Predict, result: object) -> None:
-        session, prediction, gradcam = result  # type: ignore[misc]
+        session, prediction, gradcam = cast(
+            "tuple[Session, Prediction, GradCamResult | None]", result)
         had_preview = self._clear_prediction(full_size_arrived=True)
         self.store.set_prediction(request.key, session, prediction)
         if gradcam is not None and request.gradcam is not None:
             self.store.put(request.gradcam, gradcam)  # from the prediction's own pass
         present = prediction.present_classes
         if self.target not in present:
-            foreground = [c for c in present if c != 0]
-            self.target = (foreground or present or [None])[0]
+            self.target = default_target(present)
         if had_preview is not None:
             self.notice.emit(Notice(f"Showing the full-size result ({had_preview.full_size} "
                                     "px).", 5000))

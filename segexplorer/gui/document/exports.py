@@ -8,7 +8,7 @@ what its canvas shows; the writing is ``segexplorer.export``'s.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -116,7 +116,7 @@ class Exports:
             return write_explain(out, result), result
 
         def done(value: object) -> None:
-            paths, result = value  # type: ignore[misc]
+            paths, result = cast("tuple[list[Path], ExplainResult]", value)
             if result.gradcam is not None:
                 doc.store.put(gkey, result.gradcam)
             if result.sweep is not None:

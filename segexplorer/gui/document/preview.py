@@ -156,8 +156,8 @@ class Preview:
         present = self.result.prediction.present_classes
         if current in present:
             return current
-        foreground = [c for c in present if c != 0]
-        return (foreground or present or [None])[0]
+        foreground = [c for c in present if c != 0]  # as document.default_target
+        return foreground[0] if foreground else (present[0] if present else None)
 
     def attribution(self, choice: AnalysisChoice, current_target: int | None, hide: bool,
                     shape: tuple[int, int]) -> PreviewAttribution | None:

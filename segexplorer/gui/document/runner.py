@@ -34,7 +34,7 @@ class JobContext(Protocol):
 
 
 JobFn = Callable[[JobContext], object]
-ResultFn = Callable[[object], None]
+ResultFn = Callable[[object], object]
 ErrorFn = Callable[[str, str], None]
 
 

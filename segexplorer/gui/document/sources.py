@@ -48,7 +48,7 @@ def bytes_source(data: bytes, label: str = "<clipboard>") -> ImageSource:
 
 def sample_image_path() -> Path:
     """The bundled sample photo, found through importlib.resources (works when frozen)."""
-    ref = resources.files("segexplorer").joinpath("resources", SAMPLE_IMAGE)
+    ref = resources.files("segexplorer") / "resources" / SAMPLE_IMAGE
     return Path(str(ref))
 
 
@@ -57,5 +57,5 @@ def sample_source() -> ImageSource:
     if path.is_file():
         return file_source(path)
     # inside a zip or frozen archive: read the bytes instead
-    data = resources.files("segexplorer").joinpath("resources", SAMPLE_IMAGE).read_bytes()
+    data = (resources.files("segexplorer") / "resources" / SAMPLE_IMAGE).read_bytes()
     return bytes_source(data, SAMPLE_IMAGE)
