@@ -88,7 +88,8 @@ class MainWindow(QMainWindow):
         self.document = doc = Document(
             self.runner, self.prefs.model_choice(default_model_choice()),
             self.prefs.analysis_choice(), self.prefs.view_choice(), stored_layer,
-            self.prefs.opacities(), str(self.prefs.value("view/outline", "true")) == "true")
+            self.prefs.opacities(), str(self.prefs.value("view/outline", "true")) == "true",
+            count_threads=num_threads is None)
         self.presenter = Presenter()
         self.dialogs = Dialogs(self, interactive)
         self.model_panel = ModelPanel(doc.model_choice, self)

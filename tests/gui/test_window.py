@@ -286,20 +286,6 @@ def test_layer_picker_shows_shapes_and_changes_the_gradcam_layer(qtbot, make_win
     assert "body.0 (1 x 8" in window.explain_panel.status.text()
 
 
-def test_changing_the_working_size_predicts_again(qtbot, make_window, blocks_image):
-    window = make_window()
-    _open(qtbot, window, blocks_image)
-    assert window.prediction.shape == (64, 85)
-    window.model_panel.set_size(48)
-    qtbot.waitUntil(lambda: window.prediction is not None
-                    and window.prediction.shape == (48, 64), timeout=10000)
-    wait_idle(qtbot, window)
-    assert window.canvas.image_size() == (64, 48)
-    _, reference, _ = _reference(blocks_image, size=48)
-    np.testing.assert_array_equal(window.prediction.class_map, reference.class_map)
-    assert window.has_result(GRADCAM)
-
-
 def test_paste_and_drop_open_images(qtbot, make_window, blocks_image):
     window = make_window()
     image = QImage(str(blocks_image))

@@ -111,7 +111,11 @@ class Document:
     def __init__(self, runner: Runner, model: ModelChoice | None = None,
                  analysis: AnalysisChoice | None = None, view: ViewChoice | None = None,
                  canvas_layer: str = ATTRIBUTION, opacity: dict[str, float] | None = None,
-                 outline: bool = True) -> None:
+                 outline: bool = True, count_threads: bool = True) -> None:
+        if not catalog.engine_ready() and catalog.engine_already_imported():
+            # torch is imported already (tests, scripts): the rest of the engine at once,
+            # without a job (``count_threads=False`` leaves torch's thread pool alone)
+            catalog.load_engine(count_threads=count_threads)
         self.jobs = JobBook(runner)
         self.store = ResultStore()
         self.preview = Preview()
