@@ -96,6 +96,14 @@ def redirect_missing_streams() -> Path | None:
     return path
 
 
+def close_log() -> None:
+    """Close the log file that :func:`redirect_missing_streams` opened (tests)."""
+    global _log_file
+    stream, _log_file = _log_file, None
+    if stream is not None:
+        stream.close()
+
+
 def import_torch_first() -> None:
     """Load torch (and its native libraries) before any Qt library is loaded."""
     if "PySide6.QtCore" in sys.modules:  # too late to matter; do not pay for it twice

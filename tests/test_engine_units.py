@@ -302,3 +302,17 @@ def test_segment_mask_equals_isin(kind):
     ids = segments.id_list
     for chosen in ([ids[0]], ids[1:4], [ids[-1], ids[0]], [ids[-1] + 5, -1], []):
         np.testing.assert_array_equal(segments.mask(chosen), np.isin(segments.ids, chosen))
+
+
+def test_the_engine_names_its_public_api_and_loads_it_lazily():
+    import subprocess
+    import sys
+
+    import segexplorer.engine as engine
+
+    for name in engine.__all__:
+        assert getattr(engine, name).__name__ == name
+    done = subprocess.run([sys.executable, "-c", "import sys, segexplorer.engine\n"
+                           "assert 'torch' not in sys.modules"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -101,6 +101,16 @@ class Session:
         self._image_bytes: int | None = None  # CUDA memory one image's forward pass needs
         self._segment_ids_t: tuple[Segments, torch.Tensor] | None = None
 
+    @property
+    def image_bytes(self) -> int | None:
+        """CUDA memory one image's forward pass took (measured on the first pass; None
+        off CUDA or before it): the sweep sizes its chunks from it."""
+        return self._image_bytes
+
+    def forget_image_bytes(self) -> None:
+        """Forget that measurement: the next sweep probes with its first segment alone."""
+        self._image_bytes = None
+
     # -- device helpers -------------------------------------------------------------
     @contextmanager
     def _numerics(self):

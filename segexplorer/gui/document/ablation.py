@@ -210,6 +210,10 @@ class Ablation:
         else:
             self.doc.changed()
 
+    def forget_history(self) -> None:
+        """Drop the history (what is shown stays): later clicks are computed again."""
+        self._history = [e for e in self._history if e is self.shown]
+
     def clear(self) -> None:
         """A new prediction: every selection and ablation belongs to the old one."""
         self._drop_selection(redraw=False)
