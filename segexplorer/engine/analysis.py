@@ -11,9 +11,10 @@ from .baselines import parse_baseline
 from .catalog import METHODS
 from .devices import describe_device
 from .errors import UserError
-from .image import DEFAULT_SIZE, load_image, preprocess
+from .image import load_image, preprocess
 from .jobs import JobState, check_cancelled
-from .models import LoadedModel, load_model, normalize_layer_path
+from .layers import normalize_layer_path
+from .models import LoadedModel, load_model
 from .results import AblationSweep, GradCamResult, Prediction
 from .segments import make_segments
 from .session import Session
@@ -22,10 +23,10 @@ from .session import Session
 @dataclass(frozen=True)
 class ExplainRequest:
     image: str
-    model: str = "fcn_resnet101"
-    weights: str = "default"
+    model: str = "fcn_resnet101"  # a built-in name or the path of a model card (.toml)
+    weights: str | None = None  # None: 'default' for a built-in, the card's for a card
     device: str = "auto"
-    size: int = DEFAULT_SIZE
+    size: int | None = None  # None: the model's (640, the seed's, unless a card says)
     targets: str = "all"  # 'all', or comma-separated names / indices
     methods: tuple[str, ...] = METHODS
     layer: str | None = None
@@ -55,6 +56,7 @@ class ExplainResult:
     timings: dict[str, float] = field(default_factory=dict)
     forward_passes: int = 0
     precision: str = "fp32"
+    model_info: dict = field(default_factory=dict)  # LoadedModel.describe()
 
 
 def parse_methods(text: str | tuple[str, ...]) -> tuple[str, ...]:
@@ -89,17 +91,22 @@ def explain(request: ExplainRequest, state: JobState | None = None,
             model: LoadedModel | None = None) -> ExplainResult:
     """Load, predict, Grad-CAM every target from one pass, one ablation sweep."""
     timings: dict[str, float] = {}
-    parse_methods(request.methods)  # fail early, before any work
+    methods = parse_methods(request.methods)  # fail early, before any work
     parse_baseline(request.baseline)
     t0 = time.perf_counter()
     image = load_image(request.image)
-    prepared = preprocess(image, request.size)
     timings["load_image"] = time.perf_counter() - t0
     if model is None:
         t0 = time.perf_counter()
         model = load_model(request.model, request.weights, request.device,
                            allow_download=request.allow_download, state=state)
         timings["load_model"] = time.perf_counter() - t0
+    if request.layer is not None and ("gradcam" in methods or "activation" in methods):
+        model.layer(request.layer)  # a layer that does not exist fails before any work
+    size = request.size or model.default_size
+    t0 = time.perf_counter()
+    prepared = preprocess(image, size, model.normalization)
+    timings["preprocess"] = time.perf_counter() - t0
     session = Session(model, prepared, precision=request.precision)
     return explain_session(session, request, state=state, timings=timings)
 
@@ -120,7 +127,7 @@ def explain_session(session: Session, request: ExplainRequest, *,
     agg = Aggregation(request.aggregation)
     baseline = parse_baseline(request.baseline)  # fail early on a bad baseline
     if gradcam is not None and not (
-            gradcam.layer == normalize_layer_path(request.layer or model.arch.default_layer)
+            gradcam.layer == normalize_layer_path(request.layer or model.default_layer)
             and gradcam.aggregation == agg.kind and gradcam.upsample == request.upsample):
         gradcam = None
     if sweep is not None and not (sweep.segments.kind == request.segments
@@ -161,7 +168,7 @@ def explain_session(session: Session, request: ExplainRequest, *,
         weights=model.weights,
         untrained=model.untrained,
         device=describe_device(model.device),
-        size=request.size,
+        size=request.size or session.image.size,
         prediction=prediction,
         targets=targets,
         gradcam=gradcam,
@@ -170,4 +177,5 @@ def explain_session(session: Session, request: ExplainRequest, *,
         timings=timings,
         forward_passes=session.forward_passes,
         precision=session.precision,
+        model_info=model.describe(),
     )

@@ -84,7 +84,7 @@ class AblationEntry:
             pred, outcome = self.prediction, self.outcome
             self._views[name] = render_ablation_view(
                 name, pred.image, pred.class_map, outcome.ablated_input,
-                outcome.class_map_after, outcome.changed, originals)
+                outcome.class_map_after, outcome.changed, originals, pred.colors)
         return self._views[name]
 
     @property
@@ -121,7 +121,7 @@ class _CacheOnly:
 def original_views(prediction: Prediction) -> Views:
     """The three views with nothing ablated (what ablate mode shows before a click)."""
     cm = prediction.class_map
-    return ablation_views(prediction.image, cm, prediction.image, cm)
+    return ablation_views(prediction.image, cm, prediction.image, cm, prediction.colors)
 
 
 def selection_label(categories: tuple[str, ...], segments: Segments,
@@ -145,7 +145,8 @@ def make_entry(selection: Selection, segments: Segments, outcome: AblationOutcom
         label=selection_label(prediction.categories, segments, selection.ids),
         summary=summary_line(prediction, outcome, segments),
         thumbnails=thumbnail_views(prediction.image, prediction.class_map,
-                                   outcome.ablated_input, outcome.class_map_after),
+                                   outcome.ablated_input, outcome.class_map_after,
+                                   prediction.colors),
         seconds=seconds)
 
 
@@ -435,7 +436,8 @@ class Ablation:
             pred = self.doc.prediction
             assert pred is not None
             self._original_thumbs = (key, thumbnail_views(pred.image, pred.class_map,
-                                                          pred.image, pred.class_map))
+                                                          pred.image, pred.class_map,
+                                                          pred.colors))
         return self._original_thumbs[1]
 
     def original_views(self) -> Views:

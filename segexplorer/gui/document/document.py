@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
+
 from . import catalog
 from .ablation import Ablation
 from .choices import (
@@ -171,7 +173,7 @@ class Document:
         """The layer Grad-CAM uses when none is chosen: the loaded model's, else the
         chosen architecture's."""
         if self.model is not None and self.model_key == self.model_choice.key:
-            return self.model.arch.default_layer
+            return self.model.default_layer
         arch = catalog.architectures().get(self.model_choice.architecture)
         return arch.default_layer if arch is not None else ""
 
@@ -201,12 +203,14 @@ class Document:
             return self.gradcam_for() is not None
         return self.store.sweep(sweep_key(self.predict_key, self.analysis)) is not None
 
-    def class_colors(self) -> Any:
-        """The loaded model's class colours (n x 3 uint8), one place for every view."""
+    def class_colors(self) -> np.ndarray:
+        """The model's class colours (C x 3 uint8: its palette, else VOC's), the one place
+        every view takes them from."""
+        if self.prediction is not None:
+            return self.prediction.colors
         from ...render import class_colors
 
-        n = len(self.prediction.categories) if self.prediction is not None else 21
-        return class_colors(max(n, 21))
+        return class_colors(21)
 
     def situation(self) -> Situation:
         stored: set[Any] = set()
@@ -611,7 +615,8 @@ class Document:
         def job(state: JobContext) -> dict[str, tuple[int, ...]]:
             from ...engine.models import layer_output_shapes
 
-            return layer_output_shapes(session.model.module, session.input)
+            return layer_output_shapes(session.model.module, session.input,
+                                       session.model.logits)
 
         def done(value: object) -> None:
             shapes: dict[str, tuple[int, ...]] = value  # type: ignore[assignment]

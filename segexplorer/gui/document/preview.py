@@ -147,7 +147,8 @@ class Preview:
         """The preview's class colours, upscaled to the working ``shape``."""
         assert self.result is not None
         if self._segmap is None or self._segmap[0] != shape:
-            colours = decode_segmap(self.result.prediction.class_map)
+            prediction = self.result.prediction
+            colours = decode_segmap(prediction.class_map, prediction.colors)
             self._segmap = (shape, upscale_nearest(colours, shape))
         return self._segmap[1]
 
