@@ -144,6 +144,7 @@ class Document:
         self.model: LoadedModel | None = None
         self.model_key: ModelKey | None = None
         self.ablation = Ablation(self)
+        self._colors: tuple[Prediction, np.ndarray] | None = None
         # what views listen to
         self.view_changed: Event[None] = Event()  # anything shown may have changed
         self.choices_changed: Event[None] = Event()  # the document changed a choice itself
@@ -206,11 +207,14 @@ class Document:
     def class_colors(self) -> np.ndarray:
         """The model's class colours (C x 3 uint8: its palette, else VOC's), the one place
         every view takes them from."""
-        if self.prediction is not None:
-            return self.prediction.colors
-        from ...render import class_colors
+        prediction = self.prediction
+        if prediction is None:
+            from ...render import class_colors
 
-        return class_colors(21)
+            return class_colors(21)
+        if self._colors is None or self._colors[0] is not prediction:
+            self._colors = (prediction, prediction.colors)  # made once per prediction
+        return self._colors[1]
 
     def situation(self) -> Situation:
         stored: set[Any] = set()
@@ -314,6 +318,8 @@ class Document:
         if self.engine_ready:
             return
         self.engine_ready = True
+        if self.model_choice.device == catalog.AUTO_DEVICE:  # now known: the best one
+            self.model_choice = replace(self.model_choice, device=catalog.devices()[0])
         self.notice.emit(Notice(f"PyTorch loaded in {info.import_seconds:.1f} s.", 4000))
         self.engine_loaded.emit(info)
         if self.source is not None:
