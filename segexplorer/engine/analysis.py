@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PIL import Image
+
 from .aggregation import Aggregation
 from .baselines import parse_baseline
 from .catalog import METHODS
@@ -88,14 +90,19 @@ def _categories_only(categories: tuple[str, ...]) -> Prediction:
 
 
 def explain(request: ExplainRequest, state: JobState | None = None,
-            model: LoadedModel | None = None) -> ExplainResult:
-    """Load, predict, Grad-CAM every target from one pass, one ablation sweep."""
+            model: LoadedModel | None = None, image: Image.Image | None = None
+            ) -> ExplainResult:
+    """Load, predict, Grad-CAM every target from one pass, one ablation sweep.
+
+    ``model`` and ``image`` (the opened ``request.image``) skip loading them again.
+    """
     timings: dict[str, float] = {}
     methods = parse_methods(request.methods)  # fail early, before any work
     parse_baseline(request.baseline)
-    t0 = time.perf_counter()
-    image = load_image(request.image)
-    timings["load_image"] = time.perf_counter() - t0
+    if image is None:
+        t0 = time.perf_counter()
+        image = load_image(request.image)
+        timings["load_image"] = time.perf_counter() - t0
     if model is None:
         t0 = time.perf_counter()
         model = load_model(request.model, request.weights, request.device,

@@ -301,9 +301,12 @@ def _load_card(card: ModelCard, weights: str | None, device: torch.device) -> Lo
                             "give one [R, G, B] per class.")
         palette = np.array(card.palette, dtype=np.uint8)
     adapter = LogitsAdapter(module, built.pad_multiple, binary=binary)
-    layer = card.layer
+    layer = card.layer or built.default_layer
     if layer is not None:
-        get_layer(module, layer)  # fail now, naming the card, if it does not exist
+        try:
+            get_layer(module, layer)  # fail now, naming the card, if it does not exist
+        except UserError as exc:
+            raise UserError(f"Model card '{card.path}': [explain] {exc}") from None
         layer = normalize_layer_path(layer)
     else:
         layer = guess_default_layer(module, channels, adapter,
@@ -330,11 +333,13 @@ def _card_categories(card: ModelCard, known: tuple[str, ...] | None,
         if len(names) == 2:
             return (names[0], names[1])
         raise UserError(f"Model card '{card.path}': the model outputs 1 channel (a binary "
-                        f"model) but [model] lists {len(names)} classes: list 1 or 2.")
+                        f"model) but {card.classes_origin()} has {len(names)} classes: give "
+                        "1 or 2 names.")
     names = card.classes or known
     if names is None:
         return generic_names(channels)
     if len(names) != channels:
-        raise UserError(f"Model card '{card.path}': [model] lists {len(names)} classes but "
-                        f"the model outputs {channels} channels: fix classes/labels.")
+        raise UserError(f"Model card '{card.path}': {card.classes_origin()} has {len(names)} "
+                        f"classes but the model outputs {channels} channels: fix the class "
+                        "names.")
     return names
