@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .document.presenter import format_share
 from .imaging import swatch
 
 if TYPE_CHECKING:
@@ -113,12 +114,12 @@ class ClassesPanel(QWidget):
             total = prediction.class_map.size
             for cls in prediction.present_classes:
                 share = counts[cls] / total
-                item = QTreeWidgetItem([prediction.categories[cls], _percent(share)])
+                item = QTreeWidgetItem([prediction.categories[cls], format_share(share)])
                 item.setIcon(0, swatch(colors[cls]))
                 item.setData(0, CLASS_ROLE, int(cls))
                 item.setData(1, SHARE_ROLE, float(share))
                 item.setToolTip(0, f"class {cls}: {prediction.categories[cls]}\n"
-                                   f"{int(counts[cls]):,} pixels ({_percent(share)})")
+                                   f"{int(counts[cls]):,} pixels ({format_share(share)})")
                 item.setTextAlignment(1, Qt.AlignmentFlag.AlignRight)
                 self.tree.addTopLevelItem(item)
             n = len(prediction.present_classes)
@@ -167,12 +168,4 @@ class ClassesPanel(QWidget):
         if cls != self._target:
             self._target = cls
             self.target_selected.emit(cls)
-
-
-def _percent(share: float) -> str:
-    if share >= 0.1:
-        return f"{share * 100:.1f} %"
-    if share > 0:
-        return f"{share * 100:.2f} %"
-    return "0 %"
 

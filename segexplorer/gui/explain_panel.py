@@ -350,9 +350,12 @@ class ExplanationPanel(QWidget):
         method = self.method.currentData()
         gradient = method in (GRADCAM, ACTIVATION)
         widgets: tuple[QWidget, ...] = (self.layer_label, self.layer, self.choose_layer,
-                                        self.reset_layer, self.upsample_label, self.upsample)
+                                        self.reset_layer)
         for widget in widgets:
             widget.setEnabled(gradient)
+        # Grad-CAM's upsampling and class score do not apply to the layer's activation
+        self.upsample_label.setEnabled(method == GRADCAM)
+        self.upsample.setEnabled(method == GRADCAM)
         self.aggregation.setEnabled(method != ACTIVATION)
         widgets = (self.segments_label, self.segments, self.baseline_label, self.baseline)
         for widget in widgets:

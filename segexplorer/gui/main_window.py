@@ -316,6 +316,8 @@ class MainWindow(QMainWindow):
         """The panels show the document's choices (whoever changed them)."""
         doc, panel = self.document, self.explain_panel
         panel.set_default_layer(doc.default_layer)
+        if self.model_panel.choice() != doc.model_choice:
+            self.model_panel.set_choice(doc.model_choice)
         if panel.analysis() != doc.analysis:
             panel.set_analysis(doc.analysis)
         if panel.view_choice() != doc.view:
@@ -451,13 +453,14 @@ class MainWindow(QMainWindow):
         self._show_choices()
         self.explain_panel.set_status(view.explain_status, view.can_compute)
         self.explain_panel.set_target_text(view.target_html)
-        self.classes_panel.show_prediction(self.document.prediction, self.document.target,
-                                           self.document.class_colors())
+        classes = view.classes
+        self.classes_panel.show_prediction(classes, view.target, classes.colors
+                                           if classes is not None else None)
         for action in (self.commands.export_view, self.commands.copy):
             action.setEnabled(view.can_export_view)
         self.commands.export_figure.setEnabled(view.can_export_figure)
         self.commands.export_all.setEnabled(view.can_export_all)
-        self.commands.compute.setEnabled(view.can_export_all)
+        self.commands.compute.setEnabled(view.can_compute or view.can_export_all)
         self.commands.cancel.setEnabled(view.can_cancel)
         self.ablation.apply(view.ablation)
 

@@ -10,12 +10,9 @@ import os
 os.environ["QT_QPA_PLATFORM"] = os.environ.get("SEGEXPLORER_TEST_PLATFORM", "offscreen")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from gui_support import SIZE, TINY, SlowDown  # noqa: E402
-from PIL import Image  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
 
 
@@ -33,21 +30,6 @@ def no_slowdown():
     SlowDown.reset()
     yield
     SlowDown.reset()
-
-
-@pytest.fixture(scope="session")
-def blocks_image(tmp_path_factory) -> Path:
-    """Coloured blocks on grey, 96 x 128: the tiny model predicts several classes."""
-    rng = np.random.default_rng(0)
-    img = np.full((96, 128, 3), 128, np.uint8)
-    img[8:44, 8:56] = (220, 30, 30)
-    img[8:44, 70:120] = (30, 200, 40)
-    img[54:90, 8:56] = (30, 40, 220)
-    img[54:90, 70:120] = (240, 230, 40)
-    img = np.clip(img.astype(int) + rng.integers(-12, 12, img.shape), 0, 255).astype(np.uint8)
-    path = tmp_path_factory.mktemp("images") / "blocks.png"
-    Image.fromarray(img).save(path)
-    return path
 
 
 @pytest.fixture

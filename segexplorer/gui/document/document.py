@@ -41,7 +41,7 @@ from .planner import (
     Request,
     Resize,
     Situation,
-    gradcam_key,
+    layer_key,
     plan,
     sweep_key,
 )
@@ -92,6 +92,30 @@ class OfflineOffer:
 class Saved:
     message: str
     path: Path
+
+
+#: the CLI's words in the engine's messages, and what a window user does instead
+_WINDOW_WORDS = (
+    ("pass --weights PATH to a local file (or --weights untrained for a demo)",
+     "load a local file (Weights: Load weights file...), or choose Weights: Untrained "
+     "(demo)"),
+    ("pass --weights PATH", "load a weights file (Weights: Load weights file...)"),
+    ("--weights untrained", "Weights: Untrained (demo)"),
+    ("--weights PATH", "Weights: Load weights file..."),
+    ("Try --device cpu.", "Choose Device: cpu."),
+    ("use --device cpu (or auto)", "choose Device: cpu"),
+    ("--device cpu", "Device: cpu"),
+    ("Pick the matching --model", "Pick the matching Model"),
+    ("(segexplorer layers MODEL lists them)", "(the layer picker lists them)"),
+    ("pass a weights file", "load a weights file (Weights: Load weights file...)"),
+)
+
+
+def window_wording(message: str) -> str:
+    """An engine message in the window's words: controls, not command-line flags."""
+    for cli, window in _WINDOW_WORDS:
+        message = message.replace(cli, window)
+    return message
 
 
 def default_model_choice() -> ModelChoice:
@@ -184,10 +208,16 @@ class Document:
     def is_running(self, channel: str) -> bool:
         return self.jobs.is_running(channel)
 
-    def gradcam_for(self, analysis: AnalysisChoice | None = None) -> GradCamResult | None:
+    def layer_key(self, analysis: AnalysisChoice | None = None) -> GradCamKey | None:
+        """The key of the Grad-CAM pass the chosen layer method reads (planner.layer_key)."""
         if self.predict_key is None:
             return None
-        return self.store.gradcam(gradcam_key(self.predict_key, analysis or self.analysis))
+        return layer_key(self.predict_key, analysis or self.analysis,
+                         self.store.gradcam_keys())
+
+    def gradcam_for(self, analysis: AnalysisChoice | None = None) -> GradCamResult | None:
+        key = self.layer_key(analysis)
+        return self.store.gradcam(key) if key is not None else None
 
     def sweep_for(self, segments: str, baseline: str,
                   aggregation: str = "argmax") -> AblationSweep | None:
@@ -220,7 +250,7 @@ class Document:
         stored: set[Any] = set()
         if self.predict_key is not None:
             p, a = self.predict_key, self.analysis
-            candidates: list[Any] = [gradcam_key(p, a), sweep_key(p, a)]
+            candidates: list[Any] = [sweep_key(p, a), *self.store.gradcam_keys()]
             if self.target is not None:
                 candidates.append(AblatedKey(p, a.segments, a.baseline, self.target))
             stored = {k for k in candidates if self.store.has(k)}
@@ -441,13 +471,26 @@ class Document:
             self._ablated_input(request.key, force)
 
     def _on_job_error(self, channel: str, key: Hashable, message: str, details: str) -> None:
+        message = window_wording(message)
         if channel == "predict":
             self._clear_preview()
+        if channel == "model":
+            self._show_loaded_model()
         if channel == "model" and isinstance(key, ModelKey) and self._offline(key, message):
             self.changed()
             return
         self.failed.emit(Failure(channel, message, details))
         self.changed()
+
+    def _show_loaded_model(self) -> None:
+        """A model failed to load: the choices go back to the model that is loaded (its
+        results are the ones shown), so that no control names what is not there."""
+        loaded = self.model_key
+        if loaded is None or self.model_choice.key == loaded:
+            return
+        self.model_choice = replace(self.model_choice, architecture=loaded.architecture,
+                                    weights=loaded.weights, device=loaded.device)
+        self.choices_changed.emit(None)
 
     def _offline(self, key: ModelKey, message: str) -> bool:
         """Default weights that are not cached and could not be fetched: offer a way on."""
@@ -656,3 +699,4 @@ class Document:
         self.store.clear()
         self.ablation.clear()
         return had
+

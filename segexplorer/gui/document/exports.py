@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
-from .choices import SIGN_LABELS, VIEW_LABELS, ViewChoice, view_for_sign
+from .choices import (
+    ACTIVATION,
+    METHOD_LABELS,
+    SIGN_LABELS,
+    VIEW_LABELS,
+    ViewChoice,
+    view_for_sign,
+)
 from .document import Saved
 from .planner import gradcam_key, sweep_key
 from .presenter import Attribution, Presenter
@@ -75,18 +82,33 @@ class Exports:
         view = self.doc.view
         methods, signs, titles = figure_layout(view)
         image, target, attr = self.doc.prepared.rgb, Path(path), attribution.values
+        suptitle = self.figure_title()
 
         def job(state: JobContext) -> Path:
             from ...export import save_figure
 
             return save_figure(target, attr, image, methods, signs, titles,
-                               outlier_perc=view.outlier)
+                               outlier_perc=view.outlier, suptitle=suptitle)
 
         self.doc.submit("figure", (str(target),), job,
                         lambda p: self._saved(f"Saved the figure {Path(str(p)).name}",
                                               Path(str(p))),
                         label="Drawing the figure", uses_model=False, force=True)
         return None
+
+    def figure_title(self) -> str:
+        """What an exported figure shows: the class, the method, the model, and its
+        weights when they mean nothing."""
+        doc = self.doc
+        pred, target, model = doc.prediction, doc.target, doc.model
+        method = METHOD_LABELS[doc.analysis.method]
+        what = (f"{method} of '{pred.categories[target]}'"
+                if pred is not None and target is not None and doc.analysis.method != ACTIVATION
+                else method)
+        if model is None:
+            return what
+        title = f"{what}; {model.name}"
+        return title + " (UNTRAINED weights: meaningless)" if model.untrained else title
 
     def all(self, folder: str | Path) -> None:
         """Write what ``segexplorer explain`` writes, with the results the document has

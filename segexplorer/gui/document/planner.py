@@ -8,9 +8,10 @@ failed or was cancelled with the same key, is skipped by the job book, not here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .choices import ABLATED, ABLATION, LAYER_METHODS, AnalysisChoice, ModelChoice
+from .choices import ABLATED, ABLATION, ACTIVATION, LAYER_METHODS, AnalysisChoice, ModelChoice
 from .keys import AblatedKey, GradCamKey, ImageKey, ModelKey, PredictKey, ResultKey, SweepKey
 
 
@@ -77,6 +78,20 @@ def gradcam_key(predict: PredictKey, analysis: AnalysisChoice) -> GradCamKey:
     return GradCamKey(predict, analysis.layer or "", analysis.aggregation, analysis.upsample)
 
 
+def layer_key(predict: PredictKey, analysis: AnalysisChoice,
+              stored: Iterable[object] = ()) -> GradCamKey:
+    """The Grad-CAM pass the chosen method reads. The layer's activation does not depend
+    on Grad-CAM's upsampling or class score: any pass at that layer serves it."""
+    exact = gradcam_key(predict, analysis)
+    if analysis.method != ACTIVATION:
+        return exact
+    stored = list(stored)
+    if exact in stored:
+        return exact
+    return next((k for k in stored if isinstance(k, GradCamKey) and k.predict == predict
+                 and k.layer == exact.layer), exact)
+
+
 def sweep_key(predict: PredictKey, analysis: AnalysisChoice,
               aggregation: str | None = None) -> SweepKey:
     return SweepKey(predict, analysis.segments, analysis.baseline,
@@ -120,7 +135,7 @@ def plan(s: Situation) -> tuple[Request, ...]:
         return tuple(requests)
     analysis = s.analysis
     if analysis.method in LAYER_METHODS:
-        gkey = gradcam_key(predict, analysis)
+        gkey = layer_key(predict, analysis, s.stored)
         if gkey not in s.stored:
             requests.append(ComputeGradCam(gkey))
     elif analysis.method == ABLATION:

@@ -34,9 +34,10 @@ from .choices import (
     ViewChoice,
     view_for_sign,
 )
-from .planner import ablated_key, gradcam_key, sweep_key
+from .planner import ablated_key, layer_key, sweep_key
 
 if TYPE_CHECKING:
+    from ...engine.results import Prediction
     from .document import Document
 
 RENDER_CACHE_SIZE = 24
@@ -50,6 +51,15 @@ def format_value(value: float) -> str:
         return "0"
     text = f"{value:.3g}"
     return text.replace("e-0", "e-").replace("e+0", "e")
+
+
+def format_share(share: float) -> str:
+    """A share of pixels: one decimal from 10 %, two below, and never a false 0."""
+    if share >= 0.1:
+        return f"{share * 100:.1f} %"
+    if share >= 0.0001:
+        return f"{share * 100:.2f} %"
+    return "<0.01 %" if share > 0 else "0 %"
 
 
 def format_shape(shape: Sequence[int] | None) -> str:
@@ -137,6 +147,8 @@ class WindowView:
     panels_message: str
     explain_status: str
     can_compute: bool
+    classes: Prediction | None  # the classes listed (the preview's while it is shown)
+    target: int | None  # the target shown (the preview's default while it is shown)
     target_html: str
     hover_idle: str  # the status-bar hint while the cursor is off the image
     can_export_view: bool
@@ -170,7 +182,7 @@ class Presenter:
         name = pred.categories[target] if target is not None else "?"
         hide = doc.view.hide_target and target is not None
         if choice.method in LAYER_METHODS:
-            gkey = gradcam_key(predict, choice)
+            gkey = layer_key(predict, choice, doc.store.gradcam_keys())
             result = doc.store.gradcam(gkey)
             if result is None:
                 return self._missing(doc, "gradcam", "Grad-CAM")
@@ -316,6 +328,10 @@ class Presenter:
         panels, panels_message = self._panels(doc, attribution)
         status, can_compute = self._explain_status(doc, message or note, attribution)
         has_view = prepared is not None and not previewing
+        classes, target = pred, doc.target
+        if previewing and doc.preview.result is not None:
+            classes = doc.preview.result.prediction
+            target = doc.preview.target(doc.target)
         result = WindowView(
             title=self._title(doc),
             untrained=doc.model is not None and doc.model.untrained,
@@ -331,7 +347,9 @@ class Presenter:
             panels_message=panels_message,
             explain_status=status,
             can_compute=can_compute,
-            target_html=self._target_html(doc),
+            classes=classes,
+            target=target,
+            target_html=self._target_html(classes, target, doc),
             hover_idle=self.describe_pixel(doc, -1, -1),
             can_export_view=has_view,
             can_export_figure=self.current_attr is not None,
@@ -404,7 +422,7 @@ class Presenter:
         text = message
         if not text and predict is not None:
             if choice.method in LAYER_METHODS:
-                result = doc.store.gradcam(gradcam_key(predict, choice))
+                result = doc.gradcam_for()
                 if result is not None:
                     n = len(result.raw)
                     text = (f"{METHOD_LABELS[choice.method]} at {result.layer} "
@@ -419,21 +437,24 @@ class Presenter:
         if not text and isinstance(attribution, str):
             text = attribution
         if predict is None:
+            stopped = [c for c in ("image", "model", "predict") if doc.jobs.is_blocked(c)]
+            if stopped and not doc.jobs.busy():  # cancelled or failed: Compute retries it
+                return ("The prediction was cancelled or failed. Press Compute to run it "
+                        "again."), True
             return text, False
         if choice.method in LAYER_METHODS:
             needed_running = doc.jobs.is_running("gradcam")
-            done = doc.store.gradcam(gradcam_key(predict, choice)) is not None
+            done = doc.gradcam_for() is not None
         else:
             needed_running = doc.jobs.is_running("sweep")
             done = doc.store.sweep(sweep_key(predict, choice)) is not None
         return text, not needed_running and not done
 
     @staticmethod
-    def _target_html(doc: Document) -> str:
-        pred, target = doc.prediction, doc.target
+    def _target_html(pred: Prediction | None, target: int | None, doc: Document) -> str:
         if pred is None or target is None:
             return "<b>Target:</b> none yet"
-        rgb = doc.class_colors()[target]
+        rgb = pred.colors[target] if pred is not doc.prediction else doc.class_colors()[target]
         colour = "#{:02x}{:02x}{:02x}".format(*(int(v) for v in rgb))
         return (f"<b>Target:</b> <span style='background:{colour}'>&nbsp;&nbsp;&nbsp;</span> "
                 f"<b>{pred.categories[target]}</b> (class {target}, "
@@ -441,14 +462,12 @@ class Presenter:
 
     @staticmethod
     def _title(doc: Document) -> str:
-        parts = []
-        if doc.source is not None:
-            parts.append(doc.source.label)
-        parts.append("SegExplorer")
-        title = " - ".join(parts)
+        """The image and the untrained mark; the platform adds the application's name
+        (QGuiApplication.applicationDisplayName)."""
+        parts = [doc.source.label] if doc.source is not None else []
         if doc.model is not None and doc.model.untrained:
-            title += " [untrained weights]"
-        return title
+            parts.append("[untrained weights]")
+        return " ".join(parts)
 
     @staticmethod
     def _device_text(doc: Document) -> str:
@@ -477,7 +496,9 @@ class Presenter:
         if pred is None:
             return AblationView(has_prediction=False, thumbnails=None, result=None,
                                 status=None, history=(), current=None,
-                                sweep_text="Open an image to ablate its segments.",
+                                sweep_text=("Waiting for the model's prediction."
+                                            if doc.prepared is not None
+                                            else "Open an image to ablate its segments."),
                                 can_precompute=False, **common)
         entry = ab.shown
         result = None
@@ -514,3 +535,4 @@ class Presenter:
             has_prediction=True, thumbnails=thumbnails, result=result, status=status,
             history=tuple((e.history_text(), e.details()) for e in history), current=current,
             sweep_text=sweep_text, can_precompute=can_precompute, **common)
+
