@@ -172,7 +172,7 @@ def _torchvision(card: ModelCard, weights: str | Path | None) -> CardBuild:
 
         _fn, enum, _aux = TORCHVISION_BUILDERS[name]
         member = enum.COCO_WITH_VOC_LABELS_V1
-        path = cached_weights_path(_EnumArch(member))
+        path = cached_weights_path(_EnumArch(member))  # type: ignore[arg-type]  # duck-typed
         if path is None or not path.is_file():
             raise _fail(card, f"weights = \"default\" needs torchvision's {name} weights in "
                               f"its cache ({path}); give a weights file instead.")
