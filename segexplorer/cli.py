@@ -86,6 +86,28 @@ def _common_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
+def _method_options(p: argparse.ArgumentParser) -> None:
+    from .engine.methods import IG_RULES, SHAPLEY_EXACT_LIMIT, SHAPLEY_MODES
+
+    p.add_argument("--n-steps", type=int, default=50,
+                   help="integrated gradients (ig, layer_ig): steps of the integral "
+                        "(default 50, Captum's)")
+    p.add_argument("--ig-method", choices=IG_RULES, default="gausslegendre",
+                   help="integrated gradients: Captum's approximation (default gausslegendre)")
+    p.add_argument("--window", type=int, default=0,
+                   help="occlusion: window side in pixels (default: an eighth of the "
+                        "shorter side)")
+    p.add_argument("--stride", type=int, default=0,
+                   help="occlusion: step in pixels (default: half the window)")
+    p.add_argument("--n-samples", type=int, default=25,
+                   help="Shapley sampling: permutations (default 25, Captum's)")
+    p.add_argument("--shapley-mode", choices=SHAPLEY_MODES, default="auto",
+                   help=f"Shapley values: exact (2^S forward passes), sampling, or auto "
+                        f"(exact up to {SHAPLEY_EXACT_LIMIT} segments; default)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="Shapley sampling: the permutations' seed (torch.manual_seed)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(
         prog="segexplorer",
@@ -95,17 +117,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"segexplorer {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_ArgumentParser)
 
-    explain = sub.add_parser("explain", help="Grad-CAM, activation and feature ablation for "
-                                             "every target; writes PNGs, NPZ and a JSON report")
+    explain = sub.add_parser("explain", help="Grad-CAM, activation, feature ablation (and any "
+                                             "other method: --methods) for every target; "
+                                             "writes PNGs, NPZ and a JSON report")
     _common_model_options(explain)
     explain.add_argument("--target", default="all",
                          help="class name or index, comma-separated, or 'all' (every "
                               "predicted class; default)")
-    explain.add_argument("--methods", default="gradcam,activation,ablation",
-                         help="comma-separated subset of gradcam,activation,ablation")
+    from .engine.methods import DEFAULT_METHODS, METHODS
+
+    explain.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                         help=f"comma-separated methods, or all: {', '.join(METHODS)} "
+                              f"(default {','.join(DEFAULT_METHODS)}; docs/methods.md)")
     explain.add_argument("--layer", default=None,
-                         help="Grad-CAM layer as a dotted path (default: the model's, e.g. "
-                              "backbone.layer4[2].conv3); see 'segexplorer layers MODEL'")
+                         help="layer of the layer methods (Grad-CAM, activation, layer IG, "
+                              "HiResCAM, Guided Grad-CAM) as a dotted path (default: the "
+                              "model's, e.g. backbone.layer4[2].conv3); see 'segexplorer "
+                              "layers MODEL'")
+    _method_options(explain)
     explain.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest")
     explain.add_argument("--aggregation", choices=("argmax", "sum"), default="argmax",
                          help="class score: sum over pixels predicted as the class (the "
@@ -373,8 +402,11 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         size=args.size, targets=args.target, methods=methods, layer=args.layer,
         segments=args.segments, baseline=args.baseline, upsample=args.upsample,
         aggregation=args.aggregation, allow_download=not args.offline,
-        precision="bf16" if args.fast else "fp32",
+        precision="bf16" if args.fast else "fp32", n_steps=args.n_steps,
+        ig_method=args.ig_method, window=args.window, stride=args.stride,
+        n_samples=args.n_samples, shapley_mode=args.shapley_mode, seed=args.seed,
     )
+    request.method_options()  # a bad option fails before the model loads
     progress = ConsoleProgress(args.quiet)
     image = load_image(args.image)  # a bad image fails before the model loads
     model = load_model(args.model, args.weights, args.device,

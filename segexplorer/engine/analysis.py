@@ -10,16 +10,21 @@ from PIL import Image
 
 from .aggregation import Aggregation
 from .baselines import parse_baseline
-from .catalog import METHODS
+from .catalog import DEFAULT_METHODS
 from .devices import describe_device
 from .errors import UserError
 from .image import load_image, preprocess
 from .jobs import JobState, check_cancelled
 from .layers import normalize_layer_path
+from .methods import GRADCAM_PASS_METHODS, MethodOptions, get_method
+from .methods import parse_methods as parse_methods
 from .models import LoadedModel, load_model
-from .results import AblationSweep, GradCamResult, Prediction
+from .results import AblationSweep, GradCamResult, MethodMaps, Prediction
 from .segments import make_segments
 from .session import Session
+
+#: the seed's methods: their files are written as before (gradcam_<c>, ablation_<c>, ...)
+SEED_METHODS = ("gradcam", "activation", "ablation")
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,7 @@ class ExplainRequest:
     device: str = "auto"
     size: int | None = None  # None: the model's (640, the seed's, unless a card says)
     targets: str = "all"  # 'all', or comma-separated names / indices
-    methods: tuple[str, ...] = METHODS
+    methods: tuple[str, ...] = DEFAULT_METHODS  # any of engine.methods.METHODS
     layer: str | None = None
     segments: str = "class"
     baseline: str = "zero"
@@ -38,6 +43,23 @@ class ExplainRequest:
     aggregation: str = "argmax"
     allow_download: bool = True
     precision: str = "fp32"  # 'bf16': fast mode (autocast; not Captum-exact)
+    # the other methods' options (engine.methods.MethodOptions)
+    n_steps: int = 50
+    ig_method: str = "gausslegendre"
+    window: int = 0
+    stride: int = 0
+    n_samples: int = 25
+    shapley_mode: str = "auto"
+    seed: int = 0
+
+    def method_options(self) -> MethodOptions:
+        """The options every method reads, from this request."""
+        return MethodOptions(
+            layer=self.layer, aggregation=self.aggregation, upsample=self.upsample,
+            segments=self.segments, baseline=self.baseline, n_steps=self.n_steps,
+            ig_method=self.ig_method, window=self.window, stride=self.stride,
+            n_samples=self.n_samples, shapley_mode=self.shapley_mode, seed=self.seed,
+        ).check()
 
 
 @dataclass(frozen=True)
@@ -59,16 +81,11 @@ class ExplainResult:
     forward_passes: int = 0
     precision: str = "fp32"
     model_info: dict = field(default_factory=dict)  # LoadedModel.describe()
+    maps: dict[str, MethodMaps] = field(default_factory=dict)  # every method asked for
 
-
-def parse_methods(text: str | tuple[str, ...]) -> tuple[str, ...]:
-    items = [m.strip().lower() for m in (text.split(",") if isinstance(text, str) else text)]
-    items = [m for m in items if m]
-    bad = [m for m in items if m not in METHODS]
-    if bad or not items:
-        raise UserError(f"Unknown method '{bad[0] if bad else ''}': use a comma-separated "
-                        f"list of {', '.join(METHODS)}.")
-    return tuple(dict.fromkeys(items))
+    def method_maps(self, method: str) -> MethodMaps:
+        """``method``'s maps for the targets (every method in ``methods`` has them)."""
+        return self.maps[method]
 
 
 def resolve_targets(prediction: Prediction, text: str) -> tuple[int, ...]:
@@ -108,7 +125,8 @@ def explain(request: ExplainRequest, state: JobState | None = None,
         model = load_model(request.model, request.weights, request.device,
                            allow_download=request.allow_download, state=state)
         timings["load_model"] = time.perf_counter() - t0
-    if request.layer is not None and ("gradcam" in methods or "activation" in methods):
+    request.method_options()  # a bad option fails before any work
+    if request.layer is not None and any(get_method(m).takes_layer for m in methods):
         model.check_layer(request.layer)  # a layer Grad-CAM cannot use: refused before any work
     size = request.size or model.default_size
     t0 = time.perf_counter()
@@ -121,15 +139,21 @@ def explain(request: ExplainRequest, state: JobState | None = None,
 def explain_session(session: Session, request: ExplainRequest, *,
                     state: JobState | None = None, gradcam: GradCamResult | None = None,
                     sweep: AblationSweep | None = None,
-                    timings: dict[str, float] | None = None) -> ExplainResult:
+                    timings: dict[str, float] | None = None,
+                    computed: dict[str, MethodMaps] | None = None) -> ExplainResult:
     """The analysis of the image a session holds, as ``segexplorer explain`` writes it.
 
     ``request`` gives the options (its image, model and weights fields are only
-    reported); ``gradcam`` and ``sweep``, results computed before for this session (the
-    window's), are used when they fit the options, so nothing is computed twice.
+    reported); ``gradcam``, ``sweep`` and ``computed`` (a method's maps), results computed
+    before for this session (the window's), are used when they fit the options and the
+    targets, so nothing is computed twice. Every method goes through the registry
+    (``engine.attribution.compute``): one set of model evaluations for all targets.
     """
+    from .attribution import compute
+
     timings = dict(timings or {})
     methods = parse_methods(request.methods)
+    options = request.method_options()
     model = session.model
     agg = Aggregation(request.aggregation)
     baseline = parse_baseline(request.baseline)  # fail early on a bad baseline
@@ -141,7 +165,8 @@ def explain_session(session: Session, request: ExplainRequest, *,
                                   and sweep.baseline == baseline.label
                                   and sweep.aggregation == agg.kind):
         sweep = None
-    if "gradcam" in methods or "activation" in methods:
+    layer_pass = gradcam  # a Grad-CAM pass for these options, if one was given
+    if any(m in GRADCAM_PASS_METHODS for m in methods):
         if gradcam is None:
             # One forward pass gives the prediction and every target's Grad-CAM.
             t0 = time.perf_counter()
@@ -152,6 +177,7 @@ def explain_session(session: Session, request: ExplainRequest, *,
             gradcam = session.gradcam(wanted, layer=request.layer, aggregation=agg,
                                       upsample=request.upsample, state=state)
             timings["predict_and_gradcam"] = time.perf_counter() - t0
+            layer_pass = gradcam
     else:
         gradcam = None
         t0 = time.perf_counter()
@@ -169,6 +195,20 @@ def explain_session(session: Session, request: ExplainRequest, *,
             timings["ablation"] = time.perf_counter() - t0
     else:
         sweep = None
+    maps: dict[str, MethodMaps] = {}
+    for method in methods:
+        check_cancelled(state)
+        reuse = (computed or {}).get(method)
+        if reuse is not None and reuse.settings == _settings_for(reuse, options, method) \
+                and all(c in reuse.maps for c in targets):
+            maps[method] = reuse
+            continue
+        t0 = time.perf_counter()
+        maps[method] = compute(session, method, list(targets), options, state=state,
+                               segments=sweep.segments if sweep is not None else None,
+                               gradcam=layer_pass, sweep=sweep)
+        if method not in SEED_METHODS:
+            timings[method] = time.perf_counter() - t0
     return ExplainResult(
         image_path=str(Path(request.image)),
         model=model.name,
@@ -185,4 +225,16 @@ def explain_session(session: Session, request: ExplainRequest, *,
         forward_passes=session.forward_passes,
         precision=session.precision,
         model_info=model.describe(),
+        maps=maps,
     )
+
+
+def _settings_for(maps: MethodMaps, options: MethodOptions, method: str
+                  ) -> tuple[tuple[str, object], ...]:
+    """``options``' settings for ``method`` as ``maps`` records them (the layer resolved)."""
+    def resolved(key: str, value: object) -> object:
+        if key != "layer":
+            return value
+        return maps.layer if value is None else normalize_layer_path(str(value))
+
+    return tuple((k, resolved(k, v)) for k, v in options.used_by(method))

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# the methods' registry (torch-free too): engine.methods
+from .methods import DEFAULT_METHODS as DEFAULT_METHODS
+from .methods import METHODS as METHODS
+
 DEFAULT_ARCHITECTURE = "fcn_resnet101"  # the seed's model
 DEFAULT_SIZE = 640  # the seed's Resize(640)
-METHODS = ("gradcam", "activation", "ablation")
-# The options of those methods, as the engine spells them (the window's labels are keyed
+# The options of the methods, as the engine spells them (the window's labels are keyed
 # by these; engine modules that check them import them from here).
 SCORE_AGGREGATIONS = ("argmax", "sum")  # the seed's wrapper, and its plain-sum variant
 UPSAMPLE_MODES = ("nearest", "bilinear")

@@ -111,3 +111,59 @@ class AblationSweep:
         """H x W: what FeatureAblation(wrapper, feature_mask=segments, target) returns."""
         rows = self._rows if self._rows is not None else self.segments.rows_map()
         return self.table[:, target][rows]
+
+
+@dataclass(frozen=True)
+class ShapleyTable:
+    """Shapley values of segments for every class, from one set of coalitions."""
+
+    segments: Segments  # the players, rows in ascending id (Captum's feature_mask = rows)
+    exact: bool  # every coalition (ShapleyValues) or sampled permutations
+    values: np.ndarray  # S x C: each segment's Shapley value for each class
+    coalitions: int  # distinct coalitions evaluated (the full one is the prediction's)
+    n_samples: int = 0  # permutations (sampling only)
+    seed: int = 0
+    interactions: np.ndarray | None = None  # S x S x C Shapley interaction index (exact)
+    empty_scores: np.ndarray | None = None  # C: every segment removed
+    full_scores: np.ndarray | None = None  # C: the image itself
+
+    def attribution_map(self, target: int) -> np.ndarray:
+        """H x W: what Captum's ShapleyValues(Sampling) returns for ``target`` with the
+        segments (numbered by row) as ``feature_mask``."""
+        return self.values[:, target][self.segments.rows_map()].astype(np.float32)
+
+    def top_pairs(self, target: int, count: int = 3) -> list[tuple[int, int, float]]:
+        """The pairs of segments that interact most for ``target`` (by |index|), as
+        (segment id, segment id, interaction); empty when sampled."""
+        if self.interactions is None:
+            return []
+        table = self.interactions[:, :, target]
+        s = table.shape[0]
+        pairs = [(i, j, float(table[i, j])) for i in range(s) for j in range(i + 1, s)]
+        pairs.sort(key=lambda p: (-abs(p[2]), p[0], p[1]))
+        ids = self.segments.id_list
+        return [(ids[i], ids[j], v) for i, j, v in pairs[:count] if v != 0.0]
+
+
+@dataclass(frozen=True)
+class MethodMaps:
+    """One method's maps for every requested class, and what they cost."""
+
+    method: str
+    maps: dict[int, np.ndarray]  # class -> H x W at the working resolution
+    raw: dict[int, np.ndarray]  # class -> h x w at the layer (layer methods only)
+    settings: tuple[tuple[str, object], ...]  # the options it read (MethodOptions.used_by)
+    forward: int = 0  # images through the model
+    backward: int = 0  # backward passes
+    seconds: float = 0.0
+    layer: str | None = None
+    layer_shape: tuple[int, ...] | None = None  # the layer output's shape (layer methods)
+    detail: str = ""  # e.g. 'exact: 2^5 coalitions'
+    shapley: ShapleyTable | None = None
+
+    @property
+    def targets(self) -> tuple[int, ...]:
+        return tuple(self.maps)
+
+    def settings_dict(self) -> dict[str, object]:
+        return dict(self.settings)

@@ -16,6 +16,7 @@ numbers equal Captum's calls; tests check it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -52,6 +53,16 @@ def strict_fp32():
     finally:
         torch.backends.cudnn.allow_tf32 = conv
         torch.backends.cuda.matmul.allow_tf32 = matmul
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Every class's score for a series of perturbed images (Session.evaluate)."""
+
+    scores: np.ndarray  # n x C float32
+    maps: np.ndarray | None  # n x H x W predicted classes (when kept)
+    passes: int  # forward calls (a call may take a chunk of images)
+    batches: tuple[int, ...]  # images per call, in order
 
 
 @dataclass(frozen=True)
@@ -155,6 +166,30 @@ class Session:
         yield
         used = torch.cuda.max_memory_allocated(device) - before
         self._image_bytes = max(self._image_bytes or 0, used)
+
+    # -- what the methods in engine.attribution build on ------------------------------
+    def numerics(self):
+        """The session's arithmetic around a model call (see :meth:`_numerics`)."""
+        return self._numerics()
+
+    def layout(self, batch: torch.Tensor) -> torch.Tensor:
+        return self._layout(batch)
+
+    def aggregate(self, logits: torch.Tensor, agg: Aggregation) -> torch.Tensor:
+        """N x C x H x W logits to N x C class scores, with the original prediction's mask."""
+        return self._aggregate(logits, agg)
+
+    def baseline_value(self, baseline: Baseline | str) -> float | torch.Tensor:
+        """The baseline in the model's normalised space (a scalar, or 1 x 3 x 1 x 1, or the
+        image's size for the blur): what Captum's ``baselines=`` takes."""
+        return self._baseline(parse_baseline(baseline))
+
+    def graph_from_layer(self, layer_path: str):
+        """Hooks making the layer's output the leaf gradients are taken against."""
+        return self._graph_from_layer(layer_path)
+
+    def track_memory(self):
+        return self._track_memory()
 
     # -- prediction ---------------------------------------------------------------
     def predict(self, state: JobState | None = None) -> Prediction:
@@ -425,42 +460,93 @@ class Session:
         base = self._baseline(base_spec)
         ids = segments.id_list
         n = len(ids)
+        h, w = segments.ids.shape
+        seg_ids_t = self._segment_ids_on_device(segments).view(1, 1, h, w)
+
+        def batch(first: int, count: int) -> torch.Tensor:
+            id_t = torch.as_tensor(ids[first:first + count],
+                                   device=self.model.device).view(-1, 1, 1, 1)
+            masks = (seg_ids_t == id_t).to(self.input.dtype)  # k x 1 x H x W
+            return self._ablate(self.input, masks, base)
+
+        result = self.evaluate(
+            n, batch, aggregation=agg, keep_maps=keep_maps, state=state,
+            chunk_size=chunk_size, what="segment",
+            describe=lambda done, total: (f"Ablating {total} segments" if done == 0
+                                          else f"Ablated {done} of {total} segments"))
+        return AblationSweep(
+            segments=segments,
+            baseline=base_spec.label,
+            aggregation=agg.kind,
+            initial_scores=initial,
+            ablated_scores=result.scores,
+            after_maps=result.maps,
+            forward_passes=result.passes,
+            chunk_size=max(result.batches, default=0),
+            seconds=time.perf_counter() - start,
+            batches=result.batches,
+            _rows=segments.rows_map(),
+        )
+
+    def evaluate(
+        self,
+        count: int,
+        make_batch: Callable[[int, int], torch.Tensor],
+        *,
+        aggregation: Aggregation | None = None,
+        keep_maps: bool = False,
+        state: JobState | None = None,
+        chunk_size: int | None = None,
+        what: str = "image",
+        describe: Callable[[int, int], str] | None = None,
+    ) -> Evaluation:
+        """Every class's score for ``count`` perturbed images, ``make_batch(first, k)``
+        making images ``first .. first + k - 1`` (called under inference mode).
+
+        This is the one loop every perturbation method runs (the ablation sweep, Shapley
+        coalitions, occlusion windows, the evaluation's deletion curves): images go through
+        the model one at a time on CPU and MPS; on CUDA in chunks that fit the free memory,
+        sized from the memory an earlier forward pass of this session took (or, when there
+        was none, from the first image run alone). An out-of-memory error halves the chunk
+        and retries. Cancellation is checked between chunks. Scores stay on the device
+        until the last chunk (one copy back).
+        """
+        agg = aggregation or Aggregation(ARGMAX_MASKED)
+        describe = describe or (lambda done, total: f"Evaluated {done} of {total} images")
+        n = count
         chunk = chunk_size if chunk_size is not None else self._default_chunk()
         probe = chunk == 0  # size chunks from memory: measured before, or by a probe now
         if probe and self._image_bytes:
             chunk, probe = self._cuda_chunk(self._image_bytes, n), False
         chunk = max(1, chunk)
         batches: list[int] = []  # the chunks that went through (not those that ran out)
-        h, w = segments.ids.shape
+        h, w = self.image.shape
         wide = self.model.num_classes > 256
         map_dtype = np.int32 if wide else np.uint8
         score_parts: list[torch.Tensor] = []
         map_parts: list[torch.Tensor] = []
-        seg_ids_t = self._segment_ids_on_device(segments).view(1, 1, h, w)
         passes = 0
         done = 0
-        report(state, 0, n, f"Ablating {n} segments")
+        report(state, 0, n, describe(0, n))
         while done < n:
             check_cancelled(state)
-            batch_ids = ids[done:done + chunk]
+            k = min(chunk, n - done)
             if probe:
                 torch.cuda.reset_peak_memory_stats(self.model.device)
                 before = torch.cuda.memory_allocated(self.model.device)
             try:
                 with torch.inference_mode(), self._numerics():
-                    id_t = torch.as_tensor(batch_ids, device=self.model.device).view(-1, 1, 1, 1)
-                    masks = (seg_ids_t == id_t).to(self.input.dtype)  # k x 1 x H x W
-                    batch = self._ablate(self.input, masks, base)
+                    batch = make_batch(done, k)
                     logits = self.model.logits(self._layout(batch)).float()
                     score_parts.append(self._aggregate(logits, agg).float())
                     if keep_maps:
                         indices = logits.max(dim=1).indices
                         map_parts.append(indices.to(torch.int32 if wide else torch.uint8))
-                    del logits, batch, masks
+                    del logits, batch
             except torch.OutOfMemoryError:
                 if chunk == 1:
                     raise UserError(
-                        f"Out of memory on {self.model.device} even one segment at a time: "
+                        f"Out of memory on {self.model.device} even one {what} at a time: "
                         "use a smaller working size or the CPU.") from None
                 chunk = max(1, chunk // 2)
                 if self.model.device.type == "cuda":
@@ -469,39 +555,27 @@ class Session:
             except RuntimeError as exc:
                 if "can't allocate memory" in str(exc) or "out of memory" in str(exc).lower():
                     raise UserError(
-                        f"Out of memory on {self.model.device} during the ablation sweep: "
+                        f"Out of memory on {self.model.device} while evaluating {what}s: "
                         "use a smaller working size or close other programs.") from None
                 raise
             passes += 1
-            done += len(batch_ids)
-            batches.append(len(batch_ids))
+            done += k
+            batches.append(k)
             if probe:
                 probe = False
                 peak = torch.cuda.max_memory_allocated(self.model.device) - before
                 self._image_bytes = max(self._image_bytes or 0, peak)
                 chunk = self._cuda_chunk(peak, n - done)
-            report(state, done, n, f"Ablated {done} of {n} segments")
+            report(state, done, n, describe(done, n))
         self.forward_passes += passes
         if n:
-            ablated = torch.cat(score_parts).cpu().numpy()
+            scores = torch.cat(score_parts).cpu().numpy()
             maps = (torch.cat(map_parts).cpu().numpy().astype(map_dtype, copy=False)
                     if keep_maps else None)
         else:
-            ablated = np.zeros((0, len(initial)), dtype=np.float32)
+            scores = np.zeros((0, self.model.num_classes), dtype=np.float32)
             maps = np.zeros((0, h, w), dtype=map_dtype) if keep_maps else None
-        return AblationSweep(
-            segments=segments,
-            baseline=base_spec.label,
-            aggregation=agg.kind,
-            initial_scores=initial,
-            ablated_scores=ablated,
-            after_maps=maps,
-            forward_passes=passes,
-            chunk_size=max(batches, default=0),
-            seconds=time.perf_counter() - start,
-            batches=tuple(batches),
-            _rows=segments.rows_map(),
-        )
+        return Evaluation(scores=scores, maps=maps, passes=passes, batches=tuple(batches))
 
     def ablate(
         self,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.analysis import ExplainResult
+from ..engine.analysis import SEED_METHODS, ExplainResult
+from ..engine.methods import get_method
 from ..render import decode_segmap, render_attribution
 from .atomic import ensure_folder, write_text
 from .files import json_text, save_npz, save_png
@@ -49,7 +50,67 @@ def explain_arrays(result: ExplainResult) -> dict[str, np.ndarray]:
             arrays[f"ablation_{c}"] = result.sweep.attribution_map(c).astype(np.float32)
         arrays["segment_ids"] = result.sweep.segments.ids.astype(np.int64)
         arrays["ablation_table"] = result.sweep.table.astype(np.float32)
+    for method in result.methods:
+        if method in SEED_METHODS:
+            continue
+        maps = result.method_maps(method)
+        for c in result.targets:
+            arrays[f"{method}_{c}"] = maps.maps[c].astype(np.float32)
+            if c in maps.raw:
+                arrays[f"{method}_raw_{c}"] = maps.raw[c].astype(np.float32)
+        if maps.shapley is not None:
+            arrays.setdefault("segment_ids", maps.shapley.segments.ids.astype(np.int64))
+            arrays["shapley_values"] = maps.shapley.values.astype(np.float32)
+            if maps.shapley.interactions is not None:
+                arrays["shapley_interactions"] = maps.shapley.interactions.astype(np.float32)
     return arrays
+
+
+def method_report(result: ExplainResult) -> dict:
+    """Each method: what it equals, what it read, its passes and seconds."""
+    out: dict = {}
+    for method in result.methods:
+        info = get_method(method)
+        maps = result.maps.get(method)
+        entry: dict = {"label": info.label, "equals": info.equals, "signed": info.signed}
+        if maps is not None:
+            entry.update({
+                "settings": {k: v for k, v in maps.settings},
+                "forward_passes": maps.forward,
+                "backward_passes": maps.backward,
+                "seconds": round(maps.seconds, 4),
+                "detail": maps.detail,
+            })
+            if maps.layer_shape is not None:
+                entry["layer_shape"] = list(maps.layer_shape)
+        out[method] = entry
+    return out
+
+
+def shapley_report(result: ExplainResult) -> dict | None:
+    maps = result.maps.get("shapley")
+    if maps is None or maps.shapley is None:
+        return None
+    table, pred = maps.shapley, result.prediction
+    segments = [{"id": s.id, "class_index": s.class_index,
+                 "class_name": pred.categories[s.class_index], "pixels": s.pixels}
+                for s in table.segments.info]
+    targets = {}
+    for c in result.targets:
+        targets[str(c)] = {
+            "values": [float(v) for v in table.values[:, c]],
+            "top_pairs": [{"segments": [a, b], "interaction": v}
+                          for a, b, v in table.top_pairs(c, 5)],
+        }
+    return {"exact": table.exact, "coalitions_evaluated": table.coalitions,
+            "n_samples": table.n_samples, "seed": table.seed,
+            "segments_kind": table.segments.kind, "segments": segments,
+            "values_meaning": "Shapley value of each segment (rows: ascending id) for the "
+                              "class; they sum to score(image) - score(all segments "
+                              "replaced by the baseline)",
+            "interaction_meaning": "pairwise Shapley interaction index (exact only): > 0 "
+                                   "the pair matters more together than apart",
+            "targets": targets}
 
 
 def explain_report(result: ExplainResult) -> dict:
@@ -113,6 +174,11 @@ def explain_report(result: ExplainResult) -> dict:
              "class_name": pred.categories[s.class_index], "pixels": s.pixels}
             for s in result.sweep.segments.info
         ]
+    if result.maps:
+        report["method_costs"] = method_report(result)
+    shapley = shapley_report(result)
+    if shapley is not None:
+        report["shapley"] = shapley
     report["timings_seconds"] = {k: round(v, 4) for k, v in result.timings.items()}
     report["versions"] = library_versions()
     return report
@@ -153,6 +219,14 @@ def write_explain(out_dir: str | Path, result: ExplainResult) -> list[Path]:
             rendered = render_attribution(result.sweep.attribution_map(c), image,
                                           "blended_heat_map", "all")
             name = class_file_stem("ablation", c, result.prediction.categories[c])
+            pngs.append((f"{name}.png", rendered.rgba))
+    for method in result.methods:
+        if method in SEED_METHODS:
+            continue
+        maps = result.method_maps(method)
+        for c in result.targets:
+            rendered = render_attribution(maps.maps[c], image, "blended_heat_map", "all")
+            name = class_file_stem(method, c, result.prediction.categories[c])
             pngs.append((f"{name}.png", rendered.rgba))
     arrays = explain_arrays(result)
     report = json_text(explain_report(result))

@@ -17,11 +17,22 @@ from ...engine.catalog import (
     BASELINE_CHOICES,
     DEFAULT_ARCHITECTURE,
     DEFAULT_SIZE,
-    METHODS,
     PRECISIONS,
     SCORE_AGGREGATIONS,
     SEGMENT_KINDS,
     UPSAMPLE_MODES,
+)
+from ...engine.methods import ABLATION as ABLATION
+from ...engine.methods import ACTIVATION as ACTIVATION
+from ...engine.methods import GRADCAM as GRADCAM
+from ...engine.methods import METHODS as METHODS
+from ...engine.methods import (
+    GRADCAM_PASS_METHODS,
+    IG_RULES,
+    METHOD_REGISTRY,
+    SHAPLEY_EXACT_LIMIT,
+    SHAPLEY_MODES,
+    MethodOptions,
 )
 from ...render.composite import METHODS as DRAWING_METHODS
 from ...render.normalize import SIGNS
@@ -36,14 +47,24 @@ def _labels(values: Iterable[str], labels: Mapping[str, str]) -> dict[str, str]:
     return {v: labels[v] for v in values}
 
 
-GRADCAM, ACTIVATION, ABLATION = METHODS
-METHOD_LABELS = _labels(METHODS, {
-    GRADCAM: "Layer Grad-CAM",
-    ACTIVATION: "Layer activation",
-    ABLATION: "Feature ablation",
-})
+#: the registry's labels (engine.methods), in its order
+METHOD_LABELS = _labels(METHODS, {name: info.label for name, info in METHOD_REGISTRY.items()})
 #: the methods whose maps come from one Grad-CAM pass (the layer's activation included)
-LAYER_METHODS = (GRADCAM, ACTIVATION)
+LAYER_METHODS = GRADCAM_PASS_METHODS
+#: the methods with a job of their own (a MethodKey in the store)
+OTHER_METHODS = tuple(m for m in METHODS if m not in (GRADCAM, ACTIVATION, ABLATION))
+IG_RULE_LABELS = _labels(IG_RULES, {
+    "gausslegendre": "Gauss-Legendre (Captum's default)",
+    "riemann_trapezoid": "Riemann, trapezoid",
+    "riemann_left": "Riemann, left",
+    "riemann_right": "Riemann, right",
+    "riemann_middle": "Riemann, middle",
+})
+SHAPLEY_MODE_LABELS = _labels(SHAPLEY_MODES, {
+    "auto": f"Exact up to {SHAPLEY_EXACT_LIMIT} segments",
+    "exact": "Exact (every coalition)",
+    "sampling": "Sampled permutations",
+})
 AGGREGATION_LABELS = _labels(SCORE_AGGREGATIONS, {
     "argmax": "Argmax-masked sum (seed)",
     "sum": "Plain sum over all pixels",
@@ -115,6 +136,20 @@ class AnalysisChoice:
     upsample: str = "nearest"
     segments: str = "class"
     baseline: str = "zero"
+    n_steps: int = 50  # integrated gradients
+    ig_method: str = "gausslegendre"
+    window: int = 0  # occlusion (0: sized from the image)
+    stride: int = 0
+    n_samples: int = 25  # Shapley sampling
+    shapley_mode: str = "auto"
+
+    def method_options(self) -> MethodOptions:
+        """The engine's options for these choices ('' layer: the model's default)."""
+        return MethodOptions(
+            layer=self.layer or None, aggregation=self.aggregation, upsample=self.upsample,
+            segments=self.segments, baseline=self.baseline, n_steps=self.n_steps,
+            ig_method=self.ig_method, window=self.window, stride=self.stride,
+            n_samples=self.n_samples, shapley_mode=self.shapley_mode)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from ...engine.methods import Cost, ImageFacts, get_method, method_cost
 from . import catalog
 from .ablation import Ablation
 from .choices import (
@@ -24,16 +25,19 @@ from .choices import (
     DEFAULT_OPACITY,
     LAYER_LABELS,
     LAYER_METHODS,
+    METHOD_LABELS,
+    OTHER_METHODS,
     AnalysisChoice,
     ModelChoice,
     ViewChoice,
 )
 from .events import Event
 from .jobbook import JobBook
-from .keys import AblatedKey, GradCamKey, ImageKey, ModelKey, PredictKey, SweepKey
+from .keys import AblatedKey, GradCamKey, ImageKey, MethodKey, ModelKey, PredictKey, SweepKey
 from .planner import (
     ComputeAblatedInput,
     ComputeGradCam,
+    ComputeMethod,
     ComputeSweep,
     LoadEngine,
     LoadModel,
@@ -42,6 +46,7 @@ from .planner import (
     Resize,
     Situation,
     layer_key,
+    method_key,
     plan,
     sweep_key,
 )
@@ -55,11 +60,27 @@ if TYPE_CHECKING:  # the engine imports torch: the document loads it in a job
 
     from ...engine.image import PreparedImage
     from ...engine.models import LoadedModel
-    from ...engine.results import AblationSweep, GradCamResult, Prediction
+    from ...engine.results import AblationSweep, GradCamResult, MethodMaps, Prediction
     from ...engine.session import Session
 
 #: channels whose results belong to one prediction (dropped with it)
-PREDICTION_CHANNELS = ("predict", "gradcam", "sweep", "ablated", "shapes", "export")
+PREDICTION_CHANNELS = ("predict", "gradcam", "sweep", "ablated", "shapes", "export", "method")
+#: a method estimated to take longer than this waits for Compute (its cost is shown)
+AUTO_RUN_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class MethodEstimate:
+    """What the chosen method will cost for this image, before it runs."""
+
+    method: str
+    cost: Cost
+    seconds: float | None  # from the prediction's forward time; None before it
+
+    @property
+    def automatic(self) -> bool:
+        """Cheap enough to start without asking."""
+        return self.seconds is None or self.seconds <= AUTO_RUN_SECONDS
 
 
 @dataclass(frozen=True)
@@ -169,6 +190,8 @@ class Document:
         self.model_key: ModelKey | None = None
         self.ablation = Ablation(self)
         self._colors: tuple[Prediction, np.ndarray] | None = None
+        self._confirmed: set[MethodKey] = set()  # costly results the user asked for
+        self._segment_counts: dict[tuple[PredictKey, str], int] = {}
         # what views listen to
         self.view_changed: Event[None] = Event()  # anything shown may have changed
         self.choices_changed: Event[None] = Event()  # the document changed a choice itself
@@ -226,13 +249,59 @@ class Document:
             return None
         return self.store.sweep(SweepKey(self.predict_key, segments, baseline, aggregation))
 
+    def method_key(self, analysis: AnalysisChoice | None = None) -> MethodKey | None:
+        """The key of the chosen other method's maps (planner.method_key)."""
+        analysis = analysis or self.analysis
+        if self.predict_key is None or analysis.method not in OTHER_METHODS:
+            return None
+        return method_key(self.predict_key, analysis)
+
+    def method_for(self, analysis: AnalysisChoice | None = None) -> MethodMaps | None:
+        """The chosen other method's maps, if computed."""
+        key = self.method_key(analysis)
+        return self.store.method(key) if key is not None else None
+
     def has_result(self, method: str | None = None) -> bool:
         """Whether the result ``method`` needs (default: the chosen one) is computed."""
         if self.predict_key is None:
             return False
-        if (method or self.analysis.method) in LAYER_METHODS:
+        method = method or self.analysis.method
+        if method in LAYER_METHODS:
             return self.gradcam_for() is not None
+        if method in OTHER_METHODS:
+            return self.store.has(method_key(self.predict_key, self.analysis, method))
         return self.store.sweep(sweep_key(self.predict_key, self.analysis)) is not None
+
+    def segment_count(self, kind: str) -> int | None:
+        """How many segments of ``kind`` the prediction has (computed once per kind)."""
+        pred, key = self.prediction, self.predict_key
+        if pred is None or key is None:
+            return None
+        if kind == "class":
+            return len(pred.present_classes)
+        if (key, kind) not in self._segment_counts:
+            from ...engine.segments import make_segments
+
+            self._segment_counts[(key, kind)] = make_segments(pred.class_map, kind).count
+        return self._segment_counts[(key, kind)]
+
+    def estimate(self, analysis: AnalysisChoice | None = None) -> MethodEstimate | None:
+        """The chosen method's cost for this image and every predicted class, before it
+        runs (forward and backward passes, and a time from the prediction's own pass)."""
+        analysis = analysis or self.analysis
+        pred, prepared = self.prediction, self.prepared
+        if pred is None or prepared is None:
+            return None
+        info = get_method(analysis.method)
+        segments = self.segment_count(analysis.segments) if info.takes_segments else 0
+        h, w = prepared.shape
+        facts = ImageFacts(h, w, segments or 0, len(pred.present_classes))
+        try:
+            cost = method_cost(analysis.method, facts, analysis.method_options())
+        except Exception:  # noqa: BLE001 - a bad option: the job will say which, in a line
+            return None
+        seconds = cost.seconds(pred.seconds) if pred.seconds > 0 else None
+        return MethodEstimate(analysis.method, cost, seconds)
 
     def class_colors(self) -> np.ndarray:
         """The model's class colours (C x 3 uint8: its palette, else VOC's), the one place
@@ -248,9 +317,14 @@ class Document:
 
     def situation(self) -> Situation:
         stored: set[Any] = set()
+        auto = True
         if self.predict_key is not None:
             p, a = self.predict_key, self.analysis
             candidates: list[Any] = [sweep_key(p, a), *self.store.gradcam_keys()]
+            if a.method in OTHER_METHODS:
+                candidates.append(method_key(p, a))
+                estimate = self.estimate()
+                auto = estimate is None or estimate.automatic
             if self.target is not None:
                 candidates.append(AblatedKey(p, a.segments, a.baseline, self.target))
             stored = {k for k in candidates if self.store.has(k)}
@@ -261,7 +335,7 @@ class Document:
             source=self.source.key if self.source is not None and self.pil is not None
             else None,
             loaded_image=self.image_key, predict_key=self.predict_key,
-            stored=frozenset(stored))
+            stored=frozenset(stored), method_auto=auto, confirmed=frozenset(self._confirmed))
 
     # ======================================================================= choices
     def changed(self) -> None:
@@ -284,7 +358,7 @@ class Document:
         if choice == self.analysis:
             return
         self.analysis = choice
-        self.jobs.unblock("gradcam", "sweep", "ablated")
+        self.jobs.unblock("gradcam", "sweep", "ablated", "method")
         self.ablation.on_analysis_changed()
         self.schedule()
 
@@ -436,7 +510,11 @@ class Document:
         self.changed()
 
     def compute(self) -> None:
-        """Run what the current view needs, even if it failed or was cancelled before."""
+        """Run what the current view needs, even if it failed or was cancelled before, or
+        if it is costly (its cost was shown: pressing Compute accepts it)."""
+        key = self.method_key()
+        if key is not None:
+            self._confirmed.add(key)
         self.schedule(force=True)
 
     def submit(self, channel: str, key: Hashable, fn: Callable[[JobContext], object],
@@ -469,6 +547,8 @@ class Document:
             self._sweep(request.key, force)
         elif isinstance(request, ComputeAblatedInput):
             self._ablated_input(request.key, force)
+        elif isinstance(request, ComputeMethod):
+            self._method(request.key, force)
 
     def _on_job_error(self, channel: str, key: Hashable, message: str, details: str) -> None:
         message = window_wording(message)
@@ -624,6 +704,24 @@ class Document:
         self.submit("sweep", key, job, lambda value: self.store.put(key, value),
                     label="Ablation sweep", lends_model=True, force=force)
 
+    def _method(self, key: MethodKey, force: bool) -> None:
+        session, analysis = self.session, self.analysis
+        assert session is not None
+        options = analysis.method_options()
+        gkey = layer_key(key.predict, analysis, self.store.gradcam_keys())
+        gradcam = self.store.gradcam(gkey)  # Guided Grad-CAM reuses the Grad-CAM pass
+        info = get_method(key.method)
+
+        def job(state: JobContext) -> MethodMaps:
+            from ...engine.attribution import compute
+
+            return compute(session, key.method, None, options, state=state, gradcam=gradcam)
+
+        # perturbation methods run plain forward passes: a click may borrow the model
+        self.submit("method", key, job, lambda value: self.store.put(key, value),
+                    label=f"{METHOD_LABELS[key.method]} for every class",
+                    lends_model=info.perturbation, force=force)
+
     def request_sweep(self, segments: str, baseline: str) -> None:
         """Run the argmax-masked sweep for these segments and baseline (serves clicks)."""
         if self.predict_key is None:
@@ -698,5 +796,7 @@ class Document:
                          and not (full_size_arrived and channel == "predict"))
         self.store.clear()
         self.ablation.clear()
+        self._confirmed.clear()
+        self._segment_counts.clear()
         return had
 

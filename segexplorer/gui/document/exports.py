@@ -15,13 +15,14 @@ import numpy as np
 from .choices import (
     ACTIVATION,
     METHOD_LABELS,
+    OTHER_METHODS,
     SIGN_LABELS,
     VIEW_LABELS,
     ViewChoice,
     view_for_sign,
 )
 from .document import Saved
-from .planner import gradcam_key, sweep_key
+from .planner import gradcam_key, method_key, sweep_key
 from .presenter import Attribution, Presenter
 from .runner import JobContext
 
@@ -111,22 +112,32 @@ class Exports:
         return title + " (UNTRAINED weights: meaningless)" if model.untrained else title
 
     def all(self, folder: str | Path) -> None:
-        """Write what ``segexplorer explain`` writes, with the results the document has
-        (what is missing is computed first, and kept)."""
+        """Write what ``segexplorer explain`` writes, with the results the document has:
+        the seed's three methods (what is missing is computed first, and kept) and every
+        other method computed for these choices (never recomputed)."""
         doc = self.doc
         session, predict, source = doc.session, doc.predict_key, doc.source
         if session is None or predict is None or source is None:
             return
-        from ...engine.analysis import METHODS, ExplainRequest
+        from ...engine.analysis import ExplainRequest
+        from ...engine.methods import DEFAULT_METHODS
 
         choice, model = doc.analysis, doc.model_choice
         gkey, skey = gradcam_key(predict, choice), sweep_key(predict, choice)
+        computed = {}
+        for name in OTHER_METHODS:
+            maps = doc.store.method(method_key(predict, choice, name))
+            if maps is not None:
+                computed[name] = maps
         request = ExplainRequest(
             image=source.display_path, model=model.architecture, weights=model.weights,
-            device=model.device, size=model.size, targets="all", methods=METHODS,
+            device=model.device, size=model.size, targets="all",
+            methods=DEFAULT_METHODS + tuple(computed),
             layer=choice.layer or None, segments=choice.segments, baseline=choice.baseline,
             upsample=choice.upsample, aggregation=choice.aggregation,
-            precision=session.precision)
+            precision=session.precision, n_steps=choice.n_steps, ig_method=choice.ig_method,
+            window=choice.window, stride=choice.stride, n_samples=choice.n_samples,
+            shapley_mode=choice.shapley_mode)
         gradcam, sweep, out = doc.store.gradcam(gkey), doc.store.sweep(skey), Path(folder)
 
         def job(state: JobContext) -> tuple[list[Path], ExplainResult]:
@@ -134,7 +145,7 @@ class Exports:
             from ...export import write_explain
 
             result = explain_session(session, request, state=state, gradcam=gradcam,
-                                     sweep=sweep)
+                                     sweep=sweep, computed=computed)
             return write_explain(out, result), result
 
         def done(value: object) -> None:

@@ -66,4 +66,13 @@ class AblatedKey:
     target: int
 
 
-ResultKey = GradCamKey | SweepKey | AblatedKey
+@dataclass(frozen=True)
+class MethodKey:
+    """Any other registered method's maps for every class (engine.attribution.compute)."""
+
+    predict: PredictKey
+    method: str
+    settings: tuple[tuple[str, object], ...]  # MethodOptions.used_by(method)
+
+
+ResultKey = GradCamKey | SweepKey | AblatedKey | MethodKey

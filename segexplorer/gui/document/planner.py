@@ -11,8 +11,25 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .choices import ABLATED, ABLATION, ACTIVATION, LAYER_METHODS, AnalysisChoice, ModelChoice
-from .keys import AblatedKey, GradCamKey, ImageKey, ModelKey, PredictKey, ResultKey, SweepKey
+from .choices import (
+    ABLATED,
+    ABLATION,
+    ACTIVATION,
+    LAYER_METHODS,
+    OTHER_METHODS,
+    AnalysisChoice,
+    ModelChoice,
+)
+from .keys import (
+    AblatedKey,
+    GradCamKey,
+    ImageKey,
+    MethodKey,
+    ModelKey,
+    PredictKey,
+    ResultKey,
+    SweepKey,
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +47,10 @@ class Situation:
     loaded_image: ImageKey | None
     predict_key: PredictKey | None  # the stored prediction's
     stored: frozenset[ResultKey] = frozenset()
+    #: the chosen method is cheap enough to start on its own (its cost is shown, and
+    #: Compute starts it, when it is not)
+    method_auto: bool = True
+    confirmed: frozenset[MethodKey] = frozenset()  # costly results the user asked for
 
 
 @dataclass(frozen=True)
@@ -70,8 +91,15 @@ class ComputeAblatedInput:
     key: AblatedKey
 
 
+@dataclass(frozen=True)
+class ComputeMethod:
+    """Another registered method's maps for every class."""
+
+    key: MethodKey
+
+
 Request = (LoadEngine | LoadModel | Resize | Predict | ComputeGradCam | ComputeSweep
-           | ComputeAblatedInput)
+           | ComputeAblatedInput | ComputeMethod)
 
 
 def gradcam_key(predict: PredictKey, analysis: AnalysisChoice) -> GradCamKey:
@@ -96,6 +124,12 @@ def sweep_key(predict: PredictKey, analysis: AnalysisChoice,
               aggregation: str | None = None) -> SweepKey:
     return SweepKey(predict, analysis.segments, analysis.baseline,
                     aggregation or analysis.aggregation)
+
+
+def method_key(predict: PredictKey, analysis: AnalysisChoice,
+               method: str | None = None) -> MethodKey:
+    name = method or analysis.method
+    return MethodKey(predict, name, analysis.method_options().used_by(name))
 
 
 def ablated_key(predict: PredictKey, analysis: AnalysisChoice, target: int) -> AblatedKey:
@@ -142,6 +176,10 @@ def plan(s: Situation) -> tuple[Request, ...]:
         skey = sweep_key(predict, analysis)
         if skey not in s.stored:
             requests.append(ComputeSweep(skey))
+    elif analysis.method in OTHER_METHODS:
+        mkey = method_key(predict, analysis)
+        if mkey not in s.stored and (s.method_auto or mkey in s.confirmed):
+            requests.append(ComputeMethod(mkey))
     if s.canvas_layer == ABLATED and s.target is not None and not s.ablate_mode:
         akey = ablated_key(predict, analysis, s.target)
         if akey not in s.stored:

@@ -28,19 +28,25 @@ from .choices import (
     LAYER_LABELS,
     LAYER_METHODS,
     METHOD_LABELS,
+    OTHER_METHODS,
     SEGMENTATION,
     SIGN_LABELS,
     VIEW_LABELS,
     ViewChoice,
     view_for_sign,
 )
-from .planner import ablated_key, layer_key, sweep_key
+from .planner import ablated_key, layer_key, method_key, sweep_key
 
 if TYPE_CHECKING:
     from ...engine.results import Prediction
     from .document import Document
 
 RENDER_CACHE_SIZE = 24
+#: shown under the method list while Guided Grad-CAM is chosen (issue 14 measures it)
+GUIDED_NOTE = ("Guided Grad-CAM is known to fail the model-randomisation sanity check "
+               "(Adebayo et al., 2018): its maps can look the same for a model with random "
+               "weights, so they may show the image's edges rather than what the model "
+               "uses.")
 AGGREGATION_SHORT = {"argmax": "argmax-masked score", "sum": "summed score"}
 HOVER_HINT = "Hover over the image to read a pixel's class and score; click to explain it."
 NO_IMAGE = "Open an image."
@@ -60,6 +66,15 @@ def format_share(share: float) -> str:
     if share >= 0.0001:
         return f"{share * 100:.2f} %"
     return "<0.01 %" if share > 0 else "0 %"
+
+
+def format_duration(seconds: float) -> str:
+    """'40 s', '3 min', '2.5 h': a rough time, rounded as rough times are."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def format_shape(shape: Sequence[int] | None) -> str:
@@ -132,6 +147,17 @@ class AblationView:
     can_reset: bool
 
 
+@dataclass(frozen=True)
+class ShapleyView:
+    """The Shapley panel: each segment's value for the target, and the pairs of segments
+    that interact most (the pairwise Shapley interaction index, exact only)."""
+
+    heading: str  # e.g. "Shapley values for 'person' (exact: 2^5 coalitions)"
+    values: tuple[tuple[str, float], ...]  # (segment label, value), largest |value| first
+    pairs: tuple[tuple[str, float], ...]  # ('person + bicycle', index), largest |index| first
+    pairs_note: str  # why there are no pairs (sampled), or how to read them
+
+
 @dataclass(frozen=True, eq=False)
 class WindowView:
     title: str
@@ -156,6 +182,8 @@ class WindowView:
     can_export_all: bool
     can_cancel: bool
     ablation: AblationView
+    method_note: str = ""  # a warning about the chosen method (Guided Grad-CAM's)
+    shapley: ShapleyView | None = None  # with the Shapley method, once computed
 
 
 class Presenter:
@@ -200,6 +228,20 @@ class Presenter:
                 caption = (f"Grad-CAM of '{name}' at {result.layer} ({shape}), "
                            f"{AGGREGATION_SHORT[result.aggregation]}")
                 key = (gkey, "gradcam", target, hide)
+        elif choice.method in OTHER_METHODS:
+            label = METHOD_LABELS[choice.method]
+            mkey = method_key(predict, choice)
+            maps = doc.store.method(mkey)
+            if maps is None:
+                return self._method_missing(doc, label)
+            if target not in maps.maps:
+                return f"No {label} for '{name}': it is not predicted in this image."
+            assert target is not None
+            attr = maps.maps[target]
+            where = f" at {maps.layer}" if maps.layer else ""
+            caption = (f"{label} of '{name}'{where}, {AGGREGATION_SHORT[choice.aggregation]}"
+                       + (f" ({maps.detail})" if maps.detail else ""))
+            key = (mkey, choice.method, target, hide)
         else:
             skey = sweep_key(predict, choice)
             sweep = doc.store.sweep(skey)
@@ -224,6 +266,18 @@ class Presenter:
         if doc.jobs.is_blocked(channel):
             return f"{what} was cancelled or failed. Press Compute to run it."
         return f"{what} has not been computed. Press Compute."
+
+    @classmethod
+    def _method_missing(cls, doc: Document, label: str) -> str:
+        estimate = doc.estimate()
+        if doc.jobs.is_running("method"):
+            return f"{label} is being computed..."
+        if doc.jobs.is_blocked("method"):
+            return f"{label} was cancelled or failed. Press Compute to run it."
+        if estimate is not None and not estimate.automatic and estimate.seconds is not None:
+            return (f"{label} for every class needs {estimate.cost.describe()}, about "
+                    f"{format_duration(estimate.seconds)} here. Press Compute to run it.")
+        return f"{label} has not been computed. Press Compute."
 
     def render(self, doc: Document, attribution: Attribution, view: str, sign: str,
                outlier: float) -> tuple[np.ndarray, NormalizedAttr]:
@@ -356,11 +410,35 @@ class Presenter:
             can_export_all=pred is not None,
             can_cancel=doc.jobs.busy() or doc.ablation.can_reset(),
             ablation=self._ablation(doc),
+            method_note=GUIDED_NOTE if doc.analysis.method == "guided_gradcam" else "",
+            shapley=self._shapley(doc),
         )
         self.last = result
         return result
 
     # ======================================================================= helpers
+    @staticmethod
+    def _shapley(doc: Document) -> ShapleyView | None:
+        maps, pred, target = doc.method_for(), doc.prediction, doc.target
+        if maps is None or maps.shapley is None or pred is None or target is None:
+            return None
+        table = maps.shapley
+        segments = table.segments
+        names = {s.id: selection_label(pred.categories, segments, (s.id,)) for s in segments.info}
+        column = table.values[:, target]
+        order = sorted(range(len(column)), key=lambda r: (-abs(float(column[r])), r))
+        values = tuple((names[segments.info[r].id], float(column[r])) for r in order)
+        pairs = tuple((f"{names[a]} + {names[b]}", v) for a, b, v in table.top_pairs(target, 5))
+        if table.exact:
+            note = ("Interaction > 0: the two segments matter more together than apart; "
+                    "< 0: either one is enough." if pairs else "No pair of segments interacts.")
+        else:
+            note = (f"Sampled ({table.n_samples} permutations): pair interactions need the "
+                    "exact values (fewer segments, or Shapley mode Exact).")
+        heading = f"Shapley values for '{pred.categories[target]}' ({maps.detail})"
+        return ShapleyView(heading, values, pairs, note)
+
+
     def _outline_for(self, doc: Document) -> tuple[np.ndarray | None, object]:
         if doc.ablation.active:  # the segments selected for ablation
             key, rgba = doc.ablation.outline()
@@ -429,6 +507,15 @@ class Presenter:
                             f"({format_shape(result.activation_shape)}): "
                             f"{n} class{'es' if n != 1 else ''} from one pass, "
                             f"{result.seconds:.2f} s.")
+            elif choice.method in OTHER_METHODS:
+                maps = doc.method_for()
+                if maps is not None:
+                    passes = f"{maps.forward} forward pass{'es' if maps.forward != 1 else ''}"
+                    if maps.backward:
+                        passes += (f", {maps.backward} backward pass"
+                                   f"{'es' if maps.backward != 1 else ''}")
+                    text = (f"{METHOD_LABELS[choice.method]}: {passes}, {maps.seconds:.2f} s "
+                            f"for {len(maps.maps)} class{'es' if len(maps.maps) != 1 else ''}.")
             else:
                 sweep = doc.store.sweep(sweep_key(predict, choice))
                 if sweep is not None:
@@ -445,6 +532,9 @@ class Presenter:
         if choice.method in LAYER_METHODS:
             needed_running = doc.jobs.is_running("gradcam")
             done = doc.gradcam_for() is not None
+        elif choice.method in OTHER_METHODS:
+            needed_running = doc.jobs.is_running("method")
+            done = doc.method_for() is not None
         else:
             needed_running = doc.jobs.is_running("sweep")
             done = doc.store.sweep(sweep_key(predict, choice)) is not None

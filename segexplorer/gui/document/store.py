@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from .keys import AblatedKey, GradCamKey, PredictKey, ResultKey, SweepKey
+from .keys import AblatedKey, GradCamKey, MethodKey, PredictKey, ResultKey, SweepKey
 
 if TYPE_CHECKING:  # the engine imports torch; the store only holds its results
-    from ...engine.results import AblationSweep, GradCamResult, Prediction
+    from ...engine.results import AblationSweep, GradCamResult, MethodMaps, Prediction
     from ...engine.session import Session
 
 MAX_PER_KIND = 24
@@ -40,6 +40,7 @@ class ResultStore:
         self._gradcams: dict[GradCamKey, GradCamResult] = {}
         self._sweeps: dict[SweepKey, AblationSweep] = {}
         self._ablated: dict[AblatedKey, np.ndarray] = {}
+        self._methods: dict[MethodKey, MethodMaps] = {}
         self._shapes: dict[PredictKey, dict[str, tuple[int, ...]]] = {}
         self.generation = 0  # changes whenever a result arrives or is dropped
 
@@ -54,6 +55,7 @@ class ResultStore:
         self._gradcams.clear()
         self._sweeps.clear()
         self._ablated.clear()
+        self._methods.clear()
         self.generation += 1
 
     # -- results -------------------------------------------------------------------------
@@ -65,6 +67,8 @@ class ResultStore:
             _put(self._gradcams, key, value)
         elif isinstance(key, SweepKey):
             _put(self._sweeps, key, value)
+        elif isinstance(key, MethodKey):
+            _put(self._methods, key, value)
         else:
             _put(self._ablated, key, value)
         self.generation += 1
@@ -79,6 +83,13 @@ class ResultStore:
     def sweep(self, key: SweepKey) -> AblationSweep | None:
         return self._sweeps.get(key)
 
+    def method(self, key: MethodKey) -> MethodMaps | None:
+        return self._methods.get(key)
+
+    def method_results(self) -> list[tuple[MethodKey, MethodMaps]]:
+        """Every other method's maps held, oldest first."""
+        return list(self._methods.items())
+
     def ablated(self, key: AblatedKey) -> np.ndarray | None:
         return self._ablated.get(key)
 
@@ -90,6 +101,8 @@ class ResultStore:
             return key in self._gradcams
         if isinstance(key, SweepKey):
             return key in self._sweeps
+        if isinstance(key, MethodKey):
+            return key in self._methods
         return key in self._ablated
 
     def gradcam_keys(self) -> list[GradCamKey]:
