@@ -15,20 +15,21 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from ..engine.methods import METHOD_REGISTRY
 from .document.catalog import baseline_label
 from .document.choices import (
-    ABLATION,
-    ACTIVATION,
     AGGREGATION_LABELS,
     BASELINE_LABELS,
-    GRADCAM,
+    IG_RULE_LABELS,
     METHOD_LABELS,
     SEGMENT_LABELS,
+    SHAPLEY_MODE_LABELS,
     SIGN_LABELS,
     SIGNED_ONLY_VIEWS,
     UPSAMPLE_LABELS,
@@ -36,6 +37,8 @@ from .document.choices import (
     AnalysisChoice,
     ViewChoice,
 )
+from .document.presenter import ShapleyView
+from .shapley_panel import ShapleyPanel
 
 CUSTOM_COLOUR = "__colour__"
 
@@ -53,6 +56,18 @@ def _select(combo: QComboBox, value) -> bool:
     if index >= 0:
         combo.setCurrentIndex(index)
     return index >= 0
+
+
+def _spin(parent, name: str, low: int, high: int, tip: str, auto: bool = False) -> QSpinBox:
+    spin = QSpinBox(parent)
+    spin.setObjectName(name)
+    spin.setRange(low, high)
+    spin.setToolTip(tip)
+    spin.setKeyboardTracking(False)  # one change when typing ends, not one per digit
+    if auto:
+        spin.setSpecialValueText("Auto")
+        spin.setSuffix(" px")
+    return spin
 
 
 def section_label(text: str, parent) -> QLabel:
@@ -94,10 +109,18 @@ class ExplanationPanel(QWidget):
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         outer.addLayout(form)
         self.method = _combo(self, METHOD_LABELS, "methodCombo")
-        self.method.setToolTip("Layer Grad-CAM and the layer's activation come from one "
-                               "forward pass for every class; feature ablation from one "
-                               "sweep over the segments that serves every class.")
+        self.method.setToolTip("Every method computes all classes from one set of model "
+                               "evaluations; each equals its Captum call.")
+        for i in range(self.method.count()):
+            info = METHOD_REGISTRY[str(self.method.itemData(i))]
+            self.method.setItemData(i, f"{info.summary} Equals {info.equals}.",
+                                    Qt.ItemDataRole.ToolTipRole)
         form.addRow("Method", self.method)
+        self.method_note = QLabel(self)
+        self.method_note.setObjectName("methodNote")
+        self.method_note.setWordWrap(True)
+        self.method_note.setVisible(False)
+        form.addRow("", self.method_note)
 
         layer_row = QHBoxLayout()
         layer_row.setSpacing(4)
@@ -132,6 +155,32 @@ class ExplanationPanel(QWidget):
         self.baseline.addItem("Colour...", CUSTOM_COLOUR)
         self.baseline_label = QLabel("Baseline", self)
         form.addRow(self.baseline_label, self.baseline)
+        # the other methods' options: a row is shown only for the methods that read it
+        self.steps_spin = _spin(self, "stepsSpin", 1, 1000, "Integrated gradients: steps of "
+                             "the integral (Captum's n_steps; 50 by default).")
+        self.integral_combo = _combo(self, IG_RULE_LABELS, "integralCombo")
+        self.integral_combo.setToolTip("Integrated gradients: Captum's approximation of the "
+                                  "integral.")
+        self.window_spin = _spin(self, "windowSpin", 0, 4096, "Occlusion: the sliding window's "
+                            "side (Auto: an eighth of the image's shorter side).", auto=True)
+        self.stride_spin = _spin(self, "strideSpin", 0, 4096, "Occlusion: how far the window "
+                            "moves each time (Auto: half the window).", auto=True)
+        self.samples_spin = _spin(self, "samplesSpin", 1, 100000, "Shapley values, sampled: "
+                               "random orders of the segments (Captum's n_samples).")
+        self.shapley_mode_combo = _combo(self, SHAPLEY_MODE_LABELS, "shapleyModeCombo")
+        self.shapley_mode_combo.setToolTip("Exact values evaluate every coalition of segments "
+                                     "(2^S forward passes); sampled ones average random "
+                                     "orders.")
+        self._option_rows: dict[str, tuple[QWidget, ...]] = {}
+        for name, label, widget in (("n_steps", "Steps", self.steps_spin),
+                                    ("ig_method", "Integral", self.integral_combo),
+                                    ("window", "Window", self.window_spin),
+                                    ("stride", "Stride", self.stride_spin),
+                                    ("shapley_mode", "Shapley", self.shapley_mode_combo),
+                                    ("n_samples", "Permutations", self.samples_spin)):
+            text = QLabel(label, self)
+            form.addRow(text, widget)
+            self._option_rows[name] = (text, widget)
 
         compute_row = QHBoxLayout()
         self.status = QLabel(self)
@@ -144,6 +193,9 @@ class ExplanationPanel(QWidget):
         compute_row.addWidget(self.status, 1)
         compute_row.addWidget(self.compute, 0, Qt.AlignmentFlag.AlignTop)
         outer.addLayout(compute_row)
+        self.shapley = ShapleyPanel(self)
+        self.shapley.setObjectName("shapleyPanel")
+        outer.addWidget(self.shapley)
 
         line = QFrame(self)
         line.setFrameShape(QFrame.Shape.HLine)
@@ -187,8 +239,11 @@ class ExplanationPanel(QWidget):
 
         self.set_analysis(analysis)
         self.set_view(view)
-        for combo in (self.method, self.aggregation, self.upsample, self.segments):
+        for combo in (self.method, self.aggregation, self.upsample, self.segments,
+                      self.integral_combo, self.shapley_mode_combo):
             combo.currentIndexChanged.connect(self._emit_analysis)
+        for spin in (self.steps_spin, self.window_spin, self.stride_spin, self.samples_spin):
+            spin.valueChanged.connect(self._emit_analysis)
         self.baseline.activated.connect(self._on_baseline_activated)
         self.baseline.currentIndexChanged.connect(self._on_baseline_changed)
         self.choose_layer.clicked.connect(self.choose_layer_requested)
@@ -210,6 +265,12 @@ class ExplanationPanel(QWidget):
             upsample=str(self.upsample.currentData()),
             segments=str(self.segments.currentData()),
             baseline=str(self.baseline.currentData()),
+            n_steps=self.steps_spin.value(),
+            ig_method=str(self.integral_combo.currentData()),
+            window=self.window_spin.value(),
+            stride=self.stride_spin.value(),
+            n_samples=self.samples_spin.value(),
+            shapley_mode=str(self.shapley_mode_combo.currentData()),
         )
 
     def view_choice(self) -> ViewChoice:
@@ -231,6 +292,12 @@ class ExplanationPanel(QWidget):
             _select(self.segments, choice.segments)
             self._select_baseline(choice.baseline)
             self._last_baseline = str(self.baseline.currentData())
+            self.steps_spin.setValue(choice.n_steps)
+            _select(self.integral_combo, choice.ig_method)
+            self.window_spin.setValue(choice.window)
+            self.stride_spin.setValue(choice.stride)
+            self.samples_spin.setValue(choice.n_samples)
+            _select(self.shapley_mode_combo, choice.shapley_mode)
         finally:
             self._updating = False
         self._update_enabled()
@@ -287,6 +354,14 @@ class ExplanationPanel(QWidget):
     def set_status(self, text: str, can_compute: bool) -> None:
         self.status.setText(text)
         self.compute.setEnabled(can_compute)
+
+    def set_method_note(self, text: str) -> None:
+        """A warning about the chosen method (empty: none)."""
+        self.method_note.setText(text)
+        self.method_note.setVisible(bool(text))
+
+    def set_shapley(self, view: ShapleyView | None) -> None:
+        self.shapley.apply(view)
 
     # -- internals ----------------------------------------------------------------------------
     def _select_baseline(self, value: str) -> None:
@@ -347,16 +422,20 @@ class ExplanationPanel(QWidget):
         self.view_changed.emit(self.view_choice())
 
     def _update_enabled(self) -> None:
-        method = self.method.currentData()
-        gradient = method in (GRADCAM, ACTIVATION)
+        """The method's options are enabled (the registry says which it reads); the
+        options only some methods have are shown only for them."""
+        uses = METHOD_REGISTRY[str(self.method.currentData())].uses
         widgets: tuple[QWidget, ...] = (self.layer_label, self.layer, self.choose_layer,
                                         self.reset_layer)
         for widget in widgets:
-            widget.setEnabled(gradient)
-        # Grad-CAM's upsampling and class score do not apply to the layer's activation
-        self.upsample_label.setEnabled(method == GRADCAM)
-        self.upsample.setEnabled(method == GRADCAM)
-        self.aggregation.setEnabled(method != ACTIVATION)
-        widgets = (self.segments_label, self.segments, self.baseline_label, self.baseline)
-        for widget in widgets:
-            widget.setEnabled(method == ABLATION)
+            widget.setEnabled("layer" in uses)
+        self.upsample_label.setEnabled("upsample" in uses)
+        self.upsample.setEnabled("upsample" in uses)
+        self.aggregation.setEnabled("aggregation" in uses)
+        for widget in (self.segments_label, self.segments):
+            widget.setEnabled("segments" in uses)
+        for widget in (self.baseline_label, self.baseline):
+            widget.setEnabled("baseline" in uses)
+        for name, row in self._option_rows.items():
+            for widget in row:
+                widget.setVisible(name in uses)

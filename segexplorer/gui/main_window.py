@@ -453,6 +453,8 @@ class MainWindow(QMainWindow):
         self._show_choices()
         self.explain_panel.set_status(view.explain_status, view.can_compute)
         self.explain_panel.set_target_text(view.target_html)
+        self.explain_panel.set_method_note(view.method_note)
+        self.explain_panel.set_shapley(view.shapley)
         classes = view.classes
         self.classes_panel.show_prediction(classes, view.target, classes.colors
                                            if classes is not None else None)

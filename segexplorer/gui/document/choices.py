@@ -25,7 +25,6 @@ from ...engine.catalog import (
 from ...engine.methods import ABLATION as ABLATION
 from ...engine.methods import ACTIVATION as ACTIVATION
 from ...engine.methods import GRADCAM as GRADCAM
-from ...engine.methods import METHODS as METHODS
 from ...engine.methods import (
     GRADCAM_PASS_METHODS,
     IG_RULES,
@@ -34,6 +33,7 @@ from ...engine.methods import (
     SHAPLEY_MODES,
     MethodOptions,
 )
+from ...engine.methods import METHODS as METHODS
 from ...render.composite import METHODS as DRAWING_METHODS
 from ...render.normalize import SIGNS
 from .keys import ModelKey

@@ -76,11 +76,7 @@ class MethodEstimate:
     method: str
     cost: Cost
     seconds: float | None  # from the prediction's forward time; None before it
-
-    @property
-    def automatic(self) -> bool:
-        """Cheap enough to start without asking."""
-        return self.seconds is None or self.seconds <= AUTO_RUN_SECONDS
+    automatic: bool  # cheap enough to start without asking
 
 
 @dataclass(frozen=True)
@@ -191,6 +187,8 @@ class Document:
         self.ablation = Ablation(self)
         self._colors: tuple[Prediction, np.ndarray] | None = None
         self._confirmed: set[MethodKey] = set()  # costly results the user asked for
+        #: a method estimated to take longer than this waits for Compute
+        self.auto_run_seconds = AUTO_RUN_SECONDS
         self._segment_counts: dict[tuple[PredictKey, str], int] = {}
         # what views listen to
         self.view_changed: Event[None] = Event()  # anything shown may have changed
@@ -301,7 +299,8 @@ class Document:
         except Exception:  # noqa: BLE001 - a bad option: the job will say which, in a line
             return None
         seconds = cost.seconds(pred.seconds) if pred.seconds > 0 else None
-        return MethodEstimate(analysis.method, cost, seconds)
+        automatic = seconds is None or seconds <= self.auto_run_seconds
+        return MethodEstimate(analysis.method, cost, seconds, automatic)
 
     def class_colors(self) -> np.ndarray:
         """The model's class colours (C x 3 uint8: its palette, else VOC's), the one place

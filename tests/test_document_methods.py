@@ -1,0 +1,187 @@
+"""The registry's methods in the window's document (no Qt): chosen, costed, computed once
+for every class, cached, cancelled, exported; the Shapley panel's values and pairs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from test_document import opened
+from tiny_models import COLOUR
+
+from segexplorer.engine.attribution import compute
+from segexplorer.engine.image import load_image, preprocess
+from segexplorer.engine.methods import METHOD_REGISTRY, METHODS, MethodOptions
+from segexplorer.engine.models import load_model
+from segexplorer.engine.session import Session
+from segexplorer.gui.document.choices import METHOD_LABELS, OTHER_METHODS
+from segexplorer.gui.document.exports import Exports
+from segexplorer.gui.document.presenter import GUIDED_NOTE
+from segexplorer.render import render_attribution
+
+SIZE = 40
+
+
+def reference_maps(path, method: str, options: MethodOptions, architecture: str = "tiny"):
+    session = Session(load_model(architecture, "untrained", "cpu"),
+                      preprocess(load_image(path), SIZE))
+    return compute(session, method, None, options)
+
+
+def test_the_method_list_is_the_registry():
+    assert tuple(METHOD_LABELS) == METHODS
+    assert all(METHOD_LABELS[m] == METHOD_REGISTRY[m].label for m in METHODS)
+    assert set(OTHER_METHODS) == set(METHODS) - {"gradcam", "activation", "ablation"}
+
+
+@pytest.mark.parametrize("method", ["shapley", "occlusion", "ig", "layer_ig", "hirescam",
+                                    "guided_gradcam"])
+def test_each_method_is_computed_once_for_every_class_and_drawn_as_captum_would(
+        blocks_image, method):
+    doc, runner, presenter, events = opened(blocks_image, size=SIZE)
+    doc.update_analysis(method=method, n_steps=3)
+    runner.run_until_idle()
+    assert not events["failed"]
+    maps = doc.method_for()
+    pred = doc.prediction
+    assert maps is not None and set(maps.maps) == set(pred.present_classes)
+    expected = reference_maps(blocks_image, method, doc.analysis.method_options())
+    view = presenter.present(doc)
+    assert view.explain_status.startswith(METHOD_LABELS[method])
+    for target in pred.present_classes[:2]:
+        doc.set_target(target)  # view-only: no job
+        assert runner.pending() == []
+        np.testing.assert_array_equal(maps.maps[target], expected.maps[target])
+        view = presenter.present(doc)
+        drawn = render_attribution(expected.maps[target], doc.prepared.rgb,
+                                   "blended_heat_map", "all").rgba
+        np.testing.assert_array_equal(view.canvas.overlay, drawn)
+        assert METHOD_LABELS[method] in view.footer.caption
+    # a method's result is cached: back and forth computes nothing
+    doc.update_analysis(method="gradcam")
+    runner.run_until_idle()
+    started = runner.started_count
+    doc.update_analysis(method=method)
+    assert runner.pending() == [] and runner.started_count == started
+    # an option the method reads computes again; one it does not read does not
+    reads = METHOD_REGISTRY[method].uses
+    doc.update_analysis(upsample="bilinear")
+    assert (runner.pending() == ["method"]) == ("upsample" in reads)
+
+
+def test_a_costly_method_shows_its_cost_and_waits_for_compute(blocks_image):
+    doc, runner, presenter, events = opened(blocks_image, size=SIZE)
+    doc.auto_run_seconds = 0.0  # everything is costly
+    doc.update_analysis(method="ig", n_steps=7)
+    assert runner.pending() == []
+    estimate = doc.estimate()
+    assert estimate is not None and not estimate.automatic
+    assert estimate.cost.forward == 7
+    assert estimate.cost.backward == len(doc.prediction.present_classes)
+    view = presenter.present(doc)
+    assert "7 forward passes" in view.explain_status
+    assert "Press Compute to run it" in view.explain_status and view.can_compute
+    doc.compute()  # accepts the cost
+    assert runner.pending() == ["method"]
+    runner.run_until_idle()
+    assert doc.method_for() is not None
+    assert presenter.present(doc).explain_status.startswith("Integrated gradients: 7 forward")
+    progress = [m for channel, _d, _t, m in runner.progress if channel == "method"]
+    assert any("steps" in m for m in progress)
+
+
+def test_a_cancelled_method_waits_for_compute(blocks_image):
+    doc, runner, presenter, events = opened(blocks_image, size=SIZE)
+    doc.update_analysis(method="occlusion", window=8, stride=4)
+    assert runner.pending() == ["method"]
+    runner.cancel_during = lambda job: job.channel == "method"
+    runner.run_until_idle()
+    runner.cancel_during = None
+    assert doc.method_for() is None
+    doc.cancel_all()
+    view = presenter.present(doc)
+    assert view.can_compute
+    doc.compute()
+    runner.run_until_idle()
+    assert doc.method_for() is not None
+
+
+def test_the_shapley_panel_lists_values_and_the_top_interacting_pairs(blocks_image):
+    doc, runner, presenter, events = opened(blocks_image, size=SIZE)
+    doc.update_analysis(method="shapley")
+    runner.run_until_idle()
+    maps = doc.method_for()
+    assert maps is not None and maps.shapley is not None and maps.shapley.exact
+    target = doc.target
+    view = presenter.present(doc).shapley
+    assert view is not None and "exact" in view.heading
+    table = maps.shapley
+    values = sorted(table.values[:, target], key=lambda v: -abs(v))
+    assert [v for _name, v in view.values] == pytest.approx(values)
+    names = {doc.prediction.categories[s.class_index] for s in table.segments.info}
+    assert {name for name, _v in view.values} == names
+    pairs = table.top_pairs(target, 5)
+    assert len(view.pairs) == len(pairs) and [v for _n, v in view.pairs] == [p[2] for p in pairs]
+    # sampled: no pairs, and the panel says why
+    doc.update_analysis(shapley_mode="sampling", n_samples=3)
+    runner.run_until_idle()
+    view = presenter.present(doc).shapley
+    assert view is not None and view.pairs == () and "exact" in view.pairs_note
+    doc.update_analysis(method="gradcam")
+    assert presenter.present(doc).shapley is None
+
+
+def test_guided_gradcam_carries_its_randomisation_warning(blocks_image):
+    doc, runner, presenter, events = opened(blocks_image, size=SIZE)
+    assert presenter.present(doc).method_note == ""
+    doc.update_analysis(method="guided_gradcam")
+    assert presenter.present(doc).method_note == GUIDED_NOTE
+
+
+def test_an_additive_model_gives_shapley_values_equal_to_ablation_and_no_interactions(
+        tmp_path):
+    """The colour model scores each pixel by its own colour, so a coalition's score is
+    the sum of its segments' parts: Shapley values are then the ablation drops, and no
+    pair of segments interacts."""
+    from PIL import Image
+
+    arr = np.full((SIZE, SIZE, 3), 200, np.uint8)
+    arr[4:16, 4:16] = (230, 20, 20)
+    arr[24:36, 20:36] = (20, 220, 20)
+    path = tmp_path / "squares.png"
+    Image.fromarray(arr).save(path)
+    doc, runner, presenter, events = opened(path, COLOUR, size=SIZE)
+    doc.update_analysis(method="shapley")
+    runner.run_until_idle()
+    table = doc.method_for().shapley
+    doc.update_analysis(method="ablation")
+    runner.run_until_idle()
+    sweep = doc.sweep_for("class", "zero")
+    scale = np.abs(sweep.table).max()
+    np.testing.assert_allclose(table.values, sweep.table, atol=1e-5 * scale)
+    assert np.abs(table.interactions).max() <= 1e-5 * scale
+
+
+def test_export_all_adds_the_methods_computed_and_recomputes_none(blocks_image, tmp_path):
+    doc, runner, presenter, events = opened(blocks_image, size=SIZE)
+    doc.update_analysis(method="shapley")
+    runner.run_until_idle()
+    shapley = doc.method_for()
+    doc.update_analysis(method="hirescam")
+    runner.run_until_idle()
+    passes = doc.session.forward_passes
+    Exports(doc, presenter).all(tmp_path / "all")
+    runner.run_until_idle()
+    assert events["saved"] and not events["failed"]
+    # the seed's sweep (one pass per segment); Shapley and HiResCAM come from the store
+    assert doc.session.forward_passes - passes == len(doc.prediction.present_classes)
+    with np.load(tmp_path / "all" / "attributions.npz") as npz:
+        for c in doc.prediction.present_classes:
+            np.testing.assert_array_equal(npz[f"shapley_{c}"], shapley.maps[c])
+            assert f"hirescam_raw_{c}" in npz and f"gradcam_{c}" in npz
+        assert "shapley_values" in npz and "shapley_interactions" in npz
+    report = json.loads((tmp_path / "all" / "report.json").read_text())
+    assert report["methods"] == ["gradcam", "activation", "ablation", "shapley", "hirescam"]
+    assert report["method_costs"]["shapley"]["forward_passes"] == shapley.forward
+    assert report["shapley"]["exact"] is True
