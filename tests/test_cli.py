@@ -180,3 +180,52 @@ def test_fast_mode_is_recorded_and_close(tmp_path, astronaut_path):
     assert (exact["precision"], fast["precision"]) == ("fp32", "bf16")
     for a, b in zip(exact["targets"], fast["targets"]):
         assert b["score"] == pytest.approx(a["score"], rel=0.05, abs=1e-3)
+
+
+def test_explain_any_registered_method_writes_its_maps_and_costs(tmp_path, blocks_image):
+    """--methods takes the registry's names: each method's maps for every target from
+    shared passes, the raw layer map for layer methods, its passes and seconds."""
+    from segexplorer.engine.attribution import compute
+    from segexplorer.engine.methods import MethodOptions
+    from segexplorer.engine.session import Session
+
+    out = tmp_path / "out"
+    code = main(["explain", str(blocks_image), "--model", "tiny", "--weights", "untrained",
+                 "--device", "cpu", "--size", "40", "--methods", "shapley,occlusion,layer_ig",
+                 "--n-steps", "3", "--window", "10", "--stride", "5", "--out", str(out),
+                 "-q"])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["methods"] == ["shapley", "occlusion", "layer_ig"]
+    session = Session(load_model("tiny", "untrained", "cpu"),
+                      preprocess(load_image(blocks_image), 40))
+    options = MethodOptions(n_steps=3, window=10, stride=5)
+    with np.load(out / "attributions.npz") as npz:
+        for method in report["methods"]:
+            expected = compute(session, method, None, options)
+            cost = report["method_costs"][method]
+            assert cost["forward_passes"] == expected.forward
+            assert cost["settings"] == {k: v for k, v in expected.settings}
+            for c in report["present_classes"]:
+                np.testing.assert_array_equal(npz[f"{method}_{c}"], expected.maps[c])
+                name = class_file_stem(method, c, report["class_names"][c])
+                assert (out / f"{name}.png").is_file()
+        assert {f"layer_ig_raw_{c}" for c in report["present_classes"]} <= set(npz.files)
+        assert "gradcam_0" not in npz.files and "ablation_table" not in npz.files
+    assert report["shapley"]["exact"] is True
+    assert len(report["shapley"]["targets"]) == len(report["present_classes"])
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--methods", "gradcam,saliency"], "Unknown method 'saliency'"),
+    (["--methods", "ig", "--n-steps", "0"], "--n-steps 0"),
+    (["--methods", "occlusion", "--window", "4", "--stride", "9"], "stride 9 is larger"),
+])
+def test_bad_method_options_fail_in_one_line_before_any_work(tmp_path, blocks_image, capfd,
+                                                             args, words):
+    out = tmp_path / "out"
+    code = main(["explain", str(blocks_image), "--model", "tiny", "--weights", "untrained",
+                 "--device", "cpu", "--out", str(out), *args])
+    err = capfd.readouterr().err.strip()
+    assert code == 1 and err.count("\n") == 0 and words in err
+    assert not out.exists()

@@ -25,6 +25,9 @@ from .session import Session
 
 #: the seed's methods: their files are written as before (gradcam_<c>, ablation_<c>, ...)
 SEED_METHODS = ("gradcam", "activation", "ablation")
+#: what ``explain`` computes unless asked otherwise (the name callers used before the
+#: registry; the vocabulary is engine.methods.METHODS)
+METHODS = DEFAULT_METHODS
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # the methods' registry (torch-free too): engine.methods
-from .methods import DEFAULT_METHODS as DEFAULT_METHODS
-from .methods import METHODS as METHODS
+from . import methods as _methods
+
+DEFAULT_METHODS = _methods.DEFAULT_METHODS
+ALL_METHODS = _methods.METHODS  # every method the engine computes (its vocabulary)
+
+#: the methods computed unless asked otherwise (the seed's three), under the name callers
+#: from before the registry use; every method the engine knows is ALL_METHODS
+METHODS = DEFAULT_METHODS
 
 DEFAULT_ARCHITECTURE = "fcn_resnet101"  # the seed's model
 DEFAULT_SIZE = 640  # the seed's Resize(640)

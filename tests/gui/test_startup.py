@@ -49,13 +49,16 @@ def test_window_paints_before_torch_has_loaded(tmp_path):
 
 
 def test_torch_free_facts_equal_the_engine():
-    from segexplorer.engine.analysis import METHODS
+    from segexplorer.engine.analysis import METHODS, ExplainRequest
+    from segexplorer.engine.attribution import compute  # noqa: F401 - checks its registry
     from segexplorer.engine.image import DEFAULT_SIZE
+    from segexplorer.engine.methods import METHODS as REGISTRY
     from segexplorer.engine.models import ARCHITECTURES, DEFAULT_ARCHITECTURE
 
     assert catalog.DEFAULT_SIZE == DEFAULT_SIZE
     assert catalog.DEFAULT_ARCHITECTURE == DEFAULT_ARCHITECTURE
-    assert catalog.METHODS == METHODS
+    assert catalog.METHODS == METHODS == ExplainRequest("x.png").methods  # the default
+    assert catalog.ALL_METHODS == REGISTRY  # every method the engine computes
     for name, info in catalog.BUILTIN_ARCHITECTURES.items():
         arch = ARCHITECTURES[name]
         assert (info.description, info.default_layer) == (arch.description,

@@ -16,11 +16,18 @@ import time
 from dataclasses import dataclass
 
 from ...engine.baselines import parse_baseline
-from ...engine.catalog import BUILTIN_ARCHITECTURES, DEFAULT_ARCHITECTURE, DEFAULT_SIZE, METHODS
+from ...engine.catalog import (
+    ALL_METHODS,
+    BUILTIN_ARCHITECTURES,
+    DEFAULT_ARCHITECTURE,
+    DEFAULT_SIZE,
+    METHODS,
+)
 from ...engine.catalog import ArchInfo as ArchInfo
 from ...engine.errors import UserError
 
-__all__ = ["BUILTIN_ARCHITECTURES", "DEFAULT_ARCHITECTURE", "DEFAULT_SIZE", "METHODS",
+__all__ = ["ALL_METHODS", "BUILTIN_ARCHITECTURES", "DEFAULT_ARCHITECTURE", "DEFAULT_SIZE",
+           "METHODS",
            "ArchInfo", "architectures", "baseline_label", "devices", "load_engine"]
 
 AUTO_DEVICE = "auto"  # what the device list shows until torch can say what exists
