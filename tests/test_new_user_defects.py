@@ -175,3 +175,41 @@ def test_vector_figures_draw_the_heat_map_as_the_png_does(blocks_image, tmp_path
     for text in (name, "Layer Grad-CAM", TINY, "UNTRAINED"):
         assert text in svg, text
 
+
+
+@pytest.fixture(scope="module")
+def squares(tmp_path_factory) -> Path:
+    arr = np.full((64, 64, 3), 200, np.uint8)
+    arr[8:24, 8:24] = (230, 20, 20)  # red: class 1 for the colour model
+    arr[40:56, 36:60] = (20, 220, 20)  # green: class 2
+    path = tmp_path_factory.mktemp("defects") / "squares.png"
+    Image.fromarray(arr).save(path)
+    return path
+
+
+# 9 -----------------------------------------------------------------------------------
+def test_the_ablation_history_is_kept_per_model_and_size(squares):
+    doc, runner, presenter, _ = opened(squares, "colour")
+    doc.ablation.click(15, 15)
+    runner.run_until_idle()
+    assert [e.selection.ids for e in doc.ablation.history] == [(1,)]
+    doc.set_model_choice(replace(doc.model_choice, size=48))
+    runner.run_until_idle()
+    assert doc.prediction.shape == (48, 48) and doc.ablation.history == []
+    doc.set_model_choice(replace(doc.model_choice, size=64))
+    runner.run_until_idle()
+    assert [e.selection.ids for e in doc.ablation.history] == [(1,)]  # back again
+
+
+# 3 (in part) -------------------------------------------------------------------------
+def test_the_working_size_actually_used_is_said(tmp_path):
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(tiny)
+    doc, runner, presenter, _ = opened(tiny, size=64)
+    note = presenter.present(doc).working_note
+    assert "64 x 64" in note and "enlarged 8x" in note
+    panorama = tmp_path / "panorama.png"
+    Image.fromarray(np.full((300, 4000, 3), 90, np.uint8)).save(panorama)
+    doc, runner, presenter, _ = opened(panorama, size=32)
+    note = presenter.present(doc).working_note
+    assert "128 x 9" in note and "4 times" in note

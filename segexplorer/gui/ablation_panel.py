@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QPalette, QPixmap
+from PySide6.QtGui import QColor, QIcon, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QColorDialog,
     QComboBox,
     QFormLayout,
     QFrame,
@@ -30,7 +31,7 @@ from ..render import VIEW_AFTER, VIEW_CHANGED, VIEW_INPUT
 from .document.ablation import HINT, VIEW_LABELS
 from .document.catalog import baseline_label
 from .document.choices import BASELINE_LABELS, SEGMENT_LABELS
-from .explain_panel import section_label
+from .explain_panel import CUSTOM_COLOUR, section_label
 from .imaging import to_pixmap
 from .score_chart import ScoreChart
 
@@ -96,8 +97,9 @@ class AblationPanel(QWidget):
         self.baseline.setObjectName("ablationBaseline")
         for value, label in BASELINE_LABELS.items():
             self.baseline.addItem(label, value)
-        self.baseline.setToolTip("What the ablated pixels are replaced with (a custom colour "
-                                 "can be chosen in the Explanation panel)")
+        self.baseline.addItem("Colour...", CUSTOM_COLOUR)
+        self.baseline.setToolTip("What the ablated pixels are replaced with: the ImageNet "
+                                 "mean, black, a blurred copy, or a colour you choose")
         form.addRow("Segments", self.segments)
         form.addRow("Baseline", self.baseline)
         column.addLayout(form)
@@ -189,8 +191,9 @@ class AblationPanel(QWidget):
 
         self.segments.currentIndexChanged.connect(
             lambda _i: self.segments_chosen.emit(str(self.segments.currentData())))
-        self.baseline.currentIndexChanged.connect(
-            lambda _i: self.baseline_chosen.emit(str(self.baseline.currentData())))
+        self.baseline.currentIndexChanged.connect(self._on_baseline_index)
+        self.baseline.activated.connect(self._on_baseline_activated)
+        self._last_baseline = "zero"
         self.reset_button.clicked.connect(self.reset_requested)
         self.export_button.clicked.connect(self.export_requested)
         self.export_history_button.clicked.connect(self.export_history_requested)
@@ -212,14 +215,29 @@ class AblationPanel(QWidget):
             if index >= 0:
                 self.segments.setCurrentIndex(index)
             index = self.baseline.findData(baseline)
-            if index < 0:  # a custom colour chosen in the Explanation panel
+            if index < 0:  # a colour: listed before "Colour..."
                 label = baseline_label(baseline) or baseline
-                self.baseline.addItem(label, baseline)
                 index = self.baseline.count() - 1
+                self.baseline.insertItem(index, label, baseline)
             self.baseline.setCurrentIndex(index)
+            self._last_baseline = baseline
         finally:
             for combo in (self.segments, self.baseline):
                 combo.blockSignals(False)
+
+    def _on_baseline_index(self, _index: int) -> None:
+        value = self.baseline.currentData()
+        if value != CUSTOM_COLOUR:
+            self._last_baseline = str(value)
+            self.baseline_chosen.emit(str(value))
+
+    def _on_baseline_activated(self, index: int) -> None:
+        if self.baseline.itemData(index) != CUSTOM_COLOUR:
+            return
+        colour = QColorDialog.getColor(QColor(128, 128, 128), self, "Baseline colour")
+        chosen = colour.name() if colour.isValid() else self._last_baseline
+        self.set_choice(str(self.segments.currentData()), chosen)
+        self.baseline_chosen.emit(chosen)
 
     def set_view(self, view: str) -> None:
         self._thumb[view].setChecked(True)

@@ -10,7 +10,15 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QTransform
-from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QFrame,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QLineEdit,
+)
 
 from .imaging import from_qimage, to_pixmap
 
@@ -46,6 +54,10 @@ class ImageCanvas(QGraphicsView):
         self._press: QPoint | None = None
         self._cursor = Qt.CursorShape.CrossCursor
         self.click_modifiers = Qt.KeyboardModifier.NoModifier  # of the latest click
+        self._focusing_click = False  # the press that gave the canvas the focus
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            app.focusChanged.connect(self._on_focus_changed)
         self._placeholder = ""
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
@@ -242,6 +254,13 @@ class ImageCanvas(QGraphicsView):
         if self._fit:
             self.fit_to_window()
 
+    def _on_focus_changed(self, old, new) -> None:
+        # A click that leaves a text field (the layer path, the working size) for the
+        # image only moves the focus here: it must not also pick a class (the press
+        # arrives right after this). Clicks from buttons and lists act at once.
+        self._focusing_click = (new is self and isinstance(old, (QLineEdit, QAbstractSpinBox))
+                                and QApplication.mouseButtons() != Qt.MouseButton.NoButton)
+
     def mousePressEvent(self, event) -> None:  # noqa: N802
         if event.button() == Qt.MouseButton.LeftButton:
             self._press = event.position().toPoint()
@@ -255,7 +274,8 @@ class ImageCanvas(QGraphicsView):
         pos = event.position().toPoint()
         moved = (pos - self._press).manhattanLength()
         self._press = None
-        if moved <= CLICK_SLOP_PX:
+        focusing, self._focusing_click = self._focusing_click, False
+        if moved <= CLICK_SLOP_PX and not focusing:
             hit = self.widget_to_image(pos)
             if hit is not None:
                 self.click_modifiers = event.modifiers()  # Shift+click adds a segment

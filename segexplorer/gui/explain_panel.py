@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QStringListModel, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPalette, QStandardItemModel
 from PySide6.QtWidgets import (
     QCheckBox,
     QColorDialog,
     QComboBox,
+    QCompleter,
     QDoubleSpinBox,
     QFormLayout,
     QFrame,
@@ -103,8 +104,14 @@ class ExplanationPanel(QWidget):
         layer_row.setSpacing(4)
         self.layer = QLineEdit(self)
         self.layer.setObjectName("layerEdit")
-        self.layer.setReadOnly(True)
         self.layer.setPlaceholderText("default layer")
+        self.layer.setToolTip("Type a dotted layer path (completed from the model's layers) "
+                              "and press Enter, or choose one with ...")
+        self._layer_names = QStringListModel(self)
+        completer = QCompleter(self._layer_names, self)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        self.layer.setCompleter(completer)
         self.choose_layer = QToolButton(self)
         self.choose_layer.setText("...")
         self.choose_layer.setToolTip("Choose a layer from the model's module tree")
@@ -193,6 +200,7 @@ class ExplanationPanel(QWidget):
         self.baseline.currentIndexChanged.connect(self._on_baseline_changed)
         self.choose_layer.clicked.connect(self.choose_layer_requested)
         self.reset_layer.clicked.connect(lambda: self.set_layer(""))
+        self.layer.returnPressed.connect(lambda: self.set_layer(self.layer.text().strip()))
         for combo in (self.view, self.sign):
             combo.currentIndexChanged.connect(self._on_view_combo)
         self.outlier.valueChanged.connect(lambda _v: self._outlier_timer.start())
@@ -267,6 +275,11 @@ class ExplanationPanel(QWidget):
     def set_layer(self, path: str) -> None:
         self._show_layer(path or self._default_layer)
         self._emit_analysis()
+
+    def set_layer_names(self, names: list[str]) -> None:
+        """The layers the field completes (the loaded model's)."""
+        if names != self._layer_names.stringList():
+            self._layer_names.setStringList(names)
 
     def _show_layer(self, path: str) -> None:
         self.layer.setText(path)

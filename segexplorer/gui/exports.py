@@ -78,8 +78,22 @@ class ExportsController(QObject):
         self.exports.ablation_history(path)
 
     # -- dialogs -------------------------------------------------------------------------
+    def export_folder(self) -> str:
+        """Where export dialogs start: the latest export's folder; else the image's, unless
+        that is inside SegExplorer itself (the sample image); else the home folder."""
+        folder = self.prefs.last_export_folder
+        if folder is not None:
+            return folder
+        source = self.doc.source
+        package = Path(__file__).resolve().parents[1]
+        if source is not None and source.path:
+            parent = Path(source.path).resolve().parent
+            if package not in (parent, *parent.parents) and parent.is_dir():
+                return str(parent)
+        return str(Path.home())
+
     def _save_name(self, title: str, suffix: str, filters: str) -> tuple[str, str]:
-        name = self.exports.default_name(self.prefs.last_folder, suffix)
+        name = self.exports.default_name(self.export_folder(), suffix)
         path, selected = QFileDialog.getSaveFileName(self.parent_widget, title, name, filters)
         return path, selected
 
@@ -98,7 +112,7 @@ class ExportsController(QObject):
 
     def _folder(self, title: str) -> str:
         return QFileDialog.getExistingDirectory(self.parent_widget, title,
-                                                self.prefs.last_folder)
+                                                self.export_folder())
 
     def choose_export_all(self) -> None:
         folder = self._folder("Export all into folder")
@@ -117,6 +131,6 @@ class ExportsController(QObject):
             return
         path, _ = QFileDialog.getSaveFileName(
             self.parent_widget, "Export ablation history",
-            str(Path(self.prefs.last_folder) / "ablation_history.json"), "JSON (*.json)")
+            str(Path(self.export_folder()) / "ablation_history.json"), "JSON (*.json)")
         if path:
             self.export_history(path if path.lower().endswith(".json") else path + ".json")

@@ -18,9 +18,11 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
+    QFrame,
     QLabel,
     QMainWindow,
     QProgressBar,
+    QScrollArea,
     QSizePolicy,
     QToolButton,
     QWidget,
@@ -55,6 +57,16 @@ IMAGE_FILTER = ("Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.pp
 CLOSE_WAIT_S = 1.2  # then the process exits anyway (see app.run_app)
 
 
+def scrolling(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless scroll area: a dock shorter than its panel scrolls
+    instead of making the window taller than the screen."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidget(widget)
+    return area
+
+
 class MainWindow(QMainWindow):
     """SegExplorer's main window."""
 
@@ -83,6 +95,7 @@ class MainWindow(QMainWindow):
         self.last_error: str | None = None
         self.unfinished_threads = False
         self.layer_picker: LayerPicker | None = None
+        self._layers_of: object = None  # the model whose layers the layer field completes
 
         stored_layer = str(self.prefs.value("view/layer", ATTRIBUTION) or ATTRIBUTION)
         self.document = doc = Document(
@@ -169,7 +182,7 @@ class MainWindow(QMainWindow):
         def dock(title: str, widget: QWidget, name: str, area: Qt.DockWidgetArea) -> QDockWidget:
             d = QDockWidget(title, self)
             d.setObjectName(name)
-            d.setWidget(widget)
+            d.setWidget(widget if isinstance(widget, QScrollArea) else scrolling(widget))
             d.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                           | QDockWidget.DockWidgetFeature.DockWidgetFloatable
                           | QDockWidget.DockWidgetFeature.DockWidgetClosable)
@@ -177,6 +190,7 @@ class MainWindow(QMainWindow):
             return d
 
         left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
+        self.classes_panel.setMinimumWidth(170)
         self.classes_dock = dock("Classes", self.classes_panel, "classesDock", left)
         self.model_dock = dock("Model", self.model_panel, "modelDock", right)
         self.explain_dock = dock("Explanation", self.explain_panel, "explainDock", right)
@@ -184,8 +198,10 @@ class MainWindow(QMainWindow):
         self.ablation_dock = dock("Ablation", self.ablation.panel, "ablationDock", right)
         self.tabifyDockWidget(self.explain_dock, self.ablation_dock)
         self.explain_dock.raise_()
-        self.classes_panel.setMinimumWidth(200)
-        self.explain_panel.setMinimumWidth(300)
+        # narrow enough together for a 1024 px screen; a narrower dock scrolls
+        for d, width in ((self.classes_dock, 170), (self.model_dock, 270),
+                         (self.explain_dock, 270), (self.ablation_dock, 270)):
+            d.widget().setMinimumWidth(width)
         self.resizeDocks([self.classes_dock], [230], Qt.Orientation.Horizontal)
         self.resizeDocks([self.model_dock], [360], Qt.Orientation.Horizontal)
         self.resizeDocks([self.model_dock, self.explain_dock], [200, 520],
@@ -316,6 +332,9 @@ class MainWindow(QMainWindow):
         """The panels show the document's choices (whoever changed them)."""
         doc, panel = self.document, self.explain_panel
         panel.set_default_layer(doc.default_layer)
+        if doc.model is not self._layers_of:
+            self._layers_of = doc.model
+            panel.set_layer_names([name for name, _kind in doc.layers()])
         if self.model_panel.choice() != doc.model_choice:
             self.model_panel.set_choice(doc.model_choice)
         if panel.analysis() != doc.analysis:
@@ -429,8 +448,8 @@ class MainWindow(QMainWindow):
         return self.exporter.exports.last_saved
 
     def _on_saved(self, saved: Saved) -> None:
-        if saved.path.is_dir():
-            self.prefs.last_folder = str(saved.path)
+        path = saved.path
+        self.prefs.last_export_folder = str(path if path.is_dir() else path.parent)
         self._status(saved.message, 6000)
 
     # ======================================================================= drawing
@@ -443,6 +462,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(view.title)
         self.status_badge.setVisible(view.untrained)
         self.device_label.setText(view.device_text)
+        self.model_panel.set_working_note(view.working_note)
         for layer, action in self.commands.layers.items():
             action.setEnabled(view.layer_enabled[layer])
             action.setChecked(layer == view.canvas_layer)
@@ -471,6 +491,12 @@ class MainWindow(QMainWindow):
 
     def _update_hover(self) -> None:
         self.hover_label.setText(self.describe_pixel(*self._hover_at))
+        if self.document.ablation.active:
+            self.document.ablation.hover(*self._hover_at)  # outline what a click ablates
+
+    def layer_button_text(self, layer: str) -> str:
+        """What the canvas bar's button for ``layer`` says."""
+        return self.area.layer_button[layer].text()
 
     def _on_canvas_clicked(self, x: int, y: int) -> None:
         doc = self.document
@@ -506,11 +532,11 @@ class MainWindow(QMainWindow):
         picker.layer_chosen.connect(self.explain_panel.set_layer)
         self.layer_picker = picker
 
-        def deliver(shapes: dict[str, tuple[int, ...]]) -> None:
+        def deliver(infos: list[Any]) -> None:
             if self.layer_picker is picker:
-                picker.set_shapes(shapes)
+                picker.set_audit(infos)
 
-        why_not = doc.request_layer_shapes(deliver)
+        why_not = doc.request_layer_audit(deliver)
         if why_not is not None:
             picker.set_shapes_error(why_not)
         picker.open()

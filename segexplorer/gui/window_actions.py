@@ -91,6 +91,8 @@ def build_actions(window: QMainWindow, slots: dict[str, Callable[..., Any]]) -> 
         about=act(window, "&About SegExplorer", slots["about"]),
         about_qt=act(window, "About &Qt", QApplication.aboutQt),
     )
+    # Ctrl+= is Ctrl++ without Shift on most keyboards
+    actions.zoom_in.setShortcuts([QKeySequence(K.ZoomIn), QKeySequence("Ctrl+=")])
     actions.quit.setMenuRole(QAction.MenuRole.QuitRole)
     actions.about.setMenuRole(QAction.MenuRole.AboutRole)
     actions.about_qt.setMenuRole(QAction.MenuRole.AboutQtRole)

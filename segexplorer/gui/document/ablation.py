@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # the engine's ablation code imports torch: loaded when first
 
 CHANNEL = "ablated"  # the document's ablated-input channel: one ablation job at a time
 HISTORY_LIMIT = 30  # ablations kept per image (about 3 MB each at 948 x 640)
+HISTORIES_KEPT = 4  # other predictions (model, image, size) whose history is kept
 VIEW_LABELS = {
     VIEW_INPUT: "Ablated input",
     VIEW_AFTER: "New segmentation",
@@ -161,6 +162,10 @@ class Ablation:
         # on screen: the selection's result, or the previous one while it is computed
         self.shown: AblationEntry | None = None
         self._history: list[AblationEntry] = []  # oldest first
+        self._history_key: PredictKey | None = None  # the prediction it belongs to
+        # the histories of other predictions: back to a model or size, back to its history
+        self._histories: dict[PredictKey, list[AblationEntry]] = {}
+        self.hovered: int | None = None  # the segment under the cursor
         self._previous_layer: str | None = None
         self._segments: dict[tuple[PredictKey | None, str], Segments] = {}
         self._originals: tuple[PredictKey | None, Views] | None = None
@@ -216,13 +221,40 @@ class Ablation:
         self._history = [e for e in self._history if e is self.shown]
 
     def clear(self) -> None:
-        """A new prediction: every selection and ablation belongs to the old one."""
+        """A new prediction: every selection belongs to the old one; its history is put
+        aside (:meth:`restore` brings it back when that prediction is made again)."""
         self._drop_selection(redraw=False)
-        self._history.clear()
+        if self._history_key is not None and self._history:
+            self._histories.pop(self._history_key, None)
+            self._histories[self._history_key] = self._history
+            while len(self._histories) > HISTORIES_KEPT:
+                self._histories.pop(next(iter(self._histories)))
+        self._history = []
+        self._history_key = None
+        self.hovered = None
         self._segments.clear()
         self._originals = None
         self._original_thumbs = None
         self._outline = None
+
+    def restore(self, key: PredictKey) -> None:
+        """A prediction arrived: its history, if it was made before (another model or size
+        and back)."""
+        self._history_key = key
+        self._history = self._histories.pop(key, [])
+
+    def hover(self, x: int, y: int) -> None:
+        """The cursor is over working pixel (x, y) ((-1, -1): off the image): the segment
+        under it is outlined before any click."""
+        pred = self.doc.prediction
+        seg: int | None = None
+        if self.active and pred is not None and x >= 0:
+            h, w = pred.class_map.shape
+            if 0 <= x < w and 0 <= y < h:
+                seg = self.segments_for(self.doc.analysis.segments).at(x, y).id
+        if seg != self.hovered:
+            self.hovered = seg
+            self.doc.changed()
 
     # -- selecting -----------------------------------------------------------------------
     def click(self, x: int, y: int, add: bool = False) -> None:
@@ -414,14 +446,24 @@ class Ablation:
         return self.view_of(entry), caption
 
     def outline(self) -> tuple[tuple[object, ...] | None, np.ndarray | None]:
-        """(key, RGBA) of the selected segments' outline; (None, None) when none."""
-        selection = self.selection
-        if selection is None or self.doc.prediction is None:
+        """(key, RGBA) of the selected segments' outline (yellow) and of the segment under
+        the cursor (white); (None, None) when neither."""
+        selection, hovered = self.selection, self.hovered
+        if (selection is None and hovered is None) or self.doc.prediction is None:
             return None, None
-        key = (self.doc.predict_key, selection.kind, selection.ids)
+        kind = selection.kind if selection is not None else self.doc.analysis.segments
+        chosen = selection.ids if selection is not None else ()
+        key = (self.doc.predict_key, kind, chosen, hovered)
         if self._outline is None or self._outline[0] != key:
-            self._outline = (key, selection_outline(self.segments_for(selection.kind).ids,
-                                                    selection.ids))
+            ids = self.segments_for(kind).ids
+            rgba = np.zeros(ids.shape + (4,), np.uint8)
+            if hovered is not None and hovered not in chosen:
+                rgba = selection_outline(ids, (hovered,), colour=(255, 255, 255))
+            if chosen:
+                selected = selection_outline(ids, chosen)
+                drawn = selected[..., 3] > 0
+                rgba[drawn] = selected[drawn]
+            self._outline = (key, rgba)
         return self._outline
 
     def view_of(self, entry: AblationEntry) -> np.ndarray:

@@ -283,6 +283,12 @@ class Document:
     def set_analysis(self, choice: AnalysisChoice) -> None:
         if choice == self.analysis:
             return
+        if choice.layer and choice.layer != self.analysis.layer:
+            refusal = self.layer_refusal(choice.layer)
+            if refusal is not None:  # refused in one line, before any work
+                self.failed.emit(Failure("layer", refusal))
+                self.choices_changed.emit(None)  # the panel shows the layer in use
+                return
         self.analysis = choice
         self.jobs.unblock("gradcam", "sweep", "ablated")
         self.ablation.on_analysis_changed()
@@ -449,10 +455,11 @@ class Document:
             on_result(value)
             self.schedule()
 
+        # jobs of one model run one at a time; another model's do not wait for them
         return self.jobs.request(
             channel, key, fn, result, lambda m, d: self._on_job_error(channel, key, m, d),
             label=label, uses_model=uses_model, lends_model=lends_model, force=force,
-            on_partial=on_partial)
+            on_partial=on_partial, lock_key=self.model_key if uses_model else None)
 
     def _start(self, request: Request, force: bool) -> None:
         if isinstance(request, LoadEngine):
@@ -585,6 +592,7 @@ class Document:
             "tuple[Session, Prediction, GradCamResult | None]", result)
         had_preview = self._clear_prediction(full_size_arrived=True)
         self.store.set_prediction(request.key, session, prediction)
+        self.ablation.restore(request.key)
         if gradcam is not None and request.gradcam is not None:
             self.store.put(request.gradcam, gradcam)  # from the prediction's own pass
         present = prediction.present_classes
@@ -648,6 +656,48 @@ class Document:
 
         self.submit("ablated", key, job, lambda value: self.store.put(key, value),
                     label="Ablating the target", uses_model=False, force=force)
+
+    def layer_refusal(self, path: str) -> str | None:
+        """Why Grad-CAM cannot use ``path`` on the loaded model (one line), or None: a
+        layer that does not exist, or one the engine's audit refused."""
+        if self.model is None:
+            return None
+        from ...engine.layers import normalize_layer_path
+
+        wanted = normalize_layer_path(path)
+        if wanted not in {name for name, _kind in self.layers()}:
+            return (f"Layer '{path}' does not exist in {self.model.name}: choose one in the "
+                    "layer picker (Layer ...).")
+        for info in self.store.audit(self.predict_key) or ():
+            if info.path == wanted and not info.usable:
+                return info.reason + "."
+        return None
+
+    def request_layer_audit(self, deliver: Callable[[list[Any]], None]) -> str | None:
+        """What the engine says of every layer (the last call's shape, reuse, usability:
+        one forward and one backward pass); ``deliver`` gets the ``LayerInfo`` list.
+        Returns why it cannot, or None."""
+        session, key = self.session, self.predict_key
+        if session is None or key is None:
+            return "open an image first"
+        known = self.store.audit(key)
+        if known is not None:
+            deliver(known)
+            return None
+
+        def job(state: JobContext) -> list[Any]:
+            from ...engine.layers import audit_layers
+
+            return audit_layers(session.model.module, session.model.logits, session.input)
+
+        def done(value: object) -> None:
+            infos = cast("list[Any]", value)
+            self.store.put_audit(key, infos)
+            deliver(infos)
+
+        self.submit("shapes", ("audit", key), job, done, label="Examining the layers",
+                    force=True)
+        return None
 
     def request_layer_shapes(self, deliver: Callable[[dict[str, tuple[int, ...]]], None]
                              ) -> str | None:

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...render import composite_over, decode_segmap, outline_rgba, render_attribution
+from ...render import VIEW_AFTER, composite_over, decode_segmap, outline_rgba, render_attribution
 from ...render.normalize import NormalizedAttr
 from .ablation import HINT as ABLATE_HINT
+from .ablation import VIEW_LABELS as ABLATION_VIEW_LABELS
 from .ablation import selection_label
 from .choices import (
     ABLATED,
@@ -138,6 +139,7 @@ class WindowView:
     untrained: bool
     device_text: str
     canvas_layer: str
+    layer_labels: dict[str, str]  # the ablated layer is named after the view it shows
     layer_enabled: dict[str, bool]
     opacity_enabled: bool
     canvas: CanvasView
@@ -151,6 +153,7 @@ class WindowView:
     target: int | None  # the target shown (the preview's default while it is shown)
     target_html: str
     hover_idle: str  # the status-bar hint while the cursor is off the image
+    working_note: str  # the working image's size as used (enlarged, capped)
     can_export_view: bool
     can_export_figure: bool
     can_export_all: bool
@@ -337,6 +340,7 @@ class Presenter:
             untrained=doc.model is not None and doc.model.untrained,
             device_text=self._device_text(doc),
             canvas_layer=layer,
+            layer_labels=self._layer_labels(doc),
             layer_enabled={name: name == IMAGE or pred is not None for name in LAYER_LABELS},
             opacity_enabled=layer != IMAGE,
             canvas=CanvasView(prepared.rgb if prepared is not None else None, overlay,
@@ -351,6 +355,7 @@ class Presenter:
             target=target,
             target_html=self._target_html(classes, target, doc),
             hover_idle=self.describe_pixel(doc, -1, -1),
+            working_note=self._working_note(doc),
             can_export_view=has_view,
             can_export_figure=self.current_attr is not None,
             can_export_all=pred is not None,
@@ -361,6 +366,32 @@ class Presenter:
         return result
 
     # ======================================================================= helpers
+    @staticmethod
+    def _working_note(doc: Document) -> str:
+        """What the model really sees: the working image's size, and whether it was
+        enlarged or its longer side capped (a panorama)."""
+        prepared = doc.prepared
+        if prepared is None:
+            return ""
+        h, w = prepared.shape
+        width, height = prepared.original_size
+        note = f"Working image {w} x {h} px (the image: {width} x {height})"
+        scale = w / width
+        if scale > 1.05:
+            note += f"; enlarged {scale:.3g}x"
+        if min(h, w) < prepared.size:
+            ratio = max(h, w) / prepared.size
+            note += (f"; the longer side is capped at {ratio:.3g} times the working size, "
+                     "so the shorter one is smaller")
+        return note
+
+    @staticmethod
+    def _layer_labels(doc: Document) -> dict[str, str]:
+        labels = dict(LAYER_LABELS)
+        if doc.ablation.active:
+            labels[ABLATED] = ABLATION_VIEW_LABELS[doc.ablation.view]
+        return labels
+
     def _outline_for(self, doc: Document) -> tuple[np.ndarray | None, object]:
         if doc.ablation.active:  # the segments selected for ablation
             key, rgba = doc.ablation.outline()
@@ -387,11 +418,20 @@ class Presenter:
         pred, view = doc.prediction, doc.view
         if normalized is not None and not view.side_by_side:
             return FooterView("colorbar", normalized, units)
-        if doc.canvas_layer == SEGMENTATION and pred is not None and not view.side_by_side:
+        shown_map = None
+        if doc.canvas_layer == SEGMENTATION and pred is not None:
+            shown_map = pred.class_map
+        ab = doc.ablation
+        if (doc.canvas_layer == ABLATED and ab.active and ab.view == VIEW_AFTER
+                and ab.shown is not None):
+            shown_map = ab.shown.outcome.class_map_after  # the new segmentation's classes
+        if shown_map is not None and pred is not None and not view.side_by_side:
             colors = doc.class_colors()
+            counts = np.bincount(shown_map.ravel(), minlength=len(pred.categories))
+            present = sorted(np.flatnonzero(counts), key=lambda c: (-counts[c], c))
             legend = tuple((pred.categories[c], (int(colors[c][0]), int(colors[c][1]),
                                                  int(colors[c][2])))
-                           for c in pred.present_classes)
+                           for c in present)
             return FooterView("legend", None, "", legend)
         return FooterView("message", None, text if doc.prepared is not None else "")
 
