@@ -1,8 +1,10 @@
-"""The image canvas: the working image with one overlay layer, zoom, pan and hover.
+"""The image canvas: the image at its own resolution, one overlay layer, zoom, pan, hover.
 
-All layers are drawn at the working resolution (the resolution the model sees), so one
-image pixel is one scene unit and ``image_to_widget`` / ``widget_to_image`` map between
-what the user points at and the arrays the engine returns.
+The base is the opened image itself, one scene unit per original pixel (sharp when
+zoomed in); the overlays (segmentation, explanation, ablation) are the engine's arrays at
+the working resolution (what the model sees), scaled onto it. Coordinates in this API are
+working pixels, the arrays' indices: ``image_to_widget`` / ``widget_to_image`` map between
+what the user points at and them.
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ class ImageCanvas(QGraphicsView):
             item.setZValue(z)
             item.setShapeMode(QGraphicsPixmapItem.ShapeMode.BoundingRectShape)
             self._scene.addItem(item)
-        self._size: tuple[int, int] | None = None  # (width, height)
+        self._size: tuple[int, int] | None = None  # (width, height), working pixels
+        self._full: tuple[int, int] | None = None  # (width, height) of the shown image
+        self._scale = (1.0, 1.0)  # original pixels per working pixel, x and y
+        self._working_base: np.ndarray | None = None
         # the arrays shown now (compared by identity: a redraw with the same ones is free)
         self._base_array: np.ndarray | None = None
         self._overlay_array: np.ndarray | None = None
@@ -76,11 +81,13 @@ class ImageCanvas(QGraphicsView):
         self.viewport().update()
 
     def show_layers(self, base: np.ndarray | None, overlay: np.ndarray | None,
-                    opacity: float, outline: np.ndarray | None, outline_key: object) -> None:
+                    opacity: float, outline: np.ndarray | None, outline_key: object,
+                    working: np.ndarray | None = None) -> None:
         """Show these arrays; those already shown (the same objects, the same outline key)
-        are not converted again."""
+        are not converted again. ``base`` is the image at its own resolution, ``working``
+        the same at the working resolution (the overlays' grid)."""
         if base is not self._base_array:
-            self.set_base(base)
+            self.set_base(base, working)
         if overlay is not self._overlay_array:
             self.set_overlay(overlay)
         self.set_overlay_opacity(opacity)
@@ -89,24 +96,32 @@ class ImageCanvas(QGraphicsView):
             self.set_outline(outline)
             self._outline_key = outline_key
 
-    def set_base(self, rgb: np.ndarray | None) -> None:
-        """The image (H x W x 3 uint8); a new size resets the zoom to fit."""
+    def set_base(self, rgb: np.ndarray | None, working: np.ndarray | None = None) -> None:
+        """The image (H x W x 3 uint8) at its own resolution, and at the working
+        resolution (the overlays' grid; default: the same); a new size resets the zoom."""
         self._base_array = rgb
+        self._working_base = working if working is not None else rgb
         if rgb is None:
             self._base.setPixmap(to_pixmap(np.zeros((1, 1, 3), np.uint8)))
             self._base.setVisible(False)
             self.set_overlay(None)
             self.set_outline(None)
-            self._size = None
+            self._size = self._full = None
             self._scene.setSceneRect(QRectF(0, 0, 1, 1))
             self.viewport().update()
             return
-        size = (int(rgb.shape[1]), int(rgb.shape[0]))
+        assert self._working_base is not None
+        full = (int(rgb.shape[1]), int(rgb.shape[0]))
+        size = (int(self._working_base.shape[1]), int(self._working_base.shape[0]))
         self._base.setPixmap(to_pixmap(rgb))
         self._base.setVisible(True)
-        if size != self._size:
-            self._size = size
-            self._scene.setSceneRect(QRectF(0, 0, size[0], size[1]))
+        self._scale = (full[0] / size[0], full[1] / size[1])
+        scaled = QTransform.fromScale(*self._scale)
+        for item in (self._overlay, self._outline):
+            item.setTransform(scaled)
+        if (size, full) != (self._size, self._full):
+            self._size, self._full = size, full
+            self._scene.setSceneRect(QRectF(0, 0, full[0], full[1]))
             self.fit_to_window()
 
     def set_click_cursor(self, shape: Qt.CursorShape) -> None:
@@ -162,14 +177,25 @@ class ImageCanvas(QGraphicsView):
             return None
         return from_qimage(self._outline.pixmap().toImage())
 
-    def compose(self) -> QImage | None:
-        """What the canvas shows, at native (working) resolution, without the outline."""
-        if self._size is None:
+    def original_size(self) -> tuple[int, int] | None:
+        """(width, height) of the image as opened (the working size is image_size)."""
+        return self._full
+
+    def compose(self, working: bool = False) -> QImage | None:
+        """What the canvas shows, without the outline: at the image's own resolution
+        (the overlay resampled onto it, smoothly), or at the working resolution."""
+        if self._size is None or self._full is None or self._working_base is None:
             return None
-        image = QImage(self._size[0], self._size[1], QImage.Format.Format_RGB888)
+        size = self._size if working else self._full
+        image = QImage(size[0], size[1], QImage.Format.Format_RGB888)
         image.fill(QColor("white"))
         painter = QPainter(image)
-        painter.drawPixmap(0, 0, self._base.pixmap())
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        if working:
+            painter.drawPixmap(0, 0, to_pixmap(self._working_base))
+        else:
+            painter.drawPixmap(0, 0, self._base.pixmap())
+            painter.scale(*self._scale)
         if self._overlay.isVisible():
             painter.setOpacity(self._overlay.opacity())
             painter.drawPixmap(0, 0, self._overlay.pixmap())
@@ -229,14 +255,16 @@ class ImageCanvas(QGraphicsView):
     # -- coordinates ----------------------------------------------------------------------
     def image_to_widget(self, x: float, y: float) -> QPoint:
         """Viewport position of the centre of image pixel (x, y) (for tests and tools)."""
-        return self.mapFromScene(QPointF(x + 0.5, y + 0.5))
+        sx, sy = self._scale
+        return self.mapFromScene(QPointF((x + 0.5) * sx, (y + 0.5) * sy))
 
     def widget_to_image(self, pos: QPoint | QPointF) -> tuple[int, int] | None:
         """Image pixel under a viewport position, or None outside the image."""
         if self._size is None:
             return None
         point = self.mapToScene(QPoint(int(pos.x()), int(pos.y())))
-        x, y = int(np.floor(point.x())), int(np.floor(point.y()))
+        sx, sy = self._scale
+        x, y = int(np.floor(point.x() / sx)), int(np.floor(point.y() / sy))
         if 0 <= x < self._size[0] and 0 <= y < self._size[1]:
             return x, y
         return None

@@ -144,7 +144,7 @@ class CanvasArea(QWidget):
         self.opacity_label.setEnabled(view.opacity_enabled)
         canvas = view.canvas
         self.canvas.show_layers(canvas.base, canvas.overlay, canvas.opacity, canvas.outline,
-                                canvas.outline_key)
+                                canvas.outline_key, canvas.working)
         footer = view.footer
         self.colorbar.set_attribution(footer.normalized, footer.caption)
         if footer.kind == "colorbar":

@@ -40,11 +40,13 @@ class ExportsController(QObject):
         self._error = error
 
     # -- what the window shows -----------------------------------------------------------
-    def current_view_image(self) -> np.ndarray | None:
-        """What the window shows, as H x W x 4 RGBA at native (working) resolution."""
+    def current_view_image(self, working: bool = False) -> np.ndarray | None:
+        """What the window shows, as H x W x 4 RGBA: at the image's own resolution (the
+        overlays resampled onto it), or at the working resolution (the model's pixels;
+        side-by-side panels are always that)."""
         if self.doc.view.side_by_side and self.multi_view.panels():
             return self.multi_view.compose()
-        image = self.canvas.compose()
+        image = self.canvas.compose(working)
         return from_qimage(image) if image is not None else None
 
     def copy_view(self) -> None:
@@ -56,9 +58,10 @@ class ExportsController(QObject):
                      "clipboard.", 4000)
 
     # -- writing -------------------------------------------------------------------------
-    def export_view(self, path: str | Path) -> None:
-        """Save the current view as a PNG (in a job: writes are atomic)."""
-        rgba = self.current_view_image()
+    def export_view(self, path: str | Path, working: bool = False) -> None:
+        """Save the current view as a PNG (in a job: writes are atomic), at the image's
+        own resolution or at the working one."""
+        rgba = self.current_view_image(working)
         if rgba is not None:
             self.exports.view(path, rgba)
 
@@ -97,10 +100,13 @@ class ExportsController(QObject):
         path, selected = QFileDialog.getSaveFileName(self.parent_widget, title, name, filters)
         return path, selected
 
-    def choose_export_view(self) -> None:
-        path, _ = self._save_name("Export view as PNG", ".png", "PNG image (*.png)")
+    def choose_export_view(self, working: bool = False) -> None:
+        title = ("Export view at the working resolution" if working
+                 else "Export view as PNG (the image's own resolution)")
+        path, _ = self._save_name(title, ".png", "PNG image (*.png)")
         if path:
-            self.export_view(path if path.lower().endswith(".png") else path + ".png")
+            self.export_view(path if path.lower().endswith(".png") else path + ".png",
+                             working)
 
     def choose_export_figure(self) -> None:
         path, selected = self._save_name(

@@ -43,7 +43,7 @@ from .jobs import JobRunner
 from .layer_picker import LayerPicker
 from .model_panel import ModelPanel
 from .settings import Preferences, make_settings
-from .window_actions import build_actions, build_menus
+from .window_actions import build_actions, build_menus, shortcut_rows
 
 if TYPE_CHECKING:
     import numpy as np
@@ -125,6 +125,7 @@ class MainWindow(QMainWindow):
         self.commands = build_actions(self, {
             "open": self.choose_image, "paste": self.paste_image,
             "export_view": self.exporter.choose_export_view, "copy": self.exporter.copy_view,
+            "export_working": lambda: self.exporter.choose_export_view(working=True),
             "export_figure": self.exporter.choose_export_figure,
             "export_all": self.exporter.choose_export_all, "escape": doc.escape,
             "compute": doc.compute, "zoom_in": self.canvas.zoom_in,
@@ -132,6 +133,7 @@ class MainWindow(QMainWindow):
             "actual": self.canvas.actual_size, "outline": doc.set_outline,
             "side_by_side": lambda on: doc.update_view(side_by_side=bool(on)),
             "sample": doc.open_sample_image, "about": self.show_about,
+            "shortcuts": self.show_shortcuts,
             "layer": doc.set_canvas_layer})
         self.commands.outline.setChecked(doc.outline)
         self.recent_menu = build_menus(
@@ -428,11 +430,11 @@ class MainWindow(QMainWindow):
                 event.acceptProposedAction()
 
     # ======================================================================= exports
-    def current_view_image(self) -> np.ndarray | None:
-        return self.exporter.current_view_image()
+    def current_view_image(self, working: bool = False) -> np.ndarray | None:
+        return self.exporter.current_view_image(working)
 
-    def export_view(self, path: str | Path) -> None:
-        self.exporter.export_view(path)
+    def export_view(self, path: str | Path, working: bool = False) -> None:
+        self.exporter.export_view(path, working)
 
     def copy_view(self) -> None:
         self.exporter.copy_view()
@@ -476,7 +478,8 @@ class MainWindow(QMainWindow):
         classes = view.classes
         self.classes_panel.show_prediction(classes, view.target, classes.colors
                                            if classes is not None else None)
-        for action in (self.commands.export_view, self.commands.copy):
+        for action in (self.commands.export_view, self.commands.export_working,
+                       self.commands.copy):
             action.setEnabled(view.can_export_view)
         self.commands.export_figure.setEnabled(view.can_export_figure)
         self.commands.export_all.setEnabled(view.can_export_all)
@@ -562,6 +565,10 @@ class MainWindow(QMainWindow):
         self.last_error = offer.message
         self.dialogs.offline(offer.architecture, offer.message, self.choose_weights_file,
                              lambda: self.model_panel.set_weights("untrained"))
+
+    def show_shortcuts(self) -> None:
+        """Help > Keyboard Shortcuts: every key of the window, from its actions."""
+        self.dialogs.shortcuts(shortcut_rows(self))
 
     def show_about(self) -> None:
         self.dialogs.about(self.document.engine_ready)

@@ -37,6 +37,7 @@ class WindowActions:
     open: QAction
     paste: QAction
     export_view: QAction
+    export_working: QAction
     copy: QAction
     export_figure: QAction
     export_all: QAction
@@ -50,6 +51,7 @@ class WindowActions:
     outline: QAction
     side_by_side: QAction
     sample: QAction
+    shortcuts: QAction
     about: QAction
     about_qt: QAction
     layers: dict[str, QAction] = field(default_factory=dict)
@@ -65,7 +67,11 @@ def build_actions(window: QMainWindow, slots: dict[str, Callable[..., Any]]) -> 
         paste=act(window, "&Paste Image", slots["paste"], K.Paste,
                   "Open the image on the clipboard"),
         export_view=act(window, "&Export View as PNG...", slots["export_view"], K.Save,
-                        "Save what the canvas shows, at the working resolution"),
+                        "Save what the canvas shows, at the image's own resolution"),
+        export_working=act(window, "Export View at &Working Resolution...",
+                           slots["export_working"],
+                           tip="Save what the canvas shows, pixel for pixel as the model "
+                               "saw the image"),
         copy=act(window, "&Copy View", slots["copy"], K.Copy,
                  "Copy what the canvas shows to the clipboard"),
         export_figure=act(window, "Export &Figure...", slots["export_figure"], K.SaveAs,
@@ -88,6 +94,8 @@ def build_actions(window: QMainWindow, slots: dict[str, Callable[..., Any]]) -> 
                          checkable=True),
         sample=act(window, "Open &Sample Image", slots["sample"],
                    tip="The NASA astronaut portrait (public domain)"),
+        shortcuts=act(window, "&Keyboard Shortcuts", slots["shortcuts"], "F1",
+                      "Every key and mouse gesture of the window"),
         about=act(window, "&About SegExplorer", slots["about"]),
         about_qt=act(window, "About &Qt", QApplication.aboutQt),
     )
@@ -105,6 +113,32 @@ def build_actions(window: QMainWindow, slots: dict[str, Callable[..., Any]]) -> 
     return actions
 
 
+#: what the mouse does, for the shortcuts page (keys come from the actions themselves)
+MOUSE_GESTURES = (
+    ("Click the image", "Make the class under the cursor the target (in ablate mode: "
+                        "ablate its segment)"),
+    ("Shift+click", "In ablate mode: add or remove a segment"),
+    ("Drag", "Pan the image"),
+    ("Wheel", "Zoom about the cursor"),
+    ("Hover", "Read the class, score and attribution under the cursor"),
+)
+
+
+def shortcut_rows(window: QMainWindow) -> list[tuple[str, str]]:
+    """(keys, what they do) for every action of the window that has a shortcut, then
+    the mouse gestures: the Help > Keyboard Shortcuts page."""
+    rows: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for action in window.findChildren(QAction):
+        keys = ", ".join(s.toString(QKeySequence.SequenceFormat.NativeText)
+                         for s in action.shortcuts() if not s.isEmpty())
+        text = action.text().replace("&", "").rstrip(".")
+        if keys and text not in seen:
+            seen.add(text)
+            rows.append((keys, text))
+    return sorted(rows, key=lambda r: r[1].lower()) + list(MOUSE_GESTURES)
+
+
 def build_menus(window: QMainWindow, actions: WindowActions, ablation: list[QAction],
                 docks: list[QDockWidget]) -> QMenu:
     """File, Edit, View and Help; returns the Open Recent menu (the window fills it)."""
@@ -114,7 +148,8 @@ def build_menus(window: QMainWindow, actions: WindowActions, ablation: list[QAct
     recent = file_menu.addMenu("Open &Recent")
     file_menu.addAction(actions.paste)
     file_menu.addSeparator()
-    for action in (actions.export_view, actions.export_figure, actions.export_all):
+    for action in (actions.export_view, actions.export_working, actions.export_figure,
+                   actions.export_all):
         file_menu.addAction(action)
     file_menu.addSeparator()
     file_menu.addAction(actions.quit)
@@ -141,6 +176,7 @@ def build_menus(window: QMainWindow, actions: WindowActions, ablation: list[QAct
         view_menu.addAction(dock.toggleViewAction())
     help_menu = bar.addMenu("&Help")
     help_menu.addAction(actions.sample)
+    help_menu.addAction(actions.shortcuts)
     help_menu.addSeparator()
     help_menu.addAction(actions.about)
     help_menu.addAction(actions.about_qt)

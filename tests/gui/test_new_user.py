@@ -178,3 +178,37 @@ def test_export_dialogs_start_in_the_last_export_folder(qtbot, make_window, tmp_
     assert window.exporter.export_folder() == str(out)
     assert window.exporter.exports.default_name(window.exporter.export_folder(),
                                                 ".png").startswith(str(out))
+
+
+# asked for: Help > Keyboard shortcuts ---------------------------------------------------
+def test_help_lists_every_keyboard_shortcut(qtbot, make_window):
+    window = make_window()
+    window.commands.shortcuts.trigger()
+    text = window.dialogs.current.text()
+    for keys, what in (("Ctrl+R", "Compute"), ("Esc", "Cancel Running Jobs"),
+                       ("A", "Ablate Mode"), ("Ctrl+=", "Zoom In"), ("Ctrl+M", "Side by Side"),
+                       ("Shift+click", "add or remove a segment")):
+        assert keys in text and what in text, (keys, what)
+    window.dialogs.current.close()
+
+
+# 3 -----------------------------------------------------------------------------------
+def test_the_image_is_shown_and_exported_at_its_own_resolution(qtbot, make_window,
+                                                               blocks_image, tmp_path):
+    window = make_window()
+    _open(qtbot, window, blocks_image)
+    canvas = window.canvas
+    assert canvas.original_size() == (128, 96)  # the photo itself, sharp when zoomed
+    assert canvas.image_size() == (85, 64)  # the overlays' grid: what the model saw
+    assert "85 x 64" in window.model_panel.working_note.text()
+    # a pixel under the cursor is still the working pixel the engine's arrays index
+    cm = window.prediction.class_map
+    ys, xs = np.nonzero(cm == window.prediction.present_classes[-1])
+    x, y = int(xs[len(xs) // 2]), int(ys[len(ys) // 2])
+    assert canvas.widget_to_image(canvas.image_to_widget(x, y)) == (x, y)
+    full, working = tmp_path / "full.png", tmp_path / "working.png"
+    window.export_view(full)
+    window.export_view(working, working=True)
+    qtbot.waitUntil(lambda: full.is_file() and working.is_file(), timeout=10000)
+    assert np.asarray(Image.open(full)).shape == (96, 128, 4)
+    assert np.asarray(Image.open(working)).shape == (64, 85, 4)

@@ -169,6 +169,7 @@ class Document:
         self.model_key: ModelKey | None = None
         self.ablation = Ablation(self)
         self._colors: tuple[Prediction, np.ndarray] | None = None
+        self._original: tuple[Image, np.ndarray] | None = None
         # what views listen to
         self.view_changed: Event[None] = Event()  # anything shown may have changed
         self.choices_changed: Event[None] = Event()  # the document changed a choice itself
@@ -201,6 +202,15 @@ class Document:
             return self.model.default_layer
         arch = catalog.architectures().get(self.model_choice.architecture)
         return arch.default_layer if arch is not None else ""
+
+    def original_rgb(self) -> np.ndarray | None:
+        """The opened image at its own resolution (H x W x 3 uint8; made once)."""
+        if self.pil is None or self.prepared is None:
+            return None
+        if self._original is None or self._original[0] is not self.pil:
+            self._original = (self.pil, np.ascontiguousarray(np.asarray(self.pil.convert(
+                "RGB"), dtype=np.uint8)))
+        return self._original[1]
 
     def image_label(self) -> str:
         return self.source.display_path if self.source is not None else ""

@@ -87,7 +87,8 @@ class Panel:
 
 @dataclass(frozen=True, eq=False)
 class CanvasView:
-    base: np.ndarray | None  # the working image (H x W x 3)
+    base: np.ndarray | None  # the image at its own resolution (H x W x 3)
+    working: np.ndarray | None  # the image at the working resolution: the overlays' grid
     overlay: np.ndarray | None  # H x W x 3|4, drawn at ``opacity`` over the base
     opacity: float
     outline: np.ndarray | None  # RGBA, drawn on top
@@ -343,8 +344,8 @@ class Presenter:
             layer_labels=self._layer_labels(doc),
             layer_enabled={name: name == IMAGE or pred is not None for name in LAYER_LABELS},
             opacity_enabled=layer != IMAGE,
-            canvas=CanvasView(prepared.rgb if prepared is not None else None, overlay,
-                              doc.opacity.get(layer, 1.0), outline, outline_key),
+            canvas=CanvasView(doc.original_rgb(), prepared.rgb if prepared is not None else None,
+                              overlay, doc.opacity.get(layer, 1.0), outline, outline_key),
             footer=footer,
             side_by_side=view.side_by_side,
             panels=panels,
