@@ -26,7 +26,7 @@ from segexplorer.cli import main as cli_main
 from segexplorer.engine.errors import UserError
 from segexplorer.engine.models import load_model
 from segexplorer.gui.document.choices import ABLATION, ACTIVATION
-from segexplorer.gui.document.document import window_wording
+from segexplorer.gui.document.messages import window_wording
 from segexplorer.gui.document.presenter import format_share
 
 
@@ -213,3 +213,39 @@ def test_the_working_size_actually_used_is_said(tmp_path):
     doc, runner, presenter, _ = opened(panorama, size=32)
     note = presenter.present(doc).working_note
     assert "128 x 9" in note and "4 times" in note
+
+
+# asked for: save and reopen a session -------------------------------------------------
+def test_a_session_is_saved_and_reopened_with_its_choices_and_history(squares, tmp_path):
+    from segexplorer.gui.document.sessions import open_session, save
+
+    doc, runner, _, events = opened(squares, "colour")
+    doc.update_view(sign="positive")
+    doc.set_target(2)
+    doc.ablation.click(15, 15)
+    runner.run_until_idle()
+    doc.ablation.click(45, 48, add=True)
+    runner.run_until_idle()
+    doc.ablation.show_history(0)
+    path = tmp_path / "work.segx"
+    save(doc, path)
+    runner.run_until_idle()
+    assert events["saved"][-1].path == path
+    squares.rename(tmp_path / "moved.png")  # the file travels alone: the image is inside
+    try:
+        other, runner2, presenter2, failures = make_doc()
+        open_session(other, path)
+        runner2.run_until_idle()
+    finally:
+        (tmp_path / "moved.png").rename(squares)
+    assert not failures["failed"]
+    assert other.model_choice.architecture == "colour" and other.view.sign == "positive"
+    assert other.target == 2 and other.source.label == "squares.png"
+    assert [e.selection.ids for e in other.ablation.history] == [(1,), (1, 2)]
+    assert other.ablation.active and other.ablation.shown.selection.ids == (1,)
+    np.testing.assert_array_equal(other.ablation.shown.outcome.after,
+                                  doc.ablation.history[0].outcome.after)
+    bad = tmp_path / "bad.segx"
+    bad.write_text("{}")
+    with pytest.raises(UserError, match="not a SegExplorer session file"):
+        open_session(other, bad)

@@ -32,9 +32,11 @@ from .ablate_mode import AblateController
 from .canvas_area import CanvasArea
 from .classes_panel import ClassesPanel
 from .dialogs import Dialogs
-from .document import Document, Exports, Presenter, WindowView, catalog
+from .document import Document, Exports, Presenter, WindowView, catalog, sessions
 from .document.choices import ATTRIBUTION, LAYER_LABELS
-from .document.document import Failure, Notice, OfflineOffer, Saved, default_model_choice
+from .document.document import default_model_choice
+from .document.messages import Failure, Notice, OfflineOffer, Saved
+from .document.session_file import SUFFIX as SESSION_SUFFIX
 from .document.sources import ImageSource
 from .explain_panel import ExplanationPanel
 from .exports import ExportsController
@@ -124,6 +126,7 @@ class MainWindow(QMainWindow):
         self._build_docks()
         self.commands = build_actions(self, {
             "open": self.choose_image, "paste": self.paste_image,
+            "open_session": self.choose_session, "save_session": self.choose_session_file,
             "export_view": self.exporter.choose_export_view, "copy": self.exporter.copy_view,
             "export_working": lambda: self.exporter.choose_export_view(working=True),
             "export_figure": self.exporter.choose_export_figure,
@@ -380,6 +383,33 @@ class MainWindow(QMainWindow):
             return
         self.statusBar().showMessage("The clipboard holds no image.", 4000)
 
+    def choose_session(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", self.prefs.last_folder,
+                                              f"SegExplorer sessions (*{SESSION_SUFFIX})")
+        if path:
+            self.open_session(path)
+
+    def open_session(self, path: str | Path) -> None:
+        """Open a session file (a file that is not one is reported in one line)."""
+        from ..engine.errors import UserError
+
+        try:
+            sessions.open_session(self.document, path)
+        except UserError as exc:
+            self._on_failed(Failure("session", exc.message))
+        self.model_panel.set_choice(self.document.model_choice)
+
+    def choose_session_file(self) -> None:
+        if self.document.source is None:
+            return
+        stem = Path(self.document.source.label).stem.strip("<>") or "session"
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save session", str(Path(self.exporter.export_folder()) / (stem + SESSION_SUFFIX)),
+            f"SegExplorer sessions (*{SESSION_SUFFIX})")
+        if path:
+            sessions.save(self.document, path if path.endswith(SESSION_SUFFIX)
+                          else path + SESSION_SUFFIX)
+
     def _on_image_opened(self, source: ImageSource) -> None:
         if source.path:
             self.prefs.last_folder = str(Path(source.path).parent)
@@ -478,6 +508,7 @@ class MainWindow(QMainWindow):
         classes = view.classes
         self.classes_panel.show_prediction(classes, view.target, classes.colors
                                            if classes is not None else None)
+        self.commands.save_session.setEnabled(self.document.source is not None)
         for action in (self.commands.export_view, self.commands.export_working,
                        self.commands.copy):
             action.setEnabled(view.can_export_view)

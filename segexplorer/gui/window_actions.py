@@ -35,6 +35,8 @@ class WindowActions:
     """Every action of the window's menus, by name."""
 
     open: QAction
+    open_session: QAction
+    save_session: QAction
     paste: QAction
     export_view: QAction
     export_working: QAction
@@ -64,6 +66,11 @@ def build_actions(window: QMainWindow, slots: dict[str, Callable[..., Any]]) -> 
     act = make_action
     actions = WindowActions(
         open=act(window, "&Open Image...", slots["open"], K.Open, "Open an image file"),
+        open_session=act(window, "Open Sessio&n...", slots["open_session"], "Ctrl+Shift+O",
+                         "A session saved before: image, model, choices and ablations"),
+        save_session=act(window, "Save Sess&ion...", slots["save_session"], "Ctrl+Alt+S",
+                         "The image, the model, every choice and the ablation history in "
+                         "one file"),
         paste=act(window, "&Paste Image", slots["paste"], K.Paste,
                   "Open the image on the clipboard"),
         export_view=act(window, "&Export View as PNG...", slots["export_view"], K.Save,
@@ -147,6 +154,9 @@ def build_menus(window: QMainWindow, actions: WindowActions, ablation: list[QAct
     file_menu.addAction(actions.open)
     recent = file_menu.addMenu("Open &Recent")
     file_menu.addAction(actions.paste)
+    file_menu.addSeparator()
+    file_menu.addAction(actions.open_session)
+    file_menu.addAction(actions.save_session)
     file_menu.addSeparator()
     for action in (actions.export_view, actions.export_working, actions.export_figure,
                    actions.export_all):

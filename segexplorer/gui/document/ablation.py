@@ -237,6 +237,13 @@ class Ablation:
         self._original_thumbs = None
         self._outline = None
 
+    def adopt_history(self, entries: list[AblationEntry]) -> None:
+        """Entries computed elsewhere (a reopened session) become the history."""
+        known = {e.selection for e in self._history}
+        self._history.extend(e for e in entries if e.selection not in known)
+        del self._history[:-HISTORY_LIMIT]
+        self.doc.changed()
+
     def restore(self, key: PredictKey) -> None:
         """A prediction arrived: its history, if it was made before (another model or size
         and back)."""

@@ -11,7 +11,7 @@ tests drive it with :class:`.runner.QueueRunner`.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -31,6 +31,7 @@ from .choices import (
 from .events import Event
 from .jobbook import JobBook
 from .keys import AblatedKey, GradCamKey, ImageKey, ModelKey, PredictKey, SweepKey
+from .messages import Failure, Notice, OfflineOffer, Saved, window_wording
 from .planner import (
     ComputeAblatedInput,
     ComputeGradCam,
@@ -60,62 +61,6 @@ if TYPE_CHECKING:  # the engine imports torch: the document loads it in a job
 
 #: channels whose results belong to one prediction (dropped with it)
 PREDICTION_CHANNELS = ("predict", "gradcam", "sweep", "ablated", "shapes", "export")
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A job failed: its one-line message, and a traceback when it is a bug."""
-
-    channel: str
-    message: str
-    details: str = ""
-
-
-@dataclass(frozen=True)
-class Notice:
-    """A transient status line; ``replaces``: clear the status if it still shows this."""
-
-    text: str
-    timeout_ms: int = 0
-    replaces: str | None = None
-
-
-@dataclass(frozen=True)
-class OfflineOffer:
-    """Default weights that are not cached and could not be fetched."""
-
-    architecture: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Saved:
-    message: str
-    path: Path
-
-
-#: the CLI's words in the engine's messages, and what a window user does instead
-_WINDOW_WORDS = (
-    ("pass --weights PATH to a local file (or --weights untrained for a demo)",
-     "load a local file (Weights: Load weights file...), or choose Weights: Untrained "
-     "(demo)"),
-    ("pass --weights PATH", "load a weights file (Weights: Load weights file...)"),
-    ("--weights untrained", "Weights: Untrained (demo)"),
-    ("--weights PATH", "Weights: Load weights file..."),
-    ("Try --device cpu.", "Choose Device: cpu."),
-    ("use --device cpu (or auto)", "choose Device: cpu"),
-    ("--device cpu", "Device: cpu"),
-    ("Pick the matching --model", "Pick the matching Model"),
-    ("(segexplorer layers MODEL lists them)", "(the layer picker lists them)"),
-    ("pass a weights file", "load a weights file (Weights: Load weights file...)"),
-)
-
-
-def window_wording(message: str) -> str:
-    """An engine message in the window's words: controls, not command-line flags."""
-    for cli, window in _WINDOW_WORDS:
-        message = message.replace(cli, window)
-    return message
 
 
 def default_model_choice() -> ModelChoice:
@@ -180,6 +125,7 @@ class Document:
         self.engine_loaded: Event[catalog.EngineInfo] = Event()
         self.ablate_mode_changed: Event[bool] = Event()
         self.saved: Event[Saved] = Event()
+        self.predicted: Event[PredictKey] = Event()  # a full-size prediction arrived
 
     # ======================================================================= questions
     @property
@@ -611,6 +557,7 @@ class Document:
         if had_preview is not None:
             self.notice.emit(Notice(f"Showing the full-size result ({had_preview.full_size} "
                                     "px).", 5000))
+        self.predicted.emit(request.key)
 
     def _gradcam(self, key: GradCamKey, force: bool) -> None:
         session = self.session
@@ -707,32 +654,6 @@ class Document:
 
         self.submit("shapes", ("audit", key), job, done, label="Examining the layers",
                     force=True)
-        return None
-
-    def request_layer_shapes(self, deliver: Callable[[dict[str, tuple[int, ...]]], None]
-                             ) -> str | None:
-        """Measure every layer's output shape (one forward pass); ``deliver`` gets them.
-        Returns why it cannot, or None."""
-        session, key = self.session, self.predict_key
-        if session is None or key is None:
-            return "open an image first"
-        known = self.store.shapes(key)
-        if known is not None:
-            deliver(known)
-            return None
-
-        def job(state: JobContext) -> dict[str, tuple[int, ...]]:
-            from ...engine.models import layer_output_shapes
-
-            return layer_output_shapes(session.model.module, session.input,
-                                       session.model.logits)
-
-        def done(value: object) -> None:
-            shapes: dict[str, tuple[int, ...]] = value  # type: ignore[assignment]
-            self.store.put_shapes(key, shapes)
-            deliver(shapes)
-
-        self.submit("shapes", key, job, done, label="Measuring layer shapes", force=True)
         return None
 
     def layers(self) -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ from .choices import (
     ViewChoice,
     view_for_sign,
 )
-from .document import Saved
+from .messages import Saved
 from .planner import gradcam_key, sweep_key
 from .presenter import Attribution, Presenter
 from .runner import JobContext

@@ -41,7 +41,6 @@ class ResultStore:
         self._gradcams: dict[GradCamKey, GradCamResult] = {}
         self._sweeps: dict[SweepKey, AblationSweep] = {}
         self._ablated: dict[AblatedKey, np.ndarray] = {}
-        self._shapes: dict[PredictKey, dict[str, tuple[int, ...]]] = {}
         self._audits: dict[PredictKey, list[LayerInfo]] = {}
         self.generation = 0  # changes whenever a result arrives or is dropped
 
@@ -72,9 +71,6 @@ class ResultStore:
         self.generation += 1
         return True
 
-    def put_shapes(self, key: PredictKey, shapes: dict[str, tuple[int, ...]]) -> None:
-        _put(self._shapes, key, shapes)
-
     def put_audit(self, key: PredictKey, infos: list[LayerInfo]) -> None:
         _put(self._audits, key, infos)
 
@@ -89,9 +85,6 @@ class ResultStore:
 
     def ablated(self, key: AblatedKey) -> np.ndarray | None:
         return self._ablated.get(key)
-
-    def shapes(self, key: PredictKey) -> dict[str, tuple[int, ...]] | None:
-        return self._shapes.get(key)
 
     def has(self, key: ResultKey) -> bool:
         if isinstance(key, GradCamKey):
