@@ -249,3 +249,20 @@ def test_a_session_is_saved_and_reopened_with_its_choices_and_history(squares, t
     bad.write_text("{}")
     with pytest.raises(UserError, match="not a SegExplorer session file"):
         open_session(other, bad)
+
+
+# asked for: a colour map for heat maps -------------------------------------------------
+def test_a_chosen_colour_map_reaches_the_canvas_the_colour_bar_and_the_panels(blocks_image):
+    from segexplorer.render import render_attribution
+
+    doc, runner, presenter, _ = opened(blocks_image)
+    gradcam = doc.gradcam_for()
+    doc.update_view(colormap="viridis", sign="positive")
+    view = presenter.present(doc)
+    expected = render_attribution(gradcam.upsampled[doc.target], doc.prepared.rgb,
+                                  "blended_heat_map", "positive", cmap="viridis").rgba
+    np.testing.assert_array_equal(view.canvas.overlay, expected)
+    assert view.footer.colormap == "viridis"
+    doc.update_view(side_by_side=True)
+    assert [p.colormap for p in presenter.present(doc).panels[1:]] == ["viridis"] * 3
+    assert not runner.pending()  # a view choice: no job

@@ -146,7 +146,7 @@ class CanvasArea(QWidget):
         self.canvas.show_layers(canvas.base, canvas.overlay, canvas.opacity, canvas.outline,
                                 canvas.outline_key, canvas.working)
         footer = view.footer
-        self.colorbar.set_attribution(footer.normalized, footer.caption)
+        self.colorbar.set_attribution(footer.normalized, footer.caption, footer.colormap)
         if footer.kind == "colorbar":
             self.footer.setCurrentWidget(self.colorbar)
         elif footer.kind == "legend":

@@ -29,10 +29,11 @@ class ColorBar(QWidget):
     def sizeHint(self) -> QSize:  # noqa: N802
         return QSize(200, colorbar_height(self.font(), self._compact))
 
-    def set_attribution(self, normalized: NormalizedAttr | None, caption: str = "") -> None:
+    def set_attribution(self, normalized: NormalizedAttr | None, caption: str = "",
+                        cmap: str | None = None) -> None:
         self._normalized = normalized
         self._caption = caption
-        self._strip = (to_qimage(colorbar_rgba(normalized.sign, 256, 1))
+        self._strip = (to_qimage(colorbar_rgba(normalized.sign, 256, 1, cmap=cmap))
                        if normalized is not None else None)
         self.setToolTip(caption)
         self.update()
@@ -58,7 +59,8 @@ class ColorBar(QWidget):
 
 def draw_colorbar(painter: QPainter, rect: QRect, normalized: NormalizedAttr,
                   palette: QPalette, *, caption: str = "", compact: bool = False,
-                  strip=None, ticks: list[tuple[float, float]] | None = None) -> None:
+                  strip=None, ticks: list[tuple[float, float]] | None = None,
+                  cmap: str | None = None) -> None:
     """Paint a colour bar into ``rect``: strip, ticks and labels, then the caption."""
     fm = QFontMetrics(painter.font())
     margin = max(fm.horizontalAdvance("-0.00e-00") // 2, 12)
@@ -71,7 +73,7 @@ def draw_colorbar(painter: QPainter, rect: QRect, normalized: NormalizedAttr,
                          f"No {normalized.sign.replace('_', ' ')} attribution here")
         return
     if strip is None:
-        strip = to_qimage(colorbar_rgba(normalized.sign, 256, 1))
+        strip = to_qimage(colorbar_rgba(normalized.sign, 256, 1, cmap=cmap))
     painter.drawImage(bar, strip)
     painter.setPen(palette.color(QPalette.ColorRole.WindowText))
     painter.drawRect(bar.adjusted(0, 0, -1, -1))

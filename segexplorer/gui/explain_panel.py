@@ -27,6 +27,8 @@ from .document.choices import (
     ACTIVATION,
     AGGREGATION_LABELS,
     BASELINE_LABELS,
+    COLORMAP_LABELS,
+    COLORMAP_VIEWS,
     GRADCAM,
     METHOD_LABELS,
     SEGMENT_LABELS,
@@ -165,6 +167,12 @@ class ExplanationPanel(QWidget):
         view_form.addRow("View", self.view)
         self.sign = _combo(self, SIGN_LABELS, "signCombo")
         view_form.addRow("Sign", self.sign)
+        self.colormap = _combo(self, COLORMAP_LABELS, "colormapCombo")
+        self.colormap.setToolTip("The heat map's colours: Captum's (green/red for both "
+                                 "signs, greens, reds or blues for one) or another matplotlib "
+                                 "map, as Captum's cmap argument draws it")
+        self.colormap_label = QLabel("Colour map", self)
+        view_form.addRow(self.colormap_label, self.colormap)
         self.outlier = QDoubleSpinBox(self)
         self.outlier.setObjectName("outlierSpin")
         self.outlier.setRange(0.0, 50.0)
@@ -201,7 +209,7 @@ class ExplanationPanel(QWidget):
         self.choose_layer.clicked.connect(self.choose_layer_requested)
         self.reset_layer.clicked.connect(lambda: self.set_layer(""))
         self.layer.returnPressed.connect(lambda: self.set_layer(self.layer.text().strip()))
-        for combo in (self.view, self.sign):
+        for combo in (self.view, self.sign, self.colormap):
             combo.currentIndexChanged.connect(self._on_view_combo)
         self.outlier.valueChanged.connect(lambda _v: self._outlier_timer.start())
         self.hide_target.toggled.connect(self._emit_view)
@@ -227,6 +235,7 @@ class ExplanationPanel(QWidget):
             outlier=float(self.outlier.value()),
             hide_target=self.hide_target.isChecked(),
             side_by_side=self.side_by_side.isChecked(),
+            colormap=str(self.colormap.currentData() or ""),
         )
 
     def set_analysis(self, choice: AnalysisChoice) -> None:
@@ -248,6 +257,7 @@ class ExplanationPanel(QWidget):
         try:
             _select(self.view, choice.view)
             _select(self.sign, choice.sign)
+            _select(self.colormap, choice.colormap)
             self.outlier.setValue(float(choice.outlier))
             self.hide_target.setChecked(bool(choice.hide_target))
             self.side_by_side.setChecked(bool(choice.side_by_side))
@@ -346,6 +356,9 @@ class ExplanationPanel(QWidget):
     def _enforce_sign(self) -> None:
         # Captum cannot mask or alpha-scale with both signs: 'all' is not offered there
         # (the document turns it into 'positive': ViewChoice.valid).
+        uses_map = self.view.currentData() in COLORMAP_VIEWS
+        self.colormap.setEnabled(uses_map)
+        self.colormap_label.setEnabled(uses_map)
         signed_only = self.view.currentData() in SIGNED_ONLY_VIEWS
         model = self.sign.model()
         if isinstance(model, QStandardItemModel):

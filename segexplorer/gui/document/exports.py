@@ -88,7 +88,8 @@ class Exports:
             from ...export import save_figure
 
             return save_figure(target, attr, image, methods, signs, titles,
-                               outlier_perc=view.outlier, suptitle=suptitle)
+                               outlier_perc=view.outlier, suptitle=suptitle,
+                               cmap=view.colormap or None)
 
         self.doc.submit("figure", (str(target),), job,
                         lambda p: self._saved(f"Saved the figure {Path(str(p)).name}",

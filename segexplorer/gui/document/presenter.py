@@ -25,6 +25,7 @@ from .choices import (
     ABLATED,
     ACTIVATION,
     ATTRIBUTION,
+    COLORMAP_VIEWS,
     IMAGE,
     LAYER_LABELS,
     LAYER_METHODS,
@@ -83,6 +84,7 @@ class Panel:
     title: str
     rgba: np.ndarray  # H x W x 3|4 uint8
     normalized: NormalizedAttr | None = None  # None: no colour bar (the original image)
+    colormap: str | None = None  # the colour bar's map (None: Captum's for the sign)
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,6 +101,7 @@ class CanvasView:
 class FooterView:
     kind: str  # 'colorbar', 'legend' or 'message'
     normalized: NormalizedAttr | None
+    colormap: str | None  # the colour bar's map (None: Captum's for the sign)
     caption: str  # the colour bar's units, or the message
     legend: tuple[tuple[str, tuple[int, int, int]], ...] = ()
 
@@ -231,13 +234,16 @@ class Presenter:
 
     def render(self, doc: Document, attribution: Attribution, view: str, sign: str,
                outlier: float) -> tuple[np.ndarray, NormalizedAttr]:
-        """Captum's drawing of ``attribution`` over the working image (cached)."""
-        key = (attribution.key, view, sign, outlier)
+        """Captum's drawing of ``attribution`` over the working image (cached), with the
+        chosen colour map where the drawing uses one."""
+        cmap = doc.view.colormap if view in COLORMAP_VIEWS else ""
+        key = (attribution.key, view, sign, outlier, cmap)
         hit = self._render_cache.get(key)
         if hit is not None:
             return hit
         assert doc.prepared is not None
-        rendered = render_attribution(attribution.values, doc.prepared.rgb, view, sign, outlier)
+        rendered = render_attribution(attribution.values, doc.prepared.rgb, view, sign, outlier,
+                                      cmap=cmap or None)
         rgba = rendered.rgba
         if view == "alpha_scaling":  # Captum draws it over the white axes background
             rgba = composite_over(rgba)
@@ -245,10 +251,6 @@ class Presenter:
             self._render_cache.pop(next(iter(self._render_cache)))
         self._render_cache[key] = (rgba, rendered.normalized)
         return rgba, rendered.normalized
-
-    def is_cached(self, attribution_key: tuple[Any, ...], view: str, sign: str,
-                  outlier: float) -> bool:
-        return (attribution_key, view, sign, outlier) in self._render_cache
 
     def segmap(self, doc: Document) -> np.ndarray | None:
         pred = doc.prediction
@@ -418,7 +420,8 @@ class Presenter:
                 units: str) -> FooterView:
         pred, view = doc.prediction, doc.view
         if normalized is not None and not view.side_by_side:
-            return FooterView("colorbar", normalized, units)
+            cmap = view.colormap if view.view in COLORMAP_VIEWS and view.colormap else None
+            return FooterView("colorbar", normalized, cmap, units)
         shown_map = None
         if doc.canvas_layer == SEGMENTATION and pred is not None:
             shown_map = pred.class_map
@@ -433,8 +436,8 @@ class Presenter:
             legend = tuple((pred.categories[c], (int(colors[c][0]), int(colors[c][1]),
                                                  int(colors[c][2])))
                            for c in present)
-            return FooterView("legend", None, "", legend)
-        return FooterView("message", None, text if doc.prepared is not None else "")
+            return FooterView("legend", None, None, "", legend)
+        return FooterView("message", None, None, text if doc.prepared is not None else "")
 
     def _panels(self, doc: Document, attribution: Attribution | str
                 ) -> tuple[tuple[Panel, ...], str]:
@@ -452,8 +455,9 @@ class Presenter:
                 rgba, normalized = self.render(doc, attribution, use, sign, view.outlier)
             except ValueError as exc:
                 return (), f"Cannot draw this attribution: {exc}"
+            cmap = view.colormap if use in COLORMAP_VIEWS and view.colormap else None
             panels.append(Panel(f"{VIEW_LABELS[use]}, {SIGN_LABELS[sign].lower()}", rgba,
-                                normalized))
+                                normalized, cmap))
         return tuple(panels), ""
 
     @staticmethod
