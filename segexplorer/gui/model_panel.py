@@ -64,7 +64,8 @@ def card_summary(path: str, weights: str) -> str:
             + (f" {html.escape(card.architecture)}" if card.architecture else "")
             + (f", encoder {html.escape(card.encoder)}" if card.encoder else ""))
     if card.classes:
-        text += f", {len(card.classes)} classes"
+        n = len(card.classes)
+        text += f", {n} class name{'s' if n != 1 else ''}"
     if weights == "default":
         text += f"<br>Weights: {html.escape(Path(str(card.describe_weights())).name)}"
     if card.runs_code and card.factory is not None:
