@@ -363,7 +363,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from .engine.baselines import parse_baseline
     from .engine.image import load_image
     from .engine.models import load_model
-    from .export import check_folder, ensure_folder, write_explain
+    from .export import check_folder, write_explain
 
     parse_baseline(args.baseline)
     methods = parse_methods(args.methods)
@@ -380,8 +380,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     model = load_model(args.model, args.weights, args.device,
                        allow_download=not args.offline, state=progress)
     _note_card(model, args.quiet)
-    ensure_folder(args.out)
-    result = explain(request, progress, model=model, image=image)
+    result = explain(request, progress, model=model, image=image)  # the folder is made
+    # only when the files are written: a refused layer or a cancelled run leaves nothing
     written = write_explain(args.out, result)
     if not args.quiet:
         pred = result.prediction
@@ -421,7 +421,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     from .engine.image import load_image, preprocess
     from .engine.models import load_model
     from .engine.session import Session
-    from .export import check_folder, ensure_folder
+    from .export import check_folder
     from .export.ablation import write_ablation
 
     points = [_parse_point(p) for p in args.at]
@@ -431,7 +431,6 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     model = load_model(args.model, args.weights, args.device,
                        allow_download=not args.offline, state=progress)
     _note_card(model, args.quiet)
-    ensure_folder(args.out)
     prepared = preprocess(image, args.size or model.default_size, model.normalization)
     session = Session(model, prepared, precision="bf16" if args.fast else "fp32")
     outcome, segments = ablate_at_points(session, points, args.segments, args.baseline, progress)

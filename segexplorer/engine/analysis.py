@@ -109,7 +109,7 @@ def explain(request: ExplainRequest, state: JobState | None = None,
                            allow_download=request.allow_download, state=state)
         timings["load_model"] = time.perf_counter() - t0
     if request.layer is not None and ("gradcam" in methods or "activation" in methods):
-        model.layer(request.layer)  # a layer that does not exist fails before any work
+        model.check_layer(request.layer)  # a layer Grad-CAM cannot use: refused before any work
     size = request.size or model.default_size
     t0 = time.perf_counter()
     prepared = preprocess(image, size, model.normalization)

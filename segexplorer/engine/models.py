@@ -32,6 +32,7 @@ from .jobs import JobState
 from .layers import (
     LayerInfo,
     audit_layers,
+    check_layer,
     get_layer,
     guess_default_layer,
     layer_output_shapes,
@@ -195,6 +196,12 @@ class LoadedModel:
         batch = torch.zeros(1, 3, size, size, device=self.device)
         return audit_layers(self.module, self.logits, batch)
 
+    def check_layer(self, path: str | None = None) -> LayerInfo:
+        """The layer's facts, or its one-line refusal if Grad-CAM cannot use it (cheap:
+        a 32 x 32 pass)."""
+        return check_layer(self.module, self.logits, path or self.default_layer,
+                           device=self.device)
+
     def describe(self) -> dict:
         """Where the model comes from and how its input and output are handled (JSON)."""
         info: dict = {"source": self.source, "num_classes": self.num_classes,
@@ -236,13 +243,13 @@ def load_model(
 
     ``weights``: for a built-in, 'default' (torchvision's cache, downloaded if allowed),
     'untrained' or a weights file (its class count may differ from the architecture's:
-    the classes are then called 'class 0', 'class 1', ...); for a card, None means the
-    card's own weights, and 'untrained' or a file overrides them.
+    the classes are then called 'class 0', 'class 1', ...); for a card, None or
+    'default' mean the card's own weights, and 'untrained' or a file overrides them.
     """
     torch_device = device if isinstance(device, torch.device) else resolve_device(device)
     if isinstance(name, ModelCard) or is_card_path(name):
         card = name if isinstance(name, ModelCard) else read_card(name)
-        return _load_card(card, weights, torch_device)
+        return _load_card(card, None if weights == "default" else weights, torch_device)
     arch = get_architecture(str(name))
     weights = weights or "default"
     categories = arch.categories
@@ -303,8 +310,8 @@ def _load_card(card: ModelCard, weights: str | None, device: torch.device) -> Lo
     adapter = LogitsAdapter(module, built.pad_multiple, binary=binary)
     layer = card.layer or built.default_layer
     if layer is not None:
-        try:
-            get_layer(module, layer)  # fail now, naming the card, if it does not exist
+        try:  # fail now, naming the card, if it does not exist or cannot be used
+            check_layer(module, adapter, layer)
         except UserError as exc:
             raise UserError(f"Model card '{card.path}': [explain] {exc}") from None
         layer = normalize_layer_path(layer)

@@ -320,6 +320,10 @@ def _python(card: ModelCard, weights: str | Path | None) -> CardBuild:
     finally:
         with suppress(ValueError):
             sys.path.remove(str(file.parent))
+    if isinstance(module, torch.jit.ScriptModule):
+        raise _fail(card, f"the factory {label} returned a TorchScript module, which cannot "
+                          "be explained (its layers take no hooks and no gradients switch): "
+                          "return the torch.nn.Module it was scripted from.")
     if not isinstance(module, nn.Module):
         raise _fail(card, f"the factory {label} returned a {type(module).__name__}, not a "
                           "torch.nn.Module.")
