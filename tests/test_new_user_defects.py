@@ -266,3 +266,31 @@ def test_a_chosen_colour_map_reaches_the_canvas_the_colour_bar_and_the_panels(bl
     doc.update_view(side_by_side=True)
     assert [p.colormap for p in presenter.present(doc).panels[1:]] == ["viridis"] * 3
     assert not runner.pending()  # a view choice: no job
+
+
+# asked for: undo and redo of ablation steps ---------------------------------------------
+def test_ablation_steps_undo_and_redo_without_computing_again(squares):
+    doc, runner, presenter, _ = opened(squares, "colour")
+    ablation = doc.ablation
+    assert not ablation.can_undo()
+    ablation.click(15, 15)
+    runner.run_until_idle()
+    ablation.click(45, 48, add=True)
+    runner.run_until_idle()
+    started = runner.started_count
+
+    def ids():
+        return None if ablation.selection is None else ablation.selection.ids
+
+    assert ids() == (1, 2) and presenter.present(doc).ablation.can_undo
+    assert ablation.undo() and ids() == (1,)
+    assert ablation.undo() and ids() is None and ablation.shown is None
+    assert not ablation.undo()
+    assert ablation.redo() and ids() == (1,)
+    assert ablation.redo() and ids() == (1, 2) and not ablation.can_redo()
+    assert runner.started_count == started and not runner.pending()  # from the history
+    ablation.undo()
+    ablation.click(45, 48)  # a new step forgets what could be redone
+    runner.run_until_idle()
+    assert ids() == (2,) and not ablation.can_redo()
+    assert ablation.undo() and ids() == (1,)

@@ -144,7 +144,8 @@ class MainWindow(QMainWindow):
             "layer": doc.set_canvas_layer})
         self.commands.outline.setChecked(doc.outline)
         self.recent_menu = build_menus(
-            self, self.commands, [self.ablation.action, self.ablation.reset_action,
+            self, self.commands, [self.ablation.action, self.ablation.undo_action,
+                                 self.ablation.redo_action, self.ablation.reset_action,
                                  self.ablation.export_action],
             [self.classes_dock, self.model_dock, self.explain_dock, self.ablation_dock])
         self._update_recent_menu()

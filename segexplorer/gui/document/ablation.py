@@ -166,6 +166,11 @@ class Ablation:
         # the histories of other predictions: back to a model or size, back to its history
         self._histories: dict[PredictKey, list[AblationEntry]] = {}
         self.hovered: int | None = None  # the segment under the cursor
+        # the ablation steps, for undo and redo: what was ablated after each (None: the
+        # original image), and which of them is shown
+        self._steps: list[Selection | None] = [None]
+        self._step = 0
+        self._replaying = False
         self._previous_layer: str | None = None
         self._segments: dict[tuple[PredictKey | None, str], Segments] = {}
         self._originals: tuple[PredictKey | None, Views] | None = None
@@ -232,6 +237,7 @@ class Ablation:
         self._history = []
         self._history_key = None
         self.hovered = None
+        self._steps, self._step = [None], 0
         self._segments.clear()
         self._originals = None
         self._original_thumbs = None
@@ -249,6 +255,45 @@ class Ablation:
         and back)."""
         self._history_key = key
         self._history = self._histories.pop(key, [])
+
+    # -- undo and redo ---------------------------------------------------------------------
+    def _record(self, selection: Selection | None) -> None:
+        if self._replaying or self._steps[self._step] == selection:
+            return
+        del self._steps[self._step + 1:]  # a new step forgets what could be redone
+        self._steps.append(selection)
+        self._step = len(self._steps) - 1
+
+    def can_undo(self) -> bool:
+        return self._step > 0
+
+    def can_redo(self) -> bool:
+        return self._step < len(self._steps) - 1
+
+    def undo(self) -> bool:
+        """Back to what was ablated before the last step (answered from the history)."""
+        if not self.can_undo():
+            return False
+        self._step -= 1
+        self._go(self._steps[self._step])
+        return True
+
+    def redo(self) -> bool:
+        if not self.can_redo():
+            return False
+        self._step += 1
+        self._go(self._steps[self._step])
+        return True
+
+    def _go(self, selection: Selection | None) -> None:
+        self._replaying = True
+        try:
+            if selection is None:
+                self._drop_selection()
+            else:
+                self.select(selection.ids, selection.kind, selection.baseline)
+        finally:
+            self._replaying = False
 
     def hover(self, x: int, y: int) -> None:
         """The cursor is over working pixel (x, y) ((-1, -1): off the image): the segment
@@ -300,6 +345,7 @@ class Ablation:
         if not self.active:
             self.set_active(True)
         self.selection = selection
+        self._record(selection)
         known = self._find(selection)
         if known is not None:
             self._cancel_job()
@@ -332,6 +378,7 @@ class Ablation:
             self.set_active(True)
         self._cancel_job()
         self.selection = entry.selection
+        self._record(entry.selection)
         self._show(entry)
         self.doc.changed()
 
@@ -431,6 +478,8 @@ class Ablation:
 
     def _drop_selection(self, redraw: bool = True) -> None:
         self._cancel_job()
+        if self.selection is not None and self.active:
+            self._record(None)
         self.selection = None
         self._show(None)
         if redraw:

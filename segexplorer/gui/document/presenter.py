@@ -135,6 +135,8 @@ class AblationView:
     can_precompute: bool
     can_export: bool
     can_reset: bool
+    can_undo: bool
+    can_redo: bool
 
 
 @dataclass(frozen=True, eq=False)
@@ -542,7 +544,8 @@ class Presenter:
         common: dict[str, Any] = {"signature": signature, "view": ab.view,
                                   "segments": choice.segments, "baseline": choice.baseline,
                                   "can_export": ab.shown is not None,
-                                  "can_reset": ab.selection is not None}
+                                  "can_reset": ab.selection is not None,
+                                  "can_undo": ab.can_undo(), "can_redo": ab.can_redo()}
         if pred is None:
             return AblationView(has_prediction=False, thumbnails=None, result=None,
                                 status=None, history=(), current=None,
