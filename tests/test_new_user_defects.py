@@ -294,3 +294,30 @@ def test_ablation_steps_undo_and_redo_without_computing_again(squares):
     runner.run_until_idle()
     assert ids() == (2,) and not ablation.can_redo()
     assert ablation.undo() and ids() == (1,)
+
+
+# asked for: draw a region to ablate ----------------------------------------------------
+def test_a_drawn_region_is_ablated_and_takes_part_in_undo(squares):
+    doc, runner, presenter, _ = opened(squares, "colour")
+    ablation = doc.ablation
+    # a lasso around the left half of the red square (8..24 x 8..24)
+    ablation.draw_region("lasso", [(8, 8), (15.5, 8), (15.5, 24), (8, 24)])
+    runner.run_until_idle()
+    entry = ablation.shown
+    assert entry is not None and entry.selection.kind.startswith("region")
+    inside = entry.segments.ids == 1
+    assert inside[10, 10] and not inside[10, 20] and not inside[40, 40]
+    after, before = entry.outcome.class_map_after, doc.prediction.class_map
+    assert (after[inside & (before == 1)] == 0).all()  # the red pixels inside are gone
+    assert (after[~inside] == before[~inside]).all()  # nothing else changed
+    assert "drawn region (mostly aeroplane)" in entry.label
+    # a brush stroke over the green block: another region, another step
+    ablation.draw_region("brush", [(40, 48), (55, 48)], radius=3)
+    runner.run_until_idle()
+    brushed = ablation.shown.segments.ids == 1
+    assert brushed[48, 47] and not brushed[40, 47] and 90 < brushed.sum() < 170  # ~22 x 7
+    assert ablation.undo() and ablation.shown is entry
+    doc.update_analysis(baseline="black")  # the same region, another baseline
+    runner.run_until_idle()
+    assert ablation.shown.selection.kind == entry.selection.kind
+    assert ablation.shown.selection.baseline == "black"

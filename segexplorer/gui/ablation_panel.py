@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSizePolicy,
+    QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -67,6 +68,8 @@ class AblationPanel(QWidget):
     export_history_requested = Signal()
     history_chosen = Signal(int)
     precompute_requested = Signal()
+    #: 'click' (segments), 'brush' or 'lasso': how the image selects what is ablated
+    tool_chosen = Signal(str)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -102,6 +105,32 @@ class AblationPanel(QWidget):
                                  "mean, black, a blurred copy, or a colour you choose")
         form.addRow("Segments", self.segments)
         form.addRow("Baseline", self.baseline)
+        tools = QHBoxLayout()
+        self.tool_buttons = QButtonGroup(self)
+        self._tool: dict[str, QToolButton] = {}
+        for tool, label, tip in (
+                ("click", "Segments", "Click a segment to ablate it (Shift+click adds one)"),
+                ("brush", "Brush", "Paint a region to ablate (a drag)"),
+                ("lasso", "Lasso", "Draw around a region to ablate (a drag)")):
+            button = QToolButton(body)
+            button.setText(label)
+            button.setToolTip(tip)
+            button.setCheckable(True)
+            button.setObjectName(f"ablationTool_{tool}")
+            button.clicked.connect(lambda _c=False, t=tool: self.tool_chosen.emit(t))
+            self.tool_buttons.addButton(button)
+            self._tool[tool] = button
+            tools.addWidget(button)
+        self._tool["click"].setChecked(True)
+        self.brush_size = QSpinBox(body)
+        self.brush_size.setObjectName("ablationBrushSize")
+        self.brush_size.setRange(1, 200)
+        self.brush_size.setValue(6)
+        self.brush_size.setSuffix(" px")
+        self.brush_size.setToolTip("The brush's radius, in working pixels")
+        tools.addWidget(self.brush_size)
+        tools.addStretch(1)
+        form.addRow("Select", tools)
         column.addLayout(form)
 
         self.summary = QLabel(body)
@@ -238,6 +267,9 @@ class AblationPanel(QWidget):
         chosen = colour.name() if colour.isValid() else self._last_baseline
         self.set_choice(str(self.segments.currentData()), chosen)
         self.baseline_chosen.emit(chosen)
+
+    def tool_button(self, tool: str) -> QToolButton:
+        return self._tool[tool]
 
     def set_view(self, view: str) -> None:
         self._thumb[view].setChecked(True)

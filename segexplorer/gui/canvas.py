@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QTransform
+from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPalette, QPen, QTransform
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
     QFrame,
+    QGraphicsPathItem,
     QGraphicsPixmapItem,
     QGraphicsScene,
     QGraphicsView,
@@ -33,6 +34,8 @@ class ImageCanvas(QGraphicsView):
 
     hovered = Signal(int, int)  # image pixel under the cursor, (-1, -1) when outside
     clicked = Signal(int, int)  # image pixel clicked (a press and release without a drag)
+    #: a region drawn with the brush or the lasso: tool, points in working pixels
+    stroke_finished = Signal(str, list)
     zoom_changed = Signal(float)
 
     def __init__(self, parent=None) -> None:
@@ -60,6 +63,13 @@ class ImageCanvas(QGraphicsView):
         self._cursor = Qt.CursorShape.CrossCursor
         self.click_modifiers = Qt.KeyboardModifier.NoModifier  # of the latest click
         self._focusing_click = False  # the press that gave the canvas the focus
+        self.tool = "click"  # 'brush' and 'lasso' draw regions instead of panning
+        self._stroke: list[tuple[float, float]] | None = None
+        self._stroke_item = QGraphicsPathItem()
+        self._stroke_item.setZValue(3)
+        pen = QPen(QColor(255, 214, 0), 0)
+        pen.setCosmetic(True)
+        self._stroke_item.setPen(pen)
         app = QApplication.instance()
         if isinstance(app, QApplication):
             app.focusChanged.connect(self._on_focus_changed)
@@ -123,6 +133,28 @@ class ImageCanvas(QGraphicsView):
             self._size, self._full = size, full
             self._scene.setSceneRect(QRectF(0, 0, full[0], full[1]))
             self.fit_to_window()
+
+    def set_tool(self, tool: str) -> None:
+        """'click' (click and pan), 'brush' or 'lasso' (a left drag draws a region)."""
+        self.tool = tool
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag if tool == "click"
+                         else QGraphicsView.DragMode.NoDrag)
+        self.viewport().setCursor(self._cursor if tool == "click"
+                                  else Qt.CursorShape.CrossCursor)
+
+    def _working_point(self, pos: QPointF) -> tuple[float, float]:
+        point = self.mapToScene(pos.toPoint())
+        sx, sy = self._scale
+        return point.x() / sx, point.y() / sy
+
+    def _draw_stroke(self) -> None:
+        path = QPainterPath()
+        sx, sy = self._scale
+        for i, (x, y) in enumerate(self._stroke or []):
+            (path.moveTo if i == 0 else path.lineTo)(QPointF(x * sx, y * sy))
+        if self.tool == "lasso" and self._stroke:
+            path.closeSubpath()
+        self._stroke_item.setPath(path)
 
     def set_click_cursor(self, shape: Qt.CursorShape) -> None:
         """The cursor over the image (a pointing hand says a click ablates)."""
@@ -290,11 +322,23 @@ class ImageCanvas(QGraphicsView):
                                 and QApplication.mouseButtons() != Qt.MouseButton.NoButton)
 
     def mousePressEvent(self, event) -> None:  # noqa: N802
+        if self.tool != "click" and event.button() == Qt.MouseButton.LeftButton \
+                and self._size is not None:
+            if self._stroke_item.scene() is None:
+                self._scene.addItem(self._stroke_item)
+            self._stroke = [self._working_point(event.position())]
+            self._draw_stroke()
+            return
         if event.button() == Qt.MouseButton.LeftButton:
             self._press = event.position().toPoint()
         super().mousePressEvent(event)
 
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+        if self._stroke is not None and event.button() == Qt.MouseButton.LeftButton:
+            points, self._stroke = self._stroke, None
+            self._stroke_item.setPath(QPainterPath())
+            self.stroke_finished.emit(self.tool, points)
+            return
         super().mouseReleaseEvent(event)
         self.viewport().setCursor(self._cursor)  # the hand-drag mode changed it
         if event.button() != Qt.MouseButton.LeftButton or self._press is None:
@@ -310,6 +354,9 @@ class ImageCanvas(QGraphicsView):
                 self.clicked.emit(*hit)
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        if self._stroke is not None:
+            self._stroke.append(self._working_point(event.position()))
+            self._draw_stroke()
         super().mouseMoveEvent(event)
         if self._press is not None and (event.position().toPoint() - self._press
                                         ).manhattanLength() > CLICK_SLOP_PX:

@@ -15,8 +15,9 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from .canvas import ImageCanvas
-from .document import Document
+from .document import Document, sessions
 from .document.exports import Exports
+from .document.session_file import SUFFIX as SESSION_SUFFIX
 from .imaging import from_qimage, to_qimage
 from .multiview import MultiView
 from .settings import Preferences
@@ -131,6 +132,35 @@ class ExportsController(QObject):
         folder = self._folder("Export ablation into folder")
         if folder:
             self.export_ablation(folder)
+
+    # -- sessions ------------------------------------------------------------------------
+    def choose_session(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.parent_widget, "Open session",
+                                              self.prefs.last_folder,
+                                              f"SegExplorer sessions (*{SESSION_SUFFIX})")
+        if path:
+            self.open_session(path)
+
+    def open_session(self, path: str | Path) -> None:
+        """Open a session file (a file that is not one is reported in one line)."""
+        from ..engine.errors import UserError
+
+        try:
+            sessions.open_session(self.doc, path)
+        except UserError as exc:
+            self._error(exc.message)
+
+    def choose_session_file(self) -> None:
+        if self.doc.source is None:
+            return
+        stem = Path(self.doc.source.label).stem.strip("<>") or "session"
+        path, _ = QFileDialog.getSaveFileName(
+            self.parent_widget, "Save session",
+            str(Path(self.export_folder()) / (stem + SESSION_SUFFIX)),
+            f"SegExplorer sessions (*{SESSION_SUFFIX})")
+        if path:
+            sessions.save(self.doc, path if path.endswith(SESSION_SUFFIX)
+                          else path + SESSION_SUFFIX)
 
     def choose_export_history(self) -> None:
         if not self.doc.ablation.history:

@@ -32,11 +32,10 @@ from .ablate_mode import AblateController
 from .canvas_area import CanvasArea
 from .classes_panel import ClassesPanel
 from .dialogs import Dialogs
-from .document import Document, Exports, Presenter, WindowView, catalog, sessions
+from .document import Document, Exports, Presenter, WindowView, catalog
 from .document.choices import ATTRIBUTION, LAYER_LABELS
 from .document.document import default_model_choice
 from .document.messages import Failure, Notice, OfflineOffer, Saved
-from .document.session_file import SUFFIX as SESSION_SUFFIX
 from .document.sources import ImageSource
 from .explain_panel import ExplanationPanel
 from .exports import ExportsController
@@ -130,7 +129,8 @@ class MainWindow(QMainWindow):
         self._build_docks()
         self.commands = build_actions(self, {
             "open": self.choose_image, "paste": self.paste_image,
-            "open_session": self.choose_session, "save_session": self.choose_session_file,
+            "open_session": lambda: self.exporter.choose_session(),
+            "save_session": lambda: self.exporter.choose_session_file(),
             "export_view": self.exporter.choose_export_view, "copy": self.exporter.copy_view,
             "export_working": lambda: self.exporter.choose_export_view(working=True),
             "export_figure": self.exporter.choose_export_figure,
@@ -277,6 +277,10 @@ class MainWindow(QMainWindow):
         self.classes_panel.target_selected.connect(doc.set_target)
         self.canvas.hovered.connect(self._on_hover)
         self.canvas.clicked.connect(self._on_canvas_clicked)
+        self.canvas.stroke_finished.connect(
+            lambda tool, points: doc.ablation.draw_region(
+                tool, points, float(self.ablation.panel.brush_size.value())))
+        self.ablation.panel.tool_chosen.connect(self._on_tool)
         self.area.layer_buttons.idClicked.connect(
             lambda i: doc.set_canvas_layer(list(LAYER_LABELS)[i]))
         self.area.opacity.valueChanged.connect(lambda value: doc.set_opacity(value / 100.0))
@@ -395,33 +399,6 @@ class MainWindow(QMainWindow):
             self.open_image(text)
             return
         self.statusBar().showMessage("The clipboard holds no image.", 4000)
-
-    def choose_session(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open session", self.prefs.last_folder,
-                                              f"SegExplorer sessions (*{SESSION_SUFFIX})")
-        if path:
-            self.open_session(path)
-
-    def open_session(self, path: str | Path) -> None:
-        """Open a session file (a file that is not one is reported in one line)."""
-        from ..engine.errors import UserError
-
-        try:
-            sessions.open_session(self.document, path)
-        except UserError as exc:
-            self._on_failed(Failure("session", exc.message))
-        self.model_panel.set_choice(self.document.model_choice)
-
-    def choose_session_file(self) -> None:
-        if self.document.source is None:
-            return
-        stem = Path(self.document.source.label).stem.strip("<>") or "session"
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save session", str(Path(self.exporter.export_folder()) / (stem + SESSION_SUFFIX)),
-            f"SegExplorer sessions (*{SESSION_SUFFIX})")
-        if path:
-            sessions.save(self.document, path if path.endswith(SESSION_SUFFIX)
-                          else path + SESSION_SUFFIX)
 
     def _on_image_opened(self, source: ImageSource) -> None:
         if source.path:
@@ -558,6 +535,12 @@ class MainWindow(QMainWindow):
         doc.set_target(cls)
         self.statusBar().showMessage(f"Target: {pred.categories[cls]}", 3000)
 
+    def _on_tool(self, tool: str) -> None:
+        """Brush and lasso draw regions in ablate mode (entered if needed)."""
+        if tool != "click" and not self.document.ablation.active:
+            self.document.ablation.set_active(True)
+        self.canvas.set_tool(tool)
+
     def _on_ablate_mode(self, on: bool) -> None:
         if on:
             self.canvas.set_click_cursor(Qt.CursorShape.PointingHandCursor)
@@ -565,6 +548,8 @@ class MainWindow(QMainWindow):
             self.ablation_dock.raise_()
         else:
             self.canvas.set_click_cursor(Qt.CursorShape.CrossCursor)
+            self.canvas.set_tool("click")
+            self.ablation.panel.tool_button("click").setChecked(True)
         self.hover_label.setText(self.describe_pixel(-1, -1))
 
     # ======================================================================= layers

@@ -212,3 +212,28 @@ def test_the_image_is_shown_and_exported_at_its_own_resolution(qtbot, make_windo
     qtbot.waitUntil(lambda: full.is_file() and working.is_file(), timeout=10000)
     assert np.asarray(Image.open(full)).shape == (96, 128, 4)
     assert np.asarray(Image.open(working)).shape == (64, 85, 4)
+
+
+# asked for: brush and lasso on the canvas ------------------------------------------------
+def test_the_lasso_draws_a_region_on_the_canvas_and_ablates_it(qtbot, make_window, tmp_path):
+    arr = np.full((SIZE, SIZE, 3), 200, np.uint8)
+    arr[8:24, 8:24] = (230, 20, 20)
+    path = tmp_path / "square.png"
+    Image.fromarray(arr).save(path)
+    window = make_window("colour")
+    _open(qtbot, window, path)
+    panel = window.ablation.panel
+    qtbot.mouseClick(panel.tool_button("lasso"), Qt.MouseButton.LeftButton)
+    assert window.document.ablation.active and window.canvas.tool == "lasso"
+    viewport, canvas = window.canvas.viewport(), window.canvas
+    corners = [(6, 6), (26, 6), (26, 26), (6, 26)]
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=canvas.image_to_widget(*corners[0]))
+    for corner in corners[1:]:
+        qtbot.mouseMove(viewport, canvas.image_to_widget(*corner))
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton,
+                       pos=canvas.image_to_widget(*corners[-1]))
+    ablation = window.document.ablation
+    qtbot.waitUntil(lambda: ablation.shown is not None, timeout=10000)
+    assert ablation.shown.selection.kind.startswith("region")
+    assert 1 not in np.unique(ablation.shown.outcome.class_map_after)  # the square is gone
+    assert "drawn region" in panel.summary.text() or "aeroplane" in panel.summary.text()

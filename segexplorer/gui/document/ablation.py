@@ -96,7 +96,7 @@ class AblationEntry:
         n = len(self.selection.ids)
         how = ("answered from the ablation sweep, no forward pass" if self.outcome.from_cache
                else "one forward pass")
-        kind = SEGMENT_LABELS[self.selection.kind].lower()
+        kind = SEGMENT_LABELS.get(self.selection.kind, "drawn region").lower()
         return (f"{n} segment{'s' if n != 1 else ''} ({kind}), baseline "
                 f"{self.baseline_text}; {how}, {self.seconds * 1000:.0f} ms")
 
@@ -171,6 +171,7 @@ class Ablation:
         self._steps: list[Selection | None] = [None]
         self._step = 0
         self._replaying = False
+        self._regions = 0  # regions drawn so far (each is its own segments kind)
         self._previous_layer: str | None = None
         self._segments: dict[tuple[PredictKey | None, str], Segments] = {}
         self._originals: tuple[PredictKey | None, Views] | None = None
@@ -294,6 +295,7 @@ class Ablation:
                 self.select(selection.ids, selection.kind, selection.baseline)
         finally:
             self._replaying = False
+        self._regions = 0  # regions drawn so far (each is its own segments kind)
 
     def hover(self, x: int, y: int) -> None:
         """The cursor is over working pixel (x, y) ((-1, -1): off the image): the segment
@@ -382,6 +384,37 @@ class Ablation:
         self._show(entry)
         self.doc.changed()
 
+    def draw_region(self, tool: str, points: list[tuple[float, float]],
+                    radius: float = 6.0) -> None:
+        """Ablate a region the user drew in working pixels: a ``lasso`` (the polygon
+        through ``points``) or a ``brush`` stroke (``radius`` pixels wide on each side)."""
+        from PIL import Image, ImageDraw
+
+        pred = self.doc.prediction
+        if pred is None or self.doc.session is None or not points:
+            return
+        h, w = pred.class_map.shape
+        canvas = Image.new("1", (w, h), 0)
+        draw = ImageDraw.Draw(canvas)
+        if tool == "lasso" and len(points) >= 3:
+            draw.polygon(points, fill=1, outline=1)
+        else:  # a brush stroke: a thick line with round ends
+            r = max(0.5, float(radius))
+            if len(points) > 1:
+                draw.line(points, fill=1, width=max(1, round(2 * r)))
+            for x, y in points:
+                draw.ellipse((x - r, y - r, x + r, y + r), fill=1)
+        inside = np.asarray(canvas, dtype=bool)
+        if not inside.any():
+            return
+        from ...engine.segments import region_segments
+
+        self._regions += 1
+        kind = f"region-{self._regions}"
+        self._segments[(self.doc.predict_key, kind)] = region_segments(pred.class_map, inside,
+                                                                       kind)
+        self.select((1,), kind=kind)
+
     def segments_for(self, kind: str) -> Segments:
         """The segments of the current prediction (made once per kind)."""
         doc = self.doc
@@ -405,10 +438,10 @@ class Ablation:
         current, choice = self.selection, self.doc.analysis
         if current is None or not self.active:
             return
-        if current.kind != choice.segments:
+        if current.kind != choice.segments and not current.kind.startswith("region"):
             self.reset()  # the ids name other segments now
         elif current.baseline != choice.baseline:
-            self.select(current.ids)  # the same segments, replaced by the new baseline
+            self.select(current.ids, current.kind)  # the same pixels, the new baseline
 
     # -- computing -----------------------------------------------------------------------
     def _find(self, selection: Selection) -> AblationEntry | None:

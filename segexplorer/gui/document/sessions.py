@@ -33,7 +33,8 @@ def snapshot(doc: Document) -> SessionFile | None:
     else:
         assert source.path is not None
         data = Path(source.path).read_bytes()
-    history = ablation.history
+    # drawn regions are not saved (their pixels are not in the file): segments are
+    history = [e for e in ablation.history if not e.selection.kind.startswith("region")]
     shown = history.index(ablation.shown) if ablation.shown in history else None
     return SessionFile(
         image_name=source.label, image_path=source.path, image_bytes=data,
