@@ -79,7 +79,8 @@ class AblationPanel(QWidget):
         scroll = QScrollArea(self)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # nothing in it is wider than a narrow dock; should a font make it so, it scrolls
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         outer.addWidget(scroll)
         body = QWidget(scroll)
         scroll.setWidget(body)
@@ -103,13 +104,17 @@ class AblationPanel(QWidget):
         self.baseline.addItem("Colour...", CUSTOM_COLOUR)
         self.baseline.setToolTip("What the ablated pixels are replaced with: the ImageNet "
                                  "mean, black, a blurred copy, or a colour you choose")
+        for combo in (self.segments, self.baseline):  # narrow docks: no wider than needed
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(10)
         form.addRow("Segments", self.segments)
         form.addRow("Baseline", self.baseline)
         tools = QHBoxLayout()
         self.tool_buttons = QButtonGroup(self)
         self._tool: dict[str, QToolButton] = {}
         for tool, label, tip in (
-                ("click", "Segments", "Click a segment to ablate it (Shift+click adds one)"),
+                ("click", "Click", "Click a segment to ablate it (Shift+click adds one)"),
                 ("brush", "Brush", "Paint a region to ablate (a drag)"),
                 ("lasso", "Lasso", "Draw around a region to ablate (a drag)")):
             button = QToolButton(body)
@@ -121,16 +126,16 @@ class AblationPanel(QWidget):
             self.tool_buttons.addButton(button)
             self._tool[tool] = button
             tools.addWidget(button)
+        tools.addStretch(1)
         self._tool["click"].setChecked(True)
+        form.addRow("Select", tools)
         self.brush_size = QSpinBox(body)
         self.brush_size.setObjectName("ablationBrushSize")
         self.brush_size.setRange(1, 200)
         self.brush_size.setValue(6)
         self.brush_size.setSuffix(" px")
         self.brush_size.setToolTip("The brush's radius, in working pixels")
-        tools.addWidget(self.brush_size)
-        tools.addStretch(1)
-        form.addRow("Select", tools)
+        form.addRow("Brush", self.brush_size)
         column.addLayout(form)
 
         self.summary = QLabel(body)
@@ -183,6 +188,7 @@ class AblationPanel(QWidget):
         column.addLayout(buttons)
 
         scores_title = section_label("Class scores (argmax-masked, original mask)", body)
+        scores_title.setWordWrap(True)
         column.addWidget(scores_title)
         self.chart = ScoreChart(body)
         self.chart.setToolTip("Each class's score: the sum of its logits over the pixels "

@@ -78,7 +78,7 @@ class CanvasArea(QWidget):
         self.opacity = QSlider(Qt.Orientation.Horizontal, self)
         self.opacity.setObjectName("opacitySlider")
         self.opacity.setRange(0, 100)
-        self.opacity.setMinimumWidth(50)  # narrow windows keep the whole bar
+        self.opacity.setMinimumWidth(36)  # narrow windows keep the whole bar
         self.opacity.setMaximumWidth(120)
         self.opacity.setToolTip("Opacity of the shown layer over the image")
         bar.addWidget(self.opacity, 1)

@@ -123,14 +123,31 @@ class ClassLegend(QWidget):
         chip = fm.height() - 2
         x, y = 8, (self.height() - fm.height()) // 2
         painter.setPen(self.palette().color(QPalette.ColorRole.WindowText))
-        for i, (name, rgb) in enumerate(self._entries):
+        shown = self.shown_count()
+        for name, rgb in self._entries[:shown]:
             width = chip + 6 + fm.horizontalAdvance(name) + 16
-            if x + width > self.width() - 8 and i < len(self._entries):
-                more = f"+{len(self._entries) - i} more"
-                painter.drawText(x, y + fm.ascent(), more)
-                break
             painter.fillRect(x, y + 1, chip, chip, QColor(*rgb))
             painter.drawRect(x, y + 1, chip - 1, chip - 1)
             painter.drawText(x + chip + 6, y + fm.ascent(), name)
             x += width
+        if shown < len(self._entries):  # the rest in the tooltip
+            painter.drawText(x, y + fm.ascent(), f"+{len(self._entries) - shown} more")
         painter.end()
+
+    def shown_count(self) -> int:
+        """How many entries are drawn whole (the others are named as '+N more', which is
+        kept room for: no name is ever cut off)."""
+        fm = QFontMetrics(self.font())
+        chip = fm.height() - 2
+        room = self.width() - 16
+        widths = [chip + 6 + fm.horizontalAdvance(name) + 16 for name, _ in self._entries]
+        if sum(widths) <= room:
+            return len(widths)
+        used, count = 0, 0
+        for width in widths:
+            more = fm.horizontalAdvance(f"+{len(widths) - count - 1} more")
+            if used + width + more > room:
+                break
+            used += width
+            count += 1
+        return count

@@ -197,10 +197,11 @@ class MainWindow(QMainWindow):
 
     # ======================================================================= building
     def _build_docks(self) -> None:
-        def dock(title: str, widget: QWidget, name: str, area: Qt.DockWidgetArea) -> QDockWidget:
+        def dock(title: str, widget: QWidget, name: str, area: Qt.DockWidgetArea,
+                 scroll: bool = True) -> QDockWidget:
             d = QDockWidget(title, self)
             d.setObjectName(name)
-            d.setWidget(widget if isinstance(widget, QScrollArea) else scrolling(widget))
+            d.setWidget(scrolling(widget) if scroll else widget)
             d.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                           | QDockWidget.DockWidgetFeature.DockWidgetFloatable
                           | QDockWidget.DockWidgetFeature.DockWidgetClosable)
@@ -213,7 +214,8 @@ class MainWindow(QMainWindow):
         self.model_dock = dock("Model", self.model_panel, "modelDock", right)
         self.explain_dock = dock("Explanation", self.explain_panel, "explainDock", right)
         self.splitDockWidget(self.model_dock, self.explain_dock, Qt.Orientation.Vertical)
-        self.ablation_dock = dock("Ablation", self.ablation.panel, "ablationDock", right)
+        self.ablation_dock = dock("Ablation", self.ablation.panel, "ablationDock", right,
+                                  scroll=False)  # it scrolls itself
         self.tabifyDockWidget(self.explain_dock, self.ablation_dock)
         self.explain_dock.raise_()
         # narrow enough together for a 1024 px screen; a narrower dock scrolls
