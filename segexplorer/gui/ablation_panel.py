@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPalette, QPixmap
+from PySide6.QtGui import QColor, QFontMetrics, QIcon, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
     QColorDialog,
@@ -146,9 +146,14 @@ class AblationPanel(QWidget):
         font.setPointSizeF(font.pointSizeF() * 1.1)
         self.summary.setFont(font)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # two lines kept for the summary and three for the details: the thumbnails and
+        # buttons below do not jump when a summary wraps
+        self.summary.setMinimumHeight(2 * QFontMetrics(font).lineSpacing())
         column.addWidget(self.summary)
         self.details = _muted("", body)
         self.details.setObjectName("ablationDetails")
+        self.details.setMinimumHeight(3 * self.details.fontMetrics().lineSpacing())
+        self.details.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         column.addWidget(self.details)
 
         thumbs = QHBoxLayout()

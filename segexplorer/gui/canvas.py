@@ -314,6 +314,18 @@ class ImageCanvas(QGraphicsView):
         if self._fit:
             self.fit_to_window()
 
+    def focusInEvent(self, event) -> None:  # noqa: N802
+        super().focusInEvent(event)
+        # the image has no caret or frame of its own: show that keys now go to it
+        self.setStyleSheet("ImageCanvas { border: 2px solid palette(highlight); }")
+
+    def focusOutEvent(self, event) -> None:  # noqa: N802
+        super().focusOutEvent(event)
+        self.setStyleSheet("")
+
+    def has_focus_frame(self) -> bool:
+        return "border" in self.styleSheet()
+
     def _on_focus_changed(self, old, new) -> None:
         # A click that leaves a text field (the layer path, the working size) for the
         # image only moves the focus here: it must not also pick a class (the press

@@ -146,6 +146,9 @@ class ExplanationPanel(QWidget):
         self.status = QLabel(self)
         self.status.setObjectName("explainStatus")
         self.status.setWordWrap(True)
+        # room for four lines: a longer message does not push the rows below it
+        self.status.setMinimumHeight(4 * self.status.fontMetrics().lineSpacing())
+        self.status.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.status.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.compute = QPushButton("Compute", self)
         self.compute.setObjectName("computeButton")

@@ -237,3 +237,24 @@ def test_the_lasso_draws_a_region_on_the_canvas_and_ablates_it(qtbot, make_windo
     assert ablation.shown.selection.kind.startswith("region")
     assert 1 not in np.unique(ablation.shown.outcome.class_map_after)  # the square is gone
     assert "drawn region" in panel.summary.text() or "aeroplane" in panel.summary.text()
+
+
+# 8, 12: rows keep their place; the image shows it has the keys --------------------------
+def test_status_rows_do_not_jump_and_the_focused_image_is_framed(qtbot, make_window,
+                                                                 blocks_image):
+    window = make_window()
+    _open(qtbot, window, blocks_image)
+    panel = window.explain_panel
+    below = panel.view.mapTo(panel, panel.view.rect().topLeft()).y()
+    short = panel.status.text()
+    assert "Grad-CAM" in short
+    panel.set_status("The ablation sweep was cancelled or failed. Press Compute to run it.",
+                     True)
+    qtbot.wait(1)  # (layout: processed with the pending events)
+    window.activateWindow()
+    assert panel.view.mapTo(panel, panel.view.rect().topLeft()).y() == below
+    window.canvas.setFocus()
+    qtbot.waitUntil(window.canvas.hasFocus, timeout=2000)
+    assert window.canvas.has_focus_frame()
+    window.explain_panel.method.setFocus()
+    qtbot.waitUntil(lambda: not window.canvas.has_focus_frame(), timeout=2000)
