@@ -316,15 +316,15 @@ class ImageCanvas(QGraphicsView):
 
     def focusInEvent(self, event) -> None:  # noqa: N802
         super().focusInEvent(event)
-        # the image has no caret or frame of its own: show that keys now go to it
-        self.setStyleSheet("ImageCanvas { border: 2px solid palette(highlight); }")
+        self.viewport().update()  # the focus frame (drawForeground)
 
     def focusOutEvent(self, event) -> None:  # noqa: N802
         super().focusOutEvent(event)
-        self.setStyleSheet("")
+        self.viewport().update()
 
     def has_focus_frame(self) -> bool:
-        return "border" in self.styleSheet()
+        """Whether the frame that says keys go to the image is drawn."""
+        return self.hasFocus()
 
     def _on_focus_changed(self, old, new) -> None:
         # A click that leaves a text field (the layer path, the working size) for the
@@ -393,6 +393,13 @@ class ImageCanvas(QGraphicsView):
 
     def drawForeground(self, painter: QPainter, rect) -> None:  # noqa: N802
         super().drawForeground(painter, rect)
+        if self.hasFocus():  # the image has no caret: a frame shows keys go to it
+            painter.save()
+            painter.resetTransform()
+            pen = QPen(self.palette().color(QPalette.ColorRole.Highlight), 2)
+            painter.setPen(pen)
+            painter.drawRect(self.viewport().rect().adjusted(1, 1, -1, -1))
+            painter.restore()
         if self._size is not None or not self._placeholder:
             return
         painter.save()
