@@ -321,3 +321,23 @@ def test_a_drawn_region_is_ablated_and_takes_part_in_undo(squares):
     runner.run_until_idle()
     assert ablation.shown.selection.kind == entry.selection.kind
     assert ablation.shown.selection.baseline == "black"
+
+
+# asked for: a layers list with visibility and opacity ------------------------------------
+def test_layers_are_shown_together_each_at_its_own_opacity(blocks_image):
+    from segexplorer.render import decode_segmap
+
+    doc, runner, presenter, _ = opened(blocks_image)
+    assert presenter.present(doc).canvas.under == ()  # the chosen layer alone, by default
+    doc.set_layer_visible("segmentation", True)
+    doc.set_opacity(0.3, "segmentation")
+    view = presenter.present(doc)
+    (array, opacity), = view.canvas.under
+    np.testing.assert_array_equal(array, decode_segmap(doc.prediction.class_map))
+    assert opacity == 0.3 and view.canvas.overlay is not None  # the explanation on top
+    assert view.layer_visible["segmentation"] and view.opacities["segmentation"] == 0.3
+    doc.set_layer_visible("image", False)
+    assert presenter.present(doc).canvas.base_visible is False
+    doc.set_canvas_layer("segmentation")  # the chosen layer is never drawn twice
+    assert presenter.present(doc).canvas.under == ()
+    assert not runner.pending()

@@ -46,7 +46,7 @@ class ImageCanvas(QGraphicsView):
         self._base = QGraphicsPixmapItem()
         self._overlay = QGraphicsPixmapItem()
         self._outline = QGraphicsPixmapItem()
-        for z, item in enumerate((self._base, self._overlay, self._outline)):
+        for z, item in zip((0, 2, 3), (self._base, self._overlay, self._outline), strict=True):
             item.setZValue(z)
             item.setShapeMode(QGraphicsPixmapItem.ShapeMode.BoundingRectShape)
             self._scene.addItem(item)
@@ -66,7 +66,9 @@ class ImageCanvas(QGraphicsView):
         self.tool = "click"  # 'brush' and 'lasso' draw regions instead of panning
         self._stroke: list[tuple[float, float]] | None = None
         self._stroke_item = QGraphicsPathItem()
-        self._stroke_item.setZValue(3)
+        self._stroke_item.setZValue(4)
+        # other visible layers, between the image and the overlay (the Layers panel)
+        self._under: list[tuple[QGraphicsPixmapItem, np.ndarray]] = []
         pen = QPen(QColor(255, 214, 0), 0)
         pen.setCosmetic(True)
         self._stroke_item.setPen(pen)
@@ -92,7 +94,8 @@ class ImageCanvas(QGraphicsView):
 
     def show_layers(self, base: np.ndarray | None, overlay: np.ndarray | None,
                     opacity: float, outline: np.ndarray | None, outline_key: object,
-                    working: np.ndarray | None = None) -> None:
+                    working: np.ndarray | None = None, base_visible: bool = True,
+                    under: tuple[tuple[np.ndarray, float], ...] = ()) -> None:
         """Show these arrays; those already shown (the same objects, the same outline key)
         are not converted again. ``base`` is the image at its own resolution, ``working``
         the same at the working resolution (the overlays' grid)."""
@@ -101,6 +104,8 @@ class ImageCanvas(QGraphicsView):
         if overlay is not self._overlay_array:
             self.set_overlay(overlay)
         self.set_overlay_opacity(opacity)
+        self._base.setVisible(base is not None and base_visible)
+        self.set_under(under)
         if outline_key != self._outline_key or (outline_key is None
                                                  and self._outline.isVisible()):
             self.set_outline(outline)
@@ -171,6 +176,28 @@ class ImageCanvas(QGraphicsView):
         if opacity is not None:
             self._overlay.setOpacity(opacity)
 
+    def set_under(self, layers: tuple[tuple[np.ndarray, float], ...]) -> None:
+        """Layers drawn between the image and the overlay, bottom first (working grid)."""
+        arrays = [array for array, _opacity in layers]
+        if len(arrays) != len(self._under) or any(
+                shown is not array for (_item, shown), array in zip(self._under, arrays)):
+            for item, _array in self._under:
+                self._scene.removeItem(item)
+            self._under = []
+            for z, array in enumerate(arrays):
+                item = QGraphicsPixmapItem(to_pixmap(array))
+                item.setZValue(1 + z / 10)
+                item.setShapeMode(QGraphicsPixmapItem.ShapeMode.BoundingRectShape)
+                item.setTransform(QTransform.fromScale(*self._scale))
+                self._scene.addItem(item)
+                self._under.append((item, array))
+        for (item, _array), (_a, opacity) in zip(self._under, layers, strict=True):
+            item.setOpacity(float(opacity))
+
+    def under_count(self) -> int:
+        """How many other layers are drawn under the overlay."""
+        return len(self._under)
+
     def set_overlay_opacity(self, opacity: float) -> None:
         self._overlay.setOpacity(float(opacity))
 
@@ -224,10 +251,15 @@ class ImageCanvas(QGraphicsView):
         painter = QPainter(image)
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
         if working:
-            painter.drawPixmap(0, 0, to_pixmap(self._working_base))
+            if self._base.isVisible():
+                painter.drawPixmap(0, 0, to_pixmap(self._working_base))
         else:
-            painter.drawPixmap(0, 0, self._base.pixmap())
+            if self._base.isVisible():
+                painter.drawPixmap(0, 0, self._base.pixmap())
             painter.scale(*self._scale)
+        for item, _array in self._under:
+            painter.setOpacity(item.opacity())
+            painter.drawPixmap(0, 0, item.pixmap())
         if self._overlay.isVisible():
             painter.setOpacity(self._overlay.opacity())
             painter.drawPixmap(0, 0, self._overlay.pixmap())

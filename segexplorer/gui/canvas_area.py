@@ -144,7 +144,8 @@ class CanvasArea(QWidget):
         self.opacity_label.setEnabled(view.opacity_enabled)
         canvas = view.canvas
         self.canvas.show_layers(canvas.base, canvas.overlay, canvas.opacity, canvas.outline,
-                                canvas.outline_key, canvas.working)
+                                canvas.outline_key, canvas.working, canvas.base_visible,
+                                canvas.under)
         footer = view.footer
         self.colorbar.set_attribution(footer.normalized, footer.caption, footer.colormap)
         if footer.kind == "colorbar":

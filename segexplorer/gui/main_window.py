@@ -42,6 +42,7 @@ from .exports import ExportsController
 from .imaging import encode_png
 from .jobs import JobRunner
 from .layer_picker import LayerPicker
+from .layers_panel import LayersPanel
 from .model_cards import ModelCardsMenu, safe_start_choice
 from .model_panel import ModelPanel
 from .settings import Preferences, make_settings
@@ -113,6 +114,7 @@ class MainWindow(QMainWindow):
         self.model_panel = ModelPanel(doc.model_choice, self)
         self.explain_panel = ExplanationPanel(doc.analysis, doc.view, self)
         self.classes_panel = ClassesPanel(self)
+        self.layers_panel = LayersPanel(self)
         self.ablation = AblateController(doc, self,
                                          lambda: self.exporter.choose_export_ablation(),
                                          lambda: self.exporter.choose_export_history())
@@ -147,7 +149,8 @@ class MainWindow(QMainWindow):
             self, self.commands, [self.ablation.action, self.ablation.undo_action,
                                  self.ablation.redo_action, self.ablation.reset_action,
                                  self.ablation.export_action],
-            [self.classes_dock, self.model_dock, self.explain_dock, self.ablation_dock])
+            [self.classes_dock, self.layers_dock, self.model_dock, self.explain_dock,
+             self.ablation_dock])
         self._update_recent_menu()
         self.cards = ModelCardsMenu(self, self.model_panel, self.prefs,
                                     lambda message: self._on_failed(Failure("card", message)),
@@ -211,6 +214,9 @@ class MainWindow(QMainWindow):
         left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
         self.classes_panel.setMinimumWidth(170)
         self.classes_dock = dock("Classes", self.classes_panel, "classesDock", left)
+        self.layers_dock = dock("Layers", self.layers_panel, "layersDock", left)
+        self.tabifyDockWidget(self.classes_dock, self.layers_dock)
+        self.classes_dock.raise_()
         self.model_dock = dock("Model", self.model_panel, "modelDock", right)
         self.explain_dock = dock("Explanation", self.explain_panel, "explainDock", right)
         self.splitDockWidget(self.model_dock, self.explain_dock, Qt.Orientation.Vertical)
@@ -277,6 +283,8 @@ class MainWindow(QMainWindow):
         self.explain_panel.compute_requested.connect(doc.compute)
         self.explain_panel.choose_layer_requested.connect(self.choose_layer)
         self.classes_panel.target_selected.connect(doc.set_target)
+        self.layers_panel.visibility_changed.connect(doc.set_layer_visible)
+        self.layers_panel.opacity_changed.connect(lambda layer, v: doc.set_opacity(v, layer))
         self.canvas.hovered.connect(self._on_hover)
         self.canvas.clicked.connect(self._on_canvas_clicked)
         self.canvas.stroke_finished.connect(
@@ -491,6 +499,8 @@ class MainWindow(QMainWindow):
             action.setEnabled(view.layer_enabled[layer])
             action.setChecked(layer == view.canvas_layer)
         self.area.apply(view)
+        self.layers_panel.show_layers(view.layer_visible, view.opacities, view.canvas_layer,
+                                      view.layer_labels)
         self.commands.side_by_side.blockSignals(True)
         self.commands.side_by_side.setChecked(view.side_by_side)
         self.commands.side_by_side.blockSignals(False)

@@ -258,3 +258,20 @@ def test_status_rows_do_not_jump_and_the_focused_image_is_framed(qtbot, make_win
     assert window.canvas.has_focus_frame()
     window.explain_panel.method.setFocus()
     qtbot.waitUntil(lambda: not window.canvas.has_focus_frame(), timeout=2000)
+
+
+def test_the_layers_panel_stacks_layers_on_the_canvas(qtbot, make_window, blocks_image,
+                                                      tmp_path):
+    window = make_window()
+    _open(qtbot, window, blocks_image)
+    panel = window.layers_panel
+    assert not panel.visibility_box("attribution").isEnabled()  # the chosen one: on top
+    assert window.canvas.under_count() == 0
+    qtbot.mouseClick(panel.visibility_box("segmentation"), Qt.MouseButton.LeftButton)
+    assert window.canvas.under_count() == 1
+    panel.opacity_slider("segmentation").setValue(25)
+    assert window.document.opacity["segmentation"] == 0.25
+    plain = tmp_path / "stacked.png"
+    window.export_view(plain)
+    qtbot.waitUntil(plain.is_file, timeout=10000)
+    assert np.asarray(Image.open(plain)).shape == (96, 128, 4)

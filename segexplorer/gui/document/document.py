@@ -23,6 +23,7 @@ from .ablation import Ablation
 from .choices import (
     ATTRIBUTION,
     DEFAULT_OPACITY,
+    IMAGE,
     LAYER_LABELS,
     LAYER_METHODS,
     AnalysisChoice,
@@ -104,6 +105,8 @@ class Document:
         self.opacity = dict(DEFAULT_OPACITY)
         self.opacity.update(opacity or {})
         self.outline = outline
+        # layers shown under the chosen one (the Layers panel); the image is the base
+        self.layer_visible = {name: name == IMAGE for name in LAYER_LABELS}
         self.target: int | None = None
         # what is loaded
         self.engine_ready = catalog.engine_ready()
@@ -285,6 +288,13 @@ class Document:
 
     def set_opacity(self, value: float, layer: str | None = None) -> None:
         self.opacity[layer or self.canvas_layer] = min(1.0, max(0.0, float(value)))
+        self.changed()
+
+    def set_layer_visible(self, layer: str, on: bool) -> None:
+        """Show ``layer`` under the chosen one (the image: the base) or not; view-only."""
+        if layer not in LAYER_LABELS:
+            raise ValueError(f"unknown layer {layer!r}")
+        self.layer_visible[layer] = bool(on)
         self.changed()
 
     def set_outline(self, on: bool) -> None:

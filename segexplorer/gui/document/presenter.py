@@ -93,6 +93,8 @@ class CanvasView:
     working: np.ndarray | None  # the image at the working resolution: the overlays' grid
     overlay: np.ndarray | None  # H x W x 3|4, drawn at ``opacity`` over the base
     opacity: float
+    base_visible: bool
+    under: tuple[tuple[np.ndarray, float], ...]  # other visible layers, below the overlay
     outline: np.ndarray | None  # RGBA, drawn on top
     outline_key: object  # equal keys: the same outline
 
@@ -145,6 +147,8 @@ class WindowView:
     untrained: bool
     device_text: str
     canvas_layer: str
+    layer_visible: dict[str, bool]  # the Layers panel: what is shown, and how strongly
+    opacities: dict[str, float]
     layer_labels: dict[str, str]  # the ablated layer is named after the view it shows
     layer_enabled: dict[str, bool]
     opacity_enabled: bool
@@ -326,6 +330,7 @@ class Presenter:
                 message = self._missing(doc, "ablated", "The ablated input")
         elif layer == ABLATED and pred is not None:
             message = self._missing(doc, "ablated", "The ablated input")
+        under = self._under(doc, layer, segmap, attribution)
         outline, outline_key = self._outline_for(doc)
         self.current_normalized = normalized
         units = self._units(caption, normalized, view)
@@ -345,11 +350,14 @@ class Presenter:
             untrained=doc.model is not None and doc.model.untrained,
             device_text=self._device_text(doc),
             canvas_layer=layer,
+            layer_visible=dict(doc.layer_visible),
+            opacities=dict(doc.opacity),
             layer_labels=self._layer_labels(doc),
             layer_enabled={name: name == IMAGE or pred is not None for name in LAYER_LABELS},
             opacity_enabled=layer != IMAGE,
             canvas=CanvasView(doc.original_rgb(), prepared.rgb if prepared is not None else None,
-                              overlay, doc.opacity.get(layer, 1.0), outline, outline_key),
+                              overlay, doc.opacity.get(layer, 1.0),
+                              doc.layer_visible.get(IMAGE, True), under, outline, outline_key),
             footer=footer,
             side_by_side=view.side_by_side,
             panels=panels,
@@ -371,6 +379,32 @@ class Presenter:
         return result
 
     # ======================================================================= helpers
+    def _under(self, doc: Document, front: str, segmap: np.ndarray | None,
+               attribution: Attribution | str) -> tuple[tuple[np.ndarray, float], ...]:
+        """The other layers the Layers panel shows, bottom to top, at their opacity."""
+        out = []
+        for layer in (SEGMENTATION, ATTRIBUTION, ABLATED):
+            if layer == front or not doc.layer_visible.get(layer):
+                continue
+            array: np.ndarray | None = None
+            if layer == SEGMENTATION:
+                array = segmap
+            elif layer == ATTRIBUTION and not isinstance(attribution, str):
+                try:
+                    array = self.render(doc, attribution, doc.view.view, doc.view.sign,
+                                        doc.view.outlier)[0]
+                except ValueError:
+                    array = None
+            elif layer == ABLATED and doc.prediction is not None:
+                if doc.ablation.active:
+                    array = doc.ablation.canvas_overlay()[0]
+                elif doc.predict_key is not None and doc.target is not None:
+                    array = doc.store.ablated(ablated_key(doc.predict_key, doc.analysis,
+                                                          doc.target))
+            if array is not None:
+                out.append((array, doc.opacity.get(layer, 1.0)))
+        return tuple(out)
+
     @staticmethod
     def _working_note(doc: Document) -> str:
         """What the model really sees: the working image's size, and whether it was
