@@ -56,18 +56,21 @@ class ConsoleProgress:
 
 
 def _common_model_options(p: argparse.ArgumentParser) -> None:
-    from .engine.image import DEFAULT_SIZE
-    from .engine.models import DEFAULT_ARCHITECTURE
+    from .engine.catalog import DEFAULT_ARCHITECTURE
 
     p.add_argument("image", help="image file (PNG, JPEG, TIFF, ...)")
     p.add_argument("--model", default=DEFAULT_ARCHITECTURE,
-                   help=f"architecture (default {DEFAULT_ARCHITECTURE}; see 'segexplorer models')")
-    p.add_argument("--weights", default="default",
+                   help=f"a built-in architecture (default {DEFAULT_ARCHITECTURE}; see "
+                        "'segexplorer models') or a model card, a .toml file describing your "
+                        "own model (docs/models.md)")
+    p.add_argument("--weights", default=None,
                    help="'default' (torchvision's cache, downloaded if needed), 'untrained' "
-                        "(seeded random: a demo), or the path of a state-dict file")
+                        "(seeded random: a demo), or the path of a state-dict file; with a "
+                        "model card, the card's weights unless given")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--size", type=int, default=DEFAULT_SIZE,
-                   help="working size: the shorter side is resized to this (default 640)")
+    p.add_argument("--size", type=int, default=None,
+                   help="working size: the shorter side is resized to this (default 640, "
+                        "or the model card's [preprocess] size)")
     p.add_argument("--segments", choices=("class", "component"), default="class",
                    help="ablation segments: whole predicted classes (the seed) or each "
                         "connected region")
@@ -115,9 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a point in the ORIGINAL image's pixel coordinates; repeat to "
                              "ablate several segments together")
 
-    sub.add_parser("models", help="each model, its weights file, whether it is cached, its size")
-    layers = sub.add_parser("layers", help="the dotted paths of a model's layers")
-    layers.add_argument("model")
+    models = sub.add_parser("models", help="each built-in model, its weights file, whether it "
+                                           "is cached, its size; or a model card, resolved")
+    models.add_argument("card", nargs="?", help="a model card (.toml) to check and describe")
+    layers = sub.add_parser("layers", help="the dotted paths of a model's layers, with their "
+                                           "output shapes and whether Grad-CAM can use them")
+    layers.add_argument("model", help="a built-in architecture or a model card (.toml)")
+    layers.add_argument("--all", action="store_true",
+                        help="also list the layers Grad-CAM cannot use, with the reason")
+    layers.add_argument("--size", type=int, default=64,
+                        help="input side for the output shapes (default 64)")
     return parser
 
 
@@ -230,6 +240,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc))
     except (KeyboardInterrupt, Cancelled):
         return _fail("interrupted", 130)
+    except BrokenPipeError:
+        # the reader went away (`segexplorer layers X | head`): stop quietly, as Unix tools
+        # do; stdout is pointed at the null device so that Python's exit flush is silent
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except Exception as exc:  # a bug: still one line, with a way to get the details
         if os.environ.get("SEGEXPLORER_DEBUG"):
             raise
@@ -246,9 +263,9 @@ def gui_main() -> int:
 
 def _run_command(args: argparse.Namespace) -> int:
     if args.command == "models":
-        return _cmd_models()
+        return _cmd_models(args.card)
     if args.command == "layers":
-        return _cmd_layers(args.model)
+        return _cmd_layers(args.model, args.all, args.size)
     if args.command == "explain":
         return _cmd_explain(args)
     if args.command == "ablate":
@@ -257,25 +274,87 @@ def _run_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_models() -> int:
-    from .engine.weights import weights_table
+def _cmd_models(card: str | None = None) -> int:
+    if card is not None:
+        return _cmd_card(card)
+    from .engine.models import weights_table
 
     rows = weights_table()
     print(f"{'model':30} {'cached':7} {'size':>9}  weights file")
     for row in rows:
         size = f"{row.size_bytes / 2**20:.0f} MiB" if row.size_bytes else "?"
         print(f"{row.model:30} {'yes' if row.cached else 'no':7} {size:>9}  {row.path}")
+    print("\nYour own model: describe it in a model card (.toml) and pass it as --model; "
+          "'segexplorer models CARD' checks one (docs/models.md).")
     return 0
 
 
-def _cmd_layers(model_name: str) -> int:
-    from .engine.models import build_untrained, get_architecture, list_layers
+def _cmd_card(path: str) -> int:
+    """Print what a model card resolves to, building the model (on the CPU) to check it."""
+    from .engine.cards import read_card
+    from .engine.models import load_model
 
-    arch = get_architecture(model_name)
-    module = build_untrained(arch)
-    for path, kind in list_layers(module):
-        mark = "  (default)" if path == arch.default_layer else ""
-        print(f"{path:50} {kind}{mark}")
+    card = read_card(path)
+    if card.runs_code:
+        print(f"note: this card runs Python code: {card.factory[0]}:{card.factory[1]}"
+              if card.factory else "note: this card runs Python code")
+    model = load_model(card, None, "cpu")
+    params = sum(p.numel() for p in model.module.parameters())
+    names = ", ".join(model.categories[:12]) + (", ..." if model.num_classes > 12 else "")
+    rows = [
+        ("card", str(card.path)),
+        ("name", model.name),
+        ("source", card.source + (f" ({card.architecture}"
+                                  + (f", encoder {card.encoder}" if card.encoder else "") + ")"
+                                  if card.architecture else "")),
+        ("weights", model.weights_label),
+        ("classes", f"{model.num_classes}: {names}"
+                    + (" (binary: one output channel, background = -z, foreground = z)"
+                       if model.binary else "")),
+        ("class names", "from the card" if card.classes else
+         ("from the model's config (id2label)" if card.source == "huggingface"
+          else "missing: generic names 'class N' (add classes or labels to the card)")),
+        ("palette", "from the card" if card.palette else
+         "not given: VOC colours, extended beyond 21 classes"),
+        ("input size", f"{model.default_size} px (shorter side)"
+                       + ("" if card.size else " (default; [preprocess] size sets it)")),
+        ("normalisation", model.normalization.describe()
+         + ("" if card.mean or card.std else " (the source's default)")),
+        ("padding", f"sides padded to a multiple of {model.adapter.pad_multiple}, output "
+                    "cropped back" if model.adapter and model.adapter.pad_multiple > 1
+         else "none"),
+        ("default layer", model.default_layer + ("" if card.layer else
+                                                 " (guessed: the last convolution before the "
+                                                 "classifier; [explain] layer sets it)")),
+        ("parameters", f"{params:,}"),
+    ]
+    for key, value in rows:
+        print(f"{key + ':':15} {value}")
+    return 0
+
+
+def _cmd_layers(model_name: str, show_all: bool = False, size: int = 64) -> int:
+    from .engine.cards import is_card_path
+    from .engine.errors import UserError
+    from .engine.models import load_model
+
+    if size < 16:
+        raise UserError(f"--size {size} is too small: use at least 16.")
+    # a built-in's layers do not depend on its weights: untrained ones need no download
+    model = load_model(model_name, None if is_card_path(model_name) else "untrained", "cpu")
+    infos = model.audit_layers(size)
+    shown = [i for i in infos if show_all or i.usable]
+    width = max((len(i.path) for i in shown), default=10) + 2
+    for info in shown:
+        shape = " x ".join(str(d) for d in info.shape) if info.shape else "-"
+        mark = "(default) " if info.path == model.default_layer else ""
+        note = info.note if (show_all or info.calls > 1) else ""
+        print(f"{info.path:{width}} {info.kind:22} {shape:20} {mark}{note}".rstrip())
+    if not show_all:
+        hidden = len(infos) - len(shown)
+        if hidden:
+            print(f"({hidden} layers Grad-CAM cannot use are hidden: --all lists them with "
+                  "the reason)", file=sys.stderr)
     return 0
 
 
@@ -330,9 +409,9 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     ensure_folder(args.out)
     progress = ConsoleProgress(args.quiet)
     image = load_image(args.image)
-    prepared = preprocess(image, args.size)
     model = load_model(args.model, args.weights, args.device,
                        allow_download=not args.offline, state=progress)
+    prepared = preprocess(image, args.size or model.default_size, model.normalization)
     session = Session(model, prepared, precision="bf16" if args.fast else "fp32")
     outcome, segments = ablate_at_points(session, points, args.segments, args.baseline, progress)
     written = write_ablation(args.out, session, segments, outcome)

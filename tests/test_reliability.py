@@ -171,7 +171,9 @@ def files(tmp_path_factory):
     (w / "empty.pth").write_bytes(b"")
     (w / "notes.pth").write_text("hello, this is a text file\n")
     torch.save(ColourSeg().state_dict(), w / "colour.pth")
-    torch.save(TinySeg(num_classes=3).state_dict(), w / "three.pth")
+    wide = TinySeg().state_dict()
+    wide["body.0.weight"] = torch.zeros(5, 3, 3, 3)  # not the class count: another network
+    torch.save(wide, w / "wide.pth")
     torch.save(TinySeg(), w / "whole.pth")
     (w / "folder.pth").mkdir()
     nan = {k: torch.full_like(v, float("nan")) for k, v in TinySeg().state_dict().items()}
@@ -275,7 +277,7 @@ BAD_WEIGHTS = [
     ("empty", "empty.pth", "empty"),
     ("text", "notes.pth", "could not be read"),
     ("other-architecture", "colour.pth", "not a tiny state dict"),
-    ("other-class-count", "three.pth", "expected (21, 16, 1, 1)"),
+    ("other-shape", "wide.pth", "expected (8, 3, 3, 3)"),
     ("whole-pickled-model", "whole.pth", "torch.save(model.state_dict(), path)"),
     ("directory", "folder.pth", "folder"),
     ("missing", "gone.pth", "does not exist"),

@@ -202,17 +202,31 @@ def test_state_dict_of_another_architecture(tmp_path, tiny, real_files):
     user_error(load_model, TINY, str(real_files.sd21), "cpu", names=(TINY, "lraspp21.pth"))
 
 
-def test_other_class_count_real_architecture(real_files):
-    msg = user_error(load_model, REAL, str(real_files.sd5), "cpu",
-                     names=(REAL, "lraspp5.pth"))
-    assert "5 classes" in msg and "21" in msg
+def test_other_class_count_real_architecture_loads_with_generic_names(real_files):
+    # a fine-tuned copy with 5 classes: the count comes from the file (issue 11)
+    model = load_model(REAL, str(real_files.sd5), "cpu")
+    assert model.categories == ("class 0", "class 1", "class 2", "class 3", "class 4")
+    with torch.no_grad():
+        out = model.logits(torch.zeros(1, 3, 64, 64))
+    assert tuple(out.shape) == (1, 5, 64, 64)
+    saved = torch.load(real_files.sd5, weights_only=True)
+    assert all(torch.equal(v, saved[k]) for k, v in model.module.state_dict().items())
 
 
-def test_other_class_count_tiny(tmp_path, tiny):
-    torch.save(_trained_tiny(num_classes=3).state_dict(), tmp_path / "three.pth")
-    msg = user_error(load_model, TINY, str(tmp_path / "three.pth"), "cpu",
-                     names=(TINY, "three.pth"))
-    assert "3 classes" in msg and "21" in msg
+def test_other_class_count_tiny_loads(tmp_path, tiny):
+    source = _trained_tiny(num_classes=3)
+    torch.save(source.state_dict(), tmp_path / "three.pth")
+    model = load_model(TINY, str(tmp_path / "three.pth"), "cpu")
+    assert model.num_classes == 3 and same_outputs(model.module, source)
+
+
+def test_a_file_that_differs_beyond_the_class_count_is_refused(tmp_path, tiny):
+    sd = _trained_tiny().state_dict()
+    sd["body.0.weight"] = torch.zeros(5, 3, 3, 3)  # another width inside the network
+    torch.save(sd, tmp_path / "wide.pth")
+    msg = user_error(load_model, TINY, str(tmp_path / "wide.pth"), "cpu",
+                     names=(TINY, "wide.pth"))
+    assert "body.0.weight" in msg and "(5, 3, 3, 3)" in msg
 
 
 def test_non_tensor_values(tmp_path, tiny):
@@ -612,7 +626,7 @@ def test_verified_download_is_cached_and_loads(torch_home, monkeypatch):
         # second time: from the cache, downloads off, no connection
         loaded = load_model(TINY, "default", "cpu", allow_download=False)
         assert same_outputs(loaded.module, source) and len(served) == 1
-        table = {row.model: row for row in W.weights_table()}
+        table = {row.model: row for row in models.weights_table()}
         assert table[TINY].cached and table[TINY].size_bytes == len(data)
     finally:
         models.ARCHITECTURES.pop(TINY, None)

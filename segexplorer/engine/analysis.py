@@ -11,7 +11,7 @@ from .baselines import parse_baseline
 from .catalog import METHODS
 from .devices import describe_device
 from .errors import UserError
-from .image import DEFAULT_SIZE, load_image, preprocess
+from .image import load_image, preprocess
 from .jobs import JobState, check_cancelled
 from .models import LoadedModel, load_model
 from .results import AblationSweep, GradCamResult, Prediction
@@ -22,10 +22,10 @@ from .session import Session
 @dataclass(frozen=True)
 class ExplainRequest:
     image: str
-    model: str = "fcn_resnet101"
-    weights: str = "default"
+    model: str = "fcn_resnet101"  # a built-in name or the path of a model card (.toml)
+    weights: str | None = None  # None: 'default' for a built-in, the card's for a card
     device: str = "auto"
-    size: int = DEFAULT_SIZE
+    size: int | None = None  # None: the model's (640, the seed's, unless a card says)
     targets: str = "all"  # 'all', or comma-separated names / indices
     methods: tuple[str, ...] = METHODS
     layer: str | None = None
@@ -55,6 +55,7 @@ class ExplainResult:
     timings: dict[str, float] = field(default_factory=dict)
     forward_passes: int = 0
     precision: str = "fp32"
+    model_info: dict = field(default_factory=dict)  # LoadedModel.describe()
 
 
 def parse_methods(text: str | tuple[str, ...]) -> tuple[str, ...]:
@@ -92,13 +93,18 @@ def explain(request: ExplainRequest, state: JobState | None = None,
     methods = parse_methods(request.methods)
     t0 = time.perf_counter()
     image = load_image(request.image)
-    prepared = preprocess(image, request.size)
     timings["load_image"] = time.perf_counter() - t0
     if model is None:
         t0 = time.perf_counter()
         model = load_model(request.model, request.weights, request.device,
                            allow_download=request.allow_download, state=state)
         timings["load_model"] = time.perf_counter() - t0
+    if request.layer is not None and ("gradcam" in methods or "activation" in methods):
+        model.layer(request.layer)  # a layer that does not exist fails before any work
+    size = request.size or model.default_size
+    t0 = time.perf_counter()
+    prepared = preprocess(image, size, model.normalization)
+    timings["preprocess"] = time.perf_counter() - t0
     session = Session(model, prepared, precision=request.precision)
     agg = Aggregation(request.aggregation)
     parse_baseline(request.baseline)  # fail early on a bad baseline, before any work
@@ -130,7 +136,7 @@ def explain(request: ExplainRequest, state: JobState | None = None,
         weights=model.weights,
         untrained=model.untrained,
         device=describe_device(model.device),
-        size=request.size,
+        size=size,
         prediction=prediction,
         targets=targets,
         gradcam=gradcam,
@@ -139,4 +145,5 @@ def explain(request: ExplainRequest, state: JobState | None = None,
         timings=timings,
         forward_passes=session.forward_passes,
         precision=request.precision,
+        model_info=model.describe(),
     )

@@ -38,7 +38,8 @@ class Baseline:
 
     def describe(self) -> str:
         return {
-            ZERO: "0 in normalised space (Captum's default: the ImageNet mean colour)",
+            ZERO: "0 in normalised space (Captum's default: the mean colour of the model's "
+                  "normalisation, ImageNet's unless its card says otherwise)",
             BLACK: "black (pixel value 0)",
             BLUR: "a Gaussian-blurred copy of the image",
         }.get(self.kind, f"the colour {self.label}")
@@ -60,30 +61,37 @@ def parse_baseline(text: str | Baseline) -> Baseline:
     raise UserError(f"Unknown baseline '{text}': use zero, black, blur, #RRGGBB or R,G,B.")
 
 
-def _normalised_colour(rgb01: tuple[float, float, float]) -> torch.Tensor:
+def _normalised_colour(rgb01: tuple[float, float, float], mean: tuple[float, float, float],
+                       std: tuple[float, float, float]) -> torch.Tensor:
     import torch
 
-    values = [(c - m) / s for c, m, s in zip(rgb01, IMAGENET_MEAN, IMAGENET_STD)]
+    values = [(c - m) / s for c, m, s in zip(rgb01, mean, std)]
     return torch.tensor(values, dtype=torch.float32).view(1, 3, 1, 1)
 
 
-def baseline_tensor(baseline: Baseline, inp: torch.Tensor) -> float | torch.Tensor:
-    """The value Captum's ``baselines=`` takes: a scalar or a tensor broadcastable to ``inp``."""
+def baseline_tensor(baseline: Baseline, inp: torch.Tensor,
+                    mean: tuple[float, float, float] = IMAGENET_MEAN,
+                    std: tuple[float, float, float] = IMAGENET_STD) -> float | torch.Tensor:
+    """The value Captum's ``baselines=`` takes: a scalar or a tensor broadcastable to ``inp``.
+
+    ``mean`` and ``std`` are the normalisation of ``inp`` (ImageNet's unless a model card
+    says otherwise): colours and the blur are made in pixel space and normalised with them.
+    """
     import torch
     from torchvision.transforms import functional as TF
 
     if baseline.kind == ZERO:
         return 0.0
     if baseline.kind == BLACK:
-        return _normalised_colour((0.0, 0.0, 0.0)).to(inp.device, inp.dtype)
+        return _normalised_colour((0.0, 0.0, 0.0), mean, std).to(inp.device, inp.dtype)
     if baseline.kind == "colour":
-        return _normalised_colour(tuple(c / 255.0 for c in baseline.rgb)).to(inp.device,
-                                                                               inp.dtype)
+        rgb01 = tuple(c / 255.0 for c in baseline.rgb)
+        return _normalised_colour(rgb01, mean, std).to(inp.device, inp.dtype)  # type: ignore[arg-type]
     # blur: in pixel space, then normalised again, so it stays a plausible image
-    mean = torch.tensor(IMAGENET_MEAN, device=inp.device, dtype=inp.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=inp.device, dtype=inp.dtype).view(1, 3, 1, 1)
-    pixels = inp * std + mean
+    mean_t = torch.tensor(mean, device=inp.device, dtype=inp.dtype).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, device=inp.device, dtype=inp.dtype).view(1, 3, 1, 1)
+    pixels = inp * std_t + mean_t
     sigma = max(2.0, min(inp.shape[2:]) / 40.0)
     kernel = int(2 * round(3 * sigma) + 1)
     blurred = TF.gaussian_blur(pixels, [kernel, kernel], [sigma, sigma])
-    return ((blurred - mean) / std).contiguous()
+    return ((blurred - mean_t) / std_t).contiguous()

@@ -115,13 +115,41 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 @dataclass(frozen=True)
+class Normalization:
+    """The per-channel mean and std (in 0..1 units) a model's input is normalised with."""
+
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def describe(self) -> str:
+        def fmt(v: tuple[float, float, float]) -> str:
+            return "(" + ", ".join(f"{x:g}" for x in v) + ")"
+
+        return f"mean {fmt(self.mean)}, std {fmt(self.std)}"
+
+
+IMAGENET = Normalization()  # the seed's Normalize
+
+
+@dataclass(frozen=True)
 class PreparedImage:
     """An image at the working resolution, as the model sees it and as people see it."""
 
     rgb: np.ndarray  # H x W x 3 uint8: the resized image (what the seed displays)
-    tensor: torch.Tensor  # 1 x 3 x H x W float32, ImageNet-normalised, on the CPU
+    tensor: torch.Tensor  # 1 x 3 x H x W float32, normalised, on the CPU
     original_size: tuple[int, int]  # (width, height) of the opened image
     size: int  # the Resize argument
+    normalization: Normalization = IMAGENET
+
+    def with_normalization(self, normalization: Normalization) -> PreparedImage:
+        """The same working image normalised for another model (exactly as
+        :func:`preprocess` would have: ToTensor of the resized pixels, then Normalize)."""
+        if normalization == self.normalization:
+            return self
+        to_tensor = torch.from_numpy(self.rgb).permute(2, 0, 1).float().div(255)
+        tensor = transforms.Normalize(mean=normalization.mean, std=normalization.std)(to_tensor)
+        return PreparedImage(self.rgb, tensor.unsqueeze(0).contiguous(), self.original_size,
+                             self.size, normalization)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -148,8 +176,10 @@ def working_shape(width: int, height: int, size: int) -> tuple[int, int]:
     return (new_long, new_short) if width <= height else (new_short, new_long)
 
 
-def preprocess(image: Image.Image, size: int = DEFAULT_SIZE) -> PreparedImage:
-    """The seed's preprocessing: Resize(size), ToTensor, ImageNet Normalize."""
+def preprocess(image: Image.Image, size: int = DEFAULT_SIZE,
+               normalization: Normalization = IMAGENET) -> PreparedImage:
+    """The seed's preprocessing: Resize(size), ToTensor, Normalize (ImageNet's by default;
+    a model card may give its own mean and std)."""
     if not isinstance(size, int) or isinstance(size, bool) or size < 16:
         raise UserError(f"Working size {size!r} is too small: use at least 16 (default 640).")
     if image.mode != "RGB":
@@ -162,28 +192,30 @@ def preprocess(image: Image.Image, size: int = DEFAULT_SIZE) -> PreparedImage:
         )
     resized = working_transform(size)(image)
     to_tensor = transforms.ToTensor()(resized)
-    normalized = transforms.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD)(to_tensor)
+    normalized = transforms.Normalize(mean=normalization.mean, std=normalization.std)(to_tensor)
     return PreparedImage(
         rgb=np.ascontiguousarray(np.asarray(resized, dtype=np.uint8)),
         tensor=normalized.unsqueeze(0).contiguous(),
         original_size=image.size,
         size=size,
+        normalization=normalization,
     )
 
 
-def normalize_colour(rgb01: torch.Tensor) -> torch.Tensor:
+def normalize_colour(rgb01: torch.Tensor, normalization: Normalization = IMAGENET
+                     ) -> torch.Tensor:
     """0..1 RGB (... x 3 x H x W or 3 values) to the model's normalised space."""
-    mean = torch.tensor(IMAGENET_MEAN, dtype=rgb01.dtype).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=rgb01.dtype).view(3, 1, 1)
+    mean = torch.tensor(normalization.mean, dtype=rgb01.dtype).view(3, 1, 1)
+    std = torch.tensor(normalization.std, dtype=rgb01.dtype).view(3, 1, 1)
     return (rgb01 - mean.to(rgb01.device)) / std.to(rgb01.device)
 
 
-def denormalize(tensor: torch.Tensor) -> np.ndarray:
+def denormalize(tensor: torch.Tensor, normalization: Normalization = IMAGENET) -> np.ndarray:
     """A normalised 1 x 3 x H x W (or 3 x H x W) tensor back to H x W x 3 uint8 for display."""
     t = tensor.detach().float().cpu()
     if t.dim() == 4:
         t = t[0]
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    mean = torch.tensor(normalization.mean).view(3, 1, 1)
+    std = torch.tensor(normalization.std).view(3, 1, 1)
     rgb = (t * std + mean).clamp(0, 1)
     return np.ascontiguousarray((rgb.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8))

@@ -1,31 +1,62 @@
-"""Segmentation architectures, their weights and their layers.
+"""Segmentation models: the built-in architectures, model cards, and what a loaded model is.
 
-A :class:`LoadedModel` is an eval-mode module on a device with its class names, the
-origin of its weights (``default``, ``untrained`` or a file path) and its default
-Grad-CAM layer. Parameters never require grad: attribution code asks for gradients
-only where it needs them (from the chosen layer onwards).
+A :class:`LoadedModel` is an eval-mode module on a device with its class names, its
+palette, its input normalisation, the origin of its weights (``default``, ``untrained``,
+a file, or a model card's) and its default Grad-CAM layer. Parameters never require
+grad: attribution code asks for gradients only where it needs them (from the chosen
+layer onwards).
+
+:func:`load_model` takes a built-in name (torchvision's six VOC models, and the tiny
+ones tests register) or the path of a model card (``engine.cards``, built by
+``engine.sources``): both give the same :class:`LoadedModel`, so every method, view and
+export works unchanged for torchvision, smp, Hugging Face and a user's own code.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
-from torchvision.models import segmentation as tv_seg
 
-from .catalog import BUILTIN_ARCHITECTURES, DEFAULT_ARCHITECTURE
+from ..render.palette import class_colors
+from .cards import ModelCard, is_card_path, read_card
+from .catalog import BUILTIN_ARCHITECTURES, DEFAULT_ARCHITECTURE, DEFAULT_SIZE
 from .devices import resolve_device
 from .errors import UserError
+from .image import IMAGENET, Normalization
 from .jobs import JobState
-
-VOC_CATEGORIES: tuple[str, ...] = tuple(
-    tv_seg.FCN_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1.meta["categories"]
+from .layers import (
+    LayerInfo,
+    audit_layers,
+    get_layer,
+    guess_default_layer,
+    layer_output_shapes,
+    list_layers,
+    normalize_layer_path,
+)
+from .outputs import LogitsAdapter, output_channels
+from .sources import TORCHVISION_BUILDERS, UNTRAINED_SEED, build_card, torchvision_builder
+from .weights import (
+    WeightsInfo,
+    cached_weights_path,
+    expected_size,
+    infer_num_classes,
+    load_into,
+    load_state_dict_for,
 )
 
-UNTRAINED_SEED = 0
+__all__ = ["ARCHITECTURES", "DEFAULT_ARCHITECTURE", "UNTRAINED_SEED", "VOC_CATEGORIES",
+           "Architecture", "LayerInfo", "LoadedModel", "audit_layers", "build_untrained",
+           "get_architecture", "get_layer", "layer_output_shapes", "list_layers", "load_model",
+           "normalize_layer_path", "register_architecture", "weights_table"]
+
+VOC_CATEGORIES: tuple[str, ...] = tuple(
+    TORCHVISION_BUILDERS["fcn_resnet101"][1].COCO_WITH_VOC_LABELS_V1.meta["categories"]
+)
 
 
 @dataclass(frozen=True)
@@ -49,16 +80,6 @@ class Architecture:
         return url.rsplit("/", 1)[-1] if url else None
 
 
-def _torchvision_builder(fn: Callable[..., nn.Module], aux: bool) -> Callable[[int], nn.Module]:
-    def build(num_classes: int) -> nn.Module:
-        kwargs: dict = {"weights": None, "weights_backbone": None, "num_classes": num_classes}
-        if aux:
-            kwargs["aux_loss"] = False  # the aux head only costs time: we never read it
-        return fn(**kwargs)
-
-    return build
-
-
 ARCHITECTURES: dict[str, Architecture] = {}
 
 
@@ -67,25 +88,12 @@ def register_architecture(arch: Architecture) -> None:
     ARCHITECTURES[arch.name] = arch
 
 
-_TORCHVISION = {  # name: (builder, weights enum, has an aux head)
-    "fcn_resnet50": (tv_seg.fcn_resnet50, tv_seg.FCN_ResNet50_Weights, True),
-    "fcn_resnet101": (tv_seg.fcn_resnet101, tv_seg.FCN_ResNet101_Weights, True),
-    "deeplabv3_resnet50": (tv_seg.deeplabv3_resnet50, tv_seg.DeepLabV3_ResNet50_Weights, True),
-    "deeplabv3_resnet101": (tv_seg.deeplabv3_resnet101, tv_seg.DeepLabV3_ResNet101_Weights,
-                            True),
-    "deeplabv3_mobilenet_v3_large": (tv_seg.deeplabv3_mobilenet_v3_large,
-                                     tv_seg.DeepLabV3_MobileNet_V3_Large_Weights, True),
-    "lraspp_mobilenet_v3_large": (tv_seg.lraspp_mobilenet_v3_large,
-                                  tv_seg.LRASPP_MobileNet_V3_Large_Weights, False),
-}
-
 for _info in BUILTIN_ARCHITECTURES.values():
-    _fn, _weights, _aux = _TORCHVISION[_info.name]
-    _member = _weights.COCO_WITH_VOC_LABELS_V1
+    _member = TORCHVISION_BUILDERS[_info.name][1].COCO_WITH_VOC_LABELS_V1
     register_architecture(
         Architecture(
             name=_info.name,
-            build=_torchvision_builder(_fn, _aux),
+            build=torchvision_builder(_info.name),
             default_layer=_info.default_layer,
             weights_enum=_member,
             categories=tuple(_member.meta["categories"]),
@@ -99,18 +107,46 @@ def get_architecture(name: str) -> Architecture:
         return ARCHITECTURES[name]
     except KeyError:
         known = ", ".join(sorted(ARCHITECTURES))
-        raise UserError(f"Unknown model '{name}': choose one of {known}.") from None
+        raise UserError(f"Unknown model '{name}': choose one of {known}, or give a model "
+                        "card (a .toml file; see docs/models.md).") from None
+
+
+def weights_table() -> list[WeightsInfo]:
+    """Each architecture, its weights file, whether it is cached, its size."""
+    rows = []
+    for arch in ARCHITECTURES.values():
+        path = cached_weights_path(arch)
+        cached = bool(path and path.is_file())
+        size = path.stat().st_size if cached and path else expected_size(arch)
+        rows.append(WeightsInfo(arch.name, arch.description, arch.weights_filename,
+                                arch.weights_url, str(path) if path else None, cached, size))
+    return rows
 
 
 @dataclass
 class LoadedModel:
-    """An eval-mode segmentation model ready for analysis."""
+    """An eval-mode segmentation model ready for analysis.
 
-    arch: Architecture
+    ``module`` is the network itself (layer paths are relative to it); ``logits`` goes
+    through the adapter that turns its output into N x C x H x W logits at input size
+    (``engine.outputs``), so every method and every Captum call sees the same function.
+    """
+
+    arch: Architecture  # for a model card: one made from the card
     module: nn.Module
     device: torch.device
-    weights: str  # 'default', 'untrained' or the path of a state-dict file
+    weights: str  # 'default', 'untrained' or the path of a weights file or folder
     categories: tuple[str, ...] = field(default=VOC_CATEGORIES)
+    adapter: LogitsAdapter | None = None  # None: made from the module (tensor or 'out')
+    normalization: Normalization = IMAGENET
+    default_size: int = DEFAULT_SIZE
+    palette: np.ndarray | None = None  # C x 3 uint8 (None: VOC's, extended)
+    card: ModelCard | None = None
+    source: str = "torchvision"
+
+    def __post_init__(self) -> None:
+        if self.adapter is None:
+            self.adapter = LogitsAdapter(self.module)
 
     @property
     def name(self) -> str:
@@ -125,40 +161,56 @@ class LoadedModel:
         return len(self.categories)
 
     @property
+    def binary(self) -> bool:
+        """One output channel, explained as background / foreground."""
+        return bool(self.adapter is not None and self.adapter.binary)
+
+    @property
+    def default_layer(self) -> str:
+        return self.arch.default_layer
+
+    @property
+    def colors(self) -> np.ndarray:
+        """C x 3 uint8 class colours: the card's palette, else VOC's (extended beyond 21)."""
+        if self.palette is not None:
+            return self.palette
+        return class_colors(max(self.num_classes, 21))[: self.num_classes]
+
+    @property
     def weights_label(self) -> str:
         return "untrained (random, seeded: predictions are meaningless)" if self.untrained \
             else self.weights
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         """The model's per-pixel class scores, N x C x H x W."""
-        return self.module(batch)["out"]
+        assert self.adapter is not None
+        return self.adapter(batch)
 
     def layer(self, path: str | None = None) -> nn.Module:
         return get_layer(self.module, path or self.arch.default_layer)
 
+    def audit_layers(self, size: int = 64) -> list[LayerInfo]:
+        """Every layer, its last output shape for a ``size`` x ``size`` input, and whether
+        Grad-CAM can use it (one forward and one backward pass)."""
+        batch = torch.zeros(1, 3, size, size, device=self.device)
+        return audit_layers(self.module, self.logits, batch)
 
-_INDEX = re.compile(r"\[(\d+)\]")
-
-
-def normalize_layer_path(path: str) -> str:
-    """'backbone.layer4[2].conv3' and 'backbone.layer4.2.conv3' name the same layer."""
-    return _INDEX.sub(r".\1", path.strip()).strip(".")
-
-
-def get_layer(module: nn.Module, path: str) -> nn.Module:
-    dotted = normalize_layer_path(path)
-    try:
-        return module.get_submodule(dotted)
-    except AttributeError:
-        raise UserError(
-            f"Layer '{path}' does not exist in this model: give a dotted path such as "
-            "'backbone.layer4.2.conv3' (segexplorer layers MODEL lists them)."
-        ) from None
-
-
-def list_layers(module: nn.Module) -> list[tuple[str, str]]:
-    """(dotted path, module type) for every named submodule, in definition order."""
-    return [(name, type(sub).__name__) for name, sub in module.named_modules() if name]
+    def describe(self) -> dict:
+        """Where the model comes from and how its input and output are handled (JSON)."""
+        info: dict = {"source": self.source, "num_classes": self.num_classes,
+                      "normalization": {"mean": list(self.normalization.mean),
+                                        "std": list(self.normalization.std)},
+                      "default_layer": self.default_layer}
+        if self.binary:
+            info["binary"] = ("one output channel z, explained as two classes: "
+                              "background = -z, foreground = z (foreground where z > 0)")
+        if self.adapter is not None and self.adapter.pad_multiple > 1:
+            info["input_padding"] = (f"bottom and right padded with zeros up to a multiple "
+                                     f"of {self.adapter.pad_multiple}, output cropped back")
+        if self.card is not None:
+            info["card"] = str(self.card.path)
+            info["card_name"] = self.card.name
+        return info
 
 
 def build_untrained(arch: Architecture, num_classes: int | None = None) -> nn.Module:
@@ -168,100 +220,121 @@ def build_untrained(arch: Architecture, num_classes: int | None = None) -> nn.Mo
         return arch.build(num_classes or len(arch.categories))
 
 
+def generic_names(count: int) -> tuple[str, ...]:
+    return tuple(f"class {i}" for i in range(count))
+
+
 def load_model(
-    name: str = DEFAULT_ARCHITECTURE,
-    weights: str = "default",
+    name: str | Path | ModelCard = DEFAULT_ARCHITECTURE,
+    weights: str | None = None,
     device: str | torch.device | None = "auto",
     *,
     allow_download: bool = True,
     state: JobState | None = None,
 ) -> LoadedModel:
-    """Build ``name`` with ``weights`` ('default', 'untrained' or a file path) on ``device``."""
-    from .weights import load_state_dict_for  # avoids a cycle: weights needs Architecture
+    """Build ``name`` on ``device``: a built-in architecture or a model card.
 
-    arch = get_architecture(name)
+    ``weights``: for a built-in, 'default' (torchvision's cache, downloaded if allowed),
+    'untrained' or a weights file (its class count may differ from the architecture's:
+    the classes are then called 'class 0', 'class 1', ...); for a card, None means the
+    card's own weights, and 'untrained' or a file overrides them.
+    """
     torch_device = device if isinstance(device, torch.device) else resolve_device(device)
-    module = build_untrained(arch)
-    if weights != "untrained":
+    if isinstance(name, ModelCard) or is_card_path(name):
+        card = name if isinstance(name, ModelCard) else read_card(name)
+        return _load_card(card, weights, torch_device)
+    arch = get_architecture(str(name))
+    weights = weights or "default"
+    categories = arch.categories
+    if weights == "untrained":
+        module = build_untrained(arch)
+    else:
         state_dict = load_state_dict_for(arch, weights, allow_download=allow_download,
                                          state=state)
-        _load_into(module, state_dict, arch, weights)
-    module.eval().requires_grad_(False)
+        module = build_untrained(arch)
+        count = None
+        if weights != "default":
+            count = infer_num_classes(module.state_dict(), state_dict, len(categories))
+        if count is not None:  # a fine-tuned copy with its own classes
+            module = build_untrained(arch, count)
+            categories = generic_names(count)
+        load_into(module, state_dict, arch.name, weights, categories)
+    label = weights if weights in ("default", "untrained") else str(weights)
+    return _finish(LoadedModel(arch=arch, module=module, device=torch_device, weights=label,
+                               categories=categories), torch_device)
+
+
+def _finish(model: LoadedModel, device: torch.device) -> LoadedModel:
+    model.module.eval().requires_grad_(False)
     try:
-        module.to(torch_device)
+        model.module.to(device)
     except (RuntimeError, AssertionError) as exc:
-        raise UserError(f"Could not move the model to {torch_device}: {exc}. "
+        raise UserError(f"Could not move the model to {device}: {exc}. "
                         "Try --device cpu.") from None
     # cuDNN autotuning (torch.backends.cudnn.benchmark) is left as the process has it
     # (PyTorch's default: off). Measured on an H200 (docs/performance.md): its search for
     # a batch of ablated images offered cuDNN all free memory as workspace (a 134 GB
     # peak) and took 7 to 12 s, and it runs again for every new shape (and tensor
     # alignment), for 20 % on later passes: not a trade for an interactive tool.
-    label = weights if weights in ("default", "untrained") else str(weights)
-    return LoadedModel(arch=arch, module=module, device=torch_device, weights=label,
-                       categories=arch.categories)
+    return model
 
 
-def _load_into(module: nn.Module, state_dict: dict, arch: Architecture, source: str) -> None:
-    expected = module.state_dict()
-    # The aux head is trained with the model but never used for prediction: drop it.
-    state_dict = {k: v for k, v in state_dict.items() if not k.startswith("aux_classifier.")}
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} expected key(s) missing (e.g. '{missing[0]}')")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unknown key(s) (e.g. '{unexpected[0]}')")
-        raise UserError(
-            f"Weights file '{source}' is not a {arch.name} state dict: "
-            + "; ".join(parts)
-            + ". Pick the matching --model or a file saved from this architecture."
-        )
-    for key, tensor in expected.items():
-        got = state_dict[key]
-        if not isinstance(got, torch.Tensor):
-            raise UserError(f"Weights file '{source}' holds a non-tensor under '{key}'.")
-        if tuple(got.shape) != tuple(tensor.shape):
-            hint = ""
-            if key.startswith("classifier.") and got.dim() >= 1 and tensor.dim() >= 1 \
-                    and got.shape[0] != tensor.shape[0] and key.endswith(("weight", "bias")):
-                hint = (f" The file predicts {got.shape[0]} classes; {arch.name} here expects "
-                        f"{tensor.shape[0]} ({len(arch.categories)} classes: "
-                        f"{', '.join(arch.categories[:3])}, ...).")
-            raise UserError(
-                f"Weights file '{source}' does not fit {arch.name}: '{key}' has shape "
-                f"{tuple(got.shape)}, expected {tuple(tensor.shape)}.{hint}"
-            )
-        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
-            raise UserError(
-                f"Weights file '{source}' is damaged: '{key}' contains NaN or infinite "
-                "values (a diverged training run?). Use a checkpoint from before it diverged."
-            )
-    module.load_state_dict(state_dict, strict=True)
+def _load_card(card: ModelCard, weights: str | None, device: torch.device) -> LoadedModel:
+    built = build_card(card, weights if weights is not None else card.weights)
+    module = built.module.eval().requires_grad_(False)
+    channels = built.num_outputs
+    if channels is None:  # the user's own code: ask the model
+        try:
+            channels = output_channels(LogitsAdapter(module, built.pad_multiple))
+        except UserError as exc:
+            raise UserError(f"Model card '{card.path}': {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - the user's model failed on a test input
+            raise UserError(f"Model card '{card.path}': the model failed on a 64 x 64 test "
+                            f"image ({type(exc).__name__}: {str(exc)[:160]}).") from None
+    binary = channels == 1
+    categories = _card_categories(card, built.categories, channels)
+    palette = None
+    if card.palette is not None:
+        if len(card.palette) != len(categories):
+            raise UserError(f"Model card '{card.path}': [model] palette has "
+                            f"{len(card.palette)} colours for {len(categories)} classes: "
+                            "give one [R, G, B] per class.")
+        palette = np.array(card.palette, dtype=np.uint8)
+    adapter = LogitsAdapter(module, built.pad_multiple, binary=binary)
+    layer = card.layer
+    if layer is not None:
+        get_layer(module, layer)  # fail now, naming the card, if it does not exist
+        layer = normalize_layer_path(layer)
+    else:
+        layer = guess_default_layer(module, channels, adapter,
+                                    torch.zeros(1, 3, 64, 64))
+    arch = Architecture(name=card.name, build=lambda n: module, default_layer=layer,
+                        categories=categories,
+                        description=f"{card.source} model card {card.path.name}")
+    model = LoadedModel(arch=arch, module=module, device=device, weights=built.weights_label,
+                        categories=categories, adapter=adapter,
+                        normalization=built.normalization,
+                        default_size=built.size or DEFAULT_SIZE, palette=palette, card=card,
+                        source=card.source)
+    return _finish(model, device)
 
 
-def layer_output_shapes(module: nn.Module, batch: torch.Tensor) -> dict[str, tuple[int, ...]]:
-    """``{dotted path: output shape}`` for every submodule that outputs one tensor.
-
-    One forward pass with hooks on every layer (for the window's layer picker).
-    """
-    shapes: dict[str, tuple[int, ...]] = {}
-    handles = []
-    for name, sub in module.named_modules():
-        if not name:
-            continue
-
-        def hook(_module, _inputs, output, name=name):
-            if isinstance(output, torch.Tensor) and name not in shapes:
-                shapes[name] = tuple(int(d) for d in output.shape)
-
-        handles.append(sub.register_forward_hook(hook))
-    try:
-        with torch.inference_mode():
-            module(batch)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return shapes
+def _card_categories(card: ModelCard, known: tuple[str, ...] | None,
+                     channels: int) -> tuple[str, ...]:
+    if channels == 1:  # binary: background / foreground
+        names = card.classes or known
+        if names is None or len(names) == 1 and names[0].lower() in ("class 0", "label_0"):
+            return ("background", "foreground")
+        if len(names) == 1:
+            return ("background", names[0])
+        if len(names) == 2:
+            return (names[0], names[1])
+        raise UserError(f"Model card '{card.path}': the model outputs 1 channel (a binary "
+                        f"model) but [model] lists {len(names)} classes: list 1 or 2.")
+    names = card.classes or known
+    if names is None:
+        return generic_names(channels)
+    if len(names) != channels:
+        raise UserError(f"Model card '{card.path}': [model] lists {len(names)} classes but "
+                        f"the model outputs {channels} channels: fix classes/labels.")
+    return names

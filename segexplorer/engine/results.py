@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..render.palette import class_colors
 from .segments import Segments
 
 
@@ -16,6 +17,15 @@ class Prediction:
     class_map: np.ndarray  # H x W int64 (argmax over classes)
     categories: tuple[str, ...]
     seconds: float = 0.0
+    palette: np.ndarray | None = field(default=None, repr=False)  # C x 3 uint8 (a card's)
+    binary: bool = False  # a 1-channel model explained as background / foreground
+
+    @property
+    def colors(self) -> np.ndarray:
+        """C x 3 uint8 class colours: the model's palette, else VOC's (extended)."""
+        if self.palette is not None:
+            return self.palette
+        return class_colors(max(len(self.categories), 21))[: len(self.categories)]
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -56,6 +66,8 @@ class Prediction:
         """(class, its score, its softmax probability) at working pixel (x, y)."""
         cls = int(self.class_map[y, x])
         scores = self.logits[:, y, x].astype(np.float64)
+        if self.binary:  # logits [-z, z]: the model's own sigmoid probability
+            return cls, float(scores[cls]), float(1.0 / (1.0 + np.exp(-scores[cls])))
         probs = np.exp(scores - scores.max())
         return cls, float(scores[cls]), float(probs[cls] / probs.sum())
 

@@ -28,7 +28,8 @@ from .baselines import Baseline, baseline_tensor, parse_baseline
 from .errors import UserError
 from .image import PreparedImage, denormalize
 from .jobs import JobState, check_cancelled, report
-from .models import LoadedModel, get_layer, normalize_layer_path
+from .layers import UNUSED_REASON, get_layer, normalize_layer_path, unusable_output_reason
+from .models import LoadedModel
 from .results import AblationSweep, GradCamResult, Prediction
 from .segments import Segments
 
@@ -88,7 +89,8 @@ class Session:
         if precision not in PRECISIONS:
             raise UserError(f"Unknown precision '{precision}': use fp32 (exact) or bf16 (fast).")
         self.model = model
-        self.image = image
+        # the image as this model wants it (a card may bring its own mean and std)
+        self.image = image = image.with_normalization(model.normalization)
         self.precision = precision
         self.input = image.tensor.to(model.device)
         self._prediction: Prediction | None = None
@@ -171,6 +173,8 @@ class Session:
             class_map=class_map[0, 0].cpu().numpy().astype(np.int64),
             categories=self.model.categories,
             seconds=seconds,
+            palette=self.model.colors,
+            binary=self.model.binary,
         )
 
     @property
@@ -197,17 +201,24 @@ class Session:
     # -- Grad-CAM and activation -------------------------------------------------------
     @contextmanager
     def _graph_from_layer(self, layer_path: str):
-        """Forward hooks that make ``layer``'s output the start of the autograd graph."""
+        """Forward hooks that make ``layer``'s output the start of the autograd graph.
+
+        Each call's output is detached into a leaf that gradients are taken against, and
+        the model continues with a copy of it, as Captum's hooks do: an in-place operation
+        after the layer (``out += identity`` after a ResNet's bn3) changes the copy, not
+        the activation. A module called several times per pass (a shared ReLU) yields one
+        leaf per call; the last one is used, as in Captum.
+        """
         layer = get_layer(self.model.module, layer_path)
         captured: list[torch.Tensor] = []
 
         def hook(_module, _inputs, output):
-            if not isinstance(output, torch.Tensor):
-                raise UserError(f"Layer '{layer_path}' does not output a single tensor: "
-                                "choose a convolution or activation layer.")
+            reason = unusable_output_reason(layer_path, output)
+            if reason:
+                raise UserError(reason + ".")
             leaf = output.detach().requires_grad_(True)
             captured.append(leaf)
-            return leaf
+            return leaf.clone()
 
         handle = layer.register_forward_hook(hook)
         try:
@@ -226,7 +237,7 @@ class Session:
         """Layer Grad-CAM for every target from one forward pass (and the activation)."""
         if upsample not in UPSAMPLE_MODES:
             raise UserError(f"Unknown upsampling '{upsample}': use nearest or bilinear.")
-        layer_path = normalize_layer_path(layer or self.model.arch.default_layer)
+        layer_path = normalize_layer_path(layer or self.model.default_layer)
         agg = aggregation or Aggregation(ARGMAX_MASKED)
         start = time.perf_counter()
         report(state, 0, 1, "Grad-CAM: forward pass")
@@ -238,7 +249,7 @@ class Session:
             if not captured:
                 raise UserError(f"Layer '{layer_path}' is not used by the model's forward "
                                 "pass: choose another layer.")
-            activation = captured[0]
+            activation = captured[-1]  # the last call, as Captum's hooks keep it
             if self._prediction is None:
                 self._set_prediction(logits, time.perf_counter() - start)
             scores = self._aggregate(logits, agg)
@@ -253,7 +264,10 @@ class Session:
                 # one backward per target: batching them (autograd's is_grads_batched) gave
                 # the same numbers, no speed on a CPU or an H200, and twice the GPU memory
                 (grad,) = torch.autograd.grad(scores[0, cls], activation,
-                                              retain_graph=i < len(targets) - 1)
+                                              retain_graph=i < len(targets) - 1,
+                                              allow_unused=True)
+                if grad is None:
+                    raise UserError(UNUSED_REASON.format(path=layer_path) + ".")
                 cam = self._cam(grad, activation)
                 raw[cls] = cam[0, 0].cpu().numpy()
                 upsampled[cls] = F.interpolate(cam, size, mode=upsample)[0, 0].cpu().numpy()
@@ -292,29 +306,44 @@ class Session:
 
     def activation(self, layer: str | None = None) -> torch.Tensor:
         """The layer's output for the image (Captum's LayerActivation), on the CPU."""
-        layer_module = self.model.layer(layer)
+        path = normalize_layer_path(layer or self.model.default_layer)
+        layer_module = self.model.layer(path)
         captured: list[torch.Tensor] = []
-        handle = layer_module.register_forward_hook(
-            lambda _m, _i, out: captured.append(out.detach()))
+
+        def hook(_module, _inputs, output):
+            reason = unusable_output_reason(path, output)
+            if reason:
+                raise UserError(reason + ".")
+            captured.append(output.detach().clone())  # clone: later in-place ops change it
+
+        handle = layer_module.register_forward_hook(hook)
         try:
             with torch.inference_mode(), self._numerics():
                 self.model.logits(self._layout(self.input))
             self.forward_passes += 1
         finally:
             handle.remove()
-        return captured[0].cpu()
+        if not captured:
+            raise UserError(f"Layer '{path}' is not used by the model's forward pass: choose "
+                            "another layer.")
+        return captured[-1].cpu()  # the last call, as Captum's LayerActivation
 
     # -- feature ablation -----------------------------------------------------------
     def ablated_input(self, segments: Segments, segment_ids, baseline: Baseline | str
                       ) -> torch.Tensor:
         mask = self._mask_for(segments, segment_ids)
-        base = baseline_tensor(parse_baseline(baseline), self.input)
+        base = self._baseline(parse_baseline(baseline))
         return self._ablate(self.input, mask, base)
+
+    def _baseline(self, baseline: Baseline) -> float | torch.Tensor:
+        """The baseline in the model's normalised space."""
+        norm = self.image.normalization
+        return baseline_tensor(baseline, self.input, norm.mean, norm.std)
 
     def _input_display(self) -> np.ndarray:
         """The model's input de-normalised for display (computed once)."""
         if self._display is None:
-            self._display = denormalize(self.input)
+            self._display = denormalize(self.input, self.image.normalization)
         return self._display
 
     def _baseline_display(self, baseline: Baseline) -> np.ndarray:
@@ -324,9 +353,8 @@ class Session:
         ablated input itself, without building it (tests check the equality).
         """
         if baseline.label not in self._baseline_displays:
-            base = baseline_tensor(baseline, self.input)
-            full = torch.zeros_like(self.input) + base
-            self._baseline_displays[baseline.label] = denormalize(full)
+            full = torch.zeros_like(self.input) + self._baseline(baseline)
+            self._baseline_displays[baseline.label] = denormalize(full, self.image.normalization)
         return self._baseline_displays[baseline.label]
 
     def _segment_ids_on_device(self, segments: Segments) -> torch.Tensor:
@@ -380,7 +408,7 @@ class Session:
         base_spec = parse_baseline(baseline)
         start = time.perf_counter()
         initial = self.scores(agg).astype(np.float32)
-        base = baseline_tensor(base_spec, self.input)
+        base = self._baseline(base_spec)
         ids = segments.id_list
         n = len(ids)
         chunk = chunk_size if chunk_size is not None else self._default_chunk()

@@ -15,12 +15,15 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from .errors import Cancelled, UserError, check_input_file, first_line
 from .jobs import JobState, check_cancelled, report
-from .models import ARCHITECTURES, Architecture
+
+if TYPE_CHECKING:  # models imports this module, not the other way round
+    from .models import Architecture
 
 _HASH = re.compile(r"-([a-f0-9]{6,})\.")  # torchvision file names carry a sha256 prefix
 
@@ -35,33 +38,72 @@ def cached_weights_path(arch: Architecture) -> Path | None:
     return cache_dir() / name if name else None
 
 
-@dataclass(frozen=True)
-class WeightsInfo:
-    model: str
-    description: str
-    filename: str | None
-    url: str | None
-    path: str | None
-    cached: bool
-    size_bytes: int | None
+AUX_PREFIXES = ("aux_classifier.",)  # torchvision's auxiliary head: trained, never used
 
 
-def weights_table() -> list[WeightsInfo]:
-    """Each architecture, its weights file, whether it is cached, its size."""
-    rows = []
-    for arch in ARCHITECTURES.values():
-        path = cached_weights_path(arch)
-        cached = bool(path and path.is_file())
-        size = path.stat().st_size if cached and path else _expected_size(arch)
-        rows.append(WeightsInfo(arch.name, arch.description, arch.weights_filename,
-                                arch.weights_url, str(path) if path else None, cached, size))
-    return rows
+def drop_aux_keys(state_dict: dict) -> dict:
+    return {k: v for k, v in state_dict.items() if not k.startswith(AUX_PREFIXES)}
 
 
-def _expected_size(arch: Architecture) -> int | None:
-    meta = getattr(arch.weights_enum, "meta", {}) or {}
-    mb = meta.get("_file_size")
-    return int(mb * 1024 * 1024) if mb else None
+def infer_num_classes(expected: dict[str, torch.Tensor], state_dict: dict,
+                      default: int) -> int | None:
+    """The class count a state dict was trained for, from the layers whose first
+    dimension is the class count in a model built for ``default`` classes.
+
+    None when every shape already fits (or nothing tells): then the count is ``default``.
+    """
+    counts = set()
+    for key, tensor in expected.items():
+        got = state_dict.get(key)
+        if (not isinstance(got, torch.Tensor) or tensor.dim() == 0 or got.dim() != tensor.dim()
+                or int(tensor.shape[0]) != default):
+            continue
+        if tuple(got.shape[1:]) == tuple(tensor.shape[1:]) and got.shape[0] != tensor.shape[0]:
+            counts.add(int(got.shape[0]))
+    return counts.pop() if len(counts) == 1 else None
+
+
+def load_into(module: torch.nn.Module, state_dict: dict, model_name: str, source: str,
+              categories: tuple[str, ...] | None = None, *, hint: str = "--model") -> None:
+    """Load ``state_dict`` into ``module`` strictly, with one clear line for every mismatch
+    (missing or unknown keys, wrong shapes, non-tensors, NaN weights)."""
+    expected = module.state_dict()
+    state_dict = drop_aux_keys(state_dict)
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} expected key(s) missing (e.g. '{missing[0]}')")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unknown key(s) (e.g. '{unexpected[0]}')")
+        raise UserError(
+            f"Weights file '{source}' is not a {model_name} state dict: "
+            + "; ".join(parts)
+            + f". Pick the matching {hint} or a file saved from this architecture."
+        )
+    for key, tensor in expected.items():
+        got = state_dict[key]
+        if not isinstance(got, torch.Tensor):
+            raise UserError(f"Weights file '{source}' holds a non-tensor under '{key}'.")
+        if tuple(got.shape) != tuple(tensor.shape):
+            hint_text = ""
+            if (categories is not None and got.dim() >= 1 and tensor.dim() >= 1
+                    and got.shape[0] != tensor.shape[0] and tensor.shape[0] == len(categories)
+                    and tuple(got.shape[1:]) == tuple(tensor.shape[1:])):
+                hint_text = (f" The file predicts {got.shape[0]} classes; {model_name} here "
+                             f"expects {tensor.shape[0]} ({len(categories)} classes: "
+                             f"{', '.join(categories[:3])}, ...).")
+            raise UserError(
+                f"Weights file '{source}' does not fit {model_name}: '{key}' has shape "
+                f"{tuple(got.shape)}, expected {tuple(tensor.shape)}.{hint_text}"
+            )
+        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
+            raise UserError(
+                f"Weights file '{source}' is damaged: '{key}' contains NaN or infinite "
+                "values (a diverged training run?). Use a checkpoint from before it diverged."
+            )
+    module.load_state_dict(state_dict, strict=True)
 
 
 def load_state_dict_for(
@@ -92,12 +134,39 @@ def _offline_message(arch: Architecture, path: Path, why: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class WeightsInfo:
+    model: str
+    description: str
+    filename: str | None
+    url: str | None
+    path: str | None
+    cached: bool
+    size_bytes: int | None
+
+
+def expected_size(arch: Architecture) -> int | None:
+    """The size in bytes torchvision's metadata gives for ``arch``'s default weights."""
+    meta = getattr(arch.weights_enum, "meta", {}) or {}
+    mb = meta.get("_file_size")
+    return int(mb * 1024 * 1024) if mb else None
+
+
+SAFETENSORS_SUFFIX = ".safetensors"
+
+
 def read_state_dict(path: str | Path) -> dict:
-    """Load a state dict from ``path`` safely (``weights_only=True``), with clear errors."""
+    """Load a state dict from ``path`` safely, with clear errors.
+
+    ``.safetensors`` files are read with safetensors (tensors only, by design); every
+    other file with ``torch.load(..., weights_only=True)``.
+    """
     path = Path(path).expanduser()
     check_input_file(path, noun="Weights file", what="a weights file", pick="a weights file",
                      folder_hint="pick the .pth file inside",
                      empty_hint="download or save it again")
+    if path.suffix.lower() == SAFETENSORS_SUFFIX:
+        return _read_safetensors(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -132,6 +201,26 @@ def read_state_dict(path: str | Path) -> dict:
             "parameter name): save one with torch.save(model.state_dict(), path)."
         )
     if any(k.startswith("module.") for k in obj):  # saved from DataParallel
+        obj = {k.removeprefix("module."): v for k, v in obj.items()}
+    return obj
+
+
+def _read_safetensors(path: Path) -> dict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        obj = load_file(str(path), device="cpu")
+    except PermissionError:
+        raise UserError(f"Weights file '{path}' cannot be read (permission denied): check the "
+                        "file's permissions.") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise UserError(f"Weights file '{path}' is not a valid safetensors file "
+                        f"({first_line(exc, 100)}): save it again with "
+                        "safetensors.torch.save_file(model.state_dict(), path).") from None
+    if not obj:
+        raise UserError(f"Weights file '{path}' holds no tensors: save the model's state dict.")
+    if any(k.startswith("module.") for k in obj):
         obj = {k.removeprefix("module."): v for k, v in obj.items()}
     return obj
 

@@ -49,7 +49,7 @@ def write_ablation(out_dir: str | Path, session: Session, segments: Segments,
     pred = session.predict()
     pngs = [
         ("ablated_input.png", outcome.ablated_input),
-        ("segmentation_after.png", decode_segmap(outcome.class_map_after)),
+        ("segmentation_after.png", decode_segmap(outcome.class_map_after, pred.colors)),
         ("changed_pixels.png",
          changed_pixels_map(pred.class_map, outcome.class_map_after, pred.image)),
     ]

@@ -70,6 +70,12 @@ def explain_report(result: ExplainResult) -> dict:
         "forward_passes": result.forward_passes,
         "precision": result.precision,
     }
+    info = result.model_info
+    if info.get("card") or info.get("binary") or info.get("source", "torchvision") != "torchvision":
+        # a model card (or a binary model): where it came from and how it was fed
+        report["model_card"] = {key: info[key] for key in
+                                ("card", "card_name", "source", "num_classes", "normalization",
+                                 "default_layer", "binary", "input_padding") if key in info}
     if result.gradcam is not None:
         report["gradcam"] = {
             "layer": result.gradcam.layer,
@@ -120,7 +126,8 @@ def write_explain(out_dir: str | Path, result: ExplainResult) -> list[Path]:
     folder = ensure_folder(out_dir)
     image = result.prediction.image
     pngs: list[tuple[str, np.ndarray]] = [
-        ("segmentation.png", decode_segmap(result.prediction.class_map)),
+        ("segmentation.png", decode_segmap(result.prediction.class_map,
+                                           result.prediction.colors)),
     ]
     if result.gradcam is not None:
         if "gradcam" in result.methods:

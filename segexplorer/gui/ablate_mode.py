@@ -29,7 +29,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QToolButton
 
 from ..engine.errors import Cancelled
-from ..render import changed_pixels_map, class_colors, segmentation_overlay
+from ..render import changed_pixels_map, segmentation_overlay
 from .ablation_panel import (
     HINT,
     VIEW_AFTER,
@@ -614,7 +614,7 @@ class AblateController(QObject):
         if entry is None:
             panel.show_nothing(self._original_thumbnails())
         else:
-            colors = class_colors(max(len(pred.categories), 21))
+            colors = pred.colors
             emphasis = {s.class_index for s in entry.segments.info
                         if s.id in entry.selection.ids}
             panel.show_result(entry.summary, entry.details(), entry.thumbnails, pred.categories,

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..render import class_colors
 from .imaging import swatch
 
 if TYPE_CHECKING:
@@ -102,7 +101,7 @@ class ClassesPanel(QWidget):
         self.tree.clear()
         if prediction is not None:
             counts = prediction.pixel_counts
-            colors = class_colors(max(len(prediction.categories), 21))
+            colors = prediction.colors
             total = prediction.class_map.size
             for cls in prediction.present_classes:
                 share = counts[cls] / total

@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
 )
 
 from .. import __version__
-from ..render import class_colors, composite_over, decode_segmap, render_attribution
+from ..render import composite_over, decode_segmap, render_attribution
 from ..render.normalize import NormalizedAttr
 from . import catalog
 from .ablate_mode import AblateController
@@ -993,7 +993,7 @@ class MainWindow(QMainWindow, ExportsMixin):
         if gradcam is not None:  # computed by the same forward pass as the prediction
             analysis, value = gradcam
             self._store(self._gradcams, self._gradcam_key(analysis), value)
-        self._segmap = decode_segmap(self._prediction.class_map)
+        self._segmap = decode_segmap(self._prediction.class_map, self._prediction.colors)
         present = self._prediction.present_classes
         if self._target not in present:
             foreground = [c for c in present if c != 0]
@@ -1202,7 +1202,7 @@ class MainWindow(QMainWindow, ExportsMixin):
         if normalized is not None and not view.side_by_side:
             self.footer.setCurrentWidget(self.colorbar)
         elif self._layer == SEGMENTATION and pred is not None and not view.side_by_side:
-            colors = class_colors(max(len(pred.categories), 21))
+            colors = pred.colors
             self.legend.set_entries([(pred.categories[c], tuple(int(v) for v in colors[c]))
                                      for c in pred.present_classes])
             self.footer.setCurrentWidget(self.legend)
@@ -1274,7 +1274,7 @@ class MainWindow(QMainWindow, ExportsMixin):
         if pred is None or target is None:
             self.explain_panel.set_target_text("<b>Target:</b> none yet")
             return
-        rgb = class_colors(max(len(pred.categories), 21))[target]
+        rgb = pred.colors[target]
         colour = "#{:02x}{:02x}{:02x}".format(*(int(v) for v in rgb))
         self.explain_panel.set_target_text(
             f"<b>Target:</b> <span style='background:{colour}'>&nbsp;&nbsp;&nbsp;</span> "

@@ -297,7 +297,7 @@ class ModelPanel(QWidget):
         arch = catalog.architectures().get(choice.architecture)
         text = arch.description if arch and arch.description else ""
         if choice.weights == "default" and catalog.engine_ready():
-            from ..engine.weights import weights_table
+            from ..engine.models import weights_table
 
             row = next((r for r in weights_table() if r.model == choice.architecture), None)
             if row is None or row.filename is None:

@@ -152,7 +152,8 @@ class PreviewController(QObject):
     def segmap(self, shape: tuple[int, int]) -> np.ndarray:
         """The preview's class colours, upscaled to the working ``shape``."""
         if self._segmap is None or self._segmap[0] != shape:
-            colours = decode_segmap(self.result.prediction.class_map)
+            colours = decode_segmap(self.result.prediction.class_map,
+                                    self.result.prediction.colors)
             self._segmap = (shape, upscale(colours, shape))
         return self._segmap[1]
 
