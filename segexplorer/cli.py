@@ -361,11 +361,13 @@ def _cmd_layers(model_name: str, show_all: bool = False, size: int = 64) -> int:
 def _cmd_explain(args: argparse.Namespace) -> int:
     from .engine.analysis import ExplainRequest, explain, parse_methods
     from .engine.baselines import parse_baseline
-    from .export import ensure_folder, write_explain
+    from .engine.image import load_image
+    from .engine.models import load_model
+    from .export import check_folder, write_explain
 
     parse_baseline(args.baseline)
     methods = parse_methods(args.methods)
-    ensure_folder(args.out)
+    check_folder(args.out)  # before any work; created only once the model has loaded
     request = ExplainRequest(
         image=args.image, model=args.model, weights=args.weights, device=args.device,
         size=args.size, targets=args.target, methods=methods, layer=args.layer,
@@ -374,7 +376,12 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         precision="bf16" if args.fast else "fp32",
     )
     progress = ConsoleProgress(args.quiet)
-    result = explain(request, progress)
+    image = load_image(args.image)  # a bad image fails before the model loads
+    model = load_model(args.model, args.weights, args.device,
+                       allow_download=not args.offline, state=progress)
+    _note_card(model, args.quiet)
+    result = explain(request, progress, model=model, image=image)  # the folder is made
+    # only when the files are written: a refused layer or a cancelled run leaves nothing
     written = write_explain(args.out, result)
     if not args.quiet:
         pred = result.prediction
@@ -385,6 +392,18 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             print("note: untrained weights: the prediction is meaningless (demo only)")
         print(f"wrote {len(written)} files to {Path(args.out)}")
     return 0
+
+
+def _note_card(model, quiet: bool) -> None:
+    """One line on stderr about what a model card implies (binary, runs code)."""
+    if quiet or model.card is None:
+        return
+    if model.card.runs_code:
+        sys.stderr.write(f"note: model card {model.card.path.name} ran your code "
+                         f"({model.card.factory[0].name}:{model.card.factory[1]})\n")
+    if model.binary:
+        sys.stderr.write("note: binary model (one output channel z): explained as two "
+                         f"classes, {model.categories[0]} = -z and {model.categories[1]} = z\n")
 
 
 def _parse_point(text: str) -> tuple[float, float]:
@@ -402,15 +421,16 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     from .engine.image import load_image, preprocess
     from .engine.models import load_model
     from .engine.session import Session
-    from .export import ensure_folder
+    from .export import check_folder
     from .export.ablation import write_ablation
 
     points = [_parse_point(p) for p in args.at]
-    ensure_folder(args.out)
+    check_folder(args.out)
     progress = ConsoleProgress(args.quiet)
     image = load_image(args.image)
     model = load_model(args.model, args.weights, args.device,
                        allow_download=not args.offline, state=progress)
+    _note_card(model, args.quiet)
     prepared = preprocess(image, args.size or model.default_size, model.normalization)
     session = Session(model, prepared, precision="bf16" if args.fast else "fp32")
     outcome, segments = ablate_at_points(session, points, args.segments, args.baseline, progress)

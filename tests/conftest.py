@@ -75,3 +75,11 @@ def tiny_models():
     from tiny_models import register_tiny_models
 
     register_tiny_models()
+
+
+@pytest.fixture(scope="session")
+def card_models(tmp_path_factory):
+    """Users' own models on disk with a model card each (see tests/card_models.py)."""
+    from card_models import build_card_models
+
+    return build_card_models(tmp_path_factory.mktemp("cards"))

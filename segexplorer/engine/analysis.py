@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PIL import Image
+
 from .aggregation import Aggregation
 from .baselines import parse_baseline
 from .catalog import METHODS
@@ -87,20 +89,25 @@ def _categories_only(categories: tuple[str, ...]) -> Prediction:
 
 
 def explain(request: ExplainRequest, state: JobState | None = None,
-            model: LoadedModel | None = None) -> ExplainResult:
-    """Load, predict, Grad-CAM every target from one pass, one ablation sweep."""
+            model: LoadedModel | None = None, image: Image.Image | None = None
+            ) -> ExplainResult:
+    """Load, predict, Grad-CAM every target from one pass, one ablation sweep.
+
+    ``model`` and ``image`` (the opened ``request.image``) skip loading them again.
+    """
     timings: dict[str, float] = {}
     methods = parse_methods(request.methods)
-    t0 = time.perf_counter()
-    image = load_image(request.image)
-    timings["load_image"] = time.perf_counter() - t0
+    if image is None:
+        t0 = time.perf_counter()
+        image = load_image(request.image)
+        timings["load_image"] = time.perf_counter() - t0
     if model is None:
         t0 = time.perf_counter()
         model = load_model(request.model, request.weights, request.device,
                            allow_download=request.allow_download, state=state)
         timings["load_model"] = time.perf_counter() - t0
     if request.layer is not None and ("gradcam" in methods or "activation" in methods):
-        model.layer(request.layer)  # a layer that does not exist fails before any work
+        model.check_layer(request.layer)  # a layer Grad-CAM cannot use: refused before any work
     size = request.size or model.default_size
     t0 = time.perf_counter()
     prepared = preprocess(image, size, model.normalization)

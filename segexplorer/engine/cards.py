@@ -51,6 +51,12 @@ class ModelCard:
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
     layer: str | None = None  # default Grad-CAM layer ([explain] layer)
+    labels_file: Path | None = None  # where the classes came from, if from a labels file
+
+    def classes_origin(self) -> str:
+        """How a message names where the class names came from."""
+        return f"the labels file '{self.labels_file.name}'" if self.labels_file \
+            else "[model] classes"
 
     @property
     def untrained(self) -> bool:
@@ -86,10 +92,10 @@ def read_card(path: str | Path) -> ModelCard:
     try:
         data = tomllib.loads(card.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise _fail(card, f"is not valid TOML ({first_line(exc)}): fix the line it "
+        raise _fail(card, f"not valid TOML ({first_line(exc)}): fix the line it "
                           "names.") from None
     except UnicodeDecodeError:
-        raise _fail(card, "is not a UTF-8 text file: save it as UTF-8 TOML.") from None
+        raise _fail(card, "not a UTF-8 text file: save it as UTF-8 TOML.") from None
     except OSError as exc:
         raise _fail(card, f"cannot be read ({first_line(exc)}).") from None
     return parse_card(data, card)
@@ -109,7 +115,7 @@ def parse_card(data: dict[str, Any], card: Path) -> ModelCard:
                 raise _fail(card, f"unknown key [{section}] {key} (known keys: {known}).")
     model = data.get("model")
     if model is None:
-        raise _fail(card, "has no [model] section: add one with at least source = ...")
+        raise _fail(card, "no [model] section: add one with at least source = ...")
     base = card.parent
 
     def text(section: dict, key: str, where: str = "model", required: bool = False) -> str | None:
@@ -168,6 +174,8 @@ def parse_card(data: dict[str, Any], card: Path) -> ModelCard:
                                   ".pt or .safetensors file.")
 
     classes = _classes(model, card, base)
+    labels = model.get("labels")
+    labels_file = (base / labels).resolve() if isinstance(labels, str) else None
     palette = _palette(model.get("palette"), card)
     if palette is not None and classes is not None and len(palette) != len(classes):
         raise _fail(card, f"[model] palette has {len(palette)} colours for {len(classes)} "
@@ -190,7 +198,7 @@ def parse_card(data: dict[str, Any], card: Path) -> ModelCard:
     return ModelCard(path=card, name=name, source=source, architecture=architecture,
                      encoder=encoder, weights=weights, classes=classes, palette=palette,
                      factory=factory, options=dict(options), size=size, mean=mean, std=std,
-                     layer=layer)
+                     layer=layer, labels_file=labels_file)
 
 
 def _classes(model: dict[str, Any], card: Path, base: Path) -> tuple[str, ...] | None:

@@ -101,8 +101,9 @@ class LayerInfo:
 
 
 def audit_layers(module: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor],
-                 batch: torch.Tensor) -> list[LayerInfo]:
-    """Every named layer of ``module`` with its last output shape and its usability.
+                 batch: torch.Tensor, only: str | None = None) -> list[LayerInfo]:
+    """Every named layer of ``module`` (or just the one at path ``only``) with its last
+    output shape and its usability.
 
     ``forward`` maps an input batch to the logits (it runs ``module``). One forward
     pass with hooks on every layer, and one backward pass from the summed logits to
@@ -111,8 +112,11 @@ def audit_layers(module: nn.Module, forward: Callable[[torch.Tensor], torch.Tens
     calls: dict[str, int] = {}
     outputs: dict[str, object] = {}
     handles = []
+    wanted = normalize_layer_path(only) if only is not None else None
+    if wanted is not None:
+        get_layer(module, wanted)  # one line if it does not exist
     for name, sub in module.named_modules():
-        if not name:
+        if not name or (wanted is not None and name != wanted):
             continue
 
         def hook(_module, _inputs, output, name=name):
@@ -135,6 +139,8 @@ def audit_layers(module: nn.Module, forward: Callable[[torch.Tensor], torch.Tens
     used = {n for n, g in zip(names, grads) if g is not None}
     infos = []
     for name, kind in list_layers(module):
+        if wanted is not None and name != wanted:
+            continue
         output = outputs.get(name)
         shape = tuple(int(d) for d in output.shape) if isinstance(output, torch.Tensor) \
             else None
@@ -146,6 +152,18 @@ def audit_layers(module: nn.Module, forward: Callable[[torch.Tensor], torch.Tens
                 reason = UNUSED_REASON.format(path=name)
         infos.append(LayerInfo(name, kind, calls.get(name, 0), shape, reason))
     return infos
+
+
+def check_layer(module: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor],
+                path: str, size: int = 32,
+                device: torch.device | None = None) -> LayerInfo:
+    """Refuse, with its one-line reason, a layer Grad-CAM cannot use: before any real work,
+    from one forward and one backward pass on a small grey image."""
+    batch = torch.zeros(1, 3, size, size, device=device)
+    (info,) = audit_layers(module, forward, batch, only=path)
+    if not info.usable:
+        raise UserError(info.reason + ".")
+    return info
 
 
 def layer_output_shapes(module: nn.Module, batch: torch.Tensor,

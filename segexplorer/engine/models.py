@@ -32,6 +32,7 @@ from .jobs import JobState
 from .layers import (
     LayerInfo,
     audit_layers,
+    check_layer,
     get_layer,
     guess_default_layer,
     layer_output_shapes,
@@ -195,6 +196,12 @@ class LoadedModel:
         batch = torch.zeros(1, 3, size, size, device=self.device)
         return audit_layers(self.module, self.logits, batch)
 
+    def check_layer(self, path: str | None = None) -> LayerInfo:
+        """The layer's facts, or its one-line refusal if Grad-CAM cannot use it (cheap:
+        a 32 x 32 pass)."""
+        return check_layer(self.module, self.logits, path or self.default_layer,
+                           device=self.device)
+
     def describe(self) -> dict:
         """Where the model comes from and how its input and output are handled (JSON)."""
         info: dict = {"source": self.source, "num_classes": self.num_classes,
@@ -301,9 +308,12 @@ def _load_card(card: ModelCard, weights: str | None, device: torch.device) -> Lo
                             "give one [R, G, B] per class.")
         palette = np.array(card.palette, dtype=np.uint8)
     adapter = LogitsAdapter(module, built.pad_multiple, binary=binary)
-    layer = card.layer
+    layer = card.layer or built.default_layer
     if layer is not None:
-        get_layer(module, layer)  # fail now, naming the card, if it does not exist
+        try:  # fail now, naming the card, if it does not exist or cannot be used
+            check_layer(module, adapter, layer)
+        except UserError as exc:
+            raise UserError(f"Model card '{card.path}': [explain] {exc}") from None
         layer = normalize_layer_path(layer)
     else:
         layer = guess_default_layer(module, channels, adapter,
@@ -330,11 +340,13 @@ def _card_categories(card: ModelCard, known: tuple[str, ...] | None,
         if len(names) == 2:
             return (names[0], names[1])
         raise UserError(f"Model card '{card.path}': the model outputs 1 channel (a binary "
-                        f"model) but [model] lists {len(names)} classes: list 1 or 2.")
+                        f"model) but {card.classes_origin()} has {len(names)} classes: give "
+                        "1 or 2 names.")
     names = card.classes or known
     if names is None:
         return generic_names(channels)
     if len(names) != channels:
-        raise UserError(f"Model card '{card.path}': [model] lists {len(names)} classes but "
-                        f"the model outputs {channels} channels: fix classes/labels.")
+        raise UserError(f"Model card '{card.path}': {card.classes_origin()} has {len(names)} "
+                        f"classes but the model outputs {channels} channels: fix the class "
+                        "names.")
     return names

@@ -88,6 +88,7 @@ class CardBuild:
     normalization: Normalization
     size: int | None  # the source's working size (HF processor), if any
     pad_multiple: int = 1
+    default_layer: str | None = None  # the source's usual Grad-CAM layer, if it has one
 
 
 @contextmanager
@@ -149,8 +150,9 @@ def _fit(card: ModelCard, build: Callable[[int], nn.Module], weights: str | Path
     found = infer_num_classes(probe.state_dict(), state_dict, default_count)
     count = found or default_count
     if classes is not None and len(classes) != count and not (count == 1 and len(classes) <= 2):
-        raise _fail(card, f"[model] lists {len(classes)} classes but the weights "
-                          f"'{weights}' predict {count}: fix classes/labels or the weights.")
+        raise _fail(card, f"{card.classes_origin()} has {len(classes)} classes but the "
+                          f"weights '{weights}' predict {count}: fix the class names or the "
+                          "weights.")
     module = probe if count == default_count else seeded(lambda: build(count))
     try:
         load_into(module, state_dict, what, str(weights), hint="architecture in the card")
@@ -176,7 +178,10 @@ def _torchvision(card: ModelCard, weights: str | Path | None) -> CardBuild:
                               f"its cache ({path}); give a weights file instead.")
         weights = path
     module, label, count = _fit(card, build, weights, 21, name)
-    return CardBuild(module, label, count, None, _card_normalization(card, IMAGENET), card.size)
+    from .catalog import BUILTIN_ARCHITECTURES
+
+    return CardBuild(module, label, count, None, _card_normalization(card, IMAGENET), card.size,
+                     default_layer=BUILTIN_ARCHITECTURES[name].default_layer)
 
 
 @dataclass(frozen=True)
@@ -237,6 +242,10 @@ def _huggingface(card: ModelCard, weights: str | Path | None) -> CardBuild:
     except ImportError:
         raise _fail(card, "source = \"huggingface\" needs transformers: pip install "
                           "transformers.") from None
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no progress bars on the user's terminal
+    hf_logging.set_verbosity_error()
     try:
         model = AutoModelForSemanticSegmentation.from_pretrained(
             folder, local_files_only=True, trust_remote_code=False)
@@ -251,8 +260,8 @@ def _huggingface(card: ModelCard, weights: str | Path | None) -> CardBuild:
                   for i in range(count)) if id2label else None
     if card.classes is not None and len(card.classes) != count \
             and not (count == 1 and len(card.classes) <= 2):
-        raise _fail(card, f"[model] lists {len(card.classes)} classes but the model in "
-                          f"'{folder}' predicts {count} (config.json num_labels).")
+        raise _fail(card, f"{card.classes_origin()} has {len(card.classes)} classes but the "
+                          f"model in '{folder}' predicts {count} (config.json num_labels).")
     normalization, size = _hf_preprocessing(folder)
     return CardBuild(model, str(folder), count, names, _card_normalization(card, normalization),
                      card.size or size)

@@ -55,6 +55,27 @@ def ensure_folder(folder: str | Path, create: bool = True) -> Path:
     return path
 
 
+def check_folder(folder: str | Path) -> Path:
+    """Refuse, before any work, a folder that :func:`ensure_folder` could not make or use
+    (it is a file, or its nearest existing parent is not writable); creates nothing."""
+    path = Path(folder).expanduser()
+    try:
+        if path.exists():
+            return ensure_folder(path, create=False)
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise UserError(f"Cannot create '{path}': '{parent}' is a file, not a directory. "
+                            "Choose another folder.")
+    except OSError as exc:
+        raise UserError(_os_message(path, exc)) from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"Cannot write '{path}': permission denied (read-only folder?). "
+                        "Choose another folder.")
+    return path
+
+
 def _os_message(path: Path, exc: OSError) -> str:
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"Cannot write '{path}': permission denied (read-only folder?). Choose another folder."
