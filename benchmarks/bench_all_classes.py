@@ -183,7 +183,7 @@ def run_engine_once(model, image, device, k, counter, precision="fp32") -> dict:
             stages["gradcam"] = t.seconds
         with Timer(device) as t:
             segments = make_segments(pred.class_map, "class")
-            sweep = session.sweep(segments, "zero")
+            sweep = session.sweep(segments, baseline="zero")
             fa_maps = {c: sweep.attribution_map(c) for c in targets}
         stages["ablation"] = t.seconds
     return {

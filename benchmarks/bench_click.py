@@ -65,7 +65,7 @@ def click(session, segments, ids, sweep, prediction, device) -> tuple[float, flo
     from segexplorer.render import changed_pixels_map, decode_segmap
 
     with Timer(device) as t_ablate:
-        outcome = session.ablate(segments, ids, "zero", sweep=sweep)
+        outcome = session.ablate(segments, ids, baseline="zero", sweep=sweep)
     with Timer(device) as t_render:
         decode_segmap(outcome.class_map_after)
         changed_pixels_map(prediction.class_map, outcome.class_map_after, prediction.image)
@@ -90,7 +90,7 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> di
         note = (f"the model predicts {len(prediction.present_classes)} class(es): "
                 f"{args.grid} x {args.grid} grid tiles instead")
     with Timer(device) as t_sweep:
-        sweep = session.sweep(segments, "zero")
+        sweep = session.sweep(segments, baseline="zero")
     ids = segments.id_list
     singles = itertools.cycle([[i] for i in ids])
     pairs = itertools.cycle([list(p) for p in itertools.combinations(ids, 2)])

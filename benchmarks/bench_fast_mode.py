@@ -45,7 +45,7 @@ def analyse(model, prepared, precision: str, device: torch.device) -> tuple[floa
         session = Session(model, prepared, precision="bf16" if precision == "bf16" else "fp32")
         cam = session.gradcam(None)
         pred = session.predict()
-        sweep = session.sweep(make_segments(pred.class_map, "class"), "zero")
+        sweep = session.sweep(make_segments(pred.class_map, "class"), baseline="zero")
     return t.seconds, {"cam": cam.raw, "sweep": sweep, "class_map": pred.class_map}
 
 

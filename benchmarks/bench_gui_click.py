@@ -53,25 +53,24 @@ def bench_model(name: str, args: argparse.Namespace, app) -> dict:
     from PySide6.QtCore import QEventLoop, QSettings, Qt
     from PySide6.QtTest import QTest
 
+    from segexplorer.gui.document.choices import ModelChoice
     from segexplorer.gui.main_window import MainWindow
-    from segexplorer.gui.options import ModelChoice
 
     settings = QSettings(str(Path(args.settings_dir) / f"{name}.ini"), QSettings.Format.IniFormat)
     window = MainWindow(settings, interactive=False, num_threads=args.threads or None)
-    window.model_panel.set_choice(ModelChoice(name, args.weights, args.device, args.size))
-    window.explain_panel.set_segments(args.segments)
-    window.explain_panel.set_baseline("zero")
+    window.set_model_choice(ModelChoice(name, args.weights, args.device, args.size))
+    window.document.update_analysis(segments=args.segments, baseline="zero")
     window.resize(1440, 900)
     window.show()
     window.open_image(args.image)
     if not window.wait_until(lambda: window.prediction is not None, 1800):
         raise SystemExit(f"{name}: no prediction ({window.last_error})")
     window.wait_until(lambda: not window.runner.is_busy(), 1800)
-    ctrl = window.ablation
+    ctrl = window.document.ablation
     ctrl.set_active(True)
     start = time.perf_counter()
     ctrl.precompute()
-    if not window.wait_until(lambda: window.sweep_for(args.segments, "zero") is not None,
+    if not window.wait_until(lambda: window.document.sweep_for(args.segments, "zero") is not None,
                              1800):
         raise SystemExit(f"{name}: the sweep did not finish ({window.last_error})")
     sweep_s = time.perf_counter() - start
@@ -89,9 +88,9 @@ def bench_model(name: str, args: argparse.Namespace, app) -> dict:
     def click(baseline: str) -> tuple[float, bool]:
         seg_id, x, y = next(cycle)
         ctrl.reset()
-        ctrl._history.clear()  # noqa: SLF001 - so that no click is answered from it
+        ctrl.forget_history()  # so that no click is answered from it
         if window.analysis_choice.baseline != baseline:
-            window.explain_panel.set_baseline(baseline)
+            window.document.update_analysis(baseline=baseline)
         window.wait_until(lambda: not window.runner.is_busy(), 600)
         app.processEvents()
         pos = window.canvas.image_to_widget(x, y)
@@ -116,14 +115,14 @@ def bench_model(name: str, args: argparse.Namespace, app) -> dict:
             time.sleep(0.0005)
         return True
 
-    sweep = window.sweep_for(args.segments, "zero")
+    sweep = window.document.sweep_for(args.segments, "zero")
 
     def engine_click(baseline: str) -> float:
         from segexplorer.render import changed_pixels_map, decode_segmap
 
         seg_id, _x, _y = next(cycle)
         t0 = time.perf_counter()
-        outcome = window.session.ablate(segments, [seg_id], baseline, sweep=sweep)
+        outcome = window.session.ablate(segments, [seg_id], baseline=baseline, sweep=sweep)
         decode_segmap(outcome.class_map_after)
         changed_pixels_map(pred.class_map, outcome.class_map_after, pred.image)
         return time.perf_counter() - t0

@@ -77,12 +77,13 @@ def redirect_missing_streams() -> Path | None:
     global _log_file
     if sys.stdout is not None and sys.stderr is not None:
         return None
-    path: Path | None = log_path()
+    file = log_path()
+    path: Path | None = file
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists() and path.stat().st_size > LOG_MAX_BYTES:
-            os.replace(path, path.with_name(LOG_NAME + ".1"))
-        stream = open(path, "a", encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
+        file.parent.mkdir(parents=True, exist_ok=True)
+        if file.exists() and file.stat().st_size > LOG_MAX_BYTES:
+            os.replace(file, file.with_name(LOG_NAME + ".1"))
+        stream = open(file, "a", encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
                       buffering=1)
     except OSError:
         path = None
@@ -100,6 +101,14 @@ def redirect_missing_streams() -> Path | None:
                      f"(pid {os.getpid()}) =====\n")
         faulthandler.enable(stream)
     return path
+
+
+def close_log() -> None:
+    """Close the log file that :func:`redirect_missing_streams` opened (tests)."""
+    global _log_file
+    stream, _log_file = _log_file, None
+    if stream is not None:
+        stream.close()
 
 
 QT_PACKAGES = ("PySide6", "shiboken6")
@@ -331,7 +340,7 @@ def self_check() -> list[str]:
         import torch
         from torchvision.io import decode_jpeg
 
-        data = resources.files("segexplorer").joinpath("resources", "sample_astronaut.jpg")
+        data = resources.files("segexplorer") / "resources" / "sample_astronaut.jpg"
         raw = torch.frombuffer(bytearray(data.read_bytes()), dtype=torch.uint8)
         assert decode_jpeg(raw).shape[0] == 3
 

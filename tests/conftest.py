@@ -69,6 +69,24 @@ def coffee_path() -> Path:
     return _skimage_file("coffee.png")
 
 
+@pytest.fixture(scope="session")
+def blocks_image(tmp_path_factory) -> Path:
+    """Coloured blocks on grey, 96 x 128: the tiny model predicts several classes."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    img = np.full((96, 128, 3), 128, np.uint8)
+    img[8:44, 8:56] = (220, 30, 30)
+    img[8:44, 70:120] = (30, 200, 40)
+    img[54:90, 8:56] = (30, 40, 220)
+    img[54:90, 70:120] = (240, 230, 40)
+    img = np.clip(img.astype(int) + rng.integers(-12, 12, img.shape), 0, 255).astype(np.uint8)
+    path = tmp_path_factory.mktemp("images") / "blocks.png"
+    Image.fromarray(img).save(path)
+    return path
+
+
 @pytest.fixture(scope="session", autouse=True)
 def tiny_models():
     """'tiny', 'tiny_slow' and 'colour' architectures (see tests/tiny_models.py)."""

@@ -15,6 +15,7 @@ from segexplorer.cli import main
 from segexplorer.engine.aggregation import Aggregation, make_wrapper
 from segexplorer.engine.image import load_image, preprocess
 from segexplorer.engine.models import build_untrained, get_architecture, load_model
+from segexplorer.export.bundle import class_file_stem
 
 
 def captum_reference(model, image_path, size, target):
@@ -54,8 +55,9 @@ def check_npz_against_captum(out_dir, model, image_path, size):
             value = npz["ablation_table"][row, c]
             assert np.all(npz[f"ablation_{c}"][npz["segment_ids"] == seg_info["id"]] == value)
     for c in targets:
-        assert (out_dir / f"gradcam_{c}.png").is_file()
-        assert (out_dir / f"ablation_{c}.png").is_file()
+        name = class_file_stem("gradcam", c, report["class_names"][c])
+        assert (out_dir / f"{name}.png").is_file()
+        assert (out_dir / f"{name.replace('gradcam', 'ablation', 1)}.png").is_file()
     assert (out_dir / "segmentation.png").is_file()
     return report
 
@@ -112,7 +114,7 @@ def test_explain_one_target_by_name_and_methods(tmp_path, motorcycle_path):
     npz = np.load(out / "attributions.npz")
     c = pred.present_classes[0]
     assert set(npz.files) == {"segmentation", f"gradcam_{c}", f"gradcam_upsampled_{c}"}
-    assert not (out / f"ablation_{c}.png").exists()
+    assert not list(out.glob(f"ablation_{c}*.png"))
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,8 @@ from segexplorer.engine.baselines import baseline_tensor, parse_baseline
 from segexplorer.engine.image import load_image, preprocess
 from segexplorer.engine.models import load_model
 from segexplorer.engine.segments import make_segments
-from segexplorer.engine.session import Session, hide_target
+from segexplorer.engine.session import Session
+from segexplorer.render import hide_target
 
 RTOL = 1e-5
 
@@ -165,7 +166,7 @@ def test_baselines_equal_captum(coffee_session, baseline):
     session = coffee_session
     pred = session.predict()
     segments = make_segments(pred.class_map, "class")
-    sweep = session.sweep(segments, baseline)
+    sweep = session.sweep(segments, baseline=baseline)
     base = baseline_tensor(parse_baseline(baseline), session.input)
     c = pred.present_classes[0]
     theirs = FeatureAblation(seed_wrapper(session)).attribute(

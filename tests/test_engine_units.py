@@ -137,7 +137,7 @@ def test_single_click_after_sweep_is_served_from_cache(colour_session):
     # the per-class deltas of one segment are FeatureAblation's row, negated
     np.testing.assert_allclose(cached.delta, -sweep.table[segments.row_of()[1]], rtol=1e-6)
     # another baseline is not in the cache
-    assert not session.ablate(segments, [1], "black", sweep=sweep).from_cache
+    assert not session.ablate(segments, [1], baseline="black", sweep=sweep).from_cache
 
 
 def test_points_map_from_original_to_working_coordinates(motorcycle_path):
@@ -278,8 +278,8 @@ def test_displayed_ablated_input_is_the_models_input(baseline, astronaut_path):
     session = Session(model, preprocess(load_image(astronaut_path), 40))
     segments = make_segments(session.predict().class_map, "component")
     chosen = [s.id for s in segments.info[:2]]
-    outcome = session.ablate(segments, chosen, baseline)
-    expected = denormalize(session.ablated_input(segments, chosen, baseline))
+    outcome = session.ablate(segments, chosen, baseline=baseline)
+    expected = denormalize(session.ablated_input(segments, chosen, baseline=baseline))
     np.testing.assert_array_equal(outcome.ablated_input, expected)
 
 
@@ -302,3 +302,17 @@ def test_segment_mask_equals_isin(kind):
     ids = segments.id_list
     for chosen in ([ids[0]], ids[1:4], [ids[-1], ids[0]], [ids[-1] + 5, -1], []):
         np.testing.assert_array_equal(segments.mask(chosen), np.isin(segments.ids, chosen))
+
+
+def test_the_engine_names_its_public_api_and_loads_it_lazily():
+    import subprocess
+    import sys
+
+    import segexplorer.engine as engine
+
+    for name in engine.__all__:
+        assert getattr(engine, name).__name__ == name
+    done = subprocess.run([sys.executable, "-c", "import sys, segexplorer.engine\n"
+                           "assert 'torch' not in sys.modules"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

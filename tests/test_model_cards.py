@@ -295,3 +295,17 @@ def test_reading_a_card_runs_no_code(card_models, tmp_path):
     card.write_text('[model]\nsource = "python"\nfactory = "evil.py:build"\n')
     parsed = read_card(card)
     assert parsed.runs_code and not marker.exists()
+
+
+def test_a_torchscript_module_is_refused_with_the_way_out(tmp_path, capfd, astronaut_path):
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1))
+    scripted = torch.jit.trace(net, torch.zeros(1, 3, 8, 8))
+    scripted.save(str(tmp_path / "net_ts.pt"))
+    (tmp_path / "ts.py").write_text(
+        f"import torch\ndef build():\n    return torch.jit.load({str(tmp_path / 'net_ts.pt')!r})\n")
+    (tmp_path / "ts.toml").write_text('[model]\nsource = "python"\nfactory = "ts.py:build"\n')
+    code = main(["explain", str(astronaut_path), "--model", str(tmp_path / "ts.toml"),
+                 "--out", str(tmp_path / "o")])
+    err = capfd.readouterr().err.strip()
+    assert code == 1 and err.count("\n") == 0
+    assert "TorchScript module" in err and "the torch.nn.Module it was scripted from" in err

@@ -500,9 +500,7 @@ def test_missing_streams_go_to_the_log_file(monkeypatch, tmp_path):
         sys.stderr.write("a warning\n")
     finally:
         faulthandler.disable()
-        stream = frozen._log_file
-        frozen._log_file = None
-    stream.close()
+        frozen.close_log()
     text = path.read_text(encoding="utf-8")
     assert "SegExplorer started" in text
     assert "hello from a windowed app\n" in text and "a warning\n" in text
@@ -522,8 +520,7 @@ def test_a_big_log_is_rotated(monkeypatch, tmp_path):
         frozen.redirect_missing_streams()
     finally:
         faulthandler.disable()
-        frozen._log_file.close()
-        frozen._log_file = None
+        frozen.close_log()
     assert sys.stdout is stdout  # only the missing stream is replaced
     assert (tmp_path / (frozen.LOG_NAME + ".1")).stat().st_size == frozen.LOG_MAX_BYTES + 1
     assert log.stat().st_size < 1000

@@ -30,14 +30,14 @@ def analysed_window():
     from PySide6.QtCore import QSettings
 
     from segexplorer.gui.app import _application
+    from segexplorer.gui.document.choices import ModelChoice
     from segexplorer.gui.main_window import MainWindow
-    from segexplorer.gui.options import ModelChoice
 
     app, _created = _application(sys.argv[:1], offscreen=False)
     with tempfile.TemporaryDirectory() as tmp:
         settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
         window = MainWindow(settings, interactive=False)
-        window.model_panel.set_choice(ModelChoice(ARCHITECTURE, "untrained", "cpu", SIZE))
+        window.set_model_choice(ModelChoice(ARCHITECTURE, "untrained", "cpu", SIZE))
         window.resize(*WINDOW)
         window.show()
         window.open_sample_image()
@@ -62,10 +62,10 @@ def save(app, window, name: str) -> Path:
 
 
 def main_window() -> Path:
-    from segexplorer.gui.options import ATTRIBUTION, GRADCAM
+    from segexplorer.gui.document.choices import ATTRIBUTION, GRADCAM
 
     with analysed_window() as (app, window):
-        window.explain_panel.set_method(GRADCAM)
+        window.document.update_analysis(method=GRADCAM)
         window.set_layer(ATTRIBUTION)
         wait(window, lambda: window.has_result(GRADCAM))
         return save(app, window, "main_window.png")
@@ -73,15 +73,16 @@ def main_window() -> Path:
 
 def ablate() -> Path:
     with analysed_window() as (app, window):
-        window.ablation.set_active(True)
+        ablation = window.document.ablation
+        ablation.set_active(True)
         wait(window, lambda: not window.runner.is_busy())
         # click the middle of the second largest class
         pred = window.prediction
         ys, xs = (pred.class_map == pred.present_classes[1]).nonzero()
         i = len(xs) // 2
-        window.ablation.click(int(xs[i]), int(ys[i]))
-        wait(window, lambda: window.ablation.shown is not None)
-        print(window.ablation.shown.summary)
+        ablation.click(int(xs[i]), int(ys[i]))
+        wait(window, lambda: ablation.shown is not None)
+        print(ablation.shown.summary)
         return save(app, window, "ablate.png")
 
 

@@ -35,7 +35,7 @@ def ablate_at_points(
     segments = (sweep.segments if sweep is not None and sweep.segments.kind == segments_kind
                 else make_segments(prediction.class_map, segments_kind))
     ids = [segments.at(*to_working(session, x, y)).id for x, y in points]
-    return session.ablate(segments, ids, baseline, sweep=sweep, state=state), segments
+    return session.ablate(segments, ids, baseline=baseline, sweep=sweep, state=state), segments
 
 
 def relative_change(before: float, after: float) -> float | None:

@@ -46,9 +46,10 @@ class Aggregation:
             return "sum of each class's scores over the pixels originally predicted as it"
         if self.kind == PLAIN_SUM:
             return "sum of each class's scores over all pixels"
-        if self.kind == PIXEL:
+        if self.kind == PIXEL and self.pixel is not None:
             return f"scores at pixel (x={self.pixel[0]}, y={self.pixel[1]})"
-        return f"sum of scores over a region of {int(np.count_nonzero(self.region))} pixels"
+        region = self.region if self.region is not None else np.zeros(0, bool)
+        return f"sum of scores over a region of {int(np.count_nonzero(region))} pixels"
 
 
 def argmax_selection(logits: torch.Tensor, class_map: torch.Tensor) -> torch.Tensor:
@@ -71,7 +72,7 @@ def aggregate(logits: torch.Tensor, agg: Aggregation, class_map: torch.Tensor,
         return (logits * selected).sum(dim=(2, 3))
     if agg.kind == PLAIN_SUM:
         return logits.sum(dim=(2, 3))
-    if agg.kind == PIXEL:
+    if agg.kind == PIXEL and agg.pixel is not None:
         x, y = agg.pixel
         h, w = logits.shape[2:]
         if not (0 <= x < w and 0 <= y < h):

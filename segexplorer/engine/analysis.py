@@ -15,6 +15,7 @@ from .devices import describe_device
 from .errors import UserError
 from .image import load_image, preprocess
 from .jobs import JobState, check_cancelled
+from .layers import normalize_layer_path
 from .models import LoadedModel, load_model
 from .results import AblationSweep, GradCamResult, Prediction
 from .segments import make_segments
@@ -96,7 +97,8 @@ def explain(request: ExplainRequest, state: JobState | None = None,
     ``model`` and ``image`` (the opened ``request.image``) skip loading them again.
     """
     timings: dict[str, float] = {}
-    methods = parse_methods(request.methods)
+    methods = parse_methods(request.methods)  # fail early, before any work
+    parse_baseline(request.baseline)
     if image is None:
         t0 = time.perf_counter()
         image = load_image(request.image)
@@ -113,37 +115,67 @@ def explain(request: ExplainRequest, state: JobState | None = None,
     prepared = preprocess(image, size, model.normalization)
     timings["preprocess"] = time.perf_counter() - t0
     session = Session(model, prepared, precision=request.precision)
+    return explain_session(session, request, state=state, timings=timings)
+
+
+def explain_session(session: Session, request: ExplainRequest, *,
+                    state: JobState | None = None, gradcam: GradCamResult | None = None,
+                    sweep: AblationSweep | None = None,
+                    timings: dict[str, float] | None = None) -> ExplainResult:
+    """The analysis of the image a session holds, as ``segexplorer explain`` writes it.
+
+    ``request`` gives the options (its image, model and weights fields are only
+    reported); ``gradcam`` and ``sweep``, results computed before for this session (the
+    window's), are used when they fit the options, so nothing is computed twice.
+    """
+    timings = dict(timings or {})
+    methods = parse_methods(request.methods)
+    model = session.model
     agg = Aggregation(request.aggregation)
-    parse_baseline(request.baseline)  # fail early on a bad baseline, before any work
-    gradcam = None
+    baseline = parse_baseline(request.baseline)  # fail early on a bad baseline
+    if gradcam is not None and not (
+            gradcam.layer == normalize_layer_path(request.layer or model.default_layer)
+            and gradcam.aggregation == agg.kind and gradcam.upsample == request.upsample):
+        gradcam = None
+    if sweep is not None and not (sweep.segments.kind == request.segments
+                                  and sweep.baseline == baseline.label
+                                  and sweep.aggregation == agg.kind):
+        sweep = None
     if "gradcam" in methods or "activation" in methods:
-        # One forward pass gives the prediction and every target's Grad-CAM.
-        t0 = time.perf_counter()
-        wanted = None
-        if request.targets.strip().lower() != "all":
-            wanted = list(resolve_targets(_categories_only(model.categories), request.targets))
-        gradcam = session.gradcam(wanted, request.layer, agg, request.upsample, state)
-        timings["predict_and_gradcam"] = time.perf_counter() - t0
+        if gradcam is None:
+            # One forward pass gives the prediction and every target's Grad-CAM.
+            t0 = time.perf_counter()
+            wanted = None
+            if request.targets.strip().lower() != "all":
+                wanted = list(resolve_targets(_categories_only(model.categories),
+                                              request.targets))
+            gradcam = session.gradcam(wanted, layer=request.layer, aggregation=agg,
+                                      upsample=request.upsample, state=state)
+            timings["predict_and_gradcam"] = time.perf_counter() - t0
     else:
+        gradcam = None
         t0 = time.perf_counter()
         session.predict(state)
         timings["predict"] = time.perf_counter() - t0
     prediction = session.predict()
     targets = resolve_targets(prediction, request.targets)
     check_cancelled(state)
-    sweep = None
     if "ablation" in methods:
-        t0 = time.perf_counter()
-        segments = make_segments(prediction.class_map, request.segments)
-        sweep = session.sweep(segments, request.baseline, agg, state)
-        timings["ablation"] = time.perf_counter() - t0
+        if sweep is None:
+            t0 = time.perf_counter()
+            segments = make_segments(prediction.class_map, request.segments)
+            sweep = session.sweep(segments, baseline=request.baseline, aggregation=agg,
+                                  state=state)
+            timings["ablation"] = time.perf_counter() - t0
+    else:
+        sweep = None
     return ExplainResult(
         image_path=str(Path(request.image)),
         model=model.name,
         weights=model.weights,
         untrained=model.untrained,
         device=describe_device(model.device),
-        size=size,
+        size=request.size or session.image.size,
         prediction=prediction,
         targets=targets,
         gradcam=gradcam,
@@ -151,6 +183,6 @@ def explain(request: ExplainRequest, state: JobState | None = None,
         methods=methods,
         timings=timings,
         forward_passes=session.forward_passes,
-        precision=request.precision,
+        precision=session.precision,
         model_info=model.describe(),
     )

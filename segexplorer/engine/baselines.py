@@ -32,7 +32,7 @@ class Baseline:
 
     @property
     def label(self) -> str:
-        if self.kind == "colour":
+        if self.kind == "colour" and self.rgb is not None:
             return "#{:02x}{:02x}{:02x}".format(*self.rgb)
         return self.kind
 
@@ -84,9 +84,9 @@ def baseline_tensor(baseline: Baseline, inp: torch.Tensor,
         return 0.0
     if baseline.kind == BLACK:
         return _normalised_colour((0.0, 0.0, 0.0), mean, std).to(inp.device, inp.dtype)
-    if baseline.kind == "colour":
-        rgb01 = tuple(c / 255.0 for c in baseline.rgb)
-        return _normalised_colour(rgb01, mean, std).to(inp.device, inp.dtype)  # type: ignore[arg-type]
+    if baseline.kind == "colour" and baseline.rgb is not None:
+        r, g, b = (c / 255.0 for c in baseline.rgb)
+        return _normalised_colour((r, g, b), mean, std).to(inp.device, inp.dtype)
     # blur: in pixel space, then normalised again, so it stays a plausible image
     mean_t = torch.tensor(mean, device=inp.device, dtype=inp.dtype).view(1, 3, 1, 1)
     std_t = torch.tensor(std, device=inp.device, dtype=inp.dtype).view(1, 3, 1, 1)

@@ -248,7 +248,7 @@ def _palette(value: object, card: Path) -> tuple[tuple[int, int, int], ...] | No
         for c in value)
     if not ok:
         raise _fail(card, "[model] palette must be a list of [R, G, B] with values 0-255.")
-    return tuple((int(c[0]), int(c[1]), int(c[2])) for c in value)  # type: ignore[index]
+    return tuple((int(c[0]), int(c[1]), int(c[2])) for c in value)  # type: ignore[index, attr-defined]
 
 
 def _triple(value: object, card: Path, key: str) -> tuple[float, float, float] | None:

@@ -11,6 +11,13 @@ from dataclasses import dataclass
 DEFAULT_ARCHITECTURE = "fcn_resnet101"  # the seed's model
 DEFAULT_SIZE = 640  # the seed's Resize(640)
 METHODS = ("gradcam", "activation", "ablation")
+# The options of those methods, as the engine spells them (the window's labels are keyed
+# by these; engine modules that check them import them from here).
+SCORE_AGGREGATIONS = ("argmax", "sum")  # the seed's wrapper, and its plain-sum variant
+UPSAMPLE_MODES = ("nearest", "bilinear")
+SEGMENT_KINDS = ("class", "component")
+BASELINE_CHOICES = ("zero", "black", "blur")  # and any colour, #RRGGBB or R,G,B
+PRECISIONS = ("fp32", "bf16")  # exact, and fast mode (bf16 autocast)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the seed's Normalize
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from .catalog import SEGMENT_KINDS
 from .errors import UserError
 
-BY_CLASS = "class"
-BY_COMPONENT = "component"
-SEGMENTATIONS = (BY_CLASS, BY_COMPONENT)
+BY_CLASS, BY_COMPONENT = SEGMENT_KINDS
+SEGMENTATIONS = SEGMENT_KINDS
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,8 @@ def make_segments(class_map: np.ndarray, kind: str = BY_CLASS) -> Segments:
     if kind == BY_CLASS:
         ids = class_map.astype(np.int64, copy=True)
         values, counts = np.unique(ids, return_counts=True)
-        info = tuple(SegmentInfo(int(v), int(v), int(n)) for v, n in zip(values, counts))
-        return Segments(kind, ids, info)
+        by_class = tuple(SegmentInfo(int(v), int(v), int(n)) for v, n in zip(values, counts))
+        return Segments(kind, ids, by_class)
     if kind == BY_COMPONENT:
         ids = np.zeros(class_map.shape, dtype=np.int64)
         info: list[SegmentInfo] = []

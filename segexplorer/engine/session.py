@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from .aggregation import ARGMAX_MASKED, PLAIN_SUM, Aggregation, aggregate, argmax_selection
 from .baselines import Baseline, baseline_tensor, parse_baseline
+from .catalog import PRECISIONS, UPSAMPLE_MODES
 from .errors import UserError
 from .image import PreparedImage, denormalize
 from .jobs import JobState, check_cancelled, report
@@ -33,9 +34,7 @@ from .models import LoadedModel
 from .results import AblationSweep, GradCamResult, Prediction
 from .segments import Segments
 
-UPSAMPLE_MODES = ("nearest", "bilinear")
 MAX_CUDA_CHUNK = 32
-PRECISIONS = ("fp32", "bf16")
 
 
 @contextmanager
@@ -104,6 +103,16 @@ class Session:
         self._image_bytes: int | None = None  # CUDA memory one image's forward pass needs
         self._segment_ids_t: tuple[Segments, torch.Tensor] | None = None
 
+    @property
+    def image_bytes(self) -> int | None:
+        """CUDA memory one image's forward pass took (measured on the first pass; None
+        off CUDA or before it): the sweep sizes its chunks from it."""
+        return self._image_bytes
+
+    def forget_image_bytes(self) -> None:
+        """Forget that measurement: the next sweep probes with its first segment alone."""
+        self._image_bytes = None
+
     # -- device helpers -------------------------------------------------------------
     @contextmanager
     def _numerics(self):
@@ -158,6 +167,7 @@ class Session:
             self.forward_passes += 1
             self._set_prediction(logits, time.perf_counter() - start)
             report(state, 1, 1, "Predicted")
+        assert self._prediction is not None
         return self._prediction
 
     def _set_prediction(self, logits: torch.Tensor, seconds: float) -> None:
@@ -180,6 +190,7 @@ class Session:
     @property
     def class_map_tensor(self) -> torch.Tensor:
         self.predict()
+        assert self._class_map_t is not None
         return self._class_map_t
 
     def _aggregate(self, logits: torch.Tensor, agg: Aggregation) -> torch.Tensor:
@@ -192,6 +203,7 @@ class Session:
         cacheable = agg.kind in (ARGMAX_MASKED, PLAIN_SUM)
         if cacheable and agg.kind in self._scores:
             return self._scores[agg.kind].copy()
+        assert self._logits_t is not None
         with torch.inference_mode():
             result = self._aggregate(self._logits_t, agg).float().cpu().numpy()[0]
         if cacheable:
@@ -229,6 +241,7 @@ class Session:
     def gradcam(
         self,
         targets: list[int] | None = None,
+        *,
         layer: str | None = None,
         aggregation: Aggregation | None = None,
         upsample: str = "nearest",
@@ -254,7 +267,7 @@ class Session:
                 self._set_prediction(logits, time.perf_counter() - start)
             scores = self._aggregate(logits, agg)
             if targets is None:
-                targets = self._prediction.present_classes
+                targets = self.predict().present_classes
             raw: dict[int, np.ndarray] = {}
             upsampled: dict[int, np.ndarray] = {}
             size = tuple(self.input.shape[2:])
@@ -329,8 +342,8 @@ class Session:
         return captured[-1].cpu()  # the last call, as Captum's LayerActivation
 
     # -- feature ablation -----------------------------------------------------------
-    def ablated_input(self, segments: Segments, segment_ids, baseline: Baseline | str
-                      ) -> torch.Tensor:
+    def ablated_input(self, segments: Segments, segment_ids, *,
+                      baseline: Baseline | str = "zero") -> torch.Tensor:
         mask = self._mask_for(segments, segment_ids)
         base = self._baseline(parse_baseline(baseline))
         return self._ablate(self.input, mask, base)
@@ -390,6 +403,7 @@ class Session:
     def sweep(
         self,
         segments: Segments,
+        *,
         baseline: Baseline | str = "zero",
         aggregation: Aggregation | None = None,
         state: JobState | None = None,
@@ -493,6 +507,7 @@ class Session:
         self,
         segments: Segments,
         segment_ids,
+        *,
         baseline: Baseline | str = "zero",
         sweep: AblationSweep | None = None,
         state: JobState | None = None,
@@ -520,14 +535,14 @@ class Session:
                 sweep.segments.kind == segments.kind
                 and np.array_equal(sweep.segments.ids, segments.ids)))
         )
-        if cached:
+        if cached and sweep is not None and sweep.after_maps is not None:
             row = segments.row_of()[chosen[0]]
             after = sweep.ablated_scores[row].copy()
             class_map_after = sweep.after_maps[row].astype(np.int64)
         else:
             check_cancelled(state)
             report(state, 0, 1, "Ablating")
-            inp = self.ablated_input(segments, chosen, base_spec)
+            inp = self.ablated_input(segments, chosen, baseline=base_spec)
             with torch.inference_mode(), self._numerics():
                 logits = self.model.logits(self._layout(inp)).float()
                 after = self._aggregate(logits, agg).float().cpu().numpy()[0]
@@ -550,7 +565,3 @@ class Session:
             from_cache=bool(cached),
         )
 
-
-def hide_target(attribution: np.ndarray, class_map: np.ndarray, target: int) -> np.ndarray:
-    """The seed's last view: the target class's own pixels set to 0."""
-    return np.where(class_map == target, np.zeros_like(attribution), attribution)

@@ -172,7 +172,7 @@ def _torchvision(card: ModelCard, weights: str | Path | None) -> CardBuild:
 
         _fn, enum, _aux = TORCHVISION_BUILDERS[name]
         member = enum.COCO_WITH_VOC_LABELS_V1
-        path = cached_weights_path(_EnumArch(member))
+        path = cached_weights_path(_EnumArch(member))  # type: ignore[arg-type]  # duck-typed
         if path is None or not path.is_file():
             raise _fail(card, f"weights = \"default\" needs torchvision's {name} weights in "
                               f"its cache ({path}); give a weights file instead.")
@@ -320,6 +320,10 @@ def _python(card: ModelCard, weights: str | Path | None) -> CardBuild:
     finally:
         with suppress(ValueError):
             sys.path.remove(str(file.parent))
+    if isinstance(module, torch.jit.ScriptModule):
+        raise _fail(card, f"the factory {label} returned a TorchScript module, which cannot "
+                          "be explained (its layers take no hooks and no gradients switch): "
+                          "return the torch.nn.Module it was scripted from.")
     if not isinstance(module, nn.Module):
         raise _fail(card, f"the factory {label} returned a {type(module).__name__}, not a "
                           "torch.nn.Module.")

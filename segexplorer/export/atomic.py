@@ -93,7 +93,7 @@ def _os_message(path: Path, exc: OSError) -> str:
     return f"Cannot write '{path}': {exc.strerror or exc}."
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
     """Call ``write(file)`` on a temporary file, then rename it to ``path``."""
     target = Path(path).expanduser()
     folder = target.parent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import re
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +118,13 @@ def explain_report(result: ExplainResult) -> dict:
     return report
 
 
+def class_file_stem(kind: str, index: int, name: str) -> str:
+    """'gradcam_16_pottedplant': the class index (the NPZ key's) and its name, reduced to
+    letters and digits so that it is a safe file name on every system."""
+    slug = re.sub(r"[^a-z0-9]+", "", name.lower())
+    return f"{kind}_{index}_{slug}" if slug else f"{kind}_{index}"
+
+
 def write_explain(out_dir: str | Path, result: ExplainResult) -> list[Path]:
     """Write report.json, attributions.npz and the PNGs into ``out_dir`` (created).
 
@@ -134,7 +142,8 @@ def write_explain(out_dir: str | Path, result: ExplainResult) -> list[Path]:
             for c in result.targets:
                 rendered = render_attribution(result.gradcam.upsampled[c], image,
                                               "blended_heat_map", "all")
-                pngs.append((f"gradcam_{c}.png", rendered.rgba))
+                name = class_file_stem("gradcam", c, result.prediction.categories[c])
+                pngs.append((f"{name}.png", rendered.rgba))
         if "activation" in result.methods:
             rendered = render_attribution(result.gradcam.activation_upsampled, image,
                                           "blended_heat_map", "all")
@@ -143,7 +152,8 @@ def write_explain(out_dir: str | Path, result: ExplainResult) -> list[Path]:
         for c in result.targets:
             rendered = render_attribution(result.sweep.attribution_map(c), image,
                                           "blended_heat_map", "all")
-            pngs.append((f"ablation_{c}.png", rendered.rgba))
+            name = class_file_stem("ablation", c, result.prediction.categories[c])
+            pngs.append((f"{name}.png", rendered.rgba))
     arrays = explain_arrays(result)
     report = json_text(explain_report(result))
     written = [save_png(folder / name, rgba) for name, rgba in pngs]

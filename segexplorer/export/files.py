@@ -53,14 +53,29 @@ def save_figure(
     titles: Sequence[str] | None = None,
     outlier_perc: float = 2,
     show_colorbar: bool = True,
+    suptitle: str | None = None,
 ) -> Path:
     """A figure drawn by Captum's own ``visualize_image_attr`` (the seed's looks).
 
     Laid out as ``visualize_image_attr_multiple`` lays it out, one panel per
     (method, sign); a panel with nothing of its sign to show (where Captum would
     refuse to scale by 0) shows the image with a note instead of failing the export.
-    The format follows the suffix: .png, .svg or .pdf.
+    The format follows the suffix: .png, .svg or .pdf. Vector formats keep each image
+    layer as drawn (matplotlib would otherwise composite overlapping images itself, and
+    the heat map over the grey image came out about half as strong as in the PNG), and
+    their text stays text. ``suptitle`` says what the figure shows (class, method, model).
     """
+    import matplotlib
+
+    with matplotlib.rc_context({"image.composite_image": False, "svg.fonttype": "none",
+                                "pdf.fonttype": 42}):
+        return _save_figure(path, attr, image, methods, signs, titles, outlier_perc,
+                            show_colorbar, suptitle)
+
+
+def _save_figure(path: str | Path, attr: np.ndarray, image: np.ndarray,
+                 methods: Sequence[str], signs: Sequence[str], titles: Sequence[str] | None,
+                 outlier_perc: float, show_colorbar: bool, suptitle: str | None) -> Path:
     from captum.attr import visualization as viz
     from matplotlib.figure import Figure
 
@@ -84,6 +99,8 @@ def save_figure(
             axes[i].imshow(image)
             axes[i].set_axis_off()
             axes[i].set_title(f"{title or method}: no {sign} attribution")
+    if suptitle:
+        fig.suptitle(suptitle)
     fig.tight_layout()
     return atomic_write(path, lambda f: fig.savefig(f, format=suffix[1:],
                                                     bbox_inches="tight", dpi=150))

@@ -26,19 +26,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .catalog import baseline_label
-from .explain_panel import _section
+from ..render import VIEW_AFTER, VIEW_CHANGED, VIEW_INPUT
+from .document.ablation import HINT, VIEW_LABELS
+from .document.catalog import baseline_label
+from .document.choices import BASELINE_LABELS, SEGMENT_LABELS
+from .explain_panel import section_label
 from .imaging import to_pixmap
-from .options import BASELINE_LABELS, SEGMENT_LABELS
 from .score_chart import ScoreChart
 
-#: the three result views, in the order the thumbnails show them
-VIEW_INPUT, VIEW_AFTER, VIEW_CHANGED = "input", "after", "changed"
-VIEW_LABELS = {
-    VIEW_INPUT: "Ablated input",
-    VIEW_AFTER: "New segmentation",
-    VIEW_CHANGED: "Changed pixels",
-}
 THUMB_CAPTIONS = {  # two lines, so that three thumbnails fit a narrow dock
     VIEW_INPUT: "Ablated\ninput",
     VIEW_AFTER: "New\nsegmentation",
@@ -50,7 +45,7 @@ VIEW_TIPS = {
     VIEW_CHANGED: "Pixels whose predicted class changed, in magenta",
 }
 THUMB_WIDTH = 88
-HINT = "Click a segment to ablate it; Shift+click adds or removes one; Esc resets."
+__all__ = ["HINT", "VIEW_AFTER", "VIEW_CHANGED", "VIEW_INPUT", "VIEW_LABELS", "AblationPanel"]
 
 
 def _muted(text: str, parent) -> QLabel:
@@ -156,7 +151,7 @@ class AblationPanel(QWidget):
         buttons.addWidget(self.export_button)
         column.addLayout(buttons)
 
-        scores_title = _section("Class scores (argmax-masked, original mask)", body)
+        scores_title = section_label("Class scores (argmax-masked, original mask)", body)
         column.addWidget(scores_title)
         self.chart = ScoreChart(body)
         self.chart.setToolTip("Each class's score: the sum of its logits over the pixels "
@@ -166,7 +161,7 @@ class AblationPanel(QWidget):
         scores_title.setToolTip(self.chart.toolTip())
         column.addWidget(self.chart)
 
-        column.addWidget(_section("History", body))
+        column.addWidget(section_label("History", body))
         self.history = QListWidget(body)
         self.history.setObjectName("ablationHistory")
         self.history.setMinimumHeight(90)

@@ -53,8 +53,9 @@ def _application(argv: list[str] | None, offscreen: bool):
     """The QApplication (created if there is none) and whether this call created it."""
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance()
-    created = app is None
+    existing = QApplication.instance()
+    created = existing is None
+    app = existing if isinstance(existing, QApplication) else None
     if app is None:
         if offscreen and "QT_QPA_PLATFORM" not in os.environ:
             os.environ["QT_QPA_PLATFORM"] = "offscreen"
@@ -126,7 +127,7 @@ def _install_startup_probe(app, window) -> None:
     window.first_painted.connect(lambda: report("painted"))
 
     def loaded() -> None:
-        from . import catalog
+        from .document import catalog
 
         info = catalog.engine_info()
         report("torch", f" {info.import_seconds:.6f}" if info is not None else "")
@@ -153,8 +154,8 @@ def _finish(code: int, created: bool) -> int:
 def _smoke_test(app, screenshot: str | None) -> int:
     from PySide6.QtCore import QSettings
 
+    from .document.choices import ABLATION, ATTRIBUTION, GRADCAM, ModelChoice
     from .main_window import MainWindow
-    from .options import ABLATION, ATTRIBUTION, GRADCAM, ModelChoice
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="segexplorer-smoke-") as tmp:
@@ -163,9 +164,9 @@ def _smoke_test(app, screenshot: str | None) -> int:
         window = MainWindow(settings, interactive=False)
         try:
             window.resize(*SMOKE_WINDOW_SIZE)
-            window.model_panel.set_choice(
+            window.set_model_choice(
                 ModelChoice(SMOKE_ARCHITECTURE, "untrained", "cpu", SMOKE_SIZE))
-            window.explain_panel.set_method(GRADCAM)
+            window.document.update_analysis(method=GRADCAM)
             window.set_layer(ATTRIBUTION)
             window.show()
             window.open_sample_image()
@@ -175,12 +176,11 @@ def _smoke_test(app, screenshot: str | None) -> int:
             ]
             reason = _wait_steps(window, steps, started)
             if reason is None:
-                window.explain_panel.set_method(ABLATION)
+                window.document.update_analysis(method=ABLATION)
                 reason = _wait_steps(window, [("ablation sweep",
                                                lambda: window.has_result(ABLATION))], started)
             if reason is None:
-                window.explain_panel.set_method(GRADCAM)
-                window.refresh_view()
+                window.document.update_analysis(method=GRADCAM)
                 if screenshot:
                     app.processEvents()
                     path = Path(screenshot).expanduser()

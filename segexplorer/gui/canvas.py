@@ -12,7 +12,7 @@ from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QTransform
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
 
-from .imaging import to_pixmap
+from .imaging import from_qimage, to_pixmap
 
 MIN_ZOOM, MAX_ZOOM = 0.05, 64.0
 CLICK_SLOP_PX = 4  # a press and release closer than this is a click, not a pan
@@ -38,6 +38,10 @@ class ImageCanvas(QGraphicsView):
             item.setShapeMode(QGraphicsPixmapItem.ShapeMode.BoundingRectShape)
             self._scene.addItem(item)
         self._size: tuple[int, int] | None = None  # (width, height)
+        # the arrays shown now (compared by identity: a redraw with the same ones is free)
+        self._base_array: np.ndarray | None = None
+        self._overlay_array: np.ndarray | None = None
+        self._outline_key: object = None
         self._fit = True
         self._press: QPoint | None = None
         self._cursor = Qt.CursorShape.CrossCursor
@@ -59,8 +63,23 @@ class ImageCanvas(QGraphicsView):
         self._placeholder = text
         self.viewport().update()
 
+    def show_layers(self, base: np.ndarray | None, overlay: np.ndarray | None,
+                    opacity: float, outline: np.ndarray | None, outline_key: object) -> None:
+        """Show these arrays; those already shown (the same objects, the same outline key)
+        are not converted again."""
+        if base is not self._base_array:
+            self.set_base(base)
+        if overlay is not self._overlay_array:
+            self.set_overlay(overlay)
+        self.set_overlay_opacity(opacity)
+        if outline_key != self._outline_key or (outline_key is None
+                                                 and self._outline.isVisible()):
+            self.set_outline(outline)
+            self._outline_key = outline_key
+
     def set_base(self, rgb: np.ndarray | None) -> None:
         """The image (H x W x 3 uint8); a new size resets the zoom to fit."""
+        self._base_array = rgb
         if rgb is None:
             self._base.setPixmap(to_pixmap(np.zeros((1, 1, 3), np.uint8)))
             self._base.setVisible(False)
@@ -84,6 +103,7 @@ class ImageCanvas(QGraphicsView):
         self.viewport().setCursor(shape)
 
     def set_overlay(self, image: np.ndarray | None, opacity: float | None = None) -> None:
+        self._overlay_array = image
         if image is None:
             self._overlay.setVisible(False)
             return
@@ -99,6 +119,7 @@ class ImageCanvas(QGraphicsView):
         return float(self._overlay.opacity())
 
     def set_outline(self, rgba: np.ndarray | None) -> None:
+        self._outline_key = None
         if rgba is None:
             self._outline.setVisible(False)
             return
@@ -113,6 +134,21 @@ class ImageCanvas(QGraphicsView):
 
     def overlay_visible(self) -> bool:
         return self._overlay.isVisible()
+
+    def overlay_rgba(self) -> np.ndarray | None:
+        """The overlay layer's pixels (H x W x 4), None while it is hidden."""
+        if not self._overlay.isVisible():
+            return None
+        return from_qimage(self._overlay.pixmap().toImage())
+
+    def outline_visible(self) -> bool:
+        return self._outline.isVisible()
+
+    def outline_rgba(self) -> np.ndarray | None:
+        """The outline layer's pixels (H x W x 4), None while it is hidden."""
+        if not self._outline.isVisible():
+            return None
+        return from_qimage(self._outline.pixmap().toImage())
 
     def compose(self) -> QImage | None:
         """What the canvas shows, at native (working) resolution, without the outline."""

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .document.presenter import format_share
 from .imaging import swatch
 
 if TYPE_CHECKING:
@@ -95,22 +96,30 @@ class ClassesPanel(QWidget):
         layout.addWidget(self.hint)
 
     # -- content ------------------------------------------------------------------------
-    def set_prediction(self, prediction: Prediction | None) -> None:
+    def show_prediction(self, prediction: Prediction | None, target: int | None,
+                        colors) -> None:
+        """List ``prediction``'s classes (rebuilt only for a new one) and select ``target``."""
+        if prediction is not self._prediction:
+            self.set_prediction(prediction, colors)
+        if target != self._target:
+            self.set_target(target)
+
+    def set_prediction(self, prediction: Prediction | None, colors) -> None:
+        """``colors``: the model's class colours (n x 3), indexed by class."""
         self._prediction = prediction
         self.tree.blockSignals(True)
         self.tree.clear()
         if prediction is not None:
             counts = prediction.pixel_counts
-            colors = prediction.colors
             total = prediction.class_map.size
             for cls in prediction.present_classes:
                 share = counts[cls] / total
-                item = QTreeWidgetItem([prediction.categories[cls], _percent(share)])
+                item = QTreeWidgetItem([prediction.categories[cls], format_share(share)])
                 item.setIcon(0, swatch(colors[cls]))
                 item.setData(0, CLASS_ROLE, int(cls))
                 item.setData(1, SHARE_ROLE, float(share))
                 item.setToolTip(0, f"class {cls}: {prediction.categories[cls]}\n"
-                                   f"{int(counts[cls]):,} pixels ({_percent(share)})")
+                                   f"{int(counts[cls]):,} pixels ({format_share(share)})")
                 item.setTextAlignment(1, Qt.AlignmentFlag.AlignRight)
                 self.tree.addTopLevelItem(item)
             n = len(prediction.present_classes)
@@ -129,13 +138,13 @@ class ClassesPanel(QWidget):
         return self._target
 
     def listed_classes(self) -> list[int]:
-        return [self.tree.topLevelItem(i).data(0, CLASS_ROLE)
-                for i in range(self.tree.topLevelItemCount())]
+        items = (self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount()))
+        return [item.data(0, CLASS_ROLE) for item in items if item is not None]
 
     def item_for(self, cls: int) -> QTreeWidgetItem | None:
         for i in range(self.tree.topLevelItemCount()):
             item = self.tree.topLevelItem(i)
-            if item.data(0, CLASS_ROLE) == cls:
+            if item is not None and item.data(0, CLASS_ROLE) == cls:
                 return item
         return None
 
@@ -159,12 +168,4 @@ class ClassesPanel(QWidget):
         if cls != self._target:
             self._target = cls
             self.target_selected.emit(cls)
-
-
-def _percent(share: float) -> str:
-    if share >= 0.1:
-        return f"{share * 100:.1f} %"
-    if share > 0:
-        return f"{share * 100:.2f} %"
-    return "0 %"
 

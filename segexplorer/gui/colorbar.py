@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QRect, QSize, Qt
-from PySide6.QtGui import QFontMetrics, QPainter, QPalette
+from PySide6.QtGui import QFontMetrics, QImage, QPainter, QPalette
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ..render import colorbar_rgba, colorbar_ticks
 from ..render.normalize import NormalizedAttr
+from .document.presenter import format_value
 from .imaging import to_qimage
 
-
-def format_value(value: float) -> str:
-    if value == 0:
-        return "0"
-    text = f"{value:.3g}"
-    return text.replace("e-0", "e-").replace("e+0", "e")
+__all__ = ["ClassLegend", "ColorBar", "draw_colorbar", "format_value"]
 
 
 class ColorBar(QWidget):
@@ -26,7 +22,7 @@ class ColorBar(QWidget):
         self._compact = compact
         self._normalized: NormalizedAttr | None = None
         self._caption = ""
-        self._strip = None
+        self._strip: QImage | None = None
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setFixedHeight(self.sizeHint().height())
 

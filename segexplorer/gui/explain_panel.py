@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .catalog import baseline_label
-from .options import (
+from .document.catalog import baseline_label
+from .document.choices import (
     ABLATION,
     ACTIVATION,
     AGGREGATION_LABELS,
@@ -55,7 +55,7 @@ def _select(combo: QComboBox, value) -> bool:
     return index >= 0
 
 
-def _section(text: str, parent) -> QLabel:
+def section_label(text: str, parent) -> QLabel:
     label = QLabel(text.upper(), parent)
     font = label.font()
     font.setBold(True)
@@ -88,7 +88,7 @@ class ExplanationPanel(QWidget):
         self.target_label.setTextFormat(Qt.TextFormat.RichText)
         outer.addWidget(self.target_label)
 
-        outer.addWidget(_section("Attribution", self))
+        outer.addWidget(section_label("Attribution", self))
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
@@ -149,7 +149,7 @@ class ExplanationPanel(QWidget):
         line.setFrameShape(QFrame.Shape.HLine)
         line.setFrameShadow(QFrame.Shadow.Sunken)
         outer.addWidget(line)
-        outer.addWidget(_section("Display", self))
+        outer.addWidget(section_label("Display", self))
         view_form = QFormLayout()
         view_form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         view_form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
@@ -275,6 +275,8 @@ class ExplanationPanel(QWidget):
 
     def set_default_layer(self, path: str) -> None:
         """The architecture's default layer, shown when no other is chosen."""
+        if path == self._default_layer:
+            return
         current = self.analysis().layer
         self._default_layer = path
         self._show_layer(current or path)
@@ -325,23 +327,18 @@ class ExplanationPanel(QWidget):
     def _on_view_combo(self) -> None:
         if self._updating:
             return
-        self._updating = True
-        try:
-            self._enforce_sign()
-        finally:
-            self._updating = False
+        self._enforce_sign()
         self._emit_view()
 
     def _enforce_sign(self) -> None:
-        # Captum cannot mask or alpha-scale with both signs: offer only the valid ones.
+        # Captum cannot mask or alpha-scale with both signs: 'all' is not offered there
+        # (the document turns it into 'positive': ViewChoice.valid).
         signed_only = self.view.currentData() in SIGNED_ONLY_VIEWS
         model = self.sign.model()
         if isinstance(model, QStandardItemModel):
             item = model.item(self.sign.findData("all"))
             if item is not None:
                 item.setEnabled(not signed_only)
-        if signed_only and self.sign.currentData() == "all":
-            _select(self.sign, "positive")
 
     def _emit_view(self) -> None:
         if self._updating:
@@ -352,10 +349,14 @@ class ExplanationPanel(QWidget):
     def _update_enabled(self) -> None:
         method = self.method.currentData()
         gradient = method in (GRADCAM, ACTIVATION)
-        for widget in (self.layer_label, self.layer, self.choose_layer, self.reset_layer):
+        widgets: tuple[QWidget, ...] = (self.layer_label, self.layer, self.choose_layer,
+                                        self.reset_layer)
+        for widget in widgets:
             widget.setEnabled(gradient)
-        for widget in (self.upsample_label, self.upsample):
-            widget.setEnabled(gradient)
+        # Grad-CAM's upsampling and class score do not apply to the layer's activation
+        self.upsample_label.setEnabled(method == GRADCAM)
+        self.upsample.setEnabled(method == GRADCAM)
         self.aggregation.setEnabled(method != ACTIVATION)
-        for widget in (self.segments_label, self.segments, self.baseline_label, self.baseline):
+        widgets = (self.segments_label, self.segments, self.baseline_label, self.baseline)
+        for widget in widgets:
             widget.setEnabled(method == ABLATION)

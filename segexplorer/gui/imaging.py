@@ -1,4 +1,4 @@
-"""numpy arrays <-> Qt images.
+"""numpy arrays <-> Qt images (the drawing itself is render's).
 
 ``QImage(buffer, ...)`` shares the numpy buffer, which may be freed or reused while
 Qt still reads it: every conversion here copies.
@@ -38,7 +38,7 @@ def encode_png(image: QImage) -> bytes:
     data = QByteArray()
     buffer = QBuffer(data)
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    image.save(buffer, "PNG")
+    image.save(buffer, "PNG")  # type: ignore[call-overload]  # the stubs say bytes; PySide6 wants str
     buffer.close()
     return bytes(data.data())
 
@@ -55,31 +55,3 @@ def swatch(rgb, size: int = 14, border: QColor | None = None) -> QPixmap:
     painter.end()
     return pixmap
 
-
-def edge_mask(mask: np.ndarray) -> np.ndarray:
-    """The one-pixel inner boundary of a boolean mask."""
-    m = np.asarray(mask, dtype=bool)
-    inner = m.copy()
-    inner[1:, :] &= m[:-1, :]
-    inner[:-1, :] &= m[1:, :]
-    inner[:, 1:] &= m[:, :-1]
-    inner[:, :-1] &= m[:, 1:]
-    return m & ~inner
-
-
-def outline_rgba(mask: np.ndarray, color=(255, 255, 255), halo=(0, 0, 0),
-                 alpha: int = 200) -> np.ndarray:
-    """An RGBA image with the mask's boundary drawn in ``color`` over a dark halo."""
-    edge = edge_mask(mask)
-    halo_mask = np.zeros_like(edge)
-    halo_mask[1:, :] |= edge[:-1, :]
-    halo_mask[:-1, :] |= edge[1:, :]
-    halo_mask[:, 1:] |= edge[:, :-1]
-    halo_mask[:, :-1] |= edge[:, 1:]
-    halo_mask &= ~edge
-    out = np.zeros(edge.shape + (4,), dtype=np.uint8)
-    out[halo_mask, :3] = halo
-    out[halo_mask, 3] = alpha // 3
-    out[edge, :3] = color
-    out[edge, 3] = alpha
-    return out

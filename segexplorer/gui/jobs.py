@@ -12,7 +12,11 @@ The shape follows Orange3's ``concurrent`` helpers and napari's layer slicer:
   So 50 rapid requests start at most two threads and only the last one's result is
   delivered.
 * A result reaches its callback only if its request is still the channel's latest and
-  was not cancelled: a stale answer can never reach the screen.
+  was not cancelled: a stale answer can never reach the screen. So does a partial
+  answer (a preview), which a job hands over with ``state.partial(value)``.
+* The window's document talks to it through a small protocol
+  (:class:`segexplorer.gui.document.runner.Runner`); tests of the document use a
+  synchronous runner instead.
 * Model work is serialised by one :class:`ModelLock` (a session and its layer hooks are
   not thread-safe). A long job (the ablation sweep) lends the lock out between chunks,
   so a Grad-CAM asked for during a sweep runs at once instead of after it.
@@ -26,6 +30,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
@@ -42,6 +47,7 @@ class WorkerState:
         self.channel = channel
         self._cancel = threading.Event()
         self._report: Callable[[int, int, str], None] | None = None
+        self._partial: Callable[[object], None] | None = None
         self._yield_hook: Callable[[], None] | None = None
         self._last_emit = 0.0
 
@@ -60,6 +66,11 @@ class WorkerState:
         if self._yield_hook is not None:
             self._yield_hook()  # may block while a waiting job borrows the model
         return self._cancel.is_set()
+
+    def partial(self, value: object) -> None:
+        """Hand a partial answer (a preview) to the main thread, unless cancelled."""
+        if self._partial is not None and not self._cancel.is_set():
+            self._partial(value)
 
     def set_progress(self, done: int, total: int, message: str = "") -> None:
         now = time.monotonic()
@@ -124,10 +135,11 @@ class ModelLock:
 class Job:
     request_id: int
     channel: str
-    fn: Callable[[WorkerState], object]
-    on_result: Callable[[object], None] | None
+    fn: Callable[[Any], object]
+    on_result: Callable[[object], object] | None
     on_error: Callable[[str, str], None] | None
     on_cancelled: Callable[[], None] | None
+    on_partial: Callable[[object], object] | None
     label: str
     uses_model: bool
     lends_model: bool
@@ -139,6 +151,7 @@ class _Worker(QObject):
     """Runs one job in its thread and reports back through queued signals."""
 
     progress = Signal(int, int, int, str)
+    partial = Signal(int, object)
     succeeded = Signal(int, object)
     failed = Signal(int, str, str)
     cancelled = Signal(int)
@@ -154,6 +167,7 @@ class _Worker(QObject):
         job, state = self._job, self._job.state
         rid = job.request_id
         state._report = lambda done, total, msg: self.progress.emit(rid, done, total, msg)
+        state._partial = lambda value: self.partial.emit(rid, value)
         try:
             if self._num_threads:
                 import torch  # noqa: PLC0415 - torch's thread count is per thread
@@ -185,6 +199,7 @@ class _Worker(QObject):
                              traceback.format_exc())
         finally:
             state._report = None
+            state._partial = None
             # Hand the worker back to the main thread, where it will be deleted, and
             # end this thread's event loop (quit() is thread-safe).
             app = QCoreApplication.instance()
@@ -230,11 +245,12 @@ class JobRunner(QObject):
     def submit(
         self,
         channel: str,
-        fn: Callable[[WorkerState], object],
+        fn: Callable[[Any], object],
         *,
-        on_result: Callable[[object], None] | None = None,
+        on_result: Callable[[object], object] | None = None,
         on_error: Callable[[str, str], None] | None = None,
         on_cancelled: Callable[[], None] | None = None,
+        on_partial: Callable[[object], object] | None = None,
         label: str = "",
         uses_model: bool = True,
         lends_model: bool = False,
@@ -243,8 +259,8 @@ class JobRunner(QObject):
         if self._shut_down:
             return 0
         rid = next(self._ids)
-        job = Job(rid, channel, fn, on_result, on_error, on_cancelled, label or channel,
-                  uses_model, lends_model, WorkerState(rid, channel))
+        job = Job(rid, channel, fn, on_result, on_error, on_cancelled, on_partial,
+                  label or channel, uses_model, lends_model, WorkerState(rid, channel))
         self._jobs[rid] = job
         self._latest[channel] = rid
         replaced = self._pending.pop(channel, None)
@@ -325,6 +341,7 @@ class JobRunner(QObject):
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         worker.progress.connect(self._on_progress)
+        worker.partial.connect(self._on_partial)
         worker.succeeded.connect(self._on_succeeded)
         worker.failed.connect(self._on_failed)
         worker.cancelled.connect(self._on_cancelled)
@@ -353,6 +370,12 @@ class JobRunner(QObject):
         job = self._deliverable(request_id, final=False)
         if job is not None:
             self.progress.emit(job.channel, done, total, message or job.label)
+
+    @Slot(int, object)
+    def _on_partial(self, request_id: int, value: object) -> None:
+        job = self._deliverable(request_id, final=False)
+        if job is not None and job.on_partial is not None:
+            job.on_partial(value)
 
     @Slot(int, object)
     def _on_succeeded(self, request_id: int, result: object) -> None:

@@ -15,11 +15,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from .document.presenter import format_shape
+
 PATH_ROLE = Qt.ItemDataRole.UserRole
-
-
-def format_shape(shape) -> str:
-    return " x ".join(str(int(d)) for d in shape) if shape else ""
+__all__ = ["LayerPicker", "format_shape"]
 
 
 class LayerPicker(QDialog):
@@ -61,13 +60,13 @@ class LayerPicker(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel, self)
         self.reset = buttons.addButton("Default layer", QDialogButtonBox.ButtonRole.ResetRole)
-        buttons.accepted.connect(self._accept)
+        buttons.accepted.connect(self.accept_selected)
         buttons.rejected.connect(self.reject)
         self.reset.clicked.connect(lambda: self.select(self._default))
         layout.addWidget(buttons)
         self._items: dict[str, QTreeWidgetItem] = {}
         self._build(layers)
-        self.tree.itemDoubleClicked.connect(lambda *_: self._accept())
+        self.tree.itemDoubleClicked.connect(lambda *_: self.accept_selected())
         self.filter.textChanged.connect(self._apply_filter)
         self.select(current or default)
 
@@ -112,7 +111,8 @@ class LayerPicker(QDialog):
         item = self._items.get(path)
         return item.text(2) if item is not None else ""
 
-    def _accept(self) -> None:
+    def accept_selected(self) -> None:
+        """Choose the selected layer and close (OK, double click)."""
         path = self.selected_path()
         if path:
             self.layer_chosen.emit(path)

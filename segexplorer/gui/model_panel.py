@@ -16,8 +16,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from . import catalog
-from .options import ModelChoice
+from .document import catalog
+from .document.choices import ModelChoice
 
 BROWSE = "__browse__"
 UNTRAINED_TEXT = "UNTRAINED: random weights, for demos only"
@@ -93,15 +93,15 @@ class ModelPanel(QWidget):
         self._fill_devices()
         form.addRow("Device", self.device)
 
-        self.size = QSpinBox(self)
-        self.size.setObjectName("sizeSpin")
-        self.size.setRange(32, 4096)
-        self.size.setSingleStep(32)
-        self.size.setSuffix(" px")
-        self.size.setAccelerated(True)
-        self.size.setToolTip("The image's shorter side is resized to this before the model "
+        self.size_spin = QSpinBox(self)
+        self.size_spin.setObjectName("sizeSpin")
+        self.size_spin.setRange(32, 4096)
+        self.size_spin.setSingleStep(32)
+        self.size_spin.setSuffix(" px")
+        self.size_spin.setAccelerated(True)
+        self.size_spin.setToolTip("The image's shorter side is resized to this before the model "
                              "sees it (the seed uses 640). Smaller is faster.")
-        form.addRow("Working size", self.size)
+        form.addRow("Working size", self.size_spin)
 
         self.fast = QCheckBox(FAST_TEXT, self)
         self.fast.setObjectName("fastCheck")
@@ -134,8 +134,8 @@ class ModelPanel(QWidget):
         self.weights.activated.connect(self._on_weights_activated)
         self.weights.currentIndexChanged.connect(self._on_weights_changed)
         self.device.currentIndexChanged.connect(self._on_device)
-        self.size.valueChanged.connect(lambda _v: self._size_timer.start())
-        self.size.editingFinished.connect(self._flush_size)
+        self.size_spin.valueChanged.connect(lambda _v: self._size_timer.start())
+        self.size_spin.editingFinished.connect(self._flush_size)
         self.fast.toggled.connect(lambda _on: self._emit())
 
     # -- public ---------------------------------------------------------------------------
@@ -144,7 +144,7 @@ class ModelPanel(QWidget):
             architecture=str(self.architecture.currentData() or self._last.architecture),
             weights=str(self.weights.currentData() or "default"),
             device=self._device_choice(),
-            size=int(self.size.value()),
+            size=int(self.size_spin.value()),
             precision="bf16" if self.fast.isChecked() else "fp32",
         )
 
@@ -161,7 +161,7 @@ class ModelPanel(QWidget):
             self._select_weights(choice.weights)
             self._wanted_device = choice.device
             self._select_device(choice.device)
-            self.size.setValue(int(choice.size))
+            self.size_spin.setValue(int(choice.size))
             self.fast.setChecked(choice.precision == "bf16")
         finally:
             self._updating = False
@@ -178,7 +178,7 @@ class ModelPanel(QWidget):
         self._emit()
 
     def set_size(self, size: int) -> None:
-        self.size.setValue(int(size))
+        self.size_spin.setValue(int(size))
         self._flush_size()
 
     def engine_loaded(self) -> None:

@@ -7,25 +7,19 @@ each panel keeps its title, image and colour bar together.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QRect, QRectF, Qt
 from PySide6.QtGui import QFontMetrics, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from ..render.normalize import NormalizedAttr
 from .colorbar import colorbar_height, draw_colorbar
+from .document.presenter import Panel
 from .imaging import to_pixmap
 
+__all__ = ["MultiView", "Panel"]
+
 MARGIN, GAP = 10, 14
-
-
-@dataclass(frozen=True)
-class Panel:
-    title: str
-    rgba: np.ndarray  # H x W x 3|4 uint8
-    normalized: NormalizedAttr | None = None  # None: no colour bar (the original image)
 
 
 class MultiView(QWidget):

@@ -60,8 +60,8 @@ class ChartRow:
 
 def chart_rows(categories, colors, before: np.ndarray, after: np.ndarray) -> list[ChartRow]:
     """The rows to draw: classes with a score, the largest change first (then by index)."""
-    rows = [ChartRow(c, categories[c], tuple(int(v) for v in colors[c]), float(before[c]),
-                     float(after[c]))
+    rows = [ChartRow(c, categories[c], (int(colors[c][0]), int(colors[c][1]), int(colors[c][2])),
+                     float(before[c]), float(after[c]))
             for c in range(len(categories)) if before[c] != 0 or after[c] != 0]
     return sorted(rows, key=lambda r: (-abs(r.delta), r.index))
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
-from .options import AnalysisChoice, ModelChoice, ViewChoice, from_dict, to_dict
+from .document.choices import AnalysisChoice, ModelChoice, ViewChoice, from_dict, to_dict
 
 ORGANIZATION = "SegExplorer"
 APPLICATION = "SegExplorer"
@@ -90,7 +90,8 @@ class Preferences:
         value = self.settings.value("files/recent", [])
         if isinstance(value, str):
             value = [value] if value else []
-        return [str(v) for v in (value or []) if v][:MAX_RECENT]
+        items = value if isinstance(value, (list, tuple)) else []
+        return [str(v) for v in items if v][:MAX_RECENT]
 
     def add_recent_file(self, path: str) -> list[str]:
         path = str(Path(path).expanduser().resolve())

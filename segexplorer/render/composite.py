@@ -8,6 +8,7 @@ visualize_image_attr`` on a figure the size of the image (tested against it).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -55,7 +56,7 @@ class Rendered:
 # ----------------------------------------------------------------------------- images
 
 
-def _captum_image(image: ArrayLike) -> NDArray:
+def _captum_image(image: ArrayLike) -> NDArray[Any]:
     """The array Captum draws from: images with max <= 1 become ints 0..255.
 
     Captum leaves other images in their dtype (uint8 stays uint8), which matters
@@ -81,12 +82,13 @@ def _captum_image(image: ArrayLike) -> NDArray:
     return arr
 
 
-def _to_rgb8(arr: NDArray) -> NDArray[np.uint8]:
+def _to_rgb8(arr: NDArray[Any]) -> NDArray[np.uint8]:
     # Captum's _prepare_image: truncate to int, clip to 0..255. Floats above 1 are
     # taken as 0..255 values (matplotlib would clip them to white instead).
     if arr.dtype == np.uint8:
-        return arr
-    return np.clip(arr.astype(int), 0, 255).astype(np.uint8)
+        return arr.astype(np.uint8, copy=False)
+    out: NDArray[np.uint8] = np.clip(arr.astype(int), 0, 255).astype(np.uint8)
+    return out
 
 
 def prepare_image(image: ArrayLike) -> NDArray[np.uint8]:
@@ -101,7 +103,7 @@ def _opaque(rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
     return out
 
 
-def _check_same_size(norm: NormalizedAttr, image: NDArray) -> None:
+def _check_same_size(norm: NormalizedAttr, image: NDArray[Any]) -> None:
     if norm.values.shape != image.shape[:2]:
         raise ValueError(
             f"attribution is {norm.values.shape[0]}x{norm.values.shape[1]} but image is "
@@ -117,16 +119,16 @@ def _check_signed(norm: NormalizedAttr, method: str) -> None:
         )
 
 
-def _grey(image: NDArray) -> NDArray[np.float64]:
+def _grey(image: NDArray[Any]) -> NDArray[np.float64]:
     """Captum's grey: the plain mean of the channels."""
-    return np.mean(image, axis=2)
+    return np.asarray(np.mean(image, axis=2), dtype=np.float64)
 
 
-def _grey_rgb8(image: NDArray) -> NDArray[np.uint8]:
+def _grey_rgb8(image: NDArray[Any]) -> NDArray[np.uint8]:
     """imshow(grey, cmap="gray") with its default autoscaling to the grey's min..max."""
     grey = _grey(image)
     rgba = matplotlib.colormaps["gray"](Normalize()(grey), bytes=True)
-    return rgba[..., :3]
+    return np.asarray(rgba[..., :3], dtype=np.uint8)
 
 
 # ------------------------------------------------------------------ Captum's methods
@@ -285,13 +287,13 @@ def render_attribution(
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
     name = canonical_sign(sign)
-    if image is None and method != "heat_map":
-        raise ValueError(f"method {method} needs the original image")
     norm = normalize_attr(attr2d, name, outlier_perc)
     if method == "heat_map":
         if image is not None:
             _check_same_size(norm, _captum_image(image))
         rgba = heat_map(norm)
+    elif image is None:
+        raise ValueError(f"method {method} needs the original image")
     elif method == "blended_heat_map":
         rgba = blended_heat_map(norm, image, alpha_overlay)
     elif method == "masked_image":

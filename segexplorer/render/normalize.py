@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from numbers import Real
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -50,10 +51,11 @@ class NormalizedAttr:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.values.shape  # type: ignore[return-value]
+        h, w = self.values.shape
+        return int(h), int(w)
 
 
-def _threshold_index(sorted_vals: NDArray, percentile: float) -> int:
+def _threshold_index(sorted_vals: NDArray[Any], percentile: float) -> int:
     cum_sums = np.cumsum(sorted_vals)
     # Same expression order as Captum (total * 0.01 * percentile) so the float
     # rounding, and hence the chosen index, is identical.

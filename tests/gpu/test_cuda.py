@@ -74,16 +74,16 @@ def test_sweep_is_chunked_by_free_memory_and_equals_cpu(fcn50, coffee_prepared, 
     assert segments.count >= 4, "need several segments to see chunking"
     sweep = session.sweep(segments)
     # chunks sized from free memory and the memory the prediction's pass took: no probe
-    assert session._image_bytes > 0
+    assert session.image_bytes > 0
     assert sweep.chunk_size == min(MAX_CUDA_CHUNK, segments.count) > 1
     assert sweep.forward_passes == -(-segments.count // sweep.chunk_size)
     # without that measurement, the first segment runs alone to measure it (the probe)
     probed = Session(fcn50, coffee_prepared)
     probed.predict()
-    probed._image_bytes = None
+    probed.forget_image_bytes()
     probe_sweep = probed.sweep(segments)
     assert probe_sweep.chunk_size == min(MAX_CUDA_CHUNK, segments.count - 1)
-    assert probed._image_bytes > 0
+    assert probed.image_bytes > 0
     close(probe_sweep.ablated_scores, sweep.ablated_scores, 1e-5)
     one_by_one = Session(fcn50, coffee_prepared).sweep(segments, chunk_size=1)
     close(sweep.ablated_scores, one_by_one.ablated_scores, 1e-5)

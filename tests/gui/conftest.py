@@ -1,6 +1,6 @@
 """GUI test fixtures: offscreen Qt (before any Qt import), per-test settings, a window.
 
-The tiny models they use are registered by ``gui_support``.
+The tiny models they use are the shared ones (``tests/tiny_models.py``).
 """
 
 from __future__ import annotations
@@ -10,12 +10,9 @@ import os
 os.environ["QT_QPA_PLATFORM"] = os.environ.get("SEGEXPLORER_TEST_PLATFORM", "offscreen")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from gui_support import SIZE, TINY, SlowDown  # noqa: E402
-from PIL import Image  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
 
 
@@ -30,31 +27,16 @@ def isolated_settings(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def no_slowdown():
-    SlowDown.seconds = 0.0
+    SlowDown.reset()
     yield
-    SlowDown.seconds = 0.0
-
-
-@pytest.fixture(scope="session")
-def blocks_image(tmp_path_factory) -> Path:
-    """Coloured blocks on grey, 96 x 128: the tiny model predicts several classes."""
-    rng = np.random.default_rng(0)
-    img = np.full((96, 128, 3), 128, np.uint8)
-    img[8:44, 8:56] = (220, 30, 30)
-    img[8:44, 70:120] = (30, 200, 40)
-    img[54:90, 8:56] = (30, 40, 220)
-    img[54:90, 70:120] = (240, 230, 40)
-    img = np.clip(img.astype(int) + rng.integers(-12, 12, img.shape), 0, 255).astype(np.uint8)
-    path = tmp_path_factory.mktemp("images") / "blocks.png"
-    Image.fromarray(img).save(path)
-    return path
+    SlowDown.reset()
 
 
 @pytest.fixture
 def make_window(qtbot):
     """A factory for main windows on a tiny model; closes them and checks no thread leaks."""
+    from segexplorer.gui.document.choices import ModelChoice
     from segexplorer.gui.main_window import MainWindow
-    from segexplorer.gui.options import ModelChoice
 
     windows = []
 
@@ -62,8 +44,7 @@ def make_window(qtbot):
              interactive: bool = True, **kwargs):
         window = MainWindow(interactive=interactive, num_threads=1, **kwargs)
         window.model_panel.refresh_architectures()
-        window.model_panel.set_choice(ModelChoice(architecture, "untrained", "cpu", size))
-        window.model_panel.changed.emit(window.model_panel.choice())
+        window.set_model_choice(ModelChoice(architecture, "untrained", "cpu", size))
         qtbot.addWidget(window)
         if show:
             window.resize(1100, 720)

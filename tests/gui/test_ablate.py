@@ -1,58 +1,36 @@
 """Ablate mode driven as a user would: click segments on the canvas, read what is shown.
 
 The model is colour-dependent (tests/tiny_models.ColourSeg: red pixels are class 1
-'aeroplane', green ones class 2 'bicycle', grey is background), registered here under
-its own name so that no other test's registry entry is touched.
+'aeroplane', green ones class 2 'bicycle', grey is background). What ablate mode holds is
+the document's (``window.document.ablation``); what it shows is read from the widgets.
 """
 
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
-from gui_support import SlowDown, wait_for_prediction, wait_idle
+from gui_support import SlowDown, overlay, wait_for_prediction, wait_idle
 from PIL import Image
 from PySide6.QtCore import Qt
-from tiny_models import ColourSeg
+from tiny_models import COLOUR, COLOUR_SLOW
 
 from segexplorer.cli import main as cli_main
 from segexplorer.engine.image import load_image, preprocess
-from segexplorer.engine.models import (
-    VOC_CATEGORIES,
-    Architecture,
-    load_model,
-    register_architecture,
-)
+from segexplorer.engine.models import load_model
 from segexplorer.engine.segments import make_segments
 from segexplorer.engine.session import Session
 from segexplorer.export.ablation import ablation_report
 from segexplorer.gui.ablation_panel import VIEW_AFTER, VIEW_CHANGED, VIEW_INPUT
-from segexplorer.gui.imaging import from_qimage
-from segexplorer.gui.options import ABLATED, ATTRIBUTION
+from segexplorer.gui.document.choices import ABLATED, ATTRIBUTION
 
-COLOUR, COLOUR_SLOW = "gui_colour", "gui_colour_slow"
 SIZE = 64
 RED_SQUARE = (15, 15)  # image pixels inside the red square
 GREEN_BLOCK = (45, 48)
 RED_PIECE = (7, 43)  # the second, smaller red region
 BACKGROUND = (60, 4)
 MEAN_COLOUR = [124, 116, 104]  # Captum's zero baseline, de-normalised
-
-
-class SlowColourSeg(ColourSeg):
-    def forward(self, x):
-        if SlowDown.seconds:
-            time.sleep(SlowDown.seconds)
-        return super().forward(x)
-
-
-register_architecture(Architecture(COLOUR, lambda n: ColourSeg(n), "features",
-                                   categories=VOC_CATEGORIES, description="colour test model"))
-register_architecture(Architecture(COLOUR_SLOW, lambda n: SlowColourSeg(n), "features",
-                                   categories=VOC_CATEGORIES,
-                                   description="colour test model that sleeps"))
 
 
 @pytest.fixture(scope="module")
@@ -82,23 +60,21 @@ def _click(qtbot, window, xy, shift=False):
 
 
 def _shown_selection(window):
-    shown = window.ablation.shown
+    shown = window.document.ablation.shown
     return None if shown is None else shown.selection.ids
 
 
-def _overlay(window) -> np.ndarray:
-    return from_qimage(window.canvas._overlay.pixmap().toImage())
-
-
 def _outline(window) -> np.ndarray:
-    return from_qimage(window.canvas._outline.pixmap().toImage())
+    shown = window.canvas.outline_rgba()
+    assert shown is not None, "no outline is shown"
+    return shown
 
 
 def _enter_ablate_mode(qtbot, window):
     window.activateWindow()
     window.canvas.setFocus()
     qtbot.keyClick(window.canvas, Qt.Key.Key_A)
-    assert window.ablation.active
+    assert window.document.ablation.active
     assert window.ablate_button.isChecked()
     assert window.layer == ABLATED
 
@@ -115,11 +91,11 @@ def test_clicking_the_red_square_ablates_it(qtbot, make_window, squares_image):
     _enter_ablate_mode(qtbot, window)
     started, passes = window.runner.started_count, window.session.forward_passes
     _click(qtbot, window, RED_SQUARE)
-    qtbot.waitUntil(lambda: window.ablation.shown is not None, timeout=10000)
+    qtbot.waitUntil(lambda: window.document.ablation.shown is not None, timeout=10000)
     wait_idle(qtbot, window)
     assert window.runner.started_count == started + 1  # one job ...
     assert window.session.forward_passes == passes + 1  # ... with one forward pass
-    entry = window.ablation.shown
+    entry = window.document.ablation.shown
     outcome = entry.outcome
     assert entry.selection.ids == (1,) and not outcome.from_cache
 
@@ -129,7 +105,7 @@ def test_clicking_the_red_square_ablates_it(qtbot, make_window, squares_image):
     np.testing.assert_array_equal(outcome.class_map_after[before_map != 1],
                                   before_map[before_map != 1])
     # the canvas shows the input as the model receives it: the ImageNet mean colour
-    shown = _overlay(window)[..., :3]
+    shown = overlay(window)[..., :3]
     np.testing.assert_array_equal(shown[before_map == 1],
                                   np.tile(MEAN_COLOUR, ((before_map == 1).sum(), 1)))
     np.testing.assert_array_equal(shown[before_map != 1], window.prediction.image[before_map != 1])
@@ -140,7 +116,7 @@ def test_clicking_the_red_square_ablates_it(qtbot, make_window, squares_image):
     np.testing.assert_array_equal(magenta, before_map == 1)
     # the selected segment is outlined (in the outline colour, on its boundary)
     outline = _outline(window)
-    assert window.canvas._outline.isVisible()
+    assert window.canvas.outline_visible()
     drawn = outline[..., 3] == 255
     assert drawn.any() and (before_map[drawn] == 1).all()
     assert drawn[8, 8:24].all()  # the square's top edge
@@ -173,29 +149,29 @@ def test_a_single_click_after_the_sweep_runs_no_job(qtbot, make_window, squares_
     panel = window.ablation.panel
     assert panel.precompute_button.isVisible()
     qtbot.mouseClick(panel.precompute_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.sweep_for("class", "zero") is not None, timeout=10000)
+    qtbot.waitUntil(lambda: window.document.sweep_for("class", "zero") is not None, timeout=10000)
     wait_idle(qtbot, window)
     assert not panel.precompute_button.isVisible()
-    sweep = window.sweep_for("class", "zero")
+    sweep = window.document.sweep_for("class", "zero")
     started, passes = window.runner.started_count, window.session.forward_passes
 
     _click(qtbot, window, RED_SQUARE)
     # shown at once: no thread, no forward pass, nothing to wait for
-    entry = window.ablation.shown
+    entry = window.document.ablation.shown
     assert entry is not None and entry.selection.ids == (1,)
     assert entry.outcome.from_cache
     assert window.runner.started_count == started
     assert window.runner.live_thread_count() == 0 and not window.runner.is_busy()
     assert window.session.forward_passes == passes
     assert 1 not in np.unique(entry.outcome.class_map_after)
-    np.testing.assert_array_equal(_overlay(window)[..., :3], entry.view(VIEW_INPUT))
+    np.testing.assert_array_equal(overlay(window)[..., :3], entry.view(VIEW_INPUT))
     # the cached answer is the sweep's row: Captum's FeatureAblation value, negated
     row = sweep.segments.row_of()[1]
     np.testing.assert_allclose(entry.outcome.delta, -sweep.table[row], rtol=1e-6)
     assert "no forward pass" in panel.details.text()
     # another segment: the same
     _click(qtbot, window, GREEN_BLOCK)
-    assert window.ablation.shown.selection.ids == (2,)
+    assert window.document.ablation.shown.selection.ids == (2,)
     assert window.runner.started_count == started
     assert window.session.forward_passes == passes
 
@@ -208,12 +184,12 @@ def test_shift_click_ablates_two_segments_with_one_job(qtbot, make_window, squar
     wait_idle(qtbot, window)
     started, passes = window.runner.started_count, window.session.forward_passes
     _click(qtbot, window, GREEN_BLOCK, shift=True)
-    assert window.ablation.selection.ids == (1, 2)
+    assert window.document.ablation.selection.ids == (1, 2)
     qtbot.waitUntil(lambda: _shown_selection(window) == (1, 2), timeout=10000)
     wait_idle(qtbot, window)
     assert window.runner.started_count == started + 1
     assert window.session.forward_passes == passes + 1
-    after = window.ablation.shown.outcome.class_map_after
+    after = window.document.ablation.shown.outcome.class_map_after
     assert set(np.unique(after)) == {0}
     # both are outlined
     drawn = _outline(window)[..., 3] == 255
@@ -227,36 +203,36 @@ def test_shift_click_ablates_two_segments_with_one_job(qtbot, make_window, squar
     assert window.runner.started_count == started + 1
     # and removing the last one is back to the original
     _click(qtbot, window, RED_SQUARE, shift=True)
-    assert window.ablation.selection is None and window.ablation.shown is None
+    assert window.document.ablation.selection is None and window.document.ablation.shown is None
 
 
 def test_escape_and_reset_restore_the_original(qtbot, make_window, squares_image):
     window = _open(qtbot, make_window, squares_image)
     _enter_ablate_mode(qtbot, window)
     _click(qtbot, window, RED_SQUARE)
-    qtbot.waitUntil(lambda: window.ablation.shown is not None, timeout=10000)
+    qtbot.waitUntil(lambda: window.document.ablation.shown is not None, timeout=10000)
     wait_idle(qtbot, window)
-    assert window.canvas.overlay_visible() and window.canvas._outline.isVisible()
+    assert window.canvas.overlay_visible() and window.canvas.outline_visible()
     qtbot.keyClick(window.canvas, Qt.Key.Key_Escape)
-    assert window.ablation.selection is None and window.ablation.shown is None
+    assert window.document.ablation.selection is None and window.document.ablation.shown is None
     assert not window.canvas.overlay_visible()  # the original image itself
-    assert not window.canvas._outline.isVisible()
+    assert not window.canvas.outline_visible()
     panel = window.ablation.panel
     assert panel.summary.text() == "Nothing ablated" and panel.chart.rows() == []
-    assert window.ablation.active  # still in ablate mode
-    assert len(window.ablation.history) == 1  # the history stays
+    assert window.document.ablation.active  # still in ablate mode
+    assert len(window.document.ablation.history) == 1  # the history stays
     # the Reset button does the same
     _click(qtbot, window, GREEN_BLOCK)
-    qtbot.waitUntil(lambda: window.ablation.shown is not None, timeout=10000)
+    qtbot.waitUntil(lambda: window.document.ablation.shown is not None, timeout=10000)
     wait_idle(qtbot, window)
     assert panel.reset_button.isEnabled()
     qtbot.mouseClick(panel.reset_button, Qt.MouseButton.LeftButton)
-    assert window.ablation.shown is None and not panel.reset_button.isEnabled()
+    assert window.document.ablation.shown is None and not panel.reset_button.isEnabled()
     # leaving ablate mode gives the canvas back its layer and clicks pick the target again
     qtbot.keyClick(window.canvas, Qt.Key.Key_A)
-    assert not window.ablation.active and window.layer == ATTRIBUTION
+    assert not window.document.ablation.active and window.layer == ATTRIBUTION
     _click(qtbot, window, GREEN_BLOCK)
-    assert window.target == 2 and window.ablation.shown is None
+    assert window.target == 2 and window.document.ablation.shown is None
 
 
 def test_rapid_clicks_show_only_the_last_selection(qtbot, make_window, squares_image):
@@ -268,20 +244,20 @@ def test_rapid_clicks_show_only_the_last_selection(qtbot, make_window, squares_i
     SlowDown.seconds = 0.3
     shown = []
     started = window.runner.started_count
-    segments = window.ablation.segments_for("component")
+    segments = window.document.ablation.segments_for("component")
     for xy in (RED_SQUARE, GREEN_BLOCK, RED_PIECE, BACKGROUND, GREEN_BLOCK, RED_PIECE):
         _click(qtbot, window, xy)
         shown.append(_shown_selection(window))
     last = segments.at(*RED_PIECE).id
-    assert window.ablation.selection.ids == (last,)
+    assert window.document.ablation.selection.ids == (last,)
     assert window.runner.live_thread_count() <= 1
     qtbot.waitUntil(lambda: _shown_selection(window) == (last,), timeout=15000)
     wait_idle(qtbot, window)
     assert set(shown) == {None}  # nothing older reached the screen while clicking
-    assert [e.selection.ids for e in window.ablation.history] == [(last,)]
+    assert [e.selection.ids for e in window.document.ablation.history] == [(last,)]
     assert window.runner.started_count - started <= 2  # the first, then only the latest
     # only the red piece is gone; the square (class 1 too) stays
-    after = window.ablation.shown.outcome.class_map_after
+    after = window.document.ablation.shown.outcome.class_map_after
     assert after[RED_PIECE[1], RED_PIECE[0]] == 0 and after[RED_SQUARE[1], RED_SQUARE[0]] == 1
     assert window.ablation.panel.summary.text().startswith("aeroplane -")
 
@@ -290,21 +266,21 @@ def test_a_cached_click_drops_the_slower_selection_before_it(qtbot, make_window,
                                                              squares_image):
     window = _open(qtbot, make_window, squares_image, architecture=COLOUR_SLOW)
     _enter_ablate_mode(qtbot, window)
-    window.ablation.precompute()
-    qtbot.waitUntil(lambda: window.sweep_for("class", "zero") is not None, timeout=10000)
+    window.document.ablation.precompute()
+    qtbot.waitUntil(lambda: window.document.sweep_for("class", "zero") is not None, timeout=10000)
     wait_idle(qtbot, window)
     SlowDown.seconds = 0.5
     _click(qtbot, window, RED_SQUARE)  # cached: shown at once
     _click(qtbot, window, GREEN_BLOCK, shift=True)  # two segments: a slow job
     qtbot.waitUntil(lambda: window.runner.live_thread_count() == 1, timeout=5000)
-    assert window.ablation.is_computing()
+    assert window.document.ablation.is_computing()
     assert "Ablating aeroplane + bicycle" in window.ablation.panel.summary.text()
     _click(qtbot, window, GREEN_BLOCK)  # cached, while the job still runs
     assert _shown_selection(window) == (2,)
     wait_idle(qtbot, window)
     qtbot.wait(50)
     assert _shown_selection(window) == (2,)  # the pair's answer never replaced it
-    assert [e.selection.ids for e in window.ablation.history] == [(1,), (2,)]
+    assert [e.selection.ids for e in window.document.ablation.history] == [(1,), (2,)]
 
 
 def test_history_revisits_and_baseline_changes_reablate(qtbot, make_window, squares_image):
@@ -318,50 +294,50 @@ def test_history_revisits_and_baseline_changes_reablate(qtbot, make_window, squa
     assert history.count() == 2
     assert history.currentRow() == 1
     started = window.runner.started_count
-    first = window.ablation.history[0]
+    first = window.document.ablation.history[0]
     item = history.item(0)
     qtbot.mouseClick(history.viewport(), Qt.MouseButton.LeftButton,
                      pos=history.visualItemRect(item).center())
-    assert window.ablation.shown is first and window.ablation.selection.ids == (1,)
+    assert window.document.ablation.shown is first and window.document.ablation.selection.ids == (1,)
     assert window.runner.started_count == started  # revisiting computes nothing
-    np.testing.assert_array_equal(_overlay(window)[..., :3], first.view(VIEW_INPUT))
+    np.testing.assert_array_equal(overlay(window)[..., :3], first.view(VIEW_INPUT))
     assert window.ablation.panel.summary.text() == first.summary
     # a thumbnail puts its view on the canvas
     qtbot.mouseClick(window.ablation.panel.thumb_button(VIEW_CHANGED), Qt.MouseButton.LeftButton)
-    assert window.ablation.view == VIEW_CHANGED
-    np.testing.assert_array_equal(_overlay(window), first.view(VIEW_CHANGED))
+    assert window.document.ablation.view == VIEW_CHANGED
+    np.testing.assert_array_equal(overlay(window), first.view(VIEW_CHANGED))
     qtbot.mouseClick(window.ablation.panel.thumb_button(VIEW_INPUT), Qt.MouseButton.LeftButton)
     # another baseline ablates the same selection again, live
     panel = window.ablation.panel
     panel.baseline.setCurrentIndex(panel.baseline.findData("black"))
     assert window.analysis_choice.baseline == "black"
-    qtbot.waitUntil(lambda: window.ablation.shown.selection.baseline == "black", timeout=10000)
+    qtbot.waitUntil(lambda: window.document.ablation.shown.selection.baseline == "black", timeout=10000)
     wait_idle(qtbot, window)
-    black = window.ablation.shown
+    black = window.document.ablation.shown
     assert black.selection.ids == (1,) and black.outcome.baseline == "black"
     cls = window.prediction.class_map
     assert (black.view(VIEW_INPUT)[cls == 1] == 0).all()
-    assert len(window.ablation.history) == 3
+    assert len(window.document.ablation.history) == 3
     assert "[black]" in panel.history_texts()[2]
     # other segments: the ids name other regions now, so the selection is dropped
     panel.segments.setCurrentIndex(panel.segments.findData("component"))
     assert window.explain_panel.analysis().segments == "component"
-    assert window.ablation.selection is None and window.ablation.shown is None
-    assert len(window.ablation.history) == 3
+    assert window.document.ablation.selection is None and window.document.ablation.shown is None
+    assert len(window.document.ablation.history) == 3
 
 
 def test_export_writes_what_the_cli_writes(qtbot, make_window, squares_image, tmp_path):
     window = _open(qtbot, make_window, squares_image)
     _enter_ablate_mode(qtbot, window)
     _click(qtbot, window, RED_SQUARE)
-    qtbot.waitUntil(lambda: window.ablation.shown is not None, timeout=10000)
+    qtbot.waitUntil(lambda: window.document.ablation.shown is not None, timeout=10000)
     wait_idle(qtbot, window)
     _click(qtbot, window, GREEN_BLOCK, shift=True)
     qtbot.waitUntil(lambda: _shown_selection(window) == (1, 2), timeout=10000)
     wait_idle(qtbot, window)
 
     out = tmp_path / "gui"
-    window.ablation.export_ablation(out)
+    window.exporter.export_ablation(out)
     qtbot.waitUntil(lambda: window.last_saved == out, timeout=10000)
     names = ["ablated_input.png", "changed_pixels.png", "changes.json", "segmentation_after.png"]
     assert sorted(p.name for p in out.iterdir()) == names
@@ -382,19 +358,23 @@ def test_export_writes_what_the_cli_writes(qtbot, make_window, squares_image, tm
 
     # the history: both ablations in one JSON, as the CLI reports each
     path = tmp_path / "history.json"
-    window.ablation.export_history(path)
+    window.exporter.export_history(path)
     qtbot.waitUntil(lambda: window.last_saved == path, timeout=10000)
     data = json.loads(path.read_text())
     assert data["image"] == str(squares_image)
     assert [a["label"] for a in data["ablations"]] == ["aeroplane", "aeroplane + bicycle"]
-    entry = window.ablation.history[1]
+    entry = window.document.ablation.history[1]
     expected = ablation_report(window.session, entry.segments, entry.outcome)
     assert data["ablations"][1]["classes"] == expected["classes"]
 
 
 def test_views_drawn_from_the_original_equal_full_drawings(qtbot, make_window, squares_image):
-    from segexplorer.gui.ablate_mode import original_views, render_view
-    from segexplorer.render import changed_pixels_map, segmentation_overlay
+    from segexplorer.gui.document.ablation import original_views
+    from segexplorer.render import (
+        changed_pixels_map,
+        render_ablation_view,
+        segmentation_overlay,
+    )
 
     window = _open(qtbot, make_window, squares_image)
     _enter_ablate_mode(qtbot, window)
@@ -402,18 +382,18 @@ def test_views_drawn_from_the_original_equal_full_drawings(qtbot, make_window, s
         window.ablation.panel.segments.findData("component"))
     _click(qtbot, window, RED_SQUARE)
     _click(qtbot, window, GREEN_BLOCK, shift=True)
-    qtbot.waitUntil(lambda: window.ablation.shown is not None
-                    and len(window.ablation.shown.selection.ids) == 2, timeout=10000)
+    qtbot.waitUntil(lambda: window.document.ablation.shown is not None
+                    and len(window.document.ablation.shown.selection.ids) == 2, timeout=10000)
     wait_idle(qtbot, window)
-    pred, outcome = window.prediction, window.ablation.shown.outcome
+    pred, outcome = window.prediction, window.document.ablation.shown.outcome
     originals = original_views(pred)
     full_after = segmentation_overlay(outcome.ablated_input, outcome.class_map_after, 0.6)
     full_changed = changed_pixels_map(pred.class_map, outcome.class_map_after, pred.image)
-    np.testing.assert_array_equal(render_view(VIEW_AFTER, pred, outcome, originals),
-                                  full_after)
-    np.testing.assert_array_equal(render_view(VIEW_CHANGED, pred, outcome, originals),
-                                  full_changed)
-    np.testing.assert_array_equal(window.ablation.shown.view(VIEW_AFTER), full_after)
+    for view, full in ((VIEW_AFTER, full_after), (VIEW_CHANGED, full_changed)):
+        drawn = render_ablation_view(view, pred.image, pred.class_map, outcome.ablated_input,
+                                     outcome.class_map_after, outcome.changed, originals)
+        np.testing.assert_array_equal(drawn, full)
+    np.testing.assert_array_equal(window.document.ablation.shown.view(VIEW_AFTER), full_after)
     # the canvas shows the full-size view the thumbnail stands for
     qtbot.mouseClick(window.ablation.panel.thumb_button(VIEW_AFTER), Qt.MouseButton.LeftButton)
-    np.testing.assert_array_equal(_overlay(window), full_after)
+    np.testing.assert_array_equal(overlay(window), full_after)

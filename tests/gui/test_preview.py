@@ -2,46 +2,25 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import torch
-from gui_support import TinySegmenter, wait_idle
+from gui_support import overlay, wait_idle
 from PIL import Image
+from tiny_models import PIXEL_SLOW, SlowDown
 
-from segexplorer.engine.models import Architecture, register_architecture
-from segexplorer.gui.preview import PREVIEW_SIZE, upscale, wants_preview
+from segexplorer.gui.document.preview import PREVIEW_SIZE, wants_preview
+from segexplorer.render import upscale_nearest
 
-PREVIEW_SLOW = "gui_preview_slow"
 FULL = 480  # working size: above PREVIEW_SIZE, small enough for two CPU cores
-
-
-class PixelSleep:
-    """Seconds each forward pass sleeps per megapixel (tests switch it off)."""
-
-    seconds_per_mpx = 0.0
-
-
-class PixelSlowSegmenter(TinySegmenter):
-    """The tiny model, sleeping in proportion to the input's pixel count."""
-
-    def forward(self, x):
-        if PixelSleep.seconds_per_mpx:
-            time.sleep(PixelSleep.seconds_per_mpx * x.shape[-2] * x.shape[-1] / 1e6)
-        return super().forward(x)
-
-
-register_architecture(Architecture(PREVIEW_SLOW, lambda n: PixelSlowSegmenter(n), "backbone.2",
-                                   description="tiny model, slower for bigger inputs"))
 
 
 @pytest.fixture(autouse=True)
 def slow_forward():
     # 480 x 640 (the blocks image at 480): ~0.8 s a pass; the 320 preview ~0.35 s
-    PixelSleep.seconds_per_mpx = 2.6
+    SlowDown.seconds_per_mpx = 2.6
     yield
-    PixelSleep.seconds_per_mpx = 0.0
+    SlowDown.seconds_per_mpx = 0.0
 
 
 def _caption(window) -> str:
@@ -53,38 +32,38 @@ def _full_result_shown(window) -> bool:
 
 
 def test_preview_first_then_full_size(qtbot, make_window, blocks_image):
-    window = make_window(PREVIEW_SLOW, size=FULL)
+    window = make_window(PIXEL_SLOW, size=FULL)
     window.open_image(blocks_image)
-    qtbot.waitUntil(lambda: window.preview.result is not None, timeout=20000)
+    qtbot.waitUntil(lambda: window.document.preview.result is not None, timeout=20000)
 
     assert window.prediction is None, "the preview must come before the full result"
-    preview = window.preview.result
-    full_shape = window._prepared.shape
+    preview = window.document.preview.result
+    full_shape = window.document.prepared.shape
     assert full_shape == (FULL, 640)
     small = preview.prediction.class_map.shape
     assert min(small) == PREVIEW_SIZE and small[0] < full_shape[0]
     # drawn over the full working-size canvas, with the preview caption
-    assert window._shown["overlay"].shape[:2] == full_shape
+    assert overlay(window).shape[:2] == full_shape
     assert window.canvas.image_size() == (640, FULL)
     note = f"Preview at {PREVIEW_SIZE} px; the full {FULL} px result is on its way"
     assert _caption(window).startswith(note)
     assert note in window.statusBar().currentMessage()
     # display only: no hover scores, clicks or exports from the preview
     assert window.session is None
-    assert window._current_attr is None
     assert "score" not in window.describe_pixel(10, 10)
-    assert not window.export_view_action.isEnabled()
+    assert "attribution" not in window.describe_pixel(10, 10)
+    assert not window.commands.export_view.isEnabled()
+    assert not window.commands.export_figure.isEnabled()
 
     qtbot.waitUntil(lambda: _full_result_shown(window), timeout=30000)
-    window.refresh_view()
-    assert window.preview.result is None
+    assert window.document.preview.result is None
     assert window.prediction.class_map.shape == full_shape
     assert window.session.image.shape == full_shape
-    assert window._current_attr.shape == full_shape
+    assert "attribution" in window.describe_pixel(10, 10)
     assert "Preview" not in _caption(window) and _caption(window)
     assert "Preview" not in window.statusBar().currentMessage()
-    assert window.export_view_action.isEnabled()
-    assert window.preview.shown_count == 1
+    assert window.commands.export_view.isEnabled()
+    assert window.document.preview.shown_count == 1
     wait_idle(qtbot, window)
 
 
@@ -94,53 +73,53 @@ def test_new_image_during_preview_leaves_no_stale_preview(qtbot, make_window, bl
     rgb = np.zeros((96, 128, 3), np.uint8)
     rgb[:, :64] = (200, 40, 40)
     Image.fromarray(rgb).save(other)
-    window = make_window(PREVIEW_SLOW, size=FULL)
+    window = make_window(PIXEL_SLOW, size=FULL)
     window.open_image(blocks_image)
-    qtbot.waitUntil(lambda: window.preview.result is not None, timeout=20000)
-    first_key = window.preview.result.predict_key
+    qtbot.waitUntil(lambda: window.document.preview.result is not None, timeout=20000)
+    first_key = window.document.preview.result.predict_key
 
     window.open_image(other)
-    qtbot.waitUntil(lambda: window.image_label().endswith("other.png"), timeout=20000)
+    qtbot.waitUntil(lambda: window.document.image_label().endswith("other.png"), timeout=20000)
     # the old image's preview went with it
-    assert window.preview.result is None or (
-        window.preview.result.predict_key[1] == window._image_key)
+    assert window.document.preview.result is None or (
+        window.document.preview.result.predict_key.image == window.document.image_key)
     seen, stale = [], []
 
     def check() -> bool:
-        result = window.preview.result
+        result = window.document.preview.result
         if result is not None:
             seen.append(result.predict_key)
-            if result.predict_key[1] != window._image_key:
+            if result.predict_key.image != window.document.image_key:
                 stale.append(result.predict_key)
         return _full_result_shown(window)
 
     qtbot.waitUntil(check, timeout=30000)
     assert not stale, "a stale preview was shown"
     assert first_key not in seen
-    assert window.predict_key[1] == window._image_key
-    assert window.preview.result is None
+    assert window.document.predict_key.image == window.document.image_key
+    assert window.document.preview.result is None
     wait_idle(qtbot, window)
 
 
 def test_sweep_after_full_result_uses_full_size_segments(qtbot, make_window, blocks_image):
-    window = make_window(PREVIEW_SLOW, size=FULL)
+    window = make_window(PIXEL_SLOW, size=FULL)
     window.open_image(blocks_image)
-    qtbot.waitUntil(lambda: window.preview.result is not None, timeout=20000)
+    qtbot.waitUntil(lambda: window.document.preview.result is not None, timeout=20000)
     qtbot.waitUntil(lambda: _full_result_shown(window), timeout=30000)
-    PixelSleep.seconds_per_mpx = 0.0  # the sweep's many passes need not be slow
-    window.request_sweep("class", "zero")
-    qtbot.waitUntil(lambda: window.sweep_for("class", "zero") is not None, timeout=30000)
-    sweep = window.sweep_for("class", "zero")
-    assert sweep.segments.ids.shape == window._prepared.shape == (FULL, 640)
+    SlowDown.seconds_per_mpx = 0.0  # the sweep's many passes need not be slow
+    window.document.request_sweep("class", "zero")
+    qtbot.waitUntil(lambda: window.document.sweep_for("class", "zero") is not None, timeout=30000)
+    sweep = window.document.sweep_for("class", "zero")
+    assert sweep.segments.ids.shape == window.document.prepared.shape == (FULL, 640)
     assert sweep.after_maps is None or sweep.after_maps.shape[1:] == (FULL, 640)
     wait_idle(qtbot, window)
 
 
 def test_no_preview_at_small_sizes(qtbot, make_window, blocks_image):
-    window = make_window(PREVIEW_SLOW, size=PREVIEW_SIZE)
+    window = make_window(PIXEL_SLOW, size=PREVIEW_SIZE)
     window.open_image(blocks_image)
     qtbot.waitUntil(lambda: _full_result_shown(window), timeout=30000)
-    assert window.preview.shown_count == 0
+    assert window.document.preview.shown_count == 0
     wait_idle(qtbot, window)
 
 
@@ -157,6 +136,6 @@ def test_wants_preview_only_on_slow_devices():
 
 def test_upscale_is_nearest():
     small = np.arange(6).reshape(2, 3)
-    big = upscale(small, (4, 6))
+    big = upscale_nearest(small, (4, 6))
     assert big.shape == (4, 6)
     assert (big[::2, ::2] == small).all()

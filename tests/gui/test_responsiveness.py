@@ -8,7 +8,7 @@ import numpy as np
 from gui_support import SLOW, SlowDown, wait_for_prediction, wait_idle
 from PySide6.QtCore import QTimer
 
-from segexplorer.gui.options import ABLATION, GRADCAM
+from segexplorer.gui.document.choices import ABLATION, GRADCAM
 
 
 def test_heartbeat_keeps_beating_while_a_sweep_runs(qtbot, make_window, blocks_image):
@@ -59,17 +59,18 @@ def test_fifty_rapid_requests_show_only_the_last(qtbot, make_window, blocks_imag
     wait_for_prediction(qtbot, window)
     wait_idle(qtbot, window)
     SlowDown.seconds = 0.05
-    layers = ["backbone.0", "backbone.1", "backbone.2", "backbone.3"]
+    layers = ["body.0", "body.1", "body.2", "body.3"]
     started = window.runner.started_count
-    before = set(window._gradcams)  # the default layer's Grad-CAM, shown on opening
+    store = window.document.store
+    before = set(store.gradcam_keys())  # the default layer's Grad-CAM, shown on opening
     for i in range(50):
         window.explain_panel.set_layer(layers[i % 4])
-    assert window.analysis_choice.layer == "backbone.1"  # i = 49
+    assert window.analysis_choice.layer == "body.1"  # i = 49
     assert window.runner.live_thread_count() <= 1
     qtbot.waitUntil(lambda: window.has_result(GRADCAM), timeout=20000)
     wait_idle(qtbot, window)
     assert window.runner.live_thread_count() == 0
     assert window.runner.started_count - started <= 3
-    shown = [key[1] for key in window._gradcams if key not in before]
-    assert shown == ["backbone.1"]  # no stale layer ever reached the window
-    assert "backbone.1 (1 x 8" in window.explain_panel.status.text()
+    shown = [key.layer for key in store.gradcam_keys() if key not in before]
+    assert shown == ["body.1"]  # no stale layer ever reached the window
+    assert "body.1 (1 x 8" in window.explain_panel.status.text()

@@ -25,4 +25,4 @@ def test_smoke_test_failure_is_one_line_and_non_zero(qtbot, monkeypatch, tmp_pat
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
     assert err == ("segexplorer smoke test failed: prediction: "
-                   "RuntimeError: gui_tiny_broken always fails")
+                   "RuntimeError: tiny_broken always fails")

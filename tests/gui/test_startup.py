@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from segexplorer.gui import catalog
+from segexplorer.gui.document import catalog
 
 PROBE_TIMEOUT_S = 240
 
@@ -87,9 +87,9 @@ def test_about_lists_versions_and_uses_the_window_icon(make_window):
     QApplication.instance().setWindowIcon(icon)
     window = make_window(show=False)
     window.show_about()
-    text = window._message_box.text()
+    text = window.dialogs.current.text()
     for name in ("PyTorch", "CUDA", "torchvision", "Captum", "NumPy", "Matplotlib",
                  "PySide6", "Qt ", "Python"):
         assert name in text, name
-    assert not window._message_box.iconPixmap().isNull()
-    window._message_box.close()
+    assert not window.dialogs.current.iconPixmap().isNull()
+    window.dialogs.current.close()

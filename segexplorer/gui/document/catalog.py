@@ -15,10 +15,10 @@ import sys
 import time
 from dataclasses import dataclass
 
-from ..engine.baselines import parse_baseline
-from ..engine.catalog import BUILTIN_ARCHITECTURES, DEFAULT_ARCHITECTURE, DEFAULT_SIZE, METHODS
-from ..engine.catalog import ArchInfo as ArchInfo
-from ..engine.errors import UserError
+from ...engine.baselines import parse_baseline
+from ...engine.catalog import BUILTIN_ARCHITECTURES, DEFAULT_ARCHITECTURE, DEFAULT_SIZE, METHODS
+from ...engine.catalog import ArchInfo as ArchInfo
+from ...engine.errors import UserError
 
 __all__ = ["BUILTIN_ARCHITECTURES", "DEFAULT_ARCHITECTURE", "DEFAULT_SIZE", "METHODS",
            "ArchInfo", "architectures", "baseline_label", "devices", "load_engine"]
@@ -64,7 +64,7 @@ def engine_info() -> EngineInfo | None:
     return _engine
 
 
-def load_engine(_state=None, count_threads: bool = True) -> EngineInfo:
+def load_engine(_state: object = None, count_threads: bool = True) -> EngineInfo:
     """Import torch and the engine (a worker job: never call it on the main thread
     unless torch is already imported). ``count_threads=False`` leaves torch's thread
     pool untouched (asking for its size starts it) and reports 0 threads."""
@@ -76,7 +76,7 @@ def load_engine(_state=None, count_threads: bool = True) -> EngineInfo:
         importlib.import_module(name)
     import torch
 
-    from ..engine.devices import available_devices
+    from ...engine.devices import available_devices
 
     threads = int(torch.get_num_threads()) if count_threads else 0
     info = EngineInfo(tuple(available_devices()), threads,
@@ -99,7 +99,7 @@ def architectures() -> dict[str, ArchInfo]:
     """Every architecture the window offers (the engine's registry once it is loaded)."""
     if _engine is None:
         return dict(BUILTIN_ARCHITECTURES)
-    from ..engine.models import ARCHITECTURES
+    from ...engine.models import ARCHITECTURES
 
     return {name: ArchInfo(name, arch.description or "", arch.default_layer)
             for name, arch in ARCHITECTURES.items()}

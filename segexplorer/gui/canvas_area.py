@@ -1,0 +1,155 @@
+"""The window's central area: the untrained banner, the layer bar, the canvas (or the
+side-by-side panels) and the footer (colour bar, class legend or a message).
+
+A view only: :meth:`CanvasArea.apply` shows the presenter's
+:class:`~segexplorer.gui.document.presenter.WindowView`; the bar's buttons and slider are
+connected by the window to the document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .canvas import ImageCanvas
+from .colorbar import ClassLegend, ColorBar
+from .document.choices import LAYER_LABELS
+from .model_panel import untrained_badge
+from .multiview import MultiView
+
+if TYPE_CHECKING:
+    from .document.presenter import WindowView
+
+PLACEHOLDER = ("Open an image (Ctrl+O), drop one here, paste one (Ctrl+V),\n"
+               "or try Help > Open sample image.")
+
+
+class CanvasArea(QWidget):
+    """Banner, layer bar, canvas or panels, footer."""
+
+    def __init__(self, make_ablate_button: Callable[[QWidget], QToolButton],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(6, 6, 6, 4)
+        column.setSpacing(4)
+        self.banner = untrained_badge(
+            self, "UNTRAINED WEIGHTS: this model is random (demo mode); its segmentation "
+                  "and explanations mean nothing.")
+        self.banner.setObjectName("untrainedBanner")
+        self.banner.setVisible(False)
+        column.addWidget(self.banner)
+
+        bar = QHBoxLayout()
+        bar.setSpacing(4)
+        self.layer_buttons = QButtonGroup(self)
+        self.layer_buttons.setExclusive(True)
+        self.layer_button: dict[str, QToolButton] = {}
+        for i, (layer, label) in enumerate(LAYER_LABELS.items()):
+            button = QToolButton(self)
+            button.setText(label)
+            button.setCheckable(True)
+            button.setAutoRaise(False)
+            button.setObjectName(f"layerButton_{layer}")
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+            button.setToolTip(f"Show {label.lower()} (Alt+{i + 1})")
+            self.layer_buttons.addButton(button, i)
+            self.layer_button[layer] = button
+            bar.addWidget(button)
+        bar.addSpacing(8)
+        self.ablate_button = make_ablate_button(self)
+        bar.addWidget(self.ablate_button)
+        bar.addSpacing(12)
+        self.opacity_label = QLabel("Opacity", self)
+        bar.addWidget(self.opacity_label)
+        self.opacity = QSlider(Qt.Orientation.Horizontal, self)
+        self.opacity.setObjectName("opacitySlider")
+        self.opacity.setRange(0, 100)
+        self.opacity.setMinimumWidth(60)  # narrow windows keep the whole bar
+        self.opacity.setMaximumWidth(120)
+        self.opacity.setToolTip("Opacity of the shown layer over the image")
+        bar.addWidget(self.opacity, 1)
+        bar.addStretch(1)
+        self.zoom_label = QLabel("", self)
+        self.zoom_label.setMinimumWidth(48)
+        self.zoom_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        bar.addWidget(self.zoom_label)
+        self.canvas = ImageCanvas(self)
+        self.canvas.set_placeholder(PLACEHOLDER)
+        self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
+        for text, tip, slot in (("-", "Zoom out (Ctrl+-)", self.canvas.zoom_out),
+                                ("+", "Zoom in (Ctrl++)", self.canvas.zoom_in),
+                                ("Fit", "Fit to window (Ctrl+0)", self.canvas.fit_to_window),
+                                ("1:1", "Actual pixels (Ctrl+1)", self.canvas.actual_size)):
+            button = QToolButton(self)
+            button.setText(text)
+            button.setToolTip(tip)
+            button.setMinimumWidth(30)
+            button.clicked.connect(lambda *_args, slot=slot: slot())
+            bar.addWidget(button)
+        column.addLayout(bar)
+
+        self.multi_view = MultiView(self)
+        self.stack = QStackedWidget(self)
+        self.stack.addWidget(self.canvas)
+        self.stack.addWidget(self.multi_view)
+        column.addWidget(self.stack, 1)
+        # The footer keeps its height whatever it shows, so the canvas never jumps.
+        self.footer = QStackedWidget(self)
+        self.colorbar = ColorBar(self.footer)
+        self.colorbar.setObjectName("colorBar")
+        self.legend = ClassLegend(self.footer)
+        self.legend.setObjectName("classLegend")
+        self.footer_message = QLabel(self.footer)
+        self.footer_message.setObjectName("footerMessage")
+        self.footer_message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.footer_message.setWordWrap(True)
+        self.footer_message.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        for widget in (self.colorbar, self.legend, self.footer_message):
+            self.footer.addWidget(widget)
+        self.footer.setFixedHeight(self.colorbar.sizeHint().height())
+        column.addWidget(self.footer)
+
+    def apply(self, view: WindowView) -> None:
+        """Show the layer bar, the canvas, the panels and the footer of ``view``."""
+        self.banner.setVisible(view.untrained)
+        for layer, button in self.layer_button.items():
+            button.setEnabled(view.layer_enabled[layer])
+            button.setChecked(layer == view.canvas_layer)
+        self.opacity.blockSignals(True)
+        self.opacity.setValue(round(view.canvas.opacity * 100))
+        self.opacity.blockSignals(False)
+        self.opacity.setEnabled(view.opacity_enabled)
+        self.opacity_label.setEnabled(view.opacity_enabled)
+        canvas = view.canvas
+        self.canvas.show_layers(canvas.base, canvas.overlay, canvas.opacity, canvas.outline,
+                                canvas.outline_key)
+        footer = view.footer
+        self.colorbar.set_attribution(footer.normalized, footer.caption)
+        if footer.kind == "colorbar":
+            self.footer.setCurrentWidget(self.colorbar)
+        elif footer.kind == "legend":
+            self.legend.set_entries(list(footer.legend))
+            self.footer.setCurrentWidget(self.legend)
+        else:
+            self.footer_message.setText(footer.caption)
+            self.footer.setCurrentWidget(self.footer_message)
+        self.stack.setCurrentWidget(self.multi_view if view.side_by_side else self.canvas)
+        if view.side_by_side:
+            if view.panels:
+                self.multi_view.set_panels(list(view.panels))
+            else:
+                self.multi_view.set_message(view.panels_message)

@@ -1,0 +1,69 @@
+"""What identifies each computed result: frozen, hashable, compared by name (not position).
+
+A result is valid only for its key; every key below the model and the image names the
+prediction it was computed from, so the result store can drop whatever belongs to an
+older prediction in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelKey:
+    """A loaded model (precision and working size do not reload it)."""
+
+    architecture: str
+    weights: str
+    device: str
+
+
+@dataclass(frozen=True)
+class ImageKey:
+    """An opened image at a working size."""
+
+    source: int  # ImageSource.key: a new number for every opened file or paste
+    size: int
+
+
+@dataclass(frozen=True)
+class PredictKey:
+    """A prediction: the model, the image and the arithmetic."""
+
+    model: ModelKey
+    image: ImageKey
+    precision: str
+
+
+@dataclass(frozen=True)
+class GradCamKey:
+    """Grad-CAM for every class (and the layer's activation) from one pass."""
+
+    predict: PredictKey
+    layer: str  # '' = the model's default layer
+    aggregation: str
+    upsample: str
+
+
+@dataclass(frozen=True)
+class SweepKey:
+    """One ablation sweep (every segment once, every class's score each time)."""
+
+    predict: PredictKey
+    segments: str
+    baseline: str
+    aggregation: str
+
+
+@dataclass(frozen=True)
+class AblatedKey:
+    """The input with the target's segments replaced by the baseline."""
+
+    predict: PredictKey
+    segments: str
+    baseline: str
+    target: int
+
+
+ResultKey = GradCamKey | SweepKey | AblatedKey

@@ -1,0 +1,97 @@
+"""What has been computed for the current prediction, by typed key.
+
+The store holds one prediction (its session, its key) and the results computed from it.
+A result whose key names another prediction is dropped on arrival, a new prediction
+empties the store, and each kind keeps at most :data:`MAX_PER_KIND` results (the oldest
+goes): every eviction happens here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+from .keys import AblatedKey, GradCamKey, PredictKey, ResultKey, SweepKey
+
+if TYPE_CHECKING:  # the engine imports torch; the store only holds its results
+    from ...engine.results import AblationSweep, GradCamResult, Prediction
+    from ...engine.session import Session
+
+MAX_PER_KIND = 24
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _put(cache: dict[K, V], key: K, value: V) -> None:
+    cache.pop(key, None)
+    cache[key] = value
+    while len(cache) > MAX_PER_KIND:
+        cache.pop(next(iter(cache)))
+
+
+class ResultStore:
+    """The current prediction and everything computed from it."""
+
+    def __init__(self) -> None:
+        self.predict_key: PredictKey | None = None
+        self.session: Session | None = None
+        self.prediction: Prediction | None = None
+        self._gradcams: dict[GradCamKey, GradCamResult] = {}
+        self._sweeps: dict[SweepKey, AblationSweep] = {}
+        self._ablated: dict[AblatedKey, np.ndarray] = {}
+        self._shapes: dict[PredictKey, dict[str, tuple[int, ...]]] = {}
+        self.generation = 0  # changes whenever a result arrives or is dropped
+
+    # -- the prediction ------------------------------------------------------------------
+    def set_prediction(self, key: PredictKey, session: Session, prediction: Prediction) -> None:
+        self.clear()
+        self.predict_key, self.session, self.prediction = key, session, prediction
+
+    def clear(self) -> None:
+        """Forget the prediction and every result (a new image, model or size)."""
+        self.predict_key = self.session = self.prediction = None
+        self._gradcams.clear()
+        self._sweeps.clear()
+        self._ablated.clear()
+        self.generation += 1
+
+    # -- results -------------------------------------------------------------------------
+    def put(self, key: ResultKey, value: Any) -> bool:
+        """Keep ``value`` for ``key``; False (dropped) if it belongs to another prediction."""
+        if key.predict != self.predict_key or self.predict_key is None:
+            return False
+        if isinstance(key, GradCamKey):
+            _put(self._gradcams, key, value)
+        elif isinstance(key, SweepKey):
+            _put(self._sweeps, key, value)
+        else:
+            _put(self._ablated, key, value)
+        self.generation += 1
+        return True
+
+    def put_shapes(self, key: PredictKey, shapes: dict[str, tuple[int, ...]]) -> None:
+        _put(self._shapes, key, shapes)
+
+    def gradcam(self, key: GradCamKey) -> GradCamResult | None:
+        return self._gradcams.get(key)
+
+    def sweep(self, key: SweepKey) -> AblationSweep | None:
+        return self._sweeps.get(key)
+
+    def ablated(self, key: AblatedKey) -> np.ndarray | None:
+        return self._ablated.get(key)
+
+    def shapes(self, key: PredictKey) -> dict[str, tuple[int, ...]] | None:
+        return self._shapes.get(key)
+
+    def has(self, key: ResultKey) -> bool:
+        if isinstance(key, GradCamKey):
+            return key in self._gradcams
+        if isinstance(key, SweepKey):
+            return key in self._sweeps
+        return key in self._ablated
+
+    def gradcam_keys(self) -> list[GradCamKey]:
+        """The Grad-CAM results held, oldest first."""
+        return list(self._gradcams)

@@ -1,0 +1,145 @@
+"""The main window's actions and menus (what each does is the window's or the document's)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QMenu
+
+from .document.choices import LAYER_LABELS
+
+
+def make_action(parent: QMainWindow, text: str, slot: Callable[..., Any] | None,
+                shortcut: Any = None, tip: str = "", checkable: bool = False) -> QAction:
+    action = QAction(text, parent)
+    if shortcut is not None:
+        action.setShortcut(QKeySequence(shortcut))
+    if tip:
+        action.setStatusTip(tip)
+        action.setToolTip(tip)
+    action.setCheckable(checkable)
+    if slot is not None:
+        # Pass the checked state only to toggles: most slots take no argument.
+        if checkable:
+            action.toggled.connect(slot)
+        else:
+            action.triggered.connect(lambda *_args, slot=slot: slot())
+    return action
+
+
+@dataclass
+class WindowActions:
+    """Every action of the window's menus, by name."""
+
+    open: QAction
+    paste: QAction
+    export_view: QAction
+    copy: QAction
+    export_figure: QAction
+    export_all: QAction
+    quit: QAction
+    cancel: QAction
+    compute: QAction
+    zoom_in: QAction
+    zoom_out: QAction
+    fit: QAction
+    actual: QAction
+    outline: QAction
+    side_by_side: QAction
+    sample: QAction
+    about: QAction
+    about_qt: QAction
+    layers: dict[str, QAction] = field(default_factory=dict)
+    layer_group: QActionGroup | None = None
+
+
+def build_actions(window: QMainWindow, slots: dict[str, Callable[..., Any]]) -> WindowActions:
+    """The window's actions; ``slots`` names what each one calls."""
+    K = QKeySequence.StandardKey
+    act = make_action
+    actions = WindowActions(
+        open=act(window, "&Open Image...", slots["open"], K.Open, "Open an image file"),
+        paste=act(window, "&Paste Image", slots["paste"], K.Paste,
+                  "Open the image on the clipboard"),
+        export_view=act(window, "&Export View as PNG...", slots["export_view"], K.Save,
+                        "Save what the canvas shows, at the working resolution"),
+        copy=act(window, "&Copy View", slots["copy"], K.Copy,
+                 "Copy what the canvas shows to the clipboard"),
+        export_figure=act(window, "Export &Figure...", slots["export_figure"], K.SaveAs,
+                          "A figure drawn by Captum's own visualisation (PNG, SVG or PDF)"),
+        export_all=act(window, "Export &All...", slots["export_all"], "Ctrl+E",
+                       "Everything 'segexplorer explain' writes: PNGs, arrays and a JSON "
+                       "report"),
+        quit=act(window, "&Quit", window.close, K.Quit),
+        cancel=act(window, "&Cancel Running Jobs", slots["escape"], "Esc",
+                   "Stop the computation in progress (in ablate mode, first restore the "
+                   "original)"),
+        compute=act(window, "&Compute", slots["compute"], "Ctrl+R",
+                    "Run the computation the current view needs"),
+        zoom_in=act(window, "Zoom &In", slots["zoom_in"], K.ZoomIn),
+        zoom_out=act(window, "Zoom &Out", slots["zoom_out"], K.ZoomOut),
+        fit=act(window, "&Fit to Window", slots["fit"], "Ctrl+0"),
+        actual=act(window, "&Actual Pixels", slots["actual"], "Ctrl+1"),
+        outline=act(window, "Outline &Target Segment", slots["outline"], checkable=True),
+        side_by_side=act(window, "&Side by Side", slots["side_by_side"], "Ctrl+M",
+                         checkable=True),
+        sample=act(window, "Open &Sample Image", slots["sample"],
+                   tip="The NASA astronaut portrait (public domain)"),
+        about=act(window, "&About SegExplorer", slots["about"]),
+        about_qt=act(window, "About &Qt", QApplication.aboutQt),
+    )
+    actions.quit.setMenuRole(QAction.MenuRole.QuitRole)
+    actions.about.setMenuRole(QAction.MenuRole.AboutRole)
+    actions.about_qt.setMenuRole(QAction.MenuRole.AboutQtRole)
+    actions.layer_group = QActionGroup(window)
+    for i, (layer, label) in enumerate(LAYER_LABELS.items()):
+        action = act(window, f"Show {label}", None, f"Alt+{i + 1}", checkable=True)
+        action.triggered.connect(lambda *_args, layer=layer: slots["layer"](layer))
+        actions.layer_group.addAction(action)
+        actions.layers[layer] = action
+    return actions
+
+
+def build_menus(window: QMainWindow, actions: WindowActions, ablation: list[QAction],
+                docks: list[QDockWidget]) -> QMenu:
+    """File, Edit, View and Help; returns the Open Recent menu (the window fills it)."""
+    bar = window.menuBar()
+    file_menu = bar.addMenu("&File")
+    file_menu.addAction(actions.open)
+    recent = file_menu.addMenu("Open &Recent")
+    file_menu.addAction(actions.paste)
+    file_menu.addSeparator()
+    for action in (actions.export_view, actions.export_figure, actions.export_all):
+        file_menu.addAction(action)
+    file_menu.addSeparator()
+    file_menu.addAction(actions.quit)
+    edit_menu = bar.addMenu("&Edit")
+    edit_menu.addAction(actions.copy)
+    edit_menu.addAction(actions.paste)
+    edit_menu.addSeparator()
+    edit_menu.addAction(actions.compute)
+    edit_menu.addAction(actions.cancel)
+    edit_menu.addSeparator()
+    for action in ablation:
+        edit_menu.addAction(action)
+    view_menu = bar.addMenu("&View")
+    for action in actions.layers.values():
+        view_menu.addAction(action)
+    view_menu.addSeparator()
+    view_menu.addAction(actions.side_by_side)
+    view_menu.addAction(actions.outline)
+    view_menu.addSeparator()
+    for action in (actions.zoom_in, actions.zoom_out, actions.fit, actions.actual):
+        view_menu.addAction(action)
+    view_menu.addSeparator()
+    for dock in docks:
+        view_menu.addAction(dock.toggleViewAction())
+    help_menu = bar.addMenu("&Help")
+    help_menu.addAction(actions.sample)
+    help_menu.addSeparator()
+    help_menu.addAction(actions.about)
+    help_menu.addAction(actions.about_qt)
+    return recent
