@@ -66,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frozen", required=True, help="the bundle's command-line executable")
     parser.add_argument("--out", type=Path, help="keep the outputs here (default: a temp folder)")
     parser.add_argument("photos", nargs="+", type=Path)
-    args, extra = parser.parse_known_args(argv)
-    extra = [e for e in extra if e != "--"]
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []  # for explain, as they are
+    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     out = args.out or Path(tempfile.mkdtemp(prefix="segexplorer-compare-"))
     failed = False
     for photo in args.photos:
