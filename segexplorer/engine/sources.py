@@ -200,8 +200,8 @@ def _smp(card: ModelCard, weights: str | Path | None) -> CardBuild:
     try:
         import segmentation_models_pytorch as smp
     except ImportError:
-        raise _fail(card, "source = \"smp\" needs segmentation-models-pytorch: pip install "
-                          "segmentation-models-pytorch.") from None
+        raise _fail(card, "source = \"smp\" needs segmentation-models-pytorch: "
+                          + _install_hint("segmentation-models-pytorch")) from None
     arch = card.architecture or ""
     cls = next((getattr(smp, a) for a in SMP_ARCHITECTURES
                 if a.lower() == arch.lower() and hasattr(smp, a)), None)
@@ -230,6 +230,13 @@ def _smp(card: ModelCard, weights: str | Path | None) -> CardBuild:
                      card.size, pad_multiple=pad)
 
 
+def _install_hint(package: str) -> str:
+    if getattr(sys, "frozen", False):  # the application bundle ships without it
+        return ("this application bundle does not include it; install SegExplorer with "
+                "pip (pip install 'segexplorer[models]') to explain such models.")
+    return f"pip install {package} (or pip install 'segexplorer[models]')."
+
+
 def _huggingface(card: ModelCard, weights: str | Path | None) -> CardBuild:
     folder = Path(str(weights)) if weights not in (None, "untrained") else None
     if folder is None or not folder.is_dir():
@@ -241,8 +248,8 @@ def _huggingface(card: ModelCard, weights: str | Path | None) -> CardBuild:
     try:
         from transformers import AutoModelForSemanticSegmentation
     except ImportError:
-        raise _fail(card, "source = \"huggingface\" needs transformers: pip install "
-                          "transformers.") from None
+        raise _fail(card, "source = \"huggingface\" needs transformers: "
+                          + _install_hint("transformers")) from None
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no progress bars
