@@ -17,6 +17,7 @@ import pytest
 import torch
 from captum.attr import FeatureAblation, LayerActivation, LayerAttribution, LayerGradCam
 from card_models import SEGFORMER_LABELS, SMP_CLASSES, TV5_CLASSES, TV5_PALETTE
+from parity import assert_close
 
 from segexplorer.cli import main
 from segexplorer.engine.aggregation import Aggregation, make_wrapper
@@ -24,16 +25,9 @@ from segexplorer.engine.analysis import ExplainRequest, explain
 from segexplorer.engine.image import load_image
 from segexplorer.engine.models import load_model
 
-RTOL = 1e-5
 SOURCES = ["tv5", "smp", "segformer", "binary", "python"]
 SIZES = {"tv5": 40, "smp": None, "segformer": None, "binary": 37, "python": 33}
 
-
-def assert_close(ours: np.ndarray, theirs: torch.Tensor | np.ndarray) -> None:
-    theirs = theirs.detach().cpu().numpy() if isinstance(theirs, torch.Tensor) else theirs
-    assert ours.shape == theirs.shape
-    scale = max(float(np.abs(theirs).max()), 1e-12)
-    np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=RTOL * scale)
 
 
 @pytest.fixture(scope="module")
