@@ -462,7 +462,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
                              f"classes, {names[0]} = -z and {names[1]} = z\n")
         sys.stderr.flush()
 
-    report = run_batch(options, console_progress(args.quiet), on_model=loaded)
+    report = run_batch(options, console_progress(args.quiet), ConsoleProgress(args.quiet),
+                       on_model=loaded)
     if not args.quiet:
         errors = (f", {report.errors} error{'s' if report.errors != 1 else ''} (errors.csv)"
                   if report.errors else "")

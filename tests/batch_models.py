@@ -8,12 +8,14 @@ forward pass sleep, so that a test can kill a batch in the middle of its work.
 
 from __future__ import annotations
 
+import json
 import shutil
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 from PIL import Image
 
 FACTORY = '''
@@ -156,3 +158,64 @@ def awkward_folder(folder: Path) -> dict[str, Path]:
 def copy_tree(source: Path, target: Path) -> Path:
     shutil.copytree(source, target)
     return target
+
+
+# --------------------------------------------------------------------------- comparing
+
+
+def report_without_timings(path: Path) -> dict:
+    report = json.loads(path.read_text("utf-8"))
+    report.pop("timings_seconds")
+    return report
+
+
+def assert_same_image_files(ours: Path, theirs: Path) -> None:
+    """The same files; equal pixels, arrays and reports (timings aside)."""
+    names = sorted(p.name for p in ours.iterdir())
+    assert names == sorted(p.name for p in theirs.iterdir())
+    assert "report.json" in names and "attributions.npz" in names
+    for name in names:
+        a, b = ours / name, theirs / name
+        if name.endswith(".png"):
+            assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b))), name
+        elif name.endswith(".npz"):
+            za, zb = np.load(a), np.load(b)
+            assert sorted(za.files) == sorted(zb.files)
+            for key in za.files:
+                assert za[key].dtype == zb[key].dtype, key
+                assert np.array_equal(za[key], zb[key]), key
+        elif name == "report.json":
+            assert report_without_timings(a) == report_without_timings(b)
+        else:
+            assert a.read_bytes() == b.read_bytes(), name
+
+
+def image_folders(out: Path) -> dict[str, Path]:
+    root = out / "images"
+    return {str(p.parent.relative_to(root).as_posix()): p.parent
+            for p in root.rglob("report.json")}
+
+
+def journal_keys(out: Path) -> list[str]:
+    path = out / "journal.jsonl"
+    if not path.exists():
+        return []
+    lines = path.read_bytes().split(b"\n")
+    return [json.loads(line)["key"] for line in lines if line.strip()]
+
+
+def assert_same_outputs(ours: Path, theirs: Path) -> None:
+    """Two batch folders hold the same results: tables, journal keys, image folders."""
+    assert pq.read_table(ours / "summary.parquet").equals(pq.read_table(theirs / "summary.parquet"))
+    for name in ("summary.csv", "errors.csv", "context.csv", "leaning.csv"):
+        assert (ours / name).read_bytes() == (theirs / name).read_bytes(), name
+    keys = journal_keys(ours)
+    assert len(keys) == len(set(keys)), "a duplicate journal line"
+    assert sorted(keys) == sorted(journal_keys(theirs))
+    folders, expected = image_folders(ours), image_folders(theirs)
+    assert sorted(folders) == sorted(expected)
+    for key, folder in folders.items():
+        assert_same_image_files(folder, expected[key])
+    leftovers = [p for p in ours.rglob("*") if p.name.endswith(".tmp")
+                 or (p.is_dir() and p.parent.name == ".partial")]
+    assert leftovers == []

@@ -21,7 +21,15 @@ import numpy as np
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
-from batch_models import awkward_folder, photo_folder, write_cards
+from batch_models import (
+    assert_same_image_files,
+    assert_same_outputs,
+    awkward_folder,
+    image_folders,
+    journal_keys,
+    photo_folder,
+    write_cards,
+)
 from PIL import Image
 
 from segexplorer.batch.progress import LogProgress, TerminalProgress
@@ -61,64 +69,6 @@ def reference(tmp_path_factory, cards, photos):
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def report_without_timings(path: Path) -> dict:
-    report = json.loads(path.read_text("utf-8"))
-    report.pop("timings_seconds")
-    return report
-
-
-def assert_same_image_files(ours: Path, theirs: Path) -> None:
-    """The same files; equal pixels, arrays and reports (timings aside)."""
-    names = sorted(p.name for p in ours.iterdir())
-    assert names == sorted(p.name for p in theirs.iterdir())
-    assert "report.json" in names and "attributions.npz" in names
-    for name in names:
-        a, b = ours / name, theirs / name
-        if name.endswith(".png"):
-            assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b))), name
-        elif name.endswith(".npz"):
-            za, zb = np.load(a), np.load(b)
-            assert sorted(za.files) == sorted(zb.files)
-            for key in za.files:
-                assert za[key].dtype == zb[key].dtype, key
-                assert np.array_equal(za[key], zb[key]), key
-        elif name == "report.json":
-            assert report_without_timings(a) == report_without_timings(b)
-        else:
-            assert a.read_bytes() == b.read_bytes(), name
-
-
-def image_folders(out: Path) -> dict[str, Path]:
-    root = out / "images"
-    return {str(p.parent.relative_to(root).as_posix()): p.parent
-            for p in root.rglob("report.json")}
-
-
-def journal_keys(out: Path) -> list[str]:
-    path = out / "journal.jsonl"
-    if not path.exists():
-        return []
-    lines = path.read_bytes().split(b"\n")
-    return [json.loads(line)["key"] for line in lines if line.strip()]
-
-
-def assert_same_outputs(ours: Path, theirs: Path) -> None:
-    """Two batch folders hold the same results: tables, journal keys, image folders."""
-    assert pq.read_table(ours / "summary.parquet").equals(pq.read_table(theirs / "summary.parquet"))
-    for name in ("summary.csv", "errors.csv", "context.csv", "leaning.csv"):
-        assert (ours / name).read_bytes() == (theirs / name).read_bytes(), name
-    keys = journal_keys(ours)
-    assert len(keys) == len(set(keys)), "a duplicate journal line"
-    assert sorted(keys) == sorted(journal_keys(theirs))
-    folders, expected = image_folders(ours), image_folders(theirs)
-    assert sorted(folders) == sorted(expected)
-    for key, folder in folders.items():
-        assert_same_image_files(folder, expected[key])
-    leftovers = [p for p in ours.rglob("*") if p.name.endswith(".tmp")
-                 or (p.is_dir() and p.parent.name == ".partial")]
-    assert leftovers == []
 
 
 def cli(capfd, *args) -> tuple[int, str, str]:
@@ -515,3 +465,22 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_in_a_log():
     assert text[-1].startswith("batch: 3/3 images, 1 error (+1 done before), ")
     assert "images/s, ETA 0s" in text[-1]
     assert all(math.isfinite(float(t.split(", ")[-2].split()[0])) for t in text[1:])
+
+
+def test_the_ray_engine_without_ray_installed_is_one_line(photos, cards, tmp_path, capfd,
+                                                          monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    out = tmp_path / "o"
+    code, _, err = cli(capfd, "batch", photos, *batch_args(cards.fast), "--engine", "ray",
+                       "--out", out)
+    assert code == 1 and err == ("segexplorer: error: --engine ray needs Ray: pip install "
+                                 "'segexplorer[ray]' (or 'ray[data]'), or use the local "
+                                 "engine.\n")
+    assert not out.exists()  # refused before the output folder is made
+
+
+def test_a_model_that_cannot_load_leaves_no_output_folder(photos, tmp_path, capfd):
+    out = tmp_path / "o"
+    code, _, err = cli(capfd, "batch", photos, "--model", "resnet9000", "--out", out)
+    assert code == 1 and "Unknown model" in err and len(err.splitlines()) == 1
+    assert not out.exists()

@@ -231,6 +231,20 @@ def run_batch(options: BatchOptions, progress: BatchProgress | None = None,
     arguments = record_arguments(options, spec)
     check_record(folder, arguments)  # other arguments: refused before any work
     items = list_items(spec)
+    # A model that cannot load, or a Ray that cannot start, is refused before the output
+    # folder is made (when there is work to do: a finished run loads nothing).
+    analyser = None
+    done = _done_so_far(folder)
+    if any(item.key not in done for item in items):
+        if options.engine == "local":
+            from .analyse import ImageAnalyser
+
+            analyser = ImageAnalyser(request, state)
+        else:
+            from .ray_engine import check_reachable, import_ray
+
+            import_ray()
+            check_reachable(options.address)
     folder = ensure_folder(folder)
     lock = FileLock(str(folder / LOCK_FILE))
     try:
@@ -240,15 +254,19 @@ def run_batch(options: BatchOptions, progress: BatchProgress | None = None,
                         "or choose another --out folder.") from None
     try:
         return _run_locked(options, spec, items, folder, arguments,
-                           progress or QuietProgress(), state, on_model)
+                           progress or QuietProgress(), state, on_model, analyser)
     finally:
         lock.release()
 
 
+def _done_so_far(folder: Path) -> set[str]:
+    return Journal.open(folder, repair=False).done() if folder.is_dir() else set()
+
+
 def _run_locked(options: BatchOptions, spec: BatchInput, items: list[BatchItem],
                 folder: Path, arguments: dict[str, Any], progress: BatchProgress,
-                state: JobState | None, on_model: Callable[[Any], None] | None
-                ) -> BatchReport:
+                state: JobState | None, on_model: Callable[[Any], None] | None,
+                analyser: Any = None) -> BatchReport:
     from .summary import load_dataset
     from .tables import write_tables
 
@@ -286,7 +304,7 @@ def _run_locked(options: BatchOptions, spec: BatchInput, items: list[BatchItem],
 
                 run_ray(options, pending, writer, begin, finished, state)
             else:
-                run_local(options, pending, writer, begin, finished, state)
+                run_local(options, pending, writer, begin, finished, state, analyser)
     except (KeyboardInterrupt, Cancelled) as exc:
         interrupted = exc
     finally:
@@ -315,11 +333,13 @@ def model_info(model: Any) -> dict[str, Any]:
 
 def run_local(options: BatchOptions, pending: list[BatchItem], writer: BatchWriter,
               begin: Callable[[dict[str, Any]], None],
-              finished: Callable[[dict[str, Any]], None], state: JobState | None) -> None:
+              finished: Callable[[dict[str, Any]], None], state: JobState | None,
+              analyser: Any = None) -> None:
     """One loaded model, a loop over images; the next ones decoded in a background thread."""
     from .analyse import ImageAnalyser
 
-    analyser = ImageAnalyser(options.request, state)
+    if analyser is None:
+        analyser = ImageAnalyser(options.request, state)
     begin(model_info(analyser.model))
     inner = _CancelOnly(state)
     for prepared in prefetched(pending, analyser.prepare, options.prefetch):
