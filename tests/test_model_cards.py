@@ -309,3 +309,16 @@ def test_a_torchscript_module_is_refused_with_the_way_out(tmp_path, capfd, astro
     err = capfd.readouterr().err.strip()
     assert code == 1 and err.count("\n") == 0
     assert "TorchScript module" in err and "the torch.nn.Module it was scripted from" in err
+
+
+def test_more_than_21_classes_get_distinct_colours_and_keep_vocs_first(tmp_path):
+    from segexplorer.engine.models import ARCHITECTURES
+    from segexplorer.render.palette import VOC_PALETTE
+
+    torch.manual_seed(3)
+    torch.save(ARCHITECTURES["tiny"].build(30).state_dict(), tmp_path / "thirty.pth")
+    model = load_model("tiny", str(tmp_path / "thirty.pth"), "cpu")
+    colors = model.colors
+    assert colors.shape == (30, 3) and model.categories[29] == "class 29"
+    np.testing.assert_array_equal(colors[:21], VOC_PALETTE)  # the seed's look
+    assert len({tuple(c) for c in colors}) == 30  # every class its own colour

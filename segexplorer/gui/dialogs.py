@@ -64,6 +64,20 @@ class Dialogs:
         self.parent = parent
         self.interactive = interactive
         self.current: QMessageBox | None = None
+        # what confirm() answers when the window is not interactive (scripts, tests)
+        self.unattended_answer = False
+
+    def confirm(self, title: str, text: str, accept: str = "Run It") -> bool:
+        """A yes/no question that waits for the answer (Cancel is the default)."""
+        if not self.interactive:
+            return self.unattended_answer
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text, parent=self.parent)
+        yes = box.addButton(accept, QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        self.current = box
+        box.exec()
+        return box.clickedButton() is yes
 
     def _open(self, box: QMessageBox) -> QMessageBox:
         box.setWindowModality(Qt.WindowModality.WindowModal)

@@ -39,6 +39,7 @@ from .exports import ExportsController
 from .imaging import encode_png
 from .jobs import JobRunner
 from .layer_picker import LayerPicker
+from .model_cards import ModelCardsMenu, safe_start_choice
 from .model_panel import ModelPanel
 from .settings import Preferences, make_settings
 from .window_actions import build_actions, build_menus
@@ -85,8 +86,11 @@ class MainWindow(QMainWindow):
         self.layer_picker: LayerPicker | None = None
 
         stored_layer = str(self.prefs.value("view/layer", ATTRIBUTION) or ATTRIBUTION)
+        # a model card that runs code is never reopened unasked
+        start_model, start_note = safe_start_choice(
+            self.prefs.model_choice(default_model_choice()), default_model_choice())
         self.document = doc = Document(
-            self.runner, self.prefs.model_choice(default_model_choice()),
+            self.runner, start_model,
             self.prefs.analysis_choice(), self.prefs.view_choice(), stored_layer,
             self.prefs.opacities(), str(self.prefs.value("view/outline", "true")) == "true",
             count_threads=num_threads is None)
@@ -126,7 +130,15 @@ class MainWindow(QMainWindow):
                                  self.ablation.export_action],
             [self.classes_dock, self.model_dock, self.explain_dock, self.ablation_dock])
         self._update_recent_menu()
+        self.cards = ModelCardsMenu(self, self.model_panel, self.prefs,
+                                    lambda message: self._on_failed(Failure("card", message)),
+                                    lambda message: self._status(message, 6000),
+                                    ask=self.dialogs.confirm)
+        self.cards.attach(before=next((a for a in self.menuBar().actions()
+                                       if a.text() == "&View"), None))
         self._build_status_bar()
+        if start_note:
+            self._status(start_note, 15000)
         self._connect()
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)

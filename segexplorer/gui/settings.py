@@ -102,5 +102,22 @@ class Preferences:
     def clear_recent_files(self) -> None:
         self.settings.setValue("files/recent", [])
 
+    def recent_cards(self) -> list[str]:
+        """Model cards opened before, newest first."""
+        value = self.settings.value("models/recent_cards", [])
+        if isinstance(value, str):
+            value = [value] if value else []
+        items = value if isinstance(value, (list, tuple)) else []
+        return [str(v) for v in items if v][:MAX_RECENT]
+
+    def add_recent_card(self, path: str) -> list[str]:
+        path = str(Path(path).expanduser().resolve())
+        cards = [path] + [c for c in self.recent_cards() if c != path]
+        self.settings.setValue("models/recent_cards", cards[:MAX_RECENT])
+        return cards[:MAX_RECENT]
+
+    def clear_recent_cards(self) -> None:
+        self.settings.setValue("models/recent_cards", [])
+
     def sync(self) -> None:
         self.settings.sync()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from ...engine.cards import is_card_path
 from . import catalog
 from .ablation import Ablation
 from .choices import (
@@ -148,7 +149,8 @@ class Document:
         # the user's choices
         default_model = default_model_choice()
         model = model or default_model
-        if model.architecture not in catalog.architectures():
+        if (model.architecture not in catalog.architectures()
+                and not is_card_path(model.architecture)):
             model = default_model
         self.model_choice = model
         self.analysis = analysis or AnalysisChoice()
@@ -541,7 +543,8 @@ class Document:
             return load_model(key.architecture, key.weights, key.device, state=state)
 
         self.submit("model", key, job, lambda model: self._on_model_loaded(key, model),
-                    label=f"Loading {key.architecture}", uses_model=False, force=force)
+                    label=f"Loading {Path(key.architecture).name}", uses_model=False,
+                    force=force)
 
     def _on_model_loaded(self, key: ModelKey, model: object) -> None:
         self.model, self.model_key = cast("LoadedModel", model), key

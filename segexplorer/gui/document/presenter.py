@@ -465,6 +465,8 @@ class Presenter:
         """The image and the untrained mark; the platform adds the application's name
         (QGuiApplication.applicationDisplayName)."""
         parts = [doc.source.label] if doc.source is not None else []
+        if doc.model is not None and doc.model.card is not None:
+            parts.append(f"({doc.model.name})")  # the model card's name
         if doc.model is not None and doc.model.untrained:
             parts.append("[untrained weights]")
         return " ".join(parts)
@@ -477,8 +479,11 @@ class Presenter:
         from ...engine.devices import describe_device
 
         fast = doc.session is not None and doc.session.precision == "bf16"
-        return (f"{model.name} on {describe_device(model.device)}"
-                + (", fast mode (bf16)" if fast else ""))
+        return (f"{model.name}" + (" (model card)" if model.card is not None else "")
+                + f" on {describe_device(model.device)}"
+                + (", fast mode (bf16)" if fast else "")
+                + (f"; binary model: {model.categories[0]} = -z, {model.categories[1]} = z"
+                   if model.binary else ""))
 
     def _ablation(self, doc: Document) -> AblationView:
         ab, pred, choice = doc.ablation, doc.prediction, doc.analysis
