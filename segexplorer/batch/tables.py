@@ -105,7 +105,10 @@ def context_png(dataset: Dataset) -> bytes:
         ax.set_axis_off()
     else:
         finite = m.mean[np.isfinite(m.mean)]
-        limit = max(float(np.abs(finite).max()) if finite.size else 1.0, 1e-6)
+        # saturate at -100 % / +100 %: a class whose score is near zero in some image gives
+        # huge relative changes that would wash every other cell out (the text says all)
+        limit = min(max(float(np.abs(finite).max()) if finite.size else 1.0, 1e-6),
+                    COLOR_LIMIT)
         shown = np.ma.masked_invalid(m.mean)
         cmap = _colormap()
         image = ax.imshow(shown, cmap=cmap, norm=TwoSlopeNorm(0.0, -limit, limit))
@@ -115,7 +118,7 @@ def context_png(dataset: Dataset) -> bytes:
                 if m.count[i, j]:
                     value = m.mean[i, j]
                     strong = abs(value) > 0.55 * limit
-                    ax.text(j, i, f"{value:+.0%}\nn={m.count[i, j]}", ha="center",
+                    ax.text(j, i, f"{_percent_text(value)}\nn={m.count[i, j]}", ha="center",
                             va="center", fontsize=fontsize,
                             color="white" if strong else "black")
         ax.set_xticks(range(m.size), m.names, rotation=45, ha="right")
@@ -130,6 +133,14 @@ def context_png(dataset: Dataset) -> bytes:
     sink = io.BytesIO()
     fig.savefig(sink, format="png")
     return sink.getvalue()
+
+
+COLOR_LIMIT = 1.0
+
+
+def _percent_text(value: float) -> str:
+    rounded = round(value * 100)
+    return "0%" if rounded == 0 else f"{rounded:+d}%"
 
 
 def _colormap():
