@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                                           "'photos/**/*.jpg' (quote it), or a text file of "
                                           "paths, one per line")
     _explain_options(batch)
+    batch.add_argument("--retry-errors", action="store_true",
+                       help="try again the images that could not be explained in an earlier "
+                            "run into the same folder (they are otherwise done)")
     batch.add_argument("--engine", choices=("local", "ray"), default="local",
                        help="local: this process (default); ray: an actor pool on Ray "
                             "(pip install 'segexplorer[ray]'; docs/scale.md)")
@@ -445,7 +448,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     if args.actors is not None and args.engine != "ray":
         raise UserError("--actors is for --engine ray: add --engine ray, or leave --actors out.")
     options = BatchOptions(input=args.input, out=args.out, request=_explain_request(args, ""),
-                           engine=args.engine, address=args.address, actors=args.actors)
+                           engine=args.engine, address=args.address, actors=args.actors,
+                           retry_errors=args.retry_errors)
 
     def loaded(info: dict) -> None:
         if args.quiet:

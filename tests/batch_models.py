@@ -185,7 +185,9 @@ def assert_same_image_files(ours: Path, theirs: Path) -> None:
                 assert za[key].dtype == zb[key].dtype, key
                 assert np.array_equal(za[key], zb[key]), key
         elif name == "report.json":
-            assert report_without_timings(a) == report_without_timings(b)
+            ra, rb = report_without_timings(a), report_without_timings(b)
+            assert ra == rb, {k: (ra.get(k), rb.get(k)) for k in set(ra) | set(rb)
+                              if ra.get(k) != rb.get(k)}
         else:
             assert a.read_bytes() == b.read_bytes(), name
 

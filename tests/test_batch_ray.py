@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import shutil
+from contextlib import contextmanager
 
 import pytest
+import torch
 from batch_models import assert_same_outputs, journal_keys, photo_folder, write_cards
 
 from segexplorer.batch.run import BatchOptions, run_batch
@@ -27,9 +29,22 @@ def setup(tmp_path_factory):
     cards = write_cards(root / "cards")
     photos = photo_folder(root / "photos", count=6)
     local = root / "local"
-    assert main(["batch", str(photos), "--model", str(cards.fast), "--device", "cpu",
-                 "--out", str(local), "-q"]) == 0
+    with actor_threads():
+        assert main(["batch", str(photos), "--model", str(cards.fast), "--device", "cpu",
+                     "--out", str(local), "-q"]) == 0
     return cards, photos, local
+
+
+@contextmanager
+def actor_threads():
+    """Torch threads as the Ray actor has them (2 CPUs, one actor), so that the local
+    engine's reports equal the actor's, 'cpu (2 threads)' included."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_ray_continues_a_local_run_and_writes_what_the_local_engine_writes(
@@ -44,7 +59,7 @@ def test_ray_continues_a_local_run_and_writes_what_the_local_engine_writes(
         def is_cancelled(self) -> bool:
             return len(journal_keys(out)) >= 2
 
-    with pytest.raises(Cancelled):
+    with pytest.raises(Cancelled), actor_threads():
         run_batch(BatchOptions(str(photos), str(out), request), state=StopAfterTwo())
     code = main(["batch", str(photos), "--model", str(cards.fast), "--device", "cpu",
                  "--engine", "ray", "--out", str(out)])

@@ -17,9 +17,9 @@ Ray itself is an optional install (``pip install 'segexplorer[ray]'``).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import pickle
 import socket
 import tempfile
 from collections.abc import Callable, Iterator
@@ -54,6 +54,7 @@ class RayExplainer:
 
         from .analyse import ImageAnalyser
 
+        self.threads = threads
         if threads:
             torch.set_num_threads(threads)
         self.prefetch = prefetch
@@ -67,15 +68,35 @@ class RayExplainer:
 
     def __call__(self, batch: dict[str, Any]) -> Iterator[dict[str, Any]]:
         if self.fatal is not None:
-            yield {"key": [""], "payload": [pickle.dumps({"fatal": self.fatal})]}
+            yield _row({"fatal": self.fatal}, [])
             return
         items = [BatchItem(str(k), str(p)) for k, p in zip(batch["key"], batch["path"])]
         for prepared in prefetched(items, self.analyser.prepare, self.prefetch):
+            if self.threads:  # torch's thread count is per thread, and Ray may resume this
+                import torch  # generator on another one
+
+                torch.set_num_threads(self.threads)
             with tempfile.TemporaryDirectory(prefix="segexplorer-") as tmp:
                 outcome = self.analyser.explain(prepared, Path(tmp))
                 files = [(p.name, p.read_bytes()) for p in sorted(Path(tmp).iterdir())]
-            payload = {"entry": outcome.journal_entry(), "files": files, "info": self.info}
-            yield {"key": [outcome.key], "payload": [pickle.dumps(payload)]}
+            yield _row({"entry": outcome.journal_entry(), "info": self.info}, files)
+
+
+def _row(meta: dict[str, Any], files: list[tuple[str, bytes]]) -> dict[str, Any]:
+    """One image's outcome as a Ray Data row: JSON for what it says, the files' bytes
+    end to end in one binary column (no pickle: the driver reads only data)."""
+    meta = dict(meta, files=[(name, len(data)) for name, data in files])
+    return {"meta": [json.dumps(meta)], "blob": [b"".join(data for _, data in files)]}
+
+
+def _unpack(row: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
+    meta = json.loads(row["meta"])
+    blob = bytes(row["blob"])
+    files, start = [], 0
+    for name, size in meta.pop("files"):
+        files.append((str(name), blob[start:start + size]))
+        start += size
+    return meta, files
 
 
 def check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
@@ -162,16 +183,16 @@ def _run(ray: Any, options: BatchOptions, pending: list[BatchItem], writer: Batc
         batch_format="default", **per_actor)
     began = False
     for row in explained.iter_rows():
-        payload = pickle.loads(row["payload"])  # from our own actors
-        if "fatal" in payload:  # the model could not be loaded: nothing can be done
-            raise UserError(payload["fatal"])
+        meta, files = _unpack(row)
+        if "fatal" in meta:  # the model could not be loaded: nothing can be done
+            raise UserError(meta["fatal"])
         if not began:
             began = True
-            begin(payload["info"])
-        entry = payload["entry"]
+            begin(meta["info"])
+        entry = meta["entry"]
         partial = writer.new_partial() if entry["status"] == "ok" else None
         if partial is not None:
-            writer.write_files(partial, payload["files"])
+            writer.write_files(partial, files)
         writer.commit(entry, partial)
         finished(entry)
         check_cancelled(state)

@@ -62,6 +62,7 @@ class BatchOptions:
     address: str | None = None  # Ray: None starts a local Ray; 'auto' or HOST:PORT joins one
     actors: int | None = None  # Ray: how many actors hold a model (default: see ray_engine)
     prefetch: int = DEFAULT_PREFETCH
+    retry_errors: bool = False  # images that failed before are tried again
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,7 @@ def run_batch(options: BatchOptions, progress: BatchProgress | None = None,
     # A model that cannot load, or a Ray that cannot start, is refused before the output
     # folder is made (when there is work to do: a finished run loads nothing).
     analyser = None
-    done = _done_so_far(folder)
+    done = _done_so_far(folder, options.retry_errors)
     if any(item.key not in done for item in items):
         if options.engine == "local":
             from .analyse import ImageAnalyser
@@ -259,8 +260,17 @@ def run_batch(options: BatchOptions, progress: BatchProgress | None = None,
         lock.release()
 
 
-def _done_so_far(folder: Path) -> set[str]:
-    return Journal.open(folder, repair=False).done() if folder.is_dir() else set()
+def _done_so_far(folder: Path, retry_errors: bool = False) -> set[str]:
+    if not folder.is_dir():
+        return set()
+    return finished_keys(Journal.open(folder, repair=False), retry_errors)
+
+
+def finished_keys(journal: Journal, retry_errors: bool) -> set[str]:
+    """The images not to do again: all with a line, or only the explained ones."""
+    if retry_errors:
+        return {e["key"] for e in journal.ok()}
+    return journal.done()
 
 
 def _run_locked(options: BatchOptions, spec: BatchInput, items: list[BatchItem],
@@ -276,7 +286,7 @@ def _run_locked(options: BatchOptions, spec: BatchInput, items: list[BatchItem],
     writer = BatchWriter(folder, journal, arguments, extra)
     writer.write_record(engine=options.engine)  # first: no journal without a record
     shutil.rmtree(writer.partials, ignore_errors=True)  # a killed run's unfinished folders
-    done = journal.done()
+    done = finished_keys(journal, options.retry_errors)
     pending = [item for item in items if item.key not in done]
     done_before = len(items) - len(pending)
     counts = {"ok": 0, "error": 0}
