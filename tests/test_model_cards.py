@@ -322,3 +322,27 @@ def test_more_than_21_classes_get_distinct_colours_and_keep_vocs_first(tmp_path)
     assert colors.shape == (30, 3) and model.categories[29] == "class 29"
     np.testing.assert_array_equal(colors[:21], VOC_PALETTE)  # the seed's look
     assert len({tuple(c) for c in colors}) == 30  # every class its own colour
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_a_missing_optional_library_says_how_to_get_it(card_models, monkeypatch, frozen):
+    import builtins
+    import sys
+
+    real_import = builtins.__import__
+
+    def no_smp(name, *args, **kwargs):
+        if name.startswith("segmentation_models_pytorch"):
+            raise ImportError("No module named 'segmentation_models_pytorch'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_smp)
+    monkeypatch.setattr(sys, "frozen", frozen, raising=False)
+    from segexplorer.engine.errors import UserError
+
+    with pytest.raises(UserError) as err:
+        load_model(card_models.smp, None, "cpu")
+    message = str(err.value)
+    assert "segmentation-models-pytorch" in message
+    assert ("bundle does not include it" in message) == frozen
+    assert "segexplorer[models]" in message

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -58,7 +59,7 @@ class ExplainResult:
     timings: dict[str, float] = field(default_factory=dict)
     forward_passes: int = 0
     precision: str = "fp32"
-    model_info: dict = field(default_factory=dict)  # LoadedModel.describe()
+    model_info: dict[str, Any] = field(default_factory=dict)  # LoadedModel.describe()
 
 
 def parse_methods(text: str | tuple[str, ...]) -> tuple[str, ...]:

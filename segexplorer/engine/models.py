@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -202,9 +203,9 @@ class LoadedModel:
         return check_layer(self.module, self.logits, path or self.default_layer,
                            device=self.device)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """Where the model comes from and how its input and output are handled (JSON)."""
-        info: dict = {"source": self.source, "num_classes": self.num_classes,
+        info: dict[str, Any] = {"source": self.source, "num_classes": self.num_classes,
                       "normalization": {"mean": list(self.normalization.mean),
                                         "std": list(self.normalization.std)},
                       "default_layer": self.default_layer}

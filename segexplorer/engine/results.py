@@ -105,9 +105,9 @@ class AblationSweep:
     @property
     def table(self) -> np.ndarray:
         """S x C: Captum's FeatureAblation value, original score minus ablated score."""
-        return (self.initial_scores[None, :] - self.ablated_scores).astype(np.float32)
+        return np.asarray((self.initial_scores[None, :] - self.ablated_scores), np.float32)
 
     def attribution_map(self, target: int) -> np.ndarray:
         """H x W: what FeatureAblation(wrapper, feature_mask=segments, target) returns."""
         rows = self._rows if self._rows is not None else self.segments.rows_map()
-        return self.table[:, target][rows]
+        return np.asarray(self.table[:, target][rows])

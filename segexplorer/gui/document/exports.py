@@ -117,7 +117,8 @@ class Exports:
         session, predict, source = doc.session, doc.predict_key, doc.source
         if session is None or predict is None or source is None:
             return
-        from ...engine.analysis import METHODS, ExplainRequest
+        from ...engine.analysis import ExplainRequest
+        from ...engine.catalog import METHODS
 
         choice, model = doc.analysis, doc.model_choice
         gkey, skey = gradcam_key(predict, choice), sweep_key(predict, choice)
