@@ -123,7 +123,8 @@ def _cluster_resources(ray: Any) -> tuple[float, float]:
 
 
 def run_ray(options: BatchOptions, pending: list[BatchItem], writer: BatchWriter,
-            begin: Callable[[dict[str, Any]], None],
+            begin: Callable[[dict[str, Any] | None], None],
+            loaded: Callable[[dict[str, Any]], None],
             finished: Callable[[dict[str, Any]], None], state: JobState | None) -> None:
     ray = import_ray()
     quiet = not os.environ.get("SEGEXPLORER_DEBUG")
@@ -143,14 +144,15 @@ def run_ray(options: BatchOptions, pending: list[BatchItem], writer: BatchWriter
                             f"({str(exc).splitlines()[0][:160]}): check --address, or start "
                             "one with 'ray start --head'.") from None
     try:
-        _run(ray, options, pending, writer, begin, finished, state)
+        _run(ray, options, pending, writer, begin, loaded, finished, state)
     finally:
         if started_here:
             ray.shutdown()
 
 
 def _run(ray: Any, options: BatchOptions, pending: list[BatchItem], writer: BatchWriter,
-         begin: Callable[[dict[str, Any]], None], finished: Callable[[dict[str, Any]], None],
+         begin: Callable[[dict[str, Any] | None], None],
+         loaded: Callable[[dict[str, Any]], None], finished: Callable[[dict[str, Any]], None],
          state: JobState | None) -> None:
     from ray.data import DataContext
 
@@ -181,14 +183,15 @@ def _run(ray: Any, options: BatchOptions, pending: list[BatchItem], writer: Batc
         RayExplainer, fn_constructor_args=(request, threads, options.prefetch),
         batch_size=BATCH_SIZE, compute=ray.data.ActorPoolStrategy(size=actors),
         batch_format="default", **per_actor)
-    began = False
+    begin(None)  # the clock runs from here: the actors' start and loading count
+    told = False
     for row in explained.iter_rows():
         meta, files = _unpack(row)
         if "fatal" in meta:  # the model could not be loaded: nothing can be done
             raise UserError(meta["fatal"])
-        if not began:
-            began = True
-            begin(meta["info"])
+        if not told:
+            told = True
+            loaded(meta["info"])
         entry = meta["entry"]
         partial = writer.new_partial() if entry["status"] == "ok" else None
         if partial is not None:

@@ -293,14 +293,21 @@ def _run_locked(options: BatchOptions, spec: BatchInput, items: list[BatchItem],
     started = [0.0]
     info: dict[str, Any] = {}
 
-    def begin(model_info: dict[str, Any]) -> None:
-        """The model is loaded: record what it is, start the clock and the bar."""
+    def begin(model_info: dict[str, Any] | None) -> None:
+        """Start the clock and the bar (the local engine: once its model is loaded; Ray:
+        when its pipeline starts, its actors' loading included); record the model."""
+        if model_info is not None:
+            loaded(model_info)
+        if not started[0]:
+            started[0] = time.perf_counter()
+            progress.start(len(pending), done_before)
+
+    def loaded(model_info: dict[str, Any]) -> None:
+        """What the model is (Ray: told by the first image's actor)."""
         info.update(model_info)
         writer.set_classes(model_info["classes"])
         if on_model is not None:
             on_model(model_info)
-        started[0] = time.perf_counter()
-        progress.start(len(pending), done_before)
 
     def finished(entry: dict[str, Any]) -> None:
         counts["ok" if entry["status"] == "ok" else "error"] += 1
@@ -312,7 +319,7 @@ def _run_locked(options: BatchOptions, spec: BatchInput, items: list[BatchItem],
             if options.engine == "ray":
                 from .ray_engine import run_ray
 
-                run_ray(options, pending, writer, begin, finished, state)
+                run_ray(options, pending, writer, begin, loaded, finished, state)
             else:
                 run_local(options, pending, writer, begin, finished, state, analyser)
     except (KeyboardInterrupt, Cancelled) as exc:
@@ -342,7 +349,7 @@ def model_info(model: Any) -> dict[str, Any]:
 
 
 def run_local(options: BatchOptions, pending: list[BatchItem], writer: BatchWriter,
-              begin: Callable[[dict[str, Any]], None],
+              begin: Callable[[dict[str, Any] | None], None],
               finished: Callable[[dict[str, Any]], None], state: JobState | None,
               analyser: Any = None) -> None:
     """One loaded model, a loop over images; the next ones decoded in a background thread."""

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..export.atomic import write_bytes
 from .summary import BASE_COLUMNS, Dataset
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from matplotlib.colors import Colormap
+    from matplotlib.ticker import PercentFormatter
 
 SUMMARY_PARQUET, SUMMARY_CSV = "summary.parquet", "summary.csv"
 ERRORS_CSV, CONTEXT_CSV, CONTEXT_PNG, LEANING_CSV = (
@@ -35,7 +40,8 @@ LEANING_COLUMNS = ("class_index", "class", "method", "rank", "image", "outside_s
                    "pixels")
 
 
-def _table(rows: list[dict[str, Any]] | tuple[dict[str, Any], ...], columns: tuple[str, ...]):
+def _table(rows: list[dict[str, Any]] | tuple[dict[str, Any], ...],
+           columns: tuple[str, ...]) -> pa.Table:
     """A pyarrow table of ``rows`` with typed columns (every other column a nullable
     float64)."""
     import pyarrow as pa
@@ -45,7 +51,7 @@ def _table(rows: list[dict[str, Any]] | tuple[dict[str, Any], ...], columns: tup
     return pa.table({c: [r.get(c) for r in rows] for c in columns}, schema=schema)
 
 
-def _csv_bytes(table) -> bytes:
+def _csv_bytes(table: pa.Table) -> bytes:
     import pyarrow.csv as pcsv
 
     sink = io.BytesIO()
@@ -53,7 +59,7 @@ def _csv_bytes(table) -> bytes:
     return sink.getvalue()
 
 
-def _parquet_bytes(table) -> bytes:
+def _parquet_bytes(table: pa.Table) -> bytes:
     import pyarrow.parquet as pq
 
     sink = io.BytesIO()
@@ -79,7 +85,7 @@ def write_tables(dataset: Dataset) -> list[Path]:
     return [write_bytes(folder / name, data) for name, data in files]
 
 
-def read_summary(folder: str | Path):
+def read_summary(folder: str | Path) -> pa.Table:
     """summary.parquet as a pyarrow Table (for notebooks and tests)."""
     import pyarrow.parquet as pq
 
@@ -143,13 +149,13 @@ def _percent_text(value: float) -> str:
     return "0%" if rounded == 0 else f"{rounded:+d}%"
 
 
-def _colormap():
+def _colormap() -> Colormap:
     from matplotlib import colormaps
 
     return colormaps["RdBu"].with_extremes(bad="#dddddd")
 
 
-def _percent():
+def _percent() -> PercentFormatter:
     from matplotlib.ticker import PercentFormatter
 
     return PercentFormatter(xmax=1.0, decimals=0)
