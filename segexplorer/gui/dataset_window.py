@@ -257,7 +257,7 @@ class DatasetWindow(QMainWindow):
         self.thumbnails.setResizeMode(QListView.ResizeMode.Adjust)
         self.thumbnails.setMovement(QListView.Movement.Static)
         self.thumbnails.setIconSize(QSize(THUMBNAIL, THUMBNAIL))
-        self.thumbnails.setGridSize(QSize(THUMBNAIL + 60, THUMBNAIL + 46))
+        self.thumbnails.setGridSize(QSize(THUMBNAIL + 48, THUMBNAIL + 62))
         self.thumbnails.setUniformItemSizes(True)
         self.thumbnails.setWordWrap(True)
         self.thumbnails.setSpacing(4)

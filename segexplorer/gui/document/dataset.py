@@ -466,7 +466,7 @@ class DatasetDocument:
                 keys = [col.key for col in columns]
                 if sort_column in keys:
                     at = keys.index(sort_column)
-                    figure = f"{columns[at].label}: {row.texts[at]}" if row.texts[at] else ""
+                    figure = f"{columns[at].label}\n{row.texts[at]}" if row.texts[at] else ""
             name = Path(row.image).name
             caption = f"{name}\n{figure}" if figure else name
             classes = ", ".join(str(r["class"]) for r in dataset.rows_of(row.image))
