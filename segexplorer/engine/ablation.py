@@ -72,6 +72,8 @@ def segment_label(categories: Sequence[str], segments: Segments, segment_id: int
     name = categories[info.class_index]
     if segments.kind == "class":
         return name
+    if segments.kind.startswith("region"):
+        return f"drawn region (mostly {name})" if info.id == 1 else "all but the region"
     same = [s.id for s in segments.info if s.class_index == info.class_index]
     return name if len(same) == 1 else f"{name} {same.index(info.id) + 1} of {len(same)}"
 

@@ -70,6 +70,27 @@ class Segments:
         return np.asarray(lookup[self.ids])
 
 
+REGION = "region"  # a region the user drew: segment 1 inside, 0 outside
+
+
+def region_segments(class_map: np.ndarray, inside: np.ndarray, kind: str = REGION) -> Segments:
+    """Two segments: the drawn region (id 1) and the rest (id 0); each is named after the
+    predicted class that covers most of it."""
+    inside = np.asarray(inside, dtype=bool)
+    if inside.shape != np.asarray(class_map).shape:
+        raise UserError(f"The region is {inside.shape} but the image is "
+                        f"{np.asarray(class_map).shape}.")
+    if not inside.any():
+        raise UserError("The drawn region is empty: draw over the image.")
+    ids = inside.astype(np.int64)
+    info = []
+    for seg_id, where in ((0, ~inside), (1, inside)):
+        if where.any():
+            counts = np.bincount(np.asarray(class_map)[where].ravel())
+            info.append(SegmentInfo(seg_id, int(counts.argmax()), int(where.sum())))
+    return Segments(kind, ids, tuple(info))
+
+
 def make_segments(class_map: np.ndarray, kind: str = BY_CLASS) -> Segments:
     """Segments of a predicted class map (H x W ints)."""
     class_map = np.asarray(class_map)

@@ -111,6 +111,18 @@ class Dialogs:
         demo.clicked.connect(use_untrained)
         self._open(box)
 
+    def shortcuts(self, rows: list[tuple[str, str]]) -> None:
+        """A page of (keys, what they do) rows."""
+        from html import escape
+
+        table = "".join(f"<tr><td><b>{escape(keys)}</b>&nbsp;&nbsp;</td><td>{escape(what)}</td>"
+                        "</tr>" for keys, what in rows)
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts",
+                          f"<table>{table}</table>", QMessageBox.StandardButton.Close,
+                          self.parent)
+        self.current = box
+        box.open()
+
     def about(self, torch_loaded: bool) -> None:
         text = (f"<h3>SegExplorer {__version__}</h3>"
                 "<p>See why a semantic segmentation model labels each region the way it "

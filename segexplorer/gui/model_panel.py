@@ -6,6 +6,7 @@ import html
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -133,6 +134,11 @@ class ModelPanel(QWidget):
         self.size_spin.setToolTip("The image's shorter side is resized to this before the model "
                              "sees it (the seed uses 640). Smaller is faster.")
         form.addRow("Working size", self.size_spin)
+        self.working_note = QLabel(self)
+        self.working_note.setObjectName("workingNote")
+        self.working_note.setWordWrap(True)
+        self.working_note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        form.addRow("", self.working_note)
 
         self.fast = QCheckBox(FAST_TEXT, self)
         self.fast.setObjectName("fastCheck")
@@ -224,6 +230,11 @@ class ModelPanel(QWidget):
         finally:
             self._updating = False
         self._emit()
+
+    def set_working_note(self, text: str) -> None:
+        """The size the model really works at (the window's document says)."""
+        self.working_note.setText(text)
+        self.working_note.setVisible(bool(text))
 
     def set_size(self, size: int) -> None:
         self.size_spin.setValue(int(size))

@@ -86,6 +86,16 @@ class Preferences:
     def last_folder(self, folder: str) -> None:
         self.settings.setValue("files/last_folder", str(folder))
 
+    @property
+    def last_export_folder(self) -> str | None:
+        """Where the latest export went (None: nothing exported yet, or it is gone)."""
+        folder = str(self.settings.value("files/last_export_folder", "") or "")
+        return folder if folder and Path(folder).is_dir() else None
+
+    @last_export_folder.setter
+    def last_export_folder(self, folder: str) -> None:
+        self.settings.setValue("files/last_export_folder", str(folder))
+
     def recent_files(self) -> list[str]:
         value = self.settings.value("files/recent", [])
         if isinstance(value, str):
