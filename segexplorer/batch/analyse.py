@@ -139,11 +139,18 @@ def class_maps(result: ExplainResult) -> dict[str, Callable[[int], np.ndarray | 
     """
     maps: dict[str, Callable[[int], np.ndarray | None]] = {}
     gradcam, sweep = result.gradcam, result.sweep
+    # the methods of the engine's registry (occlusion, integrated gradients, Shapley
+    # values, ...) keep one H x W map per target in ``result.maps[method].maps``
+    registered = getattr(result, "maps", None) or {}
     for method in result.methods:
         if method == "gradcam" and gradcam is not None:
             maps[method] = gradcam.upsampled.get
         elif method == "ablation" and sweep is not None:
             maps[method] = sweep.attribution_map
+        else:
+            per_class = getattr(registered.get(method), "maps", None)
+            if isinstance(per_class, dict):
+                maps[method] = per_class.get
     return maps
 
 
