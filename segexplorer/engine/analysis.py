@@ -14,7 +14,7 @@ from .baselines import parse_baseline
 from .catalog import METHODS
 from .devices import describe_device
 from .errors import UserError
-from .image import load_image, preprocess
+from .image import PreparedImage, load_image, preprocess
 from .jobs import JobState, check_cancelled
 from .layers import normalize_layer_path
 from .models import LoadedModel, load_model
@@ -98,7 +98,7 @@ def explain(request: ExplainRequest, state: JobState | None = None,
     ``model`` and ``image`` (the opened ``request.image``) skip loading them again.
     """
     timings: dict[str, float] = {}
-    methods = parse_methods(request.methods)  # fail early, before any work
+    parse_methods(request.methods)  # fail early, before any work
     parse_baseline(request.baseline)
     if image is None:
         t0 = time.perf_counter()
@@ -109,14 +109,28 @@ def explain(request: ExplainRequest, state: JobState | None = None,
         model = load_model(request.model, request.weights, request.device,
                            allow_download=request.allow_download, state=state)
         timings["load_model"] = time.perf_counter() - t0
-    if request.layer is not None and ("gradcam" in methods or "activation" in methods):
-        model.check_layer(request.layer)  # a layer Grad-CAM cannot use: refused before any work
-    size = request.size or model.default_size
+    check_request(request, model)
     t0 = time.perf_counter()
-    prepared = preprocess(image, size, model.normalization)
+    prepared = prepare_image(image, request, model)
     timings["preprocess"] = time.perf_counter() - t0
     session = Session(model, prepared, precision=request.precision)
     return explain_session(session, request, state=state, timings=timings)
+
+
+def check_request(request: ExplainRequest, model: LoadedModel) -> None:
+    """Refuse, before any work, options this model cannot serve (a layer Grad-CAM cannot
+    use). ``explain`` calls it once per image; a batch once per run."""
+    methods = parse_methods(request.methods)
+    if request.layer is not None and ("gradcam" in methods or "activation" in methods):
+        model.check_layer(request.layer)
+
+
+def prepare_image(image: Image.Image, request: ExplainRequest,
+                  model: LoadedModel) -> PreparedImage:
+    """The opened image as ``explain`` feeds it to ``model``: the seed's Resize to the
+    request's working size (else the model's), ToTensor and the model's Normalize.
+    Thread-safe (no model call): a batch prepares the next images while one is explained."""
+    return preprocess(image, request.size or model.default_size, model.normalization)
 
 
 def explain_session(session: Session, request: ExplainRequest, *,

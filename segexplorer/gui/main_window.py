@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from .ablate_mode import AblateController
 from .canvas_area import CanvasArea
 from .classes_panel import ClassesPanel
+from .dataset_window import DatasetController
 from .dialogs import Dialogs
 from .document import Document, Exports, Presenter, WindowView, catalog
 from .document.choices import ATTRIBUTION, LAYER_LABELS
@@ -158,6 +159,9 @@ class MainWindow(QMainWindow):
                                     ask=self.dialogs.confirm)
         self.cards.attach(before=next((a for a in self.menuBar().actions()
                                        if a.text() == "&View"), None))
+        self.datasets = DatasetController(self)  # File > Open Dataset..., Run Batch...
+        self.datasets.attach(next(a.menu() for a in self.menuBar().actions()
+                                  if a.text() == "&File"), self.commands.paste)
         self._build_status_bar()
         if start_note:
             self._status(start_note, 15000)
@@ -675,6 +679,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802
         self.document.close()
+        self.datasets.close()
         self.save_settings()
         self.dialogs.close()
         if self.layer_picker is not None:
