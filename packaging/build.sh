@@ -1,29 +1,52 @@
 #!/usr/bin/env bash
-# Build the one-folder application bundle dist/SegExplorer/ with PyInstaller.
+# Build the one-folder application bundle dist/SegExplorer/ with PyInstaller, check it, and
+# make the release files.
 #
-#   packaging/build.sh            build
-#   packaging/build.sh --smoke    build, then check the bundle: its self-check (torchvision's
-#                                 operators, SVG/PDF figures, resources, Qt plugins) and the
-#                                 window's smoke test, offscreen:
-#                                 dist/SegExplorer/SegExplorer --smoke-test --screenshot dist/smoke.png
-#   packaging/build.sh --smoke-only   run the smoke test on the bundle already built
+#   packaging/build.sh [--flavour cpu|cuda]   build (the flavour is the environment's torch:
+#                                  a CPU build of torch makes the CPU bundle; naming a flavour
+#                                  makes the build stop if the torch is another one)
+#   packaging/build.sh --smoke     build, then check the bundle: its self-check (flavour, load
+#                                  order, torchvision's operators, SVG/PDF figures, resources,
+#                                  Qt plugins), the command line, and the window's smoke test,
+#                                  offscreen: SegExplorer --smoke-test --screenshot dist/smoke.png
+#   packaging/build.sh --release   build, then archive it into dist/release/ (split into parts
+#                                  under 2 GiB where needed, with a .sha256 file)
+#   --smoke-only, --release-only   the same on the bundle already built (both may be given)
+#   --dry-run                      say what would be built, check the flavour, build nothing
 #
 # Run it from any folder, with the Python environment that holds SegExplorer, its
 # dependencies and PyInstaller (pip install -e '.[packaging]') active, or with PYTHON=/path/to/python.
-# On Windows run it from Git Bash (the executable is then dist/SegExplorer/SegExplorer.exe);
-# on macOS it also builds dist/SegExplorer.app. See docs/packaging.md.
+# The build's output goes to dist/build-FLAVOUR.log too (the libraries copied from this machine,
+# the glibc floor). On Windows run it from Git Bash (the launcher is then SegExplorer.exe and the
+# command line segexplorer.com); on macOS it also builds dist/SegExplorer.app. See
+# docs/packaging.md.
 set -euo pipefail
 
 smoke=0
 build=1
-for arg in "$@"; do
-    case "$arg" in
+release=0
+dry_run=0
+flavour=""
+while (( $# )); do
+    case "$1" in
         --smoke) smoke=1 ;;
         --smoke-only) smoke=1; build=0 ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
-        *) echo "build.sh: unknown option '$arg' (see --help)" >&2; exit 2 ;;
+        --release) release=1 ;;
+        --release-only) release=1; build=0 ;;
+        --dry-run) dry_run=1; build=0 ;;
+        --flavour|--flavor)
+            (( $# >= 2 )) || { echo "build.sh: --flavour needs cpu or cuda" >&2; exit 2; }
+            flavour="$2"; shift ;;
+        --flavour=*|--flavor=*) flavour="${1#*=}" ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        *) echo "build.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
+    shift
 done
+case "$flavour" in
+    ""|cpu|cuda|rocm) ;;
+    *) echo "build.sh: unknown flavour '$flavour': cpu or cuda (rocm where torch is)" >&2; exit 2 ;;
+esac
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -40,46 +63,122 @@ if [[ -z "${PYTHON:-}" ]]; then
     fi
 fi
 
+bundle="dist/SegExplorer"
+app=""
 case "$(uname -s)" in
-    MINGW*|MSYS*|CYGWIN*) exe="dist/SegExplorer/SegExplorer.exe" ;;
-    *) exe="dist/SegExplorer/SegExplorer" ;;
+    # The windowed launcher has no stdout on Windows: the self-check runs in its console twin
+    # (the same program and runtime hook), the window's smoke test in the launcher.
+    MINGW*|MSYS*|CYGWIN*) exe="$bundle/SegExplorer.exe"; cli="$bundle/segexplorer.com"; check_exe="$cli" ;;
+    Darwin) exe="$bundle/SegExplorer"; cli="$exe"; check_exe="$exe"  # one program, linked as segexplorer
+            app="dist/SegExplorer.app/Contents/MacOS/SegExplorer" ;;
+    *) exe="$bundle/SegExplorer"; cli="$bundle/segexplorer"; check_exe="$exe" ;;
 esac
 
-bundle_size() {
-    du -sh dist/SegExplorer | cut -f1
+# The flavour this environment's torch makes (packaging/bundle_tools.py decides, as the spec does).
+env_flavour() {
+    "$PYTHON" -c 'import sys; sys.path.insert(0, "packaging"); import bundle_tools; print(bundle_tools.torch_flavour())'
 }
 
-if (( build )); then
-    if ! "$PYTHON" -c "import PyInstaller" 2>/dev/null; then
-        echo "build.sh: PyInstaller is not installed for $PYTHON: pip install -e '.[packaging]'" >&2
+# The flavour the built bundle says it is, and whether it holds GPU libraries anyway.
+bundle_flavour() {
+    "$PYTHON" - "$bundle" <<'EOF'
+import json, sys
+from pathlib import Path
+sys.path.insert(0, "packaging")
+import bundle_tools
+folder = Path(sys.argv[1])
+info = next(folder.rglob("segexplorer-bundle.json"), None)
+flavour = json.loads(info.read_text())["flavour"] if info else "unknown"
+gpu = bundle_tools.gpu_files(str(p.relative_to(folder)).replace("\\", "/")
+                             for p in folder.rglob("*") if p.is_file())
+print(flavour, len(gpu), gpu[0] if gpu else "")
+EOF
+}
+
+if (( build || dry_run )); then
+    have="$(env_flavour)" || { echo "build.sh: torch is missing for $PYTHON" >&2; exit 1; }
+    if [[ -n "$flavour" && "$flavour" != "$have" ]]; then
+        echo "build.sh: refusing: the $flavour flavour was asked for, but $PYTHON has a $have build of torch ($("$PYTHON" -c 'import torch; print(torch.__version__)')); build the $flavour flavour in an environment with that torch (docs/packaging.md)" >&2
         exit 1
     fi
     "$PYTHON" -c "import segexplorer, torch, torchvision, PySide6, captum, matplotlib" || {
         echo "build.sh: SegExplorer or one of its dependencies is missing for $PYTHON" >&2
         exit 1
     }
-    echo "build.sh: $("$PYTHON" -c 'import sys, torch, PyInstaller; print(f"Python {sys.version.split()[0]}, torch {torch.__version__} (CUDA {torch.version.cuda}), PyInstaller {PyInstaller.__version__}")')"
-    started=$(date +%s)
-    "$PYTHON" -m PyInstaller --noconfirm --clean \
-        --distpath dist --workpath build/pyinstaller packaging/segexplorer.spec
-    elapsed=$(( $(date +%s) - started ))
-    printf 'build.sh: built %s in %dm%02ds; bundle size %s (%s files)\n' \
-        "dist/SegExplorer/" $(( elapsed / 60 )) $(( elapsed % 60 )) "$(bundle_size)" \
-        "$(find dist/SegExplorer -type f | wc -l | tr -d ' ')"
+    flavour="$have"
+    echo "build.sh: flavour $flavour; $("$PYTHON" -c 'import sys, torch; print(f"Python {sys.version.split()[0]}, torch {torch.__version__} (CUDA {torch.version.cuda})")')"
 fi
 
-if (( smoke )); then
+if (( dry_run )); then
+    echo "build.sh: dry run: would build $bundle/ ($flavour flavour) with $PYTHON"
+    exit 0
+fi
+
+if (( build )); then
+    if ! "$PYTHON" -c "import PyInstaller" 2>/dev/null; then
+        echo "build.sh: PyInstaller is not installed for $PYTHON: pip install -e '.[packaging]'" >&2
+        exit 1
+    fi
+    mkdir -p dist
+    log="dist/build-$flavour.log"
+    echo "build.sh: PyInstaller $("$PYTHON" -c 'import PyInstaller; print(PyInstaller.__version__)'); log in $log"
+    started=$(date +%s)
+    status=0
+    SEGEXPLORER_FLAVOUR="$flavour" PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" \
+        "$PYTHON" -m PyInstaller --noconfirm --clean \
+        --distpath dist --workpath build/pyinstaller packaging/segexplorer.spec 2>&1 \
+        | tee "$log" || status=$?  # pipefail: PyInstaller's status
+    if (( status != 0 )) || [[ ! -d "$bundle" ]]; then
+        echo "build.sh: FAILED: PyInstaller exited with $status (see $log)" >&2
+        exit 1
+    fi
+    elapsed=$(( $(date +%s) - started ))
+    printf 'build.sh: built %s/ (%s flavour) in %dm%02ds; bundle size %s (%s files)\n' \
+        "$bundle" "$flavour" $(( elapsed / 60 )) $(( elapsed % 60 )) \
+        "$(du -sh "$bundle" | cut -f1)" "$(find "$bundle" -type f | wc -l | tr -d ' ')"
+    grep -E '^segexplorer.spec: (glibc floor|left out|[0-9]+ libraries copied)' "$log" \
+        | sed 's/^segexplorer.spec: /build.sh: /' || true
+fi
+
+if (( smoke || release )); then
     if [[ ! -x "$exe" ]]; then
         echo "build.sh: $exe is missing: build first" >&2
         exit 1
     fi
-    echo "build.sh: frozen self-check: $exe --frozen-self-check"
-    status=0
-    "$exe" --frozen-self-check || status=$?
-    if (( status != 0 )); then
-        echo "build.sh: FAILED: the frozen self-check exited with $status" >&2
+    read -r built_flavour gpu_count first_gpu <<<"$(bundle_flavour)"
+    if [[ -n "$flavour" && "$built_flavour" != "$flavour" ]]; then
+        echo "build.sh: refusing: $bundle/ is the $built_flavour flavour, not $flavour" >&2
         exit 1
     fi
+    flavour="$built_flavour"
+    if [[ "$flavour" == cpu && "$gpu_count" != 0 ]]; then
+        echo "build.sh: refusing to call this bundle CPU: it holds $gpu_count GPU libraries ($first_gpu, ...)" >&2
+        exit 1
+    fi
+    if [[ "$flavour" != cpu && "$gpu_count" == 0 ]]; then
+        echo "build.sh: refusing: the bundle says $flavour but holds no GPU libraries" >&2
+        exit 1
+    fi
+fi
+
+if (( smoke )); then
+    for target in "$check_exe" $app; do
+        echo "build.sh: frozen self-check: $target --frozen-self-check"
+        status=0
+        "$target" --frozen-self-check || status=$?
+        if (( status != 0 )); then
+            echo "build.sh: FAILED: the frozen self-check exited with $status" >&2
+            exit 1
+        fi
+    done
+    echo "build.sh: command line: $cli --version; $cli models"
+    version="$("$cli" --version)" || { echo "build.sh: FAILED: $cli --version" >&2; exit 1; }
+    expected="segexplorer $("$PYTHON" -c 'import re; print(re.search(r"__version__ = \"(.+)\"", open("segexplorer/__init__.py").read()).group(1))')"
+    if [[ "$version" != "$expected" ]]; then
+        echo "build.sh: FAILED: $cli --version printed '$version', not '$expected'" >&2
+        exit 1
+    fi
+    "$cli" models >/dev/null || { echo "build.sh: FAILED: $cli models" >&2; exit 1; }
     shot="dist/smoke.png"
     rm -f "$shot"
     echo "build.sh: frozen smoke test: $exe --smoke-test --screenshot $shot"
@@ -96,4 +195,9 @@ if (( smoke )); then
         exit 1
     fi
     echo "build.sh: frozen smoke test passed in ${elapsed}s; screenshot $shot"
+fi
+
+if (( release )); then
+    echo "build.sh: release files ($flavour flavour) in dist/release/"
+    "$PYTHON" packaging/release.py --flavour "$flavour" --bundle "$bundle" --out dist/release
 fi

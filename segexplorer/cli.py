@@ -1,4 +1,5 @@
-"""The command line: ``segexplorer explain | ablate | models | layers``; no subcommand opens the window.
+"""The command line: ``segexplorer explain | ablate | batch | models | layers``; no subcommand
+opens the window.
 
 Every user error ends with one line on stderr and a non-zero exit, never a traceback.
 """
@@ -14,12 +15,16 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 
+if TYPE_CHECKING:
+    from .engine.analysis import ExplainRequest
+
 EXIT_USER_ERROR = 1
 EXIT_INTERNAL = 3
-SUBCOMMANDS = ("explain", "ablate", "models", "layers")
+SUBCOMMANDS = ("explain", "ablate", "batch", "models", "layers")
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -55,10 +60,11 @@ class ConsoleProgress:
         return False
 
 
-def _common_model_options(p: argparse.ArgumentParser) -> None:
+def _common_model_options(p: argparse.ArgumentParser, positional: str = "image",
+                          positional_help: str = "image file (PNG, JPEG, TIFF, ...)") -> None:
     from .engine.catalog import DEFAULT_ARCHITECTURE
 
-    p.add_argument("image", help="image file (PNG, JPEG, TIFF, ...)")
+    p.add_argument(positional, help=positional_help)
     p.add_argument("--model", default=DEFAULT_ARCHITECTURE,
                    help=f"a built-in architecture (default {DEFAULT_ARCHITECTURE}; see "
                         "'segexplorer models') or a model card, a .toml file describing your "
@@ -121,24 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                                              "other method: --methods) for every target; "
                                              "writes PNGs, NPZ and a JSON report")
     _common_model_options(explain)
-    explain.add_argument("--target", default="all",
-                         help="class name or index, comma-separated, or 'all' (every "
-                              "predicted class; default)")
-    from .engine.methods import DEFAULT_METHODS, METHODS
-
-    explain.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                         help=f"comma-separated methods, or all: {', '.join(METHODS)} "
-                              f"(default {','.join(DEFAULT_METHODS)}; docs/methods.md)")
-    explain.add_argument("--layer", default=None,
-                         help="layer of the layer methods (Grad-CAM, activation, layer IG, "
-                              "HiResCAM, Guided Grad-CAM) as a dotted path (default: the "
-                              "model's, e.g. backbone.layer4[2].conv3); see 'segexplorer "
-                              "layers MODEL'")
-    _method_options(explain)
-    explain.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest")
-    explain.add_argument("--aggregation", choices=("argmax", "sum"), default="argmax",
-                         help="class score: sum over pixels predicted as the class (the "
-                              "seed's wrapper; default) or over all pixels")
+    _explain_options(explain)
 
     ablate = sub.add_parser("ablate", help="ablate the segments under some points and report "
                                            "how every class's score and pixel moved")
@@ -146,6 +135,32 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--at", action="append", required=True, metavar="X,Y",
                         help="a point in the ORIGINAL image's pixel coordinates; repeat to "
                              "ablate several segments together")
+
+    batch = sub.add_parser(
+        "batch", help="explain every image of a folder, a glob or a list: explain's files per "
+                      "image, a summary table, the class context matrix; resumable",
+        description="Explain every image of INPUT with one loaded model. Per image, the files "
+                    "'segexplorer explain' writes, under OUT/images/<relative path>/; "
+                    "summary.parquet and summary.csv (one row per image x predicted class), "
+                    "errors.csv, context.csv and context.png (which classes the model needs "
+                    "to see to find another), leaning.csv. Killed or interrupted, the same "
+                    "command continues where it stopped.")
+    _common_model_options(batch, "input", "a folder (searched recursively), a glob such as "
+                                          "'photos/**/*.jpg' (quote it), or a text file of "
+                                          "paths, one per line")
+    _explain_options(batch)
+    batch.add_argument("--retry-errors", action="store_true",
+                       help="try again the images that could not be explained in an earlier "
+                            "run into the same folder (they are otherwise done)")
+    batch.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local: this process (default); ray: an actor pool on Ray "
+                            "(pip install 'segexplorer[ray]'; docs/scale.md)")
+    batch.add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                       help="with --engine ray: the Ray cluster to join ('auto': the one "
+                            "this machine belongs to); default: start Ray on this machine")
+    batch.add_argument("--actors", type=int, default=None,
+                       help="with --engine ray: how many actors hold a model (default: one "
+                            "per GPU with CUDA, else one per 4 CPUs)")
 
     models = sub.add_parser("models", help="each built-in model, its weights file, whether it "
                                            "is cached, its size; or a model card, resolved")
@@ -158,6 +173,27 @@ def build_parser() -> argparse.ArgumentParser:
     layers.add_argument("--size", type=int, default=64,
                         help="input side for the output shapes (default 64)")
     return parser
+
+
+def _explain_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", default="all",
+                   help="class name or index, comma-separated, or 'all' (every "
+                        "predicted class; default)")
+    from .engine.methods import DEFAULT_METHODS, METHODS
+
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                   help=f"comma-separated methods, or all: {', '.join(METHODS)} "
+                        f"(default {','.join(DEFAULT_METHODS)}; docs/methods.md)")
+    p.add_argument("--layer", default=None,
+                   help="layer of the layer methods (Grad-CAM, activation, layer IG, "
+                        "HiResCAM, Guided Grad-CAM) as a dotted path (default: the "
+                        "model's, e.g. backbone.layer4[2].conv3); see 'segexplorer "
+                        "layers MODEL'")
+    p.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest")
+    p.add_argument("--aggregation", choices=("argmax", "sum"), default="argmax",
+                   help="class score: sum over pixels predicted as the class (the "
+                        "seed's wrapper; default) or over all pixels")
+    _method_options(p)
 
 
 def build_gui_parser() -> argparse.ArgumentParser:
@@ -299,6 +335,8 @@ def _run_command(args: argparse.Namespace) -> int:
         return _cmd_explain(args)
     if args.command == "ablate":
         return _cmd_ablate(args)
+    if args.command == "batch":
+        return _cmd_batch(args)
     build_parser().print_help()
     return 0
 
@@ -388,25 +426,17 @@ def _cmd_layers(model_name: str, show_all: bool = False, size: int = 64) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from .engine.analysis import ExplainRequest, explain, parse_methods
+    from .engine.analysis import explain, parse_methods
     from .engine.baselines import parse_baseline
     from .engine.image import load_image
     from .engine.models import load_model
     from .export import check_folder, write_explain
 
     parse_baseline(args.baseline)
-    methods = parse_methods(args.methods)
+    parse_methods(args.methods)
     check_folder(args.out)  # before any work; created only once the model has loaded
-    request = ExplainRequest(
-        image=args.image, model=args.model, weights=args.weights, device=args.device,
-        size=args.size, targets=args.target, methods=methods, layer=args.layer,
-        segments=args.segments, baseline=args.baseline, upsample=args.upsample,
-        aggregation=args.aggregation, allow_download=not args.offline,
-        precision="bf16" if args.fast else "fp32", n_steps=args.n_steps,
-        ig_method=args.ig_method, window=args.window, stride=args.stride,
-        n_samples=args.n_samples, shapley_mode=args.shapley_mode, seed=args.seed,
-    )
-    request.method_options()  # a bad option fails before the model loads
+    request = _explain_request(args, args.image)
+    request.method_options()  # a bad method option fails before the model loads
     progress = ConsoleProgress(args.quiet)
     image = load_image(args.image)  # a bad image fails before the model loads
     model = load_model(args.model, args.weights, args.device,
@@ -423,6 +453,64 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         if result.untrained:
             print("note: untrained weights: the prediction is meaningless (demo only)")
         print(f"wrote {len(written)} files to {Path(args.out)}")
+    return 0
+
+
+def _explain_request(args: argparse.Namespace, image: str) -> ExplainRequest:
+    from .engine.analysis import ExplainRequest, parse_methods
+
+    return ExplainRequest(
+        image=image, model=args.model, weights=args.weights, device=args.device,
+        size=args.size, targets=args.target, methods=parse_methods(args.methods),
+        layer=args.layer, segments=args.segments, baseline=args.baseline,
+        upsample=args.upsample, aggregation=args.aggregation,
+        allow_download=not args.offline, precision="bf16" if args.fast else "fp32",
+        n_steps=args.n_steps, ig_method=args.ig_method, window=args.window,
+        stride=args.stride, n_samples=args.n_samples, shapley_mode=args.shapley_mode,
+        seed=args.seed,
+    )
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from .batch.progress import console_progress
+    from .batch.run import BatchOptions, run_batch
+    from .engine.errors import UserError
+
+    if args.actors is not None and args.actors < 1:
+        raise UserError(f"--actors {args.actors}: use at least 1.")
+    if args.actors is not None and args.engine != "ray":
+        raise UserError("--actors is for --engine ray: add --engine ray, or leave --actors out.")
+    options = BatchOptions(input=args.input, out=args.out, request=_explain_request(args, ""),
+                           engine=args.engine, address=args.address, actors=args.actors,
+                           retry_errors=args.retry_errors)
+
+    def loaded(info: dict) -> None:
+        if args.quiet:
+            return
+        if info.get("card_code"):
+            sys.stderr.write(f"note: model card {Path(info['card']).name} ran your code "
+                             f"({info['card_code']})\n")
+        if info.get("untrained"):
+            sys.stderr.write("note: untrained weights: the predictions are meaningless "
+                             "(demo only)\n")
+        if info.get("binary"):
+            names = info["classes"]
+            sys.stderr.write("note: binary model (one output channel z): explained as two "
+                             f"classes, {names[0]} = -z and {names[1]} = z\n")
+        sys.stderr.flush()
+
+    report = run_batch(options, console_progress(args.quiet), ConsoleProgress(args.quiet),
+                       on_model=loaded)
+    if not args.quiet:
+        errors = (f", {report.errors} error{'s' if report.errors != 1 else ''} (errors.csv)"
+                  if report.errors else "")
+        before = f", {report.done_before} done before" if report.done_before else ""
+        rate = (f"; {report.images_per_second:.2f} images/s"
+                if report.explained + report.errors else "")
+        where = f" by {report.model} on {report.device}" if report.model else ""
+        n = report.explained
+        print(f"{n} image{'s' if n != 1 else ''} explained{where}{errors}{before}{rate}")
+        print(f"wrote {report.folder}")
     return 0
 
 

@@ -101,3 +101,19 @@ def card_models(tmp_path_factory):
     from card_models import build_card_models
 
     return build_card_models(tmp_path_factory.mktemp("cards"))
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A local Ray with 2 CPUs, started once per test session (Ray tests are marked
+    ``ray``; without Ray installed they are skipped, with the reason)."""
+    import logging
+
+    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install "
+                                            "'segexplorer[ray]' to run the Ray tests")
+    pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install "
+                                           "'segexplorer[ray]'")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
+             log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -260,7 +260,8 @@ def test_changing_the_working_size_predicts_again(blocks_image):
     _, ref, _ = reference(blocks_image, size=48)
     np.testing.assert_array_equal(doc.prediction.class_map, ref.class_map)
     assert doc.has_result(GRADCAM)
-    assert presenter.present(doc).canvas.base.shape == (48, 64, 3)
+    assert presenter.present(doc).canvas.working.shape == (48, 64, 3)
+    assert presenter.present(doc).canvas.base.shape == (96, 128, 3)  # the photo itself
 
 
 def test_a_result_of_an_older_prediction_is_dropped(blocks_image):

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from captum.attr import FeatureAblation, LayerActivation, LayerAttribution, LayerGradCam
+from parity import assert_close
 from PIL import Image
 from torchvision import transforms
 
@@ -23,15 +24,6 @@ from segexplorer.engine.models import load_model
 from segexplorer.engine.segments import make_segments
 from segexplorer.engine.session import Session
 from segexplorer.render import hide_target
-
-RTOL = 1e-5
-
-
-def assert_close(ours: np.ndarray, theirs: torch.Tensor | np.ndarray) -> None:
-    theirs = theirs.detach().cpu().numpy() if isinstance(theirs, torch.Tensor) else theirs
-    assert ours.shape == theirs.shape
-    scale = max(float(np.abs(theirs).max()), 1e-12)
-    np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=RTOL * scale)
 
 
 @pytest.fixture(scope="module")

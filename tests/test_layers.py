@@ -8,10 +8,10 @@ identity``), whole blocks, norms, heads, and heads the output does not use.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from captum.attr import LayerActivation, LayerGradCam
+from parity import assert_close
 from torch import nn
 
 from segexplorer.cli import main
@@ -22,15 +22,6 @@ from segexplorer.engine.image import load_image, preprocess
 from segexplorer.engine.layers import audit_layers
 from segexplorer.engine.models import load_model
 from segexplorer.engine.session import Session
-
-RTOL = 1e-5
-
-
-def assert_close(ours, theirs) -> None:
-    theirs = theirs.detach().cpu().numpy() if isinstance(theirs, torch.Tensor) else theirs
-    assert ours.shape == theirs.shape
-    scale = max(float(np.abs(theirs).max()), 1e-12)
-    np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=RTOL * scale)
 
 
 def pick_layers(infos) -> list[str]:

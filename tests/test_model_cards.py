@@ -17,6 +17,7 @@ import pytest
 import torch
 from captum.attr import FeatureAblation, LayerActivation, LayerAttribution, LayerGradCam
 from card_models import SEGFORMER_LABELS, SMP_CLASSES, TV5_CLASSES, TV5_PALETTE
+from parity import assert_close
 
 from segexplorer.cli import main
 from segexplorer.engine.aggregation import Aggregation, make_wrapper
@@ -24,16 +25,9 @@ from segexplorer.engine.analysis import ExplainRequest, explain
 from segexplorer.engine.image import load_image
 from segexplorer.engine.models import load_model
 
-RTOL = 1e-5
 SOURCES = ["tv5", "smp", "segformer", "binary", "python"]
 SIZES = {"tv5": 40, "smp": None, "segformer": None, "binary": 37, "python": 33}
 
-
-def assert_close(ours: np.ndarray, theirs: torch.Tensor | np.ndarray) -> None:
-    theirs = theirs.detach().cpu().numpy() if isinstance(theirs, torch.Tensor) else theirs
-    assert ours.shape == theirs.shape
-    scale = max(float(np.abs(theirs).max()), 1e-12)
-    np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=RTOL * scale)
 
 
 @pytest.fixture(scope="module")
@@ -309,3 +303,40 @@ def test_a_torchscript_module_is_refused_with_the_way_out(tmp_path, capfd, astro
     err = capfd.readouterr().err.strip()
     assert code == 1 and err.count("\n") == 0
     assert "TorchScript module" in err and "the torch.nn.Module it was scripted from" in err
+
+
+def test_more_than_21_classes_get_distinct_colours_and_keep_vocs_first(tmp_path):
+    from segexplorer.engine.models import ARCHITECTURES
+    from segexplorer.render.palette import VOC_PALETTE
+
+    torch.manual_seed(3)
+    torch.save(ARCHITECTURES["tiny"].build(30).state_dict(), tmp_path / "thirty.pth")
+    model = load_model("tiny", str(tmp_path / "thirty.pth"), "cpu")
+    colors = model.colors
+    assert colors.shape == (30, 3) and model.categories[29] == "class 29"
+    np.testing.assert_array_equal(colors[:21], VOC_PALETTE)  # the seed's look
+    assert len({tuple(c) for c in colors}) == 30  # every class its own colour
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_a_missing_optional_library_says_how_to_get_it(card_models, monkeypatch, frozen):
+    import builtins
+    import sys
+
+    real_import = builtins.__import__
+
+    def no_smp(name, *args, **kwargs):
+        if name.startswith("segmentation_models_pytorch"):
+            raise ImportError("No module named 'segmentation_models_pytorch'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_smp)
+    monkeypatch.setattr(sys, "frozen", frozen, raising=False)
+    from segexplorer.engine.errors import UserError
+
+    with pytest.raises(UserError) as err:
+        load_model(card_models.smp, None, "cpu")
+    message = str(err.value)
+    assert "segmentation-models-pytorch" in message
+    assert ("bundle does not include it" in message) == frozen
+    assert "segexplorer[models]" in message

@@ -26,7 +26,7 @@ from segexplorer.cli import main as cli_main
 from segexplorer.engine.errors import UserError
 from segexplorer.engine.models import load_model
 from segexplorer.gui.document.choices import ABLATION, ACTIVATION
-from segexplorer.gui.document.document import window_wording
+from segexplorer.gui.document.messages import window_wording
 from segexplorer.gui.document.presenter import format_share
 
 
@@ -175,3 +175,169 @@ def test_vector_figures_draw_the_heat_map_as_the_png_does(blocks_image, tmp_path
     for text in (name, "Layer Grad-CAM", TINY, "UNTRAINED"):
         assert text in svg, text
 
+
+
+@pytest.fixture(scope="module")
+def squares(tmp_path_factory) -> Path:
+    arr = np.full((64, 64, 3), 200, np.uint8)
+    arr[8:24, 8:24] = (230, 20, 20)  # red: class 1 for the colour model
+    arr[40:56, 36:60] = (20, 220, 20)  # green: class 2
+    path = tmp_path_factory.mktemp("defects") / "squares.png"
+    Image.fromarray(arr).save(path)
+    return path
+
+
+# 9 -----------------------------------------------------------------------------------
+def test_the_ablation_history_is_kept_per_model_and_size(squares):
+    doc, runner, presenter, _ = opened(squares, "colour")
+    doc.ablation.click(15, 15)
+    runner.run_until_idle()
+    assert [e.selection.ids for e in doc.ablation.history] == [(1,)]
+    doc.set_model_choice(replace(doc.model_choice, size=48))
+    runner.run_until_idle()
+    assert doc.prediction.shape == (48, 48) and doc.ablation.history == []
+    doc.set_model_choice(replace(doc.model_choice, size=64))
+    runner.run_until_idle()
+    assert [e.selection.ids for e in doc.ablation.history] == [(1,)]  # back again
+
+
+# 3 (in part) -------------------------------------------------------------------------
+def test_the_working_size_actually_used_is_said(tmp_path):
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(tiny)
+    doc, runner, presenter, _ = opened(tiny, size=64)
+    note = presenter.present(doc).working_note
+    assert "64 x 64" in note and "enlarged 8x" in note
+    panorama = tmp_path / "panorama.png"
+    Image.fromarray(np.full((300, 4000, 3), 90, np.uint8)).save(panorama)
+    doc, runner, presenter, _ = opened(panorama, size=32)
+    note = presenter.present(doc).working_note
+    assert "128 x 9" in note and "4 times" in note
+
+
+# asked for: save and reopen a session -------------------------------------------------
+def test_a_session_is_saved_and_reopened_with_its_choices_and_history(squares, tmp_path):
+    from segexplorer.gui.document.sessions import open_session, save
+
+    doc, runner, _, events = opened(squares, "colour")
+    doc.update_view(sign="positive")
+    doc.set_target(2)
+    doc.ablation.click(15, 15)
+    runner.run_until_idle()
+    doc.ablation.click(45, 48, add=True)
+    runner.run_until_idle()
+    doc.ablation.show_history(0)
+    path = tmp_path / "work.segx"
+    save(doc, path)
+    runner.run_until_idle()
+    assert events["saved"][-1].path == path
+    squares.rename(tmp_path / "moved.png")  # the file travels alone: the image is inside
+    try:
+        other, runner2, presenter2, failures = make_doc()
+        open_session(other, path)
+        runner2.run_until_idle()
+    finally:
+        (tmp_path / "moved.png").rename(squares)
+    assert not failures["failed"]
+    assert other.model_choice.architecture == "colour" and other.view.sign == "positive"
+    assert other.target == 2 and other.source.label == "squares.png"
+    assert [e.selection.ids for e in other.ablation.history] == [(1,), (1, 2)]
+    assert other.ablation.active and other.ablation.shown.selection.ids == (1,)
+    np.testing.assert_array_equal(other.ablation.shown.outcome.after,
+                                  doc.ablation.history[0].outcome.after)
+    bad = tmp_path / "bad.segx"
+    bad.write_text("{}")
+    with pytest.raises(UserError, match="not a SegExplorer session file"):
+        open_session(other, bad)
+
+
+# asked for: a colour map for heat maps -------------------------------------------------
+def test_a_chosen_colour_map_reaches_the_canvas_the_colour_bar_and_the_panels(blocks_image):
+    from segexplorer.render import render_attribution
+
+    doc, runner, presenter, _ = opened(blocks_image)
+    gradcam = doc.gradcam_for()
+    doc.update_view(colormap="viridis", sign="positive")
+    view = presenter.present(doc)
+    expected = render_attribution(gradcam.upsampled[doc.target], doc.prepared.rgb,
+                                  "blended_heat_map", "positive", cmap="viridis").rgba
+    np.testing.assert_array_equal(view.canvas.overlay, expected)
+    assert view.footer.colormap == "viridis"
+    doc.update_view(side_by_side=True)
+    assert [p.colormap for p in presenter.present(doc).panels[1:]] == ["viridis"] * 3
+    assert not runner.pending()  # a view choice: no job
+
+
+# asked for: undo and redo of ablation steps ---------------------------------------------
+def test_ablation_steps_undo_and_redo_without_computing_again(squares):
+    doc, runner, presenter, _ = opened(squares, "colour")
+    ablation = doc.ablation
+    assert not ablation.can_undo()
+    ablation.click(15, 15)
+    runner.run_until_idle()
+    ablation.click(45, 48, add=True)
+    runner.run_until_idle()
+    started = runner.started_count
+
+    def ids():
+        return None if ablation.selection is None else ablation.selection.ids
+
+    assert ids() == (1, 2) and presenter.present(doc).ablation.can_undo
+    assert ablation.undo() and ids() == (1,)
+    assert ablation.undo() and ids() is None and ablation.shown is None
+    assert not ablation.undo()
+    assert ablation.redo() and ids() == (1,)
+    assert ablation.redo() and ids() == (1, 2) and not ablation.can_redo()
+    assert runner.started_count == started and not runner.pending()  # from the history
+    ablation.undo()
+    ablation.click(45, 48)  # a new step forgets what could be redone
+    runner.run_until_idle()
+    assert ids() == (2,) and not ablation.can_redo()
+    assert ablation.undo() and ids() == (1,)
+
+
+# asked for: draw a region to ablate ----------------------------------------------------
+def test_a_drawn_region_is_ablated_and_takes_part_in_undo(squares):
+    doc, runner, presenter, _ = opened(squares, "colour")
+    ablation = doc.ablation
+    # a lasso around the left half of the red square (8..24 x 8..24)
+    ablation.draw_region("lasso", [(8, 8), (15.5, 8), (15.5, 24), (8, 24)])
+    runner.run_until_idle()
+    entry = ablation.shown
+    assert entry is not None and entry.selection.kind.startswith("region")
+    inside = entry.segments.ids == 1
+    assert inside[10, 10] and not inside[10, 20] and not inside[40, 40]
+    after, before = entry.outcome.class_map_after, doc.prediction.class_map
+    assert (after[inside & (before == 1)] == 0).all()  # the red pixels inside are gone
+    assert (after[~inside] == before[~inside]).all()  # nothing else changed
+    assert "drawn region (mostly aeroplane)" in entry.label
+    # a brush stroke over the green block: another region, another step
+    ablation.draw_region("brush", [(40, 48), (55, 48)], radius=3)
+    runner.run_until_idle()
+    brushed = ablation.shown.segments.ids == 1
+    assert brushed[48, 47] and not brushed[40, 47] and 90 < brushed.sum() < 170  # ~22 x 7
+    assert ablation.undo() and ablation.shown is entry
+    doc.update_analysis(baseline="black")  # the same region, another baseline
+    runner.run_until_idle()
+    assert ablation.shown.selection.kind == entry.selection.kind
+    assert ablation.shown.selection.baseline == "black"
+
+
+# asked for: a layers list with visibility and opacity ------------------------------------
+def test_layers_are_shown_together_each_at_its_own_opacity(blocks_image):
+    from segexplorer.render import decode_segmap
+
+    doc, runner, presenter, _ = opened(blocks_image)
+    assert presenter.present(doc).canvas.under == ()  # the chosen layer alone, by default
+    doc.set_layer_visible("segmentation", True)
+    doc.set_opacity(0.3, "segmentation")
+    view = presenter.present(doc)
+    (array, opacity), = view.canvas.under
+    np.testing.assert_array_equal(array, decode_segmap(doc.prediction.class_map))
+    assert opacity == 0.3 and view.canvas.overlay is not None  # the explanation on top
+    assert view.layer_visible["segmentation"] and view.opacities["segmentation"] == 0.3
+    doc.set_layer_visible("image", False)
+    assert presenter.present(doc).canvas.base_visible is False
+    doc.set_canvas_layer("segmentation")  # the chosen layer is never drawn twice
+    assert presenter.present(doc).canvas.under == ()
+    assert not runner.pending()

@@ -1,15 +1,20 @@
-"""Packaging checks that run in seconds: the spec, the build script, the icons, the desktop
-entry, the AppStream metadata and the frozen-app bootstrap. Nothing here builds a bundle:
-``packaging/build.sh --smoke`` does (see docs/packaging.md)."""
+"""Packaging checks that run in seconds: the spec, the build and release scripts, the icons,
+the desktop entry, the AppStream metadata, the frozen-app bootstrap and its load-order check.
+Nothing here builds a bundle: ``packaging/build.sh --smoke`` does (see docs/packaging.md)."""
 
 from __future__ import annotations
 
 import ast
 import configparser
 import contextlib
+import hashlib
+import importlib.util
 import io
+import os
+import shutil
 import subprocess
 import sys
+import tarfile
 import xml.etree.ElementTree as ET
 from importlib import resources
 from pathlib import Path
@@ -22,6 +27,21 @@ APP_ID = "io.github.segexplorer.SegExplorer"
 SPEC = ROOT / "packaging" / "segexplorer.spec"
 DESKTOP = ROOT / "resources" / f"{APP_ID}.desktop"
 METAINFO = ROOT / "resources" / f"{APP_ID}.metainfo.xml"
+HOOK = ROOT / "packaging" / "rthooks" / "pyi_rth_segexplorer.py"
+
+
+def _load(name: str):
+    """A module from packaging/ (not a package: the spec imports it by path too)."""
+    spec = importlib.util.spec_from_file_location(f"_packaging_{name}",
+                                                  ROOT / "packaging" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bundle_tools = _load("bundle_tools")
+release = _load("release")
 
 
 # ------------------------------------------------------------------------- the spec, the script
@@ -41,15 +61,91 @@ def _keyword(call: ast.Call, name: str):
     raise AssertionError(f"{name}= missing")
 
 
-def test_spec_parses_and_builds_one_windowed_folder_named_segexplorer():
+def _assignments(tree: ast.Module) -> dict[str, ast.expr]:
+    return {node.targets[0].id: node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)}
+
+
+def test_spec_builds_one_folder_with_the_windowed_launcher_and_the_command_line():
     tree = _spec_tree()
-    (exe,) = _calls(tree, "EXE")
-    assert _keyword(exe, "name").id == "APP_NAME"
-    assert ast.literal_eval(_keyword(exe, "console")) is False
-    assert ast.literal_eval(_keyword(exe, "exclude_binaries")) is True  # one folder
-    assert ast.literal_eval(_keyword(exe, "upx")) is False
-    assert len(_calls(tree, "COLLECT")) == 1
-    assert 'APP_NAME = "SegExplorer"' in SPEC.read_text(encoding="utf-8")
+    gui, cli = _calls(tree, "EXE")  # the second one only on Windows (see below)
+    assert _keyword(gui, "name").id == "APP_NAME"
+    assert ast.literal_eval(_keyword(gui, "console")) is False
+    assert ast.literal_eval(_keyword(cli, "name")) == "segexplorer-cli"
+    assert ast.literal_eval(_keyword(cli, "console")) is True  # prints where it was started
+    for exe in (gui, cli):
+        assert ast.literal_eval(_keyword(exe, "exclude_binaries")) is True  # one folder
+        assert ast.literal_eval(_keyword(exe, "upx")) is False
+        assert [ast.unparse(arg) for arg in exe.args[:2]] == ["pyz", "a.scripts"]  # one program
+    (collect,) = _calls(tree, "COLLECT")
+    assert ast.unparse(collect.args[0]) == "*executables"
+    text = SPEC.read_text(encoding="utf-8")
+    assert 'APP_NAME = "SegExplorer"' in text
+    assert "executables = [exe]  # first" in text  # the launcher first: macOS's app executable
+    assert 'if sys.platform == "win32":\n    # The same program built for the console' in text
+    # The command line by its documented name: a script beside the launcher on Linux, a
+    # console executable renamed segexplorer.com on Windows (.com runs before .exe).
+    assert 'CLI_NAME = "segexplorer"  #' in text and 'CLI_NAME = "segexplorer.com"  #' in text
+    assert 'os.replace(_folder / "segexplorer-cli.exe", _folder / CLI_NAME)' in text
+    assert 'shutil.copy2(ROOT / "packaging" / "linux" / CLI_NAME, _dest)' in text
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the Linux command-line script")
+def test_the_linux_command_line_runs_the_launcher_also_through_a_link(tmp_path):
+    bundle = tmp_path / "Seg Explorer"
+    bundle.mkdir()
+    script = shutil.copy(ROOT / "packaging" / "linux" / "segexplorer", bundle)
+    assert os.stat(script).st_mode & 0o111
+    launcher = bundle / "SegExplorer"
+    launcher.write_text('#!/bin/sh\nprintf "%s|" "$0" "$@"\n')
+    launcher.chmod(0o755)
+    link = tmp_path / "bin" / "segexplorer"
+    link.parent.mkdir()
+    link.symlink_to(script)
+    for command in (script, link):
+        run = subprocess.run([str(command), "explain", "a photo.png"], capture_output=True,
+                             text=True, check=True)
+        assert run.stdout == f"{launcher}|explain|a photo.png|"
+
+
+def test_spec_includes_our_runtime_hook_which_imports_torch_first():
+    tree = _spec_tree()
+    (analysis,) = _calls(tree, "Analysis")
+    assert _keyword(analysis, "runtime_hooks").id == "runtime_hooks"
+    hooks = ast.unparse(_assignments(tree)["runtime_hooks"])
+    assert hooks == '[str(ROOT / \'packaging\' / \'rthooks\' / \'pyi_rth_segexplorer.py\')]'
+    assert HOOK.is_file()
+    hook = ast.parse(HOOK.read_text(encoding="utf-8"))
+    statements = [node for node in hook.body if not isinstance(node, ast.Expr)
+                  or not isinstance(node.value, ast.Constant)]
+    assert ast.unparse(statements[0]) == "from segexplorer.frozen import import_torch_first"
+    assert ast.unparse(statements[1]) == "import_torch_first('runtime hook')"
+    assert len(statements) == 2  # nothing else runs before PyInstaller's own hooks
+
+
+def test_spec_leaves_out_the_gtk_theme_stack_and_records_what_it_copied():
+    tree = _spec_tree()
+    text = SPEC.read_text(encoding="utf-8")
+    patterns = ast.unparse(_assignments(tree)["drop_patterns"])
+    assert patterns.startswith("[bundle_tools.GTK_THEME_PLUGIN] if sys.platform.startswith('linux')")
+    assert "a.binaries, _dropped = bundle_tools.drop_with_dependencies(list(a.binaries), " \
+           "drop_patterns)" in text
+    assert bundle_tools.GTK_THEME_PLUGIN == "PySide6/Qt/plugins/platformthemes/libqgtk3.so"
+    # what came from the build host goes into the build log and the bundle's record
+    assert "bundle_tools.system_libraries(a.binaries)" in text
+    assert "bundle_tools.glibc_floor(" in text
+    assert "a.datas.append((BUNDLE_INFO," in text
+    from segexplorer import frozen
+
+    assert 'BUNDLE_INFO = "segexplorer-bundle.json"' in text
+    assert frozen.BUNDLE_INFO == "segexplorer-bundle.json"
+
+
+def test_spec_refuses_a_flavour_its_torch_is_not():
+    text = SPEC.read_text(encoding="utf-8")
+    assert "FLAVOUR = bundle_tools.torch_flavour()" in text
+    assert 'os.environ.get("SEGEXPLORER_FLAVOUR", "")' in text
+    assert 'if FLAVOUR == "cpu" and _gpu:' in text
 
 
 def test_spec_entry_script_and_icons_exist():
@@ -92,7 +188,185 @@ def test_build_script_is_valid_bash_and_executable():
     assert script.stat().st_mode & 0o111
     text = script.read_text(encoding="utf-8")
     assert "--noconfirm --clean" in text and "packaging/segexplorer.spec" in text
-    assert "--smoke-test --screenshot" in text
+    assert "--smoke-test --screenshot" in text and "--frozen-self-check" in text
+    assert "packaging/release.py --flavour" in text
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs bash")
+def test_build_script_refuses_a_flavour_the_environment_does_not_have():
+    import torch
+
+    other = "cpu" if torch.version.cuda or getattr(torch.version, "hip", None) else "cuda"
+    env = {**os.environ, "PYTHON": sys.executable,
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run(["bash", str(ROOT / "packaging" / "build.sh"), "--dry-run",
+                          "--flavour", other], env=env, capture_output=True, text=True)
+    assert run.returncode == 1
+    assert f"refusing: the {other} flavour was asked for" in run.stderr
+    wrong = subprocess.run(["bash", str(ROOT / "packaging" / "build.sh"), "--flavour", "gpu"],
+                           env=env, capture_output=True, text=True)
+    assert wrong.returncode == 2 and "unknown flavour 'gpu'" in wrong.stderr
+
+
+def test_torch_flavour_is_what_torch_was_built_for():
+    import torch
+
+    flavour = bundle_tools.torch_flavour()
+    assert flavour == ("rocm" if getattr(torch.version, "hip", None)
+                       else "cuda" if torch.version.cuda else "cpu")
+    from segexplorer import frozen
+
+    assert frozen.running_flavour() == flavour
+
+
+def test_gpu_files_are_recognised_by_name():
+    names = ["nvidia/cudnn/lib/libcudnn.so.9", "torch/lib/libtorch_cuda.so",
+             "torch/lib/libc10_cuda.so", "torch/lib/libtorch_cpu.so", "torch/lib/libc10.so",
+             "torch/lib/libgomp.so.1", "torch/lib/c10_cuda.dll", "torch/lib/cudnn64_9.dll",
+             "torch/lib/libamdhip64.so", "PySide6/Qt/lib/libQt6Core.so.6", "torch\\lib\\torch_cuda.dll"]
+    assert bundle_tools.gpu_files(names) == [
+        "nvidia/cudnn/lib/libcudnn.so.9", "torch/lib/libtorch_cuda.so",
+        "torch/lib/libc10_cuda.so", "torch/lib/c10_cuda.dll", "torch/lib/cudnn64_9.dll",
+        "torch/lib/libamdhip64.so", "torch\\lib\\torch_cuda.dll"]
+
+
+# ------------------------------------------------------------------------- build-host libraries
+def test_dropping_the_gtk_plugin_takes_only_the_host_libraries_it_alone_needed():
+    plugin = bundle_tools.GTK_THEME_PLUGIN
+    binaries = [
+        (plugin, "/site/PySide6/Qt/plugins/platformthemes/libqgtk3.so", "BINARY"),
+        ("PySide6/Qt/lib/libQt6Gui.so.6", "/site/PySide6/Qt/lib/libQt6Gui.so.6", "BINARY"),
+        ("libgtk-3.so.0", "/usr/lib/libgtk-3.so.0", "BINARY"),
+        ("libpango-1.0.so.0", "/usr/lib/libpango-1.0.so.0", "BINARY"),
+        ("libfontconfig.so.1", "/usr/lib/libfontconfig.so.1", "BINARY"),
+        ("libexpat.so.1", "/usr/lib/libexpat.so.1", "BINARY"),
+        ("libcrypto.so.3", "/usr/lib/libcrypto.so.3", "BINARY"),  # a ctypes find: no linker
+    ]
+    needed = {
+        "/site/PySide6/Qt/plugins/platformthemes/libqgtk3.so": ["libgtk-3.so.0", "libQt6Gui.so.6"],
+        "/site/PySide6/Qt/lib/libQt6Gui.so.6": ["libfontconfig.so.1", "libc.so.6"],
+        "/usr/lib/libgtk-3.so.0": ["libpango-1.0.so.0", "libfontconfig.so.1"],
+        "/usr/lib/libpango-1.0.so.0": ["libfontconfig.so.1"],
+        "/usr/lib/libfontconfig.so.1": ["libexpat.so.1"],
+    }
+    kept, dropped = bundle_tools.drop_with_dependencies(
+        binaries, [plugin], needed=lambda path: needed.get(path, []),
+        origin=lambda path: "system" if path.startswith("/usr/") else "wheel")
+    assert [d for d, _, _ in dropped] == [plugin, "libgtk-3.so.0", "libpango-1.0.so.0"]
+    assert [d for d, _, _ in kept] == ["PySide6/Qt/lib/libQt6Gui.so.6", "libfontconfig.so.1",
+                                       "libexpat.so.1", "libcrypto.so.3"]
+    # no match (Windows, macOS): nothing changes
+    assert bundle_tools.drop_with_dependencies(kept, [plugin]) == (kept, [])
+
+
+def test_library_origin_tells_wheels_python_and_the_host_apart(tmp_path):
+    import sysconfig
+
+    import torch
+
+    site = [Path(torch.__file__).resolve().parent.parent]
+    torch_lib = next((Path(torch.__file__).parent / "lib").glob("libc10*"))
+    assert bundle_tools.library_origin(str(torch_lib), site) == "wheel"
+    stdlib = Path(sysconfig.get_paths()["stdlib"]) / "os.py"
+    assert bundle_tools.library_origin(str(stdlib), site) == "python"
+    assert bundle_tools.library_origin(str(tmp_path / "libgtk-3.so.0"), site) == "system"
+    entries = [("a", str(torch_lib), "BINARY"), ("b", str(tmp_path / "libgtk-3.so.0"), "BINARY")]
+    assert bundle_tools.system_libraries(entries, lambda p: bundle_tools.library_origin(p, site)) \
+        == [entries[1]]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF files")
+def test_glibc_floor_and_needed_libraries_are_read_from_elf_files(tmp_path):
+    pytest.importorskip("elftools")
+    import torch
+
+    c10 = next((Path(torch.__file__).parent / "lib").glob("libc10.so*"))
+    assert "libstdc++.so.6" in bundle_tools.elf_needed(c10)
+    needs = bundle_tools.elf_glibc_needs(c10)
+    assert needs and all(v[0] == 2 for v in needs)
+    text = tmp_path / "notes.txt"
+    text.write_text("GLIBC_2.99 is only text here")
+    assert bundle_tools.elf_needed(text) == [] and bundle_tools.elf_glibc_needs(text) == set()
+    floor, who = bundle_tools.glibc_floor([c10, text])
+    assert floor == ".".join(map(str, max(needs))) and who == [str(c10)]
+    # manylinux_2_28 wheel: torch's own libraries need nothing newer than glibc 2.28
+    assert max(needs) <= (2, 28)
+    assert bundle_tools.glibc_floor([text]) is None
+
+
+# ------------------------------------------------------------------------- release files
+def _fake_bundle(tmp_path: Path) -> Path:
+    bundle = tmp_path / "SegExplorer"
+    (bundle / "_internal").mkdir(parents=True)
+    exe = bundle / "SegExplorer"
+    exe.write_bytes(b"\x7fELF" + os.urandom(30_000))  # incompressible: the archive is big
+    exe.chmod(0o755)
+    (bundle / "_internal" / "libfoo.so.1").write_bytes(os.urandom(20_000))
+    (bundle / "_internal" / "libfoo.so").symlink_to("libfoo.so.1")
+    return bundle
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="links and modes in a tar")
+def test_release_splits_a_big_archive_and_one_line_joins_it_again(tmp_path):
+    bundle = _fake_bundle(tmp_path)
+    out = tmp_path / "release"
+    info = release.make_release(bundle, out, "9.9", "cuda", part_size=20_000,
+                                tag="linux-x86_64")
+    name = "SegExplorer-9.9-linux-x86_64-cuda"
+    assert info["archive"] == f"{name}.tar.gz"
+    parts = [out / p for p, _ in info["parts"]]
+    assert [p.name for p in parts] == [f"{name}.tar.gz.{i:03d}" for i in range(1, len(parts) + 1)]
+    assert len(parts) >= 3 and all(p.stat().st_size <= 20_000 for p in parts)
+    assert not (out / info["archive"]).exists()  # only the parts are release files
+    assert info["join"] == f"cat {' '.join(p.name for p in parts)} > {name}.tar.gz"
+    subprocess.run(info["join"], shell=True, cwd=out, check=True)
+    joined = out / info["archive"]
+    assert hashlib.sha256(joined.read_bytes()).hexdigest() == info["sha256"]
+    # the checksum file: every part and the joined archive, in sha256sum's format
+    lines = (out / f"{name}.sha256").read_text().splitlines()
+    listed = dict(reversed(line.split("  ", 1)) for line in lines)
+    assert set(listed) == {p.name for p in parts} | {joined.name}
+    for file_name, digest in listed.items():
+        assert hashlib.sha256((out / file_name).read_bytes()).hexdigest() == digest
+    if shutil.which("sha256sum"):
+        subprocess.run(["sha256sum", "--quiet", "-c", f"{name}.sha256"], cwd=out, check=True)
+    with tarfile.open(joined) as tar:
+        options = {"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}  # 3.10.12+
+        tar.extractall(tmp_path / "unpacked", **options)
+    unpacked = tmp_path / "unpacked" / "SegExplorer"
+    assert (unpacked / "SegExplorer").stat().st_mode & 0o111  # still executable
+    assert os.readlink(unpacked / "_internal" / "libfoo.so") == "libfoo.so.1"
+    assert (unpacked / "SegExplorer").read_bytes() == (bundle / "SegExplorer").read_bytes()
+
+
+def test_release_keeps_a_small_archive_whole(tmp_path):
+    bundle = tmp_path / "SegExplorer"
+    bundle.mkdir()
+    (bundle / "SegExplorer.exe").write_bytes(b"MZ" + b"0" * 1000)
+    info = release.make_release(bundle, tmp_path / "out", "1.0", "cpu", tag="windows-x86_64")
+    assert info["parts"] == [("SegExplorer-1.0-windows-x86_64-cpu.zip",
+                              (tmp_path / "out" / info["archive"]).stat().st_size)]
+    assert info["join"] is None
+    line = (tmp_path / "out" / "SegExplorer-1.0-windows-x86_64-cpu.sha256").read_text()
+    assert line == f"{info['sha256']}  SegExplorer-1.0-windows-x86_64-cpu.zip\n"
+    assert release.join_command([Path("a.zip.001"), Path("a.zip.002")], "a.zip", windows=True) \
+        == "copy /b a.zip.001+a.zip.002 a.zip"
+
+
+def test_release_names_sizes_and_platforms():
+    assert release.DEFAULT_PART_SIZE < 2 * 1024**3
+    assert release.parse_size("1900M") == 1900 * 1024**2
+    assert release.parse_size("1.5G") == int(1.5 * 1024**3)
+    assert release.parse_size("4096") == 4096
+    assert release.platform_tag("linux", "x86_64") == "linux-x86_64"
+    assert release.platform_tag("linux", "aarch64") == "linux-aarch64"
+    assert release.platform_tag("win32", "AMD64") == "windows-x86_64"
+    assert release.platform_tag("darwin", "arm64") == "macos-arm64"
+    assert release.release_name("0.1.0", "cpu", "linux-x86_64") == \
+        "SegExplorer-0.1.0-linux-x86_64-cpu"
+    from segexplorer import __version__
+
+    assert release.project_version(ROOT) == __version__
 
 
 # ------------------------------------------------------------------------- resources and icons
@@ -179,7 +453,25 @@ def test_metainfo_matches_desktop_entry_and_project():
     versions = [r.get("version") for r in root.iter("release")]
     assert __version__ in versions
     binaries = {b.text for b in root.iter("binary")}
-    assert "segexplorer-gui" in binaries
+    assert binaries == {"segexplorer", "segexplorer-gui"}  # what pip installs
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert binaries == set(project["scripts"]) | set(project["gui-scripts"])
+
+
+def test_the_bundles_metainfo_names_the_command_the_bundle_has():
+    text = METAINFO.read_text(encoding="utf-8")
+    bundled = bundle_tools.bundle_metainfo(text, ["segexplorer"])
+    root = ET.fromstring(bundled)
+    assert [b.text for b in root.iter("binary")] == ["segexplorer"]
+    original = ET.fromstring(text)
+    assert [m.text for m in root.iter("mediatype")] == [m.text for m in original.iter("mediatype")]
+    assert root.findtext("id") == APP_ID and root.find("launchable").text == DESKTOP.name
+    # the spec writes the bundle's copy with the command line's name on this platform
+    spec = SPEC.read_text(encoding="utf-8")
+    assert "bundle_tools.bundle_metainfo(" in spec and "[CLI_NAME])" in spec
+    with pytest.raises(ValueError):
+        bundle_tools.bundle_metainfo("<component/>", ["x"])
 
 
 # ------------------------------------------------------------------------- the frozen bootstrap
@@ -255,12 +547,123 @@ def test_entry_runs_the_frozen_self_check_on_its_flag(monkeypatch, capsys):
     monkeypatch.setattr(entry, "bootstrap", lambda: None)
     monkeypatch.setattr(sys, "argv", ["SegExplorer", frozen.SELF_CHECK_FLAG])
     monkeypatch.setattr(entry, "self_check", lambda: ["Qt plugins: AssertionError: none"])
+    monkeypatch.setattr(entry, "self_check_report", lambda: ["glibc floor: 2.34"])
     assert entry.main() == 1
     out, err = capsys.readouterr()
     assert "FAILED: Qt plugins" in err and "failed" in out
+    assert "frozen self-check: glibc floor: 2.34" in out
     monkeypatch.setattr(entry, "self_check", lambda: [])
     assert entry.main() == 0
     assert "all passed" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------- torch before Qt
+LINUX_TORCH_FIRST = ["/b/_internal/libpython3.11.so.1.0", "/b/_internal/torch/lib/libc10.so",
+                     "/b/_internal/torch/lib/libtorch_cpu.so",
+                     "/b/_internal/PySide6/QtCore.abi3.so",
+                     "/b/_internal/PySide6/Qt/lib/libQt6Core.so.6"]
+WINDOWS_QT_FIRST = [r"C:\App\SegExplorer.exe", r"C:\Windows\System32\ntdll.dll",
+                    r"C:\App\_internal\PySide6\msvcp140.dll",  # PySide6's own C++ runtime
+                    r"C:\App\_internal\PySide6\Qt6Core.dll",
+                    r"C:\App\_internal\torch\lib\c10.dll"]
+MACOS_QT_FIRST = ["/A.app/Contents/Frameworks/PySide6/Qt/lib/QtCore.framework/Versions/A/QtCore",
+                  "/A.app/Contents/Frameworks/torch/lib/libc10.dylib"]
+HOOK_RAN = {"caller": "runtime hook", "qt_modules_before": []}
+
+
+def test_load_order_check_passes_when_torch_came_first():
+    from segexplorer import frozen
+
+    assert frozen.load_order_problems(LINUX_TORCH_FIRST, HOOK_RAN, frozen=True) == []
+    assert frozen.load_order_problems(LINUX_TORCH_FIRST[::-1][:1], HOOK_RAN, frozen=True) != []
+    assert "torch libc10.so #1, Qt QtCore.abi3.so #3" in \
+        frozen.load_order_summary(LINUX_TORCH_FIRST)
+
+
+@pytest.mark.parametrize("libraries", [WINDOWS_QT_FIRST, MACOS_QT_FIRST, LINUX_TORCH_FIRST[::-1]])
+def test_the_self_check_fails_when_qt_was_loaded_before_torch(libraries):
+    from segexplorer import frozen
+
+    problems = frozen.load_order_problems(libraries, HOOK_RAN, frozen=True)
+    assert len(problems) == 1 and problems[0].startswith("Qt was loaded before torch: ")
+    assert "came later" in problems[0]
+    # torch not loaded at all, Qt loaded: also wrong
+    qt_only = [lib for lib in libraries if not frozen.is_torch_core_library(lib)]
+    assert "while torch is not loaded" in frozen.load_order_problems(qt_only, HOOK_RAN, True)[0]
+
+
+def test_in_a_bundle_the_runtime_hook_must_have_run_before_qt():
+    from segexplorer import frozen
+
+    late = {"caller": "runtime hook", "qt_modules_before": ["PySide6", "PySide6.QtCore"]}
+    assert frozen.load_order_problems(LINUX_TORCH_FIRST, late, frozen=True) == [
+        "Qt was imported before the runtime hook: PySide6, PySide6.QtCore"]
+    by_bootstrap = {"caller": "bootstrap", "qt_modules_before": []}
+    (problem,) = frozen.load_order_problems(LINUX_TORCH_FIRST, by_bootstrap, frozen=True)
+    assert "runtime hook did not run" in problem
+    assert frozen.load_order_problems(LINUX_TORCH_FIRST, {}, frozen=False) == []  # a checkout
+    # no library list (an unknown platform): the recorded state still counts
+    assert frozen.load_order_problems([], by_bootstrap, frozen=True) == [problem]
+
+
+def test_qt_and_torch_libraries_are_recognised_by_name_and_folder():
+    from segexplorer import frozen
+
+    for path in (*LINUX_TORCH_FIRST[3:], *WINDOWS_QT_FIRST[2:4], MACOS_QT_FIRST[0],
+                 "/usr/lib/libQt6Gui.so.6", "/x/shiboken6/libshiboken6.abi3.so.6.8"):
+        assert frozen.is_qt_library(path), path
+    for path in ("/usr/lib/libqt5core.so", "/x/torch/lib/libc10.so", "/usr/lib/libgtk-3.so.0"):
+        assert not frozen.is_qt_library(path), path
+    for path in ("/x/libc10.so", r"C:\x\c10.dll", "/x/libc10.dylib", "/x/libc10.so.2"):
+        assert frozen.is_torch_core_library(path), path
+    for path in ("/x/libc10_cuda.so", r"C:\x\c10_cuda.dll", "/x/libc.so.6"):
+        assert not frozen.is_torch_core_library(path), path
+
+
+def test_outside_libraries_are_the_ones_not_in_the_bundle(tmp_path):
+    from segexplorer import frozen
+
+    internal = tmp_path / "SegExplorer" / "_internal"
+    internal.mkdir(parents=True)
+    libs = ["linux-vdso.so.1", str(internal / "torch" / "lib" / "libc10.so"),
+            "/usr/lib/x86_64-linux-gnu/libGL.so.1", str(tmp_path / "SegExplorer" / "x.so")]
+    assert frozen.outside_libraries(libs, internal) == ["libGL.so.1"]
+    assert frozen.outside_libraries(libs, None) == []
+
+
+_ORDER_SCRIPT = """
+import sys
+first, = sys.argv[1:]
+if first == "hook":
+    exec(open({hook!r}).read())
+import PySide6.QtCore
+import torch
+from segexplorer import frozen
+libraries = frozen.loaded_libraries()
+print(frozen.load_order_summary(libraries))
+for problem in frozen.load_order_problems(libraries, frozen=True):
+    print("PROBLEM", problem)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith(("linux", "darwin", "win")), reason="native list")
+@pytest.mark.parametrize("first", ["hook", "qt"])
+def test_the_runtime_hook_loads_torch_before_qt_in_a_real_process(first):
+    """Our hook's code, then what PyInstaller's PySide6 hook does (import QtCore), in a fresh
+    interpreter; the process's own library list must show torch's libc10 before Qt, and the
+    check must catch the opposite order (Qt first, the hook's state unset)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-c", _ORDER_SCRIPT.format(hook=str(HOOK)), first],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    summary = run.stdout.splitlines()[0]
+    assert summary.startswith("load order: torch lib") and ", Qt " in summary
+    problems = [line for line in run.stdout.splitlines() if line.startswith("PROBLEM")]
+    if first == "hook":
+        assert problems == []
+    else:
+        assert any("Qt was loaded before torch" in p for p in problems)
+        assert any("runtime hook did not run" in p for p in problems)
 
 
 # ------------------------------------------------------------------------- Linux folder install
@@ -278,6 +681,8 @@ def test_install_desktop_entry_points_the_menu_at_the_bundle(tmp_path):
     exe = bundle / "SegExplorer"
     exe.write_text("#!/bin/sh\n")
     exe.chmod(0o755)
+    exe.write_text("#!/bin/sh\necho segexplorer 0.1.0\n")
+    cli = Path(shutil.copy(ROOT / "packaging" / "linux" / "segexplorer", bundle))
     data = tmp_path / "data"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_DATA_HOME": str(data)}
 
@@ -294,10 +699,36 @@ def test_install_desktop_entry_points_the_menu_at_the_bundle(tmp_path):
     assert entry["Icon"] == APP_ID and entry["MimeType"] == _desktop_entry()["MimeType"]
     assert (data / "icons" / "hicolor" / "256x256" / "apps" / f"{APP_ID}.png").is_file()
     assert (data / "metainfo" / METAINFO.name).is_file()
+    link = tmp_path / ".local" / "bin" / "segexplorer"  # the command line, on PATH
+    assert os.readlink(link) == str(cli)
+    assert subprocess.run([str(link)], capture_output=True, text=True).stdout == "segexplorer 0.1.0\n"
 
     subprocess.run(["sh", script, "--uninstall"], env=env, check=True, capture_output=True)
     assert not installed.exists()
     assert not list((data / "icons").rglob(f"{APP_ID}.*"))
+    assert not link.is_symlink()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux desktop integration")
+def test_install_desktop_entry_leaves_someone_elses_segexplorer_command_alone(tmp_path):
+    bundle = tmp_path / "SegExplorer"
+    (bundle / "share" / "applications").mkdir(parents=True)
+    (bundle / "share" / "metainfo").mkdir(parents=True)
+    shutil.copy(DESKTOP, bundle / "share" / "applications")
+    shutil.copy(METAINFO, bundle / "share" / "metainfo")
+    shutil.copytree(ROOT / "resources" / "icons" / "hicolor", bundle / "share" / "icons" / "hicolor")
+    script = shutil.copy(ROOT / "packaging" / "linux" / "install-desktop-entry.sh", bundle)
+    for name in ("SegExplorer", "segexplorer"):
+        (bundle / name).write_text("#!/bin/sh\n")
+        (bundle / name).chmod(0o755)
+    own = tmp_path / ".local" / "bin" / "segexplorer"
+    own.parent.mkdir(parents=True)
+    own.write_text("#!/bin/sh\necho pip's\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "d")}
+    run = subprocess.run(["sh", script], env=env, check=True, capture_output=True, text=True)
+    assert "Left " in run.stdout and own.read_text() == "#!/bin/sh\necho pip's\n"
+    subprocess.run(["sh", script, "--uninstall"], env=env, check=True, capture_output=True)
+    assert own.is_file() and not own.is_symlink()
 
 
 def test_spec_puts_the_linux_desktop_files_in_the_bundle():

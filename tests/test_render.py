@@ -571,3 +571,17 @@ def test_no_warnings_on_normal_use(photo: np.ndarray) -> None:
         warnings.simplefilter("error")
         for method in METHODS:
             render_attribution(ATTRS["mixed32"], photo, method, "positive")
+
+
+@pytest.mark.parametrize("method", ["heat_map", "blended_heat_map"])
+@pytest.mark.parametrize("sign,cmap", [("all", "coolwarm"), ("positive", "viridis"),
+                                       ("absolute_value", "magma")])
+def test_a_chosen_colour_map_draws_as_captums_cmap_argument(photo: np.ndarray, method: str,
+                                                            sign: str, cmap: str) -> None:
+    attr = ATTRS["mixed32"]
+    canvas, _ = captum_draw(attr, photo, method, sign, cmap=cmap)
+    ours = render_attribution(attr, photo, method, sign, cmap=cmap)
+    np.testing.assert_array_equal(ours.rgba, canvas)
+    assert render.colorbar_rgba(sign, 16, 2, cmap=cmap).shape == (2, 16, 4)
+    with pytest.raises(ValueError, match="unknown colour map"):
+        render_attribution(attr, photo, method, sign, cmap="no-such-map")

@@ -34,11 +34,20 @@ class SlowDown:
 
     seconds = 0.0  # per forward pass of tiny_slow and colour_slow
     seconds_per_mpx = 0.0  # per megapixel of input, tiny_pixel_slow
+    inside = 0  # slow passes sleeping right now
 
     @classmethod
     def reset(cls) -> None:
         cls.seconds = 0.0
         cls.seconds_per_mpx = 0.0
+
+    @classmethod
+    def sleep(cls, seconds: float) -> None:
+        cls.inside += 1
+        try:
+            time.sleep(seconds)  # sleeping releases the GIL, like real kernels
+        finally:
+            cls.inside -= 1
 
 
 class TinySeg(nn.Module):
@@ -58,9 +67,9 @@ class TinySeg(nn.Module):
         if self.broken:
             raise RuntimeError("tiny_broken always fails")
         if self.slow and SlowDown.seconds:
-            time.sleep(SlowDown.seconds)  # sleeping releases the GIL, like real kernels
+            SlowDown.sleep(SlowDown.seconds)
         if self.pixel_slow and SlowDown.seconds_per_mpx:
-            time.sleep(SlowDown.seconds_per_mpx * x.shape[-2] * x.shape[-1] / 1e6)
+            SlowDown.sleep(SlowDown.seconds_per_mpx * x.shape[-2] * x.shape[-1] / 1e6)
         out = self.head(self.body(x))
         return {"out": F.interpolate(out, x.shape[2:], mode="bilinear", align_corners=False)}
 
@@ -81,7 +90,7 @@ class ColourSeg(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.slow and SlowDown.seconds:
-            time.sleep(SlowDown.seconds)
+            SlowDown.sleep(SlowDown.seconds)
         rgb = self.features(x) * self.std + self.mean
         r, g, b = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
         out = torch.full((x.shape[0], self.num_classes, *x.shape[2:]), -5.0, device=x.device)

@@ -1,9 +1,10 @@
-"""Regenerate the README's screenshots: main_window.png and ablate.png.
+"""Regenerate the README's screenshots, at 1600 x 1000 and at 1024 x 700.
 
 Run it with a display (or under Xvfb: ``xvfb-run -a -s "-screen 0 1600x1000x24" python
-docs/screenshots/make_screenshots.py [main|ablate]``; both by default). It uses the default
-architecture with untrained weights (no download needed), so the window shows its
-UNTRAINED banner.
+docs/screenshots/make_screenshots.py [main|ablate|main_small|ablate_small]``; all by
+default). It analyses a real photo (scikit-image's motorcycle, or the coffee cup for
+the small ones) with the default architecture and untrained weights (no download
+needed), so the window shows its UNTRAINED banner.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 ARCHITECTURE = "fcn_resnet101"
 SIZE = 320
-WINDOW = (1440, 900)
+LARGE, SMALL = (1600, 1000), (1024, 700)
 HERE = Path(__file__).parent
 TIMEOUT_S = 900
 
@@ -24,9 +26,15 @@ class TimedOut(Exception):
     pass
 
 
+def photo(name: str) -> Path:
+    import skimage
+
+    return Path(skimage.__file__).parent / "data" / name
+
+
 @contextlib.contextmanager
-def analysed_window():
-    """The window on the bundled sample photo, predicted, with fresh settings."""
+def analysed_window(image: Path, size: tuple[int, int]) -> Iterator[tuple[object, object]]:
+    """The window on ``image``, predicted, with fresh settings, at ``size``."""
     from PySide6.QtCore import QSettings
 
     from segexplorer.gui.app import _application
@@ -38,9 +46,9 @@ def analysed_window():
         settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
         window = MainWindow(settings, interactive=False)
         window.set_model_choice(ModelChoice(ARCHITECTURE, "untrained", "cpu", SIZE))
-        window.resize(*WINDOW)
+        window.resize(*size)
         window.show()
-        window.open_sample_image()
+        window.open_image(image)
         wait(window, lambda: window.prediction is not None)
         try:
             yield app, window
@@ -61,32 +69,38 @@ def save(app, window, name: str) -> Path:
     return out
 
 
-def main_window() -> Path:
+def _main(name: str, image: str, size: tuple[int, int]) -> Path:
     from segexplorer.gui.document.choices import ATTRIBUTION, GRADCAM
 
-    with analysed_window() as (app, window):
+    with analysed_window(photo(image), size) as (app, window):
         window.document.update_analysis(method=GRADCAM)
         window.set_layer(ATTRIBUTION)
-        wait(window, lambda: window.has_result(GRADCAM))
-        return save(app, window, "main_window.png")
+        wait(window, lambda: window.has_result(GRADCAM) and not window.runner.is_busy())
+        return save(app, window, name)
 
 
-def ablate() -> Path:
-    with analysed_window() as (app, window):
+def _ablate(name: str, image: str, size: tuple[int, int]) -> Path:
+    with analysed_window(photo(image), size) as (app, window):
         ablation = window.document.ablation
         ablation.set_active(True)
         wait(window, lambda: not window.runner.is_busy())
-        # click the middle of the second largest class
+        # click the middle of the second largest class, then show the new segmentation
         pred = window.prediction
         ys, xs = (pred.class_map == pred.present_classes[1]).nonzero()
         i = len(xs) // 2
         ablation.click(int(xs[i]), int(ys[i]))
-        wait(window, lambda: ablation.shown is not None)
+        wait(window, lambda: ablation.shown is not None and not window.runner.is_busy())
+        ablation.set_view("after")
         print(ablation.shown.summary)
-        return save(app, window, "ablate.png")
+        return save(app, window, name)
 
 
-SCENES = {"main": main_window, "ablate": ablate}
+SCENES = {
+    "main": lambda: _main("main_window.png", "motorcycle_left.png", LARGE),
+    "ablate": lambda: _ablate("ablate.png", "motorcycle_left.png", LARGE),
+    "main_small": lambda: _main("main_window_1024.png", "coffee.png", SMALL),
+    "ablate_small": lambda: _ablate("ablate_1024.png", "coffee.png", SMALL),
+}
 
 
 def main(argv: list[str]) -> int:

@@ -6,14 +6,17 @@
 #
 # Installs share/applications/io.github.segexplorer.SegExplorer.desktop (pointing at the
 # SegExplorer executable beside this script), the icons and the AppStream metadata under
-# ${XDG_DATA_HOME:-~/.local/share}. Nothing outside that folder is touched; no root needed.
-# Move the SegExplorer folder? Run this script again from its new place.
+# ${XDG_DATA_HOME:-~/.local/share}, and links the command line, segexplorer, into
+# ~/.local/bin (unless something else of that name is there). Nothing else is touched; no
+# root needed. Move the SegExplorer folder? Run this script again from its new place.
 set -eu
 
 APP_ID="io.github.segexplorer.SegExplorer"
 here="$(cd "$(dirname "$0")" && pwd)"
 data="${XDG_DATA_HOME:-$HOME/.local/share}"
 desktop="$data/applications/$APP_ID.desktop"
+bindir="$HOME/.local/bin"
+command_link="$bindir/segexplorer"
 
 refresh() {
     command -v update-desktop-database >/dev/null 2>&1 \
@@ -25,6 +28,9 @@ refresh() {
 if [ "${1:-}" = "--uninstall" ]; then
     rm -f "$desktop" "$data/metainfo/$APP_ID.metainfo.xml"
     find "$data/icons/hicolor" -name "$APP_ID.*" -type f -delete 2>/dev/null || true
+    if [ -L "$command_link" ] && [ "$(readlink "$command_link")" = "$here/segexplorer" ]; then
+        rm -f "$command_link"
+    fi
     refresh
     echo "SegExplorer removed from the application menu."
     exit 0
@@ -54,3 +60,16 @@ cp -R "$here/share/icons/hicolor" "$data/icons/"
 cp "$here/share/metainfo/$APP_ID.metainfo.xml" "$data/metainfo/"
 refresh
 echo "SegExplorer added to the application menu ($desktop)."
+if [ -x "$here/segexplorer" ]; then
+    if [ -e "$command_link" ] && [ ! -L "$command_link" ]; then
+        echo "Left $command_link alone (not a link); the command line is $here/segexplorer."
+    else
+        mkdir -p "$bindir"
+        ln -sfn "$here/segexplorer" "$command_link"
+        echo "The command line: $command_link -> $here/segexplorer"
+        case ":$PATH:" in
+            *":$bindir:"*) ;;
+            *) echo "($bindir is not on your PATH: add it, or call $here/segexplorer)" ;;
+        esac
+    fi
+fi

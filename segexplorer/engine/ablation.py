@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 
 from .errors import UserError
 from .jobs import JobState
@@ -61,7 +62,7 @@ def summary_line(prediction: Prediction, outcome: AblationOutcome, segments: Seg
     return f"{', '.join(parts)}; {changed} of pixels changed class"
 
 
-def segment_label(categories, segments: Segments, segment_id: int) -> str:
+def segment_label(categories: Sequence[str], segments: Segments, segment_id: int) -> str:
     """A segment's name: its class, and for a connected component which one of how many.
 
     Components of one class are numbered in the engine's order (scan order), e.g.
@@ -71,10 +72,13 @@ def segment_label(categories, segments: Segments, segment_id: int) -> str:
     name = categories[info.class_index]
     if segments.kind == "class":
         return name
+    if segments.kind.startswith("region"):
+        return f"drawn region (mostly {name})" if info.id == 1 else "all but the region"
     same = [s.id for s in segments.info if s.class_index == info.class_index]
     return name if len(same) == 1 else f"{name} {same.index(info.id) + 1} of {len(same)}"
 
 
-def selection_label(categories, segments: Segments, segment_ids) -> str:
+def selection_label(categories: Sequence[str], segments: Segments,
+                    segment_ids: Iterable[int]) -> str:
     """The segments of one ablation, e.g. 'person + dog 2 of 3'."""
     return " + ".join(segment_label(categories, segments, s) for s in sorted(segment_ids))

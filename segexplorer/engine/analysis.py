@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -13,7 +14,7 @@ from .baselines import parse_baseline
 from .catalog import DEFAULT_METHODS
 from .devices import describe_device
 from .errors import UserError
-from .image import load_image, preprocess
+from .image import PreparedImage, load_image, preprocess
 from .jobs import JobState, check_cancelled
 from .layers import normalize_layer_path
 from .methods import GRADCAM_PASS_METHODS, MethodOptions, get_method
@@ -83,7 +84,7 @@ class ExplainResult:
     timings: dict[str, float] = field(default_factory=dict)
     forward_passes: int = 0
     precision: str = "fp32"
-    model_info: dict = field(default_factory=dict)  # LoadedModel.describe()
+    model_info: dict[str, Any] = field(default_factory=dict)  # LoadedModel.describe()
     maps: dict[str, MethodMaps] = field(default_factory=dict)  # every method asked for
 
     def method_maps(self, method: str) -> MethodMaps:
@@ -117,7 +118,8 @@ def explain(request: ExplainRequest, state: JobState | None = None,
     ``model`` and ``image`` (the opened ``request.image``) skip loading them again.
     """
     timings: dict[str, float] = {}
-    methods = parse_methods(request.methods)  # fail early, before any work
+    parse_methods(request.methods)  # fail early, before any work
+    request.method_options()
     parse_baseline(request.baseline)
     if image is None:
         t0 = time.perf_counter()
@@ -128,15 +130,29 @@ def explain(request: ExplainRequest, state: JobState | None = None,
         model = load_model(request.model, request.weights, request.device,
                            allow_download=request.allow_download, state=state)
         timings["load_model"] = time.perf_counter() - t0
-    request.method_options()  # a bad option fails before any work
-    if request.layer is not None and any(get_method(m).takes_layer for m in methods):
-        model.check_layer(request.layer)  # a layer Grad-CAM cannot use: refused before any work
-    size = request.size or model.default_size
+    check_request(request, model)
     t0 = time.perf_counter()
-    prepared = preprocess(image, size, model.normalization)
+    prepared = prepare_image(image, request, model)
     timings["preprocess"] = time.perf_counter() - t0
     session = Session(model, prepared, precision=request.precision)
     return explain_session(session, request, state=state, timings=timings)
+
+
+def check_request(request: ExplainRequest, model: LoadedModel) -> None:
+    """Refuse, before any work, options this model cannot serve (a layer Grad-CAM cannot
+    use). ``explain`` calls it once per image; a batch once per run."""
+    methods = parse_methods(request.methods)
+    request.method_options()  # a bad option fails before any work
+    if request.layer is not None and any(get_method(m).takes_layer for m in methods):
+        model.check_layer(request.layer)
+
+
+def prepare_image(image: Image.Image, request: ExplainRequest,
+                  model: LoadedModel) -> PreparedImage:
+    """The opened image as ``explain`` feeds it to ``model``: the seed's Resize to the
+    request's working size (else the model's), ToTensor and the model's Normalize.
+    Thread-safe (no model call): a batch prepares the next images while one is explained."""
+    return preprocess(image, request.size or model.default_size, model.normalization)
 
 
 def explain_session(session: Session, request: ExplainRequest, *,

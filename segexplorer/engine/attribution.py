@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -82,7 +83,7 @@ def compute(session: Session, method: str, targets: Sequence[int] | None = None,
         segments = make_segments(prediction.class_map, options.segments)
     start = time.perf_counter()
     passes = session.forward_passes
-    result = _COMPUTE[method](session, wanted, options, state, segments, gradcam, sweep)
+    result = _COMPUTE[method](_Job(session, wanted, options, state, segments, gradcam, sweep))
     settings = options.used_by(method)
     if info.takes_layer:
         layer = result.layer or normalize_layer_path(options.layer or session.model.default_layer)
@@ -92,6 +93,19 @@ def compute(session: Session, method: str, targets: Sequence[int] | None = None,
         forward=result.forward if result.forward >= 0 else session.forward_passes - passes,
         backward=result.backward, seconds=time.perf_counter() - start, layer=result.layer,
         layer_shape=result.layer_shape, detail=result.detail, shapley=result.shapley)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What one method's computation is given."""
+
+    session: Session
+    targets: list[int]
+    options: MethodOptions
+    state: JobState | None
+    segments: Segments | None  # Shapley's players, ablation's features
+    gradcam: GradCamResult | None  # a Grad-CAM pass to reuse, if it fits
+    sweep: AblationSweep | None  # an ablation sweep to reuse, if it fits
 
 
 # -- the three seed methods, through the same door -----------------------------------------
@@ -107,7 +121,9 @@ def _gradcam_result(session: Session, targets: list[int], options: MethodOptions
                            upsample=options.upsample, state=state)
 
 
-def _gradcam(session, targets, options, state, segments, gradcam, sweep) -> MethodMaps:
+def _gradcam(job: _Job) -> MethodMaps:
+    session, targets, options, state = job.session, job.targets, job.options, job.state
+    gradcam = job.gradcam
     result = _gradcam_result(session, targets, options, state, gradcam)
     fresh = result is not gradcam
     return MethodMaps(GRADCAM, {c: result.upsampled[c] for c in targets},
@@ -116,7 +132,9 @@ def _gradcam(session, targets, options, state, segments, gradcam, sweep) -> Meth
                       layer_shape=result.activation_shape)
 
 
-def _activation(session, targets, options, state, segments, gradcam, sweep) -> MethodMaps:
+def _activation(job: _Job) -> MethodMaps:
+    session, targets, options, state = job.session, job.targets, job.options, job.state
+    gradcam = job.gradcam
     layer = normalize_layer_path(options.layer or session.model.default_layer)
     if gradcam is None or gradcam.layer != layer:
         gradcam = session.gradcam(targets[:1] or None, layer=layer, state=state)
@@ -129,7 +147,9 @@ def _activation(session, targets, options, state, segments, gradcam, sweep) -> M
                       detail="the same map for every class")
 
 
-def _ablation(session, targets, options, state, segments, gradcam, sweep) -> MethodMaps:
+def _ablation(job: _Job) -> MethodMaps:
+    session, targets, options, state = job.session, job.targets, job.options, job.state
+    segments, sweep = job.segments, job.sweep
     assert segments is not None
     base = parse_baseline(options.baseline)
     fresh = not (sweep is not None and sweep.baseline == base.label
@@ -145,7 +165,9 @@ def _ablation(session, targets, options, state, segments, gradcam, sweep) -> Met
 
 
 # -- Shapley values -------------------------------------------------------------------------
-def _shapley(session, targets, options, state, segments, gradcam, sweep) -> MethodMaps:
+def _shapley(job: _Job) -> MethodMaps:
+    session, targets, options, state = job.session, job.targets, job.options, job.state
+    segments = job.segments
     from .shapley import shapley_table
 
     assert segments is not None
@@ -161,7 +183,8 @@ def _shapley(session, targets, options, state, segments, gradcam, sweep) -> Meth
 
 
 # -- occlusion ------------------------------------------------------------------------------
-def _occlusion(session, targets, options, state, segments, gradcam, sweep) -> MethodMaps:
+def _occlusion(job: _Job) -> MethodMaps:
+    session, targets, options, state = job.session, job.targets, job.options, job.state
     agg = Aggregation(options.aggregation)
     h, w = session.image.shape
     wh, ww, sy, sx = occlusion_geometry(h, w, options)
@@ -268,7 +291,8 @@ def _full_baseline(session: Session, options: MethodOptions) -> torch.Tensor:
     return torch.zeros_like(session.input) + session.baseline_value(options.baseline)
 
 
-def _ig(session, targets, options, state, segments, gradcam, sweep) -> MethodMaps:
+def _ig(job: _Job) -> MethodMaps:
+    session, targets, options, state = job.session, job.targets, job.options, job.state
     agg = Aggregation(options.aggregation)
     inp = session.input
     base = _full_baseline(session, options)
@@ -288,16 +312,18 @@ def _ig(session, targets, options, state, segments, gradcam, sweep) -> MethodMap
 
 
 @contextmanager
-def _replaced_layer(module: nn.Module, path: str, replacement: list[torch.Tensor]):
+def _replaced_layer(module: nn.Module, path: str, replacement: list[torch.Tensor]
+                    ) -> Iterator[None]:
     """Every call of the layer returns ``replacement[0]`` (a copy of it), as Captum's
     LayerIntegratedGradients hook does."""
     layer = get_layer(module, path)
 
-    def hook(_module, _inputs, output):
+    def hook(_module: nn.Module, _inputs: object, output: object) -> torch.Tensor:
         reason = unusable_output_reason(path, output)
         if reason:
             raise UserError(reason + ".")
-        return replacement[0].clone()  # a copy: an in-place op after the layer is safe
+        copy: torch.Tensor = replacement[0].clone()  # an in-place op after it is safe
+        return copy
 
     handle = layer.register_forward_hook(hook)
     try:
@@ -311,10 +337,10 @@ def _layer_output(session: Session, path: str, image: torch.Tensor) -> torch.Ten
     layer = get_layer(session.model.module, path)
     captured: list[torch.Tensor] = []
 
-    def hook(_module, _inputs, output):
+    def hook(_module: nn.Module, _inputs: object, output: object) -> None:
         reason = unusable_output_reason(path, output)
-        if reason:
-            raise UserError(reason + ".")
+        if reason or not isinstance(output, torch.Tensor):
+            raise UserError(f"{reason}.")
         captured.append(output.detach().clone())
 
     handle = layer.register_forward_hook(hook)
@@ -335,7 +361,8 @@ def _upsample(raw: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tens
     return F.interpolate(raw, size, mode=mode)
 
 
-def _layer_ig(session, targets, options, state, segments, gradcam, sweep) -> MethodMaps:
+def _layer_ig(job: _Job) -> MethodMaps:
+    session, targets, options, state = job.session, job.targets, job.options, job.state
     agg = Aggregation(options.aggregation)
     path = normalize_layer_path(options.layer or session.model.default_layer)
     inp = session.input
@@ -369,7 +396,8 @@ def _layer_ig(session, targets, options, state, segments, gradcam, sweep) -> Met
 
 
 # -- HiResCAM -------------------------------------------------------------------------------
-def _hirescam(session, targets, options, state, segments, gradcam, sweep) -> MethodMaps:
+def _hirescam(job: _Job) -> MethodMaps:
+    session, targets, options, state = job.session, job.targets, job.options, job.state
     agg = Aggregation(options.aggregation)
     path = normalize_layer_path(options.layer or session.model.default_layer)
     size = session.image.shape
@@ -408,10 +436,13 @@ def guided_relus(module: nn.Module) -> Iterator[None]:
     its input, and the gradient reaching that input keeps only its positive part."""
     handles = []
 
-    def pre_hook(_module, inputs):
+    def keep_positive(grad: torch.Tensor) -> torch.Tensor:
+        return F.relu(grad)
+
+    def pre_hook(_module: nn.Module, inputs: tuple[object, ...]) -> tuple[object, ...] | None:
         x = inputs[0]
         if isinstance(x, torch.Tensor) and x.requires_grad:
-            x.register_hook(F.relu)
+            x.register_hook(keep_positive)  # type: ignore[no-untyped-call]
             return (x.clone(), *inputs[1:])
         return None
 
@@ -425,7 +456,9 @@ def guided_relus(module: nn.Module) -> Iterator[None]:
             handle.remove()
 
 
-def _guided_gradcam(session, targets, options, state, segments, gradcam, sweep) -> MethodMaps:
+def _guided_gradcam(job: _Job) -> MethodMaps:
+    session, targets, options, state = job.session, job.targets, job.options, job.state
+    gradcam = job.gradcam
     agg = Aggregation(options.aggregation)
     result = _gradcam_result(session, targets, options, state, gradcam)
     fresh = result is not gradcam

@@ -94,4 +94,5 @@ def baseline_tensor(baseline: Baseline, inp: torch.Tensor,
     sigma = max(2.0, min(inp.shape[2:]) / 40.0)
     kernel = int(2 * round(3 * sigma) + 1)
     blurred = TF.gaussian_blur(pixels, [kernel, kernel], [sigma, sigma])
-    return ((blurred - mean_t) / std_t).contiguous()
+    result: torch.Tensor = ((blurred - mean_t) / std_t).contiguous()
+    return result

@@ -118,7 +118,7 @@ def parse_card(data: dict[str, Any], card: Path) -> ModelCard:
         raise _fail(card, "no [model] section: add one with at least source = ...")
     base = card.parent
 
-    def text(section: dict, key: str, where: str = "model", required: bool = False) -> str | None:
+    def text(section: dict[str, Any], key: str, where: str = "model", required: bool = False) -> str | None:
         value = section.get(key)
         if value is None:
             if required:
@@ -242,13 +242,12 @@ def _classes(model: dict[str, Any], card: Path, base: Path) -> tuple[str, ...] |
 def _palette(value: object, card: Path) -> tuple[tuple[int, int, int], ...] | None:
     if value is None:
         return None
-    ok = isinstance(value, list) and value and all(
-        isinstance(c, list) and len(c) == 3
-        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in c)
-        for c in value)
-    if not ok:
+    if not (isinstance(value, list) and value and all(
+            isinstance(c, list) and len(c) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in c)
+            for c in value)):
         raise _fail(card, "[model] palette must be a list of [R, G, B] with values 0-255.")
-    return tuple((int(c[0]), int(c[1]), int(c[2])) for c in value)  # type: ignore[index, attr-defined]
+    return tuple((int(c[0]), int(c[1]), int(c[2])) for c in value)
 
 
 def _triple(value: object, card: Path, key: str) -> tuple[float, float, float] | None:

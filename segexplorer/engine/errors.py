@@ -8,6 +8,8 @@ message box. Anything else is a bug.
 
 from __future__ import annotations
 
+from os import PathLike
+
 
 class UserError(Exception):
     """A problem with the user's input, with a one-line message meant for them."""
@@ -26,7 +28,7 @@ def first_line(exc: BaseException, limit: int = 160) -> str:
     return text.splitlines()[0][:limit] if text else type(exc).__name__
 
 
-def check_input_file(path, *, noun: str, what: str, pick: str, folder_hint: str,
+def check_input_file(path: str | PathLike[str], *, noun: str, what: str, pick: str, folder_hint: str,
                      empty_hint: str, display: str | None = None) -> None:
     """Refuse, with one line each, what cannot be a readable input file.
 

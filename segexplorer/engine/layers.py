@@ -119,7 +119,7 @@ def audit_layers(module: nn.Module, forward: Callable[[torch.Tensor], torch.Tens
         if not name or (wanted is not None and name != wanted):
             continue
 
-        def hook(_module, _inputs, output, name=name):
+        def hook(_module: nn.Module, _inputs: object, output: object, name: str = name) -> None:
             calls[name] = calls.get(name, 0) + 1
             outputs[name] = output  # the last call wins, as in Captum
 
@@ -177,7 +177,7 @@ def layer_output_shapes(module: nn.Module, batch: torch.Tensor,
         if not name:
             continue
 
-        def hook(_module, _inputs, output, name=name):
+        def hook(_module: nn.Module, _inputs: object, output: object, name: str = name) -> None:
             if isinstance(output, torch.Tensor):
                 shapes[name] = tuple(int(d) for d in output.shape)
             else:

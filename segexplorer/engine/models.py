@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -202,9 +203,9 @@ class LoadedModel:
         return check_layer(self.module, self.logits, path or self.default_layer,
                            device=self.device)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """Where the model comes from and how its input and output are handled (JSON)."""
-        info: dict = {"source": self.source, "num_classes": self.num_classes,
+        info: dict[str, Any] = {"source": self.source, "num_classes": self.num_classes,
                       "normalization": {"mean": list(self.normalization.mean),
                                         "std": list(self.normalization.std)},
                       "default_layer": self.default_layer}
@@ -243,13 +244,13 @@ def load_model(
 
     ``weights``: for a built-in, 'default' (torchvision's cache, downloaded if allowed),
     'untrained' or a weights file (its class count may differ from the architecture's:
-    the classes are then called 'class 0', 'class 1', ...); for a card, None means the
-    card's own weights, and 'untrained' or a file overrides them.
+    the classes are then called 'class 0', 'class 1', ...); for a card, None or
+    'default' mean the card's own weights, and 'untrained' or a file overrides them.
     """
     torch_device = device if isinstance(device, torch.device) else resolve_device(device)
     if isinstance(name, ModelCard) or is_card_path(name):
         card = name if isinstance(name, ModelCard) else read_card(name)
-        return _load_card(card, weights, torch_device)
+        return _load_card(card, None if weights == "default" else weights, torch_device)
     arch = get_architecture(str(name))
     weights = weights or "default"
     categories = arch.categories

@@ -105,12 +105,12 @@ class AblationSweep:
     @property
     def table(self) -> np.ndarray:
         """S x C: Captum's FeatureAblation value, original score minus ablated score."""
-        return (self.initial_scores[None, :] - self.ablated_scores).astype(np.float32)
+        return np.asarray((self.initial_scores[None, :] - self.ablated_scores), np.float32)
 
     def attribution_map(self, target: int) -> np.ndarray:
         """H x W: what FeatureAblation(wrapper, feature_mask=segments, target) returns."""
         rows = self._rows if self._rows is not None else self.segments.rows_map()
-        return self.table[:, target][rows]
+        return np.asarray(self.table[:, target][rows])
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ class ShapleyTable:
     def attribution_map(self, target: int) -> np.ndarray:
         """H x W: what Captum's ShapleyValues(Sampling) returns for ``target`` with the
         segments (numbered by row) as ``feature_mask``."""
-        return self.values[:, target][self.segments.rows_map()].astype(np.float32)
+        return np.asarray(self.values[:, target][self.segments.rows_map()], np.float32)
 
     def top_pairs(self, target: int, count: int = 3) -> list[tuple[int, int, float]]:
         """The pairs of segments that interact most for ``target`` (by |index|), as

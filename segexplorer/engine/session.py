@@ -16,8 +16,8 @@ numbers equal Captum's calls; tests check it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +39,7 @@ MAX_CUDA_CHUNK = 32
 
 
 @contextmanager
-def strict_fp32():
+def strict_fp32() -> Iterator[None]:
     """No TF32 in cuDNN convolutions or CUDA matrix products inside the block.
 
     Process-wide flags (PyTorch has no per-thread ones), saved and restored; the engine
@@ -80,7 +80,7 @@ class AblationOutcome:
 
     @property
     def delta(self) -> np.ndarray:
-        return (self.after - self.before).astype(np.float32)
+        return np.asarray(self.after - self.before, np.float32)
 
     @property
     def changed_fraction(self) -> float:
@@ -126,7 +126,7 @@ class Session:
 
     # -- device helpers -------------------------------------------------------------
     @contextmanager
-    def _numerics(self):
+    def _numerics(self) -> Iterator[None]:
         """The arithmetic of the session's precision, around every model call.
 
         fp32 is IEEE float32 on every device: on CUDA, PyTorch lets cuDNN use TF32 for
@@ -154,7 +154,7 @@ class Session:
         return batch
 
     @contextmanager
-    def _track_memory(self):
+    def _track_memory(self) -> Iterator[None]:
         """On CUDA, record the memory one image's forward pass takes (its peak above what
         was allocated before), so that the sweep can size its chunks without a probe."""
         if self.model.device.type != "cuda":
@@ -168,7 +168,7 @@ class Session:
         self._image_bytes = max(self._image_bytes or 0, used)
 
     # -- what the methods in engine.attribution build on ------------------------------
-    def numerics(self):
+    def numerics(self) -> AbstractContextManager[None]:
         """The session's arithmetic around a model call (see :meth:`_numerics`)."""
         return self._numerics()
 
@@ -184,11 +184,11 @@ class Session:
         image's size for the blur): what Captum's ``baselines=`` takes."""
         return self._baseline(parse_baseline(baseline))
 
-    def graph_from_layer(self, layer_path: str):
+    def graph_from_layer(self, layer_path: str) -> AbstractContextManager[list[torch.Tensor]]:
         """Hooks making the layer's output the leaf gradients are taken against."""
         return self._graph_from_layer(layer_path)
 
-    def track_memory(self):
+    def track_memory(self) -> AbstractContextManager[None]:
         return self._track_memory()
 
     # -- prediction ---------------------------------------------------------------
@@ -237,17 +237,17 @@ class Session:
         self.predict()
         cacheable = agg.kind in (ARGMAX_MASKED, PLAIN_SUM)
         if cacheable and agg.kind in self._scores:
-            return self._scores[agg.kind].copy()
+            return np.array(self._scores[agg.kind])
         assert self._logits_t is not None
         with torch.inference_mode():
-            result = self._aggregate(self._logits_t, agg).float().cpu().numpy()[0]
+            result: np.ndarray = self._aggregate(self._logits_t, agg).float().cpu().numpy()[0]
         if cacheable:
             self._scores[agg.kind] = result.copy()
         return result
 
     # -- Grad-CAM and activation -------------------------------------------------------
     @contextmanager
-    def _graph_from_layer(self, layer_path: str):
+    def _graph_from_layer(self, layer_path: str) -> Iterator[list[torch.Tensor]]:
         """Forward hooks that make ``layer``'s output the start of the autograd graph.
 
         Each call's output is detached into a leaf that gradients are taken against, and
@@ -259,13 +259,14 @@ class Session:
         layer = get_layer(self.model.module, layer_path)
         captured: list[torch.Tensor] = []
 
-        def hook(_module, _inputs, output):
+        def hook(_module: torch.nn.Module, _inputs: object, output: object) -> torch.Tensor:
             reason = unusable_output_reason(layer_path, output)
-            if reason:
-                raise UserError(reason + ".")
+            if reason or not isinstance(output, torch.Tensor):
+                raise UserError(f"{reason}.")
             leaf = output.detach().requires_grad_(True)
             captured.append(leaf)
-            return leaf.clone()
+            copy: torch.Tensor = leaf.clone()
+            return copy
 
         handle = layer.register_forward_hook(hook)
         try:
@@ -358,10 +359,10 @@ class Session:
         layer_module = self.model.layer(path)
         captured: list[torch.Tensor] = []
 
-        def hook(_module, _inputs, output):
+        def hook(_module: torch.nn.Module, _inputs: object, output: object) -> None:
             reason = unusable_output_reason(path, output)
-            if reason:
-                raise UserError(reason + ".")
+            if reason or not isinstance(output, torch.Tensor):
+                raise UserError(f"{reason}.")
             captured.append(output.detach().clone())  # clone: later in-place ops change it
 
         handle = layer_module.register_forward_hook(hook)
@@ -377,7 +378,7 @@ class Session:
         return captured[-1].cpu()  # the last call, as Captum's LayerActivation
 
     # -- feature ablation -----------------------------------------------------------
-    def ablated_input(self, segments: Segments, segment_ids, *,
+    def ablated_input(self, segments: Segments, segment_ids: Iterable[int], *,
                       baseline: Baseline | str = "zero") -> torch.Tensor:
         mask = self._mask_for(segments, segment_ids)
         base = self._baseline(parse_baseline(baseline))
@@ -414,16 +415,18 @@ class Session:
             self._segment_ids_t = cached
         return cached[1]
 
-    def _mask_for(self, segments: Segments, segment_ids) -> torch.Tensor:
+    def _mask_for(self, segments: Segments, segment_ids: Iterable[int]) -> torch.Tensor:
         ids = self._segment_ids_on_device(segments)
         wanted = torch.as_tensor(sorted(set(int(s) for s in segment_ids)),
                                  device=self.model.device)
         return torch.isin(ids, wanted).to(self.input.dtype).view(1, 1, *ids.shape)
 
     @staticmethod
-    def _ablate(inp: torch.Tensor, mask: torch.Tensor, base) -> torch.Tensor:
+    def _ablate(inp: torch.Tensor, mask: torch.Tensor, base: float | torch.Tensor
+                ) -> torch.Tensor:
         # Captum's construction: input * (1 - mask) + baseline * mask
-        return inp * (1 - mask) + base * mask
+        out: torch.Tensor = inp * (1 - mask) + base * mask
+        return out
 
     def _default_chunk(self) -> int:
         """Batch 1 off CUDA (batching is slower on CPUs); on CUDA, sized from memory."""
@@ -580,7 +583,7 @@ class Session:
     def ablate(
         self,
         segments: Segments,
-        segment_ids,
+        segment_ids: Iterable[int],
         *,
         baseline: Baseline | str = "zero",
         sweep: AblationSweep | None = None,

@@ -126,7 +126,7 @@ def build_card(card: ModelCard, weights: str | Path | None) -> CardBuild:
         return _python(card, weights)
 
 
-def _weights_dict(card: ModelCard, weights: str | Path) -> dict:
+def _weights_dict(card: ModelCard, weights: str | Path) -> dict[str, Any]:
     try:
         return read_state_dict(weights)
     except UserError as exc:
@@ -145,7 +145,7 @@ def _fit(card: ModelCard, build: Callable[[int], nn.Module], weights: str | Path
     if weights in (None, "untrained"):
         count = len(classes) if classes else default_count
         return seeded(lambda: build(count)), "untrained", count
-    state_dict = _weights_dict(card, weights)  # type: ignore[arg-type]
+    state_dict = _weights_dict(card, weights)
     probe = seeded(lambda: build(default_count))
     found = infer_num_classes(probe.state_dict(), state_dict, default_count)
     count = found or default_count
@@ -200,8 +200,8 @@ def _smp(card: ModelCard, weights: str | Path | None) -> CardBuild:
     try:
         import segmentation_models_pytorch as smp
     except ImportError:
-        raise _fail(card, "source = \"smp\" needs segmentation-models-pytorch: pip install "
-                          "segmentation-models-pytorch.") from None
+        raise _fail(card, "source = \"smp\" needs segmentation-models-pytorch: "
+                          + _install_hint("segmentation-models-pytorch")) from None
     arch = card.architecture or ""
     cls = next((getattr(smp, a) for a in SMP_ARCHITECTURES
                 if a.lower() == arch.lower() and hasattr(smp, a)), None)
@@ -213,8 +213,9 @@ def _smp(card: ModelCard, weights: str | Path | None) -> CardBuild:
 
     def build(num_classes: int) -> nn.Module:
         try:
-            return cls(encoder_name=encoder, encoder_weights=None, classes=num_classes,
-                       **options)
+            built: nn.Module = cls(encoder_name=encoder, encoder_weights=None,
+                                   classes=num_classes, **options)
+            return built
         except UserError:
             raise
         except Exception as exc:  # noqa: BLE001 - smp's own checks (unknown encoder, ...)
@@ -229,6 +230,13 @@ def _smp(card: ModelCard, weights: str | Path | None) -> CardBuild:
                      card.size, pad_multiple=pad)
 
 
+def _install_hint(package: str) -> str:
+    if getattr(sys, "frozen", False):  # the application bundle ships without it
+        return ("this application bundle does not include it; install SegExplorer with "
+                "pip (pip install 'segexplorer[models]') to explain such models.")
+    return f"pip install {package} (or pip install 'segexplorer[models]')."
+
+
 def _huggingface(card: ModelCard, weights: str | Path | None) -> CardBuild:
     folder = Path(str(weights)) if weights not in (None, "untrained") else None
     if folder is None or not folder.is_dir():
@@ -240,12 +248,12 @@ def _huggingface(card: ModelCard, weights: str | Path | None) -> CardBuild:
     try:
         from transformers import AutoModelForSemanticSegmentation
     except ImportError:
-        raise _fail(card, "source = \"huggingface\" needs transformers: pip install "
-                          "transformers.") from None
+        raise _fail(card, "source = \"huggingface\" needs transformers: "
+                          + _install_hint("transformers")) from None
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # no progress bars on the user's terminal
-    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no progress bars
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     try:
         model = AutoModelForSemanticSegmentation.from_pretrained(
             folder, local_files_only=True, trust_remote_code=False)
@@ -329,7 +337,7 @@ def _python(card: ModelCard, weights: str | Path | None) -> CardBuild:
                           "torch.nn.Module.")
     weights_label = f"{label} (the factory's own weights)"
     if weights not in (None, "untrained"):
-        state_dict = _weights_dict(card, weights)  # type: ignore[arg-type]
+        state_dict = _weights_dict(card, weights)
         try:
             load_into(module, state_dict, label, str(weights), hint="factory in the card")
         except UserError as exc:

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -41,11 +41,11 @@ def cached_weights_path(arch: Architecture) -> Path | None:
 AUX_PREFIXES = ("aux_classifier.",)  # torchvision's auxiliary head: trained, never used
 
 
-def drop_aux_keys(state_dict: dict) -> dict:
+def drop_aux_keys(state_dict: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in state_dict.items() if not k.startswith(AUX_PREFIXES)}
 
 
-def infer_num_classes(expected: dict[str, torch.Tensor], state_dict: dict,
+def infer_num_classes(expected: dict[str, torch.Tensor], state_dict: dict[str, Any],
                       default: int) -> int | None:
     """The class count a state dict was trained for, from the layers whose first
     dimension is the class count in a model built for ``default`` classes.
@@ -63,7 +63,7 @@ def infer_num_classes(expected: dict[str, torch.Tensor], state_dict: dict,
     return counts.pop() if len(counts) == 1 else None
 
 
-def load_into(module: torch.nn.Module, state_dict: dict, model_name: str, source: str,
+def load_into(module: torch.nn.Module, state_dict: dict[str, Any], model_name: str, source: str,
               categories: tuple[str, ...] | None = None, *, hint: str = "--model") -> None:
     """Load ``state_dict`` into ``module`` strictly, with one clear line for every mismatch
     (missing or unknown keys, wrong shapes, non-tensors, NaN weights)."""
@@ -112,7 +112,7 @@ def load_state_dict_for(
     *,
     allow_download: bool = True,
     state: JobState | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """The state dict named by ``weights``: 'default' (cache or download) or a file path."""
     if weights == "default":
         path = cached_weights_path(arch)
@@ -155,7 +155,7 @@ def expected_size(arch: Architecture) -> int | None:
 SAFETENSORS_SUFFIX = ".safetensors"
 
 
-def read_state_dict(path: str | Path) -> dict:
+def read_state_dict(path: str | Path) -> dict[str, Any]:
     """Load a state dict from ``path`` safely, with clear errors.
 
     ``.safetensors`` files are read with safetensors (tensors only, by design); every
@@ -205,7 +205,7 @@ def read_state_dict(path: str | Path) -> dict:
     return obj
 
 
-def _read_safetensors(path: Path) -> dict:
+def _read_safetensors(path: Path) -> dict[str, Any]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 

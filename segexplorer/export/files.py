@@ -54,6 +54,7 @@ def save_figure(
     outlier_perc: float = 2,
     show_colorbar: bool = True,
     suptitle: str | None = None,
+    cmap: str | None = None,
 ) -> Path:
     """A figure drawn by Captum's own ``visualize_image_attr`` (the seed's looks).
 
@@ -70,12 +71,13 @@ def save_figure(
     with matplotlib.rc_context({"image.composite_image": False, "svg.fonttype": "none",
                                 "pdf.fonttype": 42}):
         return _save_figure(path, attr, image, methods, signs, titles, outlier_perc,
-                            show_colorbar, suptitle)
+                            show_colorbar, suptitle, cmap)
 
 
 def _save_figure(path: str | Path, attr: np.ndarray, image: np.ndarray,
                  methods: Sequence[str], signs: Sequence[str], titles: Sequence[str] | None,
-                 outlier_perc: float, show_colorbar: bool, suptitle: str | None) -> Path:
+                 outlier_perc: float, show_colorbar: bool, suptitle: str | None,
+                 cmap: str | None) -> Path:
     from captum.attr import visualization as viz
     from matplotlib.figure import Figure
 
@@ -92,7 +94,7 @@ def _save_figure(path: str | Path, attr: np.ndarray, image: np.ndarray,
         try:
             viz.visualize_image_attr(
                 attr3, original_image=image, method=method, sign=sign,
-                plt_fig_axis=(fig, axes[i]), outlier_perc=outlier_perc,
+                plt_fig_axis=(fig, axes[i]), outlier_perc=outlier_perc, cmap=cmap,
                 show_colorbar=show_colorbar, title=title, use_pyplot=False,
             )
         except AssertionError:

@@ -43,6 +43,14 @@ class AblateController(QObject):
         self.reset_action = QAction("&Reset Ablation", parent)
         self.reset_action.setStatusTip("Back to the original image (Esc in ablate mode)")
         self.reset_action.triggered.connect(lambda *_: ablation.reset())
+        self.undo_action = QAction("&Undo Ablation Step", parent)
+        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+        self.undo_action.setStatusTip("Back to what was ablated before the last click")
+        self.undo_action.triggered.connect(lambda *_: ablation.undo())
+        self.redo_action = QAction("Re&do Ablation Step", parent)
+        self.redo_action.setShortcuts([QKeySequence(QKeySequence.StandardKey.Redo),
+                                       QKeySequence("Ctrl+Y")])
+        self.redo_action.triggered.connect(lambda *_: ablation.redo())
         self.export_action = QAction("Export A&blation...", parent)
         self.export_action.setStatusTip("The shown ablation's files, as 'segexplorer "
                                         "ablate' writes them")
@@ -76,6 +84,8 @@ class AblateController(QObject):
         """Show the presenter's ablation view (cheap when nothing changed)."""
         self.export_action.setEnabled(view.can_export)
         self.reset_action.setEnabled(view.can_reset)
+        self.undo_action.setEnabled(view.can_undo)
+        self.redo_action.setEnabled(view.can_redo)
         if view.signature == self._shown_signature:
             return
         self._shown_signature = view.signature

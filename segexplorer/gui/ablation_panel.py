@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QPalette, QPixmap
+from PySide6.QtGui import QColor, QFontMetrics, QIcon, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QColorDialog,
     QComboBox,
     QFormLayout,
     QFrame,
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSizePolicy,
+    QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -30,7 +32,7 @@ from ..render import VIEW_AFTER, VIEW_CHANGED, VIEW_INPUT
 from .document.ablation import HINT, VIEW_LABELS
 from .document.catalog import baseline_label
 from .document.choices import BASELINE_LABELS, SEGMENT_LABELS
-from .explain_panel import section_label
+from .explain_panel import CUSTOM_COLOUR, section_label
 from .imaging import to_pixmap
 from .score_chart import ScoreChart
 
@@ -66,6 +68,8 @@ class AblationPanel(QWidget):
     export_history_requested = Signal()
     history_chosen = Signal(int)
     precompute_requested = Signal()
+    #: 'click' (segments), 'brush' or 'lasso': how the image selects what is ablated
+    tool_chosen = Signal(str)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -75,7 +79,8 @@ class AblationPanel(QWidget):
         scroll = QScrollArea(self)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # nothing in it is wider than a narrow dock; should a font make it so, it scrolls
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         outer.addWidget(scroll)
         body = QWidget(scroll)
         scroll.setWidget(body)
@@ -96,10 +101,41 @@ class AblationPanel(QWidget):
         self.baseline.setObjectName("ablationBaseline")
         for value, label in BASELINE_LABELS.items():
             self.baseline.addItem(label, value)
-        self.baseline.setToolTip("What the ablated pixels are replaced with (a custom colour "
-                                 "can be chosen in the Explanation panel)")
+        self.baseline.addItem("Colour...", CUSTOM_COLOUR)
+        self.baseline.setToolTip("What the ablated pixels are replaced with: the ImageNet "
+                                 "mean, black, a blurred copy, or a colour you choose")
+        for combo in (self.segments, self.baseline):  # narrow docks: no wider than needed
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(10)
         form.addRow("Segments", self.segments)
         form.addRow("Baseline", self.baseline)
+        tools = QHBoxLayout()
+        self.tool_buttons = QButtonGroup(self)
+        self._tool: dict[str, QToolButton] = {}
+        for tool, label, tip in (
+                ("click", "Click", "Click a segment to ablate it (Shift+click adds one)"),
+                ("brush", "Brush", "Paint a region to ablate (a drag)"),
+                ("lasso", "Lasso", "Draw around a region to ablate (a drag)")):
+            button = QToolButton(body)
+            button.setText(label)
+            button.setToolTip(tip)
+            button.setCheckable(True)
+            button.setObjectName(f"ablationTool_{tool}")
+            button.clicked.connect(lambda _c=False, t=tool: self.tool_chosen.emit(t))
+            self.tool_buttons.addButton(button)
+            self._tool[tool] = button
+            tools.addWidget(button)
+        tools.addStretch(1)
+        self._tool["click"].setChecked(True)
+        form.addRow("Select", tools)
+        self.brush_size = QSpinBox(body)
+        self.brush_size.setObjectName("ablationBrushSize")
+        self.brush_size.setRange(1, 200)
+        self.brush_size.setValue(6)
+        self.brush_size.setSuffix(" px")
+        self.brush_size.setToolTip("The brush's radius, in working pixels")
+        form.addRow("Brush", self.brush_size)
         column.addLayout(form)
 
         self.summary = QLabel(body)
@@ -110,9 +146,14 @@ class AblationPanel(QWidget):
         font.setPointSizeF(font.pointSizeF() * 1.1)
         self.summary.setFont(font)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # two lines kept for the summary and three for the details: the thumbnails and
+        # buttons below do not jump when a summary wraps
+        self.summary.setMinimumHeight(2 * QFontMetrics(font).lineSpacing())
         column.addWidget(self.summary)
         self.details = _muted("", body)
         self.details.setObjectName("ablationDetails")
+        self.details.setMinimumHeight(3 * self.details.fontMetrics().lineSpacing())
+        self.details.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         column.addWidget(self.details)
 
         thumbs = QHBoxLayout()
@@ -152,6 +193,7 @@ class AblationPanel(QWidget):
         column.addLayout(buttons)
 
         scores_title = section_label("Class scores (argmax-masked, original mask)", body)
+        scores_title.setWordWrap(True)
         column.addWidget(scores_title)
         self.chart = ScoreChart(body)
         self.chart.setToolTip("Each class's score: the sum of its logits over the pixels "
@@ -189,8 +231,9 @@ class AblationPanel(QWidget):
 
         self.segments.currentIndexChanged.connect(
             lambda _i: self.segments_chosen.emit(str(self.segments.currentData())))
-        self.baseline.currentIndexChanged.connect(
-            lambda _i: self.baseline_chosen.emit(str(self.baseline.currentData())))
+        self.baseline.currentIndexChanged.connect(self._on_baseline_index)
+        self.baseline.activated.connect(self._on_baseline_activated)
+        self._last_baseline = "zero"
         self.reset_button.clicked.connect(self.reset_requested)
         self.export_button.clicked.connect(self.export_requested)
         self.export_history_button.clicked.connect(self.export_history_requested)
@@ -212,14 +255,32 @@ class AblationPanel(QWidget):
             if index >= 0:
                 self.segments.setCurrentIndex(index)
             index = self.baseline.findData(baseline)
-            if index < 0:  # a custom colour chosen in the Explanation panel
+            if index < 0:  # a colour: listed before "Colour..."
                 label = baseline_label(baseline) or baseline
-                self.baseline.addItem(label, baseline)
                 index = self.baseline.count() - 1
+                self.baseline.insertItem(index, label, baseline)
             self.baseline.setCurrentIndex(index)
+            self._last_baseline = baseline
         finally:
             for combo in (self.segments, self.baseline):
                 combo.blockSignals(False)
+
+    def _on_baseline_index(self, _index: int) -> None:
+        value = self.baseline.currentData()
+        if value != CUSTOM_COLOUR:
+            self._last_baseline = str(value)
+            self.baseline_chosen.emit(str(value))
+
+    def _on_baseline_activated(self, index: int) -> None:
+        if self.baseline.itemData(index) != CUSTOM_COLOUR:
+            return
+        colour = QColorDialog.getColor(QColor(128, 128, 128), self, "Baseline colour")
+        chosen = colour.name() if colour.isValid() else self._last_baseline
+        self.set_choice(str(self.segments.currentData()), chosen)
+        self.baseline_chosen.emit(chosen)
+
+    def tool_button(self, tool: str) -> QToolButton:
+        return self._tool[tool]
 
     def set_view(self, view: str) -> None:
         self._thumb[view].setChecked(True)

@@ -1,16 +1,27 @@
-"""The image canvas: the working image with one overlay layer, zoom, pan and hover.
+"""The image canvas: the image at its own resolution, one overlay layer, zoom, pan, hover.
 
-All layers are drawn at the working resolution (the resolution the model sees), so one
-image pixel is one scene unit and ``image_to_widget`` / ``widget_to_image`` map between
-what the user points at and the arrays the engine returns.
+The base is the opened image itself, one scene unit per original pixel (sharp when
+zoomed in); the overlays (segmentation, explanation, ablation) are the engine's arrays at
+the working resolution (what the model sees), scaled onto it. Coordinates in this API are
+working pixels, the arrays' indices: ``image_to_widget`` / ``widget_to_image`` map between
+what the user points at and them.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QTransform
-from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
+from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPalette, QPen, QTransform
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QFrame,
+    QGraphicsPathItem,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QLineEdit,
+)
 
 from .imaging import from_qimage, to_pixmap
 
@@ -23,6 +34,8 @@ class ImageCanvas(QGraphicsView):
 
     hovered = Signal(int, int)  # image pixel under the cursor, (-1, -1) when outside
     clicked = Signal(int, int)  # image pixel clicked (a press and release without a drag)
+    #: a region drawn with the brush or the lasso: tool, points in working pixels
+    stroke_finished = Signal(str, list)
     zoom_changed = Signal(float)
 
     def __init__(self, parent=None) -> None:
@@ -33,11 +46,14 @@ class ImageCanvas(QGraphicsView):
         self._base = QGraphicsPixmapItem()
         self._overlay = QGraphicsPixmapItem()
         self._outline = QGraphicsPixmapItem()
-        for z, item in enumerate((self._base, self._overlay, self._outline)):
+        for z, item in zip((0, 2, 3), (self._base, self._overlay, self._outline), strict=True):
             item.setZValue(z)
             item.setShapeMode(QGraphicsPixmapItem.ShapeMode.BoundingRectShape)
             self._scene.addItem(item)
-        self._size: tuple[int, int] | None = None  # (width, height)
+        self._size: tuple[int, int] | None = None  # (width, height), working pixels
+        self._full: tuple[int, int] | None = None  # (width, height) of the shown image
+        self._scale = (1.0, 1.0)  # original pixels per working pixel, x and y
+        self._working_base: np.ndarray | None = None
         # the arrays shown now (compared by identity: a redraw with the same ones is free)
         self._base_array: np.ndarray | None = None
         self._overlay_array: np.ndarray | None = None
@@ -46,6 +62,19 @@ class ImageCanvas(QGraphicsView):
         self._press: QPoint | None = None
         self._cursor = Qt.CursorShape.CrossCursor
         self.click_modifiers = Qt.KeyboardModifier.NoModifier  # of the latest click
+        self._focusing_click = False  # the press that gave the canvas the focus
+        self.tool = "click"  # 'brush' and 'lasso' draw regions instead of panning
+        self._stroke: list[tuple[float, float]] | None = None
+        self._stroke_item = QGraphicsPathItem()
+        self._stroke_item.setZValue(4)
+        # other visible layers, between the image and the overlay (the Layers panel)
+        self._under: list[tuple[QGraphicsPixmapItem, np.ndarray]] = []
+        pen = QPen(QColor(255, 214, 0), 0)
+        pen.setCosmetic(True)
+        self._stroke_item.setPen(pen)
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            app.focusChanged.connect(self._on_focus_changed)
         self._placeholder = ""
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
@@ -64,38 +93,73 @@ class ImageCanvas(QGraphicsView):
         self.viewport().update()
 
     def show_layers(self, base: np.ndarray | None, overlay: np.ndarray | None,
-                    opacity: float, outline: np.ndarray | None, outline_key: object) -> None:
+                    opacity: float, outline: np.ndarray | None, outline_key: object,
+                    working: np.ndarray | None = None, base_visible: bool = True,
+                    under: tuple[tuple[np.ndarray, float], ...] = ()) -> None:
         """Show these arrays; those already shown (the same objects, the same outline key)
-        are not converted again."""
+        are not converted again. ``base`` is the image at its own resolution, ``working``
+        the same at the working resolution (the overlays' grid)."""
         if base is not self._base_array:
-            self.set_base(base)
+            self.set_base(base, working)
         if overlay is not self._overlay_array:
             self.set_overlay(overlay)
         self.set_overlay_opacity(opacity)
+        self._base.setVisible(base is not None and base_visible)
+        self.set_under(under)
         if outline_key != self._outline_key or (outline_key is None
                                                  and self._outline.isVisible()):
             self.set_outline(outline)
             self._outline_key = outline_key
 
-    def set_base(self, rgb: np.ndarray | None) -> None:
-        """The image (H x W x 3 uint8); a new size resets the zoom to fit."""
+    def set_base(self, rgb: np.ndarray | None, working: np.ndarray | None = None) -> None:
+        """The image (H x W x 3 uint8) at its own resolution, and at the working
+        resolution (the overlays' grid; default: the same); a new size resets the zoom."""
         self._base_array = rgb
+        self._working_base = working if working is not None else rgb
         if rgb is None:
             self._base.setPixmap(to_pixmap(np.zeros((1, 1, 3), np.uint8)))
             self._base.setVisible(False)
             self.set_overlay(None)
             self.set_outline(None)
-            self._size = None
+            self._size = self._full = None
             self._scene.setSceneRect(QRectF(0, 0, 1, 1))
             self.viewport().update()
             return
-        size = (int(rgb.shape[1]), int(rgb.shape[0]))
+        assert self._working_base is not None
+        full = (int(rgb.shape[1]), int(rgb.shape[0]))
+        size = (int(self._working_base.shape[1]), int(self._working_base.shape[0]))
         self._base.setPixmap(to_pixmap(rgb))
         self._base.setVisible(True)
-        if size != self._size:
-            self._size = size
-            self._scene.setSceneRect(QRectF(0, 0, size[0], size[1]))
+        self._scale = (full[0] / size[0], full[1] / size[1])
+        scaled = QTransform.fromScale(*self._scale)
+        for item in (self._overlay, self._outline):
+            item.setTransform(scaled)
+        if (size, full) != (self._size, self._full):
+            self._size, self._full = size, full
+            self._scene.setSceneRect(QRectF(0, 0, full[0], full[1]))
             self.fit_to_window()
+
+    def set_tool(self, tool: str) -> None:
+        """'click' (click and pan), 'brush' or 'lasso' (a left drag draws a region)."""
+        self.tool = tool
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag if tool == "click"
+                         else QGraphicsView.DragMode.NoDrag)
+        self.viewport().setCursor(self._cursor if tool == "click"
+                                  else Qt.CursorShape.CrossCursor)
+
+    def _working_point(self, pos: QPointF) -> tuple[float, float]:
+        point = self.mapToScene(pos.toPoint())
+        sx, sy = self._scale
+        return point.x() / sx, point.y() / sy
+
+    def _draw_stroke(self) -> None:
+        path = QPainterPath()
+        sx, sy = self._scale
+        for i, (x, y) in enumerate(self._stroke or []):
+            (path.moveTo if i == 0 else path.lineTo)(QPointF(x * sx, y * sy))
+        if self.tool == "lasso" and self._stroke:
+            path.closeSubpath()
+        self._stroke_item.setPath(path)
 
     def set_click_cursor(self, shape: Qt.CursorShape) -> None:
         """The cursor over the image (a pointing hand says a click ablates)."""
@@ -111,6 +175,28 @@ class ImageCanvas(QGraphicsView):
         self._overlay.setVisible(True)
         if opacity is not None:
             self._overlay.setOpacity(opacity)
+
+    def set_under(self, layers: tuple[tuple[np.ndarray, float], ...]) -> None:
+        """Layers drawn between the image and the overlay, bottom first (working grid)."""
+        arrays = [array for array, _opacity in layers]
+        if len(arrays) != len(self._under) or any(
+                shown is not array for (_item, shown), array in zip(self._under, arrays)):
+            for item, _array in self._under:
+                self._scene.removeItem(item)
+            self._under = []
+            for z, array in enumerate(arrays):
+                item = QGraphicsPixmapItem(to_pixmap(array))
+                item.setZValue(1 + z / 10)
+                item.setShapeMode(QGraphicsPixmapItem.ShapeMode.BoundingRectShape)
+                item.setTransform(QTransform.fromScale(*self._scale))
+                self._scene.addItem(item)
+                self._under.append((item, array))
+        for (item, _array), (_a, opacity) in zip(self._under, layers, strict=True):
+            item.setOpacity(float(opacity))
+
+    def under_count(self) -> int:
+        """How many other layers are drawn under the overlay."""
+        return len(self._under)
 
     def set_overlay_opacity(self, opacity: float) -> None:
         self._overlay.setOpacity(float(opacity))
@@ -150,14 +236,30 @@ class ImageCanvas(QGraphicsView):
             return None
         return from_qimage(self._outline.pixmap().toImage())
 
-    def compose(self) -> QImage | None:
-        """What the canvas shows, at native (working) resolution, without the outline."""
-        if self._size is None:
+    def original_size(self) -> tuple[int, int] | None:
+        """(width, height) of the image as opened (the working size is image_size)."""
+        return self._full
+
+    def compose(self, working: bool = False) -> QImage | None:
+        """What the canvas shows, without the outline: at the image's own resolution
+        (the overlay resampled onto it, smoothly), or at the working resolution."""
+        if self._size is None or self._full is None or self._working_base is None:
             return None
-        image = QImage(self._size[0], self._size[1], QImage.Format.Format_RGB888)
+        size = self._size if working else self._full
+        image = QImage(size[0], size[1], QImage.Format.Format_RGB888)
         image.fill(QColor("white"))
         painter = QPainter(image)
-        painter.drawPixmap(0, 0, self._base.pixmap())
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        if working:
+            if self._base.isVisible():
+                painter.drawPixmap(0, 0, to_pixmap(self._working_base))
+        else:
+            if self._base.isVisible():
+                painter.drawPixmap(0, 0, self._base.pixmap())
+            painter.scale(*self._scale)
+        for item, _array in self._under:
+            painter.setOpacity(item.opacity())
+            painter.drawPixmap(0, 0, item.pixmap())
         if self._overlay.isVisible():
             painter.setOpacity(self._overlay.opacity())
             painter.drawPixmap(0, 0, self._overlay.pixmap())
@@ -217,14 +319,16 @@ class ImageCanvas(QGraphicsView):
     # -- coordinates ----------------------------------------------------------------------
     def image_to_widget(self, x: float, y: float) -> QPoint:
         """Viewport position of the centre of image pixel (x, y) (for tests and tools)."""
-        return self.mapFromScene(QPointF(x + 0.5, y + 0.5))
+        sx, sy = self._scale
+        return self.mapFromScene(QPointF((x + 0.5) * sx, (y + 0.5) * sy))
 
     def widget_to_image(self, pos: QPoint | QPointF) -> tuple[int, int] | None:
         """Image pixel under a viewport position, or None outside the image."""
         if self._size is None:
             return None
         point = self.mapToScene(QPoint(int(pos.x()), int(pos.y())))
-        x, y = int(np.floor(point.x())), int(np.floor(point.y()))
+        sx, sy = self._scale
+        x, y = int(np.floor(point.x() / sx)), int(np.floor(point.y() / sy))
         if 0 <= x < self._size[0] and 0 <= y < self._size[1]:
             return x, y
         return None
@@ -242,12 +346,43 @@ class ImageCanvas(QGraphicsView):
         if self._fit:
             self.fit_to_window()
 
+    def focusInEvent(self, event) -> None:  # noqa: N802
+        super().focusInEvent(event)
+        self.viewport().update()  # the focus frame (drawForeground)
+
+    def focusOutEvent(self, event) -> None:  # noqa: N802
+        super().focusOutEvent(event)
+        self.viewport().update()
+
+    def has_focus_frame(self) -> bool:
+        """Whether the frame that says keys go to the image is drawn."""
+        return self.hasFocus()
+
+    def _on_focus_changed(self, old, new) -> None:
+        # A click that leaves a text field (the layer path, the working size) for the
+        # image only moves the focus here: it must not also pick a class (the press
+        # arrives right after this). Clicks from buttons and lists act at once.
+        self._focusing_click = (new is self and isinstance(old, (QLineEdit, QAbstractSpinBox))
+                                and QApplication.mouseButtons() != Qt.MouseButton.NoButton)
+
     def mousePressEvent(self, event) -> None:  # noqa: N802
+        if self.tool != "click" and event.button() == Qt.MouseButton.LeftButton \
+                and self._size is not None:
+            if self._stroke_item.scene() is None:
+                self._scene.addItem(self._stroke_item)
+            self._stroke = [self._working_point(event.position())]
+            self._draw_stroke()
+            return
         if event.button() == Qt.MouseButton.LeftButton:
             self._press = event.position().toPoint()
         super().mousePressEvent(event)
 
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+        if self._stroke is not None and event.button() == Qt.MouseButton.LeftButton:
+            points, self._stroke = self._stroke, None
+            self._stroke_item.setPath(QPainterPath())
+            self.stroke_finished.emit(self.tool, points)
+            return
         super().mouseReleaseEvent(event)
         self.viewport().setCursor(self._cursor)  # the hand-drag mode changed it
         if event.button() != Qt.MouseButton.LeftButton or self._press is None:
@@ -255,13 +390,17 @@ class ImageCanvas(QGraphicsView):
         pos = event.position().toPoint()
         moved = (pos - self._press).manhattanLength()
         self._press = None
-        if moved <= CLICK_SLOP_PX:
+        focusing, self._focusing_click = self._focusing_click, False
+        if moved <= CLICK_SLOP_PX and not focusing:
             hit = self.widget_to_image(pos)
             if hit is not None:
                 self.click_modifiers = event.modifiers()  # Shift+click adds a segment
                 self.clicked.emit(*hit)
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        if self._stroke is not None:
+            self._stroke.append(self._working_point(event.position()))
+            self._draw_stroke()
         super().mouseMoveEvent(event)
         if self._press is not None and (event.position().toPoint() - self._press
                                         ).manhattanLength() > CLICK_SLOP_PX:
@@ -286,6 +425,13 @@ class ImageCanvas(QGraphicsView):
 
     def drawForeground(self, painter: QPainter, rect) -> None:  # noqa: N802
         super().drawForeground(painter, rect)
+        if self.hasFocus():  # the image has no caret: a frame shows keys go to it
+            painter.save()
+            painter.resetTransform()
+            pen = QPen(self.palette().color(QPalette.ColorRole.Highlight), 2)
+            painter.setPen(pen)
+            painter.drawRect(self.viewport().rect().adjusted(1, 1, -1, -1))
+            painter.restore()
         if self._size is not None or not self._placeholder:
             return
         painter.save()

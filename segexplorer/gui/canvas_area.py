@@ -72,35 +72,39 @@ class CanvasArea(QWidget):
         bar.addSpacing(8)
         self.ablate_button = make_ablate_button(self)
         bar.addWidget(self.ablate_button)
-        bar.addSpacing(12)
+        bar.addSpacing(8)
         self.opacity_label = QLabel("Opacity", self)
         bar.addWidget(self.opacity_label)
         self.opacity = QSlider(Qt.Orientation.Horizontal, self)
         self.opacity.setObjectName("opacitySlider")
         self.opacity.setRange(0, 100)
-        self.opacity.setMinimumWidth(60)  # narrow windows keep the whole bar
+        self.opacity.setMinimumWidth(36)  # narrow windows keep the whole bar
         self.opacity.setMaximumWidth(120)
         self.opacity.setToolTip("Opacity of the shown layer over the image")
         bar.addWidget(self.opacity, 1)
         bar.addStretch(1)
-        self.zoom_label = QLabel("", self)
-        self.zoom_label.setMinimumWidth(48)
-        self.zoom_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        bar.addWidget(self.zoom_label)
+        column.addLayout(bar)
         self.canvas = ImageCanvas(self)
         self.canvas.set_placeholder(PLACEHOLDER)
+        # the zoom controls sit beside the footer: the bar above stays narrow enough for
+        # a 1024 px screen
+        zoom_row = QHBoxLayout()
+        zoom_row.setSpacing(2)
+        self.zoom_label = QLabel("", self)
+        self.zoom_label.setMinimumWidth(44)
+        self.zoom_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        zoom_row.addWidget(self.zoom_label)
         self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
         for text, tip, slot in (("-", "Zoom out (Ctrl+-)", self.canvas.zoom_out),
-                                ("+", "Zoom in (Ctrl++)", self.canvas.zoom_in),
+                                ("+", "Zoom in (Ctrl++ or Ctrl+=)", self.canvas.zoom_in),
                                 ("Fit", "Fit to window (Ctrl+0)", self.canvas.fit_to_window),
                                 ("1:1", "Actual pixels (Ctrl+1)", self.canvas.actual_size)):
             button = QToolButton(self)
             button.setText(text)
             button.setToolTip(tip)
-            button.setMinimumWidth(30)
+            button.setMinimumWidth(28)
             button.clicked.connect(lambda *_args, slot=slot: slot())
-            bar.addWidget(button)
-        column.addLayout(bar)
+            zoom_row.addWidget(button)
 
         self.multi_view = MultiView(self)
         self.stack = QStackedWidget(self)
@@ -121,12 +125,16 @@ class CanvasArea(QWidget):
         for widget in (self.colorbar, self.legend, self.footer_message):
             self.footer.addWidget(widget)
         self.footer.setFixedHeight(self.colorbar.sizeHint().height())
-        column.addWidget(self.footer)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.footer, 1)
+        bottom.addLayout(zoom_row)
+        column.addLayout(bottom)
 
     def apply(self, view: WindowView) -> None:
         """Show the layer bar, the canvas, the panels and the footer of ``view``."""
         self.banner.setVisible(view.untrained)
         for layer, button in self.layer_button.items():
+            button.setText(view.layer_labels[layer])
             button.setEnabled(view.layer_enabled[layer])
             button.setChecked(layer == view.canvas_layer)
         self.opacity.blockSignals(True)
@@ -136,9 +144,10 @@ class CanvasArea(QWidget):
         self.opacity_label.setEnabled(view.opacity_enabled)
         canvas = view.canvas
         self.canvas.show_layers(canvas.base, canvas.overlay, canvas.opacity, canvas.outline,
-                                canvas.outline_key)
+                                canvas.outline_key, canvas.working, canvas.base_visible,
+                                canvas.under)
         footer = view.footer
-        self.colorbar.set_attribution(footer.normalized, footer.caption)
+        self.colorbar.set_attribution(footer.normalized, footer.caption, footer.colormap)
         if footer.kind == "colorbar":
             self.footer.setCurrentWidget(self.colorbar)
         elif footer.kind == "legend":

@@ -29,10 +29,11 @@ class ColorBar(QWidget):
     def sizeHint(self) -> QSize:  # noqa: N802
         return QSize(200, colorbar_height(self.font(), self._compact))
 
-    def set_attribution(self, normalized: NormalizedAttr | None, caption: str = "") -> None:
+    def set_attribution(self, normalized: NormalizedAttr | None, caption: str = "",
+                        cmap: str | None = None) -> None:
         self._normalized = normalized
         self._caption = caption
-        self._strip = (to_qimage(colorbar_rgba(normalized.sign, 256, 1))
+        self._strip = (to_qimage(colorbar_rgba(normalized.sign, 256, 1, cmap=cmap))
                        if normalized is not None else None)
         self.setToolTip(caption)
         self.update()
@@ -58,7 +59,8 @@ class ColorBar(QWidget):
 
 def draw_colorbar(painter: QPainter, rect: QRect, normalized: NormalizedAttr,
                   palette: QPalette, *, caption: str = "", compact: bool = False,
-                  strip=None, ticks: list[tuple[float, float]] | None = None) -> None:
+                  strip=None, ticks: list[tuple[float, float]] | None = None,
+                  cmap: str | None = None) -> None:
     """Paint a colour bar into ``rect``: strip, ticks and labels, then the caption."""
     fm = QFontMetrics(painter.font())
     margin = max(fm.horizontalAdvance("-0.00e-00") // 2, 12)
@@ -71,7 +73,7 @@ def draw_colorbar(painter: QPainter, rect: QRect, normalized: NormalizedAttr,
                          f"No {normalized.sign.replace('_', ' ')} attribution here")
         return
     if strip is None:
-        strip = to_qimage(colorbar_rgba(normalized.sign, 256, 1))
+        strip = to_qimage(colorbar_rgba(normalized.sign, 256, 1, cmap=cmap))
     painter.drawImage(bar, strip)
     painter.setPen(palette.color(QPalette.ColorRole.WindowText))
     painter.drawRect(bar.adjusted(0, 0, -1, -1))
@@ -121,14 +123,31 @@ class ClassLegend(QWidget):
         chip = fm.height() - 2
         x, y = 8, (self.height() - fm.height()) // 2
         painter.setPen(self.palette().color(QPalette.ColorRole.WindowText))
-        for i, (name, rgb) in enumerate(self._entries):
+        shown = self.shown_count()
+        for name, rgb in self._entries[:shown]:
             width = chip + 6 + fm.horizontalAdvance(name) + 16
-            if x + width > self.width() - 8 and i < len(self._entries):
-                more = f"+{len(self._entries) - i} more"
-                painter.drawText(x, y + fm.ascent(), more)
-                break
             painter.fillRect(x, y + 1, chip, chip, QColor(*rgb))
             painter.drawRect(x, y + 1, chip - 1, chip - 1)
             painter.drawText(x + chip + 6, y + fm.ascent(), name)
             x += width
+        if shown < len(self._entries):  # the rest in the tooltip
+            painter.drawText(x, y + fm.ascent(), f"+{len(self._entries) - shown} more")
         painter.end()
+
+    def shown_count(self) -> int:
+        """How many entries are drawn whole (the others are named as '+N more', which is
+        kept room for: no name is ever cut off)."""
+        fm = QFontMetrics(self.font())
+        chip = fm.height() - 2
+        room = self.width() - 16
+        widths = [chip + 6 + fm.horizontalAdvance(name) + 16 for name, _ in self._entries]
+        if sum(widths) <= room:
+            return len(widths)
+        used, count = 0, 0
+        for width in widths:
+            more = fm.horizontalAdvance(f"+{len(widths) - count - 1} more")
+            if used + width + more > room:
+                break
+            used += width
+            count += 1
+        return count

@@ -64,6 +64,20 @@ class Dialogs:
         self.parent = parent
         self.interactive = interactive
         self.current: QMessageBox | None = None
+        # what confirm() answers when the window is not interactive (scripts, tests)
+        self.unattended_answer = False
+
+    def confirm(self, title: str, text: str, accept: str = "Run It") -> bool:
+        """A yes/no question that waits for the answer (Cancel is the default)."""
+        if not self.interactive:
+            return self.unattended_answer
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text, parent=self.parent)
+        yes = box.addButton(accept, QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        self.current = box
+        box.exec()
+        return box.clickedButton() is yes
 
     def _open(self, box: QMessageBox) -> QMessageBox:
         box.setWindowModality(Qt.WindowModality.WindowModal)
@@ -96,6 +110,18 @@ class Dialogs:
         load.clicked.connect(load_file)
         demo.clicked.connect(use_untrained)
         self._open(box)
+
+    def shortcuts(self, rows: list[tuple[str, str]]) -> None:
+        """A page of (keys, what they do) rows."""
+        from html import escape
+
+        table = "".join(f"<tr><td><b>{escape(keys)}</b>&nbsp;&nbsp;</td><td>{escape(what)}</td>"
+                        "</tr>" for keys, what in rows)
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts",
+                          f"<table>{table}</table>", QMessageBox.StandardButton.Close,
+                          self.parent)
+        self.current = box
+        box.open()
 
     def about(self, torch_loaded: bool) -> None:
         text = (f"<h3>SegExplorer {__version__}</h3>"

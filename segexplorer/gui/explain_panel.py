@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QStringListModel, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPalette, QStandardItemModel
 from PySide6.QtWidgets import (
     QCheckBox,
     QColorDialog,
     QComboBox,
+    QCompleter,
     QDoubleSpinBox,
     QFormLayout,
     QFrame,
@@ -26,6 +27,8 @@ from .document.catalog import baseline_label
 from .document.choices import (
     AGGREGATION_LABELS,
     BASELINE_LABELS,
+    COLORMAP_LABELS,
+    COLORMAP_VIEWS,
     IG_RULE_LABELS,
     METHOD_LABELS,
     SEGMENT_LABELS,
@@ -126,8 +129,14 @@ class ExplanationPanel(QWidget):
         layer_row.setSpacing(4)
         self.layer = QLineEdit(self)
         self.layer.setObjectName("layerEdit")
-        self.layer.setReadOnly(True)
         self.layer.setPlaceholderText("default layer")
+        self.layer.setToolTip("Type a dotted layer path (completed from the model's layers) "
+                              "and press Enter, or choose one with ...")
+        self._layer_names = QStringListModel(self)
+        completer = QCompleter(self._layer_names, self)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        self.layer.setCompleter(completer)
         self.choose_layer = QToolButton(self)
         self.choose_layer.setText("...")
         self.choose_layer.setToolTip("Choose a layer from the model's module tree")
@@ -186,6 +195,9 @@ class ExplanationPanel(QWidget):
         self.status = QLabel(self)
         self.status.setObjectName("explainStatus")
         self.status.setWordWrap(True)
+        # room for four lines: a longer message does not push the rows below it
+        self.status.setMinimumHeight(4 * self.status.fontMetrics().lineSpacing())
+        self.status.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.status.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.compute = QPushButton("Compute", self)
         self.compute.setObjectName("computeButton")
@@ -210,6 +222,12 @@ class ExplanationPanel(QWidget):
         view_form.addRow("View", self.view)
         self.sign = _combo(self, SIGN_LABELS, "signCombo")
         view_form.addRow("Sign", self.sign)
+        self.colormap = _combo(self, COLORMAP_LABELS, "colormapCombo")
+        self.colormap.setToolTip("The heat map's colours: Captum's (green/red for both "
+                                 "signs, greens, reds or blues for one) or another matplotlib "
+                                 "map, as Captum's cmap argument draws it")
+        self.colormap_label = QLabel("Colour map", self)
+        view_form.addRow(self.colormap_label, self.colormap)
         self.outlier = QDoubleSpinBox(self)
         self.outlier.setObjectName("outlierSpin")
         self.outlier.setRange(0.0, 50.0)
@@ -248,7 +266,8 @@ class ExplanationPanel(QWidget):
         self.baseline.currentIndexChanged.connect(self._on_baseline_changed)
         self.choose_layer.clicked.connect(self.choose_layer_requested)
         self.reset_layer.clicked.connect(lambda: self.set_layer(""))
-        for combo in (self.view, self.sign):
+        self.layer.returnPressed.connect(lambda: self.set_layer(self.layer.text().strip()))
+        for combo in (self.view, self.sign, self.colormap):
             combo.currentIndexChanged.connect(self._on_view_combo)
         self.outlier.valueChanged.connect(lambda _v: self._outlier_timer.start())
         self.hide_target.toggled.connect(self._emit_view)
@@ -280,6 +299,7 @@ class ExplanationPanel(QWidget):
             outlier=float(self.outlier.value()),
             hide_target=self.hide_target.isChecked(),
             side_by_side=self.side_by_side.isChecked(),
+            colormap=str(self.colormap.currentData() or ""),
         )
 
     def set_analysis(self, choice: AnalysisChoice) -> None:
@@ -307,6 +327,7 @@ class ExplanationPanel(QWidget):
         try:
             _select(self.view, choice.view)
             _select(self.sign, choice.sign)
+            _select(self.colormap, choice.colormap)
             self.outlier.setValue(float(choice.outlier))
             self.hide_target.setChecked(bool(choice.hide_target))
             self.side_by_side.setChecked(bool(choice.side_by_side))
@@ -334,6 +355,11 @@ class ExplanationPanel(QWidget):
     def set_layer(self, path: str) -> None:
         self._show_layer(path or self._default_layer)
         self._emit_analysis()
+
+    def set_layer_names(self, names: list[str]) -> None:
+        """The layers the field completes (the loaded model's)."""
+        if names != self._layer_names.stringList():
+            self._layer_names.setStringList(names)
 
     def _show_layer(self, path: str) -> None:
         self.layer.setText(path)
@@ -408,6 +434,9 @@ class ExplanationPanel(QWidget):
     def _enforce_sign(self) -> None:
         # Captum cannot mask or alpha-scale with both signs: 'all' is not offered there
         # (the document turns it into 'positive': ViewChoice.valid).
+        uses_map = self.view.currentData() in COLORMAP_VIEWS
+        self.colormap.setEnabled(uses_map)
+        self.colormap_label.setEnabled(uses_map)
         signed_only = self.view.currentData() in SIGNED_ONLY_VIEWS
         model = self.sign.model()
         if isinstance(model, QStandardItemModel):

@@ -15,8 +15,9 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from .canvas import ImageCanvas
-from .document import Document
+from .document import Document, sessions
 from .document.exports import Exports
+from .document.session_file import SUFFIX as SESSION_SUFFIX
 from .imaging import from_qimage, to_qimage
 from .multiview import MultiView
 from .settings import Preferences
@@ -40,11 +41,13 @@ class ExportsController(QObject):
         self._error = error
 
     # -- what the window shows -----------------------------------------------------------
-    def current_view_image(self) -> np.ndarray | None:
-        """What the window shows, as H x W x 4 RGBA at native (working) resolution."""
+    def current_view_image(self, working: bool = False) -> np.ndarray | None:
+        """What the window shows, as H x W x 4 RGBA: at the image's own resolution (the
+        overlays resampled onto it), or at the working resolution (the model's pixels;
+        side-by-side panels are always that)."""
         if self.doc.view.side_by_side and self.multi_view.panels():
             return self.multi_view.compose()
-        image = self.canvas.compose()
+        image = self.canvas.compose(working)
         return from_qimage(image) if image is not None else None
 
     def copy_view(self) -> None:
@@ -56,9 +59,10 @@ class ExportsController(QObject):
                      "clipboard.", 4000)
 
     # -- writing -------------------------------------------------------------------------
-    def export_view(self, path: str | Path) -> None:
-        """Save the current view as a PNG (in a job: writes are atomic)."""
-        rgba = self.current_view_image()
+    def export_view(self, path: str | Path, working: bool = False) -> None:
+        """Save the current view as a PNG (in a job: writes are atomic), at the image's
+        own resolution or at the working one."""
+        rgba = self.current_view_image(working)
         if rgba is not None:
             self.exports.view(path, rgba)
 
@@ -78,15 +82,32 @@ class ExportsController(QObject):
         self.exports.ablation_history(path)
 
     # -- dialogs -------------------------------------------------------------------------
+    def export_folder(self) -> str:
+        """Where export dialogs start: the latest export's folder; else the image's, unless
+        that is inside SegExplorer itself (the sample image); else the home folder."""
+        folder = self.prefs.last_export_folder
+        if folder is not None:
+            return folder
+        source = self.doc.source
+        package = Path(__file__).resolve().parents[1]
+        if source is not None and source.path:
+            parent = Path(source.path).resolve().parent
+            if package not in (parent, *parent.parents) and parent.is_dir():
+                return str(parent)
+        return str(Path.home())
+
     def _save_name(self, title: str, suffix: str, filters: str) -> tuple[str, str]:
-        name = self.exports.default_name(self.prefs.last_folder, suffix)
+        name = self.exports.default_name(self.export_folder(), suffix)
         path, selected = QFileDialog.getSaveFileName(self.parent_widget, title, name, filters)
         return path, selected
 
-    def choose_export_view(self) -> None:
-        path, _ = self._save_name("Export view as PNG", ".png", "PNG image (*.png)")
+    def choose_export_view(self, working: bool = False) -> None:
+        title = ("Export view at the working resolution" if working
+                 else "Export view as PNG (the image's own resolution)")
+        path, _ = self._save_name(title, ".png", "PNG image (*.png)")
         if path:
-            self.export_view(path if path.lower().endswith(".png") else path + ".png")
+            self.export_view(path if path.lower().endswith(".png") else path + ".png",
+                             working)
 
     def choose_export_figure(self) -> None:
         path, selected = self._save_name(
@@ -98,7 +119,7 @@ class ExportsController(QObject):
 
     def _folder(self, title: str) -> str:
         return QFileDialog.getExistingDirectory(self.parent_widget, title,
-                                                self.prefs.last_folder)
+                                                self.export_folder())
 
     def choose_export_all(self) -> None:
         folder = self._folder("Export all into folder")
@@ -112,11 +133,40 @@ class ExportsController(QObject):
         if folder:
             self.export_ablation(folder)
 
+    # -- sessions ------------------------------------------------------------------------
+    def choose_session(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.parent_widget, "Open session",
+                                              self.prefs.last_folder,
+                                              f"SegExplorer sessions (*{SESSION_SUFFIX})")
+        if path:
+            self.open_session(path)
+
+    def open_session(self, path: str | Path) -> None:
+        """Open a session file (a file that is not one is reported in one line)."""
+        from ..engine.errors import UserError
+
+        try:
+            sessions.open_session(self.doc, path)
+        except UserError as exc:
+            self._error(exc.message)
+
+    def choose_session_file(self) -> None:
+        if self.doc.source is None:
+            return
+        stem = Path(self.doc.source.label).stem.strip("<>") or "session"
+        path, _ = QFileDialog.getSaveFileName(
+            self.parent_widget, "Save session",
+            str(Path(self.export_folder()) / (stem + SESSION_SUFFIX)),
+            f"SegExplorer sessions (*{SESSION_SUFFIX})")
+        if path:
+            sessions.save(self.doc, path if path.endswith(SESSION_SUFFIX)
+                          else path + SESSION_SUFFIX)
+
     def choose_export_history(self) -> None:
         if not self.doc.ablation.history:
             return
         path, _ = QFileDialog.getSaveFileName(
             self.parent_widget, "Export ablation history",
-            str(Path(self.prefs.last_folder) / "ablation_history.json"), "JSON (*.json)")
+            str(Path(self.export_folder()) / "ablation_history.json"), "JSON (*.json)")
         if path:
             self.export_history(path if path.lower().endswith(".json") else path + ".json")

@@ -17,8 +17,9 @@ The shape follows Orange3's ``concurrent`` helpers and napari's layer slicer:
 * The window's document talks to it through a small protocol
   (:class:`segexplorer.gui.document.runner.Runner`); tests of the document use a
   synchronous runner instead.
-* Model work is serialised by one :class:`ModelLock` (a session and its layer hooks are
-  not thread-safe). A long job (the ablation sweep) lends the lock out between chunks,
+* Model work is serialised by a :class:`ModelLock` per model (a session and its layer
+  hooks are not thread-safe); a job for another model takes another lock, so a new
+  model never waits for the pass an abandoned model's job is finishing. A long job (the ablation sweep) lends the lock out between chunks,
   so a Grad-CAM asked for during a sweep runs at once instead of after it.
 """
 
@@ -28,7 +29,7 @@ import itertools
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,6 +145,7 @@ class Job:
     uses_model: bool
     lends_model: bool
     state: WorkerState
+    lock_key: Hashable = None
     submitted: float = field(default_factory=time.monotonic)
 
 
@@ -232,7 +234,8 @@ class JobRunner(QObject):
         self._running: dict[str, _Running] = {}
         self._pending: dict[str, Job] = {}
         self._jobs: dict[int, Job] = {}
-        self.lock = ModelLock()
+        self.lock = ModelLock()  # for jobs that name no model
+        self._locks: dict[Hashable, ModelLock] = {}
         self._num_threads = num_threads
         self._shut_down = False
         self.started_count = 0  # threads started so far (tests use it)
@@ -254,13 +257,17 @@ class JobRunner(QObject):
         label: str = "",
         uses_model: bool = True,
         lends_model: bool = False,
+        lock_key: Hashable = None,
     ) -> int:
-        """Run ``fn(state)`` in a worker; cancel whatever ``channel`` was doing."""
+        """Run ``fn(state)`` in a worker; cancel whatever ``channel`` was doing.
+
+        ``lock_key`` names the model the job uses: jobs of one model run one at a time."""
         if self._shut_down:
             return 0
         rid = next(self._ids)
         job = Job(rid, channel, fn, on_result, on_error, on_cancelled, on_partial,
-                  label or channel, uses_model, lends_model, WorkerState(rid, channel))
+                  label or channel, uses_model, lends_model, WorkerState(rid, channel),
+                  lock_key)
         self._jobs[rid] = job
         self._latest[channel] = rid
         replaced = self._pending.pop(channel, None)
@@ -337,7 +344,15 @@ class JobRunner(QObject):
     def _start(self, job: Job) -> None:
         thread = QThread()
         thread.setObjectName(f"segexplorer-{job.channel}-{job.request_id}")
-        worker = _Worker(job, self.lock, self._num_threads)
+        if job.lock_key is None:
+            lock = self.lock
+        else:
+            lock = self._locks.setdefault(job.lock_key, ModelLock())
+            if len(self._locks) > 8:  # locks of models long gone (idle ones only)
+                for key in [k for k, v in self._locks.items() if not v.busy
+                            and k != job.lock_key][:len(self._locks) - 8]:
+                    del self._locks[key]
+        worker = _Worker(job, lock, self._num_threads)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         worker.progress.connect(self._on_progress)

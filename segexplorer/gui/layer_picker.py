@@ -1,9 +1,15 @@
-"""Choosing a layer from the model's module tree, with each layer's output shape."""
+"""Choosing a layer from the model's module tree, with what the engine says of each one.
+
+The shapes and notes come from the engine's audit (``engine.layers.audit_layers``: the
+output of each layer's last call, how often it is called, why it cannot be explained);
+a layer the engine refuses is greyed with its reason, and choosing it is refused by the
+document in one line before any work.
+"""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QPalette
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -33,6 +39,7 @@ class LayerPicker(QDialog):
         self.setObjectName("layerPicker")
         self.resize(620, 560)
         self._default = default
+        self._unusable: dict[str, str] = {}
         layout = QVBoxLayout(self)
         self.info = QLabel(
             "Grad-CAM attributes to a layer's output. The usual choice is the last "
@@ -46,13 +53,14 @@ class LayerPicker(QDialog):
         layout.addWidget(self.filter)
         self.tree = QTreeWidget(self)
         self.tree.setObjectName("layerTree")
-        self.tree.setHeaderLabels(["Layer", "Type", "Output shape"])
+        self.tree.setHeaderLabels(["Layer", "Type", "Output shape", "Note"])
         self.tree.setUniformRowHeights(True)
         self.tree.setAlternatingRowColors(True)
         header = self.tree.header()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(False)
         layout.addWidget(self.tree, 1)
         self.shapes_status = QLabel("Computing output shapes...", self)
@@ -76,7 +84,7 @@ class LayerPicker(QDialog):
         for path, kind in layers:
             parent_path, _, name = path.rpartition(".")
             parent = self._items.get(parent_path)
-            item = QTreeWidgetItem([name, kind, ""])
+            item = QTreeWidgetItem([name, kind, "", ""])
             item.setData(0, PATH_ROLE, path)
             item.setToolTip(0, path)
             if path == self._default:
@@ -92,6 +100,32 @@ class LayerPicker(QDialog):
         for path, item in self._items.items():
             item.setText(2, format_shape(shapes.get(path)))
         self.shapes_status.setText("Layers without a shape are not tensors or are not run.")
+
+    def set_audit(self, infos: list) -> None:
+        """The engine's ``LayerInfo`` per layer: the last call's shape, and a note (reuse,
+        or why it cannot be explained: such a layer is greyed)."""
+        muted = self.palette().color(QPalette.ColorRole.PlaceholderText)
+        self._unusable = {}
+        for info in infos:
+            item = self._items.get(info.path)
+            if item is None:
+                continue
+            item.setText(2, format_shape(info.shape))
+            item.setText(3, info.note)
+            item.setToolTip(3, info.note)
+            if not info.usable:
+                self._unusable[info.path] = info.reason
+                for column in range(4):
+                    item.setForeground(column, muted)
+        self.shapes_status.setText("Shapes are each layer's last call (as Captum uses it); "
+                                   "greyed layers cannot be explained (see their note).")
+
+    def note_text(self, path: str) -> str:
+        item = self._items.get(path)
+        return item.text(3) if item is not None else ""
+
+    def is_usable(self, path: str) -> bool:
+        return path not in self._unusable
 
     def set_shapes_error(self, message: str) -> None:
         self.shapes_status.setText(f"Output shapes unavailable: {message}")

@@ -18,9 +18,11 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
+    QFrame,
     QLabel,
     QMainWindow,
     QProgressBar,
+    QScrollArea,
     QSizePolicy,
     QToolButton,
     QWidget,
@@ -29,19 +31,23 @@ from PySide6.QtWidgets import (
 from .ablate_mode import AblateController
 from .canvas_area import CanvasArea
 from .classes_panel import ClassesPanel
+from .dataset_window import DatasetController
 from .dialogs import Dialogs
 from .document import Document, Exports, Presenter, WindowView, catalog
 from .document.choices import ATTRIBUTION, LAYER_LABELS
-from .document.document import Failure, Notice, OfflineOffer, Saved, default_model_choice
+from .document.document import default_model_choice
+from .document.messages import Failure, Notice, OfflineOffer, Saved
 from .document.sources import ImageSource
 from .explain_panel import ExplanationPanel
 from .exports import ExportsController
 from .imaging import encode_png
 from .jobs import JobRunner
 from .layer_picker import LayerPicker
+from .layers_panel import LayersPanel
+from .model_cards import ModelCardsMenu, safe_start_choice
 from .model_panel import ModelPanel
 from .settings import Preferences, make_settings
-from .window_actions import build_actions, build_menus
+from .window_actions import build_actions, build_menus, shortcut_rows
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,6 +59,16 @@ if TYPE_CHECKING:
 IMAGE_FILTER = ("Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm);;"
                 "All files (*)")
 CLOSE_WAIT_S = 1.2  # then the process exits anyway (see app.run_app)
+
+
+def scrolling(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless scroll area: a dock shorter than its panel scrolls
+    instead of making the window taller than the screen."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidget(widget)
+    return area
 
 
 class MainWindow(QMainWindow):
@@ -83,10 +99,14 @@ class MainWindow(QMainWindow):
         self.last_error: str | None = None
         self.unfinished_threads = False
         self.layer_picker: LayerPicker | None = None
+        self._layers_of: object = None  # the model whose layers the layer field completes
 
         stored_layer = str(self.prefs.value("view/layer", ATTRIBUTION) or ATTRIBUTION)
+        # a model card that runs code is never reopened unasked
+        start_model, start_note = safe_start_choice(
+            self.prefs.model_choice(default_model_choice()), default_model_choice())
         self.document = doc = Document(
-            self.runner, self.prefs.model_choice(default_model_choice()),
+            self.runner, start_model,
             self.prefs.analysis_choice(), self.prefs.view_choice(), stored_layer,
             self.prefs.opacities(), str(self.prefs.value("view/outline", "true")) == "true",
             count_threads=num_threads is None)
@@ -95,6 +115,7 @@ class MainWindow(QMainWindow):
         self.model_panel = ModelPanel(doc.model_choice, self)
         self.explain_panel = ExplanationPanel(doc.analysis, doc.view, self)
         self.classes_panel = ClassesPanel(self)
+        self.layers_panel = LayersPanel(self)
         self.ablation = AblateController(doc, self,
                                          lambda: self.exporter.choose_export_ablation(),
                                          lambda: self.exporter.choose_export_history())
@@ -111,7 +132,10 @@ class MainWindow(QMainWindow):
         self._build_docks()
         self.commands = build_actions(self, {
             "open": self.choose_image, "paste": self.paste_image,
+            "open_session": lambda: self.exporter.choose_session(),
+            "save_session": lambda: self.exporter.choose_session_file(),
             "export_view": self.exporter.choose_export_view, "copy": self.exporter.copy_view,
+            "export_working": lambda: self.exporter.choose_export_view(working=True),
             "export_figure": self.exporter.choose_export_figure,
             "export_all": self.exporter.choose_export_all, "escape": doc.escape,
             "compute": doc.compute, "zoom_in": self.canvas.zoom_in,
@@ -119,14 +143,28 @@ class MainWindow(QMainWindow):
             "actual": self.canvas.actual_size, "outline": doc.set_outline,
             "side_by_side": lambda on: doc.update_view(side_by_side=bool(on)),
             "sample": doc.open_sample_image, "about": self.show_about,
+            "shortcuts": self.show_shortcuts,
             "layer": doc.set_canvas_layer})
         self.commands.outline.setChecked(doc.outline)
         self.recent_menu = build_menus(
-            self, self.commands, [self.ablation.action, self.ablation.reset_action,
+            self, self.commands, [self.ablation.action, self.ablation.undo_action,
+                                 self.ablation.redo_action, self.ablation.reset_action,
                                  self.ablation.export_action],
-            [self.classes_dock, self.model_dock, self.explain_dock, self.ablation_dock])
+            [self.classes_dock, self.layers_dock, self.model_dock, self.explain_dock,
+             self.ablation_dock])
         self._update_recent_menu()
+        self.cards = ModelCardsMenu(self, self.model_panel, self.prefs,
+                                    lambda message: self._on_failed(Failure("card", message)),
+                                    lambda message: self._status(message, 6000),
+                                    ask=self.dialogs.confirm)
+        self.cards.attach(before=next((a for a in self.menuBar().actions()
+                                       if a.text() == "&View"), None))
+        self.datasets = DatasetController(self)  # File > Open Dataset..., Run Batch...
+        self.datasets.attach(next(a.menu() for a in self.menuBar().actions()
+                                  if a.text() == "&File"), self.commands.paste)
         self._build_status_bar()
+        if start_note:
+            self._status(start_note, 15000)
         self._connect()
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
@@ -166,10 +204,11 @@ class MainWindow(QMainWindow):
 
     # ======================================================================= building
     def _build_docks(self) -> None:
-        def dock(title: str, widget: QWidget, name: str, area: Qt.DockWidgetArea) -> QDockWidget:
+        def dock(title: str, widget: QWidget, name: str, area: Qt.DockWidgetArea,
+                 scroll: bool = True) -> QDockWidget:
             d = QDockWidget(title, self)
             d.setObjectName(name)
-            d.setWidget(widget)
+            d.setWidget(scrolling(widget) if scroll else widget)
             d.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                           | QDockWidget.DockWidgetFeature.DockWidgetFloatable
                           | QDockWidget.DockWidgetFeature.DockWidgetClosable)
@@ -177,15 +216,22 @@ class MainWindow(QMainWindow):
             return d
 
         left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
+        self.classes_panel.setMinimumWidth(170)
         self.classes_dock = dock("Classes", self.classes_panel, "classesDock", left)
+        self.layers_dock = dock("Layers", self.layers_panel, "layersDock", left)
+        self.tabifyDockWidget(self.classes_dock, self.layers_dock)
+        self.classes_dock.raise_()
         self.model_dock = dock("Model", self.model_panel, "modelDock", right)
         self.explain_dock = dock("Explanation", self.explain_panel, "explainDock", right)
         self.splitDockWidget(self.model_dock, self.explain_dock, Qt.Orientation.Vertical)
-        self.ablation_dock = dock("Ablation", self.ablation.panel, "ablationDock", right)
+        self.ablation_dock = dock("Ablation", self.ablation.panel, "ablationDock", right,
+                                  scroll=False)  # it scrolls itself
         self.tabifyDockWidget(self.explain_dock, self.ablation_dock)
         self.explain_dock.raise_()
-        self.classes_panel.setMinimumWidth(200)
-        self.explain_panel.setMinimumWidth(300)
+        # narrow enough together for a 1024 px screen; a narrower dock scrolls
+        for d, width in ((self.classes_dock, 170), (self.model_dock, 270),
+                         (self.explain_dock, 270), (self.ablation_dock, 270)):
+            d.widget().setMinimumWidth(width)
         self.resizeDocks([self.classes_dock], [230], Qt.Orientation.Horizontal)
         self.resizeDocks([self.model_dock], [360], Qt.Orientation.Horizontal)
         self.resizeDocks([self.model_dock, self.explain_dock], [200, 520],
@@ -241,8 +287,14 @@ class MainWindow(QMainWindow):
         self.explain_panel.compute_requested.connect(doc.compute)
         self.explain_panel.choose_layer_requested.connect(self.choose_layer)
         self.classes_panel.target_selected.connect(doc.set_target)
+        self.layers_panel.visibility_changed.connect(doc.set_layer_visible)
+        self.layers_panel.opacity_changed.connect(lambda layer, v: doc.set_opacity(v, layer))
         self.canvas.hovered.connect(self._on_hover)
         self.canvas.clicked.connect(self._on_canvas_clicked)
+        self.canvas.stroke_finished.connect(
+            lambda tool, points: doc.ablation.draw_region(
+                tool, points, float(self.ablation.panel.brush_size.value())))
+        self.ablation.panel.tool_chosen.connect(self._on_tool)
         self.area.layer_buttons.idClicked.connect(
             lambda i: doc.set_canvas_layer(list(LAYER_LABELS)[i]))
         self.area.opacity.valueChanged.connect(lambda value: doc.set_opacity(value / 100.0))
@@ -316,6 +368,9 @@ class MainWindow(QMainWindow):
         """The panels show the document's choices (whoever changed them)."""
         doc, panel = self.document, self.explain_panel
         panel.set_default_layer(doc.default_layer)
+        if doc.model is not self._layers_of:
+            self._layers_of = doc.model
+            panel.set_layer_names([name for name, _kind in doc.layers()])
         if self.model_panel.choice() != doc.model_choice:
             self.model_panel.set_choice(doc.model_choice)
         if panel.analysis() != doc.analysis:
@@ -409,11 +464,11 @@ class MainWindow(QMainWindow):
                 event.acceptProposedAction()
 
     # ======================================================================= exports
-    def current_view_image(self) -> np.ndarray | None:
-        return self.exporter.current_view_image()
+    def current_view_image(self, working: bool = False) -> np.ndarray | None:
+        return self.exporter.current_view_image(working)
 
-    def export_view(self, path: str | Path) -> None:
-        self.exporter.export_view(path)
+    def export_view(self, path: str | Path, working: bool = False) -> None:
+        self.exporter.export_view(path, working)
 
     def copy_view(self) -> None:
         self.exporter.copy_view()
@@ -429,8 +484,8 @@ class MainWindow(QMainWindow):
         return self.exporter.exports.last_saved
 
     def _on_saved(self, saved: Saved) -> None:
-        if saved.path.is_dir():
-            self.prefs.last_folder = str(saved.path)
+        path = saved.path
+        self.prefs.last_export_folder = str(path if path.is_dir() else path.parent)
         self._status(saved.message, 6000)
 
     # ======================================================================= drawing
@@ -443,10 +498,13 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(view.title)
         self.status_badge.setVisible(view.untrained)
         self.device_label.setText(view.device_text)
+        self.model_panel.set_working_note(view.working_note)
         for layer, action in self.commands.layers.items():
             action.setEnabled(view.layer_enabled[layer])
             action.setChecked(layer == view.canvas_layer)
         self.area.apply(view)
+        self.layers_panel.show_layers(view.layer_visible, view.opacities, view.canvas_layer,
+                                      view.layer_labels)
         self.commands.side_by_side.blockSignals(True)
         self.commands.side_by_side.setChecked(view.side_by_side)
         self.commands.side_by_side.blockSignals(False)
@@ -458,7 +516,9 @@ class MainWindow(QMainWindow):
         classes = view.classes
         self.classes_panel.show_prediction(classes, view.target, classes.colors
                                            if classes is not None else None)
-        for action in (self.commands.export_view, self.commands.copy):
+        self.commands.save_session.setEnabled(self.document.source is not None)
+        for action in (self.commands.export_view, self.commands.export_working,
+                       self.commands.copy):
             action.setEnabled(view.can_export_view)
         self.commands.export_figure.setEnabled(view.can_export_figure)
         self.commands.export_all.setEnabled(view.can_export_all)
@@ -473,6 +533,12 @@ class MainWindow(QMainWindow):
 
     def _update_hover(self) -> None:
         self.hover_label.setText(self.describe_pixel(*self._hover_at))
+        if self.document.ablation.active:
+            self.document.ablation.hover(*self._hover_at)  # outline what a click ablates
+
+    def layer_button_text(self, layer: str) -> str:
+        """What the canvas bar's button for ``layer`` says."""
+        return self.area.layer_button[layer].text()
 
     def _on_canvas_clicked(self, x: int, y: int) -> None:
         doc = self.document
@@ -487,6 +553,12 @@ class MainWindow(QMainWindow):
         doc.set_target(cls)
         self.statusBar().showMessage(f"Target: {pred.categories[cls]}", 3000)
 
+    def _on_tool(self, tool: str) -> None:
+        """Brush and lasso draw regions in ablate mode (entered if needed)."""
+        if tool != "click" and not self.document.ablation.active:
+            self.document.ablation.set_active(True)
+        self.canvas.set_tool(tool)
+
     def _on_ablate_mode(self, on: bool) -> None:
         if on:
             self.canvas.set_click_cursor(Qt.CursorShape.PointingHandCursor)
@@ -494,6 +566,8 @@ class MainWindow(QMainWindow):
             self.ablation_dock.raise_()
         else:
             self.canvas.set_click_cursor(Qt.CursorShape.CrossCursor)
+            self.canvas.set_tool("click")
+            self.ablation.panel.tool_button("click").setChecked(True)
         self.hover_label.setText(self.describe_pixel(-1, -1))
 
     # ======================================================================= layers
@@ -508,11 +582,11 @@ class MainWindow(QMainWindow):
         picker.layer_chosen.connect(self.explain_panel.set_layer)
         self.layer_picker = picker
 
-        def deliver(shapes: dict[str, tuple[int, ...]]) -> None:
+        def deliver(infos: list[Any]) -> None:
             if self.layer_picker is picker:
-                picker.set_shapes(shapes)
+                picker.set_audit(infos)
 
-        why_not = doc.request_layer_shapes(deliver)
+        why_not = doc.request_layer_audit(deliver)
         if why_not is not None:
             picker.set_shapes_error(why_not)
         picker.open()
@@ -538,6 +612,10 @@ class MainWindow(QMainWindow):
         self.last_error = offer.message
         self.dialogs.offline(offer.architecture, offer.message, self.choose_weights_file,
                              lambda: self.model_panel.set_weights("untrained"))
+
+    def show_shortcuts(self) -> None:
+        """Help > Keyboard Shortcuts: every key of the window, from its actions."""
+        self.dialogs.shortcuts(shortcut_rows(self))
 
     def show_about(self) -> None:
         self.dialogs.about(self.document.engine_ready)
@@ -603,6 +681,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802
         self.document.close()
+        self.datasets.close()
         self.save_settings()
         self.dialogs.close()
         if self.layer_picker is not None:

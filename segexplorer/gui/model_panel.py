@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -16,6 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..engine.cards import is_card_path, read_card
+from ..engine.errors import UserError
 from .document import catalog
 from .document.choices import ModelChoice
 
@@ -41,6 +45,34 @@ def untrained_badge(parent=None, text: str = UNTRAINED_TEXT) -> QLabel:
     label.setToolTip("These weights are seeded random numbers, not a trained model: the "
                      "segmentation and its explanations only demonstrate the tool.")
     return label
+
+
+def card_name(path: str) -> str:
+    """A model card's name for a list (its file name if it cannot be read)."""
+    try:
+        return read_card(path).name
+    except UserError:
+        return Path(path).stem
+
+
+def card_summary(path: str, weights: str) -> str:
+    """What the model panel says about a chosen model card (reading it runs no code)."""
+    try:
+        card = read_card(path)
+    except UserError as exc:
+        return f"<b>Model card</b> {html.escape(Path(path).name)}: {html.escape(str(exc))}"
+    text = (f"<b>Model card</b> {html.escape(card.path.name)}: {html.escape(card.source)}"
+            + (f" {html.escape(card.architecture)}" if card.architecture else "")
+            + (f", encoder {html.escape(card.encoder)}" if card.encoder else ""))
+    if card.classes:
+        n = len(card.classes)
+        text += f", {n} class name{'s' if n != 1 else ''}"
+    if weights == "default":
+        text += f"<br>Weights: {html.escape(Path(str(card.describe_weights())).name)}"
+    if card.runs_code and card.factory is not None:
+        text += (f"<br><b>Runs your Python code</b>: {html.escape(card.factory[0].name)}:"
+                 f"{html.escape(card.factory[1])}")
+    return text
 
 
 def _human_size(n: int | None) -> str:
@@ -102,6 +134,11 @@ class ModelPanel(QWidget):
         self.size_spin.setToolTip("The image's shorter side is resized to this before the model "
                              "sees it (the seed uses 640). Smaller is faster.")
         form.addRow("Working size", self.size_spin)
+        self.working_note = QLabel(self)
+        self.working_note.setObjectName("workingNote")
+        self.working_note.setWordWrap(True)
+        self.working_note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        form.addRow("", self.working_note)
 
         self.fast = QCheckBox(FAST_TEXT, self)
         self.fast.setObjectName("fastCheck")
@@ -153,6 +190,9 @@ class ModelPanel(QWidget):
         try:
             self._fill_architectures()
             index = self.architecture.findData(choice.architecture)
+            if index < 0 and is_card_path(choice.architecture):
+                index = self._add_card_item(choice.architecture,
+                                            card_name(choice.architecture))
             if index < 0 and not catalog.engine_ready():
                 # Perhaps registered by code that has not run yet: checked once loaded.
                 self.architecture.addItem(choice.architecture, choice.architecture)
@@ -168,6 +208,20 @@ class ModelPanel(QWidget):
         self._last = self.choice()
         self._update_info()
 
+    def add_card(self, path: str, name: str) -> None:
+        """List a model card (its path is the choice's architecture) and choose it."""
+        self._add_card_item(path, name)
+        self.architecture.setCurrentIndex(self.architecture.findData(path))
+
+    def _add_card_item(self, path: str, name: str) -> int:
+        index = self.architecture.findData(path)
+        if index < 0:
+            self.architecture.addItem(f"{name} (card)", path)
+            index = self.architecture.count() - 1
+            self.architecture.setItemData(index, f"Model card {path}",
+                                          Qt.ItemDataRole.ToolTipRole)
+        return index
+
     def set_weights(self, weights: str) -> None:
         """Choose 'default', 'untrained' or a weights file (added to the list)."""
         self._updating = True
@@ -176,6 +230,11 @@ class ModelPanel(QWidget):
         finally:
             self._updating = False
         self._emit()
+
+    def set_working_note(self, text: str) -> None:
+        """The size the model really works at (the window's document says)."""
+        self.working_note.setText(text)
+        self.working_note.setVisible(bool(text))
 
     def set_size(self, size: int) -> None:
         self.size_spin.setValue(int(size))
@@ -189,7 +248,8 @@ class ModelPanel(QWidget):
             self._fill_architectures()
             known = catalog.architectures()
             for i in reversed(range(self.architecture.count())):
-                if self.architecture.itemData(i) not in known:
+                data = self.architecture.itemData(i)
+                if data not in known and not is_card_path(str(data)):
                     self.architecture.removeItem(i)
         finally:
             self._updating = False
@@ -259,7 +319,13 @@ class ModelPanel(QWidget):
         self._emit()
 
     def _on_architecture(self) -> None:
+        self._update_weights_label()
         self._emit()
+
+    def _update_weights_label(self) -> None:
+        """'Default' means the card's own weights when a model card is chosen."""
+        card = is_card_path(str(self.architecture.currentData() or ""))
+        self.weights.setItemText(0, "From the card" if card else "Default (COCO, VOC labels)")
 
     def _on_weights_activated(self, index: int) -> None:
         if self.weights.itemData(index) == BROWSE:
@@ -294,6 +360,10 @@ class ModelPanel(QWidget):
         untrained = choice.weights == "untrained"
         self.badge.setVisible(untrained)
         self.fast_badge.setVisible(choice.precision == "bf16")
+        self._update_weights_label()
+        if is_card_path(choice.architecture):
+            self.weights_info.setText(card_summary(choice.architecture, choice.weights))
+            return
         arch = catalog.architectures().get(choice.architecture)
         text = arch.description if arch and arch.description else ""
         if choice.weights == "default" and catalog.engine_ready():

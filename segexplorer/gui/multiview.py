@@ -113,7 +113,8 @@ class MultiView(QWidget):
             if panel.normalized is not None:
                 bar_rect = QRect(round(image_rect.left()), round(image_rect.bottom()) + 4,
                                  round(w), bar_h)
-                draw_colorbar(painter, bar_rect, panel.normalized, palette, compact=True)
+                draw_colorbar(painter, bar_rect, panel.normalized, palette, compact=True,
+                              cmap=panel.colormap)
         painter.end()
 
     def compose(self) -> np.ndarray | None:

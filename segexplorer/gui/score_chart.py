@@ -2,8 +2,10 @@
 
 One row per class: a light "before" bar with the class colour's outline, the "after" bar
 solid inside it, so the change is the part of the light bar left uncovered (or the solid
-bar overshooting it); the change is written at the right. Classes whose score is 0 before
-and after are left out; the largest change comes first.
+bar overshooting it); the change is written at the right. Each row is drawn on its own
+scale (its largest score fills the width), so a class with a small score shows its
+relative change as plainly as the largest one; the numbers are written beside. Classes
+whose score is 0 before and after are left out; the largest change comes first.
 """
 
 from __future__ import annotations
@@ -130,12 +132,21 @@ class ScoreChart(QWidget):
         """x and width of the bar area."""
         return 4.0, float(max(40, self.width() - 12))
 
-    def _range(self) -> tuple[float, float]:
-        values = [v for r in self._rows for v in (r.before, r.after)] + [0.0]
-        lo, hi = min(values), max(values)
-        if hi == lo:
-            hi = lo + 1.0
-        return lo, hi
+    @staticmethod
+    def _row_range(row: ChartRow) -> tuple[float, float]:
+        """The row's own scale: 0 and both scores."""
+        lo, hi = min(0.0, row.before, row.after), max(0.0, row.before, row.after)
+        return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+    def bar_widths(self) -> list[tuple[float, float]]:
+        """(before, after) bar widths in pixels, top to bottom, as drawn."""
+        _x, bars_w = self._bars()
+        out = []
+        for row in self._rows:
+            lo, hi = self._row_range(row)
+            out.append((abs(row.before) / (hi - lo) * bars_w,
+                        abs(row.after) / (hi - lo) * bars_w))
+        return out
 
     def _row_at(self, y: float) -> ChartRow | None:
         top = self._header_height()
@@ -158,10 +169,6 @@ class ScoreChart(QWidget):
         fm = self.fontMetrics()
         line = self._line()
         bars_x, bars_w = self._bars()
-        lo, hi = self._range()
-
-        def x_of(value: float) -> float:
-            return bars_x + (value - lo) / (hi - lo) * bars_w
 
         dark = pal.color(QPalette.ColorRole.Window).lightness() < 128
         down = QColor("#ef6c6c") if dark else QColor("#c62828")
@@ -185,7 +192,6 @@ class ScoreChart(QWidget):
 
         row_h = self._row_height()
         top = self._header_height()
-        zero = x_of(0.0)
         bold = self.font()
         bold.setBold(True)
         chip = line - 4
@@ -210,7 +216,14 @@ class ScoreChart(QWidget):
             painter.setPen(down if row.delta < 0 else up if row.delta > 0 else muted)
             painter.drawText(QRect(0, int(y), self.width() - 4, line),
                              Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, change)
-            # line 2: before as a light bar outlined in the class colour, after solid inside
+            # line 2: before as a light bar outlined in the class colour, after solid inside,
+            # on the row's own scale
+            lo, hi = self._row_range(row)
+
+            def x_of(value: float, lo: float = lo, hi: float = hi) -> float:
+                return bars_x + (value - lo) / (hi - lo) * bars_w
+
+            zero = x_of(0.0)
             by = y + line + 2
             b0, b1 = sorted((zero, x_of(row.before)))
             light = QColor(colour)
@@ -225,18 +238,15 @@ class ScoreChart(QWidget):
             painter.fillRect(after_rect, colour)
             painter.setPen(QPen(text, 1))
             painter.drawRect(after_rect)
-        # zero line and the scale
+            if lo < 0 < hi:  # where 0 is on this row's scale
+                painter.setPen(QPen(muted, 1))
+                painter.drawLine(QPointF(zero, by - 2), QPointF(zero, by + bar_h + 2))
         bottom = top + len(self._rows) * (row_h + ROW_GAP) - ROW_GAP
-        painter.setPen(QPen(muted, 1))
-        painter.drawLine(QPointF(zero, top + line), QPointF(zero, bottom + 2))
-        ay = bottom + 4
-        for value in sorted({lo, 0.0, hi}, key=lambda v: v != 0):  # 0 first
-            label = "0" if value == 0 else format_value(value)
-            w = fm.horizontalAdvance(label)
-            x = min(max(x_of(value) - w / 2, 0.0), self.width() - w - 2.0)
-            if value != 0 and abs(x_of(value) - zero) < w + 8:
-                continue  # would overlap the 0 label
-            painter.drawText(QPointF(x, ay + fm.ascent()), label)
+        painter.setPen(muted)
+        painter.drawText(QRect(0, int(bottom + 4), self.width() - 4, line),
+                         Qt.AlignmentFlag.AlignLeft,
+                         fm.elidedText("Each bar on its class's own scale",
+                                       Qt.TextElideMode.ElideRight, self.width() - 8))
 
     @staticmethod
     def _legend_box(painter: QPainter, rect: QRectF, colour: QColor, filled: bool,

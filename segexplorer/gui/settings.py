@@ -86,6 +86,16 @@ class Preferences:
     def last_folder(self, folder: str) -> None:
         self.settings.setValue("files/last_folder", str(folder))
 
+    @property
+    def last_export_folder(self) -> str | None:
+        """Where the latest export went (None: nothing exported yet, or it is gone)."""
+        folder = str(self.settings.value("files/last_export_folder", "") or "")
+        return folder if folder and Path(folder).is_dir() else None
+
+    @last_export_folder.setter
+    def last_export_folder(self, folder: str) -> None:
+        self.settings.setValue("files/last_export_folder", str(folder))
+
     def recent_files(self) -> list[str]:
         value = self.settings.value("files/recent", [])
         if isinstance(value, str):
@@ -101,6 +111,23 @@ class Preferences:
 
     def clear_recent_files(self) -> None:
         self.settings.setValue("files/recent", [])
+
+    def recent_cards(self) -> list[str]:
+        """Model cards opened before, newest first."""
+        value = self.settings.value("models/recent_cards", [])
+        if isinstance(value, str):
+            value = [value] if value else []
+        items = value if isinstance(value, (list, tuple)) else []
+        return [str(v) for v in items if v][:MAX_RECENT]
+
+    def add_recent_card(self, path: str) -> list[str]:
+        path = str(Path(path).expanduser().resolve())
+        cards = [path] + [c for c in self.recent_cards() if c != path]
+        self.settings.setValue("models/recent_cards", cards[:MAX_RECENT])
+        return cards[:MAX_RECENT]
+
+    def clear_recent_cards(self) -> None:
+        self.settings.setValue("models/recent_cards", [])
 
     def sync(self) -> None:
         self.settings.sync()

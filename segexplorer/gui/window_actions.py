@@ -35,8 +35,11 @@ class WindowActions:
     """Every action of the window's menus, by name."""
 
     open: QAction
+    open_session: QAction
+    save_session: QAction
     paste: QAction
     export_view: QAction
+    export_working: QAction
     copy: QAction
     export_figure: QAction
     export_all: QAction
@@ -50,6 +53,7 @@ class WindowActions:
     outline: QAction
     side_by_side: QAction
     sample: QAction
+    shortcuts: QAction
     about: QAction
     about_qt: QAction
     layers: dict[str, QAction] = field(default_factory=dict)
@@ -62,10 +66,19 @@ def build_actions(window: QMainWindow, slots: dict[str, Callable[..., Any]]) -> 
     act = make_action
     actions = WindowActions(
         open=act(window, "&Open Image...", slots["open"], K.Open, "Open an image file"),
+        open_session=act(window, "Open Sessio&n...", slots["open_session"], "Ctrl+Shift+O",
+                         "A session saved before: image, model, choices and ablations"),
+        save_session=act(window, "Save Sess&ion...", slots["save_session"], "Ctrl+Alt+S",
+                         "The image, the model, every choice and the ablation history in "
+                         "one file"),
         paste=act(window, "&Paste Image", slots["paste"], K.Paste,
                   "Open the image on the clipboard"),
         export_view=act(window, "&Export View as PNG...", slots["export_view"], K.Save,
-                        "Save what the canvas shows, at the working resolution"),
+                        "Save what the canvas shows, at the image's own resolution"),
+        export_working=act(window, "Export View at &Working Resolution...",
+                           slots["export_working"],
+                           tip="Save what the canvas shows, pixel for pixel as the model "
+                               "saw the image"),
         copy=act(window, "&Copy View", slots["copy"], K.Copy,
                  "Copy what the canvas shows to the clipboard"),
         export_figure=act(window, "Export &Figure...", slots["export_figure"], K.SaveAs,
@@ -88,9 +101,13 @@ def build_actions(window: QMainWindow, slots: dict[str, Callable[..., Any]]) -> 
                          checkable=True),
         sample=act(window, "Open &Sample Image", slots["sample"],
                    tip="The NASA astronaut portrait (public domain)"),
+        shortcuts=act(window, "&Keyboard Shortcuts", slots["shortcuts"], "F1",
+                      "Every key and mouse gesture of the window"),
         about=act(window, "&About SegExplorer", slots["about"]),
         about_qt=act(window, "About &Qt", QApplication.aboutQt),
     )
+    # Ctrl+= is Ctrl++ without Shift on most keyboards
+    actions.zoom_in.setShortcuts([QKeySequence(K.ZoomIn), QKeySequence("Ctrl+=")])
     actions.quit.setMenuRole(QAction.MenuRole.QuitRole)
     actions.about.setMenuRole(QAction.MenuRole.AboutRole)
     actions.about_qt.setMenuRole(QAction.MenuRole.AboutQtRole)
@@ -103,6 +120,32 @@ def build_actions(window: QMainWindow, slots: dict[str, Callable[..., Any]]) -> 
     return actions
 
 
+#: what the mouse does, for the shortcuts page (keys come from the actions themselves)
+MOUSE_GESTURES = (
+    ("Click the image", "Make the class under the cursor the target (in ablate mode: "
+                        "ablate its segment)"),
+    ("Shift+click", "In ablate mode: add or remove a segment"),
+    ("Drag", "Pan the image"),
+    ("Wheel", "Zoom about the cursor"),
+    ("Hover", "Read the class, score and attribution under the cursor"),
+)
+
+
+def shortcut_rows(window: QMainWindow) -> list[tuple[str, str]]:
+    """(keys, what they do) for every action of the window that has a shortcut, then
+    the mouse gestures: the Help > Keyboard Shortcuts page."""
+    rows: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for action in window.findChildren(QAction):
+        keys = ", ".join(s.toString(QKeySequence.SequenceFormat.NativeText)
+                         for s in action.shortcuts() if not s.isEmpty())
+        text = action.text().replace("&", "").rstrip(".")
+        if keys and text not in seen:
+            seen.add(text)
+            rows.append((keys, text))
+    return sorted(rows, key=lambda r: r[1].lower()) + list(MOUSE_GESTURES)
+
+
 def build_menus(window: QMainWindow, actions: WindowActions, ablation: list[QAction],
                 docks: list[QDockWidget]) -> QMenu:
     """File, Edit, View and Help; returns the Open Recent menu (the window fills it)."""
@@ -112,7 +155,11 @@ def build_menus(window: QMainWindow, actions: WindowActions, ablation: list[QAct
     recent = file_menu.addMenu("Open &Recent")
     file_menu.addAction(actions.paste)
     file_menu.addSeparator()
-    for action in (actions.export_view, actions.export_figure, actions.export_all):
+    file_menu.addAction(actions.open_session)
+    file_menu.addAction(actions.save_session)
+    file_menu.addSeparator()
+    for action in (actions.export_view, actions.export_working, actions.export_figure,
+                   actions.export_all):
         file_menu.addAction(action)
     file_menu.addSeparator()
     file_menu.addAction(actions.quit)
@@ -139,6 +186,7 @@ def build_menus(window: QMainWindow, actions: WindowActions, ablation: list[QAct
         view_menu.addAction(dock.toggleViewAction())
     help_menu = bar.addMenu("&Help")
     help_menu.addAction(actions.sample)
+    help_menu.addAction(actions.shortcuts)
     help_menu.addSeparator()
     help_menu.addAction(actions.about)
     help_menu.addAction(actions.about_qt)

@@ -5,6 +5,7 @@ native resolution, ready for a Qt canvas or a PNG.
 """
 
 from .colormaps import (
+    COLORMAP_CHOICES,
     apply_colormap,
     colorbar_rgba,
     colorbar_ticks,
@@ -50,6 +51,7 @@ from .palette import VOC_PALETTE, class_colors, decode_segmap
 
 __all__ = [
     "ABLATION_VIEWS",
+    "COLORMAP_CHOICES",
     "METHODS",
     "SIGNS",
     "VOC_PALETTE",

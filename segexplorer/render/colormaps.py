@@ -13,6 +13,7 @@ from numpy.typing import ArrayLike, NDArray
 from .normalize import NormalizedAttr, canonical_sign
 
 __all__ = [
+    "COLORMAP_CHOICES",
     "apply_colormap",
     "colorbar_rgba",
     "colorbar_ticks",
@@ -38,9 +39,23 @@ def _shared_cmap(sign: str) -> Colormap:
     return matplotlib.colormaps[_NAMED[sign]]
 
 
-def colormap_for(sign: str) -> Colormap:
-    """The matplotlib colour map Captum uses for ``sign`` (a fresh copy)."""
-    return copy.copy(_shared_cmap(canonical_sign(sign)))
+#: colour maps a user may choose instead of Captum's (its ``cmap=`` argument): sequential
+#: ones for one sign, diverging ones for both
+COLORMAP_CHOICES: tuple[str, ...] = ("viridis", "magma", "inferno", "cividis", "coolwarm",
+                                     "RdBu_r", "PiYG")
+
+
+def _cmap(sign: str, cmap: str | None) -> Colormap:
+    if cmap is None or cmap == "":
+        return _shared_cmap(sign)
+    if cmap not in matplotlib.colormaps:
+        raise ValueError(f"unknown colour map {cmap!r}")
+    return matplotlib.colormaps[cmap]
+
+
+def colormap_for(sign: str, cmap: str | None = None) -> Colormap:
+    """The matplotlib colour map Captum uses for ``sign`` (a fresh copy), or ``cmap``."""
+    return copy.copy(_cmap(canonical_sign(sign), cmap))
 
 
 def value_range(sign: str) -> tuple[float, float]:
@@ -48,8 +63,11 @@ def value_range(sign: str) -> tuple[float, float]:
     return _RANGES[canonical_sign(sign)]
 
 
-def apply_colormap(values: ArrayLike, sign: str) -> NDArray[np.uint8]:
-    """Map normalised ``HxW`` values to ``HxWx4`` uint8 RGBA as imshow(cmap, vmin, vmax) would."""
+def apply_colormap(values: ArrayLike, sign: str, cmap: str | None = None) -> NDArray[np.uint8]:
+    """Map normalised ``HxW`` values to ``HxWx4`` uint8 RGBA as imshow(cmap, vmin, vmax) would.
+
+    ``cmap`` replaces Captum's map for the sign (as its ``cmap=`` argument does); the
+    value range stays the sign's."""
     name = canonical_sign(sign)
     arr = np.asarray(values)
     if arr.ndim != 2:
@@ -57,12 +75,13 @@ def apply_colormap(values: ArrayLike, sign: str) -> NDArray[np.uint8]:
     vmin, vmax = _RANGES[name]
     # Normalize keeps float32 input in float32, as imshow does with Captum's array,
     # so values on a LUT-bin edge fall into the same bin.
-    rgba = _shared_cmap(name)(Normalize(vmin=vmin, vmax=vmax)(arr), bytes=True)
+    rgba = _cmap(name, cmap)(Normalize(vmin=vmin, vmax=vmax)(arr), bytes=True)
     return np.ascontiguousarray(rgba, dtype=np.uint8)
 
 
 def colorbar_rgba(
-    sign: str, length: int = 256, thickness: int = 12, horizontal: bool = True
+    sign: str, length: int = 256, thickness: int = 12, horizontal: bool = True,
+    cmap: str | None = None,
 ) -> NDArray[np.uint8]:
     """A legend strip for ``sign``: vmin at the left (horizontal) or bottom (vertical).
 
@@ -78,7 +97,7 @@ def colorbar_rgba(
     else:
         # Image rows run top-down, so reverse the ramp to put vmax on top.
         grid = np.broadcast_to(ramp[::-1, None], (int(length), int(thickness)))
-    return apply_colormap(grid, sign)
+    return apply_colormap(grid, sign, cmap)
 
 
 def colorbar_ticks(normalized: NormalizedAttr, n: int = 5) -> list[tuple[float, float]]:

@@ -134,9 +134,10 @@ def _grey_rgb8(image: NDArray[Any]) -> NDArray[np.uint8]:
 # ------------------------------------------------------------------ Captum's methods
 
 
-def heat_map(norm: NormalizedAttr) -> NDArray[np.uint8]:
-    """Captum's "heat_map": the sign's colour map over the normalised values, opaque."""
-    return apply_colormap(norm.values, norm.sign)
+def heat_map(norm: NormalizedAttr, cmap: str | None = None) -> NDArray[np.uint8]:
+    """Captum's "heat_map": the sign's colour map (or ``cmap``) over the normalised
+    values, opaque."""
+    return apply_colormap(norm.values, norm.sign, cmap)
 
 
 def composite_over(rgba: ArrayLike, background: ArrayLike = (255, 255, 255)) -> NDArray[np.uint8]:
@@ -166,7 +167,8 @@ def composite_over(rgba: ArrayLike, background: ArrayLike = (255, 255, 255)) -> 
 
 
 def blended_heat_map(
-    norm: NormalizedAttr, image: ArrayLike, alpha_overlay: float = 0.5
+    norm: NormalizedAttr, image: ArrayLike, alpha_overlay: float = 0.5,
+    cmap: str | None = None,
 ) -> NDArray[np.uint8]:
     """Captum's "blended_heat_map": the heat map at ``alpha_overlay`` over the grey image.
 
@@ -177,7 +179,7 @@ def blended_heat_map(
         raise ValueError(f"alpha_overlay must be between 0 and 1, got {alpha_overlay!r}")
     img = _captum_image(image)
     _check_same_size(norm, img)
-    heat = heat_map(norm)
+    heat = heat_map(norm, cmap)
     # matplotlib applies a scalar alpha to the RGBA it hands Agg as a byte,
     # truncating: 0.5 -> 127, not 128.
     heat[..., 3] = np.uint8(float(alpha_overlay) * 255)
@@ -279,10 +281,13 @@ def render_attribution(
     sign: str,
     outlier_perc: float = 2,
     alpha_overlay: float = 0.5,
+    cmap: str | None = None,
 ) -> Rendered:
     """Normalise ``attr2d`` and draw it with one of Captum's ``METHODS``.
 
-    ``image`` may be None only for "heat_map" (as in Captum).
+    ``image`` may be None only for "heat_map" (as in Captum). ``cmap`` replaces Captum's
+    colour map where Captum's drawing uses one (heat maps, blended or not), as its
+    ``cmap=`` argument does.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
@@ -291,11 +296,11 @@ def render_attribution(
     if method == "heat_map":
         if image is not None:
             _check_same_size(norm, _captum_image(image))
-        rgba = heat_map(norm)
+        rgba = heat_map(norm, cmap)
     elif image is None:
         raise ValueError(f"method {method} needs the original image")
     elif method == "blended_heat_map":
-        rgba = blended_heat_map(norm, image, alpha_overlay)
+        rgba = blended_heat_map(norm, image, alpha_overlay, cmap)
     elif method == "masked_image":
         rgba = masked_image(norm, image)
     elif method == "alpha_scaling":

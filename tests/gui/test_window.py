@@ -237,13 +237,17 @@ def test_export_view_copy_figure_and_all(qtbot, make_window, blocks_image, tmp_p
     window.export_view(view)
     qtbot.waitUntil(view.is_file, timeout=10000)
     saved = np.asarray(Image.open(view))
-    h, w = window.prediction.shape
-    assert saved.shape == (h, w, 4)  # native working resolution
+    assert saved.shape == (96, 128, 4)  # the image's own resolution
     np.testing.assert_array_equal(saved, window.current_view_image())
+    working = tmp_path / "working.png"
+    window.export_view(working, working=True)
+    qtbot.waitUntil(working.is_file, timeout=10000)
+    h, w = window.prediction.shape
+    assert np.asarray(Image.open(working)).shape == (h, w, 4)  # the model's pixels
 
     window.copy_view()
     copied = QGuiApplication.clipboard().image()
-    assert (copied.width(), copied.height()) == (w, h)
+    assert (copied.width(), copied.height()) == (128, 96)
 
     figure = tmp_path / "figure.svg"
     window.export_figure(figure)

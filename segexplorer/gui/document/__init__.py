@@ -10,8 +10,9 @@ quick look on slow devices), ``exports``. An import-linter contract keeps PySide
 """
 
 from .choices import AnalysisChoice, ModelChoice, ViewChoice
-from .document import Document, Failure, Notice, OfflineOffer, Saved
+from .document import Document
 from .exports import Exports
+from .messages import Failure, Notice, OfflineOffer, Saved
 from .presenter import Presenter, WindowView
 from .runner import QueueRunner, Runner
 

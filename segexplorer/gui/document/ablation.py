@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # the engine's ablation code imports torch: loaded when first
 
 CHANNEL = "ablated"  # the document's ablated-input channel: one ablation job at a time
 HISTORY_LIMIT = 30  # ablations kept per image (about 3 MB each at 948 x 640)
+HISTORIES_KEPT = 4  # other predictions (model, image, size) whose history is kept
 VIEW_LABELS = {
     VIEW_INPUT: "Ablated input",
     VIEW_AFTER: "New segmentation",
@@ -95,7 +96,7 @@ class AblationEntry:
         n = len(self.selection.ids)
         how = ("answered from the ablation sweep, no forward pass" if self.outcome.from_cache
                else "one forward pass")
-        kind = SEGMENT_LABELS[self.selection.kind].lower()
+        kind = SEGMENT_LABELS.get(self.selection.kind, "drawn region").lower()
         return (f"{n} segment{'s' if n != 1 else ''} ({kind}), baseline "
                 f"{self.baseline_text}; {how}, {self.seconds * 1000:.0f} ms")
 
@@ -161,6 +162,16 @@ class Ablation:
         # on screen: the selection's result, or the previous one while it is computed
         self.shown: AblationEntry | None = None
         self._history: list[AblationEntry] = []  # oldest first
+        self._history_key: PredictKey | None = None  # the prediction it belongs to
+        # the histories of other predictions: back to a model or size, back to its history
+        self._histories: dict[PredictKey, list[AblationEntry]] = {}
+        self.hovered: int | None = None  # the segment under the cursor
+        # the ablation steps, for undo and redo: what was ablated after each (None: the
+        # original image), and which of them is shown
+        self._steps: list[Selection | None] = [None]
+        self._step = 0
+        self._replaying = False
+        self._regions = 0  # regions drawn so far (each is its own segments kind)
         self._previous_layer: str | None = None
         self._segments: dict[tuple[PredictKey | None, str], Segments] = {}
         self._originals: tuple[PredictKey | None, Views] | None = None
@@ -216,13 +227,88 @@ class Ablation:
         self._history = [e for e in self._history if e is self.shown]
 
     def clear(self) -> None:
-        """A new prediction: every selection and ablation belongs to the old one."""
+        """A new prediction: every selection belongs to the old one; its history is put
+        aside (:meth:`restore` brings it back when that prediction is made again)."""
         self._drop_selection(redraw=False)
-        self._history.clear()
+        if self._history_key is not None and self._history:
+            self._histories.pop(self._history_key, None)
+            self._histories[self._history_key] = self._history
+            while len(self._histories) > HISTORIES_KEPT:
+                self._histories.pop(next(iter(self._histories)))
+        self._history = []
+        self._history_key = None
+        self.hovered = None
+        self._steps, self._step = [None], 0
         self._segments.clear()
         self._originals = None
         self._original_thumbs = None
         self._outline = None
+
+    def adopt_history(self, entries: list[AblationEntry]) -> None:
+        """Entries computed elsewhere (a reopened session) become the history."""
+        known = {e.selection for e in self._history}
+        self._history.extend(e for e in entries if e.selection not in known)
+        del self._history[:-HISTORY_LIMIT]
+        self.doc.changed()
+
+    def restore(self, key: PredictKey) -> None:
+        """A prediction arrived: its history, if it was made before (another model or size
+        and back)."""
+        self._history_key = key
+        self._history = self._histories.pop(key, [])
+
+    # -- undo and redo ---------------------------------------------------------------------
+    def _record(self, selection: Selection | None) -> None:
+        if self._replaying or self._steps[self._step] == selection:
+            return
+        del self._steps[self._step + 1:]  # a new step forgets what could be redone
+        self._steps.append(selection)
+        self._step = len(self._steps) - 1
+
+    def can_undo(self) -> bool:
+        return self._step > 0
+
+    def can_redo(self) -> bool:
+        return self._step < len(self._steps) - 1
+
+    def undo(self) -> bool:
+        """Back to what was ablated before the last step (answered from the history)."""
+        if not self.can_undo():
+            return False
+        self._step -= 1
+        self._go(self._steps[self._step])
+        return True
+
+    def redo(self) -> bool:
+        if not self.can_redo():
+            return False
+        self._step += 1
+        self._go(self._steps[self._step])
+        return True
+
+    def _go(self, selection: Selection | None) -> None:
+        self._replaying = True
+        try:
+            if selection is None:
+                self._drop_selection()
+            else:
+                self.select(selection.ids, selection.kind, selection.baseline)
+        finally:
+            self._replaying = False
+        self._regions = 0  # regions drawn so far (each is its own segments kind)
+
+    def hover(self, x: int, y: int) -> None:
+        """The cursor is over working pixel (x, y) ((-1, -1): off the image): the segment
+        under it is outlined before any click."""
+        pred = self.doc.prediction
+        seg: int | None = None
+        if self.active and pred is not None and x >= 0:
+            h, w = pred.class_map.shape
+            if 0 <= x < w and 0 <= y < h:
+                seg = self.segments_for(self.doc.analysis.segments).at(x, y).id
+        if seg != self.hovered:
+            self.hovered = seg
+            self.doc.changed()
 
     # -- selecting -----------------------------------------------------------------------
     def click(self, x: int, y: int, add: bool = False) -> None:
@@ -261,6 +347,7 @@ class Ablation:
         if not self.active:
             self.set_active(True)
         self.selection = selection
+        self._record(selection)
         known = self._find(selection)
         if known is not None:
             self._cancel_job()
@@ -293,8 +380,40 @@ class Ablation:
             self.set_active(True)
         self._cancel_job()
         self.selection = entry.selection
+        self._record(entry.selection)
         self._show(entry)
         self.doc.changed()
+
+    def draw_region(self, tool: str, points: list[tuple[float, float]],
+                    radius: float = 6.0) -> None:
+        """Ablate a region the user drew in working pixels: a ``lasso`` (the polygon
+        through ``points``) or a ``brush`` stroke (``radius`` pixels wide on each side)."""
+        from PIL import Image, ImageDraw
+
+        pred = self.doc.prediction
+        if pred is None or self.doc.session is None or not points:
+            return
+        h, w = pred.class_map.shape
+        canvas = Image.new("1", (w, h), 0)
+        draw = ImageDraw.Draw(canvas)
+        if tool == "lasso" and len(points) >= 3:
+            draw.polygon(points, fill=1, outline=1)
+        else:  # a brush stroke: a thick line with round ends
+            r = max(0.5, float(radius))
+            if len(points) > 1:
+                draw.line(points, fill=1, width=max(1, round(2 * r)))
+            for x, y in points:
+                draw.ellipse((x - r, y - r, x + r, y + r), fill=1)
+        inside = np.asarray(canvas, dtype=bool)
+        if not inside.any():
+            return
+        from ...engine.segments import region_segments
+
+        self._regions += 1
+        kind = f"region-{self._regions}"
+        self._segments[(self.doc.predict_key, kind)] = region_segments(pred.class_map, inside,
+                                                                       kind)
+        self.select((1,), kind=kind)
 
     def segments_for(self, kind: str) -> Segments:
         """The segments of the current prediction (made once per kind)."""
@@ -319,10 +438,10 @@ class Ablation:
         current, choice = self.selection, self.doc.analysis
         if current is None or not self.active:
             return
-        if current.kind != choice.segments:
+        if current.kind != choice.segments and not current.kind.startswith("region"):
             self.reset()  # the ids name other segments now
         elif current.baseline != choice.baseline:
-            self.select(current.ids)  # the same segments, replaced by the new baseline
+            self.select(current.ids, current.kind)  # the same pixels, the new baseline
 
     # -- computing -----------------------------------------------------------------------
     def _find(self, selection: Selection) -> AblationEntry | None:
@@ -392,6 +511,8 @@ class Ablation:
 
     def _drop_selection(self, redraw: bool = True) -> None:
         self._cancel_job()
+        if self.selection is not None and self.active:
+            self._record(None)
         self.selection = None
         self._show(None)
         if redraw:
@@ -414,14 +535,24 @@ class Ablation:
         return self.view_of(entry), caption
 
     def outline(self) -> tuple[tuple[object, ...] | None, np.ndarray | None]:
-        """(key, RGBA) of the selected segments' outline; (None, None) when none."""
-        selection = self.selection
-        if selection is None or self.doc.prediction is None:
+        """(key, RGBA) of the selected segments' outline (yellow) and of the segment under
+        the cursor (white); (None, None) when neither."""
+        selection, hovered = self.selection, self.hovered
+        if (selection is None and hovered is None) or self.doc.prediction is None:
             return None, None
-        key = (self.doc.predict_key, selection.kind, selection.ids)
+        kind = selection.kind if selection is not None else self.doc.analysis.segments
+        chosen = selection.ids if selection is not None else ()
+        key = (self.doc.predict_key, kind, chosen, hovered)
         if self._outline is None or self._outline[0] != key:
-            self._outline = (key, selection_outline(self.segments_for(selection.kind).ids,
-                                                    selection.ids))
+            ids = self.segments_for(kind).ids
+            rgba = np.zeros(ids.shape + (4,), np.uint8)
+            if hovered is not None and hovered not in chosen:
+                rgba = selection_outline(ids, (hovered,), colour=(255, 255, 255))
+            if chosen:
+                selected = selection_outline(ids, chosen)
+                drawn = selected[..., 3] > 0
+                rgba[drawn] = selected[drawn]
+            self._outline = (key, rgba)
         return self._outline
 
     def view_of(self, entry: AblationEntry) -> np.ndarray:

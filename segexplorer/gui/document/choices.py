@@ -34,6 +34,7 @@ from ...engine.methods import (
     MethodOptions,
 )
 from ...engine.methods import METHODS as METHODS
+from ...render.colormaps import COLORMAP_CHOICES
 from ...render.composite import METHODS as DRAWING_METHODS
 from ...render.normalize import SIGNS
 from .keys import ModelKey
@@ -92,6 +93,10 @@ SIGN_LABELS = _labels(SIGNS, {
     "negative": "Negative",
     "absolute_value": "Absolute value",
 })
+#: colour maps for heat maps (Captum's ``cmap=``): '' is Captum's own for each sign
+COLORMAP_LABELS = {"": "Captum's (by sign)", **{name: name for name in COLORMAP_CHOICES}}
+#: the views whose drawing uses a colour map (masking and alpha scaling use none)
+COLORMAP_VIEWS = ("heat_map", "blended_heat_map")
 #: Captum cannot draw both signs at once with these methods.
 SIGNED_ONLY_VIEWS = ("masked_image", "alpha_scaling")
 #: what such a view shows instead when both signs are wanted (side by side, figures)
@@ -161,6 +166,7 @@ class ViewChoice:
     outlier: float = 2.0
     hide_target: bool = False
     side_by_side: bool = False
+    colormap: str = ""  # '' = Captum's for the sign; else one of COLORMAP_LABELS
 
     def valid(self) -> ViewChoice:
         """This choice, with a sign Captum can draw: masked and alpha-scaled views need one

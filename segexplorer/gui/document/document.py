@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from ...engine.cards import is_card_path
 from ...engine.methods import Cost, ImageFacts, get_method, method_cost
 from . import catalog
 from .ablation import Ablation
 from .choices import (
     ATTRIBUTION,
     DEFAULT_OPACITY,
+    IMAGE,
     LAYER_LABELS,
     LAYER_METHODS,
     METHOD_LABELS,
@@ -34,6 +36,7 @@ from .choices import (
 from .events import Event
 from .jobbook import JobBook
 from .keys import AblatedKey, GradCamKey, ImageKey, MethodKey, ModelKey, PredictKey, SweepKey
+from .messages import Failure, Notice, OfflineOffer, Saved, window_wording
 from .planner import (
     ComputeAblatedInput,
     ComputeGradCam,
@@ -79,62 +82,6 @@ class MethodEstimate:
     automatic: bool  # cheap enough to start without asking
 
 
-@dataclass(frozen=True)
-class Failure:
-    """A job failed: its one-line message, and a traceback when it is a bug."""
-
-    channel: str
-    message: str
-    details: str = ""
-
-
-@dataclass(frozen=True)
-class Notice:
-    """A transient status line; ``replaces``: clear the status if it still shows this."""
-
-    text: str
-    timeout_ms: int = 0
-    replaces: str | None = None
-
-
-@dataclass(frozen=True)
-class OfflineOffer:
-    """Default weights that are not cached and could not be fetched."""
-
-    architecture: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Saved:
-    message: str
-    path: Path
-
-
-#: the CLI's words in the engine's messages, and what a window user does instead
-_WINDOW_WORDS = (
-    ("pass --weights PATH to a local file (or --weights untrained for a demo)",
-     "load a local file (Weights: Load weights file...), or choose Weights: Untrained "
-     "(demo)"),
-    ("pass --weights PATH", "load a weights file (Weights: Load weights file...)"),
-    ("--weights untrained", "Weights: Untrained (demo)"),
-    ("--weights PATH", "Weights: Load weights file..."),
-    ("Try --device cpu.", "Choose Device: cpu."),
-    ("use --device cpu (or auto)", "choose Device: cpu"),
-    ("--device cpu", "Device: cpu"),
-    ("Pick the matching --model", "Pick the matching Model"),
-    ("(segexplorer layers MODEL lists them)", "(the layer picker lists them)"),
-    ("pass a weights file", "load a weights file (Weights: Load weights file...)"),
-)
-
-
-def window_wording(message: str) -> str:
-    """An engine message in the window's words: controls, not command-line flags."""
-    for cli, window in _WINDOW_WORDS:
-        message = message.replace(cli, window)
-    return message
-
-
 def default_model_choice() -> ModelChoice:
     """The default architecture on the best device known, at the default working size."""
     return ModelChoice(catalog.DEFAULT_ARCHITECTURE, "default", catalog.devices()[0],
@@ -165,7 +112,8 @@ class Document:
         # the user's choices
         default_model = default_model_choice()
         model = model or default_model
-        if model.architecture not in catalog.architectures():
+        if (model.architecture not in catalog.architectures()
+                and not is_card_path(model.architecture)):
             model = default_model
         self.model_choice = model
         self.analysis = analysis or AnalysisChoice()
@@ -174,6 +122,8 @@ class Document:
         self.opacity = dict(DEFAULT_OPACITY)
         self.opacity.update(opacity or {})
         self.outline = outline
+        # layers shown under the chosen one (the Layers panel); the image is the base
+        self.layer_visible = {name: name == IMAGE for name in LAYER_LABELS}
         self.target: int | None = None
         # what is loaded
         self.engine_ready = catalog.engine_ready()
@@ -190,6 +140,7 @@ class Document:
         #: a method estimated to take longer than this waits for Compute
         self.auto_run_seconds = AUTO_RUN_SECONDS
         self._segment_counts: dict[tuple[PredictKey, str], int] = {}
+        self._original: tuple[Image, np.ndarray] | None = None
         # what views listen to
         self.view_changed: Event[None] = Event()  # anything shown may have changed
         self.choices_changed: Event[None] = Event()  # the document changed a choice itself
@@ -200,6 +151,7 @@ class Document:
         self.engine_loaded: Event[catalog.EngineInfo] = Event()
         self.ablate_mode_changed: Event[bool] = Event()
         self.saved: Event[Saved] = Event()
+        self.predicted: Event[PredictKey] = Event()  # a full-size prediction arrived
 
     # ======================================================================= questions
     @property
@@ -222,6 +174,15 @@ class Document:
             return self.model.default_layer
         arch = catalog.architectures().get(self.model_choice.architecture)
         return arch.default_layer if arch is not None else ""
+
+    def original_rgb(self) -> np.ndarray | None:
+        """The opened image at its own resolution (H x W x 3 uint8; made once)."""
+        if self.pil is None or self.prepared is None:
+            return None
+        if self._original is None or self._original[0] is not self.pil:
+            self._original = (self.pil, np.ascontiguousarray(np.asarray(self.pil.convert(
+                "RGB"), dtype=np.uint8)))
+        return self._original[1]
 
     def image_label(self) -> str:
         return self.source.display_path if self.source is not None else ""
@@ -356,6 +317,12 @@ class Document:
     def set_analysis(self, choice: AnalysisChoice) -> None:
         if choice == self.analysis:
             return
+        if choice.layer and choice.layer != self.analysis.layer:
+            refusal = self.layer_refusal(choice.layer)
+            if refusal is not None:  # refused in one line, before any work
+                self.failed.emit(Failure("layer", refusal))
+                self.choices_changed.emit(None)  # the panel shows the layer in use
+                return
         self.analysis = choice
         self.jobs.unblock("gradcam", "sweep", "ablated", "method")
         self.ablation.on_analysis_changed()
@@ -394,6 +361,13 @@ class Document:
 
     def set_opacity(self, value: float, layer: str | None = None) -> None:
         self.opacity[layer or self.canvas_layer] = min(1.0, max(0.0, float(value)))
+        self.changed()
+
+    def set_layer_visible(self, layer: str, on: bool) -> None:
+        """Show ``layer`` under the chosen one (the image: the base) or not; view-only."""
+        if layer not in LAYER_LABELS:
+            raise ValueError(f"unknown layer {layer!r}")
+        self.layer_visible[layer] = bool(on)
         self.changed()
 
     def set_outline(self, on: bool) -> None:
@@ -526,10 +500,11 @@ class Document:
             on_result(value)
             self.schedule()
 
+        # jobs of one model run one at a time; another model's do not wait for them
         return self.jobs.request(
             channel, key, fn, result, lambda m, d: self._on_job_error(channel, key, m, d),
             label=label, uses_model=uses_model, lends_model=lends_model, force=force,
-            on_partial=on_partial)
+            on_partial=on_partial, lock_key=self.model_key if uses_model else None)
 
     def _start(self, request: Request, force: bool) -> None:
         if isinstance(request, LoadEngine):
@@ -620,7 +595,8 @@ class Document:
             return load_model(key.architecture, key.weights, key.device, state=state)
 
         self.submit("model", key, job, lambda model: self._on_model_loaded(key, model),
-                    label=f"Loading {key.architecture}", uses_model=False, force=force)
+                    label=f"Loading {Path(key.architecture).name}", uses_model=False,
+                    force=force)
 
     def _on_model_loaded(self, key: ModelKey, model: object) -> None:
         self.model, self.model_key = cast("LoadedModel", model), key
@@ -664,6 +640,7 @@ class Document:
             "tuple[Session, Prediction, GradCamResult | None]", result)
         had_preview = self._clear_prediction(full_size_arrived=True)
         self.store.set_prediction(request.key, session, prediction)
+        self.ablation.restore(request.key)
         if gradcam is not None and request.gradcam is not None:
             self.store.put(request.gradcam, gradcam)  # from the prediction's own pass
         present = prediction.present_classes
@@ -672,6 +649,7 @@ class Document:
         if had_preview is not None:
             self.notice.emit(Notice(f"Showing the full-size result ({had_preview.full_size} "
                                     "px).", 5000))
+        self.predicted.emit(request.key)
 
     def _gradcam(self, key: GradCamKey, force: bool) -> None:
         session = self.session
@@ -746,30 +724,46 @@ class Document:
         self.submit("ablated", key, job, lambda value: self.store.put(key, value),
                     label="Ablating the target", uses_model=False, force=force)
 
-    def request_layer_shapes(self, deliver: Callable[[dict[str, tuple[int, ...]]], None]
-                             ) -> str | None:
-        """Measure every layer's output shape (one forward pass); ``deliver`` gets them.
+    def layer_refusal(self, path: str) -> str | None:
+        """Why Grad-CAM cannot use ``path`` on the loaded model (one line), or None: a
+        layer that does not exist, or one the engine's audit refused."""
+        if self.model is None:
+            return None
+        from ...engine.layers import normalize_layer_path
+
+        wanted = normalize_layer_path(path)
+        if wanted not in {name for name, _kind in self.layers()}:
+            return (f"Layer '{path}' does not exist in {self.model.name}: choose one in the "
+                    "layer picker (Layer ...).")
+        for info in self.store.audit(self.predict_key) or ():
+            if info.path == wanted and not info.usable:
+                return info.reason + "."
+        return None
+
+    def request_layer_audit(self, deliver: Callable[[list[Any]], None]) -> str | None:
+        """What the engine says of every layer (the last call's shape, reuse, usability:
+        one forward and one backward pass); ``deliver`` gets the ``LayerInfo`` list.
         Returns why it cannot, or None."""
         session, key = self.session, self.predict_key
         if session is None or key is None:
             return "open an image first"
-        known = self.store.shapes(key)
+        known = self.store.audit(key)
         if known is not None:
             deliver(known)
             return None
 
-        def job(state: JobContext) -> dict[str, tuple[int, ...]]:
-            from ...engine.models import layer_output_shapes
+        def job(state: JobContext) -> list[Any]:
+            from ...engine.layers import audit_layers
 
-            return layer_output_shapes(session.model.module, session.input,
-                                       session.model.logits)
+            return audit_layers(session.model.module, session.model.logits, session.input)
 
         def done(value: object) -> None:
-            shapes: dict[str, tuple[int, ...]] = value  # type: ignore[assignment]
-            self.store.put_shapes(key, shapes)
-            deliver(shapes)
+            infos = cast("list[Any]", value)
+            self.store.put_audit(key, infos)
+            deliver(infos)
 
-        self.submit("shapes", key, job, done, label="Measuring layer shapes", force=True)
+        self.submit("shapes", ("audit", key), job, done, label="Examining the layers",
+                    force=True)
         return None
 
     def layers(self) -> list[tuple[str, str]]:

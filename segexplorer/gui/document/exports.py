@@ -21,7 +21,7 @@ from .choices import (
     ViewChoice,
     view_for_sign,
 )
-from .document import Saved
+from .messages import Saved
 from .planner import gradcam_key, method_key, sweep_key
 from .presenter import Attribution, Presenter
 from .runner import JobContext
@@ -70,7 +70,8 @@ class Exports:
 
             return save_png(target, rgba)
 
-        self.doc.submit("save", (str(target), id(rgba)), job,
+        # one channel per file: exports to different files never cancel one another
+        self.doc.submit(f"save:{target}", (str(target), id(rgba)), job,
                         lambda p: self._saved(f"Saved {Path(str(p)).name}", Path(str(p))),
                         label="Saving the view", uses_model=False, force=True)
 
@@ -89,9 +90,10 @@ class Exports:
             from ...export import save_figure
 
             return save_figure(target, attr, image, methods, signs, titles,
-                               outlier_perc=view.outlier, suptitle=suptitle)
+                               outlier_perc=view.outlier, suptitle=suptitle,
+                               cmap=view.colormap or None)
 
-        self.doc.submit("figure", (str(target),), job,
+        self.doc.submit(f"figure:{target}", (str(target),), job,
                         lambda p: self._saved(f"Saved the figure {Path(str(p)).name}",
                                               Path(str(p))),
                         label="Drawing the figure", uses_model=False, force=True)
@@ -174,7 +176,7 @@ class Exports:
 
             return write_ablation(out, session, chosen.segments, chosen.outcome)
 
-        doc.submit("export_ablation", (str(out), id(chosen)), job,
+        doc.submit(f"export_ablation:{out}", (str(out), id(chosen)), job,
                    lambda paths: self._saved(f"Exported {len(paths)} files to {out}",  # type: ignore[arg-type]
                                              out),
                    label="Exporting the ablation", uses_model=False, force=True)
@@ -198,7 +200,7 @@ class Exports:
                 reports.append(report)
             return save_json(target, {"image": source, "ablations": reports})
 
-        doc.submit("export_ablation", (str(target), len(entries)), job,
+        doc.submit(f"export_ablation:{target}", (str(target), len(entries)), job,
                    lambda p: self._saved(f"Saved {len(entries)} ablations to "
                                          f"{Path(str(p)).name}", Path(str(p))),
                    label="Exporting the ablation history", uses_model=False, force=True)

@@ -56,7 +56,7 @@ class JobBook:
     def request(self, channel: str, key: Hashable, fn: JobFn, on_result: ResultFn,
                 on_error: ErrorFn, *, label: str, uses_model: bool = True,
                 lends_model: bool = False, force: bool = False,
-                on_partial: ResultFn | None = None) -> bool:
+                on_partial: ResultFn | None = None, lock_key: Hashable = None) -> bool:
         """Submit unless the same key is on its way or blocked (``force`` retries it)."""
         current = self._inflight.get(channel)
         if current is not None and current.key == key \
@@ -77,7 +77,7 @@ class JobBook:
 
         rid = self.runner.submit(channel, fn, on_result=result, on_error=error,
                                  on_partial=on_partial, label=label, uses_model=uses_model,
-                                 lends_model=lends_model)
+                                 lends_model=lends_model, lock_key=lock_key)
         self._inflight[channel] = Running(rid, key, label)
         return True
 

@@ -16,14 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...render import composite_over, decode_segmap, outline_rgba, render_attribution
+from ...render import VIEW_AFTER, composite_over, decode_segmap, outline_rgba, render_attribution
 from ...render.normalize import NormalizedAttr
 from .ablation import HINT as ABLATE_HINT
+from .ablation import VIEW_LABELS as ABLATION_VIEW_LABELS
 from .ablation import selection_label
 from .choices import (
     ABLATED,
     ACTIVATION,
     ATTRIBUTION,
+    COLORMAP_VIEWS,
     IMAGE,
     LAYER_LABELS,
     LAYER_METHODS,
@@ -97,13 +99,17 @@ class Panel:
     title: str
     rgba: np.ndarray  # H x W x 3|4 uint8
     normalized: NormalizedAttr | None = None  # None: no colour bar (the original image)
+    colormap: str | None = None  # the colour bar's map (None: Captum's for the sign)
 
 
 @dataclass(frozen=True, eq=False)
 class CanvasView:
-    base: np.ndarray | None  # the working image (H x W x 3)
+    base: np.ndarray | None  # the image at its own resolution (H x W x 3)
+    working: np.ndarray | None  # the image at the working resolution: the overlays' grid
     overlay: np.ndarray | None  # H x W x 3|4, drawn at ``opacity`` over the base
     opacity: float
+    base_visible: bool
+    under: tuple[tuple[np.ndarray, float], ...]  # other visible layers, below the overlay
     outline: np.ndarray | None  # RGBA, drawn on top
     outline_key: object  # equal keys: the same outline
 
@@ -112,6 +118,7 @@ class CanvasView:
 class FooterView:
     kind: str  # 'colorbar', 'legend' or 'message'
     normalized: NormalizedAttr | None
+    colormap: str | None  # the colour bar's map (None: Captum's for the sign)
     caption: str  # the colour bar's units, or the message
     legend: tuple[tuple[str, tuple[int, int, int]], ...] = ()
 
@@ -145,6 +152,8 @@ class AblationView:
     can_precompute: bool
     can_export: bool
     can_reset: bool
+    can_undo: bool
+    can_redo: bool
 
 
 @dataclass(frozen=True)
@@ -164,6 +173,9 @@ class WindowView:
     untrained: bool
     device_text: str
     canvas_layer: str
+    layer_visible: dict[str, bool]  # the Layers panel: what is shown, and how strongly
+    opacities: dict[str, float]
+    layer_labels: dict[str, str]  # the ablated layer is named after the view it shows
     layer_enabled: dict[str, bool]
     opacity_enabled: bool
     canvas: CanvasView
@@ -177,6 +189,7 @@ class WindowView:
     target: int | None  # the target shown (the preview's default while it is shown)
     target_html: str
     hover_idle: str  # the status-bar hint while the cursor is off the image
+    working_note: str  # the working image's size as used (enlarged, capped)
     can_export_view: bool
     can_export_figure: bool
     can_export_all: bool
@@ -281,13 +294,16 @@ class Presenter:
 
     def render(self, doc: Document, attribution: Attribution, view: str, sign: str,
                outlier: float) -> tuple[np.ndarray, NormalizedAttr]:
-        """Captum's drawing of ``attribution`` over the working image (cached)."""
-        key = (attribution.key, view, sign, outlier)
+        """Captum's drawing of ``attribution`` over the working image (cached), with the
+        chosen colour map where the drawing uses one."""
+        cmap = doc.view.colormap if view in COLORMAP_VIEWS else ""
+        key = (attribution.key, view, sign, outlier, cmap)
         hit = self._render_cache.get(key)
         if hit is not None:
             return hit
         assert doc.prepared is not None
-        rendered = render_attribution(attribution.values, doc.prepared.rgb, view, sign, outlier)
+        rendered = render_attribution(attribution.values, doc.prepared.rgb, view, sign, outlier,
+                                      cmap=cmap or None)
         rgba = rendered.rgba
         if view == "alpha_scaling":  # Captum draws it over the white axes background
             rgba = composite_over(rgba)
@@ -295,10 +311,6 @@ class Presenter:
             self._render_cache.pop(next(iter(self._render_cache)))
         self._render_cache[key] = (rgba, rendered.normalized)
         return rgba, rendered.normalized
-
-    def is_cached(self, attribution_key: tuple[Any, ...], view: str, sign: str,
-                  outlier: float) -> bool:
-        return (attribution_key, view, sign, outlier) in self._render_cache
 
     def segmap(self, doc: Document) -> np.ndarray | None:
         pred = doc.prediction
@@ -372,6 +384,7 @@ class Presenter:
                 message = self._missing(doc, "ablated", "The ablated input")
         elif layer == ABLATED and pred is not None:
             message = self._missing(doc, "ablated", "The ablated input")
+        under = self._under(doc, layer, segmap, attribution)
         outline, outline_key = self._outline_for(doc)
         self.current_normalized = normalized
         units = self._units(caption, normalized, view)
@@ -391,10 +404,14 @@ class Presenter:
             untrained=doc.model is not None and doc.model.untrained,
             device_text=self._device_text(doc),
             canvas_layer=layer,
+            layer_visible=dict(doc.layer_visible),
+            opacities=dict(doc.opacity),
+            layer_labels=self._layer_labels(doc),
             layer_enabled={name: name == IMAGE or pred is not None for name in LAYER_LABELS},
             opacity_enabled=layer != IMAGE,
-            canvas=CanvasView(prepared.rgb if prepared is not None else None, overlay,
-                              doc.opacity.get(layer, 1.0), outline, outline_key),
+            canvas=CanvasView(doc.original_rgb(), prepared.rgb if prepared is not None else None,
+                              overlay, doc.opacity.get(layer, 1.0),
+                              doc.layer_visible.get(IMAGE, True), under, outline, outline_key),
             footer=footer,
             side_by_side=view.side_by_side,
             panels=panels,
@@ -405,6 +422,7 @@ class Presenter:
             target=target,
             target_html=self._target_html(classes, target, doc),
             hover_idle=self.describe_pixel(doc, -1, -1),
+            working_note=self._working_note(doc),
             can_export_view=has_view,
             can_export_figure=self.current_attr is not None,
             can_export_all=pred is not None,
@@ -438,6 +456,57 @@ class Presenter:
         heading = f"Shapley values for '{pred.categories[target]}' ({maps.detail})"
         return ShapleyView(heading, values, pairs, note)
 
+    def _under(self, doc: Document, front: str, segmap: np.ndarray | None,
+               attribution: Attribution | str) -> tuple[tuple[np.ndarray, float], ...]:
+        """The other layers the Layers panel shows, bottom to top, at their opacity."""
+        out = []
+        for layer in (SEGMENTATION, ATTRIBUTION, ABLATED):
+            if layer == front or not doc.layer_visible.get(layer):
+                continue
+            array: np.ndarray | None = None
+            if layer == SEGMENTATION:
+                array = segmap
+            elif layer == ATTRIBUTION and not isinstance(attribution, str):
+                try:
+                    array = self.render(doc, attribution, doc.view.view, doc.view.sign,
+                                        doc.view.outlier)[0]
+                except ValueError:
+                    array = None
+            elif layer == ABLATED and doc.prediction is not None:
+                if doc.ablation.active:
+                    array = doc.ablation.canvas_overlay()[0]
+                elif doc.predict_key is not None and doc.target is not None:
+                    array = doc.store.ablated(ablated_key(doc.predict_key, doc.analysis,
+                                                          doc.target))
+            if array is not None:
+                out.append((array, doc.opacity.get(layer, 1.0)))
+        return tuple(out)
+
+    @staticmethod
+    def _working_note(doc: Document) -> str:
+        """What the model really sees: the working image's size, and whether it was
+        enlarged or its longer side capped (a panorama)."""
+        prepared = doc.prepared
+        if prepared is None:
+            return ""
+        h, w = prepared.shape
+        width, height = prepared.original_size
+        note = f"Working image {w} x {h} px (the image: {width} x {height})"
+        scale = w / width
+        if scale > 1.05:
+            note += f"; enlarged {scale:.3g}x"
+        if min(h, w) < prepared.size:
+            ratio = max(h, w) / prepared.size
+            note += (f"; the longer side is capped at {ratio:.3g} times the working size, "
+                     "so the shorter one is smaller")
+        return note
+
+    @staticmethod
+    def _layer_labels(doc: Document) -> dict[str, str]:
+        labels = dict(LAYER_LABELS)
+        if doc.ablation.active:
+            labels[ABLATED] = ABLATION_VIEW_LABELS[doc.ablation.view]
+        return labels
 
     def _outline_for(self, doc: Document) -> tuple[np.ndarray | None, object]:
         if doc.ablation.active:  # the segments selected for ablation
@@ -464,14 +533,24 @@ class Presenter:
                 units: str) -> FooterView:
         pred, view = doc.prediction, doc.view
         if normalized is not None and not view.side_by_side:
-            return FooterView("colorbar", normalized, units)
-        if doc.canvas_layer == SEGMENTATION and pred is not None and not view.side_by_side:
+            cmap = view.colormap if view.view in COLORMAP_VIEWS and view.colormap else None
+            return FooterView("colorbar", normalized, cmap, units)
+        shown_map = None
+        if doc.canvas_layer == SEGMENTATION and pred is not None:
+            shown_map = pred.class_map
+        ab = doc.ablation
+        if (doc.canvas_layer == ABLATED and ab.active and ab.view == VIEW_AFTER
+                and ab.shown is not None):
+            shown_map = ab.shown.outcome.class_map_after  # the new segmentation's classes
+        if shown_map is not None and pred is not None and not view.side_by_side:
             colors = doc.class_colors()
+            counts = np.bincount(shown_map.ravel(), minlength=len(pred.categories))
+            present = sorted(np.flatnonzero(counts), key=lambda c: (-counts[c], c))
             legend = tuple((pred.categories[c], (int(colors[c][0]), int(colors[c][1]),
                                                  int(colors[c][2])))
-                           for c in pred.present_classes)
-            return FooterView("legend", None, "", legend)
-        return FooterView("message", None, text if doc.prepared is not None else "")
+                           for c in present)
+            return FooterView("legend", None, None, "", legend)
+        return FooterView("message", None, None, text if doc.prepared is not None else "")
 
     def _panels(self, doc: Document, attribution: Attribution | str
                 ) -> tuple[tuple[Panel, ...], str]:
@@ -489,8 +568,9 @@ class Presenter:
                 rgba, normalized = self.render(doc, attribution, use, sign, view.outlier)
             except ValueError as exc:
                 return (), f"Cannot draw this attribution: {exc}"
+            cmap = view.colormap if use in COLORMAP_VIEWS and view.colormap else None
             panels.append(Panel(f"{VIEW_LABELS[use]}, {SIGN_LABELS[sign].lower()}", rgba,
-                                normalized))
+                                normalized, cmap))
         return tuple(panels), ""
 
     @staticmethod
@@ -555,6 +635,8 @@ class Presenter:
         """The image and the untrained mark; the platform adds the application's name
         (QGuiApplication.applicationDisplayName)."""
         parts = [doc.source.label] if doc.source is not None else []
+        if doc.model is not None and doc.model.card is not None:
+            parts.append(f"({doc.model.name})")  # the model card's name
         if doc.model is not None and doc.model.untrained:
             parts.append("[untrained weights]")
         return " ".join(parts)
@@ -567,8 +649,11 @@ class Presenter:
         from ...engine.devices import describe_device
 
         fast = doc.session is not None and doc.session.precision == "bf16"
-        return (f"{model.name} on {describe_device(model.device)}"
-                + (", fast mode (bf16)" if fast else ""))
+        return (f"{model.name}" + (" (model card)" if model.card is not None else "")
+                + f" on {describe_device(model.device)}"
+                + (", fast mode (bf16)" if fast else "")
+                + (f"; binary model: {model.categories[0]} = -z, {model.categories[1]} = z"
+                   if model.binary else ""))
 
     def _ablation(self, doc: Document) -> AblationView:
         ab, pred, choice = doc.ablation, doc.prediction, doc.analysis
@@ -582,7 +667,8 @@ class Presenter:
         common: dict[str, Any] = {"signature": signature, "view": ab.view,
                                   "segments": choice.segments, "baseline": choice.baseline,
                                   "can_export": ab.shown is not None,
-                                  "can_reset": ab.selection is not None}
+                                  "can_reset": ab.selection is not None,
+                                  "can_undo": ab.can_undo(), "can_redo": ab.can_redo()}
         if pred is None:
             return AblationView(has_prediction=False, thumbnails=None, result=None,
                                 status=None, history=(), current=None,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,7 +44,7 @@ class Runner(Protocol):
     def submit(self, channel: str, fn: JobFn, *, on_result: ResultFn | None = None,
                on_error: ErrorFn | None = None, on_cancelled: Callable[[], None] | None = None,
                on_partial: ResultFn | None = None, label: str = "", uses_model: bool = True,
-               lends_model: bool = False) -> int: ...
+               lends_model: bool = False, lock_key: Hashable = None) -> int: ...
 
     def cancel(self, channel: str) -> None: ...
 
@@ -119,7 +119,7 @@ class QueueRunner:
     def submit(self, channel: str, fn: JobFn, *, on_result: ResultFn | None = None,
                on_error: ErrorFn | None = None, on_cancelled: Callable[[], None] | None = None,
                on_partial: ResultFn | None = None, label: str = "", uses_model: bool = True,
-               lends_model: bool = False) -> int:
+               lends_model: bool = False, lock_key: Hashable = None) -> int:
         rid = next(self._ids)
         for old in [j for j in self._queue if j.channel == channel]:
             self._drop(old)

@@ -15,6 +15,7 @@ import numpy as np
 from .keys import AblatedKey, GradCamKey, MethodKey, PredictKey, ResultKey, SweepKey
 
 if TYPE_CHECKING:  # the engine imports torch; the store only holds its results
+    from ...engine.layers import LayerInfo
     from ...engine.results import AblationSweep, GradCamResult, MethodMaps, Prediction
     from ...engine.session import Session
 
@@ -41,7 +42,7 @@ class ResultStore:
         self._sweeps: dict[SweepKey, AblationSweep] = {}
         self._ablated: dict[AblatedKey, np.ndarray] = {}
         self._methods: dict[MethodKey, MethodMaps] = {}
-        self._shapes: dict[PredictKey, dict[str, tuple[int, ...]]] = {}
+        self._audits: dict[PredictKey, list[LayerInfo]] = {}
         self.generation = 0  # changes whenever a result arrives or is dropped
 
     # -- the prediction ------------------------------------------------------------------
@@ -74,8 +75,11 @@ class ResultStore:
         self.generation += 1
         return True
 
-    def put_shapes(self, key: PredictKey, shapes: dict[str, tuple[int, ...]]) -> None:
-        _put(self._shapes, key, shapes)
+    def put_audit(self, key: PredictKey, infos: list[LayerInfo]) -> None:
+        _put(self._audits, key, infos)
+
+    def audit(self, key: PredictKey | None) -> list[LayerInfo] | None:
+        return self._audits.get(key) if key is not None else None
 
     def gradcam(self, key: GradCamKey) -> GradCamResult | None:
         return self._gradcams.get(key)
@@ -92,9 +96,6 @@ class ResultStore:
 
     def ablated(self, key: AblatedKey) -> np.ndarray | None:
         return self._ablated.get(key)
-
-    def shapes(self, key: PredictKey) -> dict[str, tuple[int, ...]] | None:
-        return self._shapes.get(key)
 
     def has(self, key: ResultKey) -> bool:
         if isinstance(key, GradCamKey):

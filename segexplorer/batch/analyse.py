@@ -1,0 +1,211 @@
+"""The per-image function both engines run: an image in, ``explain``'s files and the
+summary rows out.
+
+:class:`ImageAnalyser` holds the model (loaded once). ``prepare`` decodes and
+preprocesses an image (no model call: a background thread runs it ahead of the model);
+``explain`` runs :func:`~segexplorer.engine.analysis.explain_session` on it, exactly as
+``segexplorer explain`` does, writes the same files with the same function
+(:func:`~segexplorer.export.bundle.write_explain`) into a folder it is given, and
+computes the image's rows for the summary. A problem with the image (it cannot be
+decoded, it is too thin, the model fails on it) becomes an error outcome and the batch
+goes on; a problem with the output folder (a full disk) stops the batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..engine.aggregation import Aggregation
+from ..engine.analysis import (
+    ExplainRequest,
+    ExplainResult,
+    check_request,
+    explain_session,
+    prepare_image,
+)
+from ..engine.errors import Cancelled, UserError, first_line
+from ..engine.image import PreparedImage, load_image
+from ..engine.jobs import JobState
+from ..engine.models import LoadedModel, load_model
+from ..engine.session import Session
+from ..export.bundle import write_explain
+from .inputs import BatchItem
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An image decoded and preprocessed for the model, or why it could not be."""
+
+    item: BatchItem
+    image: PreparedImage | None
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One image's result: its summary rows, or its error (one line)."""
+
+    key: str
+    path: str
+    rows: tuple[dict[str, Any], ...] = ()
+    error: str | None = None
+    seconds: float = 0.0
+
+    def journal_entry(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"key": self.key, "path": self.path,
+                                 "status": "error" if self.error else "ok",
+                                 "seconds": round(self.seconds, 4)}
+        if self.error:
+            entry["error"] = self.error
+        else:
+            entry["rows"] = list(self.rows)
+        return entry
+
+
+class ImageAnalyser:
+    """One loaded model, explaining image after image with the same options."""
+
+    def __init__(self, request: ExplainRequest, state: JobState | None = None,
+                 model: LoadedModel | None = None) -> None:
+        self.request = request
+        self.model = model if model is not None else load_model(
+            request.model, request.weights, request.device,
+            allow_download=request.allow_download, state=state)
+        check_request(request, self.model)  # a bad layer: refused before any image
+
+    def prepare(self, item: BatchItem) -> Prepared:
+        """Decode and preprocess (thread-safe: no model call)."""
+        timings: dict[str, float] = {}
+        try:
+            t0 = time.perf_counter()
+            image = load_image(item.path)
+            timings["load_image"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            prepared = prepare_image(image, self.request, self.model)
+            timings["preprocess"] = time.perf_counter() - t0
+        except UserError as exc:
+            return Prepared(item, None, exc.message)
+        except Exception as exc:  # noqa: BLE001 - untrusted files: the image's error
+            return Prepared(item, None, f"could not be prepared ({type(exc).__name__}: "
+                                        f"{first_line(exc)})")
+        return Prepared(item, prepared, None, timings)
+
+    def explain(self, prepared: Prepared, folder: Path,
+                state: JobState | None = None) -> Outcome:
+        """``explain``'s analysis of a prepared image, its files written into ``folder``
+        (which must exist and be empty)."""
+        item = prepared.item
+        start = time.perf_counter()
+        if prepared.image is None:
+            return Outcome(item.key, item.path, error=prepared.error or "could not be read")
+        request = replace(self.request, image=item.path)
+        try:
+            session = Session(self.model, prepared.image, precision=request.precision)
+            result = explain_session(session, request, state=state,
+                                     timings=dict(prepared.timings))
+            rows = image_rows(item.key, result, session.scores(Aggregation(
+                request.aggregation)))
+        except (Cancelled, KeyboardInterrupt):
+            raise
+        except UserError as exc:
+            return Outcome(item.key, item.path, error=exc.message,
+                           seconds=time.perf_counter() - start)
+        except Exception as exc:  # noqa: BLE001 - the model failed on this image: go on
+            return Outcome(item.key, item.path,
+                           error=f"the model failed on this image ({type(exc).__name__}: "
+                                 f"{first_line(exc)})",
+                           seconds=time.perf_counter() - start)
+        write_explain(folder, result)  # an output problem (a full disk) stops the batch
+        return Outcome(item.key, item.path, tuple(rows), None, time.perf_counter() - start)
+
+
+# ----------------------------------------------------------------------------- rows
+
+
+def class_maps(result: ExplainResult) -> dict[str, Callable[[int], np.ndarray | None]]:
+    """For each method ``explain`` produced that has one map per class: class -> its
+    H x W attribution map (None where it was not computed for that class).
+
+    Methods without a per-class map (the layer's activation) have no entry; every other
+    method of ``result.methods`` has one, so the summary's per-method columns follow
+    whatever ``explain`` computed.
+    """
+    maps: dict[str, Callable[[int], np.ndarray | None]] = {}
+    gradcam, sweep = result.gradcam, result.sweep
+    # the methods of the engine's registry (occlusion, integrated gradients, Shapley
+    # values, ...) keep one H x W map per target in ``result.maps[method].maps``
+    registered = getattr(result, "maps", None) or {}
+    for method in result.methods:
+        if method == "gradcam" and gradcam is not None:
+            maps[method] = gradcam.upsampled.get
+        elif method == "ablation" and sweep is not None:
+            maps[method] = sweep.attribution_map
+        else:
+            per_class = getattr(registered.get(method), "maps", None)
+            if isinstance(per_class, dict):
+                maps[method] = per_class.get
+    return maps
+
+
+def map_statistics(attribution: np.ndarray, own: np.ndarray) -> dict[str, float | None]:
+    """How an attribution map for class c sits on c's own pixels (``own``) and outside.
+
+    ``outside_share``: the share of the map's positive attribution that lies outside c's
+    own segment (0: all on the object; 1: all on its context; None: nothing positive).
+    """
+    values = attribution.astype(np.float64)
+    positive = np.clip(values, 0.0, None)
+    total = float(positive.sum())
+    outside = float(positive[~own].sum())
+    inside_mean = float(values[own].mean()) if own.any() else None
+    outside_mean = float(values[~own].mean()) if (~own).any() else None
+    return {
+        "outside_share": outside / total if total > 0 else None,
+        "inside_mean": inside_mean,
+        "outside_mean": outside_mean,
+    }
+
+
+def image_rows(key: str, result: ExplainResult, scores: np.ndarray) -> list[dict[str, Any]]:
+    """One row per predicted class: its pixels and score, each method's statistics, and
+    its score's change when each class's segments are ablated (Captum's sign: the
+    original score minus the ablated one; the sum over the class's segments when
+    segments are connected components)."""
+    pred = result.prediction
+    counts = pred.pixel_counts
+    maps = class_maps(result)
+    sweep = result.sweep
+    table = sweep.table if sweep is not None else None
+    rows = []
+    for c in pred.present_classes:
+        own = pred.class_map == c
+        row: dict[str, Any] = {
+            "image": key,
+            "class_index": int(c),
+            "class": pred.categories[c],
+            "pixels": int(counts[c]),
+            "share": float(counts[c]) / pred.class_map.size,
+            "score": float(scores[c]),
+            "target": c in result.targets,
+        }
+        stats: dict[str, dict[str, float | None]] = {}
+        for method, lookup in maps.items():
+            attribution = lookup(c) if c in result.targets else None
+            if attribution is not None:
+                stats[method] = map_statistics(attribution, own)
+        row["methods"] = stats
+        if table is not None and sweep is not None:
+            deltas: dict[str, float] = {}
+            for i, seg in enumerate(sweep.segments.info):
+                name = str(seg.class_index)
+                deltas[name] = deltas.get(name, 0.0) + float(table[i, c])
+            row["ablation"] = deltas
+        rows.append(row)
+    return rows

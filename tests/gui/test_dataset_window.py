@@ -1,0 +1,145 @@
+"""File > Open Dataset... and Run Batch on Folder...: the dataset window driven through its
+widgets (header clicks, the class list, heat-map cells, double-clicks) and the main window
+opening a batch image with the batch's model."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+from batch_models import photo_folder, write_cards
+from gui_support import SlowDown, wait_for_prediction, wait_idle
+from PySide6.QtCore import QPoint, Qt
+
+from segexplorer.cli import main
+from segexplorer.gui.document.choices import ModelChoice
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dataset_window")
+    cards = write_cards(root / "cards")
+    photos = photo_folder(root / "photos", count=5)
+    out = root / "out"
+    assert main(["batch", str(photos), "--model", str(cards.fast), "--device", "cpu",
+                 "--out", str(out), "-q"]) == 0
+    return cards, photos, out
+
+
+def shown_column(dataset_window, label: str) -> list[str]:
+    model = dataset_window.table.model()
+    column = next(i for i in range(model.columnCount())
+                  if model.headerData(i, Qt.Orientation.Horizontal) == label)
+    return [model.index(r, column).data() for r in range(model.rowCount())]
+
+
+def test_file_menu_offers_datasets(make_window):
+    window = make_window(show=False)
+    file_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&File")
+    texts = [a.text() for a in file_menu.actions()]
+    assert texts.index("Open &Dataset...") == texts.index("Open &Recent") + 1
+    assert "Run &Batch on Folder..." in texts
+
+
+def test_a_dataset_opens_sorts_by_a_header_click_and_shows_one_class(qtbot, make_window,
+                                                                    batch):
+    _, _, out = batch
+    window = make_window(interactive=False)
+    dataset_window = window.datasets.open_dataset(out)
+    qtbot.waitExposed(dataset_window)
+    summary = pq.read_table(out / "summary.parquet").to_pylist()
+    qtbot.waitUntil(lambda: dataset_window.table.model().rowCount() == len(summary),
+                    timeout=10000)
+    assert dataset_window.windowTitle().startswith("out - Dataset")
+    assert dataset_window.summary.text().startswith("5 images explained")
+    # a click on the "Grad-CAM outside" header sorts by it, largest first
+    header = dataset_window.table.horizontalHeader()
+    model = dataset_window.table.model()
+    section = next(i for i in range(model.columnCount())
+                   if model.headerData(i, Qt.Orientation.Horizontal) == "Grad-CAM outside")
+    x = header.sectionViewportPosition(section) + header.sectionSize(section) // 2
+    qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton,
+                     pos=QPoint(x, 5))
+    values = [int(v.split()[0]) for v in shown_column(dataset_window, "Grad-CAM outside") if v]
+    assert values == sorted(values, reverse=True) and len(values) > 3
+    assert header.sortIndicatorSection() == section
+    # the class list: choosing a class leaves its rows only
+    combo = dataset_window.class_filter
+    combo.setFocus()
+    qtbot.keyClick(combo, Qt.Key.Key_Down)
+    chosen = combo.currentData()
+    assert chosen is not None
+    name = combo.currentText().rsplit(" (", 1)[0]
+    qtbot.waitUntil(lambda: set(shown_column(dataset_window, "Class")) == {name}, timeout=5000)
+    assert len(shown_column(dataset_window, "Class")) == sum(
+        1 for r in summary if r["class_index"] == chosen)
+    # the thumbnails follow, one per image, in the table's order
+    images = shown_column(dataset_window, "Image")
+    tiles = dataset_window.thumbnails.model()
+    assert [tiles.index(i, 0).data(Qt.ItemDataRole.ToolTipRole).split("\n")[0]
+            for i in range(tiles.rowCount())] == images
+    assert not tiles.index(0, 0).data(Qt.ItemDataRole.DecorationRole).isNull()
+
+
+def test_a_heat_map_click_lists_images_and_a_double_click_explains_one(qtbot, make_window,
+                                                                      batch):
+    cards, photos, out = batch
+    window = make_window(interactive=False)
+    window.dialogs.unattended_answer = True  # "Run It": the batch's card runs its factory
+    dataset_window = window.datasets.open_dataset(out)
+    qtbot.waitUntil(lambda: dataset_window.heatmap.rowCount() > 0, timeout=10000)
+    dataset_window.tabs.setCurrentIndex(2)
+    heat = dataset_window.heatmap
+    row, column = next((i, j) for i in range(heat.rowCount()) for j in range(heat.columnCount())
+                       if heat.item(i, j).text())
+    rect = heat.visualItemRect(heat.item(row, column))
+    qtbot.mouseClick(heat.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    count = int(heat.item(row, column).text().split("n=")[1])
+    qtbot.waitUntil(lambda: dataset_window.cell_images.count() == count, timeout=5000)
+    assert heat.verticalHeaderItem(row).text() in dataset_window.cell_caption.text()
+    item = dataset_window.cell_images.item(0)
+    key = item.data(Qt.ItemDataRole.UserRole)
+    list_rect = dataset_window.cell_images.visualItemRect(item)
+    # a double-click, as a user makes it: press and release, then the double-click
+    qtbot.mouseClick(dataset_window.cell_images.viewport(), Qt.MouseButton.LeftButton,
+                     pos=list_rect.center())
+    qtbot.mouseDClick(dataset_window.cell_images.viewport(), Qt.MouseButton.LeftButton,
+                      pos=list_rect.center())
+    qtbot.waitUntil(lambda: window.document.source is not None
+                    and window.document.source.path is not None, timeout=10000)
+    assert str(window.document.source.path) == str(photos / key)
+    card = str(cards.fast.resolve())
+    assert window.model_choice == ModelChoice(card, "default", "cpu", 32, "fp32")
+    assert window.model_panel.architecture.currentText() == "six classes (card)"
+    wait_for_prediction(qtbot, window)
+    wait_idle(qtbot, window)
+    target = dataset_window.document.present().heatmap.classes[row]
+    assert window.target == target
+    assert window.prediction.categories[target] == heat.verticalHeaderItem(row).text()
+
+
+def test_a_batch_runs_in_the_window_and_can_be_stopped_and_continued(qtbot, make_window,
+                                                                     batch, tmp_path):
+    _, photos, _ = batch
+    window = make_window(interactive=False, show=False)
+    window.set_model_choice(ModelChoice("tiny_slow", "untrained", "cpu", 32))
+    SlowDown.seconds = 0.05
+    out = tmp_path / "from window"
+    dataset_window = window.datasets.run_batch(photos, out)
+    assert dataset_window.cancel_button.isVisible() and not dataset_window.run_button.isEnabled()
+    qtbot.waitUntil(lambda: dataset_window.progress.value() >= 1, timeout=20000)
+    assert "images/s" in dataset_window.progress_label.text()
+    qtbot.mouseClick(dataset_window.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dataset_window.cancel_button.isVisible(), timeout=20000)
+    assert dataset_window.progress_label.text().startswith("Batch stopped")
+    qtbot.waitUntil(lambda: dataset_window.table.model().rowCount() > 0, timeout=10000)
+    stopped_at = len(set(shown_column(dataset_window, "Image")))
+    assert 1 <= stopped_at < 5
+    SlowDown.seconds = 0.0
+    window.datasets.run_batch(photos, out)  # the same folders: it continues
+    qtbot.waitUntil(lambda: dataset_window.progress_label.text().startswith("Batch done"),
+                    timeout=30000)
+    left = 5 - stopped_at
+    assert f"{left} image{'s' if left != 1 else ''} explained" in \
+        dataset_window.progress_label.text()
+    qtbot.waitUntil(lambda: len(set(shown_column(dataset_window, "Image"))) == 5, timeout=10000)
+    wait_idle(qtbot, window)
