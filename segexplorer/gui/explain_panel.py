@@ -175,7 +175,7 @@ class ExplanationPanel(QWidget):
         self.stride_spin = _spin(self, "strideSpin", 0, 4096, "Occlusion: how far the window "
                             "moves each time (Auto: half the window).", auto=True)
         self.samples_spin = _spin(self, "samplesSpin", 1, 100000, "Shapley values, sampled: "
-                               "random orders of the segments (Captum's n_samples).")
+                               "random orders (permutations) of the segments (Captum's n_samples).")
         self.shapley_mode_combo = _combo(self, SHAPLEY_MODE_LABELS, "shapleyModeCombo")
         self.shapley_mode_combo.setToolTip("Exact values evaluate every coalition of segments "
                                      "(2^S forward passes); sampled ones average random "
@@ -186,7 +186,7 @@ class ExplanationPanel(QWidget):
                                     ("window", "Window", self.window_spin),
                                     ("stride", "Stride", self.stride_spin),
                                     ("shapley_mode", "Shapley", self.shapley_mode_combo),
-                                    ("n_samples", "Permutations", self.samples_spin)):
+                                    ("n_samples", "Samples", self.samples_spin)):
             text = QLabel(label, self)
             form.addRow(text, widget)
             self._option_rows[name] = (text, widget)

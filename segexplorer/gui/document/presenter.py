@@ -45,10 +45,9 @@ if TYPE_CHECKING:
 
 RENDER_CACHE_SIZE = 24
 #: shown under the method list while Guided Grad-CAM is chosen (issue 14 measures it)
-GUIDED_NOTE = ("Guided Grad-CAM is known to fail the model-randomisation sanity check "
-               "(Adebayo et al., 2018): its maps can look the same for a model with random "
-               "weights, so they may show the image's edges rather than what the model "
-               "uses.")
+GUIDED_NOTE = ("Guided Grad-CAM is known to fail the randomisation sanity check (Adebayo "
+               "et al., 2018): its maps can look the same for a model with random weights, "
+               "showing the image's edges rather than what the model uses.")
 AGGREGATION_SHORT = {"argmax": "argmax-masked score", "sum": "summed score"}
 HOVER_HINT = "Hover over the image to read a pixel's class and score; click to explain it."
 NO_IMAGE = "Open an image."
