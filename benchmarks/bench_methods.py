@@ -305,8 +305,10 @@ def main(argv=None) -> int:
               + (f", time {ratio_s:.1f}x" if ratio_s else "")
               + (f"; max |diff| / max |map| {diff:.1e}" if diff is not None else "") + "\n")
         results.append({"method": row, "targets": targets,
-                        "ours": {k: v for k, v in ours.__dict__.items() if k != "maps"},
-                        "loop": {k: v for k, v in loop.__dict__.items() if k != "maps"},
+                        "ours": {k: v for k, v in ours.__dict__.items()
+                                 if k not in ("maps", "raw")},
+                        "loop": {k: v for k, v in loop.__dict__.items()
+                                 if k not in ("maps", "raw")},
                         "ratio_images": ratio_images, "ratio_seconds": ratio_s,
                         "max_relative_difference": diff})
         sys.stdout.flush()

@@ -37,6 +37,7 @@ from captum.attr import (
     ShapleyValues,
     ShapleyValueSampling,
 )
+from parity import assert_close  # 1e-5 of the reference's largest magnitude
 
 from segexplorer.engine.aggregation import Aggregation, make_wrapper
 from segexplorer.engine.attribution import compute
@@ -45,15 +46,6 @@ from segexplorer.engine.methods import METHODS, ImageFacts, MethodOptions, metho
 from segexplorer.engine.models import load_model
 from segexplorer.engine.segments import make_segments
 from segexplorer.engine.session import Session
-
-RTOL = 1e-5
-
-
-def assert_close(ours: np.ndarray, theirs: torch.Tensor | np.ndarray, rtol: float = RTOL) -> None:
-    theirs = theirs.detach().cpu().numpy() if isinstance(theirs, torch.Tensor) else theirs
-    assert ours.shape == theirs.shape
-    scale = max(float(np.abs(theirs).max()), 1e-12)
-    np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=rtol * scale)
 
 
 @pytest.fixture(scope="module")
@@ -287,3 +279,32 @@ def test_a_layer_method_refuses_an_unused_layer_in_one_line(card_models, astrona
     for method in ("hirescam", "layer_ig"):
         with pytest.raises(UserError, match="layer"):
             compute(session, method, [0], MethodOptions(layer="nonexistent.layer", n_steps=2))
+
+
+@pytest.mark.parametrize("source", ["segformer", "binary", "python"])
+def test_every_method_serves_every_model_source(card_models, astronaut_path, source):
+    """A Hugging Face SegFormer (GELU, no ReLU: Guided Grad-CAM is plain gradients there,
+    as in Captum), a binary model (one channel z explained as [-z, z]) and a python
+    factory returning a tuple: every method runs, and a few equal Captum's calls."""
+    model = load_model(getattr(card_models, source), None, "cpu")
+    prepared = preprocess(load_image(astronaut_path), 28, model.normalization)
+    session = Session(model, prepared)
+    targets = session.predict().present_classes[:2]
+    options = MethodOptions(n_steps=2, window=14, stride=14, n_samples=2)
+    h, w = session.image.shape
+    results = {m: compute(session, m, targets, options) for m in METHODS}
+    for method, maps in results.items():
+        for c in targets:
+            assert maps.maps[c].shape == (h, w) and np.isfinite(maps.maps[c]).all(), method
+    ig = IntegratedGradients(wrapper(session))
+    occ = Occlusion(wrapper(session))
+    ggc = GuidedGradCam(Wrapped(session), model.layer())
+    for c in targets:
+        assert_close(results["ig"].maps[c],
+                     ig.attribute(session.input, target=c, n_steps=2)[0].sum(0))
+        assert_close(results["occlusion"].maps[c],
+                     occ.attribute(session.input, sliding_window_shapes=(3, 14, 14),
+                                   strides=(3, 14, 14), target=c)[0, 0])
+        assert_close(results["guided_gradcam"].maps[c],
+                     ggc.attribute(session.input.clone().requires_grad_(True),
+                                   target=c)[0].sum(0))
