@@ -522,24 +522,19 @@ def test_a_model_that_cannot_load_leaves_no_output_folder(photos, tmp_path, capf
 def test_per_method_columns_follow_the_methods_explain_produced(blocks_image):
     """A method of the engine's registry (issue 15: ``result.maps[method].maps``) gets its
     summary statistics like Grad-CAM and ablation; the layer's activation gets none."""
-    from dataclasses import dataclass, field, fields, replace
-    from types import SimpleNamespace
+    from dataclasses import replace
 
     from segexplorer.batch.analyse import class_maps, image_rows
-    from segexplorer.engine.analysis import ExplainResult, explain
+    from segexplorer.engine.analysis import explain
+    from segexplorer.engine.results import MethodMaps
 
     result = explain(ExplainRequest(image=str(blocks_image), model="tiny", weights="untrained",
                                     device="cpu", size=32))
-
-    @dataclass(frozen=True)
-    class WithRegistry(ExplainResult):
-        maps: dict = field(default_factory=dict)
-
     occlusion = {c: np.where(result.prediction.class_map == c, 1.0, 0.25)
                  for c in result.targets}
-    extended = WithRegistry(**{f.name: getattr(result, f.name) for f in fields(result)},
-                            maps={"occlusion": SimpleNamespace(maps=occlusion)})
-    extended = replace(extended, methods=(*result.methods, "occlusion"))
+    extended = replace(result, methods=(*result.methods, "occlusion"),
+                       maps={**result.maps, "occlusion": MethodMaps("occlusion", occlusion, {},
+                                                                    ())})
     assert set(class_maps(extended)) == {"gradcam", "ablation", "occlusion"}
     scores = np.zeros(len(result.prediction.categories))
     for row in image_rows("blocks.png", extended, scores):

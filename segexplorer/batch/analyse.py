@@ -30,6 +30,7 @@ from ..engine.analysis import (
     prepare_image,
 )
 from ..engine.errors import Cancelled, UserError, first_line
+from ..engine.methods import get_method
 from ..engine.image import PreparedImage, load_image
 from ..engine.jobs import JobState
 from ..engine.models import LoadedModel, load_model
@@ -143,6 +144,8 @@ def class_maps(result: ExplainResult) -> dict[str, Callable[[int], np.ndarray | 
     # values, ...) keep one H x W map per target in ``result.maps[method].maps``
     registered = getattr(result, "maps", None) or {}
     for method in result.methods:
+        if not get_method(method).per_class:  # the activation: one map for every class
+            continue
         if method == "gradcam" and gradcam is not None:
             maps[method] = gradcam.upsampled.get
         elif method == "ablation" and sweep is not None:

@@ -222,12 +222,9 @@ def explain_session(session: Session, request: ExplainRequest, *,
                 and all(c in reuse.maps for c in targets):
             maps[method] = reuse
             continue
-        t0 = time.perf_counter()
         maps[method] = compute(session, method, list(targets), options, state=state,
                                segments=sweep.segments if sweep is not None else None,
                                gradcam=layer_pass, sweep=sweep)
-        if method not in SEED_METHODS:
-            timings[method] = time.perf_counter() - t0
     return ExplainResult(
         image_path=str(Path(request.image)),
         model=model.name,

@@ -67,18 +67,18 @@ def explain_arrays(result: ExplainResult) -> dict[str, np.ndarray]:
 
 
 def method_report(result: ExplainResult) -> dict:
-    """Each method: what it equals, what it read, its passes and seconds."""
+    """Each method: what it equals, what it read, its passes (its seconds are in
+    ``timings_seconds``, which vary from run to run)."""
     out: dict = {}
     for method in result.methods:
         info = get_method(method)
         maps = result.maps.get(method)
         entry: dict = {"label": info.label, "equals": info.equals, "signed": info.signed}
-        if maps is not None:
+        if maps is not None:  # (its seconds: timings_seconds["method:<name>"])
             entry.update({
                 "settings": {k: v for k, v in maps.settings},
                 "forward_passes": maps.forward,
                 "backward_passes": maps.backward,
-                "seconds": round(maps.seconds, 4),
                 "detail": maps.detail,
             })
             if maps.layer_shape is not None:
@@ -179,7 +179,10 @@ def explain_report(result: ExplainResult) -> dict:
     shapley = shapley_report(result)
     if shapley is not None:
         report["shapley"] = shapley
-    report["timings_seconds"] = {k: round(v, 4) for k, v in result.timings.items()}
+    timings = dict(result.timings)
+    for method, maps in result.maps.items():  # every method's own time (the seed's too)
+        timings[f"method:{method}"] = maps.seconds
+    report["timings_seconds"] = {k: round(v, 4) for k, v in timings.items()}
     report["versions"] = library_versions()
     return report
 
