@@ -30,9 +30,9 @@ from ..engine.analysis import (
     prepare_image,
 )
 from ..engine.errors import Cancelled, UserError, first_line
-from ..engine.methods import get_method
 from ..engine.image import PreparedImage, load_image
 from ..engine.jobs import JobState
+from ..engine.methods import get_method
 from ..engine.models import LoadedModel, load_model
 from ..engine.session import Session
 from ..export.bundle import write_explain
