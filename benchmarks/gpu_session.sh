@@ -45,7 +45,7 @@ step 70 tests python3 -m pytest -q -p no:cacheprovider --device cuda \
 # the user's own models (model cards: torchvision 5 classes, smp, SegFormer, python) and
 # every built-in layer kind, against Captum on the GPU (needs smp and transformers)
 step 90 card_tests python3 -m pytest -q -p no:cacheprovider --device cuda \
-    tests/test_model_cards.py -k explain_equals tests/test_layers.py -k equals_captum \
+    tests/test_model_cards.py tests/test_layers.py -k "explain_equals or equals_captum" \
     -W ignore::pytest.PytestConfigWarning
 step 110 fast_mode python3 benchmarks/bench_fast_mode.py --model fcn_resnet101 --size 640 \
     --device cuda --repeat 3 --layouts
