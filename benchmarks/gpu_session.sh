@@ -42,5 +42,10 @@ step 40 click_fast python3 benchmarks/bench_click.py --size 640 --device cuda --
     --models fcn_resnet101 --precision bf16 --json "$out/click_fast.json"
 step 70 tests python3 -m pytest -q -p no:cacheprovider --device cuda \
     tests/test_engine_parity.py tests/gpu -W ignore::pytest.PytestConfigWarning
+# the user's own models (model cards: torchvision 5 classes, smp, SegFormer, python) and
+# every built-in layer kind, against Captum on the GPU (needs smp and transformers)
+step 90 card_tests python3 -m pytest -q -p no:cacheprovider --device cuda \
+    tests/test_model_cards.py tests/test_layers.py -k "explain_equals or equals_captum" \
+    -W ignore::pytest.PytestConfigWarning
 step 110 fast_mode python3 benchmarks/bench_fast_mode.py --model fcn_resnet101 --size 640 \
     --device cuda --repeat 3 --layouts

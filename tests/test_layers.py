@@ -39,8 +39,8 @@ def pick_layers(infos) -> list[str]:
 
 
 @pytest.mark.parametrize("name", list(BUILTIN_ARCHITECTURES))
-def test_every_kind_of_offered_layer_equals_captum(name, astronaut_path):
-    model = load_model(name, "untrained", "cpu")
+def test_every_kind_of_offered_layer_equals_captum(name, astronaut_path, device):
+    model = load_model(name, "untrained", device)
     infos = model.audit_layers(32)
     assert model.default_layer in {i.path for i in infos if i.usable}
     session = Session(model, preprocess(load_image(astronaut_path), 32))

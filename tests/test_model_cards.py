@@ -31,8 +31,9 @@ SIZES = {"tv5": 40, "smp": None, "segformer": None, "binary": 37, "python": 33}
 
 
 @pytest.fixture(scope="module")
-def loaded(card_models):
-    return {name: load_model(getattr(card_models, name), None, "cpu") for name in SOURCES}
+def loaded(card_models, device):
+    """The cards' models on --device (the CPU unless a GPU run asks for cuda)."""
+    return {name: load_model(getattr(card_models, name), None, device) for name in SOURCES}
 
 
 @pytest.mark.parametrize("source", SOURCES)
@@ -47,12 +48,13 @@ def test_explain_equals_captum_for_each_source(source, loaded, astronaut_path):
     from segexplorer.engine.image import preprocess
 
     prepared = preprocess(load_image(astronaut_path), result.size, model.normalization)
-    inp = prepared.tensor.clone().requires_grad_(True)
+    x = prepared.tensor.to(model.device)
+    inp = x.clone().requires_grad_(True)
     with torch.no_grad():
-        logits = model.logits(prepared.tensor)
+        logits = model.logits(x)
     assert tuple(logits.shape) == (1, model.num_classes, h, w)  # at input size, any source
     out_max = torch.argmax(logits, dim=1, keepdim=True)
-    np.testing.assert_array_equal(pred.class_map, out_max[0, 0].numpy())
+    np.testing.assert_array_equal(pred.class_map, out_max[0, 0].cpu().numpy())
     wrapper = make_wrapper(model.logits, Aggregation(), out_max)
     layer = model.layer()
     lgc = LayerGradCam(wrapper, layer)
@@ -62,13 +64,13 @@ def test_explain_equals_captum_for_each_source(source, loaded, astronaut_path):
         assert_close(result.gradcam.raw[c], theirs[0, 0])
         up = LayerAttribution.interpolate(theirs, (h, w))
         assert_close(result.gradcam.upsampled[c], up[0, 0])
-    act = LayerActivation(wrapper, layer).attribute(prepared.tensor)
+    act = LayerActivation(wrapper, layer).attribute(x)
     assert result.gradcam.activation_shape == tuple(act.shape)
     assert_close(result.gradcam.activation_mean, act.mean(dim=1)[0])
-    mask = torch.as_tensor(result.sweep.segments.ids).view(1, 1, h, w)
+    mask = torch.as_tensor(result.sweep.segments.ids, device=model.device).view(1, 1, h, w)
     fa = FeatureAblation(wrapper)
     for c in result.targets:
-        theirs = fa.attribute(prepared.tensor, feature_mask=mask, target=c)
+        theirs = fa.attribute(x, feature_mask=mask, target=c)
         assert_close(result.sweep.attribution_map(c), theirs[0, 0])
 
 
@@ -126,7 +128,7 @@ def test_huggingface_folder_gives_names_normalisation_and_size(loaded):
     assert model.categories == tuple(SEGFORMER_LABELS[i] for i in range(4))
     assert model.normalization.mean == (0.5, 0.5, 0.5) and model.default_size == 48
     assert model.default_layer == "decode_head.linear_fuse"  # the decode head's last conv
-    x = torch.randn(1, 3, 48, 61, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(1, 3, 48, 61, generator=torch.Generator().manual_seed(0)).to(model.device)
     with torch.no_grad():
         low = model.module(pixel_values=x).logits
         expected = torch.nn.functional.interpolate(low, size=(48, 61), mode="bilinear",
@@ -145,7 +147,7 @@ def test_binary_model_is_two_classes_by_the_sign_of_its_logit(loaded, astronaut_
     with torch.no_grad():
         z = model.adapter.module(session.input)
         z = torch.nn.functional.interpolate(z, size=pred.shape, mode="bilinear",
-                                            align_corners=False)[0, 0].numpy()
+                                            align_corners=False)[0, 0].cpu().numpy()
     np.testing.assert_array_equal(pred.class_map, (z > 0).astype(np.int64))
     np.testing.assert_allclose(pred.logits[1], z, rtol=1e-6)
     np.testing.assert_allclose(pred.logits[0], -z, rtol=1e-6)
