@@ -113,6 +113,20 @@ class Session:
         self.forward_passes = 0
         self._image_bytes: int | None = None  # CUDA memory one image's forward pass needs
         self._segment_ids_t: tuple[Segments, torch.Tensor] | None = None
+        self._fixed_class_map: torch.Tensor | None = None  # a derived session's (see derive)
+
+    def derive(self, *, model: LoadedModel | None = None,
+               input_tensor: torch.Tensor | None = None) -> Session:
+        """A session on another input (a perturbed copy) or another model (one with
+        randomised layers) that keeps **this** prediction's pixels: its class scores
+        use this prediction's argmax mask, as the seed's wrapper keeps ``out_max``, and
+        its prediction's class map (so its segments) is this one's. The evaluation's
+        perturbations and randomisations are explained on the same question."""
+        derived = Session(model or self.model, self.image, precision=self.precision)
+        if input_tensor is not None:
+            derived.input = input_tensor.to(derived.model.device)
+        derived._fixed_class_map = self.class_map_tensor.to(derived.model.device)
+        return derived
 
     @property
     def image_bytes(self) -> int | None:
@@ -208,7 +222,8 @@ class Session:
     def _set_prediction(self, logits: torch.Tensor, seconds: float) -> None:
         logits = logits.detach()
         # the seed's out_max; max().indices is argmax (first maximum on ties), 3x faster
-        class_map = logits.max(dim=1, keepdim=True).indices
+        class_map = (self._fixed_class_map if self._fixed_class_map is not None
+                     else logits.max(dim=1, keepdim=True).indices)
         self._class_map_t = class_map
         self._logits_t = logits  # detached: holds no graph
         self._selected = argmax_selection(logits, class_map)
