@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 EXIT_USER_ERROR = 1
 EXIT_INTERNAL = 3
-SUBCOMMANDS = ("explain", "ablate", "batch", "models", "layers")
+SUBCOMMANDS = ("explain", "evaluate", "ablate", "batch", "models", "layers")
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -114,6 +114,33 @@ def _method_options(p: argparse.ArgumentParser) -> None:
                    help="Shapley sampling: the permutations' seed (torch.manual_seed)")
 
 
+def _evaluation_options(p: argparse.ArgumentParser) -> None:
+    from .engine.evaluation_plan import EvaluationSettings
+
+    d = EvaluationSettings()
+    p.add_argument("--pixel-steps", type=int, default=d.pixel_steps,
+                   help=f"deletion/insertion by pixel in this many equal steps (default "
+                        f"{d.pixel_steps})")
+    p.add_argument("--chance-runs", type=int, default=d.chance_runs,
+                   help=f"random rankings for the chance band (default {d.chance_runs}; 0: "
+                        "none)")
+    p.add_argument("--mprt-steps", type=int, default=d.mprt_steps,
+                   help=f"stages of the randomisation check (default {d.mprt_steps})")
+    p.add_argument("--no-mprt", action="store_true", help="skip the randomisation check")
+    p.add_argument("--infidelity-samples", type=int, default=d.infidelity_samples,
+                   help=f"noise draws for infidelity (default {d.infidelity_samples})")
+    p.add_argument("--infidelity-std", type=float, default=d.infidelity_std,
+                   help=f"their standard deviation, in the model's normalised units "
+                        f"(default {d.infidelity_std})")
+    p.add_argument("--no-infidelity", action="store_true", help="skip infidelity")
+    p.add_argument("--sensitivity-samples", type=int, default=d.sensitivity_samples,
+                   help=f"perturbed inputs for sensitivity_max (default "
+                        f"{d.sensitivity_samples})")
+    p.add_argument("--sensitivity-radius", type=float, default=d.sensitivity_radius,
+                   help=f"their L-infinity radius (default {d.sensitivity_radius}, Captum's)")
+    p.add_argument("--no-sensitivity", action="store_true", help="skip sensitivity_max")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(
         prog="segexplorer",
@@ -135,6 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--at", action="append", required=True, metavar="X,Y",
                         help="a point in the ORIGINAL image's pixel coordinates; repeat to "
                              "ablate several segments together")
+
+    evaluate = sub.add_parser(
+        "evaluate", help="can these explanations be trusted? deletion and insertion curves "
+                         "against chance, the model-randomisation check, Captum's infidelity "
+                         "and sensitivity; writes curves.png and evaluation.json",
+        description="Evaluate each method's maps for every target class: deletion and "
+                    "insertion by segment and by pixel (with a chance band of random "
+                    "rankings), the cascading model-parameter randomisation test, and "
+                    "Captum's infidelity and sensitivity_max (docs/evaluation.md).")
+    _common_model_options(evaluate)
+    _explain_options(evaluate)
+    _evaluation_options(evaluate)
 
     batch = sub.add_parser(
         "batch", help="explain every image of a folder, a glob or a list: explain's files per "
@@ -333,6 +372,8 @@ def _run_command(args: argparse.Namespace) -> int:
         return _cmd_layers(args.model, args.all, args.size)
     if args.command == "explain":
         return _cmd_explain(args)
+    if args.command == "evaluate":
+        return _cmd_evaluate(args)
     if args.command == "ablate":
         return _cmd_ablate(args)
     if args.command == "batch":
@@ -451,6 +492,50 @@ def _cmd_explain(args: argparse.Namespace) -> int:
                           for c in pred.present_classes)
         print(f"{result.model} [{result.weights}] on {result.device}: {names}")
         if result.untrained:
+            print("note: untrained weights: the prediction is meaningless (demo only)")
+        print(f"wrote {len(written)} files to {Path(args.out)}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .engine.analysis import check_request, prepare_image, resolve_targets
+    from .engine.evaluation import evaluate
+    from .engine.evaluation_plan import EvaluationSettings
+    from .engine.image import load_image
+    from .engine.models import load_model
+    from .engine.session import Session
+    from .export import check_folder
+    from .export.bundle import library_versions
+    from .export.evaluation import write_evaluation
+
+    request = _explain_request(args, args.image)
+    options = request.method_options()  # bad options fail before any work
+    settings = EvaluationSettings(
+        pixel_steps=args.pixel_steps, chance_runs=args.chance_runs, seed=args.seed,
+        mprt=not args.no_mprt, mprt_steps=args.mprt_steps, infidelity=not args.no_infidelity,
+        infidelity_samples=args.infidelity_samples, infidelity_std=args.infidelity_std,
+        sensitivity=not args.no_sensitivity, sensitivity_samples=args.sensitivity_samples,
+        sensitivity_radius=args.sensitivity_radius).check()
+    check_folder(args.out)
+    progress = ConsoleProgress(args.quiet)
+    image = load_image(args.image)
+    model = load_model(args.model, args.weights, args.device,
+                       allow_download=not args.offline, state=progress)
+    _note_card(model, args.quiet)
+    check_request(request, model)
+    session = Session(model, prepare_image(image, request, model), precision=request.precision)
+    targets = resolve_targets(session.predict(progress), request.targets)
+    result = evaluate(session, request.methods, targets, options, settings, state=progress)
+    context = {"image": str(Path(args.image)), "model": model.name,
+               "weights": model.weights, "untrained": model.untrained,
+               "working_size": list(session.image.shape), "versions": library_versions()}
+    written = write_evaluation(args.out, result, context)
+    if not args.quiet:
+        for c in result.targets:
+            print(f"{result.categories[c]} (class {c}):")
+            for m in result.methods:
+                print(f"  {m}: {result.verdict(m, c)}")
+        if model.untrained:
             print("note: untrained weights: the prediction is meaningless (demo only)")
         print(f"wrote {len(written)} files to {Path(args.out)}")
     return 0

@@ -229,3 +229,51 @@ def test_bad_method_options_fail_in_one_line_before_any_work(tmp_path, blocks_im
     err = capfd.readouterr().err.strip()
     assert code == 1 and err.count("\n") == 0 and words in err
     assert not out.exists()
+
+
+def test_evaluate_writes_curves_and_the_issues_json(tmp_path, blocks_image):
+    """segexplorer evaluate: curves.png and evaluation.json shaped as docs/evaluation.md,
+    the numbers those of engine.evaluation on the same model and image."""
+    from segexplorer.engine.evaluation import evaluate
+    from segexplorer.engine.evaluation_plan import EvaluationSettings
+    from segexplorer.engine.methods import MethodOptions
+    from segexplorer.engine.session import Session
+
+    out = tmp_path / "eval"
+    code = main(["evaluate", str(blocks_image), "--model", "tiny", "--weights", "untrained",
+                 "--device", "cpu", "--size", "32", "--methods", "gradcam,ablation",
+                 "--pixel-steps", "5", "--chance-runs", "3", "--mprt-steps", "2",
+                 "--infidelity-samples", "3", "--sensitivity-samples", "2", "--out",
+                 str(out), "-q"])
+    assert code == 0
+    assert (out / "curves.png").stat().st_size > 10_000
+    data = json.loads((out / "evaluation.json").read_text())
+    session = Session(load_model("tiny", "untrained", "cpu"),
+                      preprocess(load_image(blocks_image), 32))
+    expected = evaluate(session, ["gradcam", "ablation"], None, MethodOptions(),
+                        EvaluationSettings(pixel_steps=5, chance_runs=3, mprt_steps=2,
+                                           infidelity_samples=3, sensitivity_samples=2))
+    assert list(data["targets"]) == [str(c) for c in expected.targets]
+    for c in expected.targets:
+        for m in ("gradcam", "ablation"):
+            entry, result = data["targets"][str(c)][m], expected.result(m, c)
+            for curve in ("deletion_segments", "insertion_segments", "deletion_pixels",
+                          "insertion_pixels"):
+                assert entry[curve]["auc"] == pytest.approx(result.curves[curve].auc)
+                assert [p[1] for p in entry[curve]["points"]] == pytest.approx(
+                    result.curves[curve].y.tolist())
+                assert "mean" in entry["chance"][curve]
+            assert entry["infidelity"] == pytest.approx(result.infidelity)
+            assert [s["spearman"] for s in entry["mprt"]] == pytest.approx(
+                [s.spearman for s in result.mprt], nan_ok=True)
+    assert data["settings"]["pixel_steps"] == 5 and data["untrained"] is True
+    assert set(data["class_names"]) == {str(c) for c in expected.targets}
+
+
+def test_evaluate_refuses_bad_settings_in_one_line(tmp_path, blocks_image, capfd):
+    out = tmp_path / "eval"
+    code = main(["evaluate", str(blocks_image), "--model", "tiny", "--weights", "untrained",
+                 "--pixel-steps", "0", "--out", str(out)])
+    err = capfd.readouterr().err.strip()
+    assert code == 1 and err.count("\n") == 0 and "--pixel-steps 0" in err
+    assert not out.exists()

@@ -26,7 +26,6 @@ import pytest
 import torch
 from captum.attr import LayerAttribution, LayerGradCam
 from captum.metrics import infidelity, sensitivity_max
-from parity import assert_close
 from tiny_models import COLOUR
 
 from segexplorer.engine.aggregation import Aggregation, make_wrapper

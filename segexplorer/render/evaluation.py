@@ -1,0 +1,120 @@
+"""Drawing an evaluation's curves (matplotlib, no torch): the window's Evaluate panel and
+the files ``segexplorer evaluate`` writes draw with the same function.
+
+A target's four curves (deletion and insertion, by segment and by pixel), one colour per
+method, the chance band (mean +- one standard deviation of the random rankings) in grey,
+and each method's area under the curve in the legend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.figure import Figure
+
+CURVE_ORDER = ("deletion_segments", "insertion_segments", "deletion_pixels",
+               "insertion_pixels")
+CURVE_TITLES = {
+    "deletion_segments": "Deletion by segment",
+    "insertion_segments": "Insertion by segment",
+    "deletion_pixels": "Deletion by pixel",
+    "insertion_pixels": "Insertion by pixel",
+}
+CURVE_X = {
+    "deletion_segments": "fraction of segments removed",
+    "insertion_segments": "fraction of segments restored",
+    "deletion_pixels": "fraction of pixels removed",
+    "insertion_pixels": "fraction of pixels restored",
+}
+
+
+@dataclass(frozen=True)
+class CurveData:
+    x: np.ndarray
+    y: np.ndarray
+    auc: float
+
+
+@dataclass(frozen=True)
+class BandData:
+    x: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    auc_mean: float
+
+
+@dataclass(frozen=True)
+class TargetCurves:
+    """What one target's panel draws."""
+
+    title: str  # e.g. "'person' (class 15)"
+    curves: Mapping[str, Mapping[str, CurveData]]  # method -> curve name -> data
+    chance: Mapping[str, BandData]  # curve name -> band
+    labels: Mapping[str, str]  # method -> label
+    best: Mapping[str, str | None]  # curve name -> the best method
+
+
+def method_colors(methods: Sequence[str]) -> dict[str, str]:
+    """A distinct colour per method (matplotlib's tab10, in the methods' order)."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    out = {}
+    for i, m in enumerate(methods):
+        r, g, b, _a = cmap(i % 10)
+        out[m] = f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
+    return out
+
+
+def draw_target(figure: Figure, data: TargetCurves, *, row: int = 0, rows: int = 1,
+                layout: str = "grid", colors: Mapping[str, str] | None = None) -> None:
+    """Draw a target's four curves into ``figure``: a 2 x 2 grid (``layout='grid'``, the
+    window), or one row of four (``'row'``, ``row`` of ``rows``: the CLI's file)."""
+    colors = colors or method_colors(list(data.curves))
+    for i, name in enumerate(CURVE_ORDER):
+        if layout == "grid":
+            ax = figure.add_subplot(2, 2, i + 1)
+        else:
+            ax = figure.add_subplot(rows, 4, row * 4 + i + 1)
+        band = data.chance.get(name)
+        if band is not None and np.isfinite(band.mean).any():
+            ax.fill_between(band.x, band.mean - band.std, band.mean + band.std,
+                            color="#bbbbbb", alpha=0.5, linewidth=0,
+                            label=f"chance (AUC {band.auc_mean:.2f})")
+            ax.plot(band.x, band.mean, color="#888888", linewidth=1, linestyle="--")
+        for method, per_curve in data.curves.items():
+            curve = per_curve.get(name)
+            if curve is None:
+                continue
+            mark = " *" if data.best.get(name) == method else ""
+            ax.plot(curve.x, curve.y, color=colors.get(method, "black"), linewidth=1.6,
+                    marker="o" if len(curve.x) <= 12 else None, markersize=3,
+                    label=f"{data.labels.get(method, method)} ({curve.auc:.2f}){mark}")
+        title = CURVE_TITLES[name]
+        if layout == "row":
+            title = f"{data.title}: {title}"
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(CURVE_X[name], fontsize=8)
+        ax.set_ylabel("score / original score", fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.tick_params(labelsize=7)
+        ax.grid(True, linewidth=0.3, alpha=0.6)
+        ax.legend(fontsize=6, loc="best", framealpha=0.7)
+    if layout == "grid":
+        figure.suptitle(f"{data.title}: area under each curve in brackets, * the best "
+                        "(lowest for deletion, highest for insertion)", fontsize=9)
+
+
+def curves_figure(targets: Sequence[TargetCurves], width_in: float = 16.0) -> Figure:
+    """One row of four panels per target (the file ``segexplorer evaluate`` writes)."""
+    rows = max(1, len(targets))
+    figure = Figure(figsize=(width_in, 3.4 * rows), dpi=110, layout="constrained")
+    methods: list[str] = []
+    for t in targets:
+        methods.extend(m for m in t.curves if m not in methods)
+    colors = method_colors(methods)
+    for i, data in enumerate(targets):
+        draw_target(figure, data, row=i, rows=rows, layout="row", colors=colors)
+    return figure
