@@ -185,3 +185,83 @@ def test_export_all_adds_the_methods_computed_and_recomputes_none(blocks_image, 
     assert report["methods"] == ["gradcam", "activation", "ablation", "shapley", "hirescam"]
     assert report["method_costs"]["shapley"]["forward_passes"] == shapley.forward
     assert report["shapley"]["exact"] is True
+
+
+# ---------------------------------------------------------------------------- evaluation
+EVAL = dict(pixel_steps=5, chance_runs=3, mprt_steps=2, infidelity_samples=3,
+            sensitivity_samples=2)
+
+
+def test_the_evaluation_shows_its_cost_runs_on_request_and_serves_every_target(
+        blocks_image, tmp_path):
+    from segexplorer.engine.evaluation import evaluate
+    from segexplorer.engine.evaluation_plan import EvaluationSettings
+
+    doc, runner, presenter, events = opened(blocks_image, size=32)
+    doc.evaluation.set_methods(("ablation", "gradcam"))
+    doc.evaluation.update_settings(**EVAL)
+    view = presenter.present(doc).evaluation
+    assert view is not None and view.can_run and view.curves is None
+    assert view.cost_text.startswith("at most") and "for the curves" in view.cost_text
+    assert [m for m, _label, chosen in view.methods if chosen] == ["gradcam", "ablation"]
+    assert runner.pending() == []  # never by itself
+    doc.evaluation.run()
+    assert runner.pending() == ["evaluate"]
+    runner.run_until_idle()
+    assert not events["failed"]
+    result = doc.evaluation.result()
+    expected = evaluate(doc.session.derive(), ("gradcam", "ablation"), None,
+                        doc.analysis.method_options(), EvaluationSettings(**EVAL))
+    started = runner.started_count
+    for target in doc.prediction.present_classes:
+        doc.set_target(target)
+        view = presenter.present(doc).evaluation
+        assert runner.started_count == started  # a lookup, no job
+        assert view.curves is not None and not view.can_run and view.can_export
+        assert [row.method for row in view.areas] == ["gradcam", "ablation"]
+        for row in view.areas:
+            ours = expected.result(row.method, target)
+            assert row.aucs == pytest.approx(
+                tuple(ours.curves[n].auc for n in ("deletion_segments", "insertion_segments",
+                                                   "deletion_pixels", "insertion_pixels")))
+        for i in range(4):  # the best of each curve is marked once
+            assert sum(row.best[i] for row in view.areas) == 1
+        assert [v for _label, v, _flag in view.verdicts] == [
+            expected.verdict(m, target) for m in ("gradcam", "ablation")]
+        assert len(view.strip) == 1 + len(result.result("gradcam", target).mprt)
+        assert view.strip[0].caption == "original"
+    doc.evaluation.set_strip_method("ablation")
+    assert presenter.present(doc).evaluation.strip_method == "ablation"
+    # exports: the numbers and the curves
+    exports = Exports(doc, presenter)
+    exports.evaluation_numbers(tmp_path / "numbers.json")
+    exports.evaluation_numbers(tmp_path / "numbers.csv")
+    exports.evaluation_curves(tmp_path / "curves.svg")
+    exports.evaluation_curves(tmp_path / "all.pdf", every_target=True)
+    runner.run_until_idle()
+    data = json.loads((tmp_path / "numbers.json").read_text())
+    assert set(data["targets"]) == {str(c) for c in result.targets}
+    assert data["image"].endswith("blocks.png")
+    rows = (tmp_path / "numbers.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(result.targets) * 2 * 4
+    assert (tmp_path / "curves.svg").read_text().lstrip().startswith("<?xml")
+    assert (tmp_path / "all.pdf").read_bytes()[:4] == b"%PDF"
+    # other choices: not evaluated for them
+    doc.evaluation.set_methods(("gradcam",))
+    assert presenter.present(doc).evaluation.can_run
+
+
+def test_a_cancelled_evaluation_says_so_and_runs_again(blocks_image):
+    doc, runner, presenter, events = opened(blocks_image, size=32)
+    doc.evaluation.set_methods(("gradcam",))
+    doc.evaluation.update_settings(**EVAL)
+    doc.evaluation.run()
+    runner.cancel_during = lambda job: job.channel == "evaluate"
+    runner.run_until_idle()
+    runner.cancel_during = None
+    doc.cancel_all()  # what the status bar's Cancel does
+    view = presenter.present(doc).evaluation
+    assert doc.evaluation.result() is None and "cancelled" in view.status and view.can_run
+    doc.evaluation.run()
+    runner.run_until_idle()
+    assert doc.evaluation.result() is not None

@@ -40,7 +40,7 @@ from .jobs import JobState, check_cancelled, report
 from .methods import MethodOptions, get_method
 from .models import LoadedModel
 from .outputs import LogitsAdapter
-from .results import MethodMaps
+from .results import AblationSweep, GradCamResult, MethodMaps
 from .segments import Segments, make_segments
 from .session import Session
 
@@ -101,6 +101,7 @@ class MethodEvaluation:
     infidelity: float | None = None
     sensitivity_max: float | None = None
     survive_threshold: float = 0.5
+    thumbnail: np.ndarray | None = field(default=None, repr=False)  # the map, small
 
     @property
     def survives_randomisation(self) -> bool | None:
@@ -448,11 +449,14 @@ def infidelity_value(attribution: torch.Tensor, noise: torch.Tensor, original: f
 # ----------------------------------------------------------------------------- the evaluation
 def evaluate(session: Session, methods: Sequence[str], targets: Sequence[int] | None = None,
              options: MethodOptions | None = None, settings: EvaluationSettings | None = None,
-             *, state: JobState | None = None, computed: dict[str, MethodMaps] | None = None
+             *, state: JobState | None = None, computed: dict[str, MethodMaps] | None = None,
+             gradcam: GradCamResult | None = None, sweep: AblationSweep | None = None
              ) -> Evaluation:
     """Evaluate each method's maps for every target (see the module's docstring).
 
-    ``computed``: maps already at hand (the window's), used when they hold the targets.
+    ``computed``: maps already at hand (the window's), used when they hold the targets;
+    ``gradcam`` and ``sweep``: a Grad-CAM pass and an ablation sweep to reuse (when they
+    fit the options).
     """
     start = time.perf_counter()
     options = (options or MethodOptions()).check()
@@ -477,7 +481,8 @@ def evaluate(session: Session, methods: Sequence[str], targets: Sequence[int] | 
             maps[m] = given
         else:
             maps[m] = compute(session, m, list(wanted), options, state=state,
-                              segments=segments if get_method(m).takes_segments else None)
+                              segments=segments if get_method(m).takes_segments else None,
+                              gradcam=gradcam, sweep=sweep)
     images["maps"] = session.forward_passes - passes
 
     # 2. the curves: every distinct image once
@@ -626,7 +631,8 @@ def evaluate(session: Session, methods: Sequence[str], targets: Sequence[int] | 
 
     results = {
         key: MethodEvaluation(key[0], key[1], curves[key], tuple(mprt[key]),
-                              infid.get(key), sens.get(key), settings.survive_threshold)
+                              infid.get(key), sens.get(key), settings.survive_threshold,
+                              _thumbnail(maps[key[0]].maps[key[1]]))
         for key in plans}
     report(state, 1, 1, "Evaluation done")
     return Evaluation(targets=wanted, methods=methods, results=results, chance=chance,

@@ -33,6 +33,7 @@ from .choices import (
     ModelChoice,
     ViewChoice,
 )
+from .evaluation import EvaluationDoc
 from .events import Event
 from .jobbook import JobBook
 from .keys import AblatedKey, GradCamKey, ImageKey, MethodKey, ModelKey, PredictKey, SweepKey
@@ -67,7 +68,8 @@ if TYPE_CHECKING:  # the engine imports torch: the document loads it in a job
     from ...engine.session import Session
 
 #: channels whose results belong to one prediction (dropped with it)
-PREDICTION_CHANNELS = ("predict", "gradcam", "sweep", "ablated", "shapes", "export", "method")
+PREDICTION_CHANNELS = ("predict", "gradcam", "sweep", "ablated", "shapes", "export", "method",
+                       "evaluate")
 #: a method estimated to take longer than this waits for Compute (its cost is shown)
 AUTO_RUN_SECONDS = 10.0
 
@@ -135,6 +137,7 @@ class Document:
         self.model: LoadedModel | None = None
         self.model_key: ModelKey | None = None
         self.ablation = Ablation(self)
+        self.evaluation = EvaluationDoc(self)
         self._colors: tuple[Prediction, np.ndarray] | None = None
         self._confirmed: set[MethodKey] = set()  # costly results the user asked for
         #: a method estimated to take longer than this waits for Compute

@@ -162,6 +162,44 @@ class Exports:
         doc.submit("export", (str(out), predict), job, done, label="Exporting all",
                    force=True)
 
+    def evaluation_curves(self, path: str | Path, every_target: bool = False) -> None:
+        """The evaluation's curves (the target's, or every target's) as PNG, SVG or PDF."""
+        doc = self.doc
+        result, target = doc.evaluation.result(), doc.target
+        if result is None:
+            return
+        targets = (result.targets if every_target or target not in result.targets
+                   else (target,))
+        out = Path(path)
+
+        def job(state: JobContext) -> Path:
+            from ...export.evaluation import save_curves
+
+            return save_curves(out, result, targets)
+
+        doc.submit(f"export:{out}", str(out), job,
+                   lambda p: self._saved(f"Saved the curves to {Path(str(p)).name}",
+                                         Path(str(p))),
+                   label="Saving the curves", uses_model=False, force=True)
+
+    def evaluation_numbers(self, path: str | Path) -> None:
+        """The evaluation's numbers, every target and method, as JSON or CSV."""
+        doc = self.doc
+        result = doc.evaluation.result()
+        if result is None:
+            return
+        out, context = Path(path), doc.evaluation.context()
+
+        def job(state: JobContext) -> Path:
+            from ...export.evaluation import save_numbers
+
+            return save_numbers(out, result, context)
+
+        doc.submit(f"export:{out}", str(out), job,
+                   lambda p: self._saved(f"Saved the numbers to {Path(str(p)).name}",
+                                         Path(str(p))),
+                   label="Saving the numbers", uses_model=False, force=True)
+
     def ablation(self, folder: str | Path, entry: AblationEntry | None = None) -> None:
         """Write what ``segexplorer ablate`` writes for the shown (or given) ablation."""
         doc = self.doc

@@ -75,4 +75,14 @@ class MethodKey:
     settings: tuple[tuple[str, object], ...]  # MethodOptions.used_by(method)
 
 
-ResultKey = GradCamKey | SweepKey | AblatedKey | MethodKey
+@dataclass(frozen=True)
+class EvaluationKey:
+    """An evaluation of some methods for every class (engine.evaluation.evaluate)."""
+
+    predict: PredictKey
+    methods: tuple[str, ...]
+    options: tuple[tuple[str, object], ...]  # every MethodOptions field
+    settings: tuple[tuple[str, object], ...]  # EvaluationSettings, as pairs
+
+
+ResultKey = GradCamKey | SweepKey | AblatedKey | MethodKey | EvaluationKey

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ...engine.evaluation_plan import EvaluationSettings
 from ...render import VIEW_AFTER, composite_over, decode_segmap, outline_rgba, render_attribution
+from ...render.evaluation import TargetCurves
 from ...render.normalize import NormalizedAttr
 from .ablation import HINT as ABLATE_HINT
 from .ablation import VIEW_LABELS as ABLATION_VIEW_LABELS
@@ -40,6 +42,7 @@ from .choices import (
 from .planner import ablated_key, layer_key, method_key, sweep_key
 
 if TYPE_CHECKING:
+    from ...engine.evaluation import Evaluation
     from ...engine.results import Prediction
     from .document import Document
 
@@ -67,6 +70,14 @@ def format_share(share: float) -> str:
     if share >= 0.0001:
         return f"{share * 100:.2f} %"
     return "<0.01 %" if share > 0 else "0 %"
+
+
+def _heat(values: np.ndarray) -> np.ndarray:
+    """A small map drawn as Captum's heat map (both signs)."""
+    try:
+        return render_attribution(values, None, "heat_map", "all").rgba
+    except ValueError:  # an all-zero map: Captum cannot normalise it
+        return np.full((*values.shape, 4), 255, np.uint8)
 
 
 def format_duration(seconds: float) -> str:
@@ -155,6 +166,43 @@ class AblationView:
     can_redo: bool
 
 
+@dataclass(frozen=True, eq=False)
+class AreaRow:
+    """A method's areas under its four curves; ``best`` marks where it is the best."""
+
+    method: str
+    label: str
+    aucs: tuple[float, ...]  # CURVE_ORDER
+    best: tuple[bool, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class StripCell:
+    rgba: np.ndarray  # the map, small, drawn as Captum's heat map
+    caption: str
+
+
+@dataclass(frozen=True, eq=False)
+class EvaluationView:
+    """The Evaluate panel; ``signature`` changes whenever anything in it does."""
+
+    signature: tuple[Any, ...]
+    methods: tuple[tuple[str, str, bool], ...]  # (name, label, chosen), the registry's order
+    settings: EvaluationSettings
+    cost_text: str
+    status: str
+    can_run: bool
+    running: bool
+    curves: TargetCurves | None  # the target's, once evaluated
+    areas: tuple[AreaRow, ...]
+    chance: tuple[float, ...]  # chance's mean area per curve
+    strip_methods: tuple[tuple[str, str], ...]
+    strip_method: str | None
+    strip: tuple[StripCell, ...]
+    verdicts: tuple[tuple[str, str, bool], ...]  # (label, verdict, flagged)
+    can_export: bool
+
+
 @dataclass(frozen=True)
 class ShapleyView:
     """The Shapley panel: each segment's value for the target, and the pairs of segments
@@ -196,6 +244,7 @@ class WindowView:
     ablation: AblationView
     method_note: str = ""  # a warning about the chosen method (Guided Grad-CAM's)
     shapley: ShapleyView | None = None  # with the Shapley method, once computed
+    evaluation: EvaluationView | None = None  # the Evaluate panel
 
 
 class Presenter:
@@ -203,6 +252,7 @@ class Presenter:
 
     def __init__(self) -> None:
         self._render_cache: dict[tuple[Any, ...], tuple[np.ndarray, NormalizedAttr]] = {}
+        self._strips: dict[tuple[Any, ...], tuple[StripCell, ...]] = {}
         self._segmap: tuple[object, np.ndarray] | None = None
         self._outline: tuple[object, np.ndarray] | None = None
         self._predict_key: object = None
@@ -429,11 +479,103 @@ class Presenter:
             ablation=self._ablation(doc),
             method_note=GUIDED_NOTE if doc.analysis.method == "guided_gradcam" else "",
             shapley=self._shapley(doc),
+            evaluation=self._evaluation(doc),
         )
         self.last = result
         return result
 
     # ======================================================================= helpers
+    def _evaluation(self, doc: Document) -> EvaluationView:
+        ev = doc.evaluation
+        result, pred, target = ev.result(), doc.prediction, doc.target
+        running, stopped = ev.is_running(), ev.was_stopped()
+        estimate = ev.estimate()
+        if estimate is None:
+            cost_text = ("Choose at least one method." if pred is not None and not ev.methods
+                         else "")
+        else:
+            cost, seconds = estimate
+            cost_text = cost.describe() + (f", about {format_duration(seconds)} here"
+                                           if seconds is not None else "")
+        if pred is None:
+            status = "Open an image: the evaluation measures the explanations of its classes."
+        elif running:
+            status = "Evaluating... (Cancel stops it)"
+        elif result is not None:
+            status = (f"Evaluated {len(result.methods)} method"
+                      f"{'s' if len(result.methods) != 1 else ''} for "
+                      f"{len(result.targets)} classes in {result.seconds:.1f} s "
+                      f"({sum(result.images.values())} images through the model).")
+        elif stopped:
+            status = "The evaluation was cancelled or failed. Press Run to start it again."
+        else:
+            status = "Not evaluated for these choices. Press Run."
+        labels = {m: METHOD_LABELS[m] for m in METHOD_LABELS}
+        curves = None
+        areas: tuple[AreaRow, ...] = ()
+        chance: tuple[float, ...] = ()
+        verdicts: tuple[tuple[str, str, bool], ...] = ()
+        strip: tuple[StripCell, ...] = ()
+        strip_method = None
+        strip_methods: tuple[tuple[str, str], ...] = ()
+        if result is not None and target is not None and target in result.targets:
+            from ...render.evaluation import CURVE_ORDER, BandData, CurveData
+
+            curves = TargetCurves(
+                title=(f"'{result.categories[target]}' (class {target})"),
+                curves={m: {n: CurveData(cv.x, cv.y, cv.auc)
+                            for n, cv in result.result(m, target).curves.items()}
+                        for m in result.methods},
+                chance={n: BandData(b.x, b.mean, b.std, b.auc_mean)
+                        for n, b in result.chance[target].items()},
+                labels={m: labels[m] for m in result.methods},
+                best={n: result.best(target, n) for n in CURVE_ORDER})
+            best = {n: result.best(target, n) for n in CURVE_ORDER}
+            areas = tuple(
+                AreaRow(m, labels[m],
+                        tuple(result.result(m, target).curves[n].auc for n in CURVE_ORDER),
+                        tuple(best[n] == m for n in CURVE_ORDER))
+                for m in result.methods)
+            chance = tuple(result.chance[target][n].auc_mean for n in CURVE_ORDER)
+            verdicts = tuple((labels[m], result.verdict(m, target),
+                              bool(result.result(m, target).survives_randomisation))
+                             for m in result.methods)
+            strip_methods = tuple((m, labels[m]) for m in result.methods)
+            strip_method = (ev.strip_method if ev.strip_method in result.methods
+                            else result.methods[0])
+            strip = self._strip(result, strip_method, target)
+        signature = (doc.predict_key, id(result), target, running, stopped, ev.methods,
+                     ev.settings, cost_text, strip_method, pred is None)
+        return EvaluationView(
+            signature=signature,
+            methods=tuple((m, labels[m], m in ev.methods) for m in METHOD_LABELS),
+            settings=ev.settings, cost_text=cost_text, status=status,
+            can_run=pred is not None and bool(ev.methods) and not running
+            and result is None,
+            running=running, curves=curves, areas=areas, chance=chance,
+            strip_methods=strip_methods, strip_method=strip_method, strip=strip,
+            verdicts=verdicts, can_export=result is not None)
+
+    def _strip(self, result: Evaluation, method: str, target: int) -> tuple[StripCell, ...]:
+        key = ("strip", id(result), method, target)
+        cached = self._strips.get(key)
+        if cached is not None:
+            return cached
+        r = result.result(method, target)
+        cells = []
+        if r.thumbnail is not None:
+            cells.append(StripCell(_heat(r.thumbnail), "original"))
+        for stage in r.mprt:
+            rho = "n/a" if not np.isfinite(stage.spearman) else f"{stage.spearman:.2f}"
+            cells.append(StripCell(_heat(stage.thumbnail),
+                                   f"{stage.layer} ({stage.layers_randomised})\n"
+                                   f"rho {rho}, SSIM {stage.ssim:.2f}"))
+        out = tuple(cells)
+        if len(self._strips) > 16:
+            self._strips.clear()
+        self._strips[key] = out
+        return out
+
     @staticmethod
     def _shapley(doc: Document) -> ShapleyView | None:
         maps, pred, target = doc.method_for(), doc.prediction, doc.target

@@ -12,9 +12,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from .keys import AblatedKey, GradCamKey, MethodKey, PredictKey, ResultKey, SweepKey
+from .keys import (
+    AblatedKey,
+    EvaluationKey,
+    GradCamKey,
+    MethodKey,
+    PredictKey,
+    ResultKey,
+    SweepKey,
+)
 
 if TYPE_CHECKING:  # the engine imports torch; the store only holds its results
+    from ...engine.evaluation import Evaluation
     from ...engine.layers import LayerInfo
     from ...engine.results import AblationSweep, GradCamResult, MethodMaps, Prediction
     from ...engine.session import Session
@@ -42,6 +51,7 @@ class ResultStore:
         self._sweeps: dict[SweepKey, AblationSweep] = {}
         self._ablated: dict[AblatedKey, np.ndarray] = {}
         self._methods: dict[MethodKey, MethodMaps] = {}
+        self._evaluations: dict[EvaluationKey, Evaluation] = {}
         self._audits: dict[PredictKey, list[LayerInfo]] = {}
         self.generation = 0  # changes whenever a result arrives or is dropped
 
@@ -57,6 +67,7 @@ class ResultStore:
         self._sweeps.clear()
         self._ablated.clear()
         self._methods.clear()
+        self._evaluations.clear()
         self.generation += 1
 
     # -- results -------------------------------------------------------------------------
@@ -70,6 +81,8 @@ class ResultStore:
             _put(self._sweeps, key, value)
         elif isinstance(key, MethodKey):
             _put(self._methods, key, value)
+        elif isinstance(key, EvaluationKey):
+            _put(self._evaluations, key, value)
         else:
             _put(self._ablated, key, value)
         self.generation += 1
@@ -90,6 +103,9 @@ class ResultStore:
     def method(self, key: MethodKey) -> MethodMaps | None:
         return self._methods.get(key)
 
+    def evaluation(self, key: EvaluationKey) -> Evaluation | None:
+        return self._evaluations.get(key)
+
     def method_results(self) -> list[tuple[MethodKey, MethodMaps]]:
         """Every other method's maps held, oldest first."""
         return list(self._methods.items())
@@ -104,6 +120,8 @@ class ResultStore:
             return key in self._sweeps
         if isinstance(key, MethodKey):
             return key in self._methods
+        if isinstance(key, EvaluationKey):
+            return key in self._evaluations
         return key in self._ablated
 
     def gradcam_keys(self) -> list[GradCamKey]:
