@@ -1,7 +1,8 @@
 """Regenerate the README's screenshots, at 1600 x 1000 and at 1024 x 700.
 
 Run it with a display (or under Xvfb: ``xvfb-run -a -s "-screen 0 1600x1000x24" python
-docs/screenshots/make_screenshots.py [main|ablate|main_small|ablate_small]``; all by
+docs/screenshots/make_screenshots.py [main|ablate|main_small|ablate_small|evaluate|
+evaluate_small]``; all by
 default). It analyses a real photo (scikit-image's motorcycle, or the coffee cup for
 the small ones) with the default architecture and untrained weights (no download
 needed), so the window shows its UNTRAINED banner.
@@ -33,7 +34,8 @@ def photo(name: str) -> Path:
 
 
 @contextlib.contextmanager
-def analysed_window(image: Path, size: tuple[int, int]) -> Iterator[tuple[object, object]]:
+def analysed_window(image: Path, size: tuple[int, int], working: int = SIZE
+                    ) -> Iterator[tuple[object, object]]:
     """The window on ``image``, predicted, with fresh settings, at ``size``."""
     from PySide6.QtCore import QSettings
 
@@ -45,7 +47,7 @@ def analysed_window(image: Path, size: tuple[int, int]) -> Iterator[tuple[object
     with tempfile.TemporaryDirectory() as tmp:
         settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
         window = MainWindow(settings, interactive=False)
-        window.set_model_choice(ModelChoice(ARCHITECTURE, "untrained", "cpu", SIZE))
+        window.set_model_choice(ModelChoice(ARCHITECTURE, "untrained", "cpu", working))
         window.resize(*size)
         window.show()
         window.open_image(image)
@@ -95,11 +97,29 @@ def _ablate(name: str, image: str, size: tuple[int, int]) -> Path:
         return save(app, window, name)
 
 
+def _evaluate(name: str, image: str, size: tuple[int, int]) -> Path:
+    """The Evaluate panel after Run: Grad-CAM and ablation against chance."""
+    # a smaller working size and fewer steps than the defaults: an evaluation sends a few
+    # hundred images through an untrained fcn_resnet101 on two CPU cores
+    with analysed_window(photo(image), size, working=128) as (app, window):
+        evaluation = window.document.evaluation
+        evaluation.set_methods(("gradcam", "ablation"))
+        evaluation.update_settings(pixel_steps=10, chance_runs=5, mprt_steps=4,
+                                   sensitivity=False)
+        window.evaluate_dock.raise_()
+        wait(window, lambda: not window.runner.is_busy())
+        evaluation.run()
+        wait(window, lambda: evaluation.result() is not None and not window.runner.is_busy())
+        return save(app, window, name)
+
+
 SCENES = {
     "main": lambda: _main("main_window.png", "motorcycle_left.png", LARGE),
     "ablate": lambda: _ablate("ablate.png", "motorcycle_left.png", LARGE),
     "main_small": lambda: _main("main_window_1024.png", "coffee.png", SMALL),
     "ablate_small": lambda: _ablate("ablate_1024.png", "coffee.png", SMALL),
+    "evaluate": lambda: _evaluate("evaluate.png", "motorcycle_left.png", LARGE),
+    "evaluate_small": lambda: _evaluate("evaluate_1024.png", "coffee.png", SMALL),
 }
 
 

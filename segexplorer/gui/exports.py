@@ -162,6 +162,25 @@ class ExportsController(QObject):
             sessions.save(self.doc, path if path.endswith(SESSION_SUFFIX)
                           else path + SESSION_SUFFIX)
 
+    def choose_evaluation_curves(self) -> None:
+        if self.doc.evaluation.result() is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self.parent_widget, "Save the evaluation's curves",
+            str(Path(self.export_folder()) / "curves.png"),
+            "PNG image (*.png);;SVG (*.svg);;PDF (*.pdf)")
+        if path:
+            self.exports.evaluation_curves(path)
+
+    def choose_evaluation_numbers(self) -> None:
+        if self.doc.evaluation.result() is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self.parent_widget, "Save the evaluation's numbers",
+            str(Path(self.export_folder()) / "evaluation.json"), "JSON (*.json);;CSV (*.csv)")
+        if path:
+            self.exports.evaluation_numbers(path)
+
     def choose_export_history(self) -> None:
         if not self.doc.ablation.history:
             return

@@ -38,6 +38,7 @@ from .document.choices import ATTRIBUTION, LAYER_LABELS
 from .document.document import default_model_choice
 from .document.messages import Failure, Notice, OfflineOffer, Saved
 from .document.sources import ImageSource
+from .evaluate_panel import EvaluatePanel
 from .explain_panel import ExplanationPanel
 from .exports import ExportsController
 from .imaging import encode_png
@@ -114,6 +115,7 @@ class MainWindow(QMainWindow):
         self.dialogs = Dialogs(self, interactive)
         self.model_panel = ModelPanel(doc.model_choice, self)
         self.explain_panel = ExplanationPanel(doc.analysis, doc.view, self)
+        self.evaluate_panel = EvaluatePanel(self)
         self.classes_panel = ClassesPanel(self)
         self.layers_panel = LayersPanel(self)
         self.ablation = AblateController(doc, self,
@@ -151,7 +153,7 @@ class MainWindow(QMainWindow):
                                  self.ablation.redo_action, self.ablation.reset_action,
                                  self.ablation.export_action],
             [self.classes_dock, self.layers_dock, self.model_dock, self.explain_dock,
-             self.ablation_dock])
+             self.ablation_dock, self.evaluate_dock])
         self._update_recent_menu()
         self.cards = ModelCardsMenu(self, self.model_panel, self.prefs,
                                     lambda message: self._on_failed(Failure("card", message)),
@@ -224,13 +226,16 @@ class MainWindow(QMainWindow):
         self.model_dock = dock("Model", self.model_panel, "modelDock", right)
         self.explain_dock = dock("Explanation", self.explain_panel, "explainDock", right)
         self.splitDockWidget(self.model_dock, self.explain_dock, Qt.Orientation.Vertical)
+        self.evaluate_dock = dock("Evaluate", self.evaluate_panel, "evaluateDock", right)
         self.ablation_dock = dock("Ablation", self.ablation.panel, "ablationDock", right,
                                   scroll=False)  # it scrolls itself
         self.tabifyDockWidget(self.explain_dock, self.ablation_dock)
+        self.tabifyDockWidget(self.ablation_dock, self.evaluate_dock)
         self.explain_dock.raise_()
         # narrow enough together for a 1024 px screen; a narrower dock scrolls
         for d, width in ((self.classes_dock, 170), (self.model_dock, 270),
-                         (self.explain_dock, 270), (self.ablation_dock, 270)):
+                         (self.explain_dock, 270), (self.ablation_dock, 270),
+                         (self.evaluate_dock, 270)):
             d.widget().setMinimumWidth(width)
         self.resizeDocks([self.classes_dock], [230], Qt.Orientation.Horizontal)
         self.resizeDocks([self.model_dock], [360], Qt.Orientation.Horizontal)
@@ -287,6 +292,13 @@ class MainWindow(QMainWindow):
         self.explain_panel.compute_requested.connect(doc.compute)
         self.explain_panel.choose_layer_requested.connect(self.choose_layer)
         self.classes_panel.target_selected.connect(doc.set_target)
+        evaluate = self.evaluate_panel
+        evaluate.methods_changed.connect(doc.evaluation.set_methods)
+        evaluate.settings_changed.connect(doc.evaluation.set_settings)
+        evaluate.run_requested.connect(doc.evaluation.run)
+        evaluate.strip_method_changed.connect(doc.evaluation.set_strip_method)
+        evaluate.save_curves_requested.connect(self.exporter.choose_evaluation_curves)
+        evaluate.save_numbers_requested.connect(self.exporter.choose_evaluation_numbers)
         self.layers_panel.visibility_changed.connect(doc.set_layer_visible)
         self.layers_panel.opacity_changed.connect(lambda layer, v: doc.set_opacity(v, layer))
         self.canvas.hovered.connect(self._on_hover)
@@ -479,6 +491,13 @@ class MainWindow(QMainWindow):
     def export_all(self, folder: str | Path) -> None:
         self.exporter.export_all(folder)
 
+    def export_evaluation(self, path: str | Path, every_target: bool = False) -> None:
+        """The evaluation's curves (.png, .svg, .pdf) or numbers (.json, .csv)."""
+        if Path(path).suffix.lower() in (".json", ".csv"):
+            self.exporter.exports.evaluation_numbers(path)
+        else:
+            self.exporter.exports.evaluation_curves(path, every_target)
+
     @property
     def last_saved(self) -> Path | None:
         return self.exporter.exports.last_saved
@@ -513,6 +532,8 @@ class MainWindow(QMainWindow):
         self.explain_panel.set_target_text(view.target_html)
         self.explain_panel.set_method_note(view.method_note)
         self.explain_panel.set_shapley(view.shapley)
+        if view.evaluation is not None:
+            self.evaluate_panel.apply(view.evaluation)
         classes = view.classes
         self.classes_panel.show_prediction(classes, view.target, classes.colors
                                            if classes is not None else None)

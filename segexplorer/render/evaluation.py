@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -68,40 +69,49 @@ def method_colors(methods: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def draw_curve(ax: Any, data: TargetCurves, name: str, colors: Mapping[str, str],
+               title: str | None = None) -> None:
+    """One of a target's curves on ``ax``: every method, the chance band, the areas."""
+    band = data.chance.get(name)
+    if band is not None and np.isfinite(band.mean).any():
+        ax.fill_between(band.x, band.mean - band.std, band.mean + band.std,
+                        color="#bbbbbb", alpha=0.5, linewidth=0,
+                        label=f"chance (AUC {band.auc_mean:.2f})")
+        ax.plot(band.x, band.mean, color="#888888", linewidth=1, linestyle="--")
+    for method, per_curve in data.curves.items():
+        curve = per_curve.get(name)
+        if curve is None:
+            continue
+        mark = " *" if data.best.get(name) == method else ""
+        ax.plot(curve.x, curve.y, color=colors.get(method, "black"), linewidth=1.6,
+                marker="o" if len(curve.x) <= 12 else None, markersize=3,
+                label=f"{data.labels.get(method, method)} ({curve.auc:.2f}){mark}")
+    ax.set_title(title if title is not None else CURVE_TITLES[name], fontsize=9)
+    ax.set_xlabel(CURVE_X[name], fontsize=8)
+    ax.set_ylabel("score / original score", fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.tick_params(labelsize=7)
+    ax.grid(True, linewidth=0.3, alpha=0.6)
+    ax.legend(fontsize=6, loc="best", framealpha=0.7)
+
+
 def draw_target(figure: Figure, data: TargetCurves, *, row: int = 0, rows: int = 1,
-                layout: str = "grid", colors: Mapping[str, str] | None = None) -> None:
-    """Draw a target's four curves into ``figure``: a 2 x 2 grid (``layout='grid'``, the
-    window), or one row of four (``'row'``, ``row`` of ``rows``: the CLI's file)."""
+                layout: str = "grid", colors: Mapping[str, str] | None = None,
+                only: str | None = None) -> None:
+    """Draw a target's curves into ``figure``: a 2 x 2 grid (``layout='grid'``), one row
+    of four (``'row'``, ``row`` of ``rows``: the CLI's file), or the curve ``only``."""
     colors = colors or method_colors(list(data.curves))
+    if only is not None:
+        draw_curve(figure.add_subplot(1, 1, 1), data, only, colors,
+                   f"{data.title}: {CURVE_TITLES[only]}")
+        return
     for i, name in enumerate(CURVE_ORDER):
         if layout == "grid":
             ax = figure.add_subplot(2, 2, i + 1)
         else:
             ax = figure.add_subplot(rows, 4, row * 4 + i + 1)
-        band = data.chance.get(name)
-        if band is not None and np.isfinite(band.mean).any():
-            ax.fill_between(band.x, band.mean - band.std, band.mean + band.std,
-                            color="#bbbbbb", alpha=0.5, linewidth=0,
-                            label=f"chance (AUC {band.auc_mean:.2f})")
-            ax.plot(band.x, band.mean, color="#888888", linewidth=1, linestyle="--")
-        for method, per_curve in data.curves.items():
-            curve = per_curve.get(name)
-            if curve is None:
-                continue
-            mark = " *" if data.best.get(name) == method else ""
-            ax.plot(curve.x, curve.y, color=colors.get(method, "black"), linewidth=1.6,
-                    marker="o" if len(curve.x) <= 12 else None, markersize=3,
-                    label=f"{data.labels.get(method, method)} ({curve.auc:.2f}){mark}")
-        title = CURVE_TITLES[name]
-        if layout == "row":
-            title = f"{data.title}: {title}"
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel(CURVE_X[name], fontsize=8)
-        ax.set_ylabel("score / original score", fontsize=8)
-        ax.set_xlim(0, 1)
-        ax.tick_params(labelsize=7)
-        ax.grid(True, linewidth=0.3, alpha=0.6)
-        ax.legend(fontsize=6, loc="best", framealpha=0.7)
+        draw_curve(ax, data, name, colors,
+                   f"{data.title}: {CURVE_TITLES[name]}" if layout == "row" else None)
     if layout == "grid":
         figure.suptitle(f"{data.title}: area under each curve in brackets, * the best "
                         "(lowest for deletion, highest for insertion)", fontsize=9)

@@ -495,7 +495,7 @@ class Presenter:
                          else "")
         else:
             cost, seconds = estimate
-            cost_text = cost.describe() + (f", about {format_duration(seconds)} here"
+            cost_text = cost.describe() + (f", at most about {format_duration(seconds)} here"
                                            if seconds is not None else "")
         if pred is None:
             status = "Open an image: the evaluation measures the explanations of its classes."

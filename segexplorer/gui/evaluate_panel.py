@@ -1,0 +1,351 @@
+"""The Evaluate panel: which methods to evaluate and how, the cost, Run, and the answer
+(the curves against chance, the areas with the best method marked, the randomisation
+strip, a verdict per method) with its exports. A view of ``EvaluationView``."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from PySide6.QtCore import QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QPalette, QPixmap, QWheelEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..engine.evaluation_plan import EvaluationSettings
+from ..render.evaluation import CURVE_ORDER, CURVE_TITLES, draw_target, method_colors
+from .document.presenter import EvaluationView, format_value
+from .explain_panel import section_label
+from .imaging import to_qimage
+
+
+class CurvesCanvas(FigureCanvasQTAgg):
+    """matplotlib's Qt canvas, without its wheel handling: the wheel scrolls the panel."""
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt's name
+        event.ignore()
+
+
+SHORT = {"deletion_segments": "Del.\nseg.", "insertion_segments": "Ins.\nseg.",
+         "deletion_pixels": "Del.\npix.", "insertion_pixels": "Ins.\npix."}
+BEST_BACKGROUND = "#c8e6c9"  # the best method's cell
+
+
+class EvaluatePanel(QWidget):
+    """Evaluate the explanations: settings, Run, curves, areas, strip, verdicts."""
+
+    methods_changed = Signal(object)  # tuple[str, ...]
+    settings_changed = Signal(object)  # EvaluationSettings
+    run_requested = Signal()
+    strip_method_changed = Signal(str)
+    save_curves_requested = Signal()
+    save_numbers_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._updating = False
+        self._shown: tuple[object, ...] | None = None
+        self._settings = EvaluationSettings()
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(8, 6, 8, 8)
+        outer.setSpacing(6)
+
+        outer.addWidget(section_label("Methods to evaluate", self))
+        self.methods = QListWidget(self)
+        self.methods.setObjectName("evaluateMethods")
+        self.methods.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.methods.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        outer.addWidget(self.methods)
+
+        form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        self.pixel_steps = QSpinBox(self)
+        self.pixel_steps.setObjectName("pixelStepsSpin")
+        self.pixel_steps.setRange(1, 1000)
+        self.pixel_steps.setKeyboardTracking(False)
+        self.pixel_steps.setToolTip("Deletion and insertion by pixel in this many steps of "
+                                    "equal pixel counts")
+        form.addRow("Pixel steps", self.pixel_steps)
+        self.chance_runs = QSpinBox(self)
+        self.chance_runs.setObjectName("chanceRunsSpin")
+        self.chance_runs.setRange(0, 1000)
+        self.chance_runs.setKeyboardTracking(False)
+        self.chance_runs.setToolTip("Random rankings: the chance band every curve is read "
+                                    "against")
+        form.addRow("Chance runs", self.chance_runs)
+        self.mprt = QCheckBox("Randomisation check", self)
+        self.mprt.setObjectName("mprtCheck")
+        self.mprt.setToolTip("Re-initialise the model's layers from the head down and "
+                             "recompute each map (Adebayo et al., 2018)")
+        self.infidelity = QCheckBox("Infidelity (Captum)", self)
+        self.infidelity.setObjectName("infidelityCheck")
+        self.sensitivity = QCheckBox("Sensitivity (Captum)", self)
+        self.sensitivity.setObjectName("sensitivityCheck")
+        self.sensitivity.setToolTip("Recomputes every map on a few perturbed inputs: "
+                                    "costly for the perturbation methods")
+        for box in (self.mprt, self.infidelity, self.sensitivity):
+            form.addRow("", box)
+        outer.addLayout(form)
+
+        run_row = QHBoxLayout()
+        self.cost = QLabel(self)
+        self.cost.setObjectName("evaluateCost")
+        self.cost.setWordWrap(True)
+        self.cost.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.run = QPushButton("Run", self)
+        self.run.setObjectName("evaluateButton")
+        self.run.setToolTip("Evaluate the chosen methods for every predicted class")
+        run_row.addWidget(self.cost, 1)
+        run_row.addWidget(self.run, 0, Qt.AlignmentFlag.AlignTop)
+        outer.addLayout(run_row)
+        self.status = QLabel(self)
+        self.status.setObjectName("evaluateStatus")
+        self.status.setWordWrap(True)
+        outer.addWidget(self.status)
+
+        self.results_heading = section_label("Curves", self)
+        outer.addWidget(self.results_heading)
+        self.curve = QComboBox(self)
+        self.curve.setObjectName("curveCombo")
+        for name in CURVE_ORDER:
+            self.curve.addItem(CURVE_TITLES[name], name)
+        self.curve.addItem("All four", "")
+        self.curve.setCurrentIndex(CURVE_ORDER.index("deletion_pixels"))
+        outer.addWidget(self.curve)
+        self.figure = Figure(figsize=(3.2, 2.8), dpi=100, layout="constrained")
+        self.canvas = CurvesCanvas(self.figure)
+        self.canvas.setObjectName("evaluateCurves")
+        self.canvas.setMinimumHeight(260)
+        self.canvas.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        outer.addWidget(self.canvas)
+
+        self.areas = QTableWidget(0, len(CURVE_ORDER), self)
+        self.areas.setObjectName("evaluateAreas")
+        self.areas.setHorizontalHeaderLabels([SHORT[n] for n in CURVE_ORDER])
+        self.areas.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.areas.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.areas.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.areas.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.areas.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.areas.setToolTip("Area under each curve; the best in bold on green (lowest for "
+                              "deletion, highest for insertion); the last row is chance's "
+                              "mean")
+        outer.addWidget(self.areas)
+
+        outer.addWidget(section_label("Randomisation check", self))
+        self.strip_method = QComboBox(self)
+        self.strip_method.setObjectName("stripMethodCombo")
+        outer.addWidget(self.strip_method)
+        self.strip = QWidget(self)
+        self.strip.setObjectName("randomisationStrip")
+        self.strip_layout = QHBoxLayout(self.strip)
+        self.strip_layout.setContentsMargins(0, 0, 0, 0)
+        self.strip_layout.setSpacing(4)
+        strip_scroll = QScrollArea(self)
+        strip_scroll.setWidget(self.strip)
+        strip_scroll.setWidgetResizable(True)
+        strip_scroll.setFixedHeight(150)
+        strip_scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        outer.addWidget(strip_scroll)
+
+        outer.addWidget(section_label("Verdicts", self))
+        self.verdicts = QLabel(self)
+        self.verdicts.setObjectName("evaluateVerdicts")
+        self.verdicts.setWordWrap(True)
+        self.verdicts.setTextFormat(Qt.TextFormat.RichText)
+        outer.addWidget(self.verdicts)
+
+        buttons = QHBoxLayout()
+        self.save_curves = QPushButton("Save curves...", self)
+        self.save_curves.setObjectName("saveCurvesButton")
+        self.save_numbers = QPushButton("Save numbers...", self)
+        self.save_numbers.setObjectName("saveNumbersButton")
+        buttons.addWidget(self.save_curves)
+        buttons.addWidget(self.save_numbers)
+        outer.addLayout(buttons)
+        outer.addStretch(1)
+
+        self.methods.itemChanged.connect(self._on_methods)
+        for spin in (self.pixel_steps, self.chance_runs):
+            spin.valueChanged.connect(self._on_settings)
+        for box in (self.mprt, self.infidelity, self.sensitivity):
+            box.toggled.connect(self._on_settings)
+        self.run.clicked.connect(self.run_requested)
+        self.curve.currentIndexChanged.connect(lambda _i: self._draw(force=True))
+        self.strip_method.activated.connect(
+            lambda i: self.strip_method_changed.emit(str(self.strip_method.itemData(i))))
+        self.save_curves.clicked.connect(self.save_curves_requested)
+        self.save_numbers.clicked.connect(self.save_numbers_requested)
+        self._view: EvaluationView | None = None
+
+    # -- the view --------------------------------------------------------------------------
+    def apply(self, view: EvaluationView) -> None:
+        if self._shown == view.signature:
+            return
+        self._shown = view.signature
+        arrived = view.curves is not None and (self._view is None or self._view.running)
+        self._view = view
+        self._updating = True
+        try:
+            self._show_methods(view)
+            self._settings = view.settings
+            self.pixel_steps.setValue(view.settings.pixel_steps)
+            self.chance_runs.setValue(view.settings.chance_runs)
+            self.mprt.setChecked(view.settings.mprt)
+            self.infidelity.setChecked(view.settings.infidelity)
+            self.sensitivity.setChecked(view.settings.sensitivity)
+            self.strip_method.clear()
+            for name, label in view.strip_methods:
+                self.strip_method.addItem(label, name)
+            if view.strip_method is not None:
+                self.strip_method.setCurrentIndex(self.strip_method.findData(view.strip_method))
+        finally:
+            self._updating = False
+        self.cost.setText(view.cost_text)
+        self.status.setText(view.status)
+        self.run.setEnabled(view.can_run)
+        self._fill_areas(view)
+        self._fill_strip(view)
+        self._fill_verdicts(view)
+        for button in (self.save_curves, self.save_numbers):
+            button.setEnabled(view.can_export)
+        self._draw(force=True)
+        if arrived:  # after the layout has taken the new rows in
+            QTimer.singleShot(0, self._scroll_to_results)
+
+    def _scroll_to_results(self) -> None:
+        """An evaluation just finished: bring its curves to the top of the dock."""
+        parent = self.parentWidget()
+        while parent is not None and not isinstance(parent, QScrollArea):
+            parent = parent.parentWidget()
+        content = parent.widget() if parent is not None else None
+        if parent is not None and content is not None:
+            top = self.results_heading.mapTo(content, QPoint(0, 0)).y()
+            parent.verticalScrollBar().setValue(max(0, top - 6))
+
+    def selected_curve(self) -> str:
+        """The curve drawn ('' for all four)."""
+        return str(self.curve.currentData())
+
+    def _show_methods(self, view: EvaluationView) -> None:
+        if self.methods.count() != len(view.methods):
+            self.methods.clear()
+            for name, label, _chosen in view.methods:
+                item = QListWidgetItem(label, self.methods)
+                item.setData(Qt.ItemDataRole.UserRole, name)
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+        for i, (_name, _label, chosen) in enumerate(view.methods):
+            item = self.methods.item(i)
+            item.setCheckState(Qt.CheckState.Checked if chosen else Qt.CheckState.Unchecked)
+        rows = self.methods.count()
+        self.methods.setFixedHeight(self.methods.sizeHintForRow(0) * rows
+                                    + 2 * self.methods.frameWidth() + 2)
+
+    def _fill_areas(self, view: EvaluationView) -> None:
+        rows = list(view.areas)
+        self.areas.setRowCount(len(rows) + (1 if view.chance else 0))
+        labels = []
+        bold = QFont(self.font())
+        bold.setBold(True)
+        for r, row in enumerate(rows):
+            labels.append(row.label)
+            for c, (auc, best) in enumerate(zip(row.aucs, row.best)):
+                item = QTableWidgetItem(format_value(auc))
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if best:
+                    item.setFont(bold)
+                    item.setBackground(QColor(BEST_BACKGROUND))
+                    item.setToolTip("the best method for this curve")
+                self.areas.setItem(r, c, item)
+        if view.chance:
+            labels.append("chance")
+            for c, auc in enumerate(view.chance):
+                item = QTableWidgetItem(format_value(auc))
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                item.setForeground(self.palette().color(QPalette.ColorRole.PlaceholderText))
+                self.areas.setItem(len(rows), c, item)
+        self.areas.setVerticalHeaderLabels(labels)
+        height = self.areas.horizontalHeader().sizeHint().height() + 2 * self.areas.frameWidth()
+        height += self.areas.rowCount() * self.areas.verticalHeader().defaultSectionSize()
+        self.areas.setFixedHeight(height + 2)
+
+    def _fill_strip(self, view: EvaluationView) -> None:
+        while self.strip_layout.count():
+            item = self.strip_layout.takeAt(0)
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
+        for cell in view.strip:
+            box = QWidget(self.strip)
+            column = QVBoxLayout(box)
+            column.setContentsMargins(0, 0, 0, 0)
+            column.setSpacing(2)
+            image = QLabel(box)
+            image.setObjectName("stripImage")
+            pixmap = QPixmap.fromImage(to_qimage(cell.rgba))
+            image.setPixmap(pixmap.scaled(90, 90, Qt.AspectRatioMode.KeepAspectRatio,
+                                          Qt.TransformationMode.FastTransformation))
+            caption = QLabel(cell.caption, box)
+            caption.setObjectName("stripCaption")
+            font = caption.font()
+            font.setPointSizeF(font.pointSizeF() * 0.8)
+            caption.setFont(font)
+            caption.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+            column.addWidget(image, 0, Qt.AlignmentFlag.AlignTop)
+            column.addWidget(caption, 0, Qt.AlignmentFlag.AlignTop)
+            column.addStretch(1)  # captions of one and of two lines start level
+            self.strip_layout.addWidget(box, 0, Qt.AlignmentFlag.AlignTop)
+        self.strip_layout.addStretch(1)
+
+    def _fill_verdicts(self, view: EvaluationView) -> None:
+        lines = []
+        for label, verdict, flagged in view.verdicts:
+            text = f"<b>{label}</b>: {verdict}"
+            if flagged:
+                text = f"<span style='color:#c62828'>{text}</span>"
+            lines.append(text)
+        self.verdicts.setText("<br>".join(lines))
+
+    def _draw(self, force: bool = False) -> None:
+        view = self._view
+        self.figure.clear()
+        if view is not None and view.curves is not None:
+            only = self.selected_curve() or None
+            draw_target(self.figure, view.curves, layout="grid",
+                        colors=method_colors(list(view.curves.curves)), only=only)
+        self.canvas.draw_idle()
+
+    # -- edits -----------------------------------------------------------------------------
+    def _on_methods(self, _item: QListWidgetItem) -> None:
+        if self._updating:
+            return
+        chosen = tuple(str(self.methods.item(i).data(Qt.ItemDataRole.UserRole))
+                       for i in range(self.methods.count())
+                       if self.methods.item(i).checkState() == Qt.CheckState.Checked)
+        self.methods_changed.emit(chosen)
+
+    def _on_settings(self) -> None:
+        if self._updating:
+            return
+        self.settings_changed.emit(replace(
+            self._settings, pixel_steps=self.pixel_steps.value(),
+            chance_runs=self.chance_runs.value(), mprt=self.mprt.isChecked(),
+            infidelity=self.infidelity.isChecked(), sensitivity=self.sensitivity.isChecked()))
