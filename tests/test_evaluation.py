@@ -140,6 +140,20 @@ def test_the_chance_band_is_shared_and_its_images_are_counted_once(session, eval
     assert 0 < extra <= 2 * SETTINGS.pixel_steps - 1 + 2 * segments.count
 
 
+def test_each_stage_costs_at_most_what_evaluation_cost_says(session, evaluation):
+    """The bound the window and the CLI show before a run holds stage by stage: a
+    randomised model or a perturbed input is a session of its own, whose prediction is
+    one more pass before the methods' maps."""
+    h, w = session.image.shape
+    segments = make_segments(session.predict().class_map, "class")
+    facts = ImageFacts(h, w, segments.count, len(evaluation.targets))
+    bound = evaluation_cost(facts, evaluation.methods, MethodOptions(), SETTINGS)
+    for stage in ("maps", "curves", "mprt", "infidelity", "sensitivity"):
+        assert evaluation.images.get(stage, 0) <= getattr(bound, stage), stage
+    assert evaluation.images["sensitivity"] == bound.sensitivity  # the bound is exact there
+    assert sum(evaluation.images.values()) <= bound.forward
+
+
 def test_infidelity_equals_captum_with_the_same_noise(session, evaluation):
     noise = infidelity_noise(tuple(session.input.shape), SETTINGS.infidelity_samples,
                              SETTINGS.infidelity_std, SETTINGS.seed)
