@@ -156,6 +156,25 @@ def test_each_stage_costs_at_most_what_evaluation_cost_says(session, evaluation)
     assert sum(evaluation.images.values()) <= bound.forward
 
 
+def test_the_activation_takes_no_backward_pass(session):
+    """evaluation_cost counts no backward pass for the activation (the layer's output):
+    its own pass must not take a Grad-CAM gradient it does not need (it took one per
+    computation: 7 more backward passes than the bound in bench_evaluation's run)."""
+    backward = []
+    handle = session.model.module.get_submodule("head").register_full_backward_hook(
+        lambda *_args: backward.append(1))
+    try:
+        targets = list(session.predict().present_classes[:2])
+        fresh = Session(session.model, session.image)
+        activation = compute(fresh, "activation", targets)
+        assert (len(backward), activation.backward) == (0, 0)
+        assert activation.maps[targets[0]].shape == session.image.shape
+        compute(fresh, "gradcam", targets)
+        assert len(backward) == len(targets)  # the hook sees Grad-CAM's
+    finally:
+        handle.remove()
+
+
 def test_infidelity_equals_captum_with_the_same_noise(session, evaluation):
     noise = infidelity_noise(tuple(session.input.shape), SETTINGS.infidelity_samples,
                              SETTINGS.infidelity_std, SETTINGS.seed)
