@@ -99,25 +99,50 @@ class Timer:
 
 
 class ForwardCounter:
-    """Counts calls of a module's forward (and the images they carry) by wrapping it."""
+    """Counts calls of a module's forward (and the images they carry) with a forward
+    pre-hook. A hook, not a replaced ``forward``: ``copy.deepcopy`` of the module (the
+    evaluation's randomised models) copies the hook with it, still counting here, where a
+    replaced ``forward`` would be copied as a function bound to the *original* module and
+    the copies would silently run the original weights."""
 
     def __init__(self, module: torch.nn.Module) -> None:
         self.calls = 0
         self.images = 0
-        original = module.forward
 
-        def counted(*args, **kwargs):
+        def counted(_module, args, kwargs):  # a plain closure: deepcopy shares it
             self.calls += 1
             first = args[0] if args else next(iter(kwargs.values()), None)
             if isinstance(first, torch.Tensor) and first.dim() > 0:
                 self.images += int(first.shape[0])
-            return original(*args, **kwargs)
 
-        module.forward = counted  # an instance attribute: nn.Module.__call__ finds it
+        self.handle = module.register_forward_pre_hook(counted, with_kwargs=True)
 
     def reset(self) -> None:
         self.calls = 0
         self.images = 0
+
+
+class Memory:
+    """The peak memory of a block: VmHWM on the CPU (reset before it), the peak
+    allocated over what was allocated before it on CUDA."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.peak: float | None = None
+
+    def __enter__(self) -> Memory:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+        else:
+            reset_peak_rss()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            self.peak = (torch.cuda.max_memory_allocated(self.device) - self._base) / 2**20
+        else:
+            self.peak = window_peak_rss_mib()
 
 
 # ---------------------------------------------------------------------- memory (Linux)

@@ -38,13 +38,12 @@ import numpy as np
 import torch
 from bench_common import (
     ForwardCounter,
+    Memory,
     Timer,
     default_image,
     fmt_s,
     machine_header,
     machine_info,
-    reset_peak_rss,
-    window_peak_rss_mib,
 )
 
 ROWS = ("shapley4", "shapley8", "shapley8_sampled", "occlusion", "ig", "layer_ig",
@@ -77,28 +76,6 @@ def grid_segments(h: int, w: int, count: int):
             ids[r * h // rows:(r + 1) * h // rows, c * w // cols:(c + 1) * w // cols] = k
     info = tuple(SegmentInfo(k, 0, int((ids == k).sum())) for k in range(count))
     return Segments("grid", ids, info)
-
-
-class Memory:
-    """The peak memory of a block: VmHWM on the CPU, max allocated on CUDA."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.peak: float | None = None
-
-    def __enter__(self) -> Memory:
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self._base = torch.cuda.memory_allocated(self.device)
-        else:
-            reset_peak_rss()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.device.type == "cuda":
-            self.peak = (torch.cuda.max_memory_allocated(self.device) - self._base) / 2**20
-        else:
-            self.peak = window_peak_rss_mib()
 
 
 def run_ours(session, row: str, targets, options, segments, counter, device) -> Side:

@@ -49,3 +49,8 @@ step 90 card_tests python3 -m pytest -q -p no:cacheprovider --device cuda \
     -W ignore::pytest.PytestConfigWarning
 step 110 fast_mode python3 benchmarks/bench_fast_mode.py --model fcn_resnet101 --size 640 \
     --device cuda --repeat 3 --layouts
+# the evaluation of every class (issue 14) against the same metrics per target with the
+# libraries' calls (Captum's infidelity / sensitivity_max, a forward per deletion step)
+step 120 evaluation python3 benchmarks/bench_evaluation.py --device cuda --size 160 \
+    --pixel-steps 20 --chance-runs 10 --mprt-steps 5 --sensitivity-samples 5 \
+    --json "$out/evaluation.json"

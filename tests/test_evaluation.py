@@ -33,8 +33,10 @@ from segexplorer.engine.attribution import compute
 from segexplorer.engine.evaluation import (
     evaluate,
     infidelity_noise,
+    mprt_checkpoints,
     pixel_ranking,
     randomisable_layers,
+    randomised_models,
     segment_ranking,
     sensitivity_noise,
     spearman,
@@ -140,6 +142,39 @@ def test_the_chance_band_is_shared_and_its_images_are_counted_once(session, eval
     assert 0 < extra <= 2 * SETTINGS.pixel_steps - 1 + 2 * segments.count
 
 
+def test_each_stage_costs_at_most_what_evaluation_cost_says(session, evaluation):
+    """The bound the window and the CLI show before a run holds stage by stage: a
+    randomised model or a perturbed input is a session of its own, whose prediction is
+    one more pass before the methods' maps."""
+    h, w = session.image.shape
+    segments = make_segments(session.predict().class_map, "class")
+    facts = ImageFacts(h, w, segments.count, len(evaluation.targets))
+    bound = evaluation_cost(facts, evaluation.methods, MethodOptions(), SETTINGS)
+    for stage in ("maps", "curves", "mprt", "infidelity", "sensitivity"):
+        assert evaluation.images.get(stage, 0) <= getattr(bound, stage), stage
+    assert evaluation.images["sensitivity"] == bound.sensitivity  # the bound is exact there
+    assert sum(evaluation.images.values()) <= bound.forward
+
+
+def test_the_activation_takes_no_backward_pass(session):
+    """evaluation_cost counts no backward pass for the activation (the layer's output):
+    its own pass must not take a Grad-CAM gradient it does not need (it took one per
+    computation: 7 more backward passes than the bound in bench_evaluation's run)."""
+    backward = []
+    handle = session.model.module.get_submodule("head").register_full_backward_hook(
+        lambda *_args: backward.append(1))
+    try:
+        targets = list(session.predict().present_classes[:2])
+        fresh = Session(session.model, session.image)
+        activation = compute(fresh, "activation", targets)
+        assert (len(backward), activation.backward) == (0, 0)
+        assert activation.maps[targets[0]].shape == session.image.shape
+        compute(fresh, "gradcam", targets)
+        assert len(backward) == len(targets)  # the hook sees Grad-CAM's
+    finally:
+        handle.remove()
+
+
 def test_infidelity_equals_captum_with_the_same_noise(session, evaluation):
     noise = infidelity_noise(tuple(session.input.shape), SETTINGS.infidelity_samples,
                              SETTINGS.infidelity_std, SETTINGS.seed)
@@ -210,6 +245,43 @@ def test_randomisation_is_cascading_from_the_head_and_leaves_the_model_alone(
     assert stage[0].spearman == pytest.approx(spearman(original, theirs.numpy()), abs=1e-6)
     for k, v in session.model.module.state_dict().items():
         assert torch.equal(v, before[k]), k
+
+
+def test_the_randomisation_holds_one_copy_of_the_model_at_a_time(session):
+    """A list of every stage's snapshot held mprt_steps + 1 copies of the model at once
+    (over a gigabyte for fcn_resnet101): the stages come one at a time instead."""
+    import gc
+
+    kind = type(session.model.module)
+
+    def copies() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if type(o) is kind)
+
+    before = copies()
+    held = [copies() - before for _stage in randomised_models(session.model, 3, 0)]
+    assert len(held) == len(mprt_checkpoints(len(randomisable_layers(session.model.module)),
+                                             3)) >= 2
+    assert max(held) == 1
+
+
+def test_the_randomised_weights_do_not_depend_on_the_callers_random_numbers(session):
+    """The re-initialisation draws from its own seeded stream, whatever the caller draws
+    between stages, and leaves the process's random stream as it was."""
+    def weights(draw_between: bool) -> list[float]:
+        out = []
+        for _layer, _count, model in randomised_models(session.model, 3, 7):
+            out.append(float(sum(p.double().sum() for p in model.module.parameters())))
+            if draw_between:
+                torch.rand(100)
+        return out
+
+    assert weights(False) == weights(True)
+    torch.manual_seed(11)
+    expected = torch.rand(5)
+    torch.manual_seed(11)
+    weights(False)
+    assert torch.equal(torch.rand(5), expected)
 
 
 def test_ssim_equals_scikit_image():

@@ -137,7 +137,8 @@ def _activation(job: _Job) -> MethodMaps:
     gradcam = job.gradcam
     layer = normalize_layer_path(options.layer or session.model.default_layer)
     if gradcam is None or gradcam.layer != layer:
-        gradcam = session.gradcam(targets[:1] or None, layer=layer, state=state)
+        # the pass alone: no target, so no gradient (the activation needs none)
+        gradcam = session.gradcam([], layer=layer, state=state)
         forward = 1
     else:
         forward = 0

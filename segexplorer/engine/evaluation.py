@@ -26,7 +26,7 @@ import copy
 import hashlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -393,27 +393,47 @@ def mprt_checkpoints(layers: int, steps: int) -> list[int]:
 
 
 def randomised_models(model: LoadedModel, steps: int, seed: int
-                      ) -> list[tuple[str, int, LoadedModel]]:
+                      ) -> Iterator[tuple[str, int, LoadedModel]]:
     """Cascading randomisation of a copy of ``model`` (the model itself is untouched):
     layers re-initialised from the head towards the input with torch's own
-    ``reset_parameters`` (seeded), a copy of the model at each checkpoint."""
+    ``reset_parameters`` (seeded), the copy yielded at each checkpoint.
+
+    One stage at a time: the copy is randomised further, in place, once the caller asks
+    for the next stage, so one copy of the model is held, not one per stage. The
+    re-initialisation draws from its own seeded stream (saved and restored around each
+    layer), so what the caller draws between stages changes nothing, and the process's
+    random stream is left as it was."""
     layers = randomisable_layers(model.module)
     checkpoints = set(mprt_checkpoints(len(layers), steps))
-    work = copy.deepcopy(model.module)
-    out: list[tuple[str, int, LoadedModel]] = []
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
+    if not checkpoints:
+        return
+    adapter = model.adapter
+    assert adapter is not None
+    work = copy.deepcopy(model.module).eval().requires_grad_(False)
+    randomised = replace(model, module=work,
+                         adapter=LogitsAdapter(work, adapter.pad_multiple, binary=adapter.binary))
+    devices = [model.device] if model.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        for i, name in enumerate(layers, start=1):
+        stream = _rng_state(devices)
+    for i, name in enumerate(layers, start=1):
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            _set_rng_state(stream, devices)
             work.get_submodule(name).reset_parameters()  # type: ignore[operator]
-            if i in checkpoints:
-                snapshot = copy.deepcopy(work).eval().requires_grad_(False)
-                adapter = model.adapter
-                assert adapter is not None
-                out.append((name, i, replace(model, module=snapshot,
-                                             adapter=LogitsAdapter(snapshot,
-                                                                   adapter.pad_multiple,
-                                                                   binary=adapter.binary))))
-    return out
+            stream = _rng_state(devices)
+        if i in checkpoints:
+            yield name, i, randomised
+
+
+def _rng_state(devices: list[torch.device]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    return torch.get_rng_state(), [torch.cuda.get_rng_state(d) for d in devices]
+
+
+def _set_rng_state(state: tuple[torch.Tensor, list[torch.Tensor]],
+                   devices: list[torch.device]) -> None:
+    torch.set_rng_state(state[0])
+    for d, s in zip(devices, state[1]):
+        torch.cuda.set_rng_state(s, d)
 
 
 # ----------------------------------------------------------------------------- noise
@@ -568,12 +588,14 @@ def evaluate(session: Session, methods: Sequence[str], targets: Sequence[int] | 
     if settings.mprt:
         passes = session.forward_passes
         report(state, 0, 1, "Randomising the model's layers")
+        stage_count = len(mprt_checkpoints(len(randomisable_layers(session.model.module)),
+                                           settings.mprt_steps))
         stages = randomised_models(session.model, settings.mprt_steps, settings.seed)
         mprt_images = 0
         for i, (layer, count, random_model) in enumerate(stages):
             check_cancelled(state)
-            report(state, i, len(stages), f"Randomisation check: stage {i + 1} of "
-                                          f"{len(stages)} ({layer})")
+            report(state, i, stage_count, f"Randomisation check: stage {i + 1} of "
+                                          f"{stage_count} ({layer})")
             derived = session.derive(model=random_model)
             for m in methods:
                 again = compute(derived, m, list(wanted), options, state=state,

@@ -101,8 +101,11 @@ def evaluation_cost(facts: ImageFacts, methods: Sequence[str], options: MethodOp
     pixels = rankings * (2 * settings.pixel_steps - 1)
     all_maps = sum(c.forward for c in per_method)
     all_backward = sum(c.backward for c in per_method)
-    mprt = settings.mprt_steps * all_maps if settings.mprt else 0
-    sensitivity = settings.sensitivity_samples * all_maps if settings.sensitivity else 0
+    # each randomised model and each perturbed input is a session of its own: its
+    # prediction (one pass: the scores the perturbation methods start from) and then
+    # every method's maps
+    mprt = settings.mprt_steps * (1 + all_maps) if settings.mprt else 0
+    sensitivity = settings.sensitivity_samples * (1 + all_maps) if settings.sensitivity else 0
     backward += (settings.mprt_steps * all_backward if settings.mprt else 0) + (
         settings.sensitivity_samples * all_backward if settings.sensitivity else 0)
     return EvaluationCost(maps=maps, curves=coalitions + pixels, mprt=mprt,
