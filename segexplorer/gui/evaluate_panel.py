@@ -4,6 +4,7 @@ strip, a verdict per method) with its exports. A view of ``EvaluationView``."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
@@ -47,6 +48,14 @@ class CurvesCanvas(FigureCanvasQTAgg):
 SHORT = {"deletion_segments": "Del.\nseg.", "insertion_segments": "Ins.\nseg.",
          "deletion_pixels": "Del.\npix.", "insertion_pixels": "Ins.\npix."}
 BEST_BACKGROUND = "#c8e6c9"  # the best method's cell
+
+
+def area_item(auc: float, what: str) -> QTableWidgetItem:
+    """An area, two decimals (a 270 px dock holds four columns of them); the tooltip and
+    the exports have it to three significant digits and more."""
+    item = QTableWidgetItem(f"{auc:.2f}" if math.isfinite(auc) else "n/a")
+    item.setToolTip(f"{what}: area {format_value(auc)}")
+    return item
 
 
 class EvaluatePanel(QWidget):
@@ -268,17 +277,17 @@ class EvaluatePanel(QWidget):
         for r, row in enumerate(rows):
             labels.append(row.label)
             for c, (auc, best) in enumerate(zip(row.aucs, row.best)):
-                item = QTableWidgetItem(format_value(auc))
+                item = area_item(auc, f"{row.label}, {CURVE_TITLES[CURVE_ORDER[c]]}")
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if best:
                     item.setFont(bold)
                     item.setBackground(QColor(BEST_BACKGROUND))
-                    item.setToolTip("the best method for this curve")
+                    item.setToolTip(item.toolTip() + " (the best method for this curve)")
                 self.areas.setItem(r, c, item)
         if view.chance:
             labels.append("chance")
             for c, auc in enumerate(view.chance):
-                item = QTableWidgetItem(format_value(auc))
+                item = area_item(auc, f"Chance's mean, {CURVE_TITLES[CURVE_ORDER[c]]}")
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 item.setForeground(self.palette().color(QPalette.ColorRole.PlaceholderText))
                 self.areas.setItem(len(rows), c, item)
