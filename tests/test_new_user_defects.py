@@ -26,8 +26,8 @@ from segexplorer.cli import main as cli_main
 from segexplorer.engine.errors import UserError
 from segexplorer.engine.models import load_model
 from segexplorer.gui.document.choices import ABLATION, ACTIVATION
+from segexplorer.gui.document.formatting import format_share
 from segexplorer.gui.document.messages import window_wording
-from segexplorer.gui.document.presenter import format_share
 
 
 class Evil:

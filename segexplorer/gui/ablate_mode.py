@@ -3,7 +3,7 @@
 The state (selection, history, what is shown) is the document's
 (:class:`segexplorer.gui.document.ablation.Ablation`); this controller forwards the
 panel's and the actions' requests to it and shows the presenter's
-:class:`~segexplorer.gui.document.presenter.AblationView`.
+:class:`~segexplorer.gui.document.panel_views.AblationView`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .ablation_panel import AblationPanel
 
 if TYPE_CHECKING:
     from .document import Document
-    from .document.presenter import AblationView
+    from .document.panel_views import AblationView
 
 
 class AblateController(QObject):

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .document.presenter import format_share
+from .document.formatting import format_share
 from .imaging import swatch
 
 if TYPE_CHECKING:

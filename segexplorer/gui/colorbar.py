@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ..render import colorbar_rgba, colorbar_ticks
 from ..render.normalize import NormalizedAttr
-from .document.presenter import format_value
+from .document.formatting import format_value
 from .imaging import to_qimage
 
 __all__ = ["ClassLegend", "ColorBar", "draw_colorbar", "format_value"]

@@ -5,6 +5,7 @@ strip, a verdict per method) with its exports. A view of ``EvaluationView``."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
@@ -33,7 +34,9 @@ from PySide6.QtWidgets import (
 
 from ..engine.evaluation_plan import EvaluationSettings
 from ..render.evaluation import CURVE_ORDER, CURVE_TITLES, draw_target, method_colors
-from .document.presenter import EvaluationView, format_value
+from .document.evaluation import EvaluationDoc
+from .document.formatting import format_value
+from .document.panel_views import EvaluationView
 from .explain_panel import section_label
 from .imaging import to_qimage
 
@@ -204,6 +207,16 @@ class EvaluatePanel(QWidget):
         self.save_curves.clicked.connect(self.save_curves_requested)
         self.save_numbers.clicked.connect(self.save_numbers_requested)
         self._view: EvaluationView | None = None
+
+    def bind(self, evaluation: EvaluationDoc, save_curves: Callable[[], None],
+             save_numbers: Callable[[], None]) -> None:
+        """Send the panel's edits to the document's evaluation, its saves to the dialogs."""
+        self.methods_changed.connect(evaluation.set_methods)
+        self.settings_changed.connect(evaluation.set_settings)
+        self.run_requested.connect(evaluation.run)
+        self.strip_method_changed.connect(evaluation.set_strip_method)
+        self.save_curves_requested.connect(save_curves)
+        self.save_numbers_requested.connect(save_numbers)
 
     # -- the view --------------------------------------------------------------------------
     def apply(self, view: EvaluationView) -> None:

@@ -40,7 +40,7 @@ from .document.choices import (
     AnalysisChoice,
     ViewChoice,
 )
-from .document.presenter import ShapleyView
+from .document.panel_views import ShapleyView
 from .shapley_panel import ShapleyPanel
 
 CUSTOM_COLOUR = "__colour__"

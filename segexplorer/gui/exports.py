@@ -181,6 +181,13 @@ class ExportsController(QObject):
         if path:
             self.exports.evaluation_numbers(path)
 
+    def export_evaluation(self, path: str | Path, every_target: bool = False) -> None:
+        """The evaluation's curves (.png, .svg, .pdf) or numbers (.json, .csv)."""
+        if Path(path).suffix.lower() in (".json", ".csv"):
+            self.exports.evaluation_numbers(path)
+        else:
+            self.exports.evaluation_curves(path, every_target)
+
     def choose_export_history(self) -> None:
         if not self.doc.ablation.history:
             return

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from .document.presenter import format_shape
+from .document.formatting import format_shape
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 __all__ = ["LayerPicker", "format_shape"]

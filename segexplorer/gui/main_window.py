@@ -34,8 +34,7 @@ from .classes_panel import ClassesPanel
 from .dataset_window import DatasetController
 from .dialogs import Dialogs
 from .document import Document, Exports, Presenter, WindowView, catalog
-from .document.choices import ATTRIBUTION, LAYER_LABELS
-from .document.document import default_model_choice
+from .document.choices import ATTRIBUTION, LAYER_LABELS, default_model_choice
 from .document.messages import Failure, Notice, OfflineOffer, Saved
 from .document.sources import ImageSource
 from .evaluate_panel import EvaluatePanel
@@ -292,13 +291,8 @@ class MainWindow(QMainWindow):
         self.explain_panel.compute_requested.connect(doc.compute)
         self.explain_panel.choose_layer_requested.connect(self.choose_layer)
         self.classes_panel.target_selected.connect(doc.set_target)
-        evaluate = self.evaluate_panel
-        evaluate.methods_changed.connect(doc.evaluation.set_methods)
-        evaluate.settings_changed.connect(doc.evaluation.set_settings)
-        evaluate.run_requested.connect(doc.evaluation.run)
-        evaluate.strip_method_changed.connect(doc.evaluation.set_strip_method)
-        evaluate.save_curves_requested.connect(self.exporter.choose_evaluation_curves)
-        evaluate.save_numbers_requested.connect(self.exporter.choose_evaluation_numbers)
+        self.evaluate_panel.bind(doc.evaluation, self.exporter.choose_evaluation_curves,
+                                 self.exporter.choose_evaluation_numbers)
         self.layers_panel.visibility_changed.connect(doc.set_layer_visible)
         self.layers_panel.opacity_changed.connect(lambda layer, v: doc.set_opacity(v, layer))
         self.canvas.hovered.connect(self._on_hover)
@@ -382,7 +376,7 @@ class MainWindow(QMainWindow):
         panel.set_default_layer(doc.default_layer)
         if doc.model is not self._layers_of:
             self._layers_of = doc.model
-            panel.set_layer_names([name for name, _kind in doc.layers()])
+            panel.set_layer_names([name for name, _kind in doc.layers.names()])
         if self.model_panel.choice() != doc.model_choice:
             self.model_panel.set_choice(doc.model_choice)
         if panel.analysis() != doc.analysis:
@@ -491,13 +485,6 @@ class MainWindow(QMainWindow):
     def export_all(self, folder: str | Path) -> None:
         self.exporter.export_all(folder)
 
-    def export_evaluation(self, path: str | Path, every_target: bool = False) -> None:
-        """The evaluation's curves (.png, .svg, .pdf) or numbers (.json, .csv)."""
-        if Path(path).suffix.lower() in (".json", ".csv"):
-            self.exporter.exports.evaluation_numbers(path)
-        else:
-            self.exporter.exports.evaluation_curves(path, every_target)
-
     @property
     def last_saved(self) -> Path | None:
         return self.exporter.exports.last_saved
@@ -599,7 +586,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Load a model first.", 3000)
             return
         default = doc.default_layer
-        picker = LayerPicker(doc.layers(), doc.analysis.layer or default, default, self)
+        picker = LayerPicker(doc.layers.names(), doc.analysis.layer or default, default, self)
         picker.layer_chosen.connect(self.explain_panel.set_layer)
         self.layer_picker = picker
 
@@ -607,7 +594,7 @@ class MainWindow(QMainWindow):
             if self.layer_picker is picker:
                 picker.set_audit(infos)
 
-        why_not = doc.request_layer_audit(deliver)
+        why_not = doc.layers.request_audit(deliver)
         if why_not is not None:
             picker.set_shapes_error(why_not)
         picker.open()

@@ -109,9 +109,9 @@ def test_the_panel_runs_on_request_and_shows_the_engines_numbers(qtbot, make_win
     assert not window.runner.is_busy()
 
     # exports: numbers as JSON and CSV, curves as SVG
-    window.export_evaluation(tmp_path / "numbers.json")
-    window.export_evaluation(tmp_path / "numbers.csv")
-    window.export_evaluation(tmp_path / "curves.svg")
+    window.exporter.export_evaluation(tmp_path / "numbers.json")
+    window.exporter.export_evaluation(tmp_path / "numbers.csv")
+    window.exporter.export_evaluation(tmp_path / "curves.svg")
     qtbot.waitUntil(lambda: all((tmp_path / n).exists()
                                 for n in ("numbers.json", "numbers.csv", "curves.svg")),
                     timeout=20000)

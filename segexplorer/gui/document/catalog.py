@@ -123,3 +123,18 @@ def baseline_label(text: str) -> str | None:
         return parse_baseline(text).label
     except UserError:
         return None
+
+
+def weights_at_hand(architecture: str, weights: str) -> bool:
+    """Whether the model can load without a download: untrained, a file that exists, or
+    torchvision's weights already in the cache (call once the engine has loaded)."""
+    from pathlib import Path
+
+    from ...engine.models import ARCHITECTURES
+    from ...engine.weights import cached_weights_path
+
+    if weights == "default":
+        arch = ARCHITECTURES.get(architecture)
+        path = cached_weights_path(arch) if arch is not None else None
+        return path is not None and path.is_file()
+    return weights == "untrained" or Path(weights).is_file()

@@ -37,6 +37,7 @@ from ...engine.methods import METHODS as METHODS
 from ...render.colormaps import COLORMAP_CHOICES
 from ...render.composite import METHODS as DRAWING_METHODS
 from ...render.normalize import SIGNS
+from . import catalog
 from .keys import ModelKey
 
 
@@ -201,3 +202,16 @@ def from_dict(cls: type[C], data: Mapping[str, Any], default: C | None = None) -
             continue
         updates[f.name] = value
     return replace(base, **updates)
+
+
+def default_model_choice() -> ModelChoice:
+    """The default architecture on the best device known, at the default working size."""
+    return ModelChoice(catalog.DEFAULT_ARCHITECTURE, "default", catalog.devices()[0],
+                       catalog.DEFAULT_SIZE)
+
+
+def default_target(present: list[int]) -> int | None:
+    """The class explained first: the largest predicted one that is not the background
+    (class 0), else the largest."""
+    foreground = [c for c in present if c != 0]
+    return foreground[0] if foreground else (present[0] if present else None)

@@ -11,14 +11,14 @@ tests drive it with :class:`.runner.QueueRunner`.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from ...engine.cards import is_card_path
-from ...engine.methods import Cost, ImageFacts, get_method, method_cost
+from ...engine.methods import get_method
 from . import catalog
 from .ablation import Ablation
 from .choices import (
@@ -32,11 +32,15 @@ from .choices import (
     AnalysisChoice,
     ModelChoice,
     ViewChoice,
+    default_model_choice,
+    default_target,
 )
+from .estimates import MethodEstimate, estimate_method
 from .evaluation import EvaluationDoc
 from .events import Event
 from .jobbook import JobBook
 from .keys import AblatedKey, GradCamKey, ImageKey, MethodKey, ModelKey, PredictKey, SweepKey
+from .layers import LayerQuestions
 from .messages import Failure, Notice, OfflineOffer, Saved, window_wording
 from .planner import (
     ComputeAblatedInput,
@@ -72,29 +76,6 @@ PREDICTION_CHANNELS = ("predict", "gradcam", "sweep", "ablated", "shapes", "expo
                        "evaluate")
 #: a method estimated to take longer than this waits for Compute (its cost is shown)
 AUTO_RUN_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class MethodEstimate:
-    """What the chosen method will cost for this image, before it runs."""
-
-    method: str
-    cost: Cost
-    seconds: float | None  # from the prediction's forward time; None before it
-    automatic: bool  # cheap enough to start without asking
-
-
-def default_model_choice() -> ModelChoice:
-    """The default architecture on the best device known, at the default working size."""
-    return ModelChoice(catalog.DEFAULT_ARCHITECTURE, "default", catalog.devices()[0],
-                       catalog.DEFAULT_SIZE)
-
-
-def default_target(present: list[int]) -> int | None:
-    """The class explained first: the largest predicted one that is not the background
-    (class 0), else the largest."""
-    foreground = [c for c in present if c != 0]
-    return foreground[0] if foreground else (present[0] if present else None)
 
 
 class Document:
@@ -138,11 +119,13 @@ class Document:
         self.model_key: ModelKey | None = None
         self.ablation = Ablation(self)
         self.evaluation = EvaluationDoc(self)
+        self.layers = LayerQuestions(self)
         self._colors: tuple[Prediction, np.ndarray] | None = None
         self._confirmed: set[MethodKey] = set()  # costly results the user asked for
         #: a method estimated to take longer than this waits for Compute
         self.auto_run_seconds = AUTO_RUN_SECONDS
-        self._segment_counts: dict[tuple[PredictKey, str], int] = {}
+        #: segments of each kind in the prediction (``estimates.segment_count``)
+        self.segment_counts: dict[tuple[PredictKey, str], int] = {}
         self._original: tuple[Image, np.ndarray] | None = None
         # what views listen to
         self.view_changed: Event[None] = Event()  # anything shown may have changed
@@ -234,37 +217,10 @@ class Document:
             return self.store.has(method_key(self.predict_key, self.analysis, method))
         return self.store.sweep(sweep_key(self.predict_key, self.analysis)) is not None
 
-    def segment_count(self, kind: str) -> int | None:
-        """How many segments of ``kind`` the prediction has (computed once per kind)."""
-        pred, key = self.prediction, self.predict_key
-        if pred is None or key is None:
-            return None
-        if kind == "class":
-            return len(pred.present_classes)
-        if (key, kind) not in self._segment_counts:
-            from ...engine.segments import make_segments
-
-            self._segment_counts[(key, kind)] = make_segments(pred.class_map, kind).count
-        return self._segment_counts[(key, kind)]
-
     def estimate(self, analysis: AnalysisChoice | None = None) -> MethodEstimate | None:
         """The chosen method's cost for this image and every predicted class, before it
         runs (forward and backward passes, and a time from the prediction's own pass)."""
-        analysis = analysis or self.analysis
-        pred, prepared = self.prediction, self.prepared
-        if pred is None or prepared is None:
-            return None
-        info = get_method(analysis.method)
-        segments = self.segment_count(analysis.segments) if info.takes_segments else 0
-        h, w = prepared.shape
-        facts = ImageFacts(h, w, segments or 0, len(pred.present_classes))
-        try:
-            cost = method_cost(analysis.method, facts, analysis.method_options())
-        except Exception:  # noqa: BLE001 - a bad option: the job will say which, in a line
-            return None
-        seconds = cost.seconds(pred.seconds) if pred.seconds > 0 else None
-        automatic = seconds is None or seconds <= self.auto_run_seconds
-        return MethodEstimate(analysis.method, cost, seconds, automatic)
+        return estimate_method(self, analysis or self.analysis)
 
     def class_colors(self) -> np.ndarray:
         """The model's class colours (C x 3 uint8: its palette, else VOC's), the one place
@@ -321,7 +277,7 @@ class Document:
         if choice == self.analysis:
             return
         if choice.layer and choice.layer != self.analysis.layer:
-            refusal = self.layer_refusal(choice.layer)
+            refusal = self.layers.refusal(choice.layer)
             if refusal is not None:  # refused in one line, before any work
                 self.failed.emit(Failure("layer", refusal))
                 self.choices_changed.emit(None)  # the panel shows the layer in use
@@ -414,18 +370,8 @@ class Document:
         """Load the model before an image is opened, unless that means a download."""
         if self.model is not None or self.closing or not self.engine_ready:
             return
-        from ...engine.models import ARCHITECTURES
-        from ...engine.weights import cached_weights_path
-
-        choice = self.model_choice
-        arch = ARCHITECTURES.get(choice.architecture)
-        if choice.weights == "default":
-            path = cached_weights_path(arch) if arch is not None else None
-            if path is None or not path.is_file():
-                return  # downloads start when an image needs the model
-        elif choice.weights != "untrained" and not Path(choice.weights).is_file():
-            return
-        self.schedule()
+        if catalog.weights_at_hand(self.model_choice.architecture, self.model_choice.weights):
+            self.schedule()  # downloads start when an image needs the model
 
     # ======================================================================= images
     def open_image(self, path: str | Path) -> None:
@@ -727,56 +673,6 @@ class Document:
         self.submit("ablated", key, job, lambda value: self.store.put(key, value),
                     label="Ablating the target", uses_model=False, force=force)
 
-    def layer_refusal(self, path: str) -> str | None:
-        """Why Grad-CAM cannot use ``path`` on the loaded model (one line), or None: a
-        layer that does not exist, or one the engine's audit refused."""
-        if self.model is None:
-            return None
-        from ...engine.layers import normalize_layer_path
-
-        wanted = normalize_layer_path(path)
-        if wanted not in {name for name, _kind in self.layers()}:
-            return (f"Layer '{path}' does not exist in {self.model.name}: choose one in the "
-                    "layer picker (Layer ...).")
-        for info in self.store.audit(self.predict_key) or ():
-            if info.path == wanted and not info.usable:
-                return info.reason + "."
-        return None
-
-    def request_layer_audit(self, deliver: Callable[[list[Any]], None]) -> str | None:
-        """What the engine says of every layer (the last call's shape, reuse, usability:
-        one forward and one backward pass); ``deliver`` gets the ``LayerInfo`` list.
-        Returns why it cannot, or None."""
-        session, key = self.session, self.predict_key
-        if session is None or key is None:
-            return "open an image first"
-        known = self.store.audit(key)
-        if known is not None:
-            deliver(known)
-            return None
-
-        def job(state: JobContext) -> list[Any]:
-            from ...engine.layers import audit_layers
-
-            return audit_layers(session.model.module, session.model.logits, session.input)
-
-        def done(value: object) -> None:
-            infos = cast("list[Any]", value)
-            self.store.put_audit(key, infos)
-            deliver(infos)
-
-        self.submit("shapes", ("audit", key), job, done, label="Examining the layers",
-                    force=True)
-        return None
-
-    def layers(self) -> list[tuple[str, str]]:
-        """(dotted path, type) of every layer of the loaded model."""
-        if self.model is None:
-            return []
-        from ...engine.models import list_layers
-
-        return list_layers(self.model.module)
-
     # ======================================================================= clearing
     def _clear_preview(self) -> PreviewResult | None:
         had = self.preview.clear()
@@ -793,6 +689,6 @@ class Document:
         self.store.clear()
         self.ablation.clear()
         self._confirmed.clear()
-        self._segment_counts.clear()
+        self.segment_counts.clear()
         return had
 

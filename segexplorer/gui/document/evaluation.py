@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...engine.evaluation_plan import EvaluationCost, EvaluationSettings, evaluation_cost
 from ...engine.methods import DEFAULT_METHODS, METHODS, ImageFacts
+from .estimates import segment_count
 from .keys import EvaluationKey
 from .planner import gradcam_key, method_key, sweep_key
 from .runner import JobContext
@@ -78,7 +79,7 @@ class EvaluationDoc:
         if pred is None or prepared is None or not self.methods:
             return None
         h, w = prepared.shape
-        segments = doc.segment_count(doc.analysis.segments) or 0
+        segments = segment_count(doc, doc.analysis.segments) or 0
         facts = ImageFacts(h, w, segments, len(pred.present_classes))
         try:
             cost = evaluation_cost(facts, self.methods, doc.analysis.method_options(),

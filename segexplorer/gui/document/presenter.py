@@ -3,26 +3,22 @@
 :meth:`Presenter.present` turns the document into a :class:`WindowView`: the title, the
 badges, what the canvas draws (base, overlay, opacity, outline), the footer (colour bar,
 legend or message), the side-by-side panels, the explanation panel's status and target
-line, which actions are enabled, and the ablation panel's content. The window applies it
-and holds no state of its own. Drawings are cached here (a view option redraws at once;
+line, which actions are enabled, and the side panels' content (``panel_views``). The
+window applies it and holds no state of its own. Drawings are cached here (a view option redraws at once;
 the same key gives the same array, so the window can skip unchanged pixmaps).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...engine.evaluation_plan import EvaluationSettings
 from ...render import VIEW_AFTER, composite_over, decode_segmap, outline_rgba, render_attribution
-from ...render.evaluation import TargetCurves
 from ...render.normalize import NormalizedAttr
 from .ablation import HINT as ABLATE_HINT
 from .ablation import VIEW_LABELS as ABLATION_VIEW_LABELS
-from .ablation import selection_label
 from .choices import (
     ABLATED,
     ACTIVATION,
@@ -39,10 +35,19 @@ from .choices import (
     ViewChoice,
     view_for_sign,
 )
+from .formatting import format_duration, format_shape, format_value
+from .panel_views import (
+    AblationView,
+    EvaluationView,
+    ShapleyView,
+    StripCell,
+    ablation_view,
+    evaluation_view,
+    shapley_view,
+)
 from .planner import ablated_key, layer_key, method_key, sweep_key
 
 if TYPE_CHECKING:
-    from ...engine.evaluation import Evaluation
     from ...engine.results import Prediction
     from .document import Document
 
@@ -54,43 +59,6 @@ GUIDED_NOTE = ("Guided Grad-CAM is known to fail the randomisation sanity check 
 AGGREGATION_SHORT = {"argmax": "argmax-masked score", "sum": "summed score"}
 HOVER_HINT = "Hover over the image to read a pixel's class and score; click to explain it."
 NO_IMAGE = "Open an image."
-
-
-def format_value(value: float) -> str:
-    if value == 0:
-        return "0"
-    text = f"{value:.3g}"
-    return text.replace("e-0", "e-").replace("e+0", "e")
-
-
-def format_share(share: float) -> str:
-    """A share of pixels: one decimal from 10 %, two below, and never a false 0."""
-    if share >= 0.1:
-        return f"{share * 100:.1f} %"
-    if share >= 0.0001:
-        return f"{share * 100:.2f} %"
-    return "<0.01 %" if share > 0 else "0 %"
-
-
-def _heat(values: np.ndarray) -> np.ndarray:
-    """A small map drawn as Captum's heat map (both signs)."""
-    try:
-        return render_attribution(values, None, "heat_map", "all").rgba
-    except ValueError:  # an all-zero map: Captum cannot normalise it
-        return np.full((*values.shape, 4), 255, np.uint8)
-
-
-def format_duration(seconds: float) -> str:
-    """'40 s', '3 min', '2.5 h': a rough time, rounded as rough times are."""
-    if seconds < 90:
-        return f"{max(1, round(seconds))} s"
-    if seconds < 90 * 60:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def format_shape(shape: Sequence[int] | None) -> str:
-    return " x ".join(str(int(d)) for d in shape) if shape else ""
 
 
 @dataclass(frozen=True)
@@ -131,87 +99,6 @@ class FooterView:
     colormap: str | None  # the colour bar's map (None: Captum's for the sign)
     caption: str  # the colour bar's units, or the message
     legend: tuple[tuple[str, tuple[int, int, int]], ...] = ()
-
-
-@dataclass(frozen=True, eq=False)
-class AblationResultView:
-    summary: str
-    details: str
-    categories: tuple[str, ...]
-    colors: np.ndarray
-    before: np.ndarray
-    after: np.ndarray
-    emphasis: frozenset[int]
-
-
-@dataclass(frozen=True, eq=False)
-class AblationView:
-    """The ablation panel's content; ``signature`` changes whenever anything in it does."""
-
-    signature: tuple[Any, ...]
-    view: str
-    segments: str
-    baseline: str
-    has_prediction: bool
-    thumbnails: dict[str, np.ndarray] | None
-    result: AblationResultView | None
-    status: tuple[str, str] | None  # (what, details) when the selection has no result
-    history: tuple[tuple[str, str], ...]  # (text, tooltip), oldest first
-    current: int | None
-    sweep_text: str
-    can_precompute: bool
-    can_export: bool
-    can_reset: bool
-    can_undo: bool
-    can_redo: bool
-
-
-@dataclass(frozen=True, eq=False)
-class AreaRow:
-    """A method's areas under its four curves; ``best`` marks where it is the best."""
-
-    method: str
-    label: str
-    aucs: tuple[float, ...]  # CURVE_ORDER
-    best: tuple[bool, ...]
-
-
-@dataclass(frozen=True, eq=False)
-class StripCell:
-    rgba: np.ndarray  # the map, small, drawn as Captum's heat map
-    caption: str
-
-
-@dataclass(frozen=True, eq=False)
-class EvaluationView:
-    """The Evaluate panel; ``signature`` changes whenever anything in it does."""
-
-    signature: tuple[Any, ...]
-    methods: tuple[tuple[str, str, bool], ...]  # (name, label, chosen), the registry's order
-    settings: EvaluationSettings
-    cost_text: str
-    status: str
-    can_run: bool
-    running: bool
-    curves: TargetCurves | None  # the target's, once evaluated
-    areas: tuple[AreaRow, ...]
-    chance: tuple[float, ...]  # chance's mean area per curve
-    strip_methods: tuple[tuple[str, str], ...]
-    strip_method: str | None
-    strip: tuple[StripCell, ...]
-    verdicts: tuple[tuple[str, str, bool], ...]  # (label, verdict, flagged)
-    can_export: bool
-
-
-@dataclass(frozen=True)
-class ShapleyView:
-    """The Shapley panel: each segment's value for the target, and the pairs of segments
-    that interact most (the pairwise Shapley interaction index, exact only)."""
-
-    heading: str  # e.g. "Shapley values for 'person' (exact: 2^5 coalitions)"
-    values: tuple[tuple[str, float], ...]  # (segment label, value), largest |value| first
-    pairs: tuple[tuple[str, float], ...]  # ('person + bicycle', index), largest |index| first
-    pairs_note: str  # why there are no pairs (sampled), or how to read them
 
 
 @dataclass(frozen=True, eq=False)
@@ -476,127 +363,15 @@ class Presenter:
             can_export_figure=self.current_attr is not None,
             can_export_all=pred is not None,
             can_cancel=doc.jobs.busy() or doc.ablation.can_reset(),
-            ablation=self._ablation(doc),
+            ablation=ablation_view(doc),
             method_note=GUIDED_NOTE if doc.analysis.method == "guided_gradcam" else "",
-            shapley=self._shapley(doc),
-            evaluation=self._evaluation(doc),
+            shapley=shapley_view(doc),
+            evaluation=evaluation_view(doc, self._strips),
         )
         self.last = result
         return result
 
     # ======================================================================= helpers
-    def _evaluation(self, doc: Document) -> EvaluationView:
-        ev = doc.evaluation
-        result, pred, target = ev.result(), doc.prediction, doc.target
-        running, stopped = ev.is_running(), ev.was_stopped()
-        estimate = ev.estimate()
-        if estimate is None:
-            cost_text = ("Choose at least one method." if pred is not None and not ev.methods
-                         else "")
-        else:
-            cost, seconds = estimate
-            cost_text = cost.describe() + (f", at most about {format_duration(seconds)} here"
-                                           if seconds is not None else "")
-        if pred is None:
-            status = "Open an image: the evaluation measures the explanations of its classes."
-        elif running:
-            status = "Evaluating... (Cancel stops it)"
-        elif result is not None:
-            status = (f"Evaluated {len(result.methods)} method"
-                      f"{'s' if len(result.methods) != 1 else ''} for "
-                      f"{len(result.targets)} classes in {result.seconds:.1f} s "
-                      f"({sum(result.images.values())} images through the model).")
-        elif stopped:
-            status = "The evaluation was cancelled or failed. Press Run to start it again."
-        else:
-            status = "Not evaluated for these choices. Press Run."
-        labels = {m: METHOD_LABELS[m] for m in METHOD_LABELS}
-        curves = None
-        areas: tuple[AreaRow, ...] = ()
-        chance: tuple[float, ...] = ()
-        verdicts: tuple[tuple[str, str, bool], ...] = ()
-        strip: tuple[StripCell, ...] = ()
-        strip_method = None
-        strip_methods: tuple[tuple[str, str], ...] = ()
-        if result is not None and target is not None and target in result.targets:
-            from ...render.evaluation import CURVE_ORDER, BandData, CurveData
-
-            curves = TargetCurves(
-                title=(f"'{result.categories[target]}' (class {target})"),
-                curves={m: {n: CurveData(cv.x, cv.y, cv.auc)
-                            for n, cv in result.result(m, target).curves.items()}
-                        for m in result.methods},
-                chance={n: BandData(b.x, b.mean, b.std, b.auc_mean)
-                        for n, b in result.chance[target].items()},
-                labels={m: labels[m] for m in result.methods},
-                best={n: result.best(target, n) for n in CURVE_ORDER})
-            best = {n: result.best(target, n) for n in CURVE_ORDER}
-            areas = tuple(
-                AreaRow(m, labels[m],
-                        tuple(result.result(m, target).curves[n].auc for n in CURVE_ORDER),
-                        tuple(best[n] == m for n in CURVE_ORDER))
-                for m in result.methods)
-            chance = tuple(result.chance[target][n].auc_mean for n in CURVE_ORDER)
-            verdicts = tuple((labels[m], result.verdict(m, target),
-                              bool(result.result(m, target).survives_randomisation))
-                             for m in result.methods)
-            strip_methods = tuple((m, labels[m]) for m in result.methods)
-            strip_method = (ev.strip_method if ev.strip_method in result.methods
-                            else result.methods[0])
-            strip = self._strip(result, strip_method, target)
-        signature = (doc.predict_key, id(result), target, running, stopped, ev.methods,
-                     ev.settings, cost_text, strip_method, pred is None)
-        return EvaluationView(
-            signature=signature,
-            methods=tuple((m, labels[m], m in ev.methods) for m in METHOD_LABELS),
-            settings=ev.settings, cost_text=cost_text, status=status,
-            can_run=pred is not None and bool(ev.methods) and not running
-            and result is None,
-            running=running, curves=curves, areas=areas, chance=chance,
-            strip_methods=strip_methods, strip_method=strip_method, strip=strip,
-            verdicts=verdicts, can_export=result is not None)
-
-    def _strip(self, result: Evaluation, method: str, target: int) -> tuple[StripCell, ...]:
-        key = ("strip", id(result), method, target)
-        cached = self._strips.get(key)
-        if cached is not None:
-            return cached
-        r = result.result(method, target)
-        cells = []
-        if r.thumbnail is not None:
-            cells.append(StripCell(_heat(r.thumbnail), "original"))
-        for stage in r.mprt:
-            rho = "n/a" if not np.isfinite(stage.spearman) else f"{stage.spearman:.2f}"
-            cells.append(StripCell(_heat(stage.thumbnail),
-                                   f"{stage.layer} ({stage.layers_randomised})\n"
-                                   f"rho {rho}, SSIM {stage.ssim:.2f}"))
-        out = tuple(cells)
-        if len(self._strips) > 16:
-            self._strips.clear()
-        self._strips[key] = out
-        return out
-
-    @staticmethod
-    def _shapley(doc: Document) -> ShapleyView | None:
-        maps, pred, target = doc.method_for(), doc.prediction, doc.target
-        if maps is None or maps.shapley is None or pred is None or target is None:
-            return None
-        table = maps.shapley
-        segments = table.segments
-        names = {s.id: selection_label(pred.categories, segments, (s.id,)) for s in segments.info}
-        column = table.values[:, target]
-        order = sorted(range(len(column)), key=lambda r: (-abs(float(column[r])), r))
-        values = tuple((names[segments.info[r].id], float(column[r])) for r in order)
-        pairs = tuple((f"{names[a]} + {names[b]}", v) for a, b, v in table.top_pairs(target, 5))
-        if table.exact:
-            note = ("Interaction > 0: the two segments matter more together than apart; "
-                    "< 0: either one is enough." if pairs else "No pair of segments interacts.")
-        else:
-            note = (f"Sampled ({table.n_samples} permutations): pair interactions need the "
-                    "exact values (fewer segments, or Shapley mode Exact).")
-        heading = f"Shapley values for '{pred.categories[target]}' ({maps.detail})"
-        return ShapleyView(heading, values, pairs, note)
-
     def _under(self, doc: Document, front: str, segmap: np.ndarray | None,
                attribution: Attribution | str) -> tuple[tuple[np.ndarray, float], ...]:
         """The other layers the Layers panel shows, bottom to top, at their opacity."""
@@ -795,61 +570,3 @@ class Presenter:
                 + (", fast mode (bf16)" if fast else "")
                 + (f"; binary model: {model.categories[0]} = -z, {model.categories[1]} = z"
                    if model.binary else ""))
-
-    def _ablation(self, doc: Document) -> AblationView:
-        ab, pred, choice = doc.ablation, doc.prediction, doc.analysis
-        sweep = doc.sweep_for(choice.segments, choice.baseline) if pred is not None else None
-        computing = ab.is_computing()
-        history = ab.history
-        sweep_running = doc.jobs.is_running("sweep")
-        signature = (ab.active, doc.predict_key, id(ab.shown), ab.selection, computing,
-                     len(history), id(sweep), sweep_running, ab.view, choice.segments,
-                     choice.baseline)
-        common: dict[str, Any] = {"signature": signature, "view": ab.view,
-                                  "segments": choice.segments, "baseline": choice.baseline,
-                                  "can_export": ab.shown is not None,
-                                  "can_reset": ab.selection is not None,
-                                  "can_undo": ab.can_undo(), "can_redo": ab.can_redo()}
-        if pred is None:
-            return AblationView(has_prediction=False, thumbnails=None, result=None,
-                                status=None, history=(), current=None,
-                                sweep_text=("Waiting for the model's prediction."
-                                            if doc.prepared is not None
-                                            else "Open an image to ablate its segments."),
-                                can_precompute=False, **common)
-        entry = ab.shown
-        result = None
-        if entry is None:
-            thumbnails = ab.original_thumbnails()
-        else:
-            thumbnails = entry.thumbnails
-            emphasis = frozenset(s.class_index for s in entry.segments.info
-                                 if s.id in entry.selection.ids)
-            result = AblationResultView(entry.summary, entry.details(), pred.categories,
-                                        doc.class_colors(), entry.outcome.before,
-                                        entry.outcome.after, emphasis)
-        status = None
-        if computing and ab.selection is not None:
-            label = selection_label(pred.categories, ab.segments_for(ab.selection.kind),
-                                    ab.selection.ids)
-            status = (f"Ablating {label}...",
-                      "One forward pass in the background; a newer click replaces it.")
-        elif ab.selection is not None and (entry is None or entry.selection != ab.selection):
-            status = ("Not ablated", "The ablation was cancelled or failed: click the "
-                      "segment again to retry.")
-        current = history.index(entry) if entry is not None and entry in history else None
-        if sweep is not None:
-            sweep_text, can_precompute = ("Single-segment clicks are answered from the "
-                                          "ablation sweep at once (no forward pass).", False)
-        elif sweep_running:
-            sweep_text, can_precompute = ("The ablation sweep is running: single-segment "
-                                          "clicks will then be answered at once.", False)
-        else:
-            sweep_text, can_precompute = ("Each click runs one forward pass. Precompute every "
-                                          "single-segment click (one forward pass per "
-                                          "segment)?", True)
-        return AblationView(
-            has_prediction=True, thumbnails=thumbnails, result=result, status=status,
-            history=tuple((e.history_text(), e.details()) for e in history), current=current,
-            sweep_text=sweep_text, can_precompute=can_precompute, **common)
-

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...render import decode_segmap, hide_target, upscale_nearest
-from .choices import ACTIVATION, LAYER_METHODS, AnalysisChoice
+from .choices import ACTIVATION, LAYER_METHODS, AnalysisChoice, default_target
 from .keys import PredictKey
 from .runner import JobContext
 
@@ -157,8 +157,7 @@ class Preview:
         present = self.result.prediction.present_classes
         if current in present:
             return current
-        foreground = [c for c in present if c != 0]  # as document.default_target
-        return foreground[0] if foreground else (present[0] if present else None)
+        return default_target(present)
 
     def attribution(self, choice: AnalysisChoice, current_target: int | None, hide: bool,
                     shape: tuple[int, int]) -> PreviewAttribution | None:

@@ -1,0 +1,286 @@
+"""The side panels' content, without Qt: the Ablation panel, the Shapley section and the
+Evaluate panel, each a frozen value the presenter computes from the document."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ...engine.evaluation_plan import EvaluationSettings
+from ...render import render_attribution
+from ...render.evaluation import TargetCurves
+from .ablation import selection_label
+from .choices import METHOD_LABELS
+from .formatting import format_duration
+
+if TYPE_CHECKING:
+    from ...engine.evaluation import Evaluation
+    from .document import Document
+
+
+@dataclass(frozen=True, eq=False)
+class AblationResultView:
+    summary: str
+    details: str
+    categories: tuple[str, ...]
+    colors: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
+    emphasis: frozenset[int]
+
+
+@dataclass(frozen=True, eq=False)
+class AblationView:
+    """The ablation panel's content; ``signature`` changes whenever anything in it does."""
+
+    signature: tuple[Any, ...]
+    view: str
+    segments: str
+    baseline: str
+    has_prediction: bool
+    thumbnails: dict[str, np.ndarray] | None
+    result: AblationResultView | None
+    status: tuple[str, str] | None  # (what, details) when the selection has no result
+    history: tuple[tuple[str, str], ...]  # (text, tooltip), oldest first
+    current: int | None
+    sweep_text: str
+    can_precompute: bool
+    can_export: bool
+    can_reset: bool
+    can_undo: bool
+    can_redo: bool
+
+
+@dataclass(frozen=True, eq=False)
+class AreaRow:
+    """A method's areas under its four curves; ``best`` marks where it is the best."""
+
+    method: str
+    label: str
+    aucs: tuple[float, ...]  # CURVE_ORDER
+    best: tuple[bool, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class StripCell:
+    rgba: np.ndarray  # the map, small, drawn as Captum's heat map
+    caption: str
+
+
+@dataclass(frozen=True, eq=False)
+class EvaluationView:
+    """The Evaluate panel; ``signature`` changes whenever anything in it does."""
+
+    signature: tuple[Any, ...]
+    methods: tuple[tuple[str, str, bool], ...]  # (name, label, chosen), the registry's order
+    settings: EvaluationSettings
+    cost_text: str
+    status: str
+    can_run: bool
+    running: bool
+    curves: TargetCurves | None  # the target's, once evaluated
+    areas: tuple[AreaRow, ...]
+    chance: tuple[float, ...]  # chance's mean area per curve
+    strip_methods: tuple[tuple[str, str], ...]
+    strip_method: str | None
+    strip: tuple[StripCell, ...]
+    verdicts: tuple[tuple[str, str, bool], ...]  # (label, verdict, flagged)
+    can_export: bool
+
+
+@dataclass(frozen=True)
+class ShapleyView:
+    """The Shapley panel: each segment's value for the target, and the pairs of segments
+    that interact most (the pairwise Shapley interaction index, exact only)."""
+
+    heading: str  # e.g. "Shapley values for 'person' (exact: 2^5 coalitions)"
+    values: tuple[tuple[str, float], ...]  # (segment label, value), largest |value| first
+    pairs: tuple[tuple[str, float], ...]  # ('person + bicycle', index), largest |index| first
+    pairs_note: str  # why there are no pairs (sampled), or how to read them
+
+
+def _heat(values: np.ndarray) -> np.ndarray:
+    """A small map drawn as Captum's heat map (both signs)."""
+    try:
+        return render_attribution(values, None, "heat_map", "all").rgba
+    except ValueError:  # an all-zero map: Captum cannot normalise it
+        return np.full((*values.shape, 4), 255, np.uint8)
+
+
+def ablation_view(doc: Document) -> AblationView:
+    """The Ablation panel's content."""
+    ab, pred, choice = doc.ablation, doc.prediction, doc.analysis
+    sweep = doc.sweep_for(choice.segments, choice.baseline) if pred is not None else None
+    computing = ab.is_computing()
+    history = ab.history
+    sweep_running = doc.jobs.is_running("sweep")
+    signature = (ab.active, doc.predict_key, id(ab.shown), ab.selection, computing,
+                 len(history), id(sweep), sweep_running, ab.view, choice.segments,
+                 choice.baseline)
+    common: dict[str, Any] = {"signature": signature, "view": ab.view,
+                              "segments": choice.segments, "baseline": choice.baseline,
+                              "can_export": ab.shown is not None,
+                              "can_reset": ab.selection is not None,
+                              "can_undo": ab.can_undo(), "can_redo": ab.can_redo()}
+    if pred is None:
+        return AblationView(has_prediction=False, thumbnails=None, result=None,
+                            status=None, history=(), current=None,
+                            sweep_text=("Waiting for the model's prediction."
+                                        if doc.prepared is not None
+                                        else "Open an image to ablate its segments."),
+                            can_precompute=False, **common)
+    entry = ab.shown
+    result = None
+    if entry is None:
+        thumbnails = ab.original_thumbnails()
+    else:
+        thumbnails = entry.thumbnails
+        emphasis = frozenset(s.class_index for s in entry.segments.info
+                             if s.id in entry.selection.ids)
+        result = AblationResultView(entry.summary, entry.details(), pred.categories,
+                                    doc.class_colors(), entry.outcome.before,
+                                    entry.outcome.after, emphasis)
+    status = None
+    if computing and ab.selection is not None:
+        label = selection_label(pred.categories, ab.segments_for(ab.selection.kind),
+                                ab.selection.ids)
+        status = (f"Ablating {label}...",
+                  "One forward pass in the background; a newer click replaces it.")
+    elif ab.selection is not None and (entry is None or entry.selection != ab.selection):
+        status = ("Not ablated", "The ablation was cancelled or failed: click the "
+                  "segment again to retry.")
+    current = history.index(entry) if entry is not None and entry in history else None
+    if sweep is not None:
+        sweep_text, can_precompute = ("Single-segment clicks are answered from the "
+                                      "ablation sweep at once (no forward pass).", False)
+    elif sweep_running:
+        sweep_text, can_precompute = ("The ablation sweep is running: single-segment "
+                                      "clicks will then be answered at once.", False)
+    else:
+        sweep_text, can_precompute = ("Each click runs one forward pass. Precompute every "
+                                      "single-segment click (one forward pass per "
+                                      "segment)?", True)
+    return AblationView(
+        has_prediction=True, thumbnails=thumbnails, result=result, status=status,
+        history=tuple((e.history_text(), e.details()) for e in history), current=current,
+        sweep_text=sweep_text, can_precompute=can_precompute, **common)
+
+
+def shapley_view(doc: Document) -> ShapleyView | None:
+    """The Shapley section, once the Shapley method's values are computed."""
+    maps, pred, target = doc.method_for(), doc.prediction, doc.target
+    if maps is None or maps.shapley is None or pred is None or target is None:
+        return None
+    table = maps.shapley
+    segments = table.segments
+    names = {s.id: selection_label(pred.categories, segments, (s.id,)) for s in segments.info}
+    column = table.values[:, target]
+    order = sorted(range(len(column)), key=lambda r: (-abs(float(column[r])), r))
+    values = tuple((names[segments.info[r].id], float(column[r])) for r in order)
+    pairs = tuple((f"{names[a]} + {names[b]}", v) for a, b, v in table.top_pairs(target, 5))
+    if table.exact:
+        note = ("Interaction > 0: the two segments matter more together than apart; "
+                "< 0: either one is enough." if pairs else "No pair of segments interacts.")
+    else:
+        note = (f"Sampled ({table.n_samples} permutations): pair interactions need the "
+                "exact values (fewer segments, or Shapley mode Exact).")
+    heading = f"Shapley values for '{pred.categories[target]}' ({maps.detail})"
+    return ShapleyView(heading, values, pairs, note)
+
+
+def evaluation_view(doc: Document, strips: dict[tuple[Any, ...], tuple[StripCell, ...]]
+                    ) -> EvaluationView:
+    """The Evaluate panel's content (``strips``: the drawn randomisation strips, kept)."""
+    ev = doc.evaluation
+    result, pred, target = ev.result(), doc.prediction, doc.target
+    running, stopped = ev.is_running(), ev.was_stopped()
+    estimate = ev.estimate()
+    if estimate is None:
+        cost_text = ("Choose at least one method." if pred is not None and not ev.methods
+                     else "")
+    else:
+        cost, seconds = estimate
+        cost_text = cost.describe() + (f", at most about {format_duration(seconds)} here"
+                                       if seconds is not None else "")
+    if pred is None:
+        status = "Open an image: the evaluation measures the explanations of its classes."
+    elif running:
+        status = "Evaluating... (Cancel stops it)"
+    elif result is not None:
+        status = (f"Evaluated {len(result.methods)} method"
+                  f"{'s' if len(result.methods) != 1 else ''} for "
+                  f"{len(result.targets)} classes in {result.seconds:.1f} s "
+                  f"({sum(result.images.values())} images through the model).")
+    elif stopped:
+        status = "The evaluation was cancelled or failed. Press Run to start it again."
+    else:
+        status = "Not evaluated for these choices. Press Run."
+    labels = {m: METHOD_LABELS[m] for m in METHOD_LABELS}
+    curves = None
+    areas: tuple[AreaRow, ...] = ()
+    chance: tuple[float, ...] = ()
+    verdicts: tuple[tuple[str, str, bool], ...] = ()
+    strip: tuple[StripCell, ...] = ()
+    strip_method = None
+    strip_methods: tuple[tuple[str, str], ...] = ()
+    if result is not None and target is not None and target in result.targets:
+        from ...render.evaluation import CURVE_ORDER, BandData, CurveData
+
+        curves = TargetCurves(
+            title=(f"'{result.categories[target]}' (class {target})"),
+            curves={m: {n: CurveData(cv.x, cv.y, cv.auc)
+                        for n, cv in result.result(m, target).curves.items()}
+                    for m in result.methods},
+            chance={n: BandData(b.x, b.mean, b.std, b.auc_mean)
+                    for n, b in result.chance[target].items()},
+            labels={m: labels[m] for m in result.methods},
+            best={n: result.best(target, n) for n in CURVE_ORDER})
+        best = {n: result.best(target, n) for n in CURVE_ORDER}
+        areas = tuple(
+            AreaRow(m, labels[m],
+                    tuple(result.result(m, target).curves[n].auc for n in CURVE_ORDER),
+                    tuple(best[n] == m for n in CURVE_ORDER))
+            for m in result.methods)
+        chance = tuple(result.chance[target][n].auc_mean for n in CURVE_ORDER)
+        verdicts = tuple((labels[m], result.verdict(m, target),
+                          bool(result.result(m, target).survives_randomisation))
+                         for m in result.methods)
+        strip_methods = tuple((m, labels[m]) for m in result.methods)
+        strip_method = (ev.strip_method if ev.strip_method in result.methods
+                        else result.methods[0])
+        strip = strip_cells(strips, result, strip_method, target)
+    signature = (doc.predict_key, id(result), target, running, stopped, ev.methods,
+                 ev.settings, cost_text, strip_method, pred is None)
+    return EvaluationView(
+        signature=signature,
+        methods=tuple((m, labels[m], m in ev.methods) for m in METHOD_LABELS),
+        settings=ev.settings, cost_text=cost_text, status=status,
+        can_run=pred is not None and bool(ev.methods) and not running
+        and result is None,
+        running=running, curves=curves, areas=areas, chance=chance,
+        strip_methods=strip_methods, strip_method=strip_method, strip=strip,
+        verdicts=verdicts, can_export=result is not None)
+
+def strip_cells(strips: dict[tuple[Any, ...], tuple[StripCell, ...]], result: Evaluation,
+                method: str, target: int) -> tuple[StripCell, ...]:
+    """The randomisation strip: the map, then the map at each stage, drawn small."""
+    key = ("strip", id(result), method, target)
+    cached = strips.get(key)
+    if cached is not None:
+        return cached
+    r = result.result(method, target)
+    cells = []
+    if r.thumbnail is not None:
+        cells.append(StripCell(_heat(r.thumbnail), "original"))
+    for stage in r.mprt:
+        rho = "n/a" if not np.isfinite(stage.spearman) else f"{stage.spearman:.2f}"
+        cells.append(StripCell(_heat(stage.thumbnail),
+                               f"{stage.layer} ({stage.layers_randomised})\n"
+                               f"rho {rho}, SSIM {stage.ssim:.2f}"))
+    out = tuple(cells)
+    if len(strips) > 16:
+        strips.clear()
+    strips[key] = out
+    return out
