@@ -260,8 +260,9 @@ class EvaluatePanel(QWidget):
             parent = parent.parentWidget()
         content = parent.widget() if parent is not None else None
         if parent is not None and content is not None:
-            top = self.results_heading.mapTo(content, QPoint(0, 0)).y()
-            parent.verticalScrollBar().setValue(max(0, top - 6))
+            # from the status line ("Evaluated 2 methods for 5 classes in ...") down
+            top = self.status.mapTo(content, QPoint(0, 0)).y()
+            parent.verticalScrollBar().setValue(max(0, top - 4))
 
     def selected_curve(self) -> str:
         """The curve drawn ('' for all four)."""

@@ -103,7 +103,7 @@ def draw_target(figure: Figure, data: TargetCurves, *, row: int = 0, rows: int =
     colors = colors or method_colors(list(data.curves))
     if only is not None:
         draw_curve(figure.add_subplot(1, 1, 1), data, only, colors,
-                   f"{data.title}: {CURVE_TITLES[only]}")
+                   f"{data.title}\n{CURVE_TITLES[only]}")
         return
     for i, name in enumerate(CURVE_ORDER):
         if layout == "grid":
