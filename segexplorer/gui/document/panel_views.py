@@ -263,6 +263,7 @@ def evaluation_view(doc: Document, strips: dict[tuple[Any, ...], tuple[StripCell
         strip_methods=strip_methods, strip_method=strip_method, strip=strip,
         verdicts=verdicts, can_export=result is not None)
 
+
 def strip_cells(strips: dict[tuple[Any, ...], tuple[StripCell, ...]], result: Evaluation,
                 method: str, target: int) -> tuple[StripCell, ...]:
     """The randomisation strip: the map, then the map at each stage, drawn small."""
