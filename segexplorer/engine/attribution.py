@@ -335,26 +335,7 @@ def _replaced_layer(module: nn.Module, path: str, replacement: list[torch.Tensor
 
 def _layer_output(session: Session, path: str, image: torch.Tensor) -> torch.Tensor:
     """The layer's (last) output for ``image`` (Captum's _forward_layer_eval)."""
-    layer = get_layer(session.model.module, path)
-    captured: list[torch.Tensor] = []
-
-    def hook(_module: nn.Module, _inputs: object, output: object) -> None:
-        reason = unusable_output_reason(path, output)
-        if reason or not isinstance(output, torch.Tensor):
-            raise UserError(f"{reason}.")
-        captured.append(output.detach().clone())
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        with torch.inference_mode(), session.numerics():
-            session.model.logits(session.layout(image))
-        session.forward_passes += 1
-    finally:
-        handle.remove()
-    if not captured:
-        raise UserError(f"Layer '{path}' is not used by the model's forward pass: choose "
-                        "another layer.")
-    return captured[-1].float()
+    return session.layer_output(path, image).float()
 
 
 def _upsample(raw: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:

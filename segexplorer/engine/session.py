@@ -370,7 +370,12 @@ class Session:
 
     def activation(self, layer: str | None = None) -> torch.Tensor:
         """The layer's output for the image (Captum's LayerActivation), on the CPU."""
-        path = normalize_layer_path(layer or self.model.default_layer)
+        return self.layer_output(layer or self.model.default_layer).cpu()
+
+    def layer_output(self, layer: str, image: torch.Tensor | None = None) -> torch.Tensor:
+        """The layer's output at its last call (as Captum's LayerActivation and
+        _forward_layer_eval) for ``image`` (default: the session's input), on its device."""
+        path = normalize_layer_path(layer)
         layer_module = self.model.layer(path)
         captured: list[torch.Tensor] = []
 
@@ -383,14 +388,14 @@ class Session:
         handle = layer_module.register_forward_hook(hook)
         try:
             with torch.inference_mode(), self._numerics():
-                self.model.logits(self._layout(self.input))
+                self.model.logits(self._layout(self.input if image is None else image))
             self.forward_passes += 1
         finally:
             handle.remove()
         if not captured:
             raise UserError(f"Layer '{path}' is not used by the model's forward pass: choose "
                             "another layer.")
-        return captured[-1].cpu()  # the last call, as Captum's LayerActivation
+        return captured[-1]
 
     # -- feature ablation -----------------------------------------------------------
     def ablated_input(self, segments: Segments, segment_ids: Iterable[int], *,

@@ -7,6 +7,7 @@ what its canvas shows; the writing is ``segexplorer.export``'s.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -164,41 +165,38 @@ class Exports:
 
     def evaluation_curves(self, path: str | Path, every_target: bool = False) -> None:
         """The evaluation's curves (the target's, or every target's) as PNG, SVG or PDF."""
-        doc = self.doc
-        result, target = doc.evaluation.result(), doc.target
+        result, target = self.doc.evaluation.result(), self.doc.target
         if result is None:
             return
         targets = (result.targets if every_target or target not in result.targets
                    else (target,))
-        out = Path(path)
 
-        def job(state: JobContext) -> Path:
+        def write(out: Path) -> Path:
             from ...export.evaluation import save_curves
 
             return save_curves(out, result, targets)
 
-        doc.submit(f"export:{out}", str(out), job,
-                   lambda p: self._saved(f"Saved the curves to {Path(str(p)).name}",
-                                         Path(str(p))),
-                   label="Saving the curves", uses_model=False, force=True)
+        self._save_evaluation(Path(path), "curves", write)
 
     def evaluation_numbers(self, path: str | Path) -> None:
         """The evaluation's numbers, every target and method, as JSON or CSV."""
-        doc = self.doc
-        result = doc.evaluation.result()
+        result, context = self.doc.evaluation.result(), self.doc.evaluation.context()
         if result is None:
             return
-        out, context = Path(path), doc.evaluation.context()
 
-        def job(state: JobContext) -> Path:
+        def write(out: Path) -> Path:
             from ...export.evaluation import save_numbers
 
             return save_numbers(out, result, context)
 
-        doc.submit(f"export:{out}", str(out), job,
-                   lambda p: self._saved(f"Saved the numbers to {Path(str(p)).name}",
-                                         Path(str(p))),
-                   label="Saving the numbers", uses_model=False, force=True)
+        self._save_evaluation(Path(path), "numbers", write)
+
+    def _save_evaluation(self, out: Path, what: str, write: Callable[[Path], Path]) -> None:
+        """Write one of the evaluation's files in a job; say where it went."""
+        self.doc.submit(f"export:{out}", str(out), lambda state: write(out),
+                        lambda p: self._saved(f"Saved the {what} to {Path(str(p)).name}",
+                                              Path(str(p))),
+                        label=f"Saving the {what}", uses_model=False, force=True)
 
     def ablation(self, folder: str | Path, entry: AblationEntry | None = None) -> None:
         """Write what ``segexplorer ablate`` writes for the shown (or given) ablation."""
