@@ -188,7 +188,7 @@ def image_rows(key: str, result: ExplainResult, scores: np.ndarray) -> list[dict
     table = sweep.table if sweep is not None else None
     rows = []
     for c in pred.present_classes:
-        own = pred.class_map == c
+        own = pred.mask(c)
         row: dict[str, Any] = {
             "image": key,
             "class_index": int(c),

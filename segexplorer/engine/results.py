@@ -45,6 +45,11 @@ class Prediction:
     def share(self, cls: int) -> float:
         return float(self.pixel_counts[cls]) / self.class_map.size
 
+    def mask(self, cls: int) -> np.ndarray:
+        """H x W bool: the pixels predicted as ``cls`` (the one place a class's mask is
+        defined; callers never compare ``class_map`` with a class themselves)."""
+        return np.asarray(self.class_map == cls)
+
     def class_index(self, target: str | int) -> int:
         """A class by index or (case-insensitive) name."""
         from .errors import UserError

@@ -434,7 +434,7 @@ class Presenter:
             return None, None
         key = (doc.predict_key, target)
         if self._outline is None or self._outline[0] != key:
-            self._outline = (key, outline_rgba(pred.class_map == target))
+            self._outline = (key, outline_rgba(pred.mask(target)))
         return self._outline[1], key
 
     @staticmethod
