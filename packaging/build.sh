@@ -8,14 +8,21 @@
 #   packaging/build.sh --smoke     build, then check the bundle: its self-check (flavour, load
 #                                  order, torchvision's operators, SVG/PDF figures, resources,
 #                                  Qt plugins), the command line, and the window's smoke test,
-#                                  offscreen: SegExplorer --smoke-test --screenshot dist/smoke.png
+#                                  SegExplorer --smoke-test --screenshot dist/smoke.png, which
+#                                  also fails if the window does not fit the screen: offscreen on
+#                                  a 1024x768 screen (--screen WxH), or on the real one where
+#                                  QT_QPA_PLATFORM is set (xcb under Xvfb, ...)
 #   packaging/build.sh --release   build, then archive it into dist/release/ (split into parts
 #                                  under 2 GiB where needed, with a .sha256 file)
 #   --smoke-only, --release-only   the same on the bundle already built (both may be given)
-#   --dry-run                      say what would be built, check the flavour, build nothing
+#   --dry-run                      say what would be built, check the flavour and the
+#                                  environment, build nothing
 #
 # Run it from any folder, with the Python environment that holds SegExplorer, its
-# dependencies and PyInstaller (pip install -e '.[packaging]') active, or with PYTHON=/path/to/python.
+# dependencies and PyInstaller (pip install -e '.[packaging]') active, or with PYTHON=/path/to/python,
+# or with build/venv-FLAVOUR/ made as docs/packaging.md says. Not the development venv (.venv):
+# PyInstaller freezes whatever the app can import, so the build refuses an environment with the
+# model-card libraries or the test tools. On Linux PyInstaller needs objdump and objcopy (binutils).
 # The build's output goes to dist/build-FLAVOUR.log too (the libraries copied from this machine,
 # the glibc floor). On Windows run it from Git Bash (the launcher is then SegExplorer.exe and the
 # command line segexplorer.com); on macOS it also builds dist/SegExplorer.app. See
@@ -27,6 +34,9 @@ build=1
 release=0
 dry_run=0
 flavour=""
+# The offscreen smoke test's screen: the smallest the app says it supports (the AppStream
+# file's display_length, 768 px, on a 4:3 screen).
+screen="1024x768"
 while (( $# )); do
     case "$1" in
         --smoke) smoke=1 ;;
@@ -38,7 +48,11 @@ while (( $# )); do
             (( $# >= 2 )) || { echo "build.sh: --flavour needs cpu or cuda" >&2; exit 2; }
             flavour="$2"; shift ;;
         --flavour=*|--flavor=*) flavour="${1#*=}" ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        --screen)
+            (( $# >= 2 )) || { echo "build.sh: --screen needs a size such as 1280x800" >&2; exit 2; }
+            screen="$2"; shift ;;
+        --screen=*) screen="${1#*=}" ;;
+        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
         *) echo "build.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -47,17 +61,25 @@ case "$flavour" in
     ""|cpu|cuda|rocm) ;;
     *) echo "build.sh: unknown flavour '$flavour': cpu or cuda (rocm where torch is)" >&2; exit 2 ;;
 esac
+if [[ ! "$screen" =~ ^([1-9][0-9]*)x([1-9][0-9]*)$ ]]; then
+    echo "build.sh: --screen '$screen' is not a size such as 1280x800" >&2
+    exit 2
+fi
+screen_width="${BASH_REMATCH[1]}"
+screen_height="${BASH_REMATCH[2]}"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
+# The bundle's own venv (docs/packaging.md: build/venv-cpu, build/venv-cuda), never the
+# development .venv, which holds the test tools and the model-card libraries.
 if [[ -z "${PYTHON:-}" ]]; then
     if [[ -n "${VIRTUAL_ENV:-}" ]]; then
         PYTHON="python"
-    elif [[ -x .venv/bin/python ]]; then
-        PYTHON=".venv/bin/python"
-    elif [[ -x .venv/Scripts/python.exe ]]; then
-        PYTHON=".venv/Scripts/python.exe"
+    elif [[ -n "$flavour" && -x "build/venv-$flavour/bin/python" ]]; then
+        PYTHON="build/venv-$flavour/bin/python"
+    elif [[ -n "$flavour" && -x "build/venv-$flavour/Scripts/python.exe" ]]; then
+        PYTHON="build/venv-$flavour/Scripts/python.exe"
     else
         PYTHON="python3"
     fi
@@ -105,6 +127,15 @@ if (( build || dry_run )); then
         echo "build.sh: SegExplorer or one of its dependencies is missing for $PYTHON" >&2
         exit 1
     }
+    if [[ "$(uname -s)" == Linux ]] && ! { command -v objdump && command -v objcopy; } >/dev/null 2>&1; then
+        echo "build.sh: PyInstaller needs objdump and objcopy on Linux: install binutils (apt-get install binutils, dnf install binutils)" >&2
+        exit 1
+    fi
+    extra="$("$PYTHON" -c 'import sys; sys.path.insert(0, "packaging"); import bundle_tools; print(", ".join(bundle_tools.development_packages()))')"
+    if [[ -n "$extra" ]]; then
+        echo "build.sh: refusing: $PYTHON's environment can import $extra (the development venv?): PyInstaller would freeze what the app can import into the bundle; build in a venv of its own holding only pip install -e '.[packaging]' (docs/packaging.md)" >&2
+        exit 1
+    fi
     flavour="$have"
     echo "build.sh: flavour $flavour; $("$PYTHON" -c 'import sys, torch; print(f"Python {sys.version.split()[0]}, torch {torch.__version__} (CUDA {torch.version.cuda})")')"
 fi
@@ -181,10 +212,22 @@ if (( smoke )); then
     "$cli" models >/dev/null || { echo "build.sh: FAILED: $cli models" >&2; exit 1; }
     shot="dist/smoke.png"
     rm -f "$shot"
-    echo "build.sh: frozen smoke test: $exe --smoke-test --screenshot $shot"
+    # The window opens at the size it chooses on a first run and must fit the screen it is on:
+    # the real one where QT_QPA_PLATFORM names it, else Qt's offscreen screen at --screen's size.
+    if [[ -n "${QT_QPA_PLATFORM:-}" ]]; then
+        platform="$QT_QPA_PLATFORM"
+        where="the $platform screen"
+    else
+        mkdir -p dist
+        printf '{"screens": [{"name": "smoke", "x": 0, "y": 0, "width": %d, "height": %d, "logicalDpi": 96, "logicalBaseDpi": 96, "dpr": 1}]}\n' \
+            "$screen_width" "$screen_height" > dist/smoke-screen.json
+        platform="offscreen:configfile=dist/smoke-screen.json"
+        where="a ${screen_width}x${screen_height} offscreen screen"
+    fi
+    echo "build.sh: frozen smoke test on $where: $exe --smoke-test --screenshot $shot"
     started=$(date +%s)
     status=0
-    QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}" "$exe" --smoke-test --screenshot "$shot" || status=$?
+    QT_QPA_PLATFORM="$platform" "$exe" --smoke-test --screenshot "$shot" || status=$?
     elapsed=$(( $(date +%s) - started ))
     if (( status != 0 )); then
         echo "build.sh: FAILED: the frozen smoke test exited with $status after ${elapsed}s" >&2

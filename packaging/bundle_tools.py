@@ -8,7 +8,11 @@ with its own folder importable); tests/test_packaging.py tests it without buildi
   build host's libraries that only they needed (the GTK theme plugin and the GTK stack).
 - ``library_origin()``, ``glibc_floor()``: what came from the build host, and the oldest
   glibc the bundle runs on (from the version needs of every ELF file in it).
-- ``bundle_metainfo()``: the AppStream file as the bundle installs it (its own binaries).
+- ``bundle_metainfo()``, ``bundle_desktop_entry()``: the AppStream file and the menu entry as
+  the bundle carries them (its own command, not the pip install's).
+- ``development_packages()``: what marks a development venv, which must not be frozen.
+- ``wheel_tags()``, ``macos_floor()``: the oldest macOS the installed wheels run on (the
+  app's ``LSMinimumSystemVersion``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,15 @@ Entry = tuple[str, str, str]
 # cairo, atk, gdk-pixbuf, epoxy, ...) into a Linux bundle. Qt's own Fusion style serves
 # instead; file dialogs still come from the desktop through the XDG portal plugin.
 GTK_THEME_PLUGIN = "PySide6/Qt/plugins/platformthemes/libqgtk3.so"
+
+# Qt's network-information plugins (QNetworkInformation: online or not, which link) come with
+# QtNetwork; SegExplorer never asks. The GLib one links the host's libgio and libgobject.
+NETWORK_INFORMATION_PLUGINS = "PySide6/Qt/plugins/networkinformation/*"
+
+# Importable in a development venv (scripts/setup.sh installs '.[test]'), never in the bundle's:
+# the model-card libraries would be frozen in (segexplorer imports them when a card needs
+# them), and the test tools mark a venv that holds more than SegExplorer's dependencies.
+DEVELOPMENT_PACKAGES = ("segmentation_models_pytorch", "transformers", "ray", "pytest")
 
 # Files that only a CUDA (or ROCm) build of torch has: a CPU bundle must hold none of them.
 GPU_LIBRARY_PATTERNS = (
@@ -238,3 +251,84 @@ def bundle_metainfo(text: str, binaries: Iterable[str]) -> str:
     first = indices[0]
     kept = [line for i, line in enumerate(lines) if i not in indices]
     return "".join(kept[:first] + new + kept[first:])
+
+
+# ------------------------------------------------------------------------------ desktop entry
+def bundle_desktop_entry(text: str, command: str) -> str:
+    """The desktop entry with ``Exec`` and ``TryExec`` naming ``command`` (the command the
+    bundle puts on PATH), everything else as written.
+
+    ``install-desktop-entry.sh`` rewrites both to the unpacked folder's absolute path; this is
+    what the folder carries before that, and what a packager who links ``command`` into PATH
+    can install as it is.
+    """
+    lines = text.splitlines(keepends=True)
+    keys = [re.match(r"(Exec|TryExec)=", line) for line in lines]
+    if not any(m and m.group(1) == "Exec" for m in keys):
+        raise ValueError("the desktop entry has no Exec= line to replace")
+    out = []
+    for line, match in zip(lines, keys):
+        if match is None:
+            out.append(line)
+        elif match.group(1) == "Exec":
+            args = line.rstrip("\r\n").split("=", 1)[1].split()[1:]  # the field codes: %f
+            out.append(f"Exec={' '.join([command, *args])}\n")
+        else:
+            out.append(f"TryExec={command}\n")
+    return "".join(out)
+
+
+# ------------------------------------------------------------------------------ build venv
+def development_packages(find_spec: Callable[[str], object] | None = None) -> list[str]:
+    """The packages of ``DEVELOPMENT_PACKAGES`` this environment can import."""
+    if find_spec is None:
+        import importlib.util
+
+        find_spec = importlib.util.find_spec
+    return [name for name in DEVELOPMENT_PACKAGES if find_spec(name) is not None]
+
+
+# ------------------------------------------------------------------------------ macOS floor
+MACOS_ARM64_FIRST = (11, 0)  # the first macOS on Apple silicon
+
+
+def wheel_tags() -> list[tuple[str, list[str]]]:
+    """(distribution name, its wheel tags) for every installed distribution that has them."""
+    from importlib import metadata
+
+    found = []
+    for dist in metadata.distributions():
+        text = dist.read_text("WHEEL") or ""
+        tags = [line.split(":", 1)[1].strip() for line in text.splitlines()
+                if line.startswith("Tag:")]
+        if tags:
+            found.append((dist.metadata["Name"], tags))
+    return found
+
+
+def macos_floor(wheels: Iterable[tuple[str, Iterable[str]]]) -> tuple[str, list[str]] | None:
+    """The oldest macOS every wheel runs on (``"14.0"``), and the wheels that set it.
+
+    A wheel runs from the oldest macOS among its tags (``cp311-cp311-macosx_14_0_arm64``:
+    14.0); the bundle runs where all of them do, so the newest of those, and never below the
+    first macOS on Apple silicon (then no wheel is named). None when no wheel is built for
+    macOS (Linux, Windows).
+    """
+    best: tuple[int, ...] | None = None
+    who: list[str] = []
+    for name, tags in wheels:
+        versions = [(int(m.group(1)), int(m.group(2)))
+                    for tag in tags for platform in tag.split("-")[-1].split(".")
+                    if (m := re.fullmatch(r"macosx_(\d+)_(\d+)_\w+", platform))]
+        if not versions:
+            continue
+        need = min(versions)
+        if best is None or need > best:
+            best, who = need, [name]
+        elif need == best:
+            who.append(name)
+    if best is None:
+        return None
+    if best < MACOS_ARM64_FIRST:
+        best, who = MACOS_ARM64_FIRST, []
+    return ".".join(map(str, best)), sorted(who)

@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,9 @@ SPEC = ROOT / "packaging" / "segexplorer.spec"
 DESKTOP = ROOT / "resources" / f"{APP_ID}.desktop"
 METAINFO = ROOT / "resources" / f"{APP_ID}.metainfo.xml"
 HOOK = ROOT / "packaging" / "rthooks" / "pyi_rth_segexplorer.py"
+ENV_HOOK = ROOT / "packaging" / "rthooks" / "pyi_rth_segexplorer_env.py"
+DOCS = ROOT / "docs" / "packaging.md"
+BUILD_SH = ROOT / "packaging" / "build.sh"
 
 
 def _load(name: str):
@@ -113,7 +117,8 @@ def test_spec_includes_our_runtime_hook_which_imports_torch_first():
     (analysis,) = _calls(tree, "Analysis")
     assert _keyword(analysis, "runtime_hooks").id == "runtime_hooks"
     hooks = ast.unparse(_assignments(tree)["runtime_hooks"])
-    assert hooks == '[str(ROOT / \'packaging\' / \'rthooks\' / \'pyi_rth_segexplorer.py\')]'
+    assert hooks == ("[str(ROOT / 'packaging' / 'rthooks' / 'pyi_rth_segexplorer.py'), "
+                     "str(ROOT / 'packaging' / 'rthooks' / 'pyi_rth_segexplorer_env.py')]")
     assert HOOK.is_file()
     hook = ast.parse(HOOK.read_text(encoding="utf-8"))
     statements = [node for node in hook.body if not isinstance(node, ast.Expr)
@@ -127,7 +132,8 @@ def test_spec_leaves_out_the_gtk_theme_stack_and_records_what_it_copied():
     tree = _spec_tree()
     text = SPEC.read_text(encoding="utf-8")
     patterns = ast.unparse(_assignments(tree)["drop_patterns"])
-    assert patterns.startswith("[bundle_tools.GTK_THEME_PLUGIN] if sys.platform.startswith('linux')")
+    assert patterns == ("[bundle_tools.GTK_THEME_PLUGIN, bundle_tools.NETWORK_INFORMATION_PLUGINS] "
+                        "if sys.platform.startswith('linux') else []")
     assert "a.binaries, _dropped = bundle_tools.drop_with_dependencies(list(a.binaries), " \
            "drop_patterns)" in text
     assert bundle_tools.GTK_THEME_PLUGIN == "PySide6/Qt/plugins/platformthemes/libqgtk3.so"
@@ -667,15 +673,23 @@ def test_the_runtime_hook_loads_torch_before_qt_in_a_real_process(first):
 
 
 # ------------------------------------------------------------------------- Linux folder install
+def _bundle_share(share: Path) -> None:
+    """The bundle's share/ folder as the spec writes it (menu entry, AppStream file)."""
+    (share / "applications").mkdir(parents=True)
+    (share / "metainfo").mkdir(parents=True)
+    (share / "applications" / DESKTOP.name).write_text(bundle_tools.bundle_desktop_entry(
+        DESKTOP.read_text(encoding="utf-8"), "segexplorer"), encoding="utf-8")
+    (share / "metainfo" / METAINFO.name).write_text(bundle_tools.bundle_metainfo(
+        METAINFO.read_text(encoding="utf-8"), ["segexplorer"]), encoding="utf-8")
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux desktop integration")
 def test_install_desktop_entry_points_the_menu_at_the_bundle(tmp_path):
     import shutil
 
     bundle = tmp_path / 'Seg Explorer $1 "x"'
     share = bundle / "share"
-    for folder, name in (("applications", DESKTOP.name), ("metainfo", METAINFO.name)):
-        (share / folder).mkdir(parents=True)
-        shutil.copy(ROOT / "resources" / name, share / folder / name)
+    _bundle_share(share)
     shutil.copytree(ROOT / "resources" / "icons" / "hicolor", share / "icons" / "hicolor")
     script = shutil.copy(ROOT / "packaging" / "linux" / "install-desktop-entry.sh", bundle)
     exe = bundle / "SegExplorer"
@@ -735,3 +749,342 @@ def test_spec_puts_the_linux_desktop_files_in_the_bundle():
     text = SPEC.read_text(encoding="utf-8")
     assert '"install-desktop-entry.sh"' in text
     assert (ROOT / "packaging" / "linux" / "install-desktop-entry.sh").stat().st_mode & 0o111
+
+
+# ------------------------------------------------------------------------- the bundle's menu entry
+def test_the_bundles_menu_entry_runs_the_command_the_bundle_has():
+    original = _desktop_entry()
+    parser = configparser.ConfigParser(interpolation=None, delimiters=("=",))
+    parser.optionxform = str
+    parser.read_string(bundle_tools.bundle_desktop_entry(DESKTOP.read_text(encoding="utf-8"),
+                                                         "segexplorer"))
+    entry = parser["Desktop Entry"]
+    assert entry["Exec"] == "segexplorer %f"  # the field code kept: "Open with" passes the file
+    assert entry["TryExec"] == "segexplorer"
+    assert {k: v for k, v in entry.items() if k not in ("Exec", "TryExec")} == \
+        {k: v for k, v in original.items() if k not in ("Exec", "TryExec")}
+    # ... which is the command-line script the spec copies beside the launcher on Linux
+    spec = SPEC.read_text(encoding="utf-8")
+    assert "bundle_tools.bundle_desktop_entry(" in spec and "CLI_NAME)" in spec
+    assert 'shutil.copy2(ROOT / "resources" / f"{APP_ID}.desktop"' not in spec  # not as written
+    assert (ROOT / "packaging" / "linux" / "segexplorer").is_file()
+    with pytest.raises(ValueError):
+        bundle_tools.bundle_desktop_entry("[Desktop Entry]\nName=x\n", "segexplorer")
+
+
+@pytest.mark.parametrize("tool", ["appstreamcli", "desktop-file-validate"])
+def test_the_desktop_files_and_the_bundles_copies_validate(tool, tmp_path):
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed")
+    _bundle_share(tmp_path / "share")
+    if tool == "appstreamcli":
+        files = [METAINFO, tmp_path / "share" / "metainfo" / METAINFO.name]
+        command = ["appstreamcli", "validate", "--no-net"]
+    else:
+        files = [DESKTOP, tmp_path / "share" / "applications" / DESKTOP.name]
+        command = ["desktop-file-validate"]
+    for path in files:
+        run = subprocess.run([*command, str(path)], capture_output=True, text=True)
+        assert run.returncode == 0, f"{path}: {run.stdout}{run.stderr}"
+    assert f"{' '.join(command)} resources/{files[0].name}" in DOCS.read_text(encoding="utf-8")
+
+
+def test_the_metainfo_comment_points_at_a_command_that_exists():
+    text = METAINFO.read_text(encoding="utf-8")
+    comment = text[text.index("<!--") + 4:text.index("-->")]
+    assert "--" not in comment  # an XML comment cannot hold one: the command is in the docs
+    assert "-no-net" not in comment  # appstreamcli: "Unknown option -no-net"
+    section = re.search(r'\("([^"]+)"\)', " ".join(comment.split())).group(1)
+    assert f"## {section}\n" in DOCS.read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------------------- child processes
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="LD_LIBRARY_PATH is Linux's")
+@pytest.mark.parametrize(("users", "bootloaders", "child_sees"), [
+    ("/opt/lib", "{bundle}:/opt/lib", "/opt/lib"),  # the user had one: LD_LIBRARY_PATH_ORIG
+    (None, "{bundle}", "unset"),  # the user had none
+])
+def test_programs_the_bundle_starts_get_the_users_library_path_back(monkeypatch, tmp_path,
+                                                                    users, bootloaders,
+                                                                    child_sees):
+    """What PyInstaller's bootloader leaves in the environment, then our runtime hook; a child
+    process (matplotlib's fc-list, in the bundle) must see the user's own value."""
+    import runpy
+
+    bundle = tmp_path / "SegExplorer" / "_internal"
+    bundle.mkdir(parents=True)
+    monkeypatch.setattr(sys, "_MEIPASS", str(bundle), raising=False)
+    monkeypatch.setenv("LD_LIBRARY_PATH", bootloaders.format(bundle=bundle))
+    if users is None:
+        monkeypatch.delenv("LD_LIBRARY_PATH_ORIG", raising=False)
+    else:
+        monkeypatch.setenv("LD_LIBRARY_PATH_ORIG", users)
+    runpy.run_path(str(ENV_HOOK), run_name="pyi_rth_segexplorer_env")
+    child = subprocess.run(["sh", "-c", 'printf "%s|%s" "${LD_LIBRARY_PATH-unset}" '
+                                        '"${LD_LIBRARY_PATH_ORIG-unset}"'],
+                           capture_output=True, text=True, check=True)
+    assert child.stdout == f"{child_sees}|unset"
+
+
+def test_the_environment_hook_imports_nothing_but_the_standard_library():
+    tree = ast.parse(ENV_HOOK.read_text(encoding="utf-8"))
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported == {"os", "sys"}  # runs before PyInstaller's hooks: no Qt, no torch
+
+
+# ------------------------------------------------------------------------- Qt's network plugins
+def _host_library_dirs() -> list[Path]:
+    import sysconfig
+
+    arch = sysconfig.get_config_var("MULTIARCH") or ""
+    dirs = [f"/lib/{arch}", f"/usr/lib/{arch}", "/lib64", "/usr/lib64", "/lib", "/usr/lib"]
+    return [Path(d) for d in dirs if Path(d).is_dir()]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF files")
+def test_the_network_information_plugins_go_and_take_the_host_libgio_with_them():
+    """PyInstaller's binaries as this machine would give them: every ELF file of the installed
+    PySide6 and the host libraries they link, followed by name; then the spec's patterns."""
+    pytest.importorskip("elftools")
+    import PySide6
+
+    site = Path(PySide6.__file__).resolve().parent.parent
+    ours = [p for p in (site / "PySide6").rglob("*.so*") if p.is_file() and not p.is_symlink()]
+    inside = {p.name for p in ours}
+    dirs = _host_library_dirs()
+    host: dict[str, Path] = {}
+    todo = [name for p in ours for name in bundle_tools.elf_needed(p)]
+    while todo:
+        name = todo.pop()
+        if name in host or name in inside or name.startswith(("libc.so", "ld-linux")):
+            continue
+        found = next((d / name for d in dirs if (d / name).is_file()), None)
+        if found is not None:
+            host[name] = found
+            todo.extend(bundle_tools.elf_needed(found))
+    if "libgio-2.0.so.0" not in host:
+        pytest.skip("no libgio on this machine: nothing for the plugin to drag in")
+    binaries = [(str(p.relative_to(site)).replace(os.sep, "/"), str(p), "BINARY") for p in ours]
+    binaries += [(name, str(path), "BINARY") for name, path in host.items()]
+
+    def origin(path: str) -> str:
+        return "wheel" if Path(path).is_relative_to(site) else "system"
+
+    def names(entries):
+        return {Path(d).name for d, _, _ in entries}
+
+    gtk_only, _ = bundle_tools.drop_with_dependencies(
+        binaries, [bundle_tools.GTK_THEME_PLUGIN], origin=origin)
+    assert "libgio-2.0.so.0" in names(gtk_only)  # what the bundle carried: the plugin kept it
+    kept, dropped = bundle_tools.drop_with_dependencies(
+        binaries, [bundle_tools.GTK_THEME_PLUGIN, bundle_tools.NETWORK_INFORMATION_PLUGINS],
+        origin=origin)
+    assert {"libqglib.so", "libqnetworkmanager.so", "libqconnman.so", "libgio-2.0.so.0",
+            "libgobject-2.0.so.0"} <= names(dropped)
+    assert {"libglib-2.0.so.0", "libQt6Network.so.6", "libQt6XcbQpa.so.6"} <= names(kept)
+    assert not [d for d, _, _ in kept if d.startswith("PySide6/Qt/plugins/networkinformation/")]
+
+
+# ------------------------------------------------------------------------- the build's venv
+def test_development_packages_are_the_importable_ones():
+    present = {"transformers", "pytest"}
+    assert bundle_tools.development_packages(
+        lambda name: object() if name in present else None) == ["transformers", "pytest"]
+    assert bundle_tools.development_packages(lambda name: None) == []
+    assert {"segmentation_models_pytorch", "transformers"} <= set(bundle_tools.DEVELOPMENT_PACKAGES)
+
+
+def _build_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHON": sys.executable,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            **extra}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs bash")
+def test_build_script_refuses_the_development_venv():
+    extra = bundle_tools.development_packages()
+    run = subprocess.run(["bash", str(BUILD_SH), "--dry-run"], env=_build_env(),
+                         capture_output=True, text=True)
+    if not extra:  # a venv of the bundle's own: the dry run goes through
+        assert run.returncode == 0, run.stderr
+        return
+    assert run.returncode == 1
+    assert f"can import {', '.join(extra)} (the development venv?)" in run.stderr
+    assert "build in a venv of its own" in run.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs bash")
+def test_build_script_never_falls_back_to_the_development_venv(tmp_path):
+    tree = tmp_path / "checkout"
+    (tree / "packaging").mkdir(parents=True)
+    shutil.copy(BUILD_SH, tree / "packaging" / "build.sh")
+    for name, marker in ((".venv", "the development venv"), ("build/venv-cuda", "build/venv-cuda")):
+        python = tree / name / "bin" / "python"
+        python.parent.mkdir(parents=True)
+        python.write_text(f'#!/bin/sh\necho "python of {marker}" >&2\nexit 3\n')
+        python.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHON", "VIRTUAL_ENV")}
+    plain = subprocess.run(["bash", str(tree / "packaging" / "build.sh"), "--dry-run"],
+                           env=env, capture_output=True, text=True)
+    assert "the development venv" not in plain.stderr and plain.returncode != 0
+    named = subprocess.run(["bash", str(tree / "packaging" / "build.sh"), "--dry-run",
+                            "--flavour", "cuda"], env=env, capture_output=True, text=True)
+    assert "python of build/venv-cuda" in named.stderr  # the recipe's venv for that flavour
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="binutils is for Linux builds")
+def test_build_script_says_binutils_is_missing(tmp_path):
+    tools = tmp_path / "bin"  # the commands build.sh's dry run uses, but no objdump/objcopy
+    tools.mkdir()
+    for name in ("dirname", "uname"):
+        (tools / name).symlink_to(shutil.which(name))
+    run = subprocess.run([shutil.which("bash"), str(BUILD_SH), "--dry-run"],
+                         env=_build_env(PATH=str(tools)), capture_output=True, text=True)
+    assert run.returncode == 1
+    assert "PyInstaller needs objdump and objcopy on Linux: install binutils" in run.stderr
+
+
+def _sh_blocks(text: str) -> list[str]:
+    return re.findall(r"```sh\n(.*?)```", text, re.DOTALL)
+
+
+def test_the_packaging_guide_builds_in_a_venv_of_its_own():
+    text = DOCS.read_text(encoding="utf-8")
+    venvs = [m for block in _sh_blocks(text) for m in re.findall(r"-m venv (\S+)", block)]
+    assert venvs and all(v.startswith("build/venv-") for v in venvs), venvs
+    for block in _sh_blocks(text):  # every recipe that installs for a build activates its venv
+        if "pip install -e '.[packaging]'" in block:
+            assert ". build/venv-" in block, block
+    assert "bundle_tools.DEVELOPMENT_PACKAGES" in text
+
+
+def test_the_packaging_guide_names_binutils_and_the_disk_peak():
+    text = DOCS.read_text(encoding="utf-8")
+    building = text[text.index("\n## Building\n"):text.index("\n### Linux\n")]
+    assert "binutils" in building and "objdump" in building
+    # the venv, the bundle and the release files together, and the moment the archive is split
+    assert re.search(r"about \*\*13\.5 GB\*\* once built and released", building)
+    assert re.search(r"about\s+\*\*16 GB\*\* free at its peak", building)
+
+
+def _cpu_estimate_mib(row: str, text: str) -> int:
+    """The first MiB figure in the CPU column of the table row that starts with ``row``."""
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith(row))
+    header = next(lines[i] for i in range(at, -1, -1) if lines[i].startswith("| |"))
+
+    def cells(line: str) -> list[str]:
+        return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+    column = next(i for i, cell in enumerate(cells(header)) if cell.startswith("CPU"))
+    return int(re.search(r"([\d,]+) MiB", cells(lines[at])[column]).group(1).replace(",", ""))
+
+
+def test_the_cpu_size_estimate_is_not_the_one_from_before_pyarrow():
+    """956 MiB was measured before pyarrow (150 MiB of libraries) became a dependency."""
+    text = DOCS.read_text(encoding="utf-8")
+    flavours = _cpu_estimate_mib("| Linux size |", text)
+    measured = _cpu_estimate_mib("| bundle `dist/SegExplorer/` |", text)
+    assert flavours == measured  # the two tables say the same
+    assert measured >= 956 + 100
+    assert "0.95 GB" not in text
+
+
+# ------------------------------------------------------------------------- macOS
+def test_macos_floor_is_the_newest_any_wheel_needs():
+    wheels = [
+        ("torch", ["cp311-cp311-macosx_14_0_arm64"]),
+        ("PySide6-Essentials", ["cp39-abi3-macosx_13_0_universal2"]),
+        ("numpy", ["cp311-cp311-macosx_14_0_arm64", "cp311-cp311-macosx_11_0_arm64"]),
+        ("captum", ["py3-none-any"]),
+        ("scipy", ["cp311-cp311-macosx_12_0_arm64.macosx_14_0_arm64"]),
+    ]
+    assert bundle_tools.macos_floor(wheels) == ("14.0", ["torch"])
+    assert bundle_tools.macos_floor(wheels[1:]) == ("13.0", ["PySide6-Essentials"])
+    # older than Apple silicon: the first macOS it has
+    assert bundle_tools.macos_floor([("x", ["cp311-cp311-macosx_10_9_universal2"])]) == ("11.0", [])
+    assert bundle_tools.macos_floor([("t", ["cp311-cp311-manylinux_2_28_x86_64"])]) is None
+
+
+def test_wheel_tags_are_read_from_the_installed_distributions():
+    tags = dict(bundle_tools.wheel_tags())
+    assert any(t.startswith("cp") for t in tags["torch"])
+    if sys.platform.startswith("linux"):  # no macOS wheel here
+        assert bundle_tools.macos_floor(tags.items()) is None
+
+
+def test_spec_takes_the_apps_minimum_macos_from_the_wheels():
+    tree = _spec_tree()
+    (bundle,) = _calls(tree, "BUNDLE")
+    plist = _keyword(bundle, "info_plist")
+    values = dict(zip((ast.literal_eval(k) for k in plist.keys), plist.values))
+    assert ast.unparse(values["LSMinimumSystemVersion"]) == "MACOS_MINIMUM"
+    assert ast.unparse(_assignments(tree)["_macos"]) == \
+        "bundle_tools.macos_floor(bundle_tools.wheel_tags())"
+
+
+def test_the_packaging_guide_says_apple_silicon_only_and_macos_14():
+    text = DOCS.read_text(encoding="utf-8")
+    macos = text[text.index("\n### macOS\n"):text.index("\n## Release files")]
+    assert "x86_64 on Intel" not in macos and "There is no Intel build." in macos
+    assert "macOS 14" in macos and "LSMinimumSystemVersion" in macos
+
+
+def test_a_file_finder_opens_with_the_app_reaches_the_window(qapp, tmp_path):
+    """macOS hands "Open With" to the running app as a QFileOpenEvent, not on the command
+    line: the handler opens the file; other events pass on."""
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QFileOpenEvent
+
+    from segexplorer.gui.app import open_files_from_the_desktop
+
+    opened: list[str] = []
+    handler = open_files_from_the_desktop(qapp, opened.append)
+    try:
+        photo = tmp_path / "a photo.png"
+        assert qapp.sendEvent(qapp, QFileOpenEvent(str(photo))) is True
+        assert opened == [str(photo)]
+        qapp.sendEvent(qapp, QEvent(QEvent.Type.User))
+        qapp.sendEvent(qapp, QFileOpenEvent(""))
+        assert opened == [str(photo)]
+    finally:
+        qapp.removeEventFilter(handler)
+        handler.deleteLater()
+
+
+# ------------------------------------------------------------------------- README's Qt libraries
+def _readme_packages(after: str) -> set[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index(after)
+    return set(re.findall(r"`([^`]+)`", text[start:start + 900])[0].split())
+
+
+def test_readme_lists_the_libraries_ci_installs_for_offscreen_qt():
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    installs = set(re.search(r"for pkg in ([^;]+);", ci).group(1).split())
+    assert _readme_packages("the tests (Qt's offscreen platform) need") == installs
+
+
+def _debian_package(soname: str) -> str:
+    """Debian's library package name (policy 8.1): libfoo.so.N -> libfooN; a name ending in a
+    digit takes a hyphen: libX11.so.6 -> libx11-6."""
+    name, version = re.fullmatch(r"(.+)\.so\.(\d+)", soname).groups()
+    name = name.lower()
+    return f"{name}-{version}" if name[-1].isdigit() else f"{name}{version}"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF files")
+def test_readme_lists_every_x11_library_the_qt_xcb_plugin_links():
+    """Without them the window stops with 'Could not load the Qt platform plugin "xcb"'."""
+    pytest.importorskip("elftools")
+    import PySide6
+
+    qt = Path(PySide6.__file__).parent / "Qt"
+    needed = set(bundle_tools.elf_needed(qt / "plugins" / "platforms" / "libqxcb.so"))
+    needed |= set(bundle_tools.elf_needed(next((qt / "lib").glob("libQt6XcbQpa.so*"))))
+    x11 = {n for n in needed if n.lower().startswith(("libxcb", "libx11", "libxkbcommon-x11"))}
+    assert {"libxcb-cursor.so.0", "libxcb-icccm.so.4"} <= x11
+    wanted = {_debian_package(n) for n in x11}
+    assert wanted <= _readme_packages("The window on an X display")

@@ -2,8 +2,9 @@
 
 ``run_app`` is what the command line calls: ``segexplorer [IMAGE]`` opens the window,
 ``segexplorer --smoke-test [--screenshot PATH]`` checks a build end to end (real main
-window, offscreen where there is no display, sample image, untrained weights on the
-CPU, prediction + Grad-CAM + ablation sweep through the same job machinery).
+window at the size it opens with on a first run, which must fit the screen; offscreen where
+there is no display; sample image, untrained weights on the CPU, prediction + Grad-CAM +
+ablation sweep through the same job machinery).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from pathlib import Path
 SMOKE_ARCHITECTURE = "lraspp_mobilenet_v3_large"  # the fastest torchvision architecture
 SMOKE_SIZE = 160
 SMOKE_TIMEOUT_S = 600.0
-SMOKE_WINDOW_SIZE = (1280, 800)
 DESKTOP_FILE_NAME = "io.github.segexplorer.SegExplorer"
 ICON_SIZES = (16, 24, 32, 48, 64, 128, 256)
 #: set to 1 to print when the window is first painted and when torch has loaded, then
@@ -109,12 +109,33 @@ def run_app(argv: list[str] | None = None, image: str | None = None,
 
     # Torch is not imported yet: the window paints first, then loads it in a worker.
     window = MainWindow()
+    if sys.platform == "darwin":  # Finder's "Open With" sends the file as an event
+        open_files_from_the_desktop(app, window.open_image)
     if os.environ.get(STARTUP_PROBE_ENV) == "1":
         _install_startup_probe(app, window)
     window.show()
     if image:
         window.open_image(image)
     return _finish(app.exec(), created)
+
+
+def open_files_from_the_desktop(app, open_file):
+    """Open the files macOS hands the running app: Finder's "Open With", a file dropped on the
+    Dock icon, a double-click on a document type the app declares. They arrive as a
+    ``QFileOpenEvent`` to the application, at start-up as later, not on the command line.
+    Returns the event filter (installed on ``app``)."""
+    from PySide6.QtCore import QEvent, QObject
+
+    class FileOpenFilter(QObject):
+        def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt's name)
+            if event.type() == QEvent.Type.FileOpen and event.file():
+                open_file(event.file())
+                return True
+            return False
+
+    handler = FileOpenFilter(app)
+    app.installEventFilter(handler)
+    return handler
 
 
 def _install_startup_probe(app, window) -> None:
@@ -163,12 +184,16 @@ def _smoke_test(app, screenshot: str | None) -> int:
         settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
         window = MainWindow(settings, interactive=False)
         try:
-            window.resize(*SMOKE_WINDOW_SIZE)
+            # At the size a first run opens with (no saved geometry in these settings): the
+            # smoke test sees the window a new user sees, on this screen.
             window.set_model_choice(
                 ModelChoice(SMOKE_ARCHITECTURE, "untrained", "cpu", SMOKE_SIZE))
             window.document.update_analysis(method=GRADCAM)
             window.set_layer(ATTRIBUTION)
+            asked = window.size()  # before a window manager can clamp it
             window.show()
+            app.processEvents()
+            too_big = _window_outside_screen(window, asked.width(), asked.height())
             window.open_sample_image()
             steps = [
                 ("prediction", lambda: window.prediction is not None),
@@ -187,6 +212,8 @@ def _smoke_test(app, screenshot: str | None) -> int:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     if not window.grab().save(str(path)):
                         reason = f"could not write the screenshot {path}"
+            if reason is None:
+                reason = too_big
         finally:
             window.close()
             window.deleteLater()
@@ -195,6 +222,22 @@ def _smoke_test(app, screenshot: str | None) -> int:
         print(f"segexplorer smoke test failed: {reason}", file=sys.stderr)
         return 1
     return 0
+
+
+def _window_outside_screen(window, width: int, height: int) -> str | None:
+    """Why a window of ``width`` x ``height`` (what it asked for, its frame added) does not
+    fit its screen's available area, or None."""
+    screen = window.screen()
+    if screen is None:
+        return None
+    area = screen.availableGeometry()
+    frame = window.frameGeometry()
+    width = max(frame.width(), width + frame.width() - window.width())
+    height = max(frame.height(), height + frame.height() - window.height())
+    if width <= area.width() and height <= area.height():
+        return None
+    return (f"the window opens at {width}x{height}, larger than the screen's available area "
+            f"of {area.width()}x{area.height()}")
 
 
 def _wait_steps(window, steps, started: float) -> str | None:
