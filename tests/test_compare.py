@@ -572,3 +572,60 @@ def test_rows_are_flat_for_a_table(self_comparison):
     assert {"class", "known_to", "share_a", "share_b", "iou", "score_a", "score_b",
             "gradcam_spearman", "ablation_mean_abs_difference"} <= set(rows[0])
     assert "activation_spearman" not in rows[0]  # the same map for every class
+
+
+def test_a_click_names_the_common_segment_under_it():
+    a = _prediction(np.array([[0, 0, 1, 1], [0, 0, 1, 1]]), ("bg", "cat"))
+    b = _prediction(np.array([[0, 1, 1, 1], [0, 0, 0, 1]]), ("bg", "cat"))
+    common = common_segments(a, b, (2, 4))
+    assert (common.at(1, 0).a_classes, common.at(1, 0).b_classes) == ((0,), (1,))
+    with pytest.raises(UserError, match="outside"):
+        common.at(4, 0)
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "compare"
+
+
+def test_the_documented_example_changes_only_nuclei_pixels(tmp_path):
+    """docs/compare.md's worked example (the stain card and a copy with its 'nuclei' row
+    scaled): pixels change only to or from nuclei, and 'stain', whose mask does not
+    change, keeps its score and its maps exactly."""
+    image = Path(__import__("skimage").__file__).parent / "data" / "ihc.png"
+    model = load_model(DOCS / "stain.toml", None, "cpu")
+    state = model.module.state_dict()
+    state["head.weight"][2] *= 1.6
+    tweaked = tmp_path / "stain_nuclei_x1.6.pt"
+    torch.save(state, tweaked)
+    a = ExplainRequest(image=str(image), model=str(DOCS / "stain.toml"), device="cpu",
+                       size=128)
+    c, _ = _compare(image, a, ExplainRequest(**{**a.__dict__, "weights": str(tweaked)}))
+    assert c.transitions and all("nuclei" in t.before + t.after for t in c.transitions)
+    stain = c.row("stain")
+    assert stain.iou == 1.0 and stain.score_a == stain.score_b
+    assert all(s.max_abs_difference == 0.0 for s in stain.maps.values())
+    assert c.row("nuclei").maps["gradcam"].mean_difference > 0  # B weighs nuclei 1.6x
+
+
+def test_shapley_values_on_the_common_segments_equal_captums(blocks_image):
+    """Both models' Shapley values are computed on the common segments, each on its own
+    working grid (24 and 32 px here): each equals Captum's ShapleyValueSampling (the same
+    permutations: the same seed) with that feature mask on that model."""
+    from captum.attr import ShapleyValueSampling
+
+    options = {"methods": ("shapley",), "shapley_mode": "sampling", "n_samples": 3,
+               "seed": 7}
+    a = _request(blocks_image, "colour", "untrained", size=24, **options)
+    b = _request(blocks_image, "colour", "untrained", size=32, **options)
+    c, sessions = _compare(blocks_image, a, b)
+    assert c.common is not None and c.common.count > 3  # the grids disagree at edges
+    for side, session in ((c.a, sessions[0]), (c.b, sessions[1])):
+        maps = side.common_maps["shapley"]
+        h, w = session.image.shape
+        wrapper = make_wrapper(session.model.logits, Aggregation(), session.class_map_tensor)
+        mask = torch.as_tensor(maps.shapley.segments.rows_map()).view(1, 1, h, w)
+        for k in side.result.targets:
+            torch.manual_seed(7)
+            theirs = ShapleyValueSampling(wrapper).attribute(
+                session.input, feature_mask=mask, target=k, n_samples=3)
+            assert_close(maps.maps[k], theirs[0, 0])
+    assert all(row.maps["shapley"].segments >= 5 for row in c.classes)

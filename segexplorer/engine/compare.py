@@ -246,6 +246,14 @@ class CommonSegments:
     def count(self) -> int:
         return len(self.info)
 
+    def at(self, x: int, y: int) -> CommonSegment:
+        """The segment under original-image pixel (x, y) (a click in either model's view
+        ablates this one in both)."""
+        h, w = self.ids.shape
+        if not (0 <= x < w and 0 <= y < h):
+            raise UserError(f"Point ({x}, {y}) is outside the {w} x {h} image.")
+        return self.info[int(self.ids[y, x])]
+
     def on(self, shape: tuple[int, int], side: str) -> Segments:
         """The segments on one model's working grid (nearest), as a ``Segments`` its
         session ablates (a segment too small to reach that grid is left out; each

@@ -98,6 +98,7 @@ def pass_bytes(model: LoadedModel, shape: tuple[int, int]) -> int | None:
     scale = min(1.0, PROBE_SIDE / max(1, min(h, w)))
     ph, pw = max(1, round(h * scale)), max(1, round(w * scale))
     seen: set[int] = set()
+    kept: list[torch.Tensor] = []  # alive until the end: a freed output's address is reused
     total = 0
 
     def count(_module: torch.nn.Module, _inputs: object, output: object) -> None:
@@ -108,6 +109,7 @@ def pass_bytes(model: LoadedModel, shape: tuple[int, int]) -> int | None:
             if isinstance(item, torch.Tensor):
                 if item.data_ptr() not in seen:  # an in-place layer's output counts once
                     seen.add(item.data_ptr())
+                    kept.append(item)
                     total += item.numel() * item.element_size()
             elif isinstance(item, (tuple, list)):
                 stack.extend(item)
@@ -126,6 +128,7 @@ def pass_bytes(model: LoadedModel, shape: tuple[int, int]) -> int | None:
     finally:
         for handle in handles:
             handle.remove()
+        kept.clear()
     return int(total * (h * w) / (ph * pw))
 
 

@@ -45,8 +45,9 @@ DEFINITIONS = {
     "share": "pixels predicted as the class / all pixels, on each model's working grid "
              "(Prediction.share)",
     "iou": "|A's mask and B's mask| / |A's mask or B's mask| on the grid",
-    "score": "each model's class score (its aggregation: the sum of the class's logits "
-             "over the pixels it predicts, the seed's wrapper), on its working grid",
+    "score": "each model's class score by the request's aggregation (default: the sum "
+             "of the class's logits over the pixels predicted as it, the seed's wrapper), "
+             "on its working grid; score_per_pixel divides by the pixels summed over",
     "maps": "over the union of the two masks on the grid (the whole image for the "
             "activation): spearman = Spearman's rank correlation of A's and B's values "
             "(null: a map is constant there); differences are B - A in attribution units: "
