@@ -404,19 +404,18 @@ def test_the_cli_compares_two_cards_of_different_sizes(tmp_path, cards, astronau
             assert entry["iou"] is None and entry["maps"] == {}
 
 
-def test_b_takes_a_layer_only_if_it_has_it(cards, blocks_image):
+def test_b_takes_a_layer_only_if_it_has_it(blocks_image):
+    image = load_image(blocks_image)
     a = _request(blocks_image, "tiny", "untrained", layer="body.0", methods=("gradcam",))
-    pair = load_pair(a, _request(blocks_image, "tiny", "untrained", layer="body.0",
-                                 methods=("gradcam",)),
-                     load_image(blocks_image), layer_b_given=False)
+    pair = load_pair(a, a, image, layer_b_given=False)
     assert pair.request_b.layer == "body.0" and pair.notes == ()
-    smp_b = ExplainRequest(image=str(blocks_image), model=str(cards.smp), device="cpu",
-                           layer="body.0", methods=("gradcam",))
-    pair = load_pair(a, smp_b, load_image(blocks_image), layer_b_given=False)
+    colour = _request(blocks_image, "colour", "untrained", layer="body.0",
+                      methods=("gradcam",))
+    pair = load_pair(a, colour, image, layer_b_given=False)
     assert pair.request_b.layer is None
-    assert "B uses its default layer encoder.layer4.1.conv2" in pair.notes[0]
-    with pytest.raises(UserError, match="B "):
-        load_pair(a, smp_b, load_image(blocks_image), layer_b_given=True)
+    assert "B uses its default layer features" in pair.notes[0]
+    with pytest.raises(UserError, match="^B .*body.0"):
+        load_pair(a, colour, image, layer_b_given=True)
 
 
 # -- bad pairs --------------------------------------------------------------------------------
