@@ -693,9 +693,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             maps = ", ".join(f"{k} rho {v.spearman:.3f}" if v.spearman is not None else
                              f"{k} mean |B - A| {v.mean_abs_difference:.3g}"
                              for k, v in row.maps.items())
-            print(f"  {row.name}: IoU {row.iou:.3f}, share {row.share_a:.1%} -> "
-                  f"{row.share_b:.1%}, score {row.score_a:.4g} -> {row.score_b:.4g}"
-                  + (f"; {maps}" if maps else ""))
+            iou = "-" if row.iou is None else f"{row.iou:.3f}"
+            print(f"  {row.name}: IoU {iou}, share {row.share_a or 0:.1%} -> "
+                  f"{row.share_b or 0:.1%}, score {row.score_a or 0:.4g} -> "
+                  f"{row.score_b or 0:.4g}" + (f"; {maps}" if maps else ""))
         print(f"memory: {pair.memory.describe()}")
         print(f"wrote {len(written)} files to {Path(args.out)}")
     return 0

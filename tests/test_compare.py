@@ -628,3 +628,19 @@ def test_shapley_values_on_the_common_segments_equal_captums(blocks_image):
                 session.input, feature_mask=mask, target=k, n_samples=3)
             assert_close(maps.maps[k], theirs[0, 0])
     assert all(row.maps["shapley"].segments >= 5 for row in c.classes)
+
+
+def test_a_name_listed_twice_is_matched_by_its_first_index():
+    m = match_classes(("bg", "cat", "cat"), ("BG", "cat"))
+    assert [(p.name, p.a, p.b) for p in m.pairs] == [("bg", 0, 0), ("cat", 1, 1)]
+    assert m.of("a", 2) == m.of("a", 1)
+
+
+def test_a_target_neither_model_predicts_gets_a_row_without_overlap(blocks_image, capsys):
+    request = _request(blocks_image, "tiny", "untrained", targets="aeroplane,sofa",
+                       methods=("gradcam",))
+    c, (sa, _) = _compare(blocks_image, request, request, targets="aeroplane,sofa")
+    assert 1 not in sa.predict().present_classes
+    row = c.row("aeroplane")
+    assert row.iou is None and row.change == 0.0 and row.share_a == 0.0
+    assert row.maps["gradcam"].pixels == 0 and row.maps["gradcam"].spearman is None

@@ -94,6 +94,8 @@ class ClassMatching:
     """Both models' classes matched by name: A's in A's order, then B's others."""
 
     pairs: tuple[ClassPair, ...]
+    # a name a model lists twice: (side, that index, the position of its name's pair)
+    aliases: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def shared(self) -> tuple[ClassPair, ...]:
@@ -108,10 +110,14 @@ class ClassMatching:
         return tuple(p for p in self.pairs if p.a is None)
 
     def of(self, side: str, index: int) -> ClassPair:
-        """The pair holding ``side``'s class ``index``."""
+        """The pair holding ``side``'s class ``index`` (its name's, for a name listed
+        twice)."""
         for p in self.pairs:
             if p.index(side) == index:
                 return p
+        for alias_side, alias_index, position in self.aliases:
+            if alias_side == side and alias_index == index:
+                return self.pairs[position]
         raise KeyError(index)
 
     def named(self, name: str) -> ClassPair | None:
@@ -126,30 +132,35 @@ def match_classes(categories_a: Sequence[str], categories_b: Sequence[str],
                   labels: tuple[str, str] = ("A", "B")) -> ClassMatching:
     """Match two models' classes by name; a one-line UserError when none is shared.
 
-    A name a model lists twice is matched once (its first index)."""
+    A name a model lists twice is matched once, by its first index (the others are
+    aliases of it)."""
     b_index: dict[str, int] = {}
     for i, name in enumerate(categories_b):
         b_index.setdefault(class_key(name), i)
     pairs: list[ClassPair] = []
-    seen: set[str] = set()
+    position: dict[str, int] = {}
     for i, name in enumerate(categories_a):
         key = class_key(name)
-        if key in seen:
-            continue
-        seen.add(key)
-        pairs.append(ClassPair(name, i, b_index.get(key)))
+        if key not in position:
+            position[key] = len(pairs)
+            pairs.append(ClassPair(name, i, b_index.get(key)))
     for i, name in enumerate(categories_b):
         key = class_key(name)
-        if key not in seen:
-            seen.add(key)
+        if key not in position:
+            position[key] = len(pairs)
             pairs.append(ClassPair(name, None, i))
-    matching = ClassMatching(tuple(pairs))
+    aliases = tuple((side, i, position[class_key(name)])
+                    for side, names in (("a", categories_a), ("b", categories_b))
+                    for i, name in enumerate(names)
+                    if pairs[position[class_key(name)]].index(side) != i)
+    matching = ClassMatching(tuple(pairs), aliases)
     if not matching.shared:
         def some(names: Sequence[str]) -> str:
             return ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
 
+        short_a, short_b = labels[0].split(" ")[0], labels[1].split(" ")[0]
         raise UserError(f"{labels[0]} and {labels[1]} have no class name in common "
-                        f"({labels[0]}: {some(categories_a)}; {labels[1]}: "
+                        f"({short_a}: {some(categories_a)}; {short_b}: "
                         f"{some(categories_b)}): classes are matched by name, so name "
                         "them alike (a model card's classes or labels).")
     return matching
@@ -305,6 +316,7 @@ class CompareSide:
     # the segment methods (ablation, Shapley) recomputed on the common segments
     common_maps: dict[str, MethodMaps] = field(default_factory=dict)
     common_sweep: AblationSweep | None = None  # the ablation sweep on the common segments
+    aggregation: str = "argmax"  # how ``scores`` were aggregated (engine.aggregation)
 
     @property
     def prediction(self) -> Prediction:
@@ -316,6 +328,14 @@ class CompareSide:
         if method in self.common_maps:
             return self.common_maps[method]
         return self.result.maps.get(method)
+
+    def score_pixels(self, index: int) -> int:
+        """How many working pixels class ``index``'s score sums over: its mask's
+        (``argmax``), or the image's (``sum``)."""
+        if self.aggregation == "sum":
+            h, w = self.prediction.shape
+            return h * w
+        return int(self.prediction.pixel_counts[index])
 
     def layer(self, method: str) -> str | None:
         maps = self.compared_maps(method)
@@ -381,8 +401,11 @@ class ClassComparison:
 
     @property
     def change(self) -> float:
-        """How much the class changed: 1 - IoU (1 for a class only one model knows)."""
-        return 1.0 if self.iou is None else 1.0 - self.iou
+        """How much the class changed: 1 - IoU; 1 for a class only one model knows, 0 for
+        a shared one neither predicts (a target asked for by name)."""
+        if self.iou is not None:
+            return 1.0 - self.iou
+        return 0.0 if self.pair.shared else 1.0
 
 
 @dataclass(frozen=True)
@@ -532,9 +555,8 @@ def _present_pairs(matching: ClassMatching, pa: Prediction, pb: Prediction
         return max(pa.share(p.a) if p.a is not None else 0.0,
                    pb.share(p.b) if p.b is not None else 0.0)
 
-    present_a, present_b = set(pa.present_classes), set(pb.present_classes)
-    chosen = [p for p in matching.pairs
-              if (p.a is not None and p.a in present_a) or (p.b is not None and p.b in present_b)]
+    chosen = dict.fromkeys([matching.of("a", c) for c in pa.present_classes]
+                           + [matching.of("b", c) for c in pb.present_classes])
     return sorted(chosen, key=lambda p: (-share(p), p.name))
 
 
@@ -638,7 +660,7 @@ def compare(a: CompareSide, b: CompareSide, grid: tuple[int, int], *,
     targets = targets + tuple(dict.fromkeys(p for p in extra if p not in targets))
 
     rows: list[ClassComparison] = []
-    for pair in _present_pairs(matching, pa, pb):
+    for pair in dict.fromkeys(_present_pairs(matching, pa, pb) + list(targets)):
         share_a = pa.share(pair.a) if pair.a is not None else None
         share_b = pb.share(pair.b) if pair.b is not None else None
         iou = None

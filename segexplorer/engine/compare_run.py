@@ -398,8 +398,10 @@ def compare_sessions(session_a: Session, session_b: Session, request_a: ExplainR
                                         common.on(session_a.image.shape, "a"), state_a)
         maps_b, sweep_b = _segment_maps(session_b, request_b, segment_methods, targets_b,
                                         common.on(session_b.image.shape, "b"), state_b)
-    side_a = CompareSide(result_a, _scores(session_a, request_a), maps_a, sweep_a)
-    side_b = CompareSide(result_b, _scores(session_b, request_b), maps_b, sweep_b)
+    side_a = CompareSide(result_a, _scores(session_a, request_a), maps_a, sweep_a,
+                         request_a.aggregation)
+    side_b = CompareSide(result_b, _scores(session_b, request_b), maps_b, sweep_b,
+                         request_b.aggregation)
     return compare(side_a, side_b, grid, matching=matching, common=common,
                    resample=resample)
 

@@ -77,11 +77,11 @@ def _num(value: float | None) -> float | None:
 def _stats_json(stats: MapStats) -> dict[str, Any]:
     out: dict[str, Any] = {
         "spearman": _num(stats.spearman),
-        "mean_abs_difference": stats.mean_abs_difference,
-        "mean_difference": stats.mean_difference,
-        "max_abs_difference": stats.max_abs_difference,
-        "mean_abs_a": stats.mean_abs_a,
-        "mean_abs_b": stats.mean_abs_b,
+        "mean_abs_difference": _num(stats.mean_abs_difference),
+        "mean_difference": _num(stats.mean_difference),
+        "max_abs_difference": _num(stats.max_abs_difference),
+        "mean_abs_a": _num(stats.mean_abs_a),
+        "mean_abs_b": _num(stats.mean_abs_b),
         "pixels": stats.pixels,
     }
     if stats.segments:
@@ -93,8 +93,8 @@ def _stats_json(stats: MapStats) -> dict[str, Any]:
 def _shift_json(shift: SegmentShift) -> dict[str, Any]:
     return {"segment": shift.segment, "a_classes": list(shift.a_classes),
             "b_classes": list(shift.b_classes), "share": shift.share,
-            "delta_a": shift.delta_a, "delta_b": shift.delta_b,
-            "difference": shift.difference}
+            "delta_a": _num(shift.delta_a), "delta_b": _num(shift.delta_b),
+            "difference": _num(shift.difference)}
 
 
 def _layers(side: CompareSide, methods: tuple[str, ...]) -> dict[str, str]:
@@ -131,16 +131,6 @@ def figure_name(comparison: Comparison, pair: ClassPair) -> str:
     return f"{class_file_stem('compare', index, pair.name)}.png"
 
 
-def _aggregated_pixels(side: CompareSide, index: int) -> int:
-    """How many pixels the class's score sums over (its mask, or every pixel)."""
-    pred = side.prediction
-    if side.result.gradcam is not None and side.result.gradcam.aggregation == "sum":
-        return pred.shape[0] * pred.shape[1]
-    if side.result.sweep is not None and side.result.sweep.aggregation == "sum":
-        return pred.shape[0] * pred.shape[1]
-    return int(pred.pixel_counts[index])
-
-
 def compare_report(comparison: Comparison, context: dict[str, Any] | None = None
                    ) -> dict[str, Any]:
     """compare.json: the shape docs/compare.md describes."""
@@ -159,7 +149,7 @@ def compare_report(comparison: Comparison, context: dict[str, Any] | None = None
         }
         for side, index in (("a", row.pair.a), ("b", row.pair.b)):
             score = entry[f"score_{side}"]
-            pixels = _aggregated_pixels(c.side(side), index) if index is not None else 0
+            pixels = c.side(side).score_pixels(index) if index is not None else 0
             entry[f"score_per_pixel_{side}"] = score / pixels if score is not None and pixels \
                 else None
         entry["maps"] = {m: _stats_json(s) for m, s in row.maps.items()}
