@@ -1,4 +1,4 @@
-"""The command line: ``segexplorer explain | ablate | batch | models | layers``; no subcommand
+"""The command line: ``segexplorer explain | ablate | batch | compare | models | layers``; no subcommand
 opens the window.
 
 Every user error ends with one line on stderr and a non-zero exit, never a traceback.
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 EXIT_USER_ERROR = 1
 EXIT_INTERNAL = 3
-SUBCOMMANDS = ("explain", "evaluate", "ablate", "batch", "models", "layers")
+SUBCOMMANDS = ("explain", "evaluate", "ablate", "batch", "compare", "models", "layers")
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -200,6 +200,35 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--actors", type=int, default=None,
                        help="with --engine ray: how many actors hold a model (default: one "
                             "per GPU with CUDA, else one per 4 CPUs)")
+
+    compare = sub.add_parser(
+        "compare", help="two models on one image: what changed (shares, IoU, scores, pixels "
+                        "that changed class) and why (each method's maps side by side)",
+        description="Compare model A (--model, --weights, --size, --layer) with model B "
+                    "(--with, --with-weights, --with-size, --with-layer) on IMAGE, classes "
+                    "matched by name. Writes each model's 'explain' files under OUT/a and "
+                    "OUT/b, compare.json (per class: shares, IoU, scores, each method's map "
+                    "correlation and difference, the segments whose ablation moves it "
+                    "differently), compare.npz, pixels_changed.png and a side-by-side "
+                    "figure per class (docs/compare.md).")
+    _common_model_options(compare)
+    _explain_options(compare)
+    compare.add_argument("--with", dest="with_model", required=True, metavar="MODEL",
+                         help="model B: a built-in architecture or a model card (.toml)")
+    compare.add_argument("--with-weights", default=None,
+                         help="B's weights, as --weights (default: 'default' for a built-in, "
+                              "the card's for a card)")
+    compare.add_argument("--with-size", type=int, default=None,
+                         help="B's working size (default: --size if given, else B's own, "
+                              "e.g. its card's)")
+    compare.add_argument("--with-layer", default=None,
+                         help="B's layer for the layer methods (default: --layer if B has "
+                              "it, as two checkpoints of one architecture do, else B's "
+                              "default layer)")
+    compare.add_argument("--resample-maps", choices=("nearest", "bilinear"), default="nearest",
+                         help="how each model's attribution maps reach the original image's "
+                              "grid to be compared (default nearest: every value as "
+                              "computed; class maps are always nearest)")
 
     models = sub.add_parser("models", help="each built-in model, its weights file, whether it "
                                            "is cached, its size; or a model card, resolved")
@@ -378,6 +407,8 @@ def _run_command(args: argparse.Namespace) -> int:
         return _cmd_ablate(args)
     if args.command == "batch":
         return _cmd_batch(args)
+    if args.command == "compare":
+        return _cmd_compare(args)
     build_parser().print_help()
     return 0
 
@@ -596,6 +627,78 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         n = report.explained
         print(f"{n} image{'s' if n != 1 else ''} explained{where}{errors}{before}{rate}")
         print(f"wrote {report.folder}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .engine.analysis import parse_methods
+    from .engine.baselines import parse_baseline
+    from .engine.compare import check_resample
+    from .engine.compare_run import compare_sessions, load_pair
+    from .engine.image import load_image
+    from .export import check_folder
+    from .export.compare import write_compare
+
+    parse_baseline(args.baseline)
+    parse_methods(args.methods)
+    check_resample(args.resample_maps)
+    check_folder(args.out)  # before any work; nothing is created before the files are
+    request_a = _explain_request(args, args.image)
+    request_a.method_options()  # a bad method option fails before the models load
+    request_b = replace(request_a, model=args.with_model, weights=args.with_weights,
+                        size=args.with_size if args.with_size is not None else args.size,
+                        layer=args.with_layer if args.with_layer is not None else args.layer)
+    progress = ConsoleProgress(args.quiet)
+    image = load_image(args.image)  # a bad image fails before the models load
+    pair = load_pair(request_a, request_b, image, layer_b_given=args.with_layer is not None,
+                     state=progress)
+    _note_card(pair.a, args.quiet)
+    _note_card(pair.b, args.quiet)
+    if not args.quiet:
+        for note in pair.notes:
+            sys.stderr.write(f"note: {note}\n")
+    session_a, session_b = pair.sessions()
+    comparison = compare_sessions(session_a, session_b, pair.request_a, pair.request_b,
+                                  targets=args.target, resample=args.resample_maps,
+                                  matching=pair.matching, state=progress)
+    width, height = image.size
+    context = {"image": str(Path(args.image)), "image_size": [width, height],
+               "memory": pair.memory.to_json(), "notes": list(pair.notes)}
+    import numpy as np
+
+    from .engine.image import to_rgb
+
+    photo = np.asarray(image if image.mode == "RGB" else to_rgb(image), np.uint8)
+    written = write_compare(args.out, comparison, context, image=photo)
+    if not args.quiet:
+        for side, result in (("A", comparison.a.result), ("B", comparison.b.result)):
+            h, w = result.prediction.shape
+            mark = " (untrained: meaningless, demo only)" if result.untrained else ""
+            print(f"{side}: {result.model} [{result.weights}] on {result.device}, "
+                  f"{w} x {h} px{mark}")
+        m = comparison.matching
+        print(f"classes: {len(m.shared)} shared, {len(m.only_a)} only in A, "
+              f"{len(m.only_b)} only in B")
+        changes = ", ".join(f"{t.label} {t.share:.1%}" for t in comparison.transitions[:3])
+        print(f"{comparison.changed_share:.2%} of pixels changed class"
+              + (f" ({changes}{', ...' if len(comparison.transitions) > 3 else ''})"
+                 if changes else ""))
+        for row in comparison.classes:
+            if not row.pair.shared:
+                side = "A" if row.pair.a is not None else "B"
+                print(f"  {row.name}: only {side} knows it")
+                continue
+            maps = ", ".join(f"{k} rho {v.spearman:.3f}" if v.spearman is not None else
+                             f"{k} mean |B - A| {v.mean_abs_difference:.3g}"
+                             for k, v in row.maps.items())
+            iou = "-" if row.iou is None else f"{row.iou:.3f}"
+            print(f"  {row.name}: IoU {iou}, share {row.share_a or 0:.1%} -> "
+                  f"{row.share_b or 0:.1%}, score {row.score_a or 0:.4g} -> "
+                  f"{row.score_b or 0:.4g}" + (f"; {maps}" if maps else ""))
+        print(f"memory: {pair.memory.describe()}")
+        print(f"wrote {len(written)} files to {Path(args.out)}")
     return 0
 
 
