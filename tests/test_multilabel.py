@@ -103,6 +103,14 @@ def test_outputs_default_to_softmax_and_a_one_channel_model_stays_binary(cards, 
     assert model.describe()["outputs"] == "multilabel"
 
 
+def test_the_models_command_says_what_the_outputs_are(cards, capsys):
+    assert main(["models", str(cards.strict)]) == 0
+    out = capsys.readouterr().out
+    assert "outputs:" in out and "multilabel (one sigmoid per class, present where p > 0.9" in out
+    assert main(["models", str(cards.softmax)]) == 0
+    assert "softmax (default; [model] outputs sets it)" in capsys.readouterr().out
+
+
 INCONSISTENT = {
     # what the card says: the one line's fragment (read, or when the model is built)
     'outputs = "sigmoid"': 'outputs = \'sigmoid\' is unknown',

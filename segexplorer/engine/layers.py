@@ -51,9 +51,11 @@ def get_layer(module: nn.Module, path: str) -> nn.Module:
 
 
 def _example(module: nn.Module, wanted: str) -> str:
-    """A layer of *this* model to suggest: the closest name to ``wanted``, else its last
-    convolution (never another architecture's path)."""
-    names = [name for name, _ in module.named_modules() if name]
+    """A layer of *this* model to suggest: the closest name to ``wanted`` among its leaf
+    layers (a container's output is rarely a tensor), else its last convolution (never
+    another architecture's path)."""
+    names = [name for name, sub in module.named_modules()
+             if name and next(sub.children(), None) is None]
     close = difflib.get_close_matches(wanted, names, n=1, cutoff=0.6) if wanted else []
     if close:
         return f"did you mean '{close[0]}'?"
