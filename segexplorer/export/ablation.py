@@ -31,7 +31,9 @@ def ablation_report(session: Session, segments: Segments, outcome: AblationOutco
             for sid in outcome.segment_ids
         ],
         "baseline": outcome.baseline,
-        "aggregation": "argmax-masked sum with the original prediction's mask",
+        "aggregation": ("each class's logit summed over its own mask (z_c > logit(threshold)) "
+                        "in the original prediction" if pred.multilabel else
+                        "argmax-masked sum with the original prediction's mask"),
         "classes": [
             {"index": c, "name": name, "before": float(outcome.before[c]),
              "after": float(outcome.after[c]), "delta": float(outcome.delta[c])}
