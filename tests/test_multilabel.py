@@ -149,6 +149,7 @@ def test_masks_are_the_colour_regions_with_their_overlaps_and_no_class_pixels(de
     expected = known_masks()
     assert pred.outputs == "multilabel" and pred.multilabel
     np.testing.assert_array_equal(pred.masks, expected)
+    assert pred.class_masks() is pred.masks
     for c in range(3):
         np.testing.assert_array_equal(pred.mask(c), expected[c])
     # the model's own z > 0
@@ -242,6 +243,18 @@ def test_segments_partition_the_image_by_label_set_and_its_components(detectors)
     assert len({s.id for s in components.info}) == components.count == 8
     with pytest.raises(UserError):
         label_set_segments(pred.masks[0])
+
+
+@pytest.mark.parametrize("classes", [20, 70])  # an integer code per pixel; packed bytes
+def test_label_sets_of_many_classes_give_the_same_partition(detectors, classes):
+    masks = detectors.predict().masks
+    wide = np.zeros((classes, *masks.shape[1:]), bool)
+    spots = [0, classes // 2, classes - 1]  # the three classes, spread out
+    wide[spots] = masks
+    few, many = label_set_segments(masks, "component"), label_set_segments(wide, "component")
+    np.testing.assert_array_equal(few.ids, many.ids)
+    assert [tuple(spots[c] for c in s.classes) for s in few.info] == [
+        s.classes for s in many.info]
 
 
 # ---------------------------------------------------------------------------- methods
@@ -513,6 +526,10 @@ def test_a_softmax_card_on_a_multilabel_model_prints_the_hint_once(cards, tmp_pa
     pred = session.predict()
     assert pred.outputs == "softmax" and 'outputs = "multilabel"' in pred.hint
     assert pred.masks is None and pred.class_map.max() == 2  # the result is unchanged
+    one_hot = pred.class_masks()  # softmax: one class per pixel
+    assert (one_hot.sum(axis=0) == 1).all()
+    np.testing.assert_array_equal(one_hot[1], pred.mask(1))
+    assert pred.overlap_counts()[0, 1] == 0 and pred.no_class_share == 0
     out = tmp_path / "e"
     assert main(["explain", str(cards.image), "--model", str(cards.softmax), "--device", "cpu",
                  "--methods", "gradcam", "--out", str(out)]) == 0

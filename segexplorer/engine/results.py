@@ -140,7 +140,7 @@ class Prediction:
             return np.asarray(self.masks[cls])
         return np.asarray(self.class_map == cls)
 
-    def label_sets(self) -> np.ndarray:
+    def class_masks(self) -> np.ndarray:
         """C x H x W bool: every class's mask at once (one-hot for softmax and binary)."""
         if self.masks is not None:
             return self.masks

