@@ -152,7 +152,7 @@ def test_binary_model_is_two_classes_by_the_sign_of_its_logit(loaded, astronaut_
     np.testing.assert_array_equal(pred.class_map, (z > 0).astype(np.int64))
     np.testing.assert_allclose(pred.logits[1], z, rtol=1e-6)
     np.testing.assert_allclose(pred.logits[0], -z, rtol=1e-6)
-    cls, score, prob = pred.describe_pixel(3, 4)
+    ((cls, score, prob),) = pred.describe_pixel(3, 4)  # one class per pixel
     assert prob == pytest.approx(1 / (1 + np.exp(-score)))  # the model's own sigmoid
 
 
