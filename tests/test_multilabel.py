@@ -307,6 +307,7 @@ def test_every_method_equals_captum_on_the_multilabel_score_for_every_class(dete
         assert_close(ours["hirescam"].raw[c], (grad * captured[-1]).sum(dim=1)[0])
 
 
+@pytest.mark.slow  # Captum's ShapleyValues walks all 720 orders (about 15 s)
 def test_exact_shapley_of_the_label_sets_equals_shapley_values(detectors):
     session = detectors
     ours = compute(session, "shapley", [0, 1, 2], MethodOptions(shapley_mode="exact"))
