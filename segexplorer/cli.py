@@ -450,6 +450,10 @@ def _cmd_card(path: str) -> int:
         ("classes", f"{model.num_classes}: {names}"
                     + (" (binary: one output channel, background = -z, foreground = z)"
                        if model.binary else "")),
+        ("outputs", model.outputs + (f" (one sigmoid per class, present where p > "
+                                     f"{model.threshold:g}; classes may overlap)"
+                                     if model.multilabel else "")
+         + ("" if card.outputs else " (default; [model] outputs sets it)")),
         ("class names", "from the card" if card.classes else
          ("from the model's config (id2label)" if card.source == "huggingface"
           else "missing: generic names 'class N' (add classes or labels to the card)")),
@@ -517,6 +521,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     result = explain(request, progress, model=model, image=image)  # the folder is made
     # only when the files are written: a refused layer or a cancelled run leaves nothing
     written = write_explain(args.out, result)
+    _note_hint(result.prediction, args.quiet)
     if not args.quiet:
         pred = result.prediction
         names = ", ".join(f"{pred.categories[c]} ({pred.share(c):.1%})"
@@ -556,6 +561,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     check_request(request, model)
     session = Session(model, prepare_image(image, request, model), precision=request.precision)
     targets = resolve_targets(session.predict(progress), request.targets)
+    _note_hint(session.predict(), args.quiet)
     result = evaluate(session, request.methods, targets, options, settings, state=progress)
     context = {"image": str(Path(args.image)), "model": model.name,
                "weights": model.weights, "untrained": model.untrained,
@@ -613,6 +619,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
             names = info["classes"]
             sys.stderr.write("note: binary model (one output channel z): explained as two "
                              f"classes, {names[0]} = -z and {names[1]} = z\n")
+        if info.get("outputs") == "multilabel":
+            sys.stderr.write(f"note: {MULTILABEL_NOTE}\n")
         sys.stderr.flush()
 
     report = run_batch(options, console_progress(args.quiet), ConsoleProgress(args.quiet),
@@ -712,6 +720,19 @@ def _note_card(model, quiet: bool) -> None:
     if model.binary:
         sys.stderr.write("note: binary model (one output channel z): explained as two "
                          f"classes, {model.categories[0]} = -z and {model.categories[1]} = z\n")
+    if model.multilabel:
+        sys.stderr.write(f"note: {MULTILABEL_NOTE} (threshold p > {model.threshold:g})\n")
+
+
+MULTILABEL_NOTE = ("multi-label model (one sigmoid per class): classes may overlap and a "
+                   "pixel may be in none")
+
+
+def _note_hint(prediction, quiet: bool) -> None:
+    """One line on stderr when a softmax model's outputs look multi-label (the result is
+    unchanged; report.json has the same line as outputs_hint)."""
+    if prediction.hint and not quiet:
+        sys.stderr.write(f"note: outputs look multi-label: {prediction.hint}\n")
 
 
 def _parse_point(text: str) -> tuple[float, float]:
@@ -743,6 +764,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     session = Session(model, prepared, precision="bf16" if args.fast else "fp32")
     outcome, segments = ablate_at_points(session, points, args.segments, args.baseline, progress)
     written = write_ablation(args.out, session, segments, outcome)
+    _note_hint(session.predict(), args.quiet)
     if not args.quiet:
         print(summary_line(session.predict(), outcome, segments))
         print(f"wrote {len(written)} files to {Path(args.out)}")

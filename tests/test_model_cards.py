@@ -11,6 +11,7 @@ preprocessing reach the prediction and the report.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -151,7 +152,7 @@ def test_binary_model_is_two_classes_by_the_sign_of_its_logit(loaded, astronaut_
     np.testing.assert_array_equal(pred.class_map, (z > 0).astype(np.int64))
     np.testing.assert_allclose(pred.logits[1], z, rtol=1e-6)
     np.testing.assert_allclose(pred.logits[0], -z, rtol=1e-6)
-    cls, score, prob = pred.describe_pixel(3, 4)
+    ((cls, score, prob),) = pred.describe_pixel(3, 4)  # one class per pixel
     assert prob == pytest.approx(1 / (1 + np.exp(-score)))  # the model's own sigmoid
 
 
@@ -250,6 +251,19 @@ BAD_CARDS = {
                       "[explain]\nlayer = 'features.9'\n", "Layer 'features.9' does not exist"),
     "bad-size": ("[model]\nsource = 'python'\nfactory = 'user_models.py:build_four'\n"
                  "[preprocess]\nsize = 4\n", "[preprocess] size"),
+    # issue 26, item 11: a labels file one line short is the labels file's mistake, not
+    # the palette's (before: "palette has 3 colours for 2 classes")
+    "labels-short-with-palette": ("[model]\nsource = 'smp'\narchitecture = 'Unet'\n"
+                                  "encoder = 'resnet18'\nweights = 'smp/unet.safetensors'\n"
+                                  "labels = 'labels2.txt'\n"
+                                  "palette = [[0, 0, 0], [9, 9, 9], [99, 99, 99]]\n",
+                                  "the labels file 'labels2.txt' has 2 classes but the weights"),
+    "python-labels-short-with-palette": ("[model]\nsource = 'python'\n"
+                                         "factory = 'user_models.py:build_four'\n"
+                                         "labels = 'labels3.txt'\npalette = [[0, 0, 0], "
+                                         "[1, 1, 1], [2, 2, 2], [3, 3, 3]]\n",
+                                         "the labels file 'labels3.txt' has 3 classes but the "
+                                         "model outputs 4 channels"),
 }
 
 
@@ -257,7 +271,9 @@ BAD_CARDS = {
 def test_a_bad_card_is_one_line_exit_1_and_writes_nothing(kind, card_models, astronaut_path,
                                                           tmp_path, capfd):
     text, fragment = BAD_CARDS[kind]
-    (card_models.root / "labels7.txt").write_text("\n".join(f"c{i}" for i in range(7)) + "\n")
+    for n in (7, 2, 3):
+        (card_models.root / f"labels{n}.txt").write_text("\n".join(f"c{i}" for i in range(n))
+                                                        + "\n")
     card = card_models.root / f"bad-{kind}.toml"
     card.write_text(text.replace("'", '"'), encoding="utf-8")
     out = tmp_path / "out"
@@ -270,6 +286,31 @@ def test_a_bad_card_is_one_line_exit_1_and_writes_nothing(kind, card_models, ast
     assert fragment in lines[0], lines[0]
     assert card.name in lines[0], lines[0]
     assert not out.exists()  # nothing written, not even the folder
+
+
+def test_a_bad_layer_in_an_smp_card_suggests_one_of_its_own_layers(card_models, tmp_path,
+                                                                    capfd, astronaut_path):
+    """Issue 26, item 11: the suggestion was torchvision's 'backbone.layer4.2.conv3'."""
+    card = card_models.root / "bad-smp-layer.toml"
+    card.write_text(card_models.smp.read_text().replace(
+        'labels = "labels.txt"', 'labels = "smp/labels.txt"').replace(
+        'weights = "unet.safetensors"', 'weights = "smp/unet.safetensors"').replace(
+        "encoder.layer4.1.conv2", "encoder.layer4.1.conv9"), encoding="utf-8")
+    code = main(["explain", str(astronaut_path), "--model", str(card), "--device", "cpu",
+                 "--out", str(tmp_path / "o")])
+    err = capfd.readouterr().err.strip()
+    assert code == 1 and err.count("\n") == 0, err
+    assert "backbone" not in err
+    suggested = re.search(r"did you mean '([^']+)'", err).group(1)
+    model = load_model(card_models.smp, None, "cpu")
+    assert suggested in dict(model.module.named_modules())
+    assert suggested.startswith("encoder.layer4.1.conv")
+    # with no name close to it: this model's last convolution
+    from segexplorer.engine.errors import UserError
+    from segexplorer.engine.layers import get_layer
+
+    with pytest.raises(UserError, match="such as 'segmentation_head.0'"):
+        get_layer(model.module, "zzz")
 
 
 def test_a_missing_card_is_one_line(tmp_path, capfd, astronaut_path):

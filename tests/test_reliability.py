@@ -31,7 +31,8 @@ from tiny_models import ColourSeg, TinySeg
 
 import segexplorer.export.atomic as atomic
 from segexplorer.cli import main
-from segexplorer.engine import analysis, devices
+from segexplorer.engine import devices
+from segexplorer.engine.results import Prediction
 from segexplorer.engine.session import Session
 
 SKDATA = Path(skimage.data.__file__).parent
@@ -521,7 +522,7 @@ def test_internal_error_is_one_line_with_the_debug_hint(files, out_with_old_repo
         return 1 / 0
 
     monkeypatch.delenv("SEGEXPLORER_DEBUG", raising=False)
-    monkeypatch.setattr(analysis, "make_segments", bug)
+    monkeypatch.setattr(Prediction, "segments", bug)  # the ablation's segments
     out_dir = out_with_old_report
     code, _, err = cli(capfd, "explain", files["good"], *TINY, "--out", out_dir)
     one_error_line(code, err, "internal error (ZeroDivisionError: division by zero)",

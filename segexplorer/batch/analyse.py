@@ -180,9 +180,14 @@ def image_rows(key: str, result: ExplainResult, scores: np.ndarray) -> list[dict
     """One row per predicted class: its pixels and score, each method's statistics, and
     its score's change when each class's segments are ablated (Captum's sign: the
     original score minus the ablated one; the sum over the class's segments when
-    segments are connected components)."""
+    segments are connected components).
+
+    A multi-label model's rows also say which other classes share the class's pixels
+    (``overlaps``: class -> share of the image in both), and a label-set segment counts
+    for each of its classes (the "no class" segment for none)."""
     pred = result.prediction
     counts = pred.pixel_counts
+    both = pred.overlap_counts() if pred.multilabel else None
     maps = class_maps(result)
     sweep = result.sweep
     table = sweep.table if sweep is not None else None
@@ -194,10 +199,14 @@ def image_rows(key: str, result: ExplainResult, scores: np.ndarray) -> list[dict
             "class_index": int(c),
             "class": pred.categories[c],
             "pixels": int(counts[c]),
-            "share": float(counts[c]) / pred.class_map.size,
+            "share": pred.share(c),
             "score": float(scores[c]),
             "target": c in result.targets,
+            "outputs": pred.outputs,
         }
+        if both is not None:
+            row["overlaps"] = {str(j): float(both[c, j]) / pred.class_map.size
+                               for j in np.flatnonzero(both[c]) if j != c}
         stats: dict[str, dict[str, float | None]] = {}
         for method, lookup in maps.items():
             attribution = lookup(c) if c in result.targets else None
@@ -207,8 +216,8 @@ def image_rows(key: str, result: ExplainResult, scores: np.ndarray) -> list[dict
         if table is not None and sweep is not None:
             deltas: dict[str, float] = {}
             for i, seg in enumerate(sweep.segments.info):
-                name = str(seg.class_index)
-                deltas[name] = deltas.get(name, 0.0) + float(table[i, c])
+                for k in (seg.classes if seg.classes is not None else (seg.class_index,)):
+                    deltas[str(k)] = deltas.get(str(k), 0.0) + float(table[i, c])
             row["ablation"] = deltas
         rows.append(row)
     return rows

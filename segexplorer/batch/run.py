@@ -345,7 +345,7 @@ def model_info(model: Any) -> dict[str, Any]:
     return {"model": model.name, "weights": model.weights, "untrained": model.untrained,
             "device": describe_device(model.device), "classes": list(model.categories),
             "card": str(card.path) if card is not None else None, "card_code": code,
-            "binary": model.binary}
+            "binary": model.binary, "outputs": model.outputs}
 
 
 def run_local(options: BatchOptions, pending: list[BatchItem], writer: BatchWriter,

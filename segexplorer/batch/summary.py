@@ -1,8 +1,10 @@
 """What a batch found across its images, computed from its journal (numpy only; no torch,
 no Qt: the window's dataset document reads it too).
 
-* the summary: one row per image x predicted class (pixels, score, each method's
-  statistics, the score's change when each class's segments are ablated);
+* the summary: one row per image x predicted class (pixels, share, score, the model's
+  ``outputs``, each method's statistics, the score's change when each class's segments
+  are ablated; for multi-label models the share of the image the class shares with each
+  other class, ``overlap_<k>_<name>``);
 * the errors: one line per image that could not be explained;
 * the **context matrix**: for target class c and ablated class k, the mean relative
   change of c's score when k's segments are ablated, ``(ablated - original) / |original|``,
@@ -28,7 +30,8 @@ import numpy as np
 
 from .record import Journal, read_record
 
-BASE_COLUMNS = ("image", "class_index", "class", "pixels", "share", "score", "target")
+BASE_COLUMNS = ("image", "class_index", "class", "pixels", "share", "score", "target",
+                "outputs")
 STATISTICS = ("outside_share", "inside_mean", "outside_mean")
 Row = dict[str, Any]
 
@@ -42,6 +45,13 @@ def delta_column(index: int, name: str) -> str:
     """'delta_15_person': class 15's segments ablated."""
     text = slug(name)
     return f"delta_{index}_{text}" if text else f"delta_{index}"
+
+
+def overlap_column(index: int, name: str) -> str:
+    """'overlap_2_tumourcore': the share of the image in both the row's class and class 2
+    (multi-label models)."""
+    text = slug(name)
+    return f"overlap_{index}_{text}" if text else f"overlap_{index}"
 
 
 @dataclass(frozen=True)
@@ -75,12 +85,14 @@ class Dataset:
     delta_classes: tuple[tuple[int, str], ...]  # classes some image had ablated
     context: ContextMatrix
     paths: Mapping[str, str] = field(repr=False)  # image key -> the path it was read from
+    overlap_classes: tuple[tuple[int, str], ...] = ()  # classes some class overlapped
 
     @property
     def columns(self) -> tuple[str, ...]:
         stats = tuple(f"{m}_{s}" for m in self.methods for s in STATISTICS)
         deltas = tuple(delta_column(i, n) for i, n in self.delta_classes)
-        return BASE_COLUMNS + stats + deltas
+        overlaps = tuple(overlap_column(i, n) for i, n in self.overlap_classes)
+        return BASE_COLUMNS + overlaps + stats + deltas
 
     @property
     def images(self) -> tuple[str, ...]:
@@ -151,11 +163,14 @@ def build_dataset(folder: Path, record: Mapping[str, Any],
     ablated = sorted({int(k) for row in nested for k in (row.get("ablation") or {})})
     names = {r["class_index"]: r["class"] for r in nested}
     delta_classes = tuple((k, _name(k, categories, names)) for k in ablated)
-    rows = tuple(sorted((_flatten(r, methods, delta_classes) for r in nested),
+    overlapped = sorted({int(k) for row in nested for k in (row.get("overlaps") or {})})
+    overlap_classes = tuple((k, _name(k, categories, names)) for k in overlapped)
+    rows = tuple(sorted((_flatten(r, methods, delta_classes, overlap_classes) for r in nested),
                         key=lambda r: (r["image"], r["class_index"])))
     paths = {e["key"]: e.get("path", "") for e in entries}
     context = context_matrix(nested, categories, names)
-    return Dataset(folder, record, rows, errors, methods, delta_classes, context, paths)
+    return Dataset(folder, record, rows, errors, methods, delta_classes, context, paths,
+                   overlap_classes)
 
 
 def _name(index: int, categories: tuple[str, ...], seen: Mapping[int, str]) -> str:
@@ -170,9 +185,13 @@ def _methods(rows: list[Row], record: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(ordered + sorted(seen - set(ordered)))
 
 
-def _flatten(row: Row, methods: tuple[str, ...], delta_classes: tuple[tuple[int, str], ...]
-             ) -> Row:
+def _flatten(row: Row, methods: tuple[str, ...], delta_classes: tuple[tuple[int, str], ...],
+             overlap_classes: tuple[tuple[int, str], ...] = ()) -> Row:
     flat = {name: row.get(name) for name in BASE_COLUMNS}
+    overlaps = row.get("overlaps")
+    for index, name in overlap_classes:  # a multi-label row: 0 where the classes do not meet
+        value = None if overlaps is None else overlaps.get(str(index), 0.0)
+        flat[overlap_column(index, name)] = None if index == row["class_index"] else value
     stats = row.get("methods") or {}
     for method in methods:
         values = stats.get(method) or {}

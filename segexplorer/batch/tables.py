@@ -32,7 +32,8 @@ OUTPUT_FILES = (SUMMARY_PARQUET, SUMMARY_CSV, ERRORS_CSV, CONTEXT_CSV, CONTEXT_P
 _TYPES = {"image": "string", "class_index": "int64", "class": "string", "pixels": "int64",
           "target": "bool_", "path": "string", "error": "string", "method": "string",
           "rank": "int64", "target_index": "int64", "target_class": "string",
-          "ablated_index": "int64", "ablated_class": "string", "images": "int64"}
+          "ablated_index": "int64", "ablated_class": "string", "images": "int64",
+          "outputs": "string"}
 ERROR_COLUMNS = ("image", "path", "error")
 CONTEXT_COLUMNS = ("target_index", "target_class", "ablated_index", "ablated_class",
                    "mean_relative_change", "images")

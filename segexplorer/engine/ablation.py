@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from .errors import UserError
 from .jobs import JobState
 from .results import AblationSweep, Prediction
-from .segments import Segments, make_segments
+from .segments import Segments
 from .session import AblationOutcome, Session
 
 
@@ -34,7 +34,7 @@ def ablate_at_points(
     """Ablate together the segments under ``points`` (original-image coordinates)."""
     prediction = session.predict(state)
     segments = (sweep.segments if sweep is not None and sweep.segments.kind == segments_kind
-                else make_segments(prediction.class_map, segments_kind))
+                else prediction.segments(segments_kind))
     ids = [segments.at(*to_working(session, x, y)).id for x, y in points]
     return session.ablate(segments, ids, baseline=baseline, sweep=sweep, state=state), segments
 
@@ -51,8 +51,11 @@ def format_percent(fraction: float, signed: bool = False) -> str:
 
 
 def summary_line(prediction: Prediction, outcome: AblationOutcome, segments: Segments) -> str:
-    """e.g. 'bus -83 %; 12 % of pixels changed class'."""
-    classes = sorted({s.class_index for s in segments.info if s.id in outcome.segment_ids})
+    """e.g. 'bus -83 %; 12 % of pixels changed class' (multilabel: every class of the
+    ablated label sets, and the pixels whose set of classes changed)."""
+    classes = sorted({c for s in segments.info if s.id in outcome.segment_ids
+                      for c in (s.classes if s.classes is not None else (s.class_index,))
+                      if 0 <= c < len(prediction.categories)})
     parts = []
     for c in classes:
         rel = relative_change(float(outcome.before[c]), float(outcome.after[c]))
@@ -69,12 +72,13 @@ def segment_label(categories: Sequence[str], segments: Segments, segment_id: int
     'person 2 of 3'; a class segment, or a class with one component, is just 'person'.
     """
     info = {s.id: s for s in segments.info}[int(segment_id)]
-    name = categories[info.class_index]
+    name = info.name(categories)  # a multi-label model's: its label set ('a + b')
     if segments.kind == "class":
         return name
     if segments.kind.startswith("region"):
         return f"drawn region (mostly {name})" if info.id == 1 else "all but the region"
-    same = [s.id for s in segments.info if s.class_index == info.class_index]
+    same = [s.id for s in segments.info
+            if (s.class_index, s.classes) == (info.class_index, info.classes)]
     return name if len(same) == 1 else f"{name} {same.index(info.id) + 1} of {len(same)}"
 
 

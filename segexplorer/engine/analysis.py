@@ -21,7 +21,6 @@ from .methods import GRADCAM_PASS_METHODS, MethodOptions, get_method
 from .methods import parse_methods as parse_methods
 from .models import LoadedModel, load_model
 from .results import AblationSweep, GradCamResult, MethodMaps, Prediction
-from .segments import make_segments
 from .session import Session
 
 #: the seed's methods: their files are written as before (gradcam_<c>, ablation_<c>, ...)
@@ -208,7 +207,7 @@ def explain_session(session: Session, request: ExplainRequest, *,
     if "ablation" in methods:
         if sweep is None:
             t0 = time.perf_counter()
-            segments = make_segments(prediction.class_map, request.segments)
+            segments = prediction.segments(request.segments)
             sweep = session.sweep(segments, baseline=request.baseline, aggregation=agg,
                                   state=state)
             timings["ablation"] = time.perf_counter() - t0

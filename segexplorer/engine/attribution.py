@@ -55,7 +55,7 @@ from .methods import (
     shapley_is_exact,
 )
 from .results import AblationSweep, GradCamResult, MethodMaps
-from .segments import Segments, make_segments
+from .segments import Segments
 from .session import Session
 
 #: images per chunk of a gradient method on a CPU: about a megapixel (one 640 x 860 image)
@@ -80,7 +80,7 @@ def compute(session: Session, method: str, targets: Sequence[int] | None = None,
             raise UserError(f"Class index {c} is out of range: this model has classes "
                             f"0..{session.model.num_classes - 1}.")
     if info.takes_segments and segments is None:
-        segments = make_segments(prediction.class_map, options.segments)
+        segments = prediction.segments(options.segments)
     start = time.perf_counter()
     passes = session.forward_passes
     result = _COMPUTE[method](_Job(session, wanted, options, state, segments, gradcam, sweep))

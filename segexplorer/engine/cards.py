@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .catalog import DEFAULT_SIZE
+from .catalog import BINARY, DEFAULT_SIZE, MULTILABEL, OUTPUT_KINDS
 from .errors import UserError, first_line
 
 if sys.version_info >= (3, 11):
@@ -27,7 +27,7 @@ SOURCES = ("torchvision", "smp", "huggingface", "python")
 CARD_SUFFIX = ".toml"
 
 _MODEL_KEYS = {"name", "source", "architecture", "encoder", "weights", "classes", "labels",
-               "palette", "factory", "options"}
+               "palette", "factory", "options", "outputs", "threshold"}
 _PREPROCESS_KEYS = {"size", "mean", "std"}
 _EXPLAIN_KEYS = {"layer"}
 _SECTIONS = {"model": _MODEL_KEYS, "preprocess": _PREPROCESS_KEYS, "explain": _EXPLAIN_KEYS}
@@ -52,6 +52,9 @@ class ModelCard:
     std: tuple[float, float, float] | None = None
     layer: str | None = None  # default Grad-CAM layer ([explain] layer)
     labels_file: Path | None = None  # where the classes came from, if from a labels file
+    # softmax | multilabel | binary; None: softmax, or binary for a 1-channel model
+    outputs: str | None = None
+    threshold: float | None = None  # multilabel: a class is present where p > threshold
 
     def classes_origin(self) -> str:
         """How a message names where the class names came from."""
@@ -176,10 +179,10 @@ def parse_card(data: dict[str, Any], card: Path) -> ModelCard:
     classes = _classes(model, card, base)
     labels = model.get("labels")
     labels_file = (base / labels).resolve() if isinstance(labels, str) else None
+    # the palette's length is checked once the model's channel count is known (loading):
+    # a labels file one line short must be reported as the labels file's mistake
     palette = _palette(model.get("palette"), card)
-    if palette is not None and classes is not None and len(palette) != len(classes):
-        raise _fail(card, f"[model] palette has {len(palette)} colours for {len(classes)} "
-                          "classes: give one [R, G, B] per class.")
+    outputs, threshold = _outputs(model, card, classes)
     options = model.get("options", {})
     if not isinstance(options, dict):
         raise _fail(card, "[model] options must be a table of keyword arguments.")
@@ -198,7 +201,33 @@ def parse_card(data: dict[str, Any], card: Path) -> ModelCard:
     return ModelCard(path=card, name=name, source=source, architecture=architecture,
                      encoder=encoder, weights=weights, classes=classes, palette=palette,
                      factory=factory, options=dict(options), size=size, mean=mean, std=std,
-                     layer=layer, labels_file=labels_file)
+                     layer=layer, labels_file=labels_file, outputs=outputs,
+                     threshold=threshold)
+
+
+def _outputs(model: dict[str, Any], card: Path, classes: tuple[str, ...] | None
+             ) -> tuple[str | None, float | None]:
+    """[model] outputs and threshold, checked against each other and the class names
+    (the channel count is checked when the model is built)."""
+    outputs = model.get("outputs")
+    if outputs is not None and outputs not in OUTPUT_KINDS:
+        raise _fail(card, f"[model] outputs = {outputs!r} is unknown: use "
+                          + ", ".join(f'"{k}"' for k in OUTPUT_KINDS) + ".")
+    threshold = model.get("threshold")
+    if threshold is not None:
+        if outputs != MULTILABEL:
+            raise _fail(card, "[model] threshold applies to outputs = \"multilabel\" only "
+                              "(each class's own sigmoid): add that, or remove threshold.")
+        if (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                or not 0 < threshold < 1):
+            raise _fail(card, f"[model] threshold must be a probability between 0 and 1 "
+                              f"(exclusive), not {threshold!r}.")
+        threshold = float(threshold)
+    if outputs == BINARY and classes is not None and len(classes) > 2:
+        raise _fail(card, f"[model] outputs = \"binary\" is one output channel "
+                          f"(background / foreground) but {len(classes)} classes are named: "
+                          "give 1 or 2 names, or use \"multilabel\" or \"softmax\".")
+    return outputs, threshold
 
 
 def _classes(model: dict[str, Any], card: Path, base: Path) -> tuple[str, ...] | None:

@@ -25,6 +25,11 @@ DEFAULT_SIZE = 640  # the seed's Resize(640)
 SCORE_AGGREGATIONS = ("argmax", "sum")  # the seed's wrapper, and its plain-sum variant
 UPSAMPLE_MODES = ("nearest", "bilinear")
 SEGMENT_KINDS = ("class", "component")
+#: what a model's output channels are (a model card's [model] outputs): softmax classes
+#: (argmax), one logit explained as background / foreground (binary), or independent
+#: sigmoids whose classes may overlap (multilabel); see engine.outputs and docs/models.md
+SOFTMAX, MULTILABEL, BINARY = "softmax", "multilabel", "binary"
+OUTPUT_KINDS = (SOFTMAX, MULTILABEL, BINARY)
 BASELINE_CHOICES = ("zero", "black", "blur")  # and any colour, #RRGGBB or R,G,B
 PRECISIONS = ("fp32", "bf16")  # exact, and fast mode (bf16 autocast)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the seed's Normalize

@@ -41,7 +41,7 @@ from .methods import MethodOptions, get_method
 from .models import LoadedModel
 from .outputs import LogitsAdapter
 from .results import AblationSweep, GradCamResult, MethodMaps
-from .segments import Segments, make_segments
+from .segments import Segments
 from .session import Session
 
 THUMBNAIL = 96  # the randomisation strip's maps are kept at most this wide or tall
@@ -209,7 +209,8 @@ class Evaluation:
                                    for k, v in self.options.used_by(m)},
                 "score": "the seed's argmax-masked score of the original prediction; y = "
                          "score / original score",
-                "segments": {"kind": self.segments.kind, "count": self.segments.count},
+                "segments": {"kind": self.segments.kind, "count": self.segments.count,
+                             "partition": self.segments.partition},
                 "pixel_ties": "pixels of equal attribution keep raster order (row by row, "
                               "left to right: a stable sort)",
                 "segment_ties": "segments of equal summed attribution keep ascending id",
@@ -488,7 +489,7 @@ def evaluate(session: Session, methods: Sequence[str], targets: Sequence[int] | 
     wanted = tuple(prediction.present_classes if targets is None else targets)
     agg = Aggregation(options.aggregation)
     original = session.scores(agg).astype(np.float32)
-    segments = make_segments(prediction.class_map, options.segments)
+    segments = prediction.segments(options.segments)
     images: dict[str, int] = {}
 
     # 1. the maps, each method once for every target

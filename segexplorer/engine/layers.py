@@ -19,6 +19,7 @@ input size; the window's layer picker and ``segexplorer layers`` show its answer
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,15 +40,29 @@ def normalize_layer_path(path: str) -> str:
 def get_layer(module: nn.Module, path: str) -> nn.Module:
     dotted = normalize_layer_path(path)
     if not dotted:
-        raise UserError("No layer given: give a dotted path such as 'backbone.layer4.2.conv3' "
-                        "(segexplorer layers MODEL lists them).")
+        raise UserError(f"No layer given: {_example(module, '')} (segexplorer layers MODEL "
+                        "lists them).")
     try:
         return module.get_submodule(dotted)
     except AttributeError:
-        raise UserError(
-            f"Layer '{path}' does not exist in this model: give a dotted path such as "
-            "'backbone.layer4.2.conv3' (segexplorer layers MODEL lists them)."
-        ) from None
+        raise UserError(f"Layer '{path}' does not exist in this model: "
+                        f"{_example(module, dotted)} (segexplorer layers MODEL lists them)."
+                        ) from None
+
+
+def _example(module: nn.Module, wanted: str) -> str:
+    """A layer of *this* model to suggest: the closest name to ``wanted`` among its leaf
+    layers (a container's output is rarely a tensor), else its last convolution (never
+    another architecture's path)."""
+    names = [name for name, sub in module.named_modules()
+             if name and next(sub.children(), None) is None]
+    close = difflib.get_close_matches(wanted, names, n=1, cutoff=0.6) if wanted else []
+    if close:
+        return f"did you mean '{close[0]}'?"
+    convs = [name for name, sub in module.named_modules()
+             if name and isinstance(sub, nn.Conv2d)]
+    example = (convs or names or ["<none>"])[-1]
+    return f"give a dotted path such as '{example}'"
 
 
 def list_layers(module: nn.Module) -> list[tuple[str, str]]:

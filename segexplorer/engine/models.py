@@ -25,7 +25,14 @@ from torch import nn
 
 from ..render.palette import class_colors
 from .cards import ModelCard, is_card_path, read_card
-from .catalog import BUILTIN_ARCHITECTURES, DEFAULT_ARCHITECTURE, DEFAULT_SIZE
+from .catalog import (
+    BINARY,
+    BUILTIN_ARCHITECTURES,
+    DEFAULT_ARCHITECTURE,
+    DEFAULT_SIZE,
+    MULTILABEL,
+    SOFTMAX,
+)
 from .devices import resolve_device
 from .errors import UserError
 from .image import IMAGENET, Normalization
@@ -40,7 +47,7 @@ from .layers import (
     list_layers,
     normalize_layer_path,
 )
-from .outputs import LogitsAdapter, output_channels
+from .outputs import LogitsAdapter, logit_threshold, output_channels
 from .sources import TORCHVISION_BUILDERS, UNTRAINED_SEED, build_card, torchvision_builder
 from .weights import (
     WeightsInfo,
@@ -145,10 +152,24 @@ class LoadedModel:
     palette: np.ndarray | None = None  # C x 3 uint8 (None: VOC's, extended)
     card: ModelCard | None = None
     source: str = "torchvision"
+    outputs: str = SOFTMAX  # softmax | multilabel | binary (engine.catalog.OUTPUT_KINDS)
+    threshold: float = 0.5  # multilabel: class c is present where sigmoid(z_c) > this
 
     def __post_init__(self) -> None:
         if self.adapter is None:
             self.adapter = LogitsAdapter(self.module)
+        if self.adapter.binary:
+            self.outputs = BINARY
+
+    @property
+    def multilabel(self) -> bool:
+        """Independent sigmoids, one per class: masks z_c > logit(threshold) may overlap."""
+        return self.outputs == MULTILABEL
+
+    @property
+    def threshold_logit(self) -> float:
+        """The multi-label threshold as a logit (float32): 0 at the default 0.5."""
+        return logit_threshold(self.threshold)
 
     @property
     def name(self) -> str:
@@ -173,9 +194,12 @@ class LoadedModel:
 
     @property
     def colors(self) -> np.ndarray:
-        """C x 3 uint8 class colours: the card's palette, else VOC's (extended beyond 21)."""
+        """C x 3 uint8 class colours: the card's palette, else VOC's (extended beyond 21);
+        a multi-label model's skip VOC's black (the colour of "no class")."""
         if self.palette is not None:
             return self.palette
+        if self.multilabel:
+            return class_colors(max(self.num_classes + 1, 21))[1:self.num_classes + 1]
         return class_colors(max(self.num_classes, 21))[: self.num_classes]
 
     @property
@@ -209,9 +233,15 @@ class LoadedModel:
                       "normalization": {"mean": list(self.normalization.mean),
                                         "std": list(self.normalization.std)},
                       "default_layer": self.default_layer}
+        info["outputs"] = self.outputs
         if self.binary:
             info["binary"] = ("one output channel z, explained as two classes: "
                               "background = -z, foreground = z (foreground where z > 0)")
+        if self.multilabel:
+            info["threshold"] = self.threshold
+            info["multilabel"] = (f"one sigmoid per class: class c is present where "
+                                  f"z_c > {self.threshold_logit:g} (p > {self.threshold:g}); "
+                                  "classes may overlap and a pixel may be in none")
         if self.adapter is not None and self.adapter.pad_multiple > 1:
             info["input_padding"] = (f"bottom and right padded with zeros up to a multiple "
                                      f"of {self.adapter.pad_multiple}, output cropped back")
@@ -299,8 +329,9 @@ def _load_card(card: ModelCard, weights: str | None, device: torch.device) -> Lo
         except Exception as exc:  # noqa: BLE001 - the user's model failed on a test input
             raise UserError(f"Model card '{card.path}': the model failed on a 64 x 64 test "
                             f"image ({type(exc).__name__}: {str(exc)[:160]}).") from None
-    binary = channels == 1
-    categories = _card_categories(card, built.categories, channels)
+    outputs = _card_outputs(card, channels)
+    binary = outputs == BINARY
+    categories = _card_categories(card, built.categories, channels, binary)
     palette = None
     if card.palette is not None:
         if len(card.palette) != len(categories):
@@ -326,13 +357,29 @@ def _load_card(card: ModelCard, weights: str | None, device: torch.device) -> Lo
                         categories=categories, adapter=adapter,
                         normalization=built.normalization,
                         default_size=built.size or DEFAULT_SIZE, palette=palette, card=card,
-                        source=card.source)
+                        source=card.source, outputs=outputs,
+                        threshold=card.threshold if card.threshold is not None else 0.5)
     return _finish(model, device)
 
 
+def _card_outputs(card: ModelCard, channels: int) -> str:
+    """The card's ``outputs`` (default: binary for one channel, else softmax), refused in
+    one line when the model's channel count contradicts it."""
+    outputs = card.outputs or (BINARY if channels == 1 else SOFTMAX)
+    if outputs == BINARY and channels != 1:
+        raise UserError(f"Model card '{card.path}': [model] outputs = \"binary\" but the "
+                        f"model outputs {channels} channels: a binary model has one; use "
+                        "\"multilabel\" (one sigmoid per channel) or \"softmax\".")
+    if outputs == SOFTMAX and channels == 1:
+        raise UserError(f"Model card '{card.path}': [model] outputs = \"softmax\" but the "
+                        "model outputs 1 channel (a softmax over one class is always 1): use "
+                        "\"binary\" or \"multilabel\", or leave outputs out.")
+    return outputs
+
+
 def _card_categories(card: ModelCard, known: tuple[str, ...] | None,
-                     channels: int) -> tuple[str, ...]:
-    if channels == 1:  # binary: background / foreground
+                     channels: int, binary: bool = False) -> tuple[str, ...]:
+    if binary:  # binary: background / foreground
         names = card.classes or known
         if names is None or len(names) == 1 and names[0].lower() in ("class 0", "label_0"):
             return ("background", "foreground")

@@ -12,6 +12,11 @@ output shapes models come with:
 * one output channel is a binary model: ``z`` becomes the two classes
   ``[-z, z]`` (background, foreground): the foreground wins exactly where ``z > 0``,
   the foreground's score is the model's own logit, and the background's is its negative;
+* a multi-label model (``[model] outputs = "multilabel"``) is returned as it is: each
+  channel is an independent logit z_c (its own sigmoid), and class c is present where
+  z_c > logit(threshold) (z_c > 0 at the default 0.5); classes may overlap and a pixel
+  may be in none (``engine.aggregation`` builds the masks, ``results.Prediction`` keeps
+  them);
 * inputs whose sides the network cannot take (smp encoders need multiples of their
   output stride) are padded with zeros on the bottom and right (zero is the mean colour
   after normalisation) and the output cropped back, so the function's input and output
@@ -20,9 +25,11 @@ output shapes models come with:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -90,3 +97,43 @@ def output_channels(adapter: LogitsAdapter, size: int = 64) -> int:
     with torch.inference_mode():
         logits = probe(torch.zeros(1, 3, size, size, device=device))
     return int(logits.shape[1])
+
+
+def logit_threshold(probability: float) -> float:
+    """The logit of a probability threshold, rounded to float32: ``z > t`` then gives the
+    same pixels on the device (float32 logits) and in numpy (the prediction's copy)."""
+    if not 0 < probability < 1:
+        raise UserError(f"A threshold must be a probability between 0 and 1, not "
+                        f"{probability!r}.")
+    return float(np.float32(math.log(probability / (1 - probability))))
+
+
+# -- the guard for softmax cards on multi-label models -------------------------------------
+#: a pixel "in no class" for the hint: every channel's logit below logit(0.25), i.e. every
+#: sigmoid below 25 %
+HINT_LOGIT = logit_threshold(0.25)
+#: the hint is given when at least this share of the image is such pixels
+HINT_SHARE = 0.05
+
+
+def multilabel_hint(max_logits: torch.Tensor) -> str:
+    """A one-line hint when a softmax model's logits look like independent sigmoids' ("" if
+    not), from each pixel's largest logit (what the argmax computes anyway: no extra pass).
+
+    Why this test: softmax cross-entropy's gradient sums to zero over the classes, so
+    training leaves the class-mean logit where initialisation put it (near 0) and moves
+    the winner above it: a trained softmax model's largest logit is positive almost
+    everywhere. A model trained with one sigmoid per class (binary cross-entropy or Dice
+    in multi-label mode) pushes every absent class's logit below 0, so wherever no class
+    is present (the paper around a text, the brain around a tumour) *every* logit is
+    clearly negative. Untrained weights tell nothing about training: callers skip them.
+    """
+    if max_logits.numel() == 0:
+        return ""
+    share = float((max_logits < HINT_LOGIT).float().mean())
+    if share < HINT_SHARE:
+        return ""
+    return (f"every class's logit is below {HINT_LOGIT:.1f} (sigmoid < 25 %) at "
+            f"{share:.0%} of the pixels, as in a model with one sigmoid per class: if its "
+            "classes may overlap, set outputs = \"multilabel\" in its model card's [model] "
+            "section (the argmax shown now gives every pixel a class).")

@@ -24,15 +24,25 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .aggregation import ARGMAX_MASKED, PLAIN_SUM, Aggregation, aggregate, argmax_selection
+from .aggregation import (
+    ARGMAX_MASKED,
+    PLAIN_SUM,
+    Aggregation,
+    aggregate,
+    argmax_selection,
+    multilabel_display,
+    multilabel_selection,
+    pack_label_sets,
+)
 from .baselines import Baseline, baseline_tensor, parse_baseline
-from .catalog import PRECISIONS, UPSAMPLE_MODES
+from .catalog import PRECISIONS, SOFTMAX, UPSAMPLE_MODES
 from .errors import UserError
 from .image import PreparedImage, denormalize
 from .jobs import JobState, check_cancelled, report
 from .layers import UNUSED_REASON, get_layer, normalize_layer_path, unusable_output_reason
 from .models import LoadedModel
-from .results import AblationSweep, GradCamResult, Prediction
+from .outputs import multilabel_hint
+from .results import AblationSweep, GradCamResult, Prediction, unpack_label_sets
 from .segments import Segments
 
 MAX_CUDA_CHUNK = 32
@@ -60,9 +70,10 @@ class Evaluation:
     """Every class's score for a series of perturbed images (Session.evaluate)."""
 
     scores: np.ndarray  # n x C float32
-    maps: np.ndarray | None  # n x H x W predicted classes (when kept)
+    maps: np.ndarray | None  # n x H x W predicted classes (when kept; multilabel: display)
     passes: int  # forward calls (a call may take a chunk of images)
     batches: tuple[int, ...]  # images per call, in order
+    label_sets: np.ndarray | None = None  # multilabel, kept: n x B x H x W packed classes
 
 
 @dataclass(frozen=True)
@@ -74,9 +85,10 @@ class AblationOutcome:
     ablated_input: np.ndarray  # H x W x 3 uint8: the input as the model receives it
     before: np.ndarray  # C: aggregated scores of the original input
     after: np.ndarray  # C: aggregated scores with the segments ablated
-    class_map_after: np.ndarray  # H x W
-    changed: np.ndarray  # H x W bool: pixels whose predicted class changed
+    class_map_after: np.ndarray  # H x W (multilabel: the display map, see Prediction)
+    changed: np.ndarray  # H x W bool: pixels whose predicted class (label set) changed
     from_cache: bool
+    masks_after: np.ndarray | None = None  # multilabel: C x H x W bool, each class's mask
 
     @property
     def delta(self) -> np.ndarray:
@@ -114,18 +126,21 @@ class Session:
         self._image_bytes: int | None = None  # CUDA memory one image's forward pass needs
         self._segment_ids_t: tuple[Segments, torch.Tensor] | None = None
         self._fixed_class_map: torch.Tensor | None = None  # a derived session's (see derive)
+        self._fixed_selection: torch.Tensor | None = None  # its classes' masks, likewise
 
     def derive(self, *, model: LoadedModel | None = None,
                input_tensor: torch.Tensor | None = None) -> Session:
         """A session on another input (a perturbed copy) or another model (one with
         randomised layers) that keeps **this** prediction's pixels: its class scores
-        use this prediction's argmax mask, as the seed's wrapper keeps ``out_max``, and
-        its prediction's class map (so its segments) is this one's. The evaluation's
-        perturbations and randomisations are explained on the same question."""
+        use this prediction's masks (the argmax's, or a multi-label model's own), as the
+        seed's wrapper keeps ``out_max``, and its prediction's class map and masks (so
+        its segments) are this one's. The evaluation's perturbations and randomisations
+        are explained on the same question."""
         derived = Session(model or self.model, self.image, precision=self.precision)
         if input_tensor is not None:
             derived.input = input_tensor.to(derived.model.device)
         derived._fixed_class_map = self.class_map_tensor.to(derived.model.device)
+        derived._fixed_selection = self.selection_tensor.to(derived.model.device)
         return derived
 
     @property
@@ -221,20 +236,38 @@ class Session:
 
     def _set_prediction(self, logits: torch.Tensor, seconds: float) -> None:
         logits = logits.detach()
-        # the seed's out_max; max().indices is argmax (first maximum on ties), 3x faster
-        class_map = (self._fixed_class_map if self._fixed_class_map is not None
-                     else logits.max(dim=1, keepdim=True).indices)
+        model = self.model
+        hint = ""
+        if model.multilabel:  # each class's own mask, z_c > logit(threshold)
+            selected = (self._fixed_selection if self._fixed_selection is not None
+                        else multilabel_selection(logits, model.threshold_logit))
+            class_map = (self._fixed_class_map if self._fixed_class_map is not None
+                         else multilabel_display(logits[0:1], selected))
+        else:
+            if self._fixed_class_map is not None:
+                class_map = self._fixed_class_map
+            else:
+                # the seed's out_max; max().indices is argmax (first maximum on ties), 3x
+                # faster; its values serve the multi-label guard (untrained: no evidence)
+                top = logits.max(dim=1, keepdim=True)
+                class_map = top.indices
+                if model.outputs == SOFTMAX and not model.untrained:
+                    hint = multilabel_hint(top.values)
+            selected = argmax_selection(logits, class_map)
         self._class_map_t = class_map
         self._logits_t = logits  # detached: holds no graph
-        self._selected = argmax_selection(logits, class_map)
+        self._selected = selected
         self._prediction = Prediction(
             image=self.image.rgb,
             logits=logits[0].float().cpu().numpy(),
             class_map=class_map[0, 0].cpu().numpy().astype(np.int64),
-            categories=self.model.categories,
+            categories=model.categories,
             seconds=seconds,
-            palette=self.model.colors,
-            binary=self.model.binary,
+            palette=model.colors,
+            outputs=model.outputs,
+            threshold=model.threshold,
+            masks=selected[0].bool().cpu().numpy() if model.multilabel else None,
+            hint=hint,
         )
 
     @property
@@ -243,8 +276,26 @@ class Session:
         assert self._class_map_t is not None
         return self._class_map_t
 
+    @property
+    def selection_tensor(self) -> torch.Tensor:
+        """1 x C x H x W: each class's pixels in the prediction (1 inside, 0 outside): the
+        argmax's one-hot, or a multi-label model's own masks z_c > logit(threshold). The
+        default score of class c is the sum of z_c over it (``aggregation.make_wrapper``
+        takes it)."""
+        self.predict()
+        assert self._selected is not None
+        return self._selected
+
     def _aggregate(self, logits: torch.Tensor, agg: Aggregation) -> torch.Tensor:
-        return aggregate(logits, agg, self.class_map_tensor, self._selected)
+        return aggregate(logits, agg, self.class_map_tensor, self.selection_tensor)
+
+    def _maps_after(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """N x H x W: the classes predicted for perturbed images (multilabel: the display
+        map), and for a multi-label model N x B x H x W, the classes present, packed."""
+        if not self.model.multilabel:
+            return logits.max(dim=1).indices, None
+        present = logits > self.model.threshold_logit
+        return multilabel_display(logits, present)[:, 0], pack_label_sets(present)
 
     def scores(self, aggregation: Aggregation | None = None) -> np.ndarray:
         """Aggregated score of every class for the unperturbed image (no forward pass)."""
@@ -504,6 +555,7 @@ class Session:
             initial_scores=initial,
             ablated_scores=result.scores,
             after_maps=result.maps,
+            after_label_sets=result.label_sets,
             forward_passes=result.passes,
             chunk_size=max(result.batches, default=0),
             seconds=time.perf_counter() - start,
@@ -544,10 +596,11 @@ class Session:
         chunk = max(1, chunk)
         batches: list[int] = []  # the chunks that went through (not those that ran out)
         h, w = self.image.shape
-        wide = self.model.num_classes > 256
+        wide = self.model.num_classes + self.model.multilabel > 256  # multilabel: "no class"
         map_dtype = np.int32 if wide else np.uint8
         score_parts: list[torch.Tensor] = []
         map_parts: list[torch.Tensor] = []
+        set_parts: list[torch.Tensor] = []  # multilabel: the classes present, packed
         passes = 0
         done = 0
         report(state, 0, n, describe(0, n))
@@ -563,8 +616,9 @@ class Session:
                     logits = self.model.logits(self._layout(batch)).float()
                     score_parts.append(self._aggregate(logits, agg).float())
                     if keep_maps:
-                        indices = logits.max(dim=1).indices
+                        indices, sets = self._maps_after(logits)
                         map_parts.append(indices.to(torch.int32 if wide else torch.uint8))
+                        set_parts.extend([] if sets is None else [sets])
                     del logits, batch
             except torch.OutOfMemoryError:
                 if chunk == 1:
@@ -598,7 +652,9 @@ class Session:
         else:
             scores = np.zeros((0, self.model.num_classes), dtype=np.float32)
             maps = np.zeros((0, h, w), dtype=map_dtype) if keep_maps else None
-        return Evaluation(scores=scores, maps=maps, passes=passes, batches=tuple(batches))
+        labels = torch.cat(set_parts).cpu().numpy() if set_parts else None
+        return Evaluation(scores=scores, maps=maps, passes=passes, batches=tuple(batches),
+                          label_sets=labels)
 
     def ablate(
         self,
@@ -625,8 +681,10 @@ class Session:
         agg = Aggregation(ARGMAX_MASKED)
         before = self.scores(agg).astype(np.float32)
         pred = self.predict()
+        multilabel = self.model.multilabel
         cached = (
             sweep is not None and len(chosen) == 1 and sweep.after_maps is not None
+            and (not multilabel or sweep.after_label_sets is not None)
             and sweep.baseline == base_spec.label and sweep.aggregation == ARGMAX_MASKED
             and (sweep.segments is segments or (
                 sweep.segments.kind == segments.kind
@@ -636,6 +694,7 @@ class Session:
             row = segments.row_of()[chosen[0]]
             after = sweep.ablated_scores[row].copy()
             class_map_after = sweep.after_maps[row].astype(np.int64)
+            masks_after = sweep.masks_after(row, self.model.num_classes)
         else:
             check_cancelled(state)
             report(state, 0, 1, "Ablating")
@@ -643,10 +702,13 @@ class Session:
             with torch.inference_mode(), self._numerics():
                 logits = self.model.logits(self._layout(inp)).float()
                 after = self._aggregate(logits, agg).float().cpu().numpy()[0]
-                indices = logits.max(dim=1).indices[0]
-                if self.model.num_classes <= 256:  # an 8x smaller copy back from a GPU
+                indices, sets = self._maps_after(logits)
+                indices = indices[0]
+                if self.model.num_classes + multilabel <= 256:  # an 8x smaller copy back
                     indices = indices.to(torch.uint8)
                 class_map_after = indices.cpu().numpy().astype(np.int64)
+                masks_after = (None if sets is None else
+                               unpack_label_sets(sets[0].cpu().numpy(), self.model.num_classes))
             self.forward_passes += 1
             report(state, 1, 1, "Ablated")
         mask = np.repeat(segments.mask(chosen)[..., None], 3, axis=2)  # a full mask: 2x faster
@@ -658,7 +720,10 @@ class Session:
             before=before,
             after=after.astype(np.float32),
             class_map_after=class_map_after,
-            changed=class_map_after != pred.class_map,
+            # a pixel changed when its class did (multilabel: its set of classes)
+            changed=(class_map_after != pred.class_map if masks_after is None or
+                     pred.masks is None else np.any(masks_after != pred.masks, axis=0)),
             from_cache=bool(cached),
+            masks_after=masks_after,
         )
 

@@ -10,7 +10,9 @@ import numpy as np
 
 from ..engine.analysis import SEED_METHODS, ExplainResult
 from ..engine.methods import get_method
-from ..render import decode_segmap, render_attribution
+from ..engine.results import Prediction
+from ..engine.segments import Segments
+from ..render import decode_segmap, multilabel_overlay, render_attribution
 from .atomic import ensure_folder, write_text
 from .files import json_text, save_npz, save_png
 
@@ -36,11 +38,22 @@ def library_versions() -> dict[str, str]:
     }
 
 
+def segmentation_png(pred: Prediction) -> np.ndarray:
+    """The class map in the model's colours; a multi-label model's masks as overlapping
+    translucent layers with each class's outline, over the image (pixels in no class
+    show the image)."""
+    if pred.masks is not None:
+        return multilabel_overlay(pred.image, pred.masks, pred.colors)
+    return decode_segmap(pred.class_map, pred.colors)
+
+
 def explain_arrays(result: ExplainResult) -> dict[str, np.ndarray]:
     """The NPZ's arrays: exactly the documented keys (see README)."""
     arrays: dict[str, np.ndarray] = {
         "segmentation": result.prediction.class_map.astype(np.int64),
     }
+    if result.prediction.masks is not None:  # multilabel: each class's own mask
+        arrays["masks"] = result.prediction.masks.astype(np.uint8)
     if result.gradcam is not None and "gradcam" in result.methods:
         for c in result.targets:
             arrays[f"gradcam_{c}"] = result.gradcam.raw[c].astype(np.float32)
@@ -92,9 +105,7 @@ def shapley_report(result: ExplainResult) -> dict | None:
     if maps is None or maps.shapley is None:
         return None
     table, pred = maps.shapley, result.prediction
-    segments = [{"id": s.id, "class_index": s.class_index,
-                 "class_name": pred.categories[s.class_index], "pixels": s.pixels}
-                for s in table.segments.info]
+    segments = segment_entries(table.segments, pred.categories)
     targets = {}
     for c in result.targets:
         targets[str(c)] = {
@@ -104,13 +115,51 @@ def shapley_report(result: ExplainResult) -> dict | None:
         }
     return {"exact": table.exact, "coalitions_evaluated": table.coalitions,
             "n_samples": table.n_samples, "seed": table.seed,
-            "segments_kind": table.segments.kind, "segments": segments,
+            "segments_kind": table.segments.kind,
+            "segments_partition": table.segments.partition, "segments": segments,
             "values_meaning": "Shapley value of each segment (rows: ascending id) for the "
                               "class; they sum to score(image) - score(all segments "
                               "replaced by the baseline)",
             "interaction_meaning": "pairwise Shapley interaction index (exact only): > 0 "
                                    "the pair matters more together than apart",
             "targets": targets}
+
+
+def segment_entries(segments: Segments, categories: tuple[str, ...]) -> list[dict]:
+    """Each segment: id, class, pixels (a label set's: its classes too)."""
+    entries = []
+    for s in segments.info:
+        entry: dict = {"id": s.id, "class_index": s.class_index,
+                       "class_name": s.name(categories), "pixels": s.pixels}
+        if s.classes is not None:
+            entry["classes"] = list(s.classes)
+        entries.append(entry)
+    return entries
+
+
+def outputs_report(pred: Prediction) -> dict:
+    """What the model's outputs are, each class's share of the image, and the pixels
+    classes share (multilabel; none for softmax and binary models)."""
+    size = pred.class_map.size
+    report: dict = {"outputs": pred.outputs,
+                    "class_shares": {name: pred.share(c) for c, name in
+                                     enumerate(pred.categories)}}
+    overlaps = []
+    if pred.multilabel:
+        report["threshold"] = pred.threshold
+        report["no_class_share"] = pred.no_class_share
+        both = pred.overlap_counts()
+        for a in range(len(pred.categories)):
+            for b in range(a + 1, len(pred.categories)):
+                if both[a, b]:
+                    overlaps.append({"classes": [a, b],
+                                     "names": [pred.categories[a], pred.categories[b]],
+                                     "pixels": int(both[a, b]),
+                                     "share": float(both[a, b]) / size})
+    report["overlaps"] = overlaps
+    if pred.hint:
+        report["outputs_hint"] = pred.hint
+    return report
 
 
 def explain_report(result: ExplainResult) -> dict:
@@ -128,6 +177,7 @@ def explain_report(result: ExplainResult) -> dict:
         "class_names": list(pred.categories),
         "pixel_counts": {name: int(n) for name, n in zip(pred.categories, counts)},
         "present_classes": pred.present_classes,
+        **outputs_report(pred),
         "methods": list(result.methods),
         "forward_passes": result.forward_passes,
         "precision": result.precision,
@@ -137,7 +187,8 @@ def explain_report(result: ExplainResult) -> dict:
         # a model card (or a binary model): where it came from and how it was fed
         report["model_card"] = {key: info[key] for key in
                                 ("card", "card_name", "source", "num_classes", "normalization",
-                                 "default_layer", "binary", "input_padding") if key in info}
+                                 "default_layer", "outputs", "binary", "multilabel",
+                                 "threshold", "input_padding") if key in info}
     if result.gradcam is not None:
         report["gradcam"] = {
             "layer": result.gradcam.layer,
@@ -155,7 +206,7 @@ def explain_report(result: ExplainResult) -> dict:
             entry["score"] = float(result.sweep.initial_scores[c])
             entry["ablation"] = [
                 {"segment": s.id, "class_index": s.class_index,
-                 "class_name": pred.categories[s.class_index], "delta": float(table[row, c])}
+                 "class_name": s.name(pred.categories), "delta": float(table[row, c])}
                 for row, s in enumerate(result.sweep.segments.info)
             ]
         targets.append(entry)
@@ -163,17 +214,14 @@ def explain_report(result: ExplainResult) -> dict:
     if result.sweep is not None:
         report["ablation"] = {
             "segments_kind": result.sweep.segments.kind,
+            "segments_partition": result.sweep.segments.partition,
             "baseline": result.sweep.baseline,
             "aggregation": result.sweep.aggregation,
             "delta_meaning": "score(original) - score(segment ablated), as Captum's "
                              "FeatureAblation; ablation_table rows are segments in ascending id",
             "forward_passes": result.sweep.forward_passes,
         }
-        report["segments"] = [
-            {"id": s.id, "class_index": s.class_index,
-             "class_name": pred.categories[s.class_index], "pixels": s.pixels}
-            for s in result.sweep.segments.info
-        ]
+        report["segments"] = segment_entries(result.sweep.segments, pred.categories)
     if result.maps:
         report["method_costs"] = method_report(result)
     shapley = shapley_report(result)
@@ -202,10 +250,7 @@ def write_explain(out_dir: str | Path, result: ExplainResult) -> list[Path]:
     """
     folder = ensure_folder(out_dir)
     image = result.prediction.image
-    pngs: list[tuple[str, np.ndarray]] = [
-        ("segmentation.png", decode_segmap(result.prediction.class_map,
-                                           result.prediction.colors)),
-    ]
+    pngs: list[tuple[str, np.ndarray]] = [("segmentation.png", segmentation_png(result.prediction))]
     if result.gradcam is not None:
         if "gradcam" in result.methods:
             for c in result.targets:

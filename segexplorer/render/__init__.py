@@ -26,6 +26,13 @@ from .composite import (
     render_attribution,
     segmentation_overlay,
 )
+from .multilabel import (
+    LAYER_OPACITY,
+    changed_pixels,
+    class_outlines,
+    mask_layers,
+    multilabel_overlay,
+)
 from .normalize import (
     SIGNS,
     NormalizedAttr,
@@ -52,6 +59,7 @@ from .palette import VOC_PALETTE, class_colors, decode_segmap
 __all__ = [
     "ABLATION_VIEWS",
     "COLORMAP_CHOICES",
+    "LAYER_OPACITY",
     "METHODS",
     "SIGNS",
     "VOC_PALETTE",
@@ -65,8 +73,10 @@ __all__ = [
     "apply_colormap",
     "blended_heat_map",
     "canonical_sign",
+    "changed_pixels",
     "changed_pixels_map",
     "class_colors",
+    "class_outlines",
     "colorbar_rgba",
     "colorbar_ticks",
     "colormap_for",
@@ -76,7 +86,9 @@ __all__ = [
     "edge_mask",
     "heat_map",
     "hide_target",
+    "mask_layers",
     "masked_image",
+    "multilabel_overlay",
     "normalize_attr",
     "original_image",
     "outline_rgba",

@@ -112,7 +112,7 @@ def test_clicking_a_segment_on_the_canvas_makes_it_the_target(qtbot, make_window
     # Hovering reads the class and score under the cursor.
     qtbot.mouseMove(window.canvas.viewport(), pos)
     qtbot.waitUntil(lambda: window.prediction.categories[wanted] in window.hover_label.text())
-    _, score, _ = window.prediction.describe_pixel(x, y)
+    ((_, score, _),) = window.prediction.describe_pixel(x, y)
     assert f"score {score:.3g}" in window.hover_label.text()
     assert f"x {x}, y {y}" in window.hover_label.text()
 

@@ -267,8 +267,11 @@ class Presenter:
         text = f"x {x}, y {y}  (original {x / sx:.0f}, {y / sy:.0f})"
         pred = doc.prediction
         if pred is not None and pred.class_map.shape == prepared.shape:
-            cls, score, prob = pred.describe_pixel(x, y)
-            text += f"   {pred.categories[cls]}: score {score:.3g}, p {prob * 100:.0f} %"
+            present = pred.describe_pixel(x, y)  # several, or none, for a multi-label model
+            for cls, score, prob in present:
+                text += f"   {pred.categories[cls]}: score {score:.3g}, p {prob * 100:.0f} %"
+            if not present:
+                text += "   no class"
         attr = self.current_attr
         if doc.canvas_layer == ATTRIBUTION and attr is not None:
             text += f"   attribution {format_value(float(attr[y, x]))}"
