@@ -15,7 +15,7 @@ from batch_models import photo_folder, write_cards
 from segexplorer.batch.summary import load_dataset
 from segexplorer.cli import main
 from segexplorer.gui.document.choices import AnalysisChoice, ModelChoice
-from segexplorer.gui.document.dataset import BATCH, DatasetDocument, percent
+from segexplorer.gui.document.dataset import BATCH, DatasetState, percent
 from segexplorer.gui.document.runner import QueueRunner
 
 
@@ -31,9 +31,9 @@ def batch(tmp_path_factory):
     return cards, photos, out
 
 
-def opened(out) -> tuple[DatasetDocument, QueueRunner]:
+def opened(out) -> tuple[DatasetState, QueueRunner]:
     runner = QueueRunner()
-    doc = DatasetDocument(runner)
+    doc = DatasetState.on(runner)
     doc.open_folder(out)
     assert runner.run_until_idle() == 1
     return doc, runner
@@ -138,7 +138,7 @@ def test_an_image_opens_with_the_batchs_model_and_options(batch):
 def test_a_batch_runs_as_a_job_reports_each_image_and_shows_the_folder(batch, tmp_path):
     cards, photos, reference = batch
     runner = QueueRunner()
-    doc = DatasetDocument(runner)
+    doc = DatasetState.on(runner)
     notices, running = [], []
     doc.notice.connect(notices.append)
     doc.changed.connect(lambda _none: running.append(doc.present().running))
@@ -160,7 +160,7 @@ def test_a_batch_runs_as_a_job_reports_each_image_and_shows_the_folder(batch, tm
 def test_a_stopped_batch_shows_what_it_did_and_continues_when_run_again(batch, tmp_path):
     cards, photos, _ = batch
     runner = QueueRunner()
-    doc = DatasetDocument(runner)
+    doc = DatasetState.on(runner)
     out = tmp_path / "out"
 
     def journal_lines() -> int:
