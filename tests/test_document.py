@@ -42,6 +42,7 @@ from segexplorer.gui.document.exports import Exports
 from segexplorer.gui.document.keys import GradCamKey, ImageKey, ModelKey, PredictKey
 from segexplorer.gui.document.panel_views import ablation_view, evaluation_view
 from segexplorer.gui.document.planner import Situation, plan
+from segexplorer.gui.document.preview import PREVIEW_SIZE
 from segexplorer.gui.document.requests import (
     ComputeAblatedInput,
     ComputeGradCam,
@@ -51,9 +52,8 @@ from segexplorer.gui.document.requests import (
     Predict,
     Resize,
 )
-from segexplorer.gui.document.window_views import chrome_view, layers_view, model_view
-from segexplorer.gui.document.preview import PREVIEW_SIZE
 from segexplorer.gui.document.store import ResultStore
+from segexplorer.gui.document.window_views import chrome_view, layers_view, model_view
 from segexplorer.render import (
     VIEW_INPUT,
     decode_segmap,

@@ -16,9 +16,9 @@ from segexplorer.engine.methods import METHOD_REGISTRY, METHODS, MethodOptions
 from segexplorer.engine.models import load_model
 from segexplorer.engine.session import Session
 from segexplorer.gui.document.choices import METHOD_LABELS
-from segexplorer.gui.document.results import OTHER_METHODS
-from segexplorer.gui.document.exports import Exports
 from segexplorer.gui.document.explain_view import GUIDED_NOTE
+from segexplorer.gui.document.exports import Exports
+from segexplorer.gui.document.results import OTHER_METHODS
 from segexplorer.render import render_attribution
 
 SIZE = 40

@@ -13,6 +13,7 @@ newer request on its channel is simply forgotten.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from .runner import ErrorFn, JobFn, ResultFn, Runner
@@ -35,6 +36,8 @@ class JobBook:
         self._blocked: dict[str, Hashable] = {}
         #: called with a channel whenever what it runs, or whether it is blocked, changes
         self.on_activity: Callable[[str], None] = lambda channel: None
+        #: wraps each answer from the runner (the document announces its changes once)
+        self.batch: Callable[[], AbstractContextManager[object]] = nullcontext
 
     # -- questions ---------------------------------------------------------------------
     def is_running(self, channel: str) -> bool:
@@ -77,26 +80,29 @@ class JobBook:
         self._inflight[channel] = running  # the job it replaces is forgotten, not blocked
 
         def result(value: object) -> None:
-            if self._inflight.get(channel) is running:
-                self._inflight.pop(channel)
-                self.on_activity(channel)
-            on_result(value)
+            with self.batch():
+                if self._inflight.get(channel) is running:
+                    self._inflight.pop(channel)
+                    self.on_activity(channel)
+                on_result(value)
 
         def error(message: str, details: str) -> None:
-            if self._inflight.get(channel) is running:
-                self._inflight.pop(channel)
-                self._blocked[channel] = key
-                self.on_activity(channel)
-            on_error(message, details)
+            with self.batch():
+                if self._inflight.get(channel) is running:
+                    self._inflight.pop(channel)
+                    self._blocked[channel] = key
+                    self.on_activity(channel)
+                on_error(message, details)
 
         def cancelled() -> None:
-            if self._inflight.get(channel) is running:  # cancelled from inside the job
-                self._inflight.pop(channel)
-                self._blocked[channel] = key
-                self.on_activity(channel)
-                on_cancelled()
-            elif running.cancelled:  # by cancel(): now stopped
-                on_cancelled()
+            with self.batch():
+                if self._inflight.get(channel) is running:  # cancelled from inside the job
+                    self._inflight.pop(channel)
+                    self._blocked[channel] = key
+                    self.on_activity(channel)
+                    on_cancelled()
+                elif running.cancelled:  # by cancel(): now stopped
+                    on_cancelled()
 
         running.request_id = self.runner.submit(
             channel, fn, on_result=result, on_error=error, on_cancelled=cancelled,

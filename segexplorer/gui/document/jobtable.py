@@ -59,6 +59,7 @@ class JobTable:
         self.after_result: list[Callable[[], object]] = []  # e.g. plan again
         book.on_activity = lambda channel: self.changed.emit(
             Change("jobs", frozenset({channel})))
+        book.batch = updates.batch
 
     def register(self, kind: type[R], build: Callable[[R], Job],
                  done: Callable[[R, Any], object] | None = None,
