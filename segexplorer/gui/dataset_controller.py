@@ -24,15 +24,9 @@ from PySide6.QtWidgets import (
 from .dataset_window import DatasetWindow
 from .document import Document
 from .document.dataset import OpenRequest
-from .document.events import depends_on
+from .document.dataset_view import dataset_window_view
 from .document.presenting import Presenters
 from .settings import Preferences
-
-
-@depends_on("dataset", "jobs.dataset", "jobs.batch")
-def dataset_window_view(doc: Document, _drawings: object) -> Any:
-    """The dataset window's view (the dataset state's own, made once per change)."""
-    return doc.dataset.present()
 
 
 class RunBatchDialog(QDialog):

@@ -423,12 +423,14 @@ class DatasetWindow(QMainWindow):
             self.document.open_image(tile.image, tile.class_index)
 
     def _on_cell_clicked(self, row: int, column: int) -> None:
-        classes = self.document.present().heatmap.classes
+        if self.rows.view is None:
+            return
+        classes = self.rows.view.heatmap.classes
         if 0 <= row < len(classes) and 0 <= column < len(classes):
             self.document.select_cell(classes[row], classes[column])
 
     def _on_cell_image_activated(self, item: QListWidgetItem) -> None:
-        selected = self.document.present().heatmap.selected
+        selected = self.rows.view.heatmap.selected if self.rows.view is not None else None
         self.document.open_image(str(item.data(Qt.ItemDataRole.UserRole)),
                                  selected[0] if selected is not None else None)
 

@@ -12,6 +12,7 @@ from PySide6.QtCore import QPoint, Qt
 
 from segexplorer.cli import main
 from segexplorer.gui.document.choices import ModelChoice
+from segexplorer.gui.document.dataset_view import dataset_view
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +113,7 @@ def test_a_heat_map_click_lists_images_and_a_double_click_explains_one(qtbot, ma
     assert window.model_panel.architecture.currentText() == "six classes (card)"
     wait_for_prediction(qtbot, window)
     wait_idle(qtbot, window)
-    target = dataset_window.document.present().heatmap.classes[row]
+    target = dataset_view(dataset_window.document).heatmap.classes[row]
     assert window.document.view.target == target
     assert window.document.store.prediction.categories[target] == heat.verticalHeaderItem(row).text()
 

@@ -7,7 +7,7 @@ in a job that reports each image and lets the table fill in as it goes. Both are
 the dataset's planner (:func:`plan_dataset`) asks for from what the user asked
 (``folder`` and its reading, ``batch_wanted``), through the same job table as the
 explainer's. The user's choices are the class shown, the sort order and the
-context-matrix cell picked; :func:`.dataset_view.dataset_view` turns them into one frozen
+context-matrix cell picked; ``dataset_view.dataset_view`` turns them into one frozen
 view. Double-clicking an image asks (``open_requested``) for it to be opened in the
 explainer with the batch's model and options.
 """
@@ -23,8 +23,6 @@ from typing import TYPE_CHECKING, Any
 from ...engine.cards import is_card_path
 from ...engine.catalog import DEFAULT_SIZE, METHODS
 from .choices import METHOD_LABELS, AnalysisChoice, ModelChoice, to_dict
-from .dataset_view import CLASS, IMAGE, DatasetView, dataset_view
-from .dataset_view import percent as percent
 from .events import Event, Field, State, Updates
 from .jobbook import JobBook
 from .jobtable import Job, JobTable
@@ -36,6 +34,7 @@ if TYPE_CHECKING:
     from ...batch.summary import Dataset
 
 LOAD, BATCH = ReadDataset.channel, RunBatch.channel
+IMAGE, CLASS = "image", "class"  # the table's first columns (sorted by name, not number)
 RELOAD_WHILE_RUNNING_S = 2.0  # a running batch's folder is read again at most this often
 
 
@@ -106,9 +105,7 @@ class DatasetState(State):
         self.failed: Event[str] = Event()
         self.notice: Event[str] = Event()
         self.open_requested: Event[OpenRequest] = Event()
-        self._view: DatasetView | None = None
         self._runs = 0
-        self.changed.connect(self._forget_view)
         jobs.register(ReadDataset, self._read_job, done=self._on_loaded,
                       failed=lambda request, message, _d: self._on_error(message))
         jobs.register(RunBatch, self._batch_job, done=self._on_batch_done,
@@ -294,20 +291,11 @@ class DatasetState(State):
         return self.batch is not None
 
     # ======================================================================= the view
-    def _forget_view(self, _change: object) -> None:
-        self._view = None
-
     def present_classes(self, dataset: Dataset | None = None) -> dict[int, str]:
         dataset = dataset or self.dataset
         if dataset is None:
             return {}
         return {int(r["class_index"]): str(r["class"]) for r in dataset.rows}
-
-    def present(self) -> DatasetView:
-        """The dataset window's view (made once per change)."""
-        if self._view is None:
-            self._view = dataset_view(self)
-        return self._view
 
 
 def batch_choices(record: Mapping[str, Any]) -> tuple[ModelChoice, AnalysisChoice]:
@@ -340,5 +328,5 @@ def _card_size(path: str) -> int:
         return DEFAULT_SIZE
 
 
-__all__ = ["BATCH", "LOAD", "BatchProgress", "DatasetState", "DatasetView", "OpenRequest",
-           "batch_choices", "percent", "plan_dataset"]
+__all__ = ["BATCH", "LOAD", "BatchProgress", "DatasetState", "OpenRequest", "batch_choices",
+           "plan_dataset"]

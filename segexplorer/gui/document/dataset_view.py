@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from ...engine.cards import is_card_path
 from ...engine.methods import METHOD_REGISTRY
+from .dataset import CLASS, IMAGE, DatasetState
+from .events import depends_on
 
 if TYPE_CHECKING:
     from ...batch.summary import Dataset
-    from .dataset import DatasetState
+    from .document import Document
 
-IMAGE, CLASS, SHARE, SCORE, CONTEXT = "image", "class", "share", "score", "context"
+SHARE, SCORE, CONTEXT = "share", "score", "context"
 _RGB = tuple[int, int, int]
 
 
@@ -113,6 +115,12 @@ def number(value: float | None) -> str:
 def dataset_view(state: DatasetState) -> DatasetView:
     """The dataset window's content for the state (its own view function)."""
     return _ViewMaker(state).make()
+
+
+@depends_on("dataset", "jobs.dataset", "jobs.batch")
+def dataset_window_view(doc: Document, _drawings: object) -> DatasetView:
+    """The dataset window's view, as the window's presenters call it."""
+    return dataset_view(doc.dataset)
 
 
 class _ViewMaker:
