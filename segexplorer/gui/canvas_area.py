@@ -85,8 +85,7 @@ class CanvasArea(QWidget):
         bar.addWidget(self.opacity, 1)
         bar.addStretch(1)
         column.addLayout(bar)
-        self.canvas = ImageCanvas(self)
-        self.canvas.set_placeholder(PLACEHOLDER)
+        self.canvas = ImageCanvas(self, PLACEHOLDER)
         # the zoom controls sit beside the footer: the bar above stays narrow enough for
         # a 1024 px screen
         zoom_row = QHBoxLayout()

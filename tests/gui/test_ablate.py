@@ -369,7 +369,7 @@ def test_export_writes_what_the_cli_writes(qtbot, make_window, squares_image, tm
 
 
 def test_views_drawn_from_the_original_equal_full_drawings(qtbot, make_window, squares_image):
-    from segexplorer.gui.document.ablation import original_views
+    from segexplorer.gui.document.ablation_entries import original_views
     from segexplorer.render import (
         changed_pixels_map,
         render_ablation_view,

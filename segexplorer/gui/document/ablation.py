@@ -15,18 +15,15 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ...render import ABLATION_VIEWS, VIEW_INPUT, selection_outline
+from ...render import ABLATION_VIEWS, VIEW_INPUT
 from . import catalog
+from .ablation_drawings import AblationDrawings
 from .ablation_entries import (
     HINT,
     VIEW_LABELS,
     AblationEntry,
-    Views,
     make_entry,
-    original_thumbnails,
-    original_views,
+    region_mask,
     selection_label,
 )
 from .choices import ABLATED
@@ -83,9 +80,7 @@ class AblationState(State):
         self._regions = 0  # regions drawn so far (each is its own segments kind)
         self._previous_layer: str | None = None
         self._segments: dict[tuple[PredictKey | None, str], Segments] = {}
-        self._originals: tuple[PredictKey | None, Views] | None = None
-        self._original_thumbs: tuple[PredictKey | None, Views] | None = None
-        self._outline: tuple[tuple[object, ...], np.ndarray] | None = None
+        self.drawings = AblationDrawings(self)  # what the canvas and the panel show
         self._stopped: AblationKey | None = None  # cancelled or failed: a click asks again
         jobs.register(Ablate, self._job, done=self._on_computed, cancelled=self._on_stopped,
                       failed=lambda request, *_: self._on_stopped(request))
@@ -186,7 +181,6 @@ class AblationState(State):
         self._history_key = None
         self._steps, self._step = [None], 0
         self._segments.clear()
-        self._originals = self._original_thumbs = self._outline = None
         self.update(hovered=None, precompute=None)
         self.touch("history")
 
@@ -331,23 +325,11 @@ class AblationState(State):
         """Ablate a region the user drew in working pixels: a ``lasso`` (the polygon
         through ``points``) or a ``brush`` stroke (``radius`` pixels on each side; the
         brush's size by default)."""
-        from PIL import Image, ImageDraw
-
         pred = self.store.prediction
         if pred is None or self.store.session is None or not points:
             return
-        h, w = pred.class_map.shape
-        canvas = Image.new("1", (w, h), 0)
-        draw = ImageDraw.Draw(canvas)
-        if tool == "lasso" and len(points) >= 3:
-            draw.polygon(points, fill=1, outline=1)
-        else:  # a brush stroke: a thick line with round ends
-            r = max(0.5, float(self.brush_radius if radius is None else radius))
-            if len(points) > 1:
-                draw.line(points, fill=1, width=max(1, round(2 * r)))
-            for x, y in points:
-                draw.ellipse((x - r, y - r, x + r, y + r), fill=1)
-        inside = np.asarray(canvas, dtype=bool)
+        inside = region_mask(tool, points, pred.class_map.shape,
+                             self.brush_radius if radius is None else radius)
         if not inside.any():
             return
         from ...engine.segments import region_segments
@@ -403,7 +385,7 @@ class AblationState(State):
                                  sweep=sweep)
         entry = make_entry(selection, sweep.segments, outcome, pred,
                            time.perf_counter() - start)
-        self.view_of(entry)  # the one the canvas shows now
+        self.drawings.view_of(entry)  # the one the canvas shows now
         return entry
 
     def _job(self, request: Ablate) -> Job:
@@ -412,8 +394,7 @@ class AblationState(State):
         selection = request.key.selection
         sweep = self._sweep_for(selection)
         segments = sweep.segments if sweep is not None else self.segments_for(selection.kind)
-        originals = (self._originals[1] if self._originals is not None
-                     and self._originals[0] == request.key.predict else None)
+        originals = self.drawings.known_originals(request.key.predict)
 
         def job(state: JobContext) -> AblationEntry:
             start = time.perf_counter()
@@ -458,60 +439,3 @@ class AblationState(State):
                 self.touch("steps")
             self.selection = None
             self._show(None)
-
-    # -- drawing -------------------------------------------------------------------------
-    def canvas_overlay(self) -> tuple[np.ndarray | None, str]:
-        """What the ablation layer shows in ablate mode, and the caption under it."""
-        if self.store.prediction is None:
-            return None, "Waiting for the model's prediction."
-        entry = self.shown
-        if entry is None:
-            if self.is_computing():
-                return None, "Ablating... (one forward pass)"
-            overlay = self.original_views()[self.view]
-            return (None if self.view == VIEW_INPUT else overlay), HINT
-        caption = f"{VIEW_LABELS[self.view]}: {entry.summary}"
-        if self.is_computing():
-            caption = "Ablating the new selection... (showing the previous one)"
-        return self.view_of(entry), caption
-
-    def outline(self) -> tuple[tuple[object, ...] | None, np.ndarray | None]:
-        """(key, RGBA) of the selected segments' outline (yellow) and of the segment under
-        the cursor (white); (None, None) when neither."""
-        selection, hovered = self.selection, self.hovered
-        if (selection is None and hovered is None) or self.store.prediction is None:
-            return None, None
-        kind = selection.kind if selection is not None else self.analysis.segments
-        chosen = selection.ids if selection is not None else ()
-        key = (self.store.predict_key, kind, chosen, hovered)
-        if self._outline is None or self._outline[0] != key:
-            ids = self.segments_for(kind).ids
-            rgba = np.zeros(ids.shape + (4,), np.uint8)
-            if hovered is not None and hovered not in chosen:
-                rgba = selection_outline(ids, (hovered,), colour=(255, 255, 255))
-            if chosen:
-                selected = selection_outline(ids, chosen)
-                drawn = selected[..., 3] > 0
-                rgba[drawn] = selected[drawn]
-            self._outline = (key, rgba)
-        return self._outline
-
-    def view_of(self, entry: AblationEntry) -> np.ndarray:
-        """The entry's view that the canvas shows (the ablated input needs no drawing)."""
-        if self.view == VIEW_INPUT:
-            return entry.view(VIEW_INPUT)
-        return entry.view(self.view, self.original_views())
-
-    def original_thumbnails(self) -> Views:
-        key = self.store.predict_key
-        if self._original_thumbs is None or self._original_thumbs[0] != key:
-            assert self.store.prediction is not None
-            self._original_thumbs = (key, original_thumbnails(self.store.prediction))
-        return self._original_thumbs[1]
-
-    def original_views(self) -> Views:
-        key = self.store.predict_key
-        if self._originals is None or self._originals[0] != key:
-            assert self.store.prediction is not None
-            self._originals = (key, original_views(self.store.prediction))
-        return self._originals[1]

@@ -73,6 +73,26 @@ class AblationEntry:
         return f"{self.label}  [{self.selection.baseline}]\n{self.summary}"
 
 
+def region_mask(tool: str, points: list[tuple[float, float]], shape: tuple[int, int],
+                radius: float) -> np.ndarray:
+    """The working pixels a drawn region covers (H x W bool): a ``lasso`` (the polygon
+    through ``points``) or a ``brush`` stroke (``radius`` pixels on each side)."""
+    from PIL import Image, ImageDraw
+
+    h, w = shape
+    canvas = Image.new("1", (w, h), 0)
+    draw = ImageDraw.Draw(canvas)
+    if tool == "lasso" and len(points) >= 3:
+        draw.polygon(points, fill=1, outline=1)
+    else:  # a brush stroke: a thick line with round ends
+        r = max(0.5, float(radius))
+        if len(points) > 1:
+            draw.line(points, fill=1, width=max(1, round(2 * r)))
+        for x, y in points:
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=1)
+    return np.asarray(canvas, dtype=bool)
+
+
 def original_views(prediction: Prediction) -> Views:
     """The three views with nothing ablated (what ablate mode shows before a click)."""
     cm = prediction.class_map

@@ -383,7 +383,7 @@ def can_export_figure(doc: Document, drawings: Drawings) -> bool:
 
 def _ablated_layer(doc: Document) -> tuple[np.ndarray | None, str]:
     if doc.ablation.active:
-        return doc.ablation.canvas_overlay()
+        return doc.ablation.drawings.canvas_overlay()
     predict, target = doc.store.predict_key, doc.view.target
     if predict is not None and target is not None:
         overlay = doc.store.ablated(ablated_key(predict, doc.analysis.choice, target))
@@ -423,7 +423,7 @@ def _layer_labels(doc: Document) -> dict[str, str]:
 
 def _outline_for(doc: Document, drawings: Drawings) -> tuple[np.ndarray | None, object]:
     if doc.ablation.active:  # the segments selected for ablation
-        key, rgba = doc.ablation.outline()
+        key, rgba = doc.ablation.drawings.outline()
         return rgba, key
     target = doc.view.target
     if not (doc.layers.outline and doc.store.prediction is not None and target is not None

@@ -125,7 +125,7 @@ def ablation_view(doc: Document, drawings: Drawings) -> AblationView:
     entry = ab.shown
     result = None
     if entry is None:
-        thumbnails = ab.original_thumbnails()
+        thumbnails = ab.drawings.original_thumbnails()
     else:
         thumbnails = entry.thumbnails
         emphasis = frozenset(s.class_index for s in entry.segments.info
