@@ -383,6 +383,37 @@ def test_a_click_ablates_its_segment_and_the_sweep_answers_later_clicks(squares_
     assert doc.layers.chosen == ATTRIBUTION
 
 
+def test_each_view_is_presented_only_when_what_it_reads_changes(squares_image):
+    from segexplorer.gui.document.presenting import Presenters
+
+    doc, runner, _, _ = opened(squares_image, COLOUR)
+    presenters = Presenters(doc)
+    shown: dict[str, object] = {}
+    for view in (canvas_view, explain_view, chrome_view, classes_view, layers_view,
+                 model_view, ablation_view, evaluation_view):
+        presenters.add(view, lambda value, name=view.__name__: shown.update({name: value}))
+    doc.ablation.set_active(True)
+    runner.run_until_idle()
+
+    def presented(act) -> set[str]:
+        before = dict(presenters.calls)
+        act()
+        return {name for name, n in presenters.calls.items() if n != before.get(name, 0)}
+
+    # the cursor onto another segment in ablate mode: the canvas (the outline) and the
+    # Ablation panel, once each
+    assert presented(lambda: doc.ablation.hover(45, 48)) == {"canvas", "ablation"}
+    assert presented(lambda: doc.ablation.hover(15, 15)) == {"canvas", "ablation"}
+    assert presented(lambda: doc.ablation.hover(15, 16)) == set()  # the same segment
+    # a view option: what draws the map and what says whether it can be drawn
+    assert presented(lambda: doc.view.update(sign="positive")) == {
+        "canvas", "explain", "chrome"}
+    # a class: everything that shows the target
+    assert presented(lambda: setattr(doc.view, "target", 1)) == {
+        "canvas", "explain", "chrome", "classes", "evaluation"}
+    assert presenters.calls["model"] == 1  # only when registered: the image is the same
+
+
 # ---------------------------------------------------------------------------- exports
 
 

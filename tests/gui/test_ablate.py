@@ -397,3 +397,25 @@ def test_views_drawn_from_the_original_equal_full_drawings(qtbot, make_window, s
     # the canvas shows the full-size view the thumbnail stands for
     qtbot.mouseClick(window.ablation.panel.thumb_button(VIEW_AFTER), Qt.MouseButton.LeftButton)
     np.testing.assert_array_equal(overlay(window), full_after)
+
+
+def test_hovering_in_ablate_mode_presents_only_the_canvas_and_the_ablation_panel(
+        qtbot, make_window, squares_image):
+    window = _open(qtbot, make_window, squares_image)
+    _enter_ablate_mode(qtbot, window)
+    from segexplorer.render import selection_outline
+
+    calls = window.presenters.calls
+    segments = window.document.ablation.segments_for("class")
+    for xy in (GREEN_BLOCK, RED_SQUARE, BACKGROUND):
+        before = dict(calls)
+        window.canvas.hovered.emit(*xy)  # the cursor moves onto another segment
+        expected = selection_outline(segments.ids, (segments.at(*xy).id,),
+                                     colour=(255, 255, 255))
+        qtbot.waitUntil(lambda expected=expected: window.canvas.outline_visible() and (
+            window.canvas.outline_rgba() == expected).all(), timeout=2000)
+        presented = {name for name, n in calls.items() if n != before.get(name, 0)}
+        assert presented == {"canvas", "ablation"}, presented
+        assert all(calls[name] - before.get(name, 0) == 1 for name in presented)
+    # the status bar reads the pixel under the cursor all along
+    assert "background" in window.status.hover_label.text()

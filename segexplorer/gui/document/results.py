@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ...engine.methods import ABLATION, ACTIVATION, GRADCAM_PASS_METHODS, METHODS
+from ...engine.methods import ABLATION, GRADCAM_PASS_METHODS, METHODS, get_method
 from .choices import AnalysisChoice
 from .keys import AblatedKey, GradCamKey, MethodKey, PredictKey, ResultKey, SweepKey
 from .requests import ComputeGradCam, ComputeMethod, ComputeSweep, Planned
@@ -34,7 +34,7 @@ def layer_key(predict: PredictKey, analysis: AnalysisChoice,
     """The Grad-CAM pass the chosen method reads. The layer's activation does not depend
     on Grad-CAM's upsampling or class score: any pass at that layer serves it."""
     exact = gradcam_key(predict, analysis)
-    if analysis.method != ACTIVATION:
+    if {"aggregation", "upsample"} & get_method(analysis.method).uses:
         return exact
     stored = list(stored)
     if exact in stored:
