@@ -53,30 +53,31 @@ def bench_model(name: str, args: argparse.Namespace, app) -> dict:
     from PySide6.QtCore import QEventLoop, QSettings, Qt
     from PySide6.QtTest import QTest
 
+    from segexplorer.gui.app import wait_until
     from segexplorer.gui.document.choices import ModelChoice
     from segexplorer.gui.main_window import MainWindow
 
     settings = QSettings(str(Path(args.settings_dir) / f"{name}.ini"), QSettings.Format.IniFormat)
     window = MainWindow(settings, interactive=False, num_threads=args.threads or None)
-    window.set_model_choice(ModelChoice(name, args.weights, args.device, args.size))
-    window.document.update_analysis(segments=args.segments, baseline="zero")
+    doc = window.document
+    doc.model.set(ModelChoice(name, args.weights, args.device, args.size))
+    doc.analysis.update(segments=args.segments, baseline="zero")
     window.resize(1440, 900)
     window.show()
-    window.open_image(args.image)
-    if not window.wait_until(lambda: window.prediction is not None, 1800):
-        raise SystemExit(f"{name}: no prediction ({window.last_error})")
-    window.wait_until(lambda: not window.runner.is_busy(), 1800)
-    ctrl = window.document.ablation
+    doc.image.open(args.image)
+    if not wait_until(lambda: doc.store.prediction is not None, 1800):
+        raise SystemExit(f"{name}: no prediction ({window.status.last_error})")
+    wait_until(lambda: not window.runner.is_busy(), 1800)
+    ctrl = doc.ablation
     ctrl.set_active(True)
     start = time.perf_counter()
-    ctrl.precompute()
-    if not window.wait_until(lambda: window.document.sweep_for(args.segments, "zero") is not None,
-                             1800):
-        raise SystemExit(f"{name}: the sweep did not finish ({window.last_error})")
+    ctrl.precompute_sweep()
+    if not wait_until(lambda: doc.store.sweep_for(args.segments, "zero") is not None, 1800):
+        raise SystemExit(f"{name}: the sweep did not finish ({window.status.last_error})")
     sweep_s = time.perf_counter() - start
-    window.wait_until(lambda: not window.runner.is_busy(), 600)
+    wait_until(lambda: not window.runner.is_busy(), 600)
     segments = ctrl.segments_for(args.segments)
-    pred = window.prediction
+    pred = doc.store.prediction
     points = []
     for info in segments.info:  # a pixel of each segment, to click on
         ys, xs = np.nonzero(segments.ids == info.id)
@@ -89,9 +90,9 @@ def bench_model(name: str, args: argparse.Namespace, app) -> dict:
         seg_id, x, y = next(cycle)
         ctrl.reset()
         ctrl.forget_history()  # so that no click is answered from it
-        if window.analysis_choice.baseline != baseline:
-            window.document.update_analysis(baseline=baseline)
-        window.wait_until(lambda: not window.runner.is_busy(), 600)
+        if doc.analysis.baseline != baseline:
+            doc.analysis.baseline = baseline
+        wait_until(lambda: not window.runner.is_busy(), 600)
         app.processEvents()
         pos = window.canvas.image_to_widget(x, y)
         t0 = time.perf_counter()
@@ -102,11 +103,11 @@ def bench_model(name: str, args: argparse.Namespace, app) -> dict:
         app.processEvents()  # paint
         elapsed = time.perf_counter() - t0
         if not shown:
-            raise SystemExit(f"{name}: a click was never shown ({window.last_error})")
+            raise SystemExit(f"{name}: a click was never shown ({window.status.last_error})")
         return elapsed, ctrl.shown.outcome.from_cache
 
     def wait(predicate, timeout_s: float) -> bool:
-        # finer than window.wait_until's 20 ms steps: the worker's result is a posted event
+        # finer than wait_until's 20 ms steps: the worker's result is a posted event
         deadline = time.perf_counter() + timeout_s
         while not predicate():
             if time.perf_counter() > deadline:
@@ -115,14 +116,15 @@ def bench_model(name: str, args: argparse.Namespace, app) -> dict:
             time.sleep(0.0005)
         return True
 
-    sweep = window.document.sweep_for(args.segments, "zero")
+    sweep = doc.store.sweep_for(args.segments, "zero")
 
     def engine_click(baseline: str) -> float:
         from segexplorer.render import changed_pixels_map, decode_segmap
 
         seg_id, _x, _y = next(cycle)
         t0 = time.perf_counter()
-        outcome = window.session.ablate(segments, [seg_id], baseline=baseline, sweep=sweep)
+        outcome = doc.store.session.ablate(segments, [seg_id], baseline=baseline,
+                                           sweep=sweep)
         decode_segmap(outcome.class_map_after)
         changed_pixels_map(pred.class_map, outcome.class_map_after, pred.image)
         return time.perf_counter() - t0
@@ -131,7 +133,7 @@ def bench_model(name: str, args: argparse.Namespace, app) -> dict:
     for kind, baseline, want_cached in (("cached", "zero", True),
                                         ("uncached", "black", False)):
         threads = window.runner.started_count
-        passes = window.session.forward_passes
+        passes = doc.store.session.forward_passes
         for _ in range(args.warmup):
             click(baseline)
         times = []
@@ -144,8 +146,8 @@ def bench_model(name: str, args: argparse.Namespace, app) -> dict:
             times.append(seconds)
         results[kind] = {"total": summarize(times),
                          "threads_started": window.runner.started_count - threads,
-                         "forward_passes": window.session.forward_passes - passes}
-        window.wait_until(lambda: not window.runner.is_busy(), 600)
+                         "forward_passes": doc.store.session.forward_passes - passes}
+        wait_until(lambda: not window.runner.is_busy(), 600)
         engine_click(baseline)  # warm-up
         results[kind]["engine"] = summarize([engine_click(baseline)
                                              for _ in range(args.clicks)])
