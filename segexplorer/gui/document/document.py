@@ -14,13 +14,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from ...engine.cards import is_card_path
 from . import catalog
 from .ablation import AblationState
-from .choices import ATTRIBUTION, AnalysisChoice, ModelChoice, ViewChoice, default_model_choice
-from .choices import default_target as default_target
+from .choices import (
+    ATTRIBUTION,
+    AnalysisChoice,
+    ModelChoice,
+    ViewChoice,
+    default_model_choice,
+    default_target,
+)
 from .dataset import DatasetState, OpenRequest
 from .estimates import MethodEstimate, estimate_method
 from .evaluation import EvaluationState
@@ -67,6 +73,15 @@ if TYPE_CHECKING:  # the engine imports torch: the document loads it in a job
     from ...engine.results import GradCamResult, Prediction
     from ...engine.session import Session
 
+class Announces(Protocol):
+    """A part of the document: it says what changed."""
+
+    @property
+    def changed(self) -> Event[Change]: ...
+
+
+A = TypeVar("A", bound=Announces)
+
 #: channels whose results belong to one prediction (dropped with it)
 PREDICTION_CHANNELS = ("predict", "gradcam", "sweep", "ablated", "shapes", "export", "method",
                        "evaluate")
@@ -102,20 +117,23 @@ class Document:
                 and not is_card_path(model.architecture)):
             model = default_model
         self.updates = Updates()
-        self.model = ModelState(model)
-        self.jobs = JobTable(JobBook(runner), self.updates, lambda: self.model.loaded_key)
-        self.image = ImageState()
-        self.store = ResultStore(lambda: self.analysis.choice)
-        self.model_layers = ModelLayers(self.model, self.store, self.jobs)
-        self.analysis = AnalysisState(analysis or AnalysisChoice(), self.model_layers)
-        self.view = ViewState(view or ViewChoice())
-        self.layers = LayersState(canvas_layer, opacity, outline)
-        self.preview = Preview()
-        self.ablation = AblationState(self.store, self.jobs, self.analysis, self.layers,
-                                      self.updates)
-        self.evaluation = EvaluationState(self.store, self.jobs, self.analysis, self.model,
-                                          self.image)
-        self.dataset = DatasetState(self.jobs)
+        # the states (one per concern), the results and the jobs: each announces its changes
+        self.model = self._compose(ModelState(model))
+        self.jobs = self._compose(JobTable(JobBook(runner), self.updates,
+                                           lambda: self.model.loaded_key))
+        self.image = self._compose(ImageState())
+        self.store = self._compose(ResultStore(lambda: self.analysis.choice))
+        self.model_layers = self._compose(ModelLayers(self.model, self.store, self.jobs))
+        self.analysis = self._compose(AnalysisState(analysis or AnalysisChoice(),
+                                                    self.model_layers))
+        self.view = self._compose(ViewState(view or ViewChoice()))
+        self.layers = self._compose(LayersState(canvas_layer, opacity, outline))
+        self.preview = self._compose(Preview())
+        self.ablation = self._compose(AblationState(self.store, self.jobs, self.analysis,
+                                                    self.layers, self.updates))
+        self.evaluation = self._compose(EvaluationState(self.store, self.jobs, self.analysis,
+                                                        self.model, self.image))
+        self.dataset = self._compose(DatasetState(self.jobs))
         self.engine_ready = catalog.engine_ready()
         self.closing = False
         self._confirmed: set[MethodKey] = set()  # costly results the user asked for
@@ -127,14 +145,15 @@ class Document:
         self.saved: Event[Saved] = Event()
         self.predicted: Event[Any] = Event()  # a full-size prediction arrived (its key)
         self.analysis.refused.connect(lambda why: self.failed.emit(Failure("layer", why)))
-        for source in (self.model, self.image, self.analysis, self.view, self.layers,
-                       self.ablation, self.evaluation, self.model_layers, self.store,
-                       self.jobs, self.preview, self.dataset):
-            source.changed.connect(self._on_change)
         self._register_jobs()
         self.jobs.after_result.append(self.schedule)
 
     # ======================================================================= reacting
+    def _compose(self, part: A) -> A:
+        """Take ``part`` in: its changes are announced, and may ask for work (REPLANS)."""
+        part.changed.connect(self._on_change)
+        return part
+
     def _on_change(self, change: Change) -> None:
         """A state changed: announce it, and plan again if the choices need other work."""
         with self.updates.batch():
