@@ -408,9 +408,10 @@ class ImageCanvas(QGraphicsView):
         if self._stroke.points is not None:
             self._stroke_to(event.position())
         super().mouseMoveEvent(event)
-        if self._press is not None and (event.position().toPoint() - self._press
-                                        ).manhattanLength() > CLICK_SLOP_PX:
-            self._fit = False  # the user is panning
+        if self._fit and self._press is not None and (event.position().toPoint() - self._press
+                                                      ).manhattanLength() > CLICK_SLOP_PX:
+            self._fit = False  # the user is panning: the zoom stays as it is
+            self.zoom_changed.emit(self.zoom())
         hit = self.widget_to_image(event.position())
         self.hovered.emit(*(hit if hit is not None else (-1, -1)))
 

@@ -1,7 +1,8 @@
 """What the mouse does on the canvas: hover reads the pixel (and, in ablate mode, outlines
 the segment under the cursor), a click picks the target class (in ablate mode: ablates
-its segment), a brush or lasso stroke ablates a region. It also keeps the canvas's tool
-and cursor in step with ablate mode (the ablation state's ``tool`` and ``active``)."""
+its segment), a brush or lasso stroke ablates a region. It also keeps the canvas in step
+with the document: its tool and cursor with ablate mode (the ablation state's ``tool``
+and ``active``), its zoom with the view state's ``zoom`` (None: fit to the window)."""
 
 from __future__ import annotations
 
@@ -35,8 +36,18 @@ class CanvasControl(QObject):
         canvas.stroke_finished.connect(
             lambda tool, points: doc.ablation.draw_region(tool, points))
         on_fields(doc.ablation, "tool", lambda: canvas.set_tool(doc.ablation.tool))
+        canvas.zoom_changed.connect(
+            lambda z: setattr(doc.view, "zoom", None if canvas.is_fit() else z))
+        on_fields(doc.view, "zoom", self._show_zoom, now=False)
         on_fields(doc.ablation, "active", self._on_ablate_mode, now=False)
         doc.image.opened.connect(self._on_opened)
+
+    def _show_zoom(self) -> None:
+        zoom, canvas = self.doc.view.zoom, self.canvas
+        if zoom is None and not canvas.is_fit():
+            canvas.fit_to_window()
+        elif zoom is not None and abs(canvas.zoom() - zoom) > 1e-9 * zoom:
+            canvas.set_zoom(zoom)
 
     def _on_opened(self, _source: object) -> None:
         self.canvas.set_base(None)  # a new image always starts fitted to the window

@@ -395,8 +395,10 @@ def test_canvas_zoom_pan_fit_and_actual_size(qtbot, make_window, blocks_image):
     assert canvas.is_fit()
     fit_zoom = canvas.zoom()
     assert fit_zoom > 4  # a 85 x 64 image fills the canvas
+    assert window.document.view.zoom is None  # the view state: fit to the window
     window.commands.actual.trigger()
     assert canvas.zoom() == pytest.approx(1.0)
+    assert window.document.view.zoom == pytest.approx(1.0)
     canvas.set_zoom(12.0)
     # The wheel zooms about the cursor: the pixel under it stays under it.
     pos = canvas.image_to_widget(40, 30)
@@ -416,7 +418,14 @@ def test_canvas_zoom_pan_fit_and_actual_size(qtbot, make_window, blocks_image):
     assert window.document.view.target == target
     x, y = canvas.widget_to_image(pos)  # the image moved by about 60 / 15 and 40 / 15 px
     assert abs(x - 36) <= 1 and abs(y - 27.3) <= 1
+    assert window.document.view.zoom == pytest.approx(15.0)  # panning keeps the zoom
     window.commands.fit.trigger()
+    assert canvas.is_fit() and canvas.zoom() == pytest.approx(fit_zoom)
+    assert window.document.view.zoom is None
+    # the view state's zoom is the canvas's, whoever sets it
+    window.document.view.zoom = 3.0
+    assert canvas.zoom() == pytest.approx(3.0) and not canvas.is_fit()
+    window.document.view.zoom = None
     assert canvas.is_fit() and canvas.zoom() == pytest.approx(fit_zoom)
 
 

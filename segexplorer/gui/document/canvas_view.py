@@ -37,6 +37,7 @@ from .estimates import estimate_method
 from .events import depends_on
 from .formatting import format_duration, format_shape, format_value
 from .results import ablated_key, kind_of
+from .states import DRAWING
 
 if TYPE_CHECKING:
     from .document import Document
@@ -342,7 +343,7 @@ def layer_content(doc: Document, drawings: Drawings, found: Attribution | str
     return LayerContent(overlay, normalized, caption, message, quick, note, segmap)
 
 
-@depends_on("image", "model", "analysis", "view", "layers", "results", "jobs", "preview",
+@depends_on("image", "model", "analysis", *DRAWING, "layers", "results", "jobs", "preview",
             "ablation")
 def canvas_view(doc: Document, drawings: Drawings) -> CanvasAreaView:
     """The canvas area's content (``drawings.current_attr``: the map under the cursor)."""

@@ -16,6 +16,7 @@ from .choices import METHOD_LABELS
 from .events import depends_on
 from .formatting import format_shape
 from .results import kind_of
+from .states import DRAWING
 
 if TYPE_CHECKING:
     from ...engine.results import Prediction
@@ -129,7 +130,7 @@ def classes_view(doc: Document, drawings: Drawings) -> ClassesView:
     return ClassesView(classes, target, classes.colors if classes is not None else None)
 
 
-@depends_on("image", "model", "model_layers", "analysis", "view", "layers", "results",
+@depends_on("image", "model", "model_layers", "analysis", *DRAWING, "layers", "results",
             "jobs", "preview", "ablation.active", "ablation.view", "ablation.selection",
             "ablation.shown")
 def explain_view(doc: Document, drawings: Drawings) -> ExplainView:

@@ -187,7 +187,8 @@ class AnalysisState(State):
 
 
 class ViewState(State):
-    """How to draw the explanation (never starts a job), and the explained class."""
+    """How to draw the explanation (never starts a job), the explained class, and the
+    canvas's zoom."""
 
     name = "view"
     view = Field("blended_heat_map")
@@ -197,6 +198,7 @@ class ViewState(State):
     side_by_side = Field(False)
     colormap = Field("")  # '' = Captum's for the sign
     target: Field[int | None] = Field(None)
+    zoom: Field[float | None] = Field(None)  # screen pixels per image pixel; None: fit
 
     def __init__(self, choice: ViewChoice) -> None:
         super().__init__()
@@ -215,6 +217,10 @@ class ViewState(State):
         if view in SIGNED_ONLY_VIEWS and values.get("sign", self.sign) == "all":
             values["sign"] = "positive"
         return values
+
+
+#: the view's topics that change a drawing (not the zoom: the canvas scales what it has)
+DRAWING = tuple(f"view.{f.name}" for f in fields(ViewChoice)) + ("view.target",)
 
 
 class LayersState(State):

@@ -12,6 +12,7 @@ from .canvas_view import Drawings, can_export_figure, previewing
 from .choices import ABLATED, IMAGE, LAYER_LABELS
 from .events import depends_on
 from .explain_view import explain_status
+from .states import DRAWING
 
 if TYPE_CHECKING:
     from .document import Document
@@ -48,7 +49,7 @@ class ModelView:
 
 
 @depends_on("model", "image", "results", "jobs", "runner", "preview", "layers", "analysis",
-            "view", "ablation.active", "ablation.selection", "ablation.shown", "ablation.view")
+            *DRAWING, "ablation.active", "ablation.selection", "ablation.shown", "ablation.view")
 def chrome_view(doc: Document, drawings: Drawings) -> ChromeView:
     pred, prepared = doc.store.prediction, doc.image.prepared
     model = doc.model.loaded
