@@ -132,7 +132,7 @@ class ExplanationPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._layer_shown = ""  # the layer text last shown (typing is not overwritten)
+        self._layer_shown: str | None = ""  # the layer last shown (typing is kept)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(8, 6, 8, 8)
         outer.setSpacing(6)
@@ -300,6 +300,8 @@ class ExplanationPanel(QWidget):
         on_fields(analysis, "method", lambda: self._show_options(analysis.method))
         self.layer.returnPressed.connect(
             lambda: setattr(analysis, "layer", self.layer.text().strip()))
+        # the layer field shows the layer in use again after an edit (a refused one too)
+        on_fields(analysis, "layer", lambda: setattr(self, "_layer_shown", None), now=False)
         self.reset_layer.clicked.connect(lambda: setattr(analysis, "layer", ""))
         self.choose_layer.clicked.connect(lambda: self.open_layer_picker(analysis, layers))
         for combo, name in ((self.view, "view"), (self.sign, "sign"),

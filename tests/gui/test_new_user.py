@@ -151,6 +151,15 @@ def test_keyboard_zoom_an_editable_layer_field_and_a_focusing_click(qtbot, make_
     QTest.keyClicks(field, "body.0")
     QTest.keyClick(field, Qt.Key.Key_Return)
     assert window.document.analysis.choice.layer == "body.0"
+    # a layer the model does not have: refused in one line, and the field shows the one
+    # in use again
+    field.selectAll()
+    QTest.keyClicks(field, "no.such.layer")
+    QTest.keyClick(field, Qt.Key.Key_Return)
+    assert window.document.analysis.choice.layer == "body.0"
+    assert "does not exist" in window.status.last_error
+    assert field.text() == "body.0"
+    window.dialogs.current.close()
     # a click that focuses the image does not change the target
     target = window.document.view.target
     cm = window.document.store.prediction.class_map
