@@ -221,8 +221,8 @@ class MainWindow(QMainWindow):
         add(model_view, self.model_panel.apply)
         add(ablation_view, self.ablation.apply)
         add(evaluation_view, self.evaluate_panel.apply)
-        self.runner.activity_changed.connect(
-            lambda: self.presenters.present(frozenset({"runner"})))
+        self.runner.activity_changed.connect(  # a cancelled worker winding down, done
+            lambda: self.commands.cancel.setEnabled(doc.jobs.busy() or doc.ablation.can_reset()))
         hints = QGuiApplication.styleHints()
         if hasattr(hints, "colorSchemeChanged"):
             hints.colorSchemeChanged.connect(lambda *_: self.presenters.present())

@@ -10,9 +10,10 @@ at once; the same key gives the same array, so the canvas skips unchanged pixmap
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -42,6 +43,7 @@ from .states import DRAWING
 if TYPE_CHECKING:
     from .document import Document
 
+T = TypeVar("T")
 RENDER_CACHE_SIZE = 24
 AGGREGATION_SHORT = {"argmax": "argmax-masked score", "sum": "summed score"}
 HOVER_HINT = "Hover over the image to read a pixel's class and score; click to explain it."
@@ -117,6 +119,27 @@ class Drawings:
         self._outline: tuple[object, np.ndarray] | None = None
         self._predict_key: object = None
         self.current_attr: np.ndarray | None = None  # the map under the cursor's values
+        # answers shared by the views of one presenting round (None: not in a round)
+        self._round: dict[str, Any] | None = None
+
+    @contextmanager
+    def round(self) -> Iterator[None]:
+        """The views presented together share their common answers (the layer's
+        content, the explanation's status): computed once, while nothing changes."""
+        self._round = {}
+        try:
+            yield
+        finally:
+            self._round = None
+
+    def shared(self, name: str, compute: Callable[[], T]) -> T:
+        """``compute()``, once per presenting round (every time outside one)."""
+        if self._round is None:
+            return compute()
+        if name not in self._round:
+            self._round[name] = compute()
+        value: T = self._round[name]
+        return value
 
     def follow(self, doc: Document) -> None:
         if doc.store.predict_key != self._predict_key:  # drawings of an older prediction
@@ -265,8 +288,10 @@ def previewing(doc: Document) -> bool:
                                prepared.size if prepared is not None else None)
 
 
-def shown_attribution(doc: Document) -> Attribution | str:
+def shown_attribution(doc: Document, drawings: Drawings | None = None) -> Attribution | str:
     """The map shown: the preview's while it stands in for the full result."""
+    if drawings is not None:
+        return drawings.shared("attribution", lambda: shown_attribution(doc))
     found = attribution(doc)
     prepared = doc.image.prepared
     if previewing(doc) and prepared is not None and doc.preview.result is not None:
@@ -313,6 +338,11 @@ class LayerContent:
 def layer_content(doc: Document, drawings: Drawings, found: Attribution | str
                   ) -> LayerContent:
     """The chosen layer's drawing (``drawings.current_attr``: the map under the cursor)."""
+    return drawings.shared("layer_content", lambda: _layer_content(doc, drawings, found))
+
+
+def _layer_content(doc: Document, drawings: Drawings, found: Attribution | str
+                   ) -> LayerContent:
     drawings.follow(doc)
     pred, prepared, layer = doc.store.prediction, doc.image.prepared, doc.layers.chosen
     overlay: np.ndarray | None = None
@@ -350,7 +380,7 @@ def canvas_view(doc: Document, drawings: Drawings) -> CanvasAreaView:
     pred, prepared, view, layers = doc.store.prediction, doc.image.prepared, doc.view, \
         doc.layers
     layer = layers.chosen
-    found = shown_attribution(doc)
+    found = shown_attribution(doc, drawings)
     content = layer_content(doc, drawings, found)
     overlay, normalized, caption, message = (content.overlay, content.normalized,
                                              content.caption, content.message)
@@ -378,7 +408,7 @@ def canvas_view(doc: Document, drawings: Drawings) -> CanvasAreaView:
 
 def can_export_figure(doc: Document, drawings: Drawings) -> bool:
     """Whether the map is drawn (not a preview's): what a figure shows."""
-    layer_content(doc, drawings, shown_attribution(doc))
+    layer_content(doc, drawings, shown_attribution(doc, drawings))
     return drawings.current_attr is not None
 
 

@@ -172,6 +172,8 @@ class Document:
                 self.ablation.follow_analysis()
             elif change.state == "model_layers":
                 self.jobs.unblock("shapes")
+            elif fields == {"selection"} and self.ablation.wanted() is None:
+                return  # answered at once (the history, the sweep): nothing to plan
             self.schedule()
 
     def situation(self) -> Situation:

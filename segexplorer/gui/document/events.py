@@ -93,6 +93,9 @@ class Field(Generic[T]):
         return bool(old == new)
 
 
+_FIELDS: dict[type, dict[str, Field[Any]]] = {}  # each State class's fields, found once
+
+
 class State:
     """One concern's fields and their ``changed`` event (see the module's notes)."""
 
@@ -103,9 +106,12 @@ class State:
 
     @classmethod
     def fields(cls) -> dict[str, Field[Any]]:
-        found: dict[str, Field[Any]] = {}
-        for klass in reversed(cls.__mro__):
-            found.update({k: v for k, v in vars(klass).items() if isinstance(v, Field)})
+        found = _FIELDS.get(cls)
+        if found is None:
+            found = {}
+            for klass in reversed(cls.__mro__):
+                found.update({k: v for k, v in vars(klass).items() if isinstance(v, Field)})
+            _FIELDS[cls] = found
         return found
 
     def update(self, **values: Any) -> frozenset[str]:

@@ -90,7 +90,11 @@ DONE_TEXT: dict[str, Callable[[Document, Any], str]] = {
 
 def explain_status(doc: Document, drawings: Drawings) -> tuple[str, bool]:
     """The explanation's status line, and whether Compute has work to do."""
-    found = shown_attribution(doc)
+    return drawings.shared("explain_status", lambda: _explain_status(doc, drawings))
+
+
+def _explain_status(doc: Document, drawings: Drawings) -> tuple[str, bool]:
+    found = shown_attribution(doc, drawings)
     content = layer_content(doc, drawings, found)
     text = content.message or content.note
     store, predict = doc.store, doc.store.predict_key

@@ -56,13 +56,15 @@ class Presenters:
             raise ValueError(f"{view.__name__} does not say what it reads (depends_on)")
         entry = Presented(name or view.__name__.removesuffix("_view"), view, show, topics)
         self._entries.append(entry)
-        self._present(entry)
+        with self.drawings.round():
+            self._present(entry)
 
     def present(self, topics: frozenset[str] | None = None) -> None:
         """Present the views that read one of ``topics`` (None: every view)."""
-        for entry in list(self._entries):
-            if topics is None or touches(topics, entry.topics):
-                self._present(entry)
+        with self.drawings.round():
+            for entry in list(self._entries):
+                if topics is None or touches(topics, entry.topics):
+                    self._present(entry)
 
     def _present(self, entry: Presented[Any]) -> None:
         self.calls[entry.name] += 1

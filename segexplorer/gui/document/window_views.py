@@ -48,7 +48,7 @@ class ModelView:
     engine_ready: bool  # the devices and architectures are the engine's
 
 
-@depends_on("model", "image", "results", "jobs", "runner", "preview", "layers", "analysis",
+@depends_on("model", "image", "results", "jobs", "preview", "layers", "analysis",
             *DRAWING, "ablation.active", "ablation.selection", "ablation.shown", "ablation.view")
 def chrome_view(doc: Document, drawings: Drawings) -> ChromeView:
     pred, prepared = doc.store.prediction, doc.image.prepared
