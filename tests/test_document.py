@@ -25,7 +25,7 @@ from segexplorer.engine.models import load_model
 from segexplorer.engine.segments import make_segments
 from segexplorer.engine.session import Session
 from segexplorer.gui.document import Document, QueueRunner
-from segexplorer.gui.document.canvas_view import Drawings, canvas_view
+from segexplorer.gui.document.canvas_view import canvas_view
 from segexplorer.gui.document.choices import (
     ABLATED,
     ABLATION,
@@ -37,6 +37,7 @@ from segexplorer.gui.document.choices import (
     ViewChoice,
     view_for_sign,
 )
+from segexplorer.gui.document.drawings import Drawings
 from segexplorer.gui.document.explain_view import classes_view, explain_view
 from segexplorer.gui.document.exports import Exports
 from segexplorer.gui.document.keys import GradCamKey, ImageKey, ModelKey, PredictKey

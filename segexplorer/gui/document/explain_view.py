@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .ablation_entries import selection_label
-from .canvas_view import Attribution, Drawings, layer_content, previewing, shown_attribution
+from .canvas_view import layer_content, previewing, shown_attribution
 from .choices import METHOD_LABELS
+from .drawings import Attribution, Drawings
 from .events import depends_on
 from .formatting import format_shape
 from .results import kind_of

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 import numpy as np
 
 from ...engine.methods import get_method
-from .canvas_view import Attribution, attribution
+from .canvas_view import attribution
 from .choices import METHOD_LABELS, SIGN_LABELS, VIEW_LABELS, ViewChoice, view_for_sign
+from .drawings import Attribution
 from .jobtable import Job
 from .keys import PredictKey
 from .messages import Saved

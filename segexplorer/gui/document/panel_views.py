@@ -13,8 +13,8 @@ from ...engine.evaluation_plan import EvaluationSettings
 from ...render import render_attribution
 from ...render.evaluation import TargetCurves
 from .ablation_entries import selection_label
-from .canvas_view import Drawings
 from .choices import METHOD_LABELS
+from .drawings import Drawings
 from .events import depends_on
 from .formatting import format_duration
 

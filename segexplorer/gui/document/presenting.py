@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from .canvas_view import Drawings, describe_pixel
+from .canvas_view import describe_pixel
+from .drawings import Drawings
 from .events import touches
 
 if TYPE_CHECKING:

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .ablation_entries import VIEW_LABELS as ABLATION_VIEW_LABELS
-from .canvas_view import Drawings, can_export_figure, previewing
+from .canvas_view import can_export_figure, previewing
 from .choices import ABLATED, IMAGE, LAYER_LABELS
+from .drawings import Drawings
 from .events import depends_on
 from .explain_view import explain_status
 from .states import DRAWING
