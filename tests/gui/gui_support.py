@@ -10,7 +10,7 @@ import numpy as np
 from tiny_models import BROKEN, SLOW, TINY, SlowDown
 
 __all__ = ["BROKEN", "SIZE", "SLOW", "TINY", "SlowDown", "choose", "enter_layer", "overlay",
-           "wait_for_prediction", "wait_idle"]
+           "shown_model", "wait_for_prediction", "wait_idle"]
 
 SIZE = 64
 
@@ -41,3 +41,12 @@ def enter_layer(panel, path: str) -> None:
     """Type a layer path into the explanation panel's layer field and press Enter."""
     panel.layer.setText(path)
     panel.layer.returnPressed.emit()
+
+
+def shown_model(panel):
+    """The model choice the Model panel's widgets show."""
+    from segexplorer.gui.document.choices import ModelChoice
+
+    return ModelChoice(str(panel.architecture.currentData()), str(panel.weights.currentData()),
+                       str(panel.device.currentData()), panel.size_spin.value(),
+                       "bf16" if panel.fast.isChecked() else "fp32")

@@ -4,7 +4,7 @@ legend in the card's names and colours, explain and ablate, and the code warning
 from __future__ import annotations
 
 import numpy as np
-from gui_support import wait_for_prediction, wait_idle
+from gui_support import shown_model, wait_for_prediction, wait_idle
 from PySide6.QtCore import Qt
 
 from segexplorer.gui.document.choices import ABLATED, AnalysisChoice, ModelChoice, ViewChoice
@@ -74,7 +74,7 @@ def test_a_card_that_runs_code_is_not_opened_without_consent(qtbot, make_window,
     before = window.document.model.choice
     assert window.dialogs.unattended_answer is False
     assert not window.cards.open_card(str(four_class_card(card_models, "refused.toml")))
-    assert window.document.model.choice == before
+    assert window.document.model.choice == before == shown_model(window.model_panel)
     assert "not opened" in window.statusBar().currentMessage()
     assert window.cards.recent_menu.actions() == []
 
@@ -87,7 +87,7 @@ def test_a_bad_card_is_one_line_and_changes_nothing(qtbot, make_window, card_mod
     assert not window.cards.open_card(str(bad))
     assert window.status.last_error.startswith("Model card ") and "unknown key [model] clases" in \
         window.status.last_error
-    assert window.document.model.choice == before
+    assert window.document.model.choice == before == shown_model(window.model_panel)
 
 
 def test_a_stored_card_that_runs_code_is_not_reopened_at_start(qtbot, card_models):
@@ -100,6 +100,7 @@ def test_a_stored_card_that_runs_code_is_not_reopened_at_start(qtbot, card_model
     qtbot.addWidget(window)
     try:
         assert window.document.model.choice.architecture != str(card)
+        assert shown_model(window.model_panel) == window.document.model.choice
         assert "runs Python code" in window.statusBar().currentMessage()
     finally:
         window.close()
@@ -114,6 +115,7 @@ def test_a_stored_card_without_code_is_reopened(qtbot, card_models):
     qtbot.addWidget(window)
     try:
         assert window.document.model.choice.architecture == str(card_models.smp)
+        assert shown_model(window.model_panel) == window.document.model.choice
         assert window.model_panel.architecture.currentText() == "unet (card)"
     finally:
         window.close()
