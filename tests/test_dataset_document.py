@@ -15,7 +15,8 @@ from batch_models import photo_folder, write_cards
 from segexplorer.batch.summary import load_dataset
 from segexplorer.cli import main
 from segexplorer.gui.document.choices import AnalysisChoice, ModelChoice
-from segexplorer.gui.document.dataset import BATCH, DatasetDocument, percent
+from segexplorer.gui.document.dataset import BATCH, DatasetState
+from segexplorer.gui.document.dataset_view import dataset_view, percent
 from segexplorer.gui.document.runner import QueueRunner
 
 
@@ -31,9 +32,9 @@ def batch(tmp_path_factory):
     return cards, photos, out
 
 
-def opened(out) -> tuple[DatasetDocument, QueueRunner]:
+def opened(out) -> tuple[DatasetState, QueueRunner]:
     runner = QueueRunner()
-    doc = DatasetDocument(runner)
+    doc = DatasetState.on(runner)
     doc.open_folder(out)
     assert runner.run_until_idle() == 1
     return doc, runner
@@ -42,7 +43,7 @@ def opened(out) -> tuple[DatasetDocument, QueueRunner]:
 def test_the_table_holds_every_image_and_class_with_its_figures(batch):
     _, _, out = batch
     doc, _ = opened(out)
-    view = doc.present()
+    view = dataset_view(doc)
     summary = pq.read_table(out / "summary.parquet").to_pylist()
     assert view.loaded and len(view.rows) == len(summary)
     assert view.summary.startswith("6 images explained, 1 could not be - six_fast.toml (card)")
@@ -66,7 +67,7 @@ def test_sorting_by_a_figure_and_showing_one_class(batch):
     summary = {(r["image"], r["class_index"]): r
                for r in pq.read_table(out / "summary.parquet").to_pylist()}
     doc.sort_by("gradcam_outside_share")
-    view = doc.present()
+    view = dataset_view(doc)
     assert view.sort == ("gradcam_outside_share", True)
     values = [summary[(r.image, r.class_index)]["gradcam_outside_share"] for r in view.rows]
     known = [v for v in values if v is not None]
@@ -74,14 +75,14 @@ def test_sorting_by_a_figure_and_showing_one_class(batch):
     assert all(v is None for v in values[len(known):])  # missing values last
     doc.sort_by("gradcam_outside_share")  # again: the other way
     values = [summary[(r.image, r.class_index)]["gradcam_outside_share"]
-              for r in doc.present().rows]
+              for r in dataset_view(doc).rows]
     known = [v for v in values if v is not None]
-    assert known == sorted(known) and doc.present().sort[1] is False
+    assert known == sorted(known) and dataset_view(doc).sort[1] is False
     # one class: its rows only; tiles in the table's order, showing its Grad-CAM
-    c, label = doc.present().class_choices[1]
+    c, label = dataset_view(doc).class_choices[1]
     assert c is not None
     doc.set_class_filter(c)
-    view = doc.present()
+    view = dataset_view(doc)
     assert {r.class_index for r in view.rows} == {c}
     assert label.endswith(f"({len(view.rows)})")
     assert [t.image for t in view.tiles] == [r.image for r in view.rows]
@@ -89,14 +90,14 @@ def test_sorting_by_a_figure_and_showing_one_class(batch):
         assert tile.picture.endswith(".png") and f"gradcam_{c}_" in tile.picture
         assert "Grad-CAM outside" in tile.caption or "\n" not in tile.caption
     doc.set_class_filter(None)
-    tiles = doc.present().tiles
+    tiles = dataset_view(doc).tiles
     assert len(tiles) == 6 and all("images" not in t.picture for t in tiles)  # the photos
 
 
 def test_the_heat_map_is_the_context_matrix_and_lists_the_images_behind_a_cell(batch):
     _, _, out = batch
     doc, _ = opened(out)
-    heat = doc.present().heatmap
+    heat = dataset_view(doc).heatmap
     rows = pcsv.read_csv(out / "context.csv").to_pylist()
     position = {c: i for i, c in enumerate(heat.classes)}
     assert len(heat.cells) == len(heat.classes)
@@ -114,7 +115,7 @@ def test_the_heat_map_is_the_context_matrix_and_lists_the_images_behind_a_cell(b
     assert filled == len(rows)
     target, ablated = rows[0]["target_index"], rows[0]["ablated_index"]
     doc.select_cell(target, ablated)
-    heat = doc.present().heatmap
+    heat = dataset_view(doc).heatmap
     behind = load_dataset(out).context.images(target, ablated)
     assert [key for key, _ in heat.images] == [key for key, _ in behind]
     assert heat.selected == (target, ablated)
@@ -126,7 +127,7 @@ def test_an_image_opens_with_the_batchs_model_and_options(batch):
     doc, _ = opened(out)
     asked = []
     doc.open_requested.connect(asked.append)
-    row = doc.present().rows[0]
+    row = dataset_view(doc).rows[0]
     doc.open_image(row.image, row.class_index)
     (request,) = asked
     assert request.path == str(photos / row.image)
@@ -138,19 +139,19 @@ def test_an_image_opens_with_the_batchs_model_and_options(batch):
 def test_a_batch_runs_as_a_job_reports_each_image_and_shows_the_folder(batch, tmp_path):
     cards, photos, reference = batch
     runner = QueueRunner()
-    doc = DatasetDocument(runner)
+    doc = DatasetState.on(runner)
     notices, running = [], []
     doc.notice.connect(notices.append)
-    doc.changed.connect(lambda _none: running.append(doc.present().running))
+    doc.changed.connect(lambda _none: running.append(dataset_view(doc).running))
     model = ModelChoice(str(cards.fast), "default", "cpu", 32)
     doc.run_batch(photos, tmp_path / "out", model, AnalysisChoice())
-    assert doc.present().running and runner.pending() == [BATCH]
+    assert dataset_view(doc).running and runner.pending() == [BATCH]
     runner.run_until_idle()
     progress = [p for p in runner.progress if p[0] == BATCH]
     assert progress[-1][1:3] == (7, 7) and "images/s" in progress[-1][3]
-    assert not doc.present().running and True in running
+    assert not dataset_view(doc).running and True in running
     assert notices[-1].startswith("Batch done: 6 images explained, 1 could not be explained")
-    view = doc.present()
+    view = dataset_view(doc)
     assert view.loaded and len(view.rows) == len(pq.read_table(
         reference / "summary.parquet"))
     record = json.loads((tmp_path / "out" / "run.json").read_text())["arguments"]
@@ -160,7 +161,7 @@ def test_a_batch_runs_as_a_job_reports_each_image_and_shows_the_folder(batch, tm
 def test_a_stopped_batch_shows_what_it_did_and_continues_when_run_again(batch, tmp_path):
     cards, photos, _ = batch
     runner = QueueRunner()
-    doc = DatasetDocument(runner)
+    doc = DatasetState.on(runner)
     out = tmp_path / "out"
 
     def journal_lines() -> int:
@@ -172,12 +173,12 @@ def test_a_stopped_batch_shows_what_it_did_and_continues_when_run_again(batch, t
     doc.run_batch(photos, out, model, AnalysisChoice())
     runner.run_until_idle()
     assert doc.last_message.startswith("Batch stopped")
-    assert len(doc.present().rows) > 0 and journal_lines() == 3
+    assert len(dataset_view(doc).rows) > 0 and journal_lines() == 3
     runner.cancel_during = None
     doc.run_batch(photos, out, model, AnalysisChoice())
     runner.run_until_idle()
     assert doc.last_message.startswith("Batch done: 3 images explained, 1 could not be")
-    assert len({r.image for r in doc.present().rows}) == 6
+    assert len({r.image for r in dataset_view(doc).rows}) == 6
 
 
 def test_percent_never_shows_minus_zero():

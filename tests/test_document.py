@@ -1,8 +1,9 @@
 """The window's document without Qt: no QApplication, no display, no threads.
 
-The document is driven through its verbs and a :class:`QueueRunner` (jobs run when the
-test says so, on this thread); what it would show is read from the presenter's
-:class:`WindowView`, and compared with the engine's and the renderer's own answers.
+The document is driven through its states (``doc.analysis.method = ...``) and a
+:class:`QueueRunner` (jobs run when the test says so, on this thread); what it would
+show is read from each panel's view function, and compared with the engine's and the
+renderer's own answers.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -22,7 +24,8 @@ from segexplorer.engine.image import load_image, preprocess
 from segexplorer.engine.models import load_model
 from segexplorer.engine.segments import make_segments
 from segexplorer.engine.session import Session
-from segexplorer.gui.document import Document, Presenter, QueueRunner
+from segexplorer.gui.document import Document, QueueRunner
+from segexplorer.gui.document.canvas_view import canvas_view
 from segexplorer.gui.document.choices import (
     ABLATED,
     ABLATION,
@@ -34,9 +37,14 @@ from segexplorer.gui.document.choices import (
     ViewChoice,
     view_for_sign,
 )
+from segexplorer.gui.document.drawings import Drawings
+from segexplorer.gui.document.explain_view import classes_view, explain_view
 from segexplorer.gui.document.exports import Exports
 from segexplorer.gui.document.keys import GradCamKey, ImageKey, ModelKey, PredictKey
-from segexplorer.gui.document.planner import (
+from segexplorer.gui.document.panel_views import ablation_view, evaluation_view
+from segexplorer.gui.document.planner import Situation, plan
+from segexplorer.gui.document.preview import PREVIEW_SIZE
+from segexplorer.gui.document.requests import (
     ComputeAblatedInput,
     ComputeGradCam,
     ComputeSweep,
@@ -44,11 +52,9 @@ from segexplorer.gui.document.planner import (
     LoadModel,
     Predict,
     Resize,
-    Situation,
-    plan,
 )
-from segexplorer.gui.document.preview import PREVIEW_SIZE
 from segexplorer.gui.document.store import ResultStore
+from segexplorer.gui.document.window_views import chrome_view, layers_view, model_view
 from segexplorer.render import (
     VIEW_INPUT,
     decode_segmap,
@@ -78,15 +84,24 @@ def make_doc(architecture: str = TINY, size: int = SIZE, **choices):
     doc.notice.connect(events["notice"].append)
     doc.offline.connect(events["offline"].append)
     doc.saved.connect(events["saved"].append)
-    return doc, runner, Presenter(), events
+    return doc, runner, Drawings(), events
+
+
+def present(doc, drawings):
+    """Every panel's view of ``doc``, as the window presents them."""
+    return SimpleNamespace(
+        area=canvas_view(doc, drawings), explain=explain_view(doc, drawings),
+        chrome=chrome_view(doc, drawings), classes=classes_view(doc, drawings),
+        layers=layers_view(doc, drawings), model=model_view(doc, drawings),
+        ablation=ablation_view(doc, drawings), evaluation=evaluation_view(doc, drawings))
 
 
 def opened(path, architecture: str = TINY, size: int = SIZE, **choices):
-    doc, runner, presenter, events = make_doc(architecture, size, **choices)
-    doc.open_image(path)
+    doc, runner, drawings, events = make_doc(architecture, size, **choices)
+    doc.image.open(path)
     runner.run_until_idle()
-    assert doc.prediction is not None, events["failed"]
-    return doc, runner, presenter, events
+    assert doc.store.prediction is not None, events["failed"]
+    return doc, runner, drawings, events
 
 
 def reference(path, architecture: str = TINY, size: int = SIZE, layer=None):
@@ -113,7 +128,7 @@ def test_the_document_imports_no_qt_and_no_torch():
 def _situation(**changes) -> Situation:
     model = ModelChoice(TINY, "untrained", "cpu", SIZE)
     base = Situation(engine_ready=True, model_choice=model,
-                     analysis=make_doc()[0].analysis, canvas_layer=ATTRIBUTION, target=None,
+                     analysis=make_doc()[0].analysis.choice, canvas_layer=ATTRIBUTION, target=None,
                      ablate_mode=False, loaded_model=None, source=None, loaded_image=None,
                      predict_key=None)
     return replace(base, **changes)
@@ -156,59 +171,59 @@ def test_the_planner_asks_only_for_what_the_store_does_not_hold():
 
 
 def test_opening_an_image_predicts_and_shows_gradcam_from_one_pass(blocks_image):
-    doc, runner, presenter, events = opened(blocks_image)
+    doc, runner, drawings, events = opened(blocks_image)
     _, ref, gradcam = reference(blocks_image)
-    np.testing.assert_array_equal(doc.prediction.class_map, ref.class_map)
-    assert doc.session.forward_passes == 1  # the prediction and every class's Grad-CAM
-    assert doc.target == ref.present_classes[0] != 0  # the largest foreground class
-    view = presenter.present(doc)
-    expected = render_attribution(gradcam.upsampled[doc.target], ref.image,
+    np.testing.assert_array_equal(doc.store.prediction.class_map, ref.class_map)
+    assert doc.store.session.forward_passes == 1  # the prediction and every class's Grad-CAM
+    assert doc.view.target == ref.present_classes[0] != 0  # the largest foreground class
+    view = present(doc, drawings)
+    expected = render_attribution(gradcam.upsampled[doc.view.target], ref.image,
                                   "blended_heat_map", "all").rgba
-    np.testing.assert_array_equal(view.canvas.overlay, expected)
-    assert view.title == "blocks.png [untrained weights]"
-    assert view.untrained and view.footer.kind == "colorbar"
-    assert view.footer.caption.startswith(f"Grad-CAM of '{ref.categories[doc.target]}' at "
+    np.testing.assert_array_equal(view.area.canvas.overlay, expected)
+    assert view.chrome.title == "blocks.png [untrained weights]"
+    assert view.chrome.untrained and view.area.footer.kind == "colorbar"
+    assert view.area.footer.caption.startswith(f"Grad-CAM of '{ref.categories[doc.view.target]}' at "
                                           "body.2 (1 x 16 x 32 x 43)")
-    assert "Layer Grad-CAM at body.2" in view.explain_status and not view.can_compute
-    assert f"<b>{ref.categories[doc.target]}</b>" in view.target_html
-    assert view.can_export_view and view.can_export_figure and view.can_export_all
+    assert "Layer Grad-CAM at body.2" in view.explain.status and not view.explain.can_compute
+    assert f"<b>{ref.categories[doc.view.target]}</b>" in view.explain.target_html
+    assert view.chrome.can_export_view and view.chrome.can_export_figure and view.chrome.can_export_all
     assert not events["failed"]
 
 
 def test_view_choices_and_the_target_redraw_without_a_job(blocks_image):
-    doc, runner, presenter, _ = opened(blocks_image)
+    doc, runner, drawings, _ = opened(blocks_image)
     _, ref, gradcam = reference(blocks_image)
     started = runner.started_count
     other = ref.present_classes[1]
-    doc.set_target(other)
-    doc.update_view(view="masked_image", hide_target=True)
+    doc.view.target = other
+    doc.view.update(view="masked_image", hide_target=True)
     assert doc.view.sign == "positive"  # Captum cannot mask with both signs
     attr = hide_target(gradcam.upsampled[other], ref.class_map, other)
-    view = presenter.present(doc)
+    view = present(doc, drawings)
     np.testing.assert_array_equal(
-        view.canvas.overlay, render_attribution(attr, ref.image, "masked_image",
+        view.area.canvas.overlay, render_attribution(attr, ref.image, "masked_image",
                                                 "positive").rgba)
-    assert view.canvas.outline_key == (doc.predict_key, other)
-    np.testing.assert_array_equal(view.canvas.outline, outline_rgba(ref.class_map == other))
-    doc.set_canvas_layer(SEGMENTATION)
-    view = presenter.present(doc)
-    np.testing.assert_array_equal(view.canvas.overlay, decode_segmap(ref.class_map))
-    assert view.canvas.opacity == 0.6 and view.footer.kind == "legend"
-    assert [name for name, _ in view.footer.legend] == [ref.categories[c]
+    assert view.area.canvas.outline_key == (doc.store.predict_key, other)
+    np.testing.assert_array_equal(view.area.canvas.outline, outline_rgba(ref.class_map == other))
+    doc.layers.chosen = SEGMENTATION
+    view = present(doc, drawings)
+    np.testing.assert_array_equal(view.area.canvas.overlay, decode_segmap(ref.class_map))
+    assert view.area.canvas.opacity == 0.6 and view.area.footer.kind == "legend"
+    assert [name for name, _ in view.area.footer.legend] == [ref.categories[c]
                                                         for c in ref.present_classes]
-    doc.set_canvas_layer(ATTRIBUTION)
-    doc.update_analysis(method=ACTIVATION)  # from the same Grad-CAM pass
-    view = presenter.present(doc)
-    assert view.footer.caption.startswith("Mean activation of body.2")
+    doc.layers.chosen = ATTRIBUTION
+    doc.analysis.update(method=ACTIVATION)  # from the same Grad-CAM pass
+    view = present(doc, drawings)
+    assert view.area.footer.caption.startswith("Mean activation of body.2")
     assert runner.started_count == started and not runner.pending()
 
 
 def test_side_by_side_panels_follow_captums_sign_rule(blocks_image):
-    doc, _, presenter, _ = opened(blocks_image, view=ViewChoice(view="alpha_scaling",
+    doc, _, drawings, _ = opened(blocks_image, view=ViewChoice(view="alpha_scaling",
                                                                sign="negative"))
-    doc.update_view(side_by_side=True)
-    view = presenter.present(doc)
-    assert [p.title for p in view.panels] == ["Image", "Blended heat map, all",
+    doc.view.update(side_by_side=True)
+    view = present(doc, drawings)
+    assert [p.title for p in view.area.panels] == ["Image", "Blended heat map, all",
                                               "Alpha scaling, positive",
                                               "Alpha scaling, negative"]
     assert view_for_sign("alpha_scaling", "all") == "blended_heat_map"
@@ -216,77 +231,77 @@ def test_side_by_side_panels_follow_captums_sign_rule(blocks_image):
 
 
 def test_the_sweep_serves_every_target(blocks_image):
-    doc, runner, presenter, _ = opened(blocks_image)
-    doc.update_analysis(method=ABLATION)
-    assert runner.pending() == ["sweep"] and doc.is_running("sweep")
-    assert presenter.present(doc).explain_status == "The ablation sweep is being computed..."
+    doc, runner, drawings, _ = opened(blocks_image)
+    doc.analysis.update(method=ABLATION)
+    assert runner.pending() == ["sweep"] and doc.jobs.is_running("sweep")
+    assert present(doc, drawings).explain.status == "The ablation sweep is being computed..."
     runner.run_until_idle()
     session, ref, _ = reference(blocks_image)
     sweep = session.sweep(make_segments(ref.class_map, "class"))
     started = runner.started_count
     for target in ref.present_classes[:3]:
-        doc.set_target(target)
+        doc.view.target = target
         expected = render_attribution(sweep.attribution_map(target), ref.image,
                                       "blended_heat_map", "all").rgba
-        np.testing.assert_array_equal(presenter.present(doc).canvas.overlay, expected)
+        np.testing.assert_array_equal(present(doc, drawings).area.canvas.overlay, expected)
     assert runner.started_count == started
-    assert presenter.present(doc).explain_status.startswith(
+    assert present(doc, drawings).explain.status.startswith(
         f"Sweep: {sweep.segments.count} segments")
 
 
 def test_a_cancelled_job_waits_for_compute(blocks_image):
-    doc, runner, presenter, events = opened(blocks_image)
-    doc.update_analysis(method=ABLATION)
+    doc, runner, drawings, events = opened(blocks_image)
+    doc.analysis.update(method=ABLATION)
     doc.cancel_all()
     assert events["notice"][-1].text == "Cancelled. Press Compute (Ctrl+R) to run it again."
-    view = presenter.present(doc)
-    assert view.explain_status == ("The ablation sweep was cancelled or failed. "
+    view = present(doc, drawings)
+    assert view.explain.status == ("The ablation sweep was cancelled or failed. "
                                    "Press Compute to run it.")
-    assert view.can_compute
-    doc.set_target(doc.prediction.present_classes[1])  # other choices: still waits
+    assert view.explain.can_compute
+    doc.view.target = doc.store.prediction.present_classes[1]  # other choices: still waits
     assert not runner.pending()
     doc.compute()
     assert runner.pending() == ["sweep"]
     runner.run_until_idle()
-    assert doc.has_result(ABLATION)
+    assert doc.store.has_result(ABLATION)
 
 
 def test_changing_the_working_size_predicts_again(blocks_image):
-    doc, runner, presenter, _ = opened(blocks_image)
-    assert doc.prediction.shape == (64, 85)
-    doc.set_model_choice(replace(doc.model_choice, size=48))
+    doc, runner, drawings, _ = opened(blocks_image)
+    assert doc.store.prediction.shape == (64, 85)
+    doc.model.set(replace(doc.model.choice, size=48))
     runner.run_until_idle()
-    assert doc.prediction.shape == (48, 64) and doc.prepared.shape == (48, 64)
+    assert doc.store.prediction.shape == (48, 64) and doc.image.prepared.shape == (48, 64)
     _, ref, _ = reference(blocks_image, size=48)
-    np.testing.assert_array_equal(doc.prediction.class_map, ref.class_map)
-    assert doc.has_result(GRADCAM)
-    assert presenter.present(doc).canvas.working.shape == (48, 64, 3)
-    assert presenter.present(doc).canvas.base.shape == (96, 128, 3)  # the photo itself
+    np.testing.assert_array_equal(doc.store.prediction.class_map, ref.class_map)
+    assert doc.store.has_result(GRADCAM)
+    assert present(doc, drawings).area.canvas.working.shape == (48, 64, 3)
+    assert present(doc, drawings).area.canvas.base.shape == (96, 128, 3)  # the photo itself
 
 
 def test_a_result_of_an_older_prediction_is_dropped(blocks_image):
     doc, *_ = opened(blocks_image)
     store = doc.store
-    old = replace(doc.predict_key, precision="bf16")
+    old = replace(doc.store.predict_key, precision="bf16")
     assert not store.put(GradCamKey(old, "", "argmax", "nearest"), object())
-    assert store.put(GradCamKey(doc.predict_key, "x", "argmax", "nearest"), object())
+    assert store.put(GradCamKey(doc.store.predict_key, "x", "argmax", "nearest"), object())
     assert ResultStore().put(GradCamKey(old, "", "argmax", "nearest"), object()) is False
 
 
 def test_a_broken_model_is_reported_once_and_the_document_recovers(blocks_image):
-    doc, runner, presenter, events = make_doc(BROKEN)
-    doc.open_image(blocks_image)
+    doc, runner, drawings, events = make_doc(BROKEN)
+    doc.image.open(blocks_image)
     runner.run_until_idle()
     assert [f.message for f in events["failed"]] == ["RuntimeError: tiny_broken always fails"]
     assert "Traceback" in events["failed"][0].details
-    doc.set_model_choice(ModelChoice(TINY, "untrained", "cpu", SIZE))
+    doc.model.set(ModelChoice(TINY, "untrained", "cpu", SIZE))
     runner.run_until_idle()
-    assert doc.prediction is not None
+    assert doc.store.prediction is not None
 
 
 def test_default_weights_that_are_missing_offer_a_way_on(blocks_image):
     doc, runner, _, events = opened(blocks_image)
-    doc.set_model_choice(replace(doc.model_choice, weights="default"))
+    doc.model.set(replace(doc.model.choice, weights="default"))
     runner.run_until_idle()
     assert [o.architecture for o in events["offline"]] == [TINY]
     assert not events["failed"]
@@ -294,24 +309,24 @@ def test_default_weights_that_are_missing_offer_a_way_on(blocks_image):
 
 def test_changing_the_architecture_forgets_the_layer(blocks_image):
     doc, runner, _, _ = opened(blocks_image)
-    doc.update_analysis(layer="body.0")
+    doc.analysis.update(layer="body.0")
     runner.run_until_idle()
-    assert doc.gradcam_for().layer == "body.0"
-    doc.set_model_choice(replace(doc.model_choice, architecture=COLOUR))
-    assert doc.analysis.layer == "" and doc.default_layer == "features"
+    assert doc.store.gradcam_for().layer == "body.0"
+    doc.model.set(replace(doc.model.choice, architecture=COLOUR))
+    assert doc.analysis.layer == "" and doc.model_layers.default() == "features"
     runner.run_until_idle()
-    assert doc.default_layer == "features" and doc.gradcam_for().layer == "features"
+    assert doc.model_layers.default() == "features" and doc.store.gradcam_for().layer == "features"
 
 
 # ---------------------------------------------------------------------------- preview
 
 
 def test_a_preview_comes_first_on_a_slow_device_and_is_display_only(blocks_image):
-    doc, runner, presenter, events = make_doc(size=PREVIEW_SIZE + 32)
-    doc.open_image(blocks_image)
+    doc, runner, drawings, events = make_doc(size=PREVIEW_SIZE + 32)
+    doc.image.open(blocks_image)
     shown = []
     runner.cancel_during = lambda job: shown.append(
-        (doc.preview.result is not None, doc.prediction is None)) or False
+        (doc.preview.result is not None, doc.store.prediction is None)) or False
     runner.run_until_idle()
     assert (True, True) in shown  # the preview was there before the full result
     assert doc.preview.shown_count == 1 and doc.preview.result is None
@@ -324,12 +339,12 @@ def test_a_preview_comes_first_on_a_slow_device_and_is_display_only(blocks_image
 
 
 def test_a_click_ablates_its_segment_and_the_sweep_answers_later_clicks(squares_image):
-    doc, runner, presenter, _ = opened(squares_image, COLOUR)
+    doc, runner, drawings, _ = opened(squares_image, COLOUR)
     ablation = doc.ablation
     ablation.click(15, 15)
-    assert ablation.active and doc.canvas_layer == ABLATED
+    assert ablation.active and doc.layers.chosen == ABLATED
     assert runner.pending() == ["ablated"] and ablation.is_computing()
-    assert presenter.present(doc).ablation.status[0] == "Ablating aeroplane..."
+    assert present(doc, drawings).ablation.status[0] == "Ablating aeroplane..."
     runner.run_until_idle()
     entry = ablation.shown
     assert entry.selection.ids == (1,) and not entry.outcome.from_cache
@@ -337,11 +352,11 @@ def test_a_click_ablates_its_segment_and_the_sweep_answers_later_clicks(squares_
                       preprocess(load_image(squares_image), SIZE))
     segments = make_segments(session.predict().class_map, "class")
     np.testing.assert_array_equal(entry.outcome.after, session.ablate(segments, [1]).after)
-    view = presenter.present(doc)
-    assert view.canvas.overlay is entry.view(VIEW_INPUT)
+    view = present(doc, drawings)
+    assert view.area.canvas.overlay is entry.view(VIEW_INPUT)
     assert view.ablation.result.summary == entry.summary and view.ablation.can_precompute
     # the sweep: single clicks are then lookups, no job
-    ablation.precompute()
+    ablation.precompute_sweep()
     runner.run_until_idle()
     started = runner.started_count
     ablation.click(45, 48)
@@ -356,37 +371,68 @@ def test_a_click_ablates_its_segment_and_the_sweep_answers_later_clicks(squares_
     # the history answers without work; another baseline ablates again
     ablation.show_history(0)
     assert ablation.shown is ablation.history[0] and not runner.pending()
-    doc.update_analysis(baseline="black")
+    doc.analysis.update(baseline="black")
     runner.run_until_idle()
     assert ablation.shown.selection.baseline == "black"
     # other segments: the ids name other regions now
-    doc.update_analysis(segments="component")
+    doc.analysis.update(segments="component")
     assert ablation.selection is None and ablation.shown is None
     assert len(ablation.history) == 4
     doc.escape()  # nothing selected: Esc cancels jobs (none) and keeps ablate mode
     assert ablation.active
     ablation.set_active(False)
-    assert doc.canvas_layer == ATTRIBUTION
+    assert doc.layers.chosen == ATTRIBUTION
+
+
+def test_each_view_is_presented_only_when_what_it_reads_changes(squares_image):
+    from segexplorer.gui.document.presenting import Presenters
+
+    doc, runner, _, _ = opened(squares_image, COLOUR)
+    presenters = Presenters(doc)
+    shown: dict[str, object] = {}
+    for view in (canvas_view, explain_view, chrome_view, classes_view, layers_view,
+                 model_view, ablation_view, evaluation_view):
+        presenters.add(view, lambda value, name=view.__name__: shown.update({name: value}))
+    doc.ablation.set_active(True)
+    runner.run_until_idle()
+
+    def presented(act) -> set[str]:
+        before = dict(presenters.calls)
+        act()
+        return {name for name, n in presenters.calls.items() if n != before.get(name, 0)}
+
+    # the cursor onto another segment in ablate mode: the canvas (the outline) and the
+    # Ablation panel, once each
+    assert presented(lambda: doc.ablation.hover(45, 48)) == {"canvas", "ablation"}
+    assert presented(lambda: doc.ablation.hover(15, 15)) == {"canvas", "ablation"}
+    assert presented(lambda: doc.ablation.hover(15, 16)) == set()  # the same segment
+    # a view option: what draws the map and what says whether it can be drawn
+    assert presented(lambda: doc.view.update(sign="positive")) == {
+        "canvas", "explain", "chrome"}
+    # a class: everything that shows the target
+    assert presented(lambda: setattr(doc.view, "target", 1)) == {
+        "canvas", "explain", "chrome", "classes", "evaluation"}
+    assert presenters.calls["model"] == 1  # only when registered: the image is the same
 
 
 # ---------------------------------------------------------------------------- exports
 
 
 def test_export_all_writes_what_explain_writes_and_keeps_the_sweep(blocks_image, tmp_path):
-    doc, runner, presenter, events = opened(blocks_image)
-    exports = Exports(doc, presenter)
-    passes = doc.session.forward_passes
+    doc, runner, drawings, events = opened(blocks_image)
+    exports = Exports(doc)
+    passes = doc.store.session.forward_passes
     exports.all(tmp_path / "all")
     runner.run_until_idle()
     report = json.loads((tmp_path / "all" / "report.json").read_text())
     assert report["model"] == TINY and report["untrained"] is True
-    assert report["present_classes"] == doc.prediction.present_classes
+    assert report["present_classes"] == doc.store.prediction.present_classes
     assert report["image"] == str(blocks_image)
     # the Grad-CAM the document had was reused: only the sweep's passes were added
-    sweep = doc.sweep_for("class", "zero")
+    sweep = doc.store.sweep_for("class", "zero")
     assert sweep is not None
-    assert doc.session.forward_passes == passes + sweep.forward_passes
-    assert report["forward_passes"] == doc.session.forward_passes
+    assert doc.store.session.forward_passes == passes + sweep.forward_passes
+    assert report["forward_passes"] == doc.store.session.forward_passes
     assert events["saved"][-1].path == tmp_path / "all"
     assert exports.figure(tmp_path / "figure.pdf") is None
     runner.run_until_idle()

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_document import make_doc, opened
+from test_document import make_doc, opened, present
 from tiny_models import TINY
 
 from segexplorer.cli import main as cli_main
@@ -42,79 +42,79 @@ class Evil:
 
 # 4 ------------------------------------------------------------------------------------
 def test_a_refused_weights_file_leaves_the_loaded_model_selected(blocks_image, tmp_path):
-    doc, runner, presenter, events = opened(blocks_image)
-    loaded = doc.model_choice
+    doc, runner, drawings, events = opened(blocks_image)
+    loaded = doc.model.choice
     evil = tmp_path / "evil.pth"
     torch.save({"body.0.weight": torch.zeros(1), "x": Evil(tmp_path / "MARKER")}, evil)
-    doc.set_model_choice(replace(loaded, weights=str(evil)))
+    doc.model.set(replace(loaded, weights=str(evil)))
     runner.run_until_idle()
     assert len(events["failed"]) == 1 and "evil.pth" in events["failed"][0].message
     assert not (tmp_path / "MARKER").exists()
-    assert doc.model_choice == loaded  # the controls show what is loaded
-    assert doc.model is not None and doc.model.weights == "untrained"
-    assert doc.prediction is not None  # the previous model's results stay, and match
+    assert doc.model.choice == loaded  # the controls show what is loaded
+    assert doc.model.loaded is not None and doc.model.loaded.weights == "untrained"
+    assert doc.store.prediction is not None  # the previous model's results stay, and match
 
 
 # 5 ------------------------------------------------------------------------------------
 def test_a_cancelled_first_prediction_can_be_run_again(blocks_image):
-    doc, runner, presenter, _ = make_doc()
-    doc.open_image(blocks_image)
+    doc, runner, drawings, _ = make_doc()
+    doc.image.open(blocks_image)
     while runner.pending() != ["predict"]:
         assert runner.run_next()
     doc.cancel_all()
-    view = presenter.present(doc)
-    assert view.can_compute, "Compute must run the cancelled prediction again"
-    assert "Press Compute" in view.explain_status
+    view = present(doc, drawings)
+    assert view.explain.can_compute, "Compute must run the cancelled prediction again"
+    assert "Press Compute" in view.explain.status
     doc.compute()
     assert runner.pending() == ["predict"]
     runner.run_until_idle()
-    assert doc.prediction is not None
+    assert doc.store.prediction is not None
 
 
 # 7 ------------------------------------------------------------------------------------
 def test_options_that_do_not_apply_to_the_method_run_no_job(blocks_image):
-    doc, runner, presenter, _ = opened(blocks_image)
-    doc.update_analysis(method=ACTIVATION)
+    doc, runner, drawings, _ = opened(blocks_image)
+    doc.analysis.update(method=ACTIVATION)
     assert not runner.pending()  # the Grad-CAM pass also gave the activation
-    doc.update_analysis(upsample="bilinear")  # Grad-CAM's upsampling: not the activation's
-    doc.update_analysis(aggregation="sum")  # nor its class score
+    doc.analysis.update(upsample="bilinear")  # Grad-CAM's upsampling: not the activation's
+    doc.analysis.update(aggregation="sum")  # nor its class score
     assert not runner.pending()
-    assert presenter.present(doc).footer.kind == "colorbar"
-    doc.update_analysis(method=ABLATION)
+    assert present(doc, drawings).area.footer.kind == "colorbar"
+    doc.analysis.update(method=ABLATION)
     runner.run_until_idle()
-    doc.update_analysis(layer="body.0", upsample="nearest")  # layers mean nothing here
+    doc.analysis.update(layer="body.0", upsample="nearest")  # layers mean nothing here
     assert not runner.pending()
 
 
 # 10 -----------------------------------------------------------------------------------
 def test_the_preview_shows_its_classes_and_its_target(blocks_image):
-    doc, runner, presenter, _ = make_doc(size=352)
-    doc.open_image(blocks_image)
+    doc, runner, drawings, _ = make_doc(size=352)
+    doc.image.open(blocks_image)
     seen = []
 
     def look(job):
-        if doc.preview.result is not None and doc.prediction is None:
-            seen.append(presenter.present(doc))
+        if doc.preview.result is not None and doc.store.prediction is None:
+            seen.append(present(doc, drawings))
         return False
 
     runner.cancel_during = look
     runner.run_until_idle()
     assert seen, "no preview was shown"
     view = seen[0]
-    preview = doc.preview.shown_count and view.classes
+    preview = doc.preview.shown_count and view.classes.classes
     assert preview is not None and preview.present_classes  # the class list is filled
-    assert "none yet" not in view.target_html
-    assert view.target in preview.present_classes
-    assert preview.categories[view.target] in view.target_html
+    assert "none yet" not in view.explain.target_html
+    assert view.classes.target in preview.present_classes
+    assert preview.categories[view.classes.target] in view.explain.target_html
 
 
 # 11 -----------------------------------------------------------------------------------
 def test_the_ablation_panel_does_not_ask_for_an_image_that_is_open(blocks_image):
-    doc, runner, presenter, _ = make_doc()
-    doc.open_image(blocks_image)
-    while doc.prepared is None:
+    doc, runner, drawings, _ = make_doc()
+    doc.image.open(blocks_image)
+    while doc.image.prepared is None:
         assert runner.run_next()
-    assert "Open an image" not in presenter.present(doc).ablation.sweep_text
+    assert "Open an image" not in present(doc, drawings).ablation.sweep_text
 
 
 def test_window_messages_name_window_controls_not_cli_flags():
@@ -130,8 +130,8 @@ def test_window_messages_name_window_controls_not_cli_flags():
 
 # 14 -----------------------------------------------------------------------------------
 def test_the_title_leaves_the_app_name_to_qt_and_tiny_shares_are_not_zero(blocks_image):
-    doc, runner, presenter, _ = opened(blocks_image)
-    assert presenter.present(doc).title == "blocks.png [untrained weights]"
+    doc, runner, drawings, _ = opened(blocks_image)
+    assert present(doc, drawings).chrome.title == "blocks.png [untrained weights]"
     assert format_share(0.00004) == "<0.01 %"
     assert format_share(0.0005) == "0.05 %" and format_share(0.25) == "25.0 %"
     assert format_share(0.0) == "0 %"
@@ -160,10 +160,10 @@ def _embedded_pngs(svg: str) -> list[np.ndarray]:
 def test_vector_figures_draw_the_heat_map_as_the_png_does(blocks_image, tmp_path):
     """matplotlib composites overlapping images in vector backends (image.composite_image),
     which changed the heat map's strength: the SVG must keep the 50 % heat map layer."""
-    doc, runner, presenter, _ = opened(blocks_image)
+    doc, runner, drawings, _ = opened(blocks_image)
     from segexplorer.gui.document.exports import Exports
 
-    exports = Exports(doc, presenter)
+    exports = Exports(doc)
     assert exports.figure(tmp_path / "figure.svg") is None
     runner.run_until_idle()
     svg = (tmp_path / "figure.svg").read_text()
@@ -171,7 +171,7 @@ def test_vector_figures_draw_the_heat_map_as_the_png_does(blocks_image, tmp_path
               if i.ndim == 3 and i.shape[2] == 4]
     assert {127} in alphas  # Captum's alpha_overlay 0.5, as matplotlib hands it to Agg
     # and the figure says what it shows: class, method, model, untrained
-    name = doc.prediction.categories[doc.target]
+    name = doc.store.prediction.categories[doc.view.target]
     for text in (name, "Layer Grad-CAM", TINY, "UNTRAINED"):
         assert text in svg, text
 
@@ -189,14 +189,14 @@ def squares(tmp_path_factory) -> Path:
 
 # 9 -----------------------------------------------------------------------------------
 def test_the_ablation_history_is_kept_per_model_and_size(squares):
-    doc, runner, presenter, _ = opened(squares, "colour")
+    doc, runner, drawings, _ = opened(squares, "colour")
     doc.ablation.click(15, 15)
     runner.run_until_idle()
     assert [e.selection.ids for e in doc.ablation.history] == [(1,)]
-    doc.set_model_choice(replace(doc.model_choice, size=48))
+    doc.model.set(replace(doc.model.choice, size=48))
     runner.run_until_idle()
-    assert doc.prediction.shape == (48, 48) and doc.ablation.history == []
-    doc.set_model_choice(replace(doc.model_choice, size=64))
+    assert doc.store.prediction.shape == (48, 48) and doc.ablation.history == []
+    doc.model.set(replace(doc.model.choice, size=64))
     runner.run_until_idle()
     assert [e.selection.ids for e in doc.ablation.history] == [(1,)]  # back again
 
@@ -205,13 +205,13 @@ def test_the_ablation_history_is_kept_per_model_and_size(squares):
 def test_the_working_size_actually_used_is_said(tmp_path):
     tiny = tmp_path / "tiny.png"
     Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(tiny)
-    doc, runner, presenter, _ = opened(tiny, size=64)
-    note = presenter.present(doc).working_note
+    doc, runner, drawings, _ = opened(tiny, size=64)
+    note = present(doc, drawings).model.working_note
     assert "64 x 64" in note and "enlarged 8x" in note
     panorama = tmp_path / "panorama.png"
     Image.fromarray(np.full((300, 4000, 3), 90, np.uint8)).save(panorama)
-    doc, runner, presenter, _ = opened(panorama, size=32)
-    note = presenter.present(doc).working_note
+    doc, runner, drawings, _ = opened(panorama, size=32)
+    note = present(doc, drawings).model.working_note
     assert "128 x 9" in note and "4 times" in note
 
 
@@ -220,8 +220,8 @@ def test_a_session_is_saved_and_reopened_with_its_choices_and_history(squares, t
     from segexplorer.gui.document.sessions import open_session, save
 
     doc, runner, _, events = opened(squares, "colour")
-    doc.update_view(sign="positive")
-    doc.set_target(2)
+    doc.view.update(sign="positive")
+    doc.view.target = 2
     doc.ablation.click(15, 15)
     runner.run_until_idle()
     doc.ablation.click(45, 48, add=True)
@@ -233,14 +233,14 @@ def test_a_session_is_saved_and_reopened_with_its_choices_and_history(squares, t
     assert events["saved"][-1].path == path
     squares.rename(tmp_path / "moved.png")  # the file travels alone: the image is inside
     try:
-        other, runner2, presenter2, failures = make_doc()
+        other, runner2, drawings2, failures = make_doc()
         open_session(other, path)
         runner2.run_until_idle()
     finally:
         (tmp_path / "moved.png").rename(squares)
     assert not failures["failed"]
-    assert other.model_choice.architecture == "colour" and other.view.sign == "positive"
-    assert other.target == 2 and other.source.label == "squares.png"
+    assert other.model.choice.architecture == "colour" and other.view.sign == "positive"
+    assert other.view.target == 2 and other.image.source.label == "squares.png"
     assert [e.selection.ids for e in other.ablation.history] == [(1,), (1, 2)]
     assert other.ablation.active and other.ablation.shown.selection.ids == (1,)
     np.testing.assert_array_equal(other.ablation.shown.outcome.after,
@@ -255,22 +255,22 @@ def test_a_session_is_saved_and_reopened_with_its_choices_and_history(squares, t
 def test_a_chosen_colour_map_reaches_the_canvas_the_colour_bar_and_the_panels(blocks_image):
     from segexplorer.render import render_attribution
 
-    doc, runner, presenter, _ = opened(blocks_image)
-    gradcam = doc.gradcam_for()
-    doc.update_view(colormap="viridis", sign="positive")
-    view = presenter.present(doc)
-    expected = render_attribution(gradcam.upsampled[doc.target], doc.prepared.rgb,
+    doc, runner, drawings, _ = opened(blocks_image)
+    gradcam = doc.store.gradcam_for()
+    doc.view.update(colormap="viridis", sign="positive")
+    view = present(doc, drawings)
+    expected = render_attribution(gradcam.upsampled[doc.view.target], doc.image.prepared.rgb,
                                   "blended_heat_map", "positive", cmap="viridis").rgba
-    np.testing.assert_array_equal(view.canvas.overlay, expected)
-    assert view.footer.colormap == "viridis"
-    doc.update_view(side_by_side=True)
-    assert [p.colormap for p in presenter.present(doc).panels[1:]] == ["viridis"] * 3
+    np.testing.assert_array_equal(view.area.canvas.overlay, expected)
+    assert view.area.footer.colormap == "viridis"
+    doc.view.update(side_by_side=True)
+    assert [p.colormap for p in present(doc, drawings).area.panels[1:]] == ["viridis"] * 3
     assert not runner.pending()  # a view choice: no job
 
 
 # asked for: undo and redo of ablation steps ---------------------------------------------
 def test_ablation_steps_undo_and_redo_without_computing_again(squares):
-    doc, runner, presenter, _ = opened(squares, "colour")
+    doc, runner, drawings, _ = opened(squares, "colour")
     ablation = doc.ablation
     assert not ablation.can_undo()
     ablation.click(15, 15)
@@ -282,7 +282,7 @@ def test_ablation_steps_undo_and_redo_without_computing_again(squares):
     def ids():
         return None if ablation.selection is None else ablation.selection.ids
 
-    assert ids() == (1, 2) and presenter.present(doc).ablation.can_undo
+    assert ids() == (1, 2) and present(doc, drawings).ablation.can_undo
     assert ablation.undo() and ids() == (1,)
     assert ablation.undo() and ids() is None and ablation.shown is None
     assert not ablation.undo()
@@ -298,7 +298,7 @@ def test_ablation_steps_undo_and_redo_without_computing_again(squares):
 
 # asked for: draw a region to ablate ----------------------------------------------------
 def test_a_drawn_region_is_ablated_and_takes_part_in_undo(squares):
-    doc, runner, presenter, _ = opened(squares, "colour")
+    doc, runner, drawings, _ = opened(squares, "colour")
     ablation = doc.ablation
     # a lasso around the left half of the red square (8..24 x 8..24)
     ablation.draw_region("lasso", [(8, 8), (15.5, 8), (15.5, 24), (8, 24)])
@@ -307,7 +307,7 @@ def test_a_drawn_region_is_ablated_and_takes_part_in_undo(squares):
     assert entry is not None and entry.selection.kind.startswith("region")
     inside = entry.segments.ids == 1
     assert inside[10, 10] and not inside[10, 20] and not inside[40, 40]
-    after, before = entry.outcome.class_map_after, doc.prediction.class_map
+    after, before = entry.outcome.class_map_after, doc.store.prediction.class_map
     assert (after[inside & (before == 1)] == 0).all()  # the red pixels inside are gone
     assert (after[~inside] == before[~inside]).all()  # nothing else changed
     assert "drawn region (mostly aeroplane)" in entry.label
@@ -317,7 +317,7 @@ def test_a_drawn_region_is_ablated_and_takes_part_in_undo(squares):
     brushed = ablation.shown.segments.ids == 1
     assert brushed[48, 47] and not brushed[40, 47] and 90 < brushed.sum() < 170  # ~22 x 7
     assert ablation.undo() and ablation.shown is entry
-    doc.update_analysis(baseline="black")  # the same region, another baseline
+    doc.analysis.update(baseline="black")  # the same region, another baseline
     runner.run_until_idle()
     assert ablation.shown.selection.kind == entry.selection.kind
     assert ablation.shown.selection.baseline == "black"
@@ -327,17 +327,17 @@ def test_a_drawn_region_is_ablated_and_takes_part_in_undo(squares):
 def test_layers_are_shown_together_each_at_its_own_opacity(blocks_image):
     from segexplorer.render import decode_segmap
 
-    doc, runner, presenter, _ = opened(blocks_image)
-    assert presenter.present(doc).canvas.under == ()  # the chosen layer alone, by default
-    doc.set_layer_visible("segmentation", True)
-    doc.set_opacity(0.3, "segmentation")
-    view = presenter.present(doc)
-    (array, opacity), = view.canvas.under
-    np.testing.assert_array_equal(array, decode_segmap(doc.prediction.class_map))
-    assert opacity == 0.3 and view.canvas.overlay is not None  # the explanation on top
-    assert view.layer_visible["segmentation"] and view.opacities["segmentation"] == 0.3
-    doc.set_layer_visible("image", False)
-    assert presenter.present(doc).canvas.base_visible is False
-    doc.set_canvas_layer("segmentation")  # the chosen layer is never drawn twice
-    assert presenter.present(doc).canvas.under == ()
+    doc, runner, drawings, _ = opened(blocks_image)
+    assert present(doc, drawings).area.canvas.under == ()  # the chosen layer alone, by default
+    doc.layers.set_visible("segmentation", True)
+    doc.layers.set_opacity(0.3, "segmentation")
+    view = present(doc, drawings)
+    (array, opacity), = view.area.canvas.under
+    np.testing.assert_array_equal(array, decode_segmap(doc.store.prediction.class_map))
+    assert opacity == 0.3 and view.area.canvas.overlay is not None  # the explanation on top
+    assert view.layers.visible["segmentation"] and view.layers.opacities["segmentation"] == 0.3
+    doc.layers.set_visible("image", False)
+    assert present(doc, drawings).area.canvas.base_visible is False
+    doc.layers.chosen = "segmentation"  # the chosen layer is never drawn twice
+    assert present(doc, drawings).area.canvas.under == ()
     assert not runner.pending()

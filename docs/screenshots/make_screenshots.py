@@ -47,11 +47,11 @@ def analysed_window(image: Path, size: tuple[int, int], working: int = SIZE
     with tempfile.TemporaryDirectory() as tmp:
         settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
         window = MainWindow(settings, interactive=False)
-        window.set_model_choice(ModelChoice(ARCHITECTURE, "untrained", "cpu", working))
+        window.document.model.set(ModelChoice(ARCHITECTURE, "untrained", "cpu", working))
         window.resize(*size)
         window.show()
-        window.open_image(image)
-        wait(window, lambda: window.prediction is not None)
+        window.document.image.open(image)
+        wait(window, lambda: window.document.store.prediction is not None)
         try:
             yield app, window
         finally:
@@ -59,12 +59,16 @@ def analysed_window(image: Path, size: tuple[int, int], working: int = SIZE
 
 
 def wait(window, condition) -> None:
-    if not window.wait_until(condition, TIMEOUT_S):
-        raise TimedOut(f"timed out: {window.last_error}")
+    from segexplorer.gui.app import wait_until
+
+    if not wait_until(condition, TIMEOUT_S):
+        raise TimedOut(f"timed out: {window.status.last_error}")
 
 
 def save(app, window, name: str) -> Path:
-    window.wait_until(lambda: False, 0.5)  # let the layout settle
+    from segexplorer.gui.app import wait_until
+
+    wait_until(lambda: False, 0.5)  # let the layout settle
     app.processEvents()
     out = HERE / name
     window.grab().save(str(out))
@@ -75,9 +79,10 @@ def _main(name: str, image: str, size: tuple[int, int]) -> Path:
     from segexplorer.gui.document.choices import ATTRIBUTION, GRADCAM
 
     with analysed_window(photo(image), size) as (app, window):
-        window.document.update_analysis(method=GRADCAM)
-        window.set_layer(ATTRIBUTION)
-        wait(window, lambda: window.has_result(GRADCAM) and not window.runner.is_busy())
+        doc = window.document
+        doc.analysis.method = GRADCAM
+        doc.layers.chosen = ATTRIBUTION
+        wait(window, lambda: doc.store.has_result(GRADCAM) and not window.runner.is_busy())
         return save(app, window, name)
 
 
@@ -87,7 +92,7 @@ def _ablate(name: str, image: str, size: tuple[int, int]) -> Path:
         ablation.set_active(True)
         wait(window, lambda: not window.runner.is_busy())
         # click the middle of the second largest class, then show the new segmentation
-        pred = window.prediction
+        pred = window.document.store.prediction
         ys, xs = (pred.class_map == pred.present_classes[1]).nonzero()
         i = len(xs) // 2
         ablation.click(int(xs[i]), int(ys[i]))
@@ -103,7 +108,7 @@ def _evaluate(name: str, image: str, size: tuple[int, int]) -> Path:
     # hundred images through an untrained fcn_resnet101 on two CPU cores
     with analysed_window(photo(image), size, working=128) as (app, window):
         evaluation = window.document.evaluation
-        evaluation.set_methods(("gradcam", "ablation"))
+        evaluation.methods = ("gradcam", "ablation")
         evaluation.update_settings(pixel_steps=10, chance_runs=5, mprt_steps=4,
                                    sensitivity=False)
         window.evaluate_dock.raise_()

@@ -26,6 +26,11 @@ GRADCAM, ACTIVATION, ABLATION = "gradcam", "activation", "ablation"
 SHAPLEY, OCCLUSION, IG, LAYER_IG = "shapley", "occlusion", "ig", "layer_ig"
 HIRESCAM, GUIDED_GRADCAM = "hirescam", "guided_gradcam"
 
+#: what a method works from: a layer's output (its activation, or gradients there),
+#: perturbed inputs (forward passes only: no hooks, no gradients), or the input's gradients
+LAYER, PERTURBATION, GRADIENT = "layer", "perturbation", "gradient"
+FAMILIES = (LAYER, PERTURBATION, GRADIENT)
+
 #: Captum's integral approximations (IntegratedGradients' ``method``)
 IG_RULES = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right",
             "riemann_middle")
@@ -129,6 +134,16 @@ class MethodInfo:
     equals: str  # the library call its numbers equal
     summary: str  # one sentence for tooltips and docs
     cost: Callable[[ImageFacts, MethodOptions], Cost] = field(repr=False, compare=False)
+
+    @property
+    def family(self) -> str:
+        """LAYER, PERTURBATION or GRADIENT (:data:`METHOD_FAMILIES`)."""
+        return METHOD_FAMILIES[self.name]
+
+    @property
+    def short_label(self) -> str:
+        """The label where room is short (table headers): 'Grad-CAM' for 'Layer Grad-CAM'."""
+        return SHORT_LABELS.get(self.name, self.label)
 
     @property
     def takes_layer(self) -> bool:
@@ -269,7 +284,20 @@ _REGISTRY: tuple[MethodInfo, ...] = (
                "survive model randomisation (Adebayo et al., 2018).", _guided_cost),
 )
 
+#: each method's family (MethodInfo.family): callers look it up, never branch on a name
+METHOD_FAMILIES: dict[str, str] = {
+    GRADCAM: LAYER, ACTIVATION: LAYER, LAYER_IG: LAYER, HIRESCAM: LAYER,
+    ABLATION: PERTURBATION, SHAPLEY: PERTURBATION, OCCLUSION: PERTURBATION,
+    IG: GRADIENT, GUIDED_GRADCAM: GRADIENT,
+}
+#: labels where room is short (the dataset table's headers); the others use their label
+SHORT_LABELS: dict[str, str] = {GRADCAM: "Grad-CAM", ACTIVATION: "Activation",
+                                ABLATION: "Ablation"}
+
 METHOD_REGISTRY: dict[str, MethodInfo] = {m.name: m for m in _REGISTRY}
+if set(METHOD_FAMILIES) != set(METHOD_REGISTRY) or not set(METHOD_FAMILIES.values()) <= set(
+        FAMILIES):
+    raise AssertionError("every registered method needs one family of FAMILIES")
 METHODS: tuple[str, ...] = tuple(METHOD_REGISTRY)
 #: what ``segexplorer explain`` computes unless --methods says otherwise (the seed's)
 DEFAULT_METHODS: tuple[str, ...] = (GRADCAM, ACTIVATION, ABLATION)

@@ -14,7 +14,6 @@ export works unchanged for torchvision, smp, Hugging Face and a user's own code.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 
 from ..render.palette import class_colors
+from .architecture import VOC_CATEGORIES, Architecture
 from .cards import ModelCard, is_card_path, read_card
 from .catalog import (
     BINARY,
@@ -62,32 +62,6 @@ __all__ = ["ARCHITECTURES", "DEFAULT_ARCHITECTURE", "UNTRAINED_SEED", "VOC_CATEG
            "Architecture", "LayerInfo", "LoadedModel", "audit_layers", "build_untrained",
            "get_architecture", "get_layer", "layer_output_shapes", "list_layers", "load_model",
            "normalize_layer_path", "register_architecture", "weights_table"]
-
-VOC_CATEGORIES: tuple[str, ...] = tuple(
-    TORCHVISION_BUILDERS["fcn_resnet101"][1].COCO_WITH_VOC_LABELS_V1.meta["categories"]
-)
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """How to build one architecture and what its defaults are."""
-
-    name: str
-    build: Callable[[int], nn.Module]  # num_classes -> untrained module without aux head
-    default_layer: str
-    weights_enum: object | None = None  # a torchvision WeightsEnum member, if any
-    categories: tuple[str, ...] = VOC_CATEGORIES
-    description: str = ""
-
-    @property
-    def weights_url(self) -> str | None:
-        return getattr(self.weights_enum, "url", None)
-
-    @property
-    def weights_filename(self) -> str | None:
-        url = self.weights_url
-        return url.rsplit("/", 1)[-1] if url else None
-
 
 ARCHITECTURES: dict[str, Architecture] = {}
 

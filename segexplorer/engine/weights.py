@@ -15,15 +15,13 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+from .architecture import Architecture
 from .errors import Cancelled, UserError, check_input_file, first_line
 from .jobs import JobState, check_cancelled, report
-
-if TYPE_CHECKING:  # models imports this module, not the other way round
-    from .models import Architecture
 
 _HASH = re.compile(r"-([a-f0-9]{6,})\.")  # torchvision file names carry a sha256 prefix
 

@@ -1,8 +1,8 @@
 """Ablate mode's Qt side: its actions, the tool button, and the ablation panel.
 
-The state (selection, history, what is shown) is the document's
-(:class:`segexplorer.gui.document.ablation.Ablation`); this controller forwards the
-panel's and the actions' requests to it and shows the presenter's
+The state (selection, history, what is shown, the tool) is the document's
+(:class:`segexplorer.gui.document.ablation.AblationState`); the actions and the panel
+edit it, and :meth:`AblateController.apply` shows the presenter's
 :class:`~segexplorer.gui.document.panel_views.AblationView`.
 """
 
@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject, QSignalBlocker, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QToolButton, QWidget
 
 from .ablation_panel import AblationPanel
+from .binding import on_fields
 
 if TYPE_CHECKING:
     from .document import Document
@@ -29,7 +30,6 @@ class AblateController(QObject):
                  choose_export: Callable[[], None],
                  choose_export_history: Callable[[], None]) -> None:
         super().__init__(parent)
-        self.doc = document
         ablation = document.ablation
         self.panel = AblationPanel()
         self.action = QAction("&Ablate Mode", parent)
@@ -40,6 +40,12 @@ class AblateController(QObject):
         self.action.setToolTip(tip)
         self.action.setStatusTip(tip)
         self.action.toggled.connect(lambda on: ablation.set_active(bool(on)))
+
+        def show_mode() -> None:
+            with QSignalBlocker(self.action):
+                self.action.setChecked(ablation.active)
+
+        on_fields(ablation, "active", show_mode)
         self.reset_action = QAction("&Reset Ablation", parent)
         self.reset_action.setStatusTip("Back to the original image (Esc in ablate mode)")
         self.reset_action.triggered.connect(lambda *_: ablation.reset())
@@ -56,17 +62,7 @@ class AblateController(QObject):
                                         "ablate' writes them")
         self.export_action.triggered.connect(lambda *_: choose_export())
         self._shown_signature: tuple[object, ...] | None = None
-
-        panel = self.panel
-        panel.segments_chosen.connect(lambda kind: document.update_analysis(segments=kind))
-        panel.baseline_chosen.connect(lambda value: document.update_analysis(baseline=value))
-        panel.view_chosen.connect(ablation.set_view)
-        panel.reset_requested.connect(ablation.reset)
-        panel.export_requested.connect(choose_export)
-        panel.export_history_requested.connect(choose_export_history)
-        panel.history_chosen.connect(ablation.show_history)
-        panel.precompute_requested.connect(ablation.precompute)
-        document.ablate_mode_changed.connect(self._on_mode)
+        self.panel.bind(ablation, document.analysis, choose_export, choose_export_history)
 
     def make_tool_button(self, parent: QWidget) -> QToolButton:
         button = QToolButton(parent)
@@ -74,11 +70,6 @@ class AblateController(QObject):
         button.setDefaultAction(self.action)
         button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         return button
-
-    def _on_mode(self, on: bool) -> None:
-        self.action.blockSignals(True)
-        self.action.setChecked(on)
-        self.action.blockSignals(False)
 
     def apply(self, view: AblationView) -> None:
         """Show the presenter's ablation view (cheap when nothing changed)."""
@@ -90,8 +81,6 @@ class AblateController(QObject):
             return
         self._shown_signature = view.signature
         panel = self.panel
-        panel.set_choice(view.segments, view.baseline)
-        panel.set_view(view.view)
         if not view.has_prediction:
             panel.show_nothing()
             panel.set_history([], None)

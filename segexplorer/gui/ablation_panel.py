@@ -1,17 +1,21 @@
 """The ablation panel: what one click did, every class's score, and the history.
 
-A view only: it shows what :class:`~.ablate_mode.AblateController` gives it and reports
-what the user asks for through signals; it computes nothing.
+Its choices are the document's: the segments and the baseline (the analysis state), the
+view shown, the tool and the brush's size (the ablation state), each widget bound to
+one field (:meth:`AblationPanel.bind`); the rest shows the presenter's
+``AblationView`` (through :class:`~.ablate_mode.AblateController`). It computes nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFontMetrics, QIcon, QPalette, QPixmap
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QFontMetrics, QIcon, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
-    QColorDialog,
     QComboBox,
     QFormLayout,
     QFrame,
@@ -29,12 +33,16 @@ from PySide6.QtWidgets import (
 )
 
 from ..render import VIEW_AFTER, VIEW_CHANGED, VIEW_INPUT
+from .binding import bind_combo, bind_spin, enum_combo, on_fields
 from .document.ablation import HINT, VIEW_LABELS
-from .document.catalog import baseline_label
-from .document.choices import BASELINE_LABELS, SEGMENT_LABELS
-from .explain_panel import CUSTOM_COLOUR, section_label
+from .document.choices import SEGMENT_LABELS
+from .explain_panel import bind_baseline, section_label
 from .imaging import to_pixmap
 from .score_chart import ScoreChart
+
+if TYPE_CHECKING:
+    from .document.ablation import AblationState
+    from .document.states import AnalysisState
 
 THUMB_CAPTIONS = {  # two lines, so that three thumbnails fit a narrow dock
     VIEW_INPUT: "Ablated\ninput",
@@ -60,17 +68,6 @@ def _muted(text: str, parent) -> QLabel:
 class AblationPanel(QWidget):
     """Segments and baseline, the result views, the score chart and the history."""
 
-    segments_chosen = Signal(str)
-    baseline_chosen = Signal(str)
-    view_chosen = Signal(str)
-    reset_requested = Signal()
-    export_requested = Signal()
-    export_history_requested = Signal()
-    history_chosen = Signal(int)
-    precompute_requested = Signal()
-    #: 'click' (segments), 'brush' or 'lasso': how the image selects what is ablated
-    tool_chosen = Signal(str)
-
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setObjectName("ablationPanel")
@@ -91,17 +88,11 @@ class AblationPanel(QWidget):
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
-        self.segments = QComboBox(body)
-        self.segments.setObjectName("ablationSegments")
-        for value, label in SEGMENT_LABELS.items():
-            self.segments.addItem(label, value)
+        self.segments = enum_combo(body, SEGMENT_LABELS, "ablationSegments")
         self.segments.setToolTip("What one click selects: every pixel of the class, or the "
                                  "connected region under the cursor")
         self.baseline = QComboBox(body)
         self.baseline.setObjectName("ablationBaseline")
-        for value, label in BASELINE_LABELS.items():
-            self.baseline.addItem(label, value)
-        self.baseline.addItem("Colour...", CUSTOM_COLOUR)
         self.baseline.setToolTip("What the ablated pixels are replaced with: the ImageNet "
                                  "mean, black, a blurred copy, or a colour you choose")
         for combo in (self.segments, self.baseline):  # narrow docks: no wider than needed
@@ -122,7 +113,6 @@ class AblationPanel(QWidget):
             button.setToolTip(tip)
             button.setCheckable(True)
             button.setObjectName(f"ablationTool_{tool}")
-            button.clicked.connect(lambda _c=False, t=tool: self.tool_chosen.emit(t))
             self.tool_buttons.addButton(button)
             self._tool[tool] = button
             tools.addWidget(button)
@@ -172,7 +162,6 @@ class AblationPanel(QWidget):
             button.setIconSize(QSize(THUMB_WIDTH, THUMB_WIDTH * 3 // 4))
             button.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
             button.setMinimumWidth(60)
-            button.clicked.connect(lambda _checked=False, v=view: self.view_chosen.emit(v))
             self.view_buttons.addButton(button)
             self._thumb[view] = button
             thumbs.addWidget(button)
@@ -229,64 +218,34 @@ class AblationPanel(QWidget):
         row.addWidget(self.export_history_button)
         column.addLayout(row)
 
-        self.segments.currentIndexChanged.connect(
-            lambda _i: self.segments_chosen.emit(str(self.segments.currentData())))
-        self.baseline.currentIndexChanged.connect(self._on_baseline_index)
-        self.baseline.activated.connect(self._on_baseline_activated)
-        self._last_baseline = "zero"
-        self.reset_button.clicked.connect(self.reset_requested)
-        self.export_button.clicked.connect(self.export_requested)
-        self.export_history_button.clicked.connect(self.export_history_requested)
-        self.precompute_button.clicked.connect(self.precompute_requested)
-        self.history.itemClicked.connect(
-            lambda item: self.history_chosen.emit(self.history.row(item)))
-        self.history.itemActivated.connect(
-            lambda item: self.history_chosen.emit(self.history.row(item)))
-        self.set_view(VIEW_INPUT)
         self.show_nothing()
 
-    # -- choices ----------------------------------------------------------------------------
-    def set_choice(self, segments: str, baseline: str) -> None:
-        """Mirror the analysis choice (signals blocked: this is not the user choosing)."""
-        for combo in (self.segments, self.baseline):
-            combo.blockSignals(True)
-        try:
-            index = self.segments.findData(segments)
-            if index >= 0:
-                self.segments.setCurrentIndex(index)
-            index = self.baseline.findData(baseline)
-            if index < 0:  # a colour: listed before "Colour..."
-                label = baseline_label(baseline) or baseline
-                index = self.baseline.count() - 1
-                self.baseline.insertItem(index, label, baseline)
-            self.baseline.setCurrentIndex(index)
-            self._last_baseline = baseline
-        finally:
-            for combo in (self.segments, self.baseline):
-                combo.blockSignals(False)
-
-    def _on_baseline_index(self, _index: int) -> None:
-        value = self.baseline.currentData()
-        if value != CUSTOM_COLOUR:
-            self._last_baseline = str(value)
-            self.baseline_chosen.emit(str(value))
-
-    def _on_baseline_activated(self, index: int) -> None:
-        if self.baseline.itemData(index) != CUSTOM_COLOUR:
-            return
-        colour = QColorDialog.getColor(QColor(128, 128, 128), self, "Baseline colour")
-        chosen = colour.name() if colour.isValid() else self._last_baseline
-        self.set_choice(str(self.segments.currentData()), chosen)
-        self.baseline_chosen.emit(chosen)
+    # -- binding ------------------------------------------------------------------------------
+    def bind(self, ablation: AblationState, analysis: AnalysisState,
+             export: Callable[[], None], export_history: Callable[[], None]) -> None:
+        """Each widget edits one field (or asks the ablation for something)."""
+        bind_combo(self.segments, analysis, "segments")
+        bind_baseline(self.baseline, analysis, self)
+        for tool, button in self._tool.items():
+            button.clicked.connect(lambda _c=False, t=tool: ablation.set_tool(t))
+        on_fields(ablation, "tool", lambda: self._tool[ablation.tool].setChecked(True))
+        for view, button in self._thumb.items():
+            button.clicked.connect(lambda _c=False, v=view: ablation.set_view(v))
+        on_fields(ablation, "view", lambda: self._thumb[ablation.view].setChecked(True))
+        bind_spin(self.brush_size, ablation, "brush_radius",
+                  edit=lambda value: setattr(ablation, "brush_radius", float(value)))
+        self.reset_button.clicked.connect(lambda: ablation.reset())
+        self.export_button.clicked.connect(export)
+        self.export_history_button.clicked.connect(export_history)
+        self.precompute_button.clicked.connect(lambda: ablation.precompute_sweep())
+        self.history.itemClicked.connect(
+            lambda item: ablation.show_history(self.history.row(item)))
+        self.history.itemActivated.connect(
+            lambda item: ablation.show_history(self.history.row(item)))
 
     def tool_button(self, tool: str) -> QToolButton:
         return self._tool[tool]
 
-    def set_view(self, view: str) -> None:
-        self._thumb[view].setChecked(True)
-
-    def view(self) -> str:
-        return next(v for v, b in self._thumb.items() if b.isChecked())
 
     # -- results ----------------------------------------------------------------------------
     def show_nothing(self, thumbnails: dict[str, np.ndarray] | None = None) -> None:

@@ -115,7 +115,7 @@ def run_app(argv: list[str] | None = None, image: str | None = None,
         _install_startup_probe(app, window)
     window.show()
     if image:
-        window.open_image(image)
+        window.document.image.open(image)
     return _finish(app.exec(), created)
 
 
@@ -186,26 +186,27 @@ def _smoke_test(app, screenshot: str | None) -> int:
         try:
             # At the size a first run opens with (no saved geometry in these settings): the
             # smoke test sees the window a new user sees, on this screen.
-            window.set_model_choice(
-                ModelChoice(SMOKE_ARCHITECTURE, "untrained", "cpu", SMOKE_SIZE))
-            window.document.update_analysis(method=GRADCAM)
-            window.set_layer(ATTRIBUTION)
+            doc = window.document
+            doc.model.set(ModelChoice(SMOKE_ARCHITECTURE, "untrained", "cpu", SMOKE_SIZE))
+            doc.analysis.method = GRADCAM
+            doc.layers.chosen = ATTRIBUTION
             asked = window.size()  # before a window manager can clamp it
             window.show()
             app.processEvents()
             too_big = _window_outside_screen(window, asked.width(), asked.height())
-            window.open_sample_image()
+            doc.image.open_sample()
             steps = [
-                ("prediction", lambda: window.prediction is not None),
-                ("Grad-CAM", lambda: window.has_result(GRADCAM)),
+                ("prediction", lambda: doc.store.prediction is not None),
+                ("Grad-CAM", lambda: doc.store.has_result(GRADCAM)),
             ]
             reason = _wait_steps(window, steps, started)
             if reason is None:
-                window.document.update_analysis(method=ABLATION)
+                doc.analysis.method = ABLATION
                 reason = _wait_steps(window, [("ablation sweep",
-                                               lambda: window.has_result(ABLATION))], started)
+                                               lambda: doc.store.has_result(ABLATION))],
+                                     started)
             if reason is None:
-                window.document.update_analysis(method=GRADCAM)
+                doc.analysis.method = GRADCAM
                 if screenshot:
                     app.processEvents()
                     path = Path(screenshot).expanduser()
@@ -240,13 +241,27 @@ def _window_outside_screen(window, width: int, height: int) -> str | None:
             f"of {area.width()}x{area.height()}")
 
 
+def wait_until(predicate, timeout_s: float) -> bool:
+    """Process events until ``predicate()`` is true (scripts and the smoke test)."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    deadline = time.monotonic() + timeout_s
+    loop = QEventLoop()
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        QTimer.singleShot(20, loop.quit)
+        loop.exec()
+    return True
+
+
 def _wait_steps(window, steps, started: float) -> str | None:
+    status = window.status
     for name, done in steps:
         remaining = SMOKE_TIMEOUT_S - (time.monotonic() - started)
-        ok = window.wait_until(lambda done=done: done() or window.last_error is not None,
-                               remaining)
-        if window.last_error is not None:
-            return f"{name}: {window.last_error}"
+        ok = wait_until(lambda done=done: done() or status.last_error is not None, remaining)
+        if status.last_error is not None:
+            return f"{name}: {status.last_error}"
         if not ok:
             return f"{name} did not finish within {SMOKE_TIMEOUT_S:.0f} s"
     return None

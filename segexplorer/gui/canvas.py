@@ -27,6 +27,42 @@ from .imaging import from_qimage, to_pixmap
 
 MIN_ZOOM, MAX_ZOOM = 0.05, 64.0
 CLICK_SLOP_PX = 4  # a press and release closer than this is a click, not a pan
+ZOOM_STEP = 1.25
+
+
+def surround(palette: QPalette) -> QColor:
+    """A neutral surround a step away from the window colour, light or dark."""
+    window = palette.color(QPalette.ColorRole.Window)
+    return window.darker(115) if window.lightness() > 128 else window.lighter(125)
+
+
+class StrokeItem(QGraphicsPathItem):
+    """A brush or lasso stroke being drawn: its points in working pixels, drawn in scene
+    units (``scale``: scene units per working pixel)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setZValue(4)
+        pen = QPen(QColor(255, 214, 0), 0)
+        pen.setCosmetic(True)
+        self.setPen(pen)
+        self.points: list[tuple[float, float]] | None = None
+
+    def add(self, point: tuple[float, float], scale: tuple[float, float],
+            closed: bool) -> None:
+        self.points = [*(self.points or []), point]
+        path = QPainterPath()
+        sx, sy = scale
+        for i, (x, y) in enumerate(self.points):
+            (path.moveTo if i == 0 else path.lineTo)(QPointF(x * sx, y * sy))
+        if closed:
+            path.closeSubpath()
+        self.setPath(path)
+
+    def finish(self) -> list[tuple[float, float]]:
+        points, self.points = self.points or [], None
+        self.setPath(QPainterPath())
+        return points
 
 
 class ImageCanvas(QGraphicsView):
@@ -38,7 +74,7 @@ class ImageCanvas(QGraphicsView):
     stroke_finished = Signal(str, list)
     zoom_changed = Signal(float)
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent=None, placeholder: str = "") -> None:
         super().__init__(parent)
         self.setObjectName("imageCanvas")
         self._scene = QGraphicsScene(self)
@@ -64,18 +100,13 @@ class ImageCanvas(QGraphicsView):
         self.click_modifiers = Qt.KeyboardModifier.NoModifier  # of the latest click
         self._focusing_click = False  # the press that gave the canvas the focus
         self.tool = "click"  # 'brush' and 'lasso' draw regions instead of panning
-        self._stroke: list[tuple[float, float]] | None = None
-        self._stroke_item = QGraphicsPathItem()
-        self._stroke_item.setZValue(4)
+        self._stroke = StrokeItem()
         # other visible layers, between the image and the overlay (the Layers panel)
         self._under: list[tuple[QGraphicsPixmapItem, np.ndarray]] = []
-        pen = QPen(QColor(255, 214, 0), 0)
-        pen.setCosmetic(True)
-        self._stroke_item.setPen(pen)
         app = QApplication.instance()
         if isinstance(app, QApplication):
             app.focusChanged.connect(self._on_focus_changed)
-        self._placeholder = ""
+        self._placeholder = placeholder  # what an empty canvas says
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
@@ -85,13 +116,9 @@ class ImageCanvas(QGraphicsView):
         self.viewport().setCursor(self._cursor)
         self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
         self.setMinimumSize(240, 200)
-        self._update_background()
+        self.setBackgroundBrush(surround(self.palette()))
 
     # -- content ----------------------------------------------------------------------
-    def set_placeholder(self, text: str) -> None:
-        self._placeholder = text
-        self.viewport().update()
-
     def show_layers(self, base: np.ndarray | None, overlay: np.ndarray | None,
                     opacity: float, outline: np.ndarray | None, outline_key: object,
                     working: np.ndarray | None = None, base_visible: bool = True,
@@ -103,7 +130,7 @@ class ImageCanvas(QGraphicsView):
             self.set_base(base, working)
         if overlay is not self._overlay_array:
             self.set_overlay(overlay)
-        self.set_overlay_opacity(opacity)
+        self._overlay.setOpacity(float(opacity))
         self._base.setVisible(base is not None and base_visible)
         self.set_under(under)
         if outline_key != self._outline_key or (outline_key is None
@@ -147,19 +174,10 @@ class ImageCanvas(QGraphicsView):
         self.viewport().setCursor(self._cursor if tool == "click"
                                   else Qt.CursorShape.CrossCursor)
 
-    def _working_point(self, pos: QPointF) -> tuple[float, float]:
+    def _stroke_to(self, pos: QPointF) -> None:
         point = self.mapToScene(pos.toPoint())
         sx, sy = self._scale
-        return point.x() / sx, point.y() / sy
-
-    def _draw_stroke(self) -> None:
-        path = QPainterPath()
-        sx, sy = self._scale
-        for i, (x, y) in enumerate(self._stroke or []):
-            (path.moveTo if i == 0 else path.lineTo)(QPointF(x * sx, y * sy))
-        if self.tool == "lasso" and self._stroke:
-            path.closeSubpath()
-        self._stroke_item.setPath(path)
+        self._stroke.add((point.x() / sx, point.y() / sy), self._scale, self.tool == "lasso")
 
     def set_click_cursor(self, shape: Qt.CursorShape) -> None:
         """The cursor over the image (a pointing hand says a click ablates)."""
@@ -198,9 +216,6 @@ class ImageCanvas(QGraphicsView):
         """How many other layers are drawn under the overlay."""
         return len(self._under)
 
-    def set_overlay_opacity(self, opacity: float) -> None:
-        self._overlay.setOpacity(float(opacity))
-
     def overlay_opacity(self) -> float:
         return float(self._overlay.opacity())
 
@@ -211,9 +226,6 @@ class ImageCanvas(QGraphicsView):
             return
         self._outline.setPixmap(to_pixmap(rgba))
         self._outline.setVisible(True)
-
-    def has_image(self) -> bool:
-        return self._size is not None
 
     def image_size(self) -> tuple[int, int] | None:
         return self._size
@@ -284,14 +296,11 @@ class ImageCanvas(QGraphicsView):
         self.verticalScrollBar().setValue(self.verticalScrollBar().value() + moved.y())
         self._zoom_updated()
 
-    def zoom_by(self, step: float) -> None:
-        self.set_zoom(self.zoom() * step)
-
     def zoom_in(self) -> None:
-        self.zoom_by(1.25)
+        self.set_zoom(self.zoom() * ZOOM_STEP)
 
     def zoom_out(self) -> None:
-        self.zoom_by(1 / 1.25)
+        self.set_zoom(self.zoom() / ZOOM_STEP)
 
     def actual_size(self) -> None:
         self.set_zoom(1.0)
@@ -368,20 +377,18 @@ class ImageCanvas(QGraphicsView):
     def mousePressEvent(self, event) -> None:  # noqa: N802
         if self.tool != "click" and event.button() == Qt.MouseButton.LeftButton \
                 and self._size is not None:
-            if self._stroke_item.scene() is None:
-                self._scene.addItem(self._stroke_item)
-            self._stroke = [self._working_point(event.position())]
-            self._draw_stroke()
+            if self._stroke.scene() is None:
+                self._scene.addItem(self._stroke)
+            self._stroke.points = None
+            self._stroke_to(event.position())
             return
         if event.button() == Qt.MouseButton.LeftButton:
             self._press = event.position().toPoint()
         super().mousePressEvent(event)
 
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802
-        if self._stroke is not None and event.button() == Qt.MouseButton.LeftButton:
-            points, self._stroke = self._stroke, None
-            self._stroke_item.setPath(QPainterPath())
-            self.stroke_finished.emit(self.tool, points)
+        if self._stroke.points is not None and event.button() == Qt.MouseButton.LeftButton:
+            self.stroke_finished.emit(self.tool, self._stroke.finish())
             return
         super().mouseReleaseEvent(event)
         self.viewport().setCursor(self._cursor)  # the hand-drag mode changed it
@@ -398,13 +405,13 @@ class ImageCanvas(QGraphicsView):
                 self.clicked.emit(*hit)
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802
-        if self._stroke is not None:
-            self._stroke.append(self._working_point(event.position()))
-            self._draw_stroke()
+        if self._stroke.points is not None:
+            self._stroke_to(event.position())
         super().mouseMoveEvent(event)
-        if self._press is not None and (event.position().toPoint() - self._press
-                                        ).manhattanLength() > CLICK_SLOP_PX:
-            self._fit = False  # the user is panning
+        if self._fit and self._press is not None and (event.position().toPoint() - self._press
+                                                      ).manhattanLength() > CLICK_SLOP_PX:
+            self._fit = False  # the user is panning: the zoom stays as it is
+            self.zoom_changed.emit(self.zoom())
         hit = self.widget_to_image(event.position())
         self.hovered.emit(*(hit if hit is not None else (-1, -1)))
 
@@ -415,13 +422,7 @@ class ImageCanvas(QGraphicsView):
     def changeEvent(self, event) -> None:  # noqa: N802
         super().changeEvent(event)
         if event.type() in (event.Type.PaletteChange, event.Type.StyleChange):
-            self._update_background()
-
-    def _update_background(self) -> None:
-        # A neutral surround a step away from the window colour, light or dark.
-        window = self.palette().color(QPalette.ColorRole.Window)
-        surround = window.darker(115) if window.lightness() > 128 else window.lighter(125)
-        self.setBackgroundBrush(surround)
+            self.setBackgroundBrush(surround(self.palette()))
 
     def drawForeground(self, painter: QPainter, rect) -> None:  # noqa: N802
         super().drawForeground(painter, rect)

@@ -1,9 +1,9 @@
 """The window's central area: the untrained banner, the layer bar, the canvas (or the
 side-by-side panels) and the footer (colour bar, class legend or a message).
 
-A view only: :meth:`CanvasArea.apply` shows the presenter's
-:class:`~segexplorer.gui.document.presenter.WindowView`; the bar's buttons and slider are
-connected by the window to the document.
+The bar's buttons and slider edit the layers state (:meth:`CanvasArea.bind`);
+:meth:`CanvasArea.apply` shows the presenter's
+:class:`~segexplorer.gui.document.canvas_view.CanvasAreaView`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -31,7 +31,8 @@ from .model_panel import untrained_badge
 from .multiview import MultiView
 
 if TYPE_CHECKING:
-    from .document.presenter import WindowView
+    from .document.canvas_view import CanvasAreaView
+    from .document.states import LayersState
 
 PLACEHOLDER = ("Open an image (Ctrl+O), drop one here, paste one (Ctrl+V),\n"
                "or try Help > Open sample image.")
@@ -84,8 +85,7 @@ class CanvasArea(QWidget):
         bar.addWidget(self.opacity, 1)
         bar.addStretch(1)
         column.addLayout(bar)
-        self.canvas = ImageCanvas(self)
-        self.canvas.set_placeholder(PLACEHOLDER)
+        self.canvas = ImageCanvas(self, PLACEHOLDER)
         # the zoom controls sit beside the footer: the bar above stays narrow enough for
         # a 1024 px screen
         zoom_row = QHBoxLayout()
@@ -130,16 +130,21 @@ class CanvasArea(QWidget):
         bottom.addLayout(zoom_row)
         column.addLayout(bottom)
 
-    def apply(self, view: WindowView) -> None:
+    def bind(self, layers: LayersState) -> None:
+        """The layer buttons choose the layer on top; the slider sets its opacity."""
+        self.layer_buttons.idClicked.connect(
+            lambda i: setattr(layers, "chosen", list(LAYER_LABELS)[i]))
+        self.opacity.valueChanged.connect(lambda value: layers.set_opacity(value / 100.0))
+
+    def apply(self, view: CanvasAreaView) -> None:
         """Show the layer bar, the canvas, the panels and the footer of ``view``."""
         self.banner.setVisible(view.untrained)
         for layer, button in self.layer_button.items():
             button.setText(view.layer_labels[layer])
             button.setEnabled(view.layer_enabled[layer])
-            button.setChecked(layer == view.canvas_layer)
-        self.opacity.blockSignals(True)
-        self.opacity.setValue(round(view.canvas.opacity * 100))
-        self.opacity.blockSignals(False)
+            button.setChecked(layer == view.chosen)
+        with QSignalBlocker(self.opacity):
+            self.opacity.setValue(round(view.canvas.opacity * 100))
         self.opacity.setEnabled(view.opacity_enabled)
         self.opacity_label.setEnabled(view.opacity_enabled)
         canvas = view.canvas

@@ -1,10 +1,11 @@
-"""The classes panel: every predicted class, its colour, name and share of pixels."""
+"""The classes panel: every predicted class, its colour, name and share of pixels; a click
+makes one the target (the view state's ``target``)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QRect, QSize, Qt, Signal
+from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -23,6 +24,8 @@ from .imaging import swatch
 
 if TYPE_CHECKING:
     from ..engine.results import Prediction
+    from .document.explain_view import ClassesView
+    from .document.states import ViewState
 
 CLASS_ROLE = Qt.ItemDataRole.UserRole
 SHARE_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -64,10 +67,9 @@ class _ShareDelegate(QStyledItemDelegate):
 class ClassesPanel(QWidget):
     """Lists the predicted classes, largest first; clicking one makes it the target."""
 
-    target_selected = Signal(int)
-
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
+        self._view_state: ViewState | None = None
         self._prediction: Prediction | None = None
         self._target: int | None = None
         layout = QVBoxLayout(self)
@@ -95,7 +97,14 @@ class ClassesPanel(QWidget):
         layout.addWidget(self.tree, 1)
         layout.addWidget(self.hint)
 
-    # -- content ------------------------------------------------------------------------
+    # -- binding and content -------------------------------------------------------------
+    def bind(self, view: ViewState) -> None:
+        """A click on a class sets ``view.target``."""
+        self._view_state = view
+
+    def apply(self, view: ClassesView) -> None:
+        self.show_prediction(view.classes, view.target, view.colors)
+
     def show_prediction(self, prediction: Prediction | None, target: int | None,
                         colors) -> None:
         """List ``prediction``'s classes (rebuilt only for a new one) and select ``target``."""
@@ -167,5 +176,6 @@ class ClassesPanel(QWidget):
         cls = int(items[0].data(0, CLASS_ROLE))
         if cls != self._target:
             self._target = cls
-            self.target_selected.emit(cls)
+            if self._view_state is not None:
+                self._view_state.target = cls
 

@@ -3,29 +3,24 @@ document (``document/dataset.py``).
 
 The window shows one :class:`~.document.dataset.DatasetView`: a sortable table of images
 x classes with their figures, the same images as thumbnails, the context matrix as a
-heat map whose cells list the images behind them, and the errors. Clicks and choices go
-to the document; double-clicking an image asks the main window to open it in the
-explainer with the batch's model (:class:`DatasetController` does that).
+heat map whose cells list the images behind them, and the errors. Clicks and choices edit
+the dataset state; double-clicking an image asks for it to be opened in the explainer
+with the batch's model (``dataset_controller.DatasetController`` does that).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QAbstractTableModel, QModelIndex, QSize, Qt
-from PySide6.QtGui import QAction, QColor, QImageReader, QPainter, QPen, QPixmap
+from PySide6.QtGui import QColor, QImageReader, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QDialog,
-    QDialogButtonBox,
-    QFileDialog,
-    QFormLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QListView,
     QListWidget,
     QListWidgetItem,
@@ -45,10 +40,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .document.dataset import DatasetDocument, DatasetView, OpenRequest, TableRow, Tile
-
-if TYPE_CHECKING:
-    from .main_window import MainWindow
+from .document.dataset import DatasetState
+from .document.dataset_view import DatasetView, TableRow, Tile
 
 THUMBNAIL = 144  # px, the longer side of a tile's picture
 
@@ -199,11 +192,11 @@ class HeatmapTable(QTableWidget):
 class DatasetWindow(QMainWindow):
     """A batch output folder: table, thumbnails, context matrix, errors."""
 
-    def __init__(self, document: DatasetDocument, parent: QWidget | None = None) -> None:
+    def __init__(self, document: DatasetState, run_requested: Callable[[], None],
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("datasetWindow")
         self.document = document
-        self.run_requested: Any = None  # set by the controller: () -> None
         self._shown_columns: tuple[Any, ...] = ()
         central = QWidget(self)
         layout = QVBoxLayout(central)
@@ -324,16 +317,11 @@ class DatasetWindow(QMainWindow):
         self.cell_images.itemDoubleClicked.connect(self._on_cell_image_activated)
         self.reload_button.clicked.connect(lambda: document.reload())
         self.cancel_button.clicked.connect(lambda: document.cancel_batch())
-        self.run_button.clicked.connect(lambda: self.run_requested and self.run_requested())
-        document.changed.connect(lambda _none: self.refresh())
+        self.run_button.clicked.connect(lambda: run_requested())
         document.notice.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.resize(1100, 760)
-        self.refresh()
 
     # ======================================================================= applying
-    def refresh(self) -> None:
-        self.apply(self.document.present())
-
     def apply(self, view: DatasetView) -> None:
         self.setWindowTitle(view.title)
         self.summary.setText(view.summary)
@@ -435,134 +423,17 @@ class DatasetWindow(QMainWindow):
             self.document.open_image(tile.image, tile.class_index)
 
     def _on_cell_clicked(self, row: int, column: int) -> None:
-        classes = self.document.present().heatmap.classes
+        if self.rows.view is None:
+            return
+        classes = self.rows.view.heatmap.classes
         if 0 <= row < len(classes) and 0 <= column < len(classes):
             self.document.select_cell(classes[row], classes[column])
 
     def _on_cell_image_activated(self, item: QListWidgetItem) -> None:
-        selected = self.document.present().heatmap.selected
+        selected = self.rows.view.heatmap.selected if self.rows.view is not None else None
         self.document.open_image(str(item.data(Qt.ItemDataRole.UserRole)),
                                  selected[0] if selected is not None else None)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802
         # a running batch goes on (the main window's runner owns it); the window only hides
         event.accept()
-
-
-class RunBatchDialog(QDialog):
-    """Where the images are and where the batch writes; the model is the main window's."""
-
-    def __init__(self, model_text: str, folder: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Run Batch on Folder")
-        form = QFormLayout(self)
-        self.input = QLineEdit(folder, self)
-        self.input.setObjectName("batchInput")
-        self.output = QLineEdit("", self)
-        self.output.setObjectName("batchOutput")
-        for label, edit, title in (("Images", self.input, "Folder of images"),
-                                   ("Output", self.output, "Output folder")):
-            row = QHBoxLayout()
-            row.addWidget(edit, 1)
-            browse = QPushButton("Browse...", self)
-            browse.clicked.connect(lambda _c=False, e=edit, t=title: self._browse(e, t))
-            row.addWidget(browse)
-            form.addRow(label, row)
-        self.input.textChanged.connect(self._suggest_output)
-        self._suggest_output(folder)
-        note = QLabel(f"Model and options: {model_text} (the main window's). A stopped batch "
-                      "continues where it stopped when run again with the same folders.", self)
-        note.setWordWrap(True)
-        form.addRow(note)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel, self)
-        self.run = buttons.addButton("Run", QDialogButtonBox.ButtonRole.AcceptRole)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
-        self.resize(560, self.sizeHint().height())
-
-    def _browse(self, edit: QLineEdit, title: str) -> None:
-        path = QFileDialog.getExistingDirectory(self, title, edit.text())
-        if path:
-            edit.setText(path)
-
-    def _suggest_output(self, text: str) -> None:
-        if text and not self.output.isModified():
-            self.output.setText(str(Path(text).expanduser()) .rstrip("/\\") + "-segexplorer")
-
-
-class DatasetController:
-    """The main window's File > Open Dataset... and Run Batch on Folder..., the dataset
-    window, and opening its images in the explainer with the batch's model."""
-
-    def __init__(self, window: MainWindow) -> None:
-        self.window = window
-        self.document = DatasetDocument(window.runner)
-        self.dataset_window: DatasetWindow | None = None
-        self.open_action = QAction("Open &Dataset...", window)
-        self.open_action.setStatusTip("Open a folder 'segexplorer batch' wrote: its images, "
-                                      "per-class figures and context matrix")
-        self.open_action.triggered.connect(lambda *_a: self.choose_dataset())
-        self.run_action = QAction("Run &Batch on Folder...", window)
-        self.run_action.setStatusTip("Explain every image of a folder with this model and "
-                                     "these options (resumable)")
-        self.run_action.triggered.connect(lambda *_a: self.choose_batch())
-        self.document.open_requested.connect(self.open_in_explainer)
-        self.document.failed.connect(lambda message: window.dialogs.error(message))
-
-    def attach(self, menu: Any, before: QAction | None) -> None:
-        menu.insertActions(before, [self.open_action, self.run_action])
-
-    def show_window(self) -> DatasetWindow:
-        self.document.device = self.window.model_choice.device  # images open on it
-        if self.dataset_window is None:
-            self.dataset_window = DatasetWindow(self.document)
-            self.dataset_window.run_requested = self.choose_batch
-        self.dataset_window.show()
-        self.dataset_window.raise_()
-        return self.dataset_window
-
-    def choose_dataset(self) -> None:
-        path = QFileDialog.getExistingDirectory(self.window, "Open batch output folder",
-                                                self.window.prefs.last_folder)
-        if path:
-            self.open_dataset(path)
-
-    def open_dataset(self, folder: str | Path) -> DatasetWindow:
-        window = self.show_window()
-        self.document.open_folder(folder)
-        return window
-
-    def choose_batch(self) -> None:
-        model = self.window.model_choice
-        text = f"{Path(model.architecture).name} [{model.weights}] at {model.size} px on " \
-               f"{model.device}"
-        dialog = RunBatchDialog(text, self.window.prefs.last_folder, self.window)
-        if dialog.exec() == QDialog.DialogCode.Accepted and dialog.input.text():
-            self.run_batch(dialog.input.text(), dialog.output.text())
-
-    def run_batch(self, input_folder: str | Path, out_folder: str | Path) -> DatasetWindow:
-        """Run a batch with the main window's model and options; its window follows it."""
-        window = self.show_window()
-        self.document.run_batch(input_folder, out_folder, self.window.model_choice,
-                                self.window.analysis_choice)
-        return window
-
-    def open_in_explainer(self, request: OpenRequest) -> None:
-        """Open a batch image in the main window, with the batch's model and options."""
-        window = self.window
-        if request.card is not None and window.model_choice.architecture != request.card \
-                and not window.cards.open_card(request.card):
-            return  # a card that runs code, declined; or a card that is gone (shown)
-        window.set_model_choice(request.model)
-        window.document.set_analysis(request.analysis)
-        window.open_image(request.path)
-        if request.target is not None:
-            window.set_target(request.target)
-        window.show()
-        window.raise_()
-        window.activateWindow()
-
-    def close(self) -> None:
-        if self.dataset_window is not None:
-            self.dataset_window.close()

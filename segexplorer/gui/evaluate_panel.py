@@ -1,16 +1,18 @@
 """The Evaluate panel: which methods to evaluate and how, the cost, Run, and the answer
 (the curves against chance, the areas with the best method marked, the randomisation
-strip, a verdict per method) with its exports. A view of ``EvaluationView``."""
+strip, a verdict per method) with its exports. Each widget edits one field of the
+evaluation state (:meth:`EvaluatePanel.bind`); the answer is the presenter's
+``EvaluationView`` (:meth:`EvaluatePanel.apply`)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
-from PySide6.QtCore import QPoint, Qt, QTimer, Signal
+from PySide6.QtCore import QPoint, QSignalBlocker, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QPalette, QPixmap, QWheelEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -32,13 +34,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..engine.evaluation_plan import EvaluationSettings
 from ..render.evaluation import CURVE_ORDER, CURVE_TITLES, draw_target, method_colors
-from .document.evaluation import EvaluationDoc
+from .binding import bind_combo, enum_combo, on_fields, select_value
+from .document.choices import METHOD_LABELS
 from .document.formatting import format_value
 from .document.panel_views import EvaluationView
 from .explain_panel import section_label
 from .imaging import to_qimage
+
+if TYPE_CHECKING:
+    from .document.evaluation import EvaluationState
+
+#: the curves the panel draws: each one, or all four ('')
+CURVE_LABELS = {**{name: CURVE_TITLES[name] for name in CURVE_ORDER}, "": "All four"}
 
 
 class CurvesCanvas(FigureCanvasQTAgg):
@@ -64,18 +72,9 @@ def area_item(auc: float, what: str) -> QTableWidgetItem:
 class EvaluatePanel(QWidget):
     """Evaluate the explanations: settings, Run, curves, areas, strip, verdicts."""
 
-    methods_changed = Signal(object)  # tuple[str, ...]
-    settings_changed = Signal(object)  # EvaluationSettings
-    run_requested = Signal()
-    strip_method_changed = Signal(str)
-    save_curves_requested = Signal()
-    save_numbers_requested = Signal()
-
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._updating = False
         self._shown: tuple[object, ...] | None = None
-        self._settings = EvaluationSettings()
         outer = QVBoxLayout(self)
         outer.setContentsMargins(8, 6, 8, 8)
         outer.setSpacing(6)
@@ -135,12 +134,7 @@ class EvaluatePanel(QWidget):
 
         self.results_heading = section_label("Curves", self)
         outer.addWidget(self.results_heading)
-        self.curve = QComboBox(self)
-        self.curve.setObjectName("curveCombo")
-        for name in CURVE_ORDER:
-            self.curve.addItem(CURVE_TITLES[name], name)
-        self.curve.addItem("All four", "")
-        self.curve.setCurrentIndex(CURVE_ORDER.index("deletion_pixels"))
+        self.curve = enum_combo(self, CURVE_LABELS, "curveCombo")
         outer.addWidget(self.curve)
         self.figure = Figure(figsize=(3.2, 2.8), dpi=100, layout="constrained")
         self.canvas = CurvesCanvas(self.figure)
@@ -195,28 +189,64 @@ class EvaluatePanel(QWidget):
         outer.addLayout(buttons)
         outer.addStretch(1)
 
-        self.methods.itemChanged.connect(self._on_methods)
-        for spin in (self.pixel_steps, self.chance_runs):
-            spin.valueChanged.connect(self._on_settings)
-        for box in (self.mprt, self.infidelity, self.sensitivity):
-            box.toggled.connect(self._on_settings)
-        self.run.clicked.connect(self.run_requested)
-        self.curve.currentIndexChanged.connect(lambda _i: self._draw(force=True))
-        self.strip_method.activated.connect(
-            lambda i: self.strip_method_changed.emit(str(self.strip_method.itemData(i))))
-        self.save_curves.clicked.connect(self.save_curves_requested)
-        self.save_numbers.clicked.connect(self.save_numbers_requested)
         self._view: EvaluationView | None = None
+        self._fill_methods()
 
-    def bind(self, evaluation: EvaluationDoc, save_curves: Callable[[], None],
+    def bind(self, evaluation: EvaluationState, save_curves: Callable[[], None],
              save_numbers: Callable[[], None]) -> None:
-        """Send the panel's edits to the document's evaluation, its saves to the dialogs."""
-        self.methods_changed.connect(evaluation.set_methods)
-        self.settings_changed.connect(evaluation.set_settings)
-        self.run_requested.connect(evaluation.run)
-        self.strip_method_changed.connect(evaluation.set_strip_method)
-        self.save_curves_requested.connect(save_curves)
-        self.save_numbers_requested.connect(save_numbers)
+        """Each widget edits one field of the evaluation; Run asks for it; the saves
+        open their dialogs."""
+        def method_toggled(item: QListWidgetItem) -> None:
+            evaluation.set_method(str(item.data(Qt.ItemDataRole.UserRole)),
+                                  item.checkState() == Qt.CheckState.Checked)
+
+        def show_methods() -> None:
+            with QSignalBlocker(self.methods):
+                for i in range(self.methods.count()):
+                    item = self.methods.item(i)
+                    chosen = item.data(Qt.ItemDataRole.UserRole) in evaluation.methods
+                    item.setCheckState(Qt.CheckState.Checked if chosen
+                                       else Qt.CheckState.Unchecked)
+
+        self.methods.itemChanged.connect(method_toggled)
+        on_fields(evaluation, "methods", show_methods)
+        for spin, name in ((self.pixel_steps, "pixel_steps"),
+                           (self.chance_runs, "chance_runs")):
+            spin.valueChanged.connect(
+                lambda value, name=name: evaluation.update_settings(**{name: value}))
+        for box, name in ((self.mprt, "mprt"), (self.infidelity, "infidelity"),
+                          (self.sensitivity, "sensitivity")):
+            box.toggled.connect(
+                lambda on, name=name: evaluation.update_settings(**{name: bool(on)}))
+        on_fields(evaluation, "settings", lambda: self._show_settings(evaluation))
+        bind_combo(self.curve, evaluation, "curve")
+        self.strip_method.activated.connect(
+            lambda i: setattr(evaluation, "strip_method", str(self.strip_method.itemData(i))))
+        self.run.clicked.connect(lambda: evaluation.run())
+        self.save_curves.clicked.connect(save_curves)
+        self.save_numbers.clicked.connect(save_numbers)
+
+    def _fill_methods(self) -> None:
+        for name, label in METHOD_LABELS.items():
+            item = QListWidgetItem(label, self.methods)
+            item.setData(Qt.ItemDataRole.UserRole, name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Unchecked)
+        rows = self.methods.count()
+        self.methods.setFixedHeight(self.methods.sizeHintForRow(0) * rows
+                                    + 2 * self.methods.frameWidth() + 2)
+
+    def _show_settings(self, evaluation: EvaluationState) -> None:
+        settings = evaluation.settings
+        for widget, value in ((self.pixel_steps, settings.pixel_steps),
+                              (self.chance_runs, settings.chance_runs),
+                              (self.mprt, settings.mprt), (self.infidelity, settings.infidelity),
+                              (self.sensitivity, settings.sensitivity)):
+            with QSignalBlocker(widget):
+                if isinstance(widget, QSpinBox):
+                    widget.setValue(int(value))
+                else:
+                    widget.setChecked(bool(value))
 
     # -- the view --------------------------------------------------------------------------
     def apply(self, view: EvaluationView) -> None:
@@ -225,22 +255,12 @@ class EvaluatePanel(QWidget):
         self._shown = view.signature
         arrived = view.curves is not None and (self._view is None or self._view.running)
         self._view = view
-        self._updating = True
-        try:
-            self._show_methods(view)
-            self._settings = view.settings
-            self.pixel_steps.setValue(view.settings.pixel_steps)
-            self.chance_runs.setValue(view.settings.chance_runs)
-            self.mprt.setChecked(view.settings.mprt)
-            self.infidelity.setChecked(view.settings.infidelity)
-            self.sensitivity.setChecked(view.settings.sensitivity)
+        with QSignalBlocker(self.strip_method):
             self.strip_method.clear()
             for name, label in view.strip_methods:
                 self.strip_method.addItem(label, name)
             if view.strip_method is not None:
-                self.strip_method.setCurrentIndex(self.strip_method.findData(view.strip_method))
-        finally:
-            self._updating = False
+                select_value(self.strip_method, view.strip_method)
         self.cost.setText(view.cost_text)
         self.status.setText(view.status)
         self.run.setEnabled(view.can_run)
@@ -267,20 +287,6 @@ class EvaluatePanel(QWidget):
     def selected_curve(self) -> str:
         """The curve drawn ('' for all four)."""
         return str(self.curve.currentData())
-
-    def _show_methods(self, view: EvaluationView) -> None:
-        if self.methods.count() != len(view.methods):
-            self.methods.clear()
-            for name, label, _chosen in view.methods:
-                item = QListWidgetItem(label, self.methods)
-                item.setData(Qt.ItemDataRole.UserRole, name)
-                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-        for i, (_name, _label, chosen) in enumerate(view.methods):
-            item = self.methods.item(i)
-            item.setCheckState(Qt.CheckState.Checked if chosen else Qt.CheckState.Unchecked)
-        rows = self.methods.count()
-        self.methods.setFixedHeight(self.methods.sizeHintForRow(0) * rows
-                                    + 2 * self.methods.frameWidth() + 2)
 
     def _fill_areas(self, view: EvaluationView) -> None:
         rows = list(view.areas)
@@ -351,24 +357,7 @@ class EvaluatePanel(QWidget):
         view = self._view
         self.figure.clear()
         if view is not None and view.curves is not None:
-            only = self.selected_curve() or None
+            only = view.curve or None
             draw_target(self.figure, view.curves, layout="grid",
                         colors=method_colors(list(view.curves.curves)), only=only)
         self.canvas.draw_idle()
-
-    # -- edits -----------------------------------------------------------------------------
-    def _on_methods(self, _item: QListWidgetItem) -> None:
-        if self._updating:
-            return
-        chosen = tuple(str(self.methods.item(i).data(Qt.ItemDataRole.UserRole))
-                       for i in range(self.methods.count())
-                       if self.methods.item(i).checkState() == Qt.CheckState.Checked)
-        self.methods_changed.emit(chosen)
-
-    def _on_settings(self) -> None:
-        if self._updating:
-            return
-        self.settings_changed.emit(replace(
-            self._settings, pixel_steps=self.pixel_steps.value(),
-            chance_runs=self.chance_runs.value(), mprt=self.mprt.isChecked(),
-            infidelity=self.infidelity.isChecked(), sensitivity=self.sensitivity.isChecked()))

@@ -1,8 +1,14 @@
-"""The explanation panel: what to compute (may start a job) and how to draw it (never does)."""
+"""The explanation panel: what to compute (the analysis state: may start a job) and how to
+draw it (the view state: never does). Each widget edits one field of its state and shows
+it when it changes (:meth:`ExplanationPanel.bind`); the status, the target line, the
+method's note, the Shapley section and the layer field come from the presenter's
+:class:`~.document.explain_view.ExplainView` (:meth:`ExplanationPanel.apply`)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QStringListModel, Qt, QTimer, Signal
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QSignalBlocker, QStringListModel, Qt
 from PySide6.QtGui import QColor, QPalette, QStandardItemModel
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -23,10 +29,17 @@ from PySide6.QtWidgets import (
 )
 
 from ..engine.methods import METHOD_REGISTRY
-from .document.catalog import baseline_label
+from .binding import (
+    bind_check,
+    bind_combo,
+    bind_spin,
+    enum_combo,
+    on_fields,
+    select_value,
+    set_item_tooltips,
+)
 from .document.choices import (
     AGGREGATION_LABELS,
-    BASELINE_LABELS,
     COLORMAP_LABELS,
     COLORMAP_VIEWS,
     IG_RULE_LABELS,
@@ -37,31 +50,26 @@ from .document.choices import (
     SIGNED_ONLY_VIEWS,
     UPSAMPLE_LABELS,
     VIEW_LABELS,
-    AnalysisChoice,
-    ViewChoice,
 )
-from .document.panel_views import ShapleyView
+from .document.explain_view import ExplainView
+from .layer_picker import LayerPicker
 from .shapley_panel import ShapleyPanel
 
+if TYPE_CHECKING:
+    from .document.model_layers import ModelLayers
+    from .document.states import AnalysisState, ViewState
+
 CUSTOM_COLOUR = "__colour__"
+OUTLIER_DEBOUNCE_MS = 60  # coalesce spin-box key repeat
+#: the option rows only some methods read: (field, label, widget attribute)
+OPTION_ROWS = (("n_steps", "Steps", "steps_spin"), ("ig_method", "Integral", "integral_combo"),
+               ("window", "Window", "window_spin"), ("stride", "Stride", "stride_spin"),
+               ("shapley_mode", "Shapley", "shapley_mode_combo"),
+               ("n_samples", "Samples", "samples_spin"))
 
 
-def _combo(parent, labels: dict[str, str], name: str) -> QComboBox:
-    combo = QComboBox(parent)
-    combo.setObjectName(name)
-    for value, label in labels.items():
-        combo.addItem(label, value)
-    return combo
-
-
-def _select(combo: QComboBox, value) -> bool:
-    index = combo.findData(value)
-    if index >= 0:
-        combo.setCurrentIndex(index)
-    return index >= 0
-
-
-def _spin(parent, name: str, low: int, high: int, tip: str, auto: bool = False) -> QSpinBox:
+def _spin(parent: QWidget, name: str, low: int, high: int, tip: str,
+          auto: bool = False) -> QSpinBox:
     spin = QSpinBox(parent)
     spin.setObjectName(name)
     spin.setRange(low, high)
@@ -73,7 +81,7 @@ def _spin(parent, name: str, low: int, high: int, tip: str, auto: bool = False) 
     return spin
 
 
-def section_label(text: str, parent) -> QLabel:
+def section_label(text: str, parent: QWidget) -> QLabel:
     label = QLabel(text.upper(), parent)
     font = label.font()
     font.setBold(True)
@@ -83,19 +91,48 @@ def section_label(text: str, parent) -> QLabel:
     return label
 
 
+def fill_baselines(combo: QComboBox, baselines: tuple[tuple[str, str], ...]) -> None:
+    """The baselines offered (the engine's, then the colours chosen), then 'Colour...'."""
+    values = [combo.itemData(i) for i in range(combo.count())]
+    if values == [value for value, _label in baselines] + [CUSTOM_COLOUR]:
+        return
+    with QSignalBlocker(combo):
+        current = combo.currentData()
+        combo.clear()
+        for value, label in baselines:
+            combo.addItem(label, value)
+        combo.addItem("Colour...", CUSTOM_COLOUR)
+        select_value(combo, current)
+
+
+def bind_baseline(combo: QComboBox, analysis: AnalysisState, parent: QWidget) -> None:
+    """A baseline list edits ``analysis.baseline``; 'Colour...' asks for a colour (the
+    list shows the baseline in use again if none is chosen)."""
+    def chosen(index: int) -> None:
+        if combo.itemData(index) != CUSTOM_COLOUR:
+            return
+        colour = QColorDialog.getColor(QColor(128, 128, 128), parent, "Baseline colour")
+        if colour.isValid():
+            analysis.baseline = colour.name()
+        show()
+
+    def show() -> None:
+        fill_baselines(combo, analysis.baselines())
+        select_value(combo, analysis.baseline)
+
+    combo.activated.connect(chosen)
+    combo.currentIndexChanged.connect(
+        lambda i: analysis.update(baseline=str(combo.itemData(i)))
+        if combo.itemData(i) not in (CUSTOM_COLOUR, None) else None)
+    on_fields(analysis, ("baseline", "custom_baselines"), show)
+
+
 class ExplanationPanel(QWidget):
     """Method, layer, aggregation, segments, baseline; view, sign, outlier %, options."""
 
-    analysis_changed = Signal(object)  # AnalysisChoice
-    view_changed = Signal(object)  # ViewChoice
-    compute_requested = Signal()
-    choose_layer_requested = Signal()
-
-    def __init__(self, analysis: AnalysisChoice, view: ViewChoice, parent=None) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._updating = False
-        self._default_layer = ""
-        self._last_baseline = "zero"
+        self._layer_shown: str | None = ""  # the layer last shown (typing is kept)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(8, 6, 8, 8)
         outer.setSpacing(6)
@@ -111,13 +148,11 @@ class ExplanationPanel(QWidget):
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         outer.addLayout(form)
-        self.method = _combo(self, METHOD_LABELS, "methodCombo")
+        self.method = enum_combo(self, METHOD_LABELS, "methodCombo")
         self.method.setToolTip("Every method computes all classes from one set of model "
                                "evaluations; each equals its Captum call.")
-        for i in range(self.method.count()):
-            info = METHOD_REGISTRY[str(self.method.itemData(i))]
-            self.method.setItemData(i, f"{info.summary} Equals {info.equals}.",
-                                    Qt.ItemDataRole.ToolTipRole)
+        set_item_tooltips(self.method, {name: f"{info.summary} Equals {info.equals}."
+                                        for name, info in METHOD_REGISTRY.items()})
         form.addRow("Method", self.method)
         self.method_note = QLabel(self)
         self.method_note.setObjectName("methodNote")
@@ -148,48 +183,46 @@ class ExplanationPanel(QWidget):
         layer_row.addWidget(self.reset_layer)
         self.layer_label = QLabel("Layer", self)
         form.addRow(self.layer_label, layer_row)
+        self.layer_picker: LayerPicker | None = None
 
-        self.aggregation = _combo(self, AGGREGATION_LABELS, "aggregationCombo")
+        self.aggregation = enum_combo(self, AGGREGATION_LABELS, "aggregationCombo")
         self.aggregation.setToolTip("How per-pixel scores become one score per class: the "
                                     "seed sums each class's score over the pixels predicted "
                                     "as that class.")
         form.addRow("Score", self.aggregation)
-        self.upsample = _combo(self, UPSAMPLE_LABELS, "upsampleCombo")
+        self.upsample = enum_combo(self, UPSAMPLE_LABELS, "upsampleCombo")
         self.upsample_label = QLabel("Upsampling", self)
         form.addRow(self.upsample_label, self.upsample)
-        self.segments = _combo(self, SEGMENT_LABELS, "segmentsCombo")
+        self.segments = enum_combo(self, SEGMENT_LABELS, "segmentsCombo")
         self.segments_label = QLabel("Segments", self)
         form.addRow(self.segments_label, self.segments)
-        self.baseline = _combo(self, BASELINE_LABELS, "baselineCombo")
-        self.baseline.addItem("Colour...", CUSTOM_COLOUR)
+        self.baseline = QComboBox(self)
+        self.baseline.setObjectName("baselineCombo")
         self.baseline_label = QLabel("Baseline", self)
         form.addRow(self.baseline_label, self.baseline)
         # the other methods' options: a row is shown only for the methods that read it
         self.steps_spin = _spin(self, "stepsSpin", 1, 1000, "Integrated gradients: steps of "
-                             "the integral (Captum's n_steps; 50 by default).")
-        self.integral_combo = _combo(self, IG_RULE_LABELS, "integralCombo")
+                                "the integral (Captum's n_steps; 50 by default).")
+        self.integral_combo = enum_combo(self, IG_RULE_LABELS, "integralCombo")
         self.integral_combo.setToolTip("Integrated gradients: Captum's approximation of the "
-                                  "integral.")
-        self.window_spin = _spin(self, "windowSpin", 0, 4096, "Occlusion: the sliding window's "
-                            "side (Auto: an eighth of the image's shorter side).", auto=True)
+                                       "integral.")
+        self.window_spin = _spin(self, "windowSpin", 0, 4096, "Occlusion: the sliding "
+                                 "window's side (Auto: an eighth of the image's shorter "
+                                 "side).", auto=True)
         self.stride_spin = _spin(self, "strideSpin", 0, 4096, "Occlusion: how far the window "
-                            "moves each time (Auto: half the window).", auto=True)
+                                 "moves each time (Auto: half the window).", auto=True)
         self.samples_spin = _spin(self, "samplesSpin", 1, 100000, "Shapley values, sampled: "
-                               "random orders (permutations) of the segments (Captum's n_samples).")
-        self.shapley_mode_combo = _combo(self, SHAPLEY_MODE_LABELS, "shapleyModeCombo")
-        self.shapley_mode_combo.setToolTip("Exact values evaluate every coalition of segments "
-                                     "(2^S forward passes); sampled ones average random "
-                                     "orders.")
+                                  "random orders (permutations) of the segments (Captum's "
+                                  "n_samples).")
+        self.shapley_mode_combo = enum_combo(self, SHAPLEY_MODE_LABELS, "shapleyModeCombo")
+        self.shapley_mode_combo.setToolTip("Exact values evaluate every coalition of "
+                                           "segments (2^S forward passes); sampled ones "
+                                           "average random orders.")
         self._option_rows: dict[str, tuple[QWidget, ...]] = {}
-        for name, label, widget in (("n_steps", "Steps", self.steps_spin),
-                                    ("ig_method", "Integral", self.integral_combo),
-                                    ("window", "Window", self.window_spin),
-                                    ("stride", "Stride", self.stride_spin),
-                                    ("shapley_mode", "Shapley", self.shapley_mode_combo),
-                                    ("n_samples", "Samples", self.samples_spin)):
+        for name, label, attribute in OPTION_ROWS:
             text = QLabel(label, self)
-            form.addRow(text, widget)
-            self._option_rows[name] = (text, widget)
+            form.addRow(text, getattr(self, attribute))
+            self._option_rows[name] = (text, getattr(self, attribute))
 
         compute_row = QHBoxLayout()
         self.status = QLabel(self)
@@ -218,11 +251,11 @@ class ExplanationPanel(QWidget):
         view_form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         view_form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         outer.addLayout(view_form)
-        self.view = _combo(self, VIEW_LABELS, "viewCombo")
+        self.view = enum_combo(self, VIEW_LABELS, "viewCombo")
         view_form.addRow("View", self.view)
-        self.sign = _combo(self, SIGN_LABELS, "signCombo")
+        self.sign = enum_combo(self, SIGN_LABELS, "signCombo")
         view_form.addRow("Sign", self.sign)
-        self.colormap = _combo(self, COLORMAP_LABELS, "colormapCombo")
+        self.colormap = enum_combo(self, COLORMAP_LABELS, "colormapCombo")
         self.colormap.setToolTip("The heat map's colours: Captum's (green/red for both "
                                  "signs, greens, reds or blues for one) or another matplotlib "
                                  "map, as Captum's cmap argument draws it")
@@ -250,221 +283,104 @@ class ExplanationPanel(QWidget):
         view_form.addRow("", self.side_by_side)
         outer.addStretch(1)
 
-        self._outlier_timer = QTimer(self)
-        self._outlier_timer.setSingleShot(True)
-        self._outlier_timer.setInterval(60)  # coalesce spin-box key repeat
-        self._outlier_timer.timeout.connect(self._emit_view)
+    # -- binding ---------------------------------------------------------------------------
+    def bind(self, analysis: AnalysisState, view: ViewState, layers: ModelLayers,
+             compute: object) -> None:
+        """Each widget edits one field of ``analysis`` or ``view`` and shows it; Compute
+        calls ``compute``; the layer picker asks ``layers``."""
+        for combo, name in ((self.method, "method"), (self.aggregation, "aggregation"),
+                            (self.upsample, "upsample"), (self.segments, "segments"),
+                            (self.integral_combo, "ig_method"),
+                            (self.shapley_mode_combo, "shapley_mode")):
+            bind_combo(combo, analysis, name)
+        for spin, name in ((self.steps_spin, "n_steps"), (self.window_spin, "window"),
+                           (self.stride_spin, "stride"), (self.samples_spin, "n_samples")):
+            bind_spin(spin, analysis, name)
+        bind_baseline(self.baseline, analysis, self)
+        on_fields(analysis, "method", lambda: self._show_options(analysis.method))
+        self.layer.returnPressed.connect(
+            lambda: setattr(analysis, "layer", self.layer.text().strip()))
+        # the layer field shows the layer in use again after an edit (a refused one too)
+        on_fields(analysis, "layer", lambda: setattr(self, "_layer_shown", None), now=False)
+        self.reset_layer.clicked.connect(lambda: setattr(analysis, "layer", ""))
+        self.choose_layer.clicked.connect(lambda: self.open_layer_picker(analysis, layers))
+        for combo, name in ((self.view, "view"), (self.sign, "sign"),
+                            (self.colormap, "colormap")):
+            bind_combo(combo, view, name)
+        self._outlier = bind_spin(self.outlier, view, "outlier", debounce_ms=OUTLIER_DEBOUNCE_MS,
+                                  edit=lambda v: setattr(view, "outlier", float(v)))
+        bind_check(self.hide_target, view, "hide_target")
+        bind_check(self.side_by_side, view, "side_by_side")
+        on_fields(view, "view", lambda: self._show_signs(view.view))
+        self.compute.clicked.connect(compute)  # type: ignore[arg-type]
 
-        self.set_analysis(analysis)
-        self.set_view(view)
-        for combo in (self.method, self.aggregation, self.upsample, self.segments,
-                      self.integral_combo, self.shapley_mode_combo):
-            combo.currentIndexChanged.connect(self._emit_analysis)
-        for spin in (self.steps_spin, self.window_spin, self.stride_spin, self.samples_spin):
-            spin.valueChanged.connect(self._emit_analysis)
-        self.baseline.activated.connect(self._on_baseline_activated)
-        self.baseline.currentIndexChanged.connect(self._on_baseline_changed)
-        self.choose_layer.clicked.connect(self.choose_layer_requested)
-        self.reset_layer.clicked.connect(lambda: self.set_layer(""))
-        self.layer.returnPressed.connect(lambda: self.set_layer(self.layer.text().strip()))
-        for combo in (self.view, self.sign, self.colormap):
-            combo.currentIndexChanged.connect(self._on_view_combo)
-        self.outlier.valueChanged.connect(lambda _v: self._outlier_timer.start())
-        self.hide_target.toggled.connect(self._emit_view)
-        self.side_by_side.toggled.connect(self._emit_view)
-        self.compute.clicked.connect(self.compute_requested)
-
-    # -- choices -------------------------------------------------------------------------------
-    def analysis(self) -> AnalysisChoice:
-        return AnalysisChoice(
-            method=str(self.method.currentData()),
-            layer=self.layer.text().strip() if self.layer.text().strip() != self._default_layer
-            else "",
-            aggregation=str(self.aggregation.currentData()),
-            upsample=str(self.upsample.currentData()),
-            segments=str(self.segments.currentData()),
-            baseline=str(self.baseline.currentData()),
-            n_steps=self.steps_spin.value(),
-            ig_method=str(self.integral_combo.currentData()),
-            window=self.window_spin.value(),
-            stride=self.stride_spin.value(),
-            n_samples=self.samples_spin.value(),
-            shapley_mode=str(self.shapley_mode_combo.currentData()),
-        )
-
-    def view_choice(self) -> ViewChoice:
-        return ViewChoice(
-            view=str(self.view.currentData()),
-            sign=str(self.sign.currentData()),
-            outlier=float(self.outlier.value()),
-            hide_target=self.hide_target.isChecked(),
-            side_by_side=self.side_by_side.isChecked(),
-            colormap=str(self.colormap.currentData() or ""),
-        )
-
-    def set_analysis(self, choice: AnalysisChoice) -> None:
-        self._updating = True
-        try:
-            _select(self.method, choice.method)
-            self._show_layer(choice.layer or self._default_layer)
-            _select(self.aggregation, choice.aggregation)
-            _select(self.upsample, choice.upsample)
-            _select(self.segments, choice.segments)
-            self._select_baseline(choice.baseline)
-            self._last_baseline = str(self.baseline.currentData())
-            self.steps_spin.setValue(choice.n_steps)
-            _select(self.integral_combo, choice.ig_method)
-            self.window_spin.setValue(choice.window)
-            self.stride_spin.setValue(choice.stride)
-            self.samples_spin.setValue(choice.n_samples)
-            _select(self.shapley_mode_combo, choice.shapley_mode)
-        finally:
-            self._updating = False
-        self._update_enabled()
-
-    def set_view(self, choice: ViewChoice) -> None:
-        self._updating = True
-        try:
-            _select(self.view, choice.view)
-            _select(self.sign, choice.sign)
-            _select(self.colormap, choice.colormap)
-            self.outlier.setValue(float(choice.outlier))
-            self.hide_target.setChecked(bool(choice.hide_target))
-            self.side_by_side.setChecked(bool(choice.side_by_side))
-            self._enforce_sign()
-        finally:
-            self._updating = False
-
-    def set_method(self, method: str) -> None:
-        _select(self.method, method)
-
-    def set_segments(self, kind: str) -> None:
-        """Choose class or component segments (the ablation panel mirrors this choice)."""
-        _select(self.segments, kind)
-
-    def set_baseline(self, value: str) -> None:
-        if value != self.baseline.currentData():
-            self._select_baseline(value)
-
-    def set_sign(self, sign: str) -> None:
-        _select(self.sign, sign)
-
-    def set_view_method(self, view: str) -> None:
-        _select(self.view, view)
-
-    def set_layer(self, path: str) -> None:
-        self._show_layer(path or self._default_layer)
-        self._emit_analysis()
-
-    def set_layer_names(self, names: list[str]) -> None:
-        """The layers the field completes (the loaded model's)."""
-        if names != self._layer_names.stringList():
-            self._layer_names.setStringList(names)
-
-    def _show_layer(self, path: str) -> None:
-        self.layer.setText(path)
-        self.layer.setCursorPosition(0)  # the start of a long dotted path says most
-        self.layer.setToolTip(path)
-
-    def set_default_layer(self, path: str) -> None:
-        """The architecture's default layer, shown when no other is chosen."""
-        if path == self._default_layer:
+    def open_layer_picker(self, analysis: AnalysisState, layers: ModelLayers) -> None:
+        """The layer tree; the engine's audit (shapes, usability) fills it in a job."""
+        names = layers.names()
+        if not names:
+            self.window().statusBar().showMessage(  # type: ignore[attr-defined]
+                "Load a model first.", 3000)
             return
-        current = self.analysis().layer
-        self._default_layer = path
-        self._show_layer(current or path)
+        default = layers.default()
+        picker = LayerPicker(names, analysis.layer or default, default, self)
+        picker.layer_chosen.connect(lambda path: setattr(analysis, "layer", path))
+        self.layer_picker = picker
+        found = layers.audit()
+        if isinstance(found, str):
+            picker.set_shapes_error(found)
+        elif found is not None:
+            picker.set_audit(found)
+        else:
+            def deliver(infos: list[Any]) -> None:
+                if self.layer_picker is picker:
+                    picker.set_audit(infos)
 
-    def set_target_text(self, html: str) -> None:
-        self.target_label.setText(html)
+            layers.audited.connect(deliver)
+            picker.finished.connect(lambda _r: layers.audited.disconnect(deliver))
+        picker.open()
 
-    def set_status(self, text: str, can_compute: bool) -> None:
-        self.status.setText(text)
-        self.compute.setEnabled(can_compute)
+    # -- showing ---------------------------------------------------------------------------
+    def apply(self, view: ExplainView) -> None:
+        self.status.setText(view.status)
+        self.compute.setEnabled(view.can_compute)
+        self.target_label.setText(view.target_html)
+        self.method_note.setText(view.method_note)
+        self.method_note.setVisible(bool(view.method_note))
+        self.shapley.apply(view.shapley)
+        if list(view.layer_names) != self._layer_names.stringList():
+            self._layer_names.setStringList(list(view.layer_names))
+        if view.layer_text != self._layer_shown or not self.layer.hasFocus():
+            self._layer_shown = view.layer_text
+            if self.layer.text() != view.layer_text:
+                self.layer.setText(view.layer_text)
+                self.layer.setCursorPosition(0)  # a long path's start says most
+            self.layer.setToolTip(view.layer_text)
+        fill_baselines(self.baseline, view.baselines)
 
-    def set_method_note(self, text: str) -> None:
-        """A warning about the chosen method (empty: none)."""
-        self.method_note.setText(text)
-        self.method_note.setVisible(bool(text))
+    def _show_options(self, method: str) -> None:
+        """The method's options are enabled (the registry says which it reads); the
+        options only some methods have are shown only for them."""
+        uses = METHOD_REGISTRY[method].uses
+        rows: dict[str, tuple[QWidget, ...]] = {
+            "layer": (self.layer_label, self.layer, self.choose_layer, self.reset_layer),
+            "upsample": (self.upsample_label, self.upsample),
+            "aggregation": (self.aggregation,), "segments": (self.segments_label, self.segments),
+            "baseline": (self.baseline_label, self.baseline)}
+        for name, widgets in rows.items():
+            for widget in widgets:
+                widget.setEnabled(name in uses)
+        for name, row in self._option_rows.items():
+            for widget in row:
+                widget.setVisible(name in uses)
 
-    def set_shapley(self, view: ShapleyView | None) -> None:
-        self.shapley.apply(view)
-
-    # -- internals ----------------------------------------------------------------------------
-    def _select_baseline(self, value: str) -> None:
-        if _select(self.baseline, value):
-            return
-        label = baseline_label(value)
-        if label is None:
-            _select(self.baseline, "zero")
-            return
-        self.baseline.insertItem(self.baseline.count() - 1, label, label)
-        _select(self.baseline, label)
-
-    def _on_baseline_activated(self, index: int) -> None:
-        if self.baseline.itemData(index) != CUSTOM_COLOUR:
-            return
-        previous = self._last_baseline
-        colour = QColorDialog.getColor(QColor(128, 128, 128), self, "Baseline colour")
-        self._updating = True
-        try:
-            self._select_baseline(colour.name() if colour.isValid() else previous)
-        finally:
-            self._updating = False
-        self._emit_analysis()
-
-    def _on_baseline_changed(self, index: int) -> None:
-        if self.baseline.itemData(index) == CUSTOM_COLOUR:
-            return
-        self._emit_analysis()
-
-    def _emit_analysis(self) -> None:
-        self._update_enabled()
-        if self._updating:
-            return
-        choice = self.analysis()
-        self._last_baseline = choice.baseline
-        self.analysis_changed.emit(choice)
-
-    def _on_view_combo(self) -> None:
-        if self._updating:
-            return
-        self._enforce_sign()
-        self._emit_view()
-
-    def _enforce_sign(self) -> None:
+    def _show_signs(self, view: str) -> None:
         # Captum cannot mask or alpha-scale with both signs: 'all' is not offered there
-        # (the document turns it into 'positive': ViewChoice.valid).
-        uses_map = self.view.currentData() in COLORMAP_VIEWS
+        # (the view state turns it into 'positive').
+        uses_map = view in COLORMAP_VIEWS
         self.colormap.setEnabled(uses_map)
         self.colormap_label.setEnabled(uses_map)
-        signed_only = self.view.currentData() in SIGNED_ONLY_VIEWS
         model = self.sign.model()
         if isinstance(model, QStandardItemModel):
             item = model.item(self.sign.findData("all"))
             if item is not None:
-                item.setEnabled(not signed_only)
-
-    def _emit_view(self) -> None:
-        if self._updating:
-            return
-        self._outlier_timer.stop()
-        self.view_changed.emit(self.view_choice())
-
-    def _update_enabled(self) -> None:
-        """The method's options are enabled (the registry says which it reads); the
-        options only some methods have are shown only for them."""
-        uses = METHOD_REGISTRY[str(self.method.currentData())].uses
-        widgets: tuple[QWidget, ...] = (self.layer_label, self.layer, self.choose_layer,
-                                        self.reset_layer)
-        for widget in widgets:
-            widget.setEnabled("layer" in uses)
-        self.upsample_label.setEnabled("upsample" in uses)
-        self.upsample.setEnabled("upsample" in uses)
-        self.aggregation.setEnabled("aggregation" in uses)
-        for widget in (self.segments_label, self.segments):
-            widget.setEnabled("segments" in uses)
-        for widget in (self.baseline_label, self.baseline):
-            widget.setEnabled("baseline" in uses)
-        for name, row in self._option_rows.items():
-            for widget in row:
-                widget.setVisible(name in uses)
+                item.setEnabled(view not in SIGNED_ONLY_VIEWS)

@@ -88,7 +88,7 @@ class ExportsController(QObject):
         folder = self.prefs.last_export_folder
         if folder is not None:
             return folder
-        source = self.doc.source
+        source = self.doc.image.source
         package = Path(__file__).resolve().parents[1]
         if source is not None and source.path:
             parent = Path(source.path).resolve().parent
@@ -151,9 +151,10 @@ class ExportsController(QObject):
             self._error(exc.message)
 
     def choose_session_file(self) -> None:
-        if self.doc.source is None:
+        source = self.doc.image.source
+        if source is None:
             return
-        stem = Path(self.doc.source.label).stem.strip("<>") or "session"
+        stem = Path(source.label).stem.strip("<>") or "session"
         path, _ = QFileDialog.getSaveFileName(
             self.parent_widget, "Save session",
             str(Path(self.export_folder()) / (stem + SESSION_SUFFIX)),

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu
 from ..engine.cards import ModelCard, is_card_path, read_card
 from ..engine.errors import UserError
 from .document.choices import ModelChoice
-from .model_panel import ModelPanel
+from .document.states import ModelState
 from .settings import Preferences
 
 CARD_FILTER = "Model cards (*.toml);;All files (*)"
@@ -32,10 +32,10 @@ def runs_code_question(card: ModelCard) -> str:
 class ModelCardsMenu:
     """The Model menu: open a card, reopen a recent one; errors as one-line dialogs."""
 
-    def __init__(self, window: QMainWindow, panel: ModelPanel, prefs: Preferences,
+    def __init__(self, window: QMainWindow, model: ModelState, prefs: Preferences,
                  show_error: Callable[[str], None], status: Callable[[str], None],
                  ask: Callable[[str, str], bool]) -> None:
-        self.window, self.panel, self.prefs = window, panel, prefs
+        self.window, self.model, self.prefs = window, model, prefs
         self.show_error, self.status, self.ask = show_error, status, ask
         self.menu = QMenu("&Model", window)
         self.open_action = QAction("Open Model &Card...", window)
@@ -73,9 +73,8 @@ class ModelCardsMenu:
         resolved = str(card.path.resolve())
         self.prefs.add_recent_card(resolved)
         self.refresh()
-        if card.size:  # the card's working size
-            self.panel.set_size(card.size)
-        self.panel.add_card(resolved, card.name)
+        # the card (its path is the architecture), at its own working size
+        self.model.update(architecture=resolved, **({"size": card.size} if card.size else {}))
         self.status(f"Model card {card.name}" + (" (runs your code)" if card.runs_code else ""))
         return True
 

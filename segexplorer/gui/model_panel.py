@@ -1,11 +1,13 @@
-"""The model panel: architecture, weights, device and working size."""
+"""The model panel: architecture, weights, device, working size and fast mode."""
 
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -20,8 +22,12 @@ from PySide6.QtWidgets import (
 
 from ..engine.cards import is_card_path, read_card
 from ..engine.errors import UserError
+from .binding import bind_spin, on_fields, select_value
 from .document import catalog
-from .document.choices import ModelChoice
+
+if TYPE_CHECKING:
+    from .document.states import ModelState
+    from .document.window_views import ModelView
 
 BROWSE = "__browse__"
 UNTRAINED_TEXT = "UNTRAINED: random weights, for demos only"
@@ -82,15 +88,12 @@ def _human_size(n: int | None) -> str:
 
 
 class ModelPanel(QWidget):
-    """Emits ``changed`` with a :class:`ModelChoice` whenever the user changes one."""
+    """Architecture, weights, device, working size and fast mode, each bound to one field
+    of the model state (:meth:`bind`); the working note from the presenter (:meth:`apply`)."""
 
-    changed = Signal(object)
-    browse_weights_requested = Signal()
-
-    def __init__(self, choice: ModelChoice, parent=None) -> None:
+    def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self._updating = False
-        self._last = choice
+        self._model: ModelState | None = None
         outer = QVBoxLayout(self)
         outer.setContentsMargins(8, 6, 8, 8)
         outer.setSpacing(6)
@@ -121,8 +124,6 @@ class ModelPanel(QWidget):
         self.device = QComboBox(self)
         self.device.setObjectName("deviceCombo")
         self._devices_known = False
-        self._wanted_device = choice.device
-        self._fill_devices()
         form.addRow("Device", self.device)
 
         self.size_spin = QSpinBox(self)
@@ -131,8 +132,8 @@ class ModelPanel(QWidget):
         self.size_spin.setSingleStep(32)
         self.size_spin.setSuffix(" px")
         self.size_spin.setAccelerated(True)
-        self.size_spin.setToolTip("The image's shorter side is resized to this before the model "
-                             "sees it (the seed uses 640). Smaller is faster.")
+        self.size_spin.setToolTip("The image's shorter side is resized to this before the "
+                                  "model sees it (the seed uses 640). Smaller is faster.")
         form.addRow("Working size", self.size_spin)
         self.working_note = QLabel(self)
         self.working_note.setObjectName("workingNote")
@@ -161,139 +162,79 @@ class ModelPanel(QWidget):
         # Only as tall as its contents: the explanation panel below gets the space.
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
 
-        self._size_timer = QTimer(self)
-        self._size_timer.setSingleShot(True)
-        self._size_timer.setInterval(SIZE_DEBOUNCE_MS)
-        self._size_timer.timeout.connect(self._emit)
+    # -- binding ---------------------------------------------------------------------------
+    def bind(self, model: ModelState, browse: Callable[[], None]) -> None:
+        """Each widget edits one field of ``model`` and shows it; 'Load weights file...'
+        calls ``browse`` (the file dialog sets the weights)."""
+        self._model = model
+        self._fill_devices()
+        self.architecture.currentIndexChanged.connect(
+            lambda _i: setattr(model, "architecture", str(self.architecture.currentData())))
 
-        self.set_choice(choice)
-        self.architecture.currentIndexChanged.connect(self._on_architecture)
-        self.weights.activated.connect(self._on_weights_activated)
-        self.weights.currentIndexChanged.connect(self._on_weights_changed)
-        self.device.currentIndexChanged.connect(self._on_device)
-        self.size_spin.valueChanged.connect(lambda _v: self._size_timer.start())
-        self.size_spin.editingFinished.connect(self._flush_size)
-        self.fast.toggled.connect(lambda _on: self._emit())
+        def weights_chosen(index: int) -> None:
+            if self.weights.itemData(index) == BROWSE:
+                self._show_weights()  # the weights in use, until a file is chosen
+                browse()
 
-    # -- public ---------------------------------------------------------------------------
-    def choice(self) -> ModelChoice:
-        return ModelChoice(
-            architecture=str(self.architecture.currentData() or self._last.architecture),
-            weights=str(self.weights.currentData() or "default"),
-            device=self._device_choice(),
-            size=int(self.size_spin.value()),
-            precision="bf16" if self.fast.isChecked() else "fp32",
-        )
+        self.weights.activated.connect(weights_chosen)
+        self.weights.currentIndexChanged.connect(
+            lambda i: setattr(model, "weights", str(self.weights.itemData(i)))
+            if self.weights.itemData(i) not in (BROWSE, None) else None)
+        def device_chosen(_index: int) -> None:
+            if self._devices_known:
+                model.device = str(self.device.currentData())
 
-    def set_choice(self, choice: ModelChoice) -> None:
-        self._updating = True
-        try:
+        self.device.currentIndexChanged.connect(device_chosen)
+        self._size = bind_spin(self.size_spin, model, "size", debounce_ms=SIZE_DEBOUNCE_MS)
+        self.fast.toggled.connect(
+            lambda on: setattr(model, "precision", "bf16" if on else "fp32"))
+        on_fields(model, "architecture", self._show_architecture)
+        on_fields(model, "weights", self._show_weights)
+        on_fields(model, "device", lambda: select_value(self.device, model.device))
+        on_fields(model, "precision", self._show_precision)
+        on_fields(model, ("architecture", "weights", "precision"), self._update_info)
+
+    def apply(self, view: ModelView) -> None:
+        """The size the model really works at; the engine's devices once it is loaded."""
+        self.working_note.setText(view.working_note)
+        self.working_note.setVisible(bool(view.working_note))
+        if view.engine_ready and not self._devices_known:
+            self.engine_loaded()
+
+    def refresh_architectures(self) -> None:
+        """Pick up architectures registered after the panel was built."""
+        with QSignalBlocker(self.architecture):
             self._fill_architectures()
-            index = self.architecture.findData(choice.architecture)
-            if index < 0 and is_card_path(choice.architecture):
-                index = self._add_card_item(choice.architecture,
-                                            card_name(choice.architecture))
-            if index < 0 and not catalog.engine_ready():
-                # Perhaps registered by code that has not run yet: checked once loaded.
-                self.architecture.addItem(choice.architecture, choice.architecture)
-                index = self.architecture.count() - 1
-            self.architecture.setCurrentIndex(max(0, index))
-            self._select_weights(choice.weights)
-            self._wanted_device = choice.device
-            self._select_device(choice.device)
-            self.size_spin.setValue(int(choice.size))
-            self.fast.setChecked(choice.precision == "bf16")
-        finally:
-            self._updating = False
-        self._last = self.choice()
-        self._update_info()
-
-    def add_card(self, path: str, name: str) -> None:
-        """List a model card (its path is the choice's architecture) and choose it."""
-        self._add_card_item(path, name)
-        self.architecture.setCurrentIndex(self.architecture.findData(path))
-
-    def _add_card_item(self, path: str, name: str) -> int:
-        index = self.architecture.findData(path)
-        if index < 0:
-            self.architecture.addItem(f"{name} (card)", path)
-            index = self.architecture.count() - 1
-            self.architecture.setItemData(index, f"Model card {path}",
-                                          Qt.ItemDataRole.ToolTipRole)
-        return index
-
-    def set_weights(self, weights: str) -> None:
-        """Choose 'default', 'untrained' or a weights file (added to the list)."""
-        self._updating = True
-        try:
-            self._select_weights(weights)
-        finally:
-            self._updating = False
-        self._emit()
-
-    def set_working_note(self, text: str) -> None:
-        """The size the model really works at (the window's document says)."""
-        self.working_note.setText(text)
-        self.working_note.setVisible(bool(text))
-
-    def set_size(self, size: int) -> None:
-        self.size_spin.setValue(int(size))
-        self._flush_size()
+        if self._model is not None:
+            self._show_architecture()
 
     def engine_loaded(self) -> None:
         """Torch is imported: show the real devices and architectures, weights info."""
-        self._updating = True
-        try:
-            self._fill_devices()
+        with QSignalBlocker(self.architecture):
             self._fill_architectures()
             known = catalog.architectures()
             for i in reversed(range(self.architecture.count())):
                 data = self.architecture.itemData(i)
                 if data not in known and not is_card_path(str(data)):
                     self.architecture.removeItem(i)
-        finally:
-            self._updating = False
-        self._last = self.choice()
-        self._update_info()
+        self._fill_devices()
+        if self._model is not None:
+            self._show_architecture()
+            self._update_info()
 
-    def refresh_architectures(self) -> None:
-        """Pick up architectures registered after the panel was built."""
-        self._updating = True
-        try:
-            current = self.architecture.currentData()
-            self._fill_architectures()
-            self.architecture.setCurrentIndex(max(0, self.architecture.findData(current)))
-        finally:
-            self._updating = False
-
-    # -- internals ---------------------------------------------------------------------------
+    # -- showing the state -------------------------------------------------------------------
     def _fill_devices(self) -> None:
         """Until torch is loaded the list shows only 'auto' (the choice is kept)."""
         self._devices_known = catalog.engine_ready()
-        self.device.blockSignals(True)
-        try:
+        with QSignalBlocker(self.device):
             self.device.clear()
             for name in catalog.devices():
                 self.device.addItem(name, name)
-            self.device.setEnabled(self._devices_known)
-            self.device.setToolTip("" if self._devices_known
-                                   else "Loading PyTorch: the devices appear in a moment.")
-        finally:
-            self.device.blockSignals(False)
-        self._select_device(self._wanted_device)
-
-    def _select_device(self, device: str) -> None:
-        if not self._devices_known:
-            return  # the combo shows 'auto'; the wanted device is kept
-        index = self.device.findData(device)
-        if index < 0 and device != catalog.AUTO_DEVICE:
-            index = self.device.findData("cpu")
-        self.device.setCurrentIndex(max(0, index))  # 'auto': the best device, listed first
-
-    def _device_choice(self) -> str:
-        if not self._devices_known:
-            return self._wanted_device
-        return str(self.device.currentData() or "cpu")
+        self.device.setEnabled(self._devices_known)
+        self.device.setToolTip("" if self._devices_known
+                               else "Loading PyTorch: the devices appear in a moment.")
+        if self._model is not None and self._devices_known:
+            select_value(self.device, self._model.device)
 
     def _fill_architectures(self) -> None:
         known = {self.architecture.itemData(i) for i in range(self.architecture.count())}
@@ -304,63 +245,44 @@ class ModelPanel(QWidget):
                                               arch.description or name,
                                               Qt.ItemDataRole.ToolTipRole)
 
-    def _select_weights(self, weights: str) -> None:
-        index = self.weights.findData(weights)
-        if index < 0:
-            path = str(weights)
-            self.weights.insertItem(2, Path(path).name, path)
-            self.weights.setItemData(2, path, Qt.ItemDataRole.ToolTipRole)
-            index = 2
-        self.weights.setCurrentIndex(index)
+    def _show_architecture(self) -> None:
+        assert self._model is not None
+        value = self._model.architecture
+        index = self.architecture.findData(value)
+        with QSignalBlocker(self.architecture):
+            if index < 0 and is_card_path(value):
+                index = self.architecture.count()
+                self.architecture.addItem(f"{card_name(value)} (card)", value)
+                self.architecture.setItemData(index, f"Model card {value}",
+                                              Qt.ItemDataRole.ToolTipRole)
+            if index < 0:  # perhaps registered by code that has not run yet
+                index = self.architecture.count()
+                self.architecture.addItem(value, value)
+            self.architecture.setCurrentIndex(index)
+        # 'Default' means the card's own weights when a model card is chosen
+        self.weights.setItemText(0, "From the card" if is_card_path(value)
+                                 else "Default (COCO, VOC labels)")
 
-    def _on_device(self) -> None:
-        if self._devices_known and not self._updating:
-            self._wanted_device = self._device_choice()
-        self._emit()
+    def _show_weights(self) -> None:
+        assert self._model is not None
+        weights = self._model.weights
+        if self.weights.findData(weights) < 0:
+            with QSignalBlocker(self.weights):
+                self.weights.insertItem(2, Path(weights).name, weights)
+                self.weights.setItemData(2, weights, Qt.ItemDataRole.ToolTipRole)
+        select_value(self.weights, weights)
 
-    def _on_architecture(self) -> None:
-        self._update_weights_label()
-        self._emit()
-
-    def _update_weights_label(self) -> None:
-        """'Default' means the card's own weights when a model card is chosen."""
-        card = is_card_path(str(self.architecture.currentData() or ""))
-        self.weights.setItemText(0, "From the card" if card else "Default (COCO, VOC labels)")
-
-    def _on_weights_activated(self, index: int) -> None:
-        if self.weights.itemData(index) == BROWSE:
-            self._updating = True
-            try:
-                self._select_weights(self._last.weights)
-            finally:
-                self._updating = False
-            self.browse_weights_requested.emit()
-
-    def _on_weights_changed(self, index: int) -> None:
-        if self.weights.itemData(index) == BROWSE:
-            return
-        self._emit()
-
-    def _flush_size(self) -> None:
-        if self._size_timer.isActive():
-            self._size_timer.stop()
-            self._emit()
-
-    def _emit(self) -> None:
-        if self._updating:
-            return
-        choice = self.choice()
-        self._update_info()
-        if choice != self._last:
-            self._last = choice
-            self.changed.emit(choice)
+    def _show_precision(self) -> None:
+        assert self._model is not None
+        with QSignalBlocker(self.fast):
+            self.fast.setChecked(self._model.precision == "bf16")
 
     def _update_info(self) -> None:
-        choice = self.choice()
+        assert self._model is not None
+        choice = self._model.choice
         untrained = choice.weights == "untrained"
         self.badge.setVisible(untrained)
         self.fast_badge.setVisible(choice.precision == "bf16")
-        self._update_weights_label()
         if is_card_path(choice.architecture):
             self.weights_info.setText(card_summary(choice.architecture, choice.weights))
             return

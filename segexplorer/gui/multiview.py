@@ -14,7 +14,7 @@ from PySide6.QtGui import QFontMetrics, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from .colorbar import colorbar_height, draw_colorbar
-from .document.presenter import Panel
+from .document.canvas_view import Panel
 from .imaging import to_pixmap
 
 __all__ = ["MultiView", "Panel"]

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSettings
 
-from .document.choices import AnalysisChoice, ModelChoice, ViewChoice, from_dict, to_dict
+from .document.choices import (
+    ATTRIBUTION,
+    AnalysisChoice,
+    ModelChoice,
+    ViewChoice,
+    from_dict,
+    to_dict,
+)
+
+if TYPE_CHECKING:
+    from .document import Document
 
 ORGANIZATION = "SegExplorer"
 APPLICATION = "SegExplorer"
@@ -131,3 +142,20 @@ class Preferences:
 
     def sync(self) -> None:
         self.settings.sync()
+
+    # the document
+    def document_choices(self, model: ModelChoice) -> dict[str, Any]:
+        """The stored choices, as ``Document``'s keyword arguments (``model``: the model
+        choice to start with, already checked)."""
+        return {"model": model, "analysis": self.analysis_choice(),
+                "view": self.view_choice(),
+                "canvas_layer": str(self.value("view/layer", ATTRIBUTION) or ATTRIBUTION),
+                "opacity": self.opacities(),
+                "outline": str(self.value("view/outline", "true")) == "true"}
+
+    def save_document(self, doc: Document) -> None:
+        """The document's choices, for the next start."""
+        self.save_choices(doc.model.choice, doc.analysis.choice, doc.view.choice)
+        self.save_opacities(doc.layers.opacity)
+        self.set_value("view/layer", doc.layers.chosen)
+        self.set_value("view/outline", "true" if doc.layers.outline else "false")

@@ -15,8 +15,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .document.explain_view import ShapleyView
 from .document.formatting import format_value
-from .document.panel_views import ShapleyView
 
 
 def _table(parent: QWidget, name: str, headers: tuple[str, str]) -> QTableWidget:

@@ -1,15 +1,22 @@
-"""The main window's actions and menus (what each does is the window's or the document's)."""
+"""The main window's actions and menus (what each does is the window's or the document's),
+and what the window's own content shows (:func:`apply_chrome`: the title, which commands
+are enabled)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from PySide6.QtCore import QSignalBlocker
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QMenu
 
 from .document.choices import LAYER_LABELS
+
+if TYPE_CHECKING:
+    from .document.window_views import ChromeView
+    from .status_bar import WindowStatus
 
 
 def make_action(parent: QMainWindow, text: str, slot: Callable[..., Any] | None,
@@ -191,3 +198,22 @@ def build_menus(window: QMainWindow, actions: WindowActions, ablation: list[QAct
     help_menu.addAction(actions.about)
     help_menu.addAction(actions.about_qt)
     return recent
+
+
+def apply_chrome(window: QMainWindow, actions: WindowActions, status: WindowStatus,
+                 view: ChromeView) -> None:
+    """The title, the status bar's badge and device, and which commands are enabled."""
+    window.setWindowTitle(view.title)
+    status.set_device(view.untrained, view.device_text)
+    for layer, action in actions.layers.items():
+        action.setEnabled(view.layer_enabled[layer])
+        action.setChecked(layer == view.chosen)
+    with QSignalBlocker(actions.side_by_side):
+        actions.side_by_side.setChecked(view.side_by_side)
+    actions.save_session.setEnabled(view.can_save_session)
+    for action in (actions.export_view, actions.export_working, actions.copy):
+        action.setEnabled(view.can_export_view)
+    actions.export_figure.setEnabled(view.can_export_figure)
+    actions.export_all.setEnabled(view.can_export_all)
+    actions.compute.setEnabled(view.can_compute)
+    actions.cancel.setEnabled(view.can_cancel)

@@ -44,7 +44,7 @@ def make_window(qtbot):
              interactive: bool = True, **kwargs):
         window = MainWindow(interactive=interactive, num_threads=1, **kwargs)
         window.model_panel.refresh_architectures()
-        window.set_model_choice(ModelChoice(architecture, "untrained", "cpu", size))
+        window.document.model.set(ModelChoice(architecture, "untrained", "cpu", size))
         qtbot.addWidget(window)
         if show:
             window.resize(1100, 720)

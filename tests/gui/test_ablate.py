@@ -46,7 +46,7 @@ def squares_image(tmp_path_factory):
 
 def _open(qtbot, make_window, image, architecture=COLOUR):
     window = make_window(architecture=architecture, size=SIZE)
-    window.open_image(image)
+    window.document.image.open(image)
     wait_for_prediction(qtbot, window)
     wait_idle(qtbot, window)
     return window
@@ -76,7 +76,7 @@ def _enter_ablate_mode(qtbot, window):
     qtbot.keyClick(window.canvas, Qt.Key.Key_A)
     assert window.document.ablation.active
     assert window.ablate_button.isChecked()
-    assert window.layer == ABLATED
+    assert window.document.layers.chosen == ABLATED
 
 
 def _reference(image, baseline="zero", kind="class"):
@@ -86,15 +86,15 @@ def _reference(image, baseline="zero", kind="class"):
 
 def test_clicking_the_red_square_ablates_it(qtbot, make_window, squares_image):
     window = _open(qtbot, make_window, squares_image)
-    before_map = window.prediction.class_map.copy()
+    before_map = window.document.store.prediction.class_map.copy()
     assert {0, 1, 2} == set(np.unique(before_map))
     _enter_ablate_mode(qtbot, window)
-    started, passes = window.runner.started_count, window.session.forward_passes
+    started, passes = window.runner.started_count, window.document.store.session.forward_passes
     _click(qtbot, window, RED_SQUARE)
     qtbot.waitUntil(lambda: window.document.ablation.shown is not None, timeout=10000)
     wait_idle(qtbot, window)
     assert window.runner.started_count == started + 1  # one job ...
-    assert window.session.forward_passes == passes + 1  # ... with one forward pass
+    assert window.document.store.session.forward_passes == passes + 1  # ... with one forward pass
     entry = window.document.ablation.shown
     outcome = entry.outcome
     assert entry.selection.ids == (1,) and not outcome.from_cache
@@ -108,7 +108,7 @@ def test_clicking_the_red_square_ablates_it(qtbot, make_window, squares_image):
     shown = overlay(window)[..., :3]
     np.testing.assert_array_equal(shown[before_map == 1],
                                   np.tile(MEAN_COLOUR, ((before_map == 1).sum(), 1)))
-    np.testing.assert_array_equal(shown[before_map != 1], window.prediction.image[before_map != 1])
+    np.testing.assert_array_equal(shown[before_map != 1], window.document.store.prediction.image[before_map != 1])
     # the changed-pixels view is magenta exactly where the class changed
     changed = entry.view(VIEW_CHANGED)[..., :3]
     magenta = np.all(changed == (255, 0, 255), axis=-1)
@@ -149,11 +149,11 @@ def test_a_single_click_after_the_sweep_runs_no_job(qtbot, make_window, squares_
     panel = window.ablation.panel
     assert panel.precompute_button.isVisible()
     qtbot.mouseClick(panel.precompute_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.document.sweep_for("class", "zero") is not None, timeout=10000)
+    qtbot.waitUntil(lambda: window.document.store.sweep_for("class", "zero") is not None, timeout=10000)
     wait_idle(qtbot, window)
     assert not panel.precompute_button.isVisible()
-    sweep = window.document.sweep_for("class", "zero")
-    started, passes = window.runner.started_count, window.session.forward_passes
+    sweep = window.document.store.sweep_for("class", "zero")
+    started, passes = window.runner.started_count, window.document.store.session.forward_passes
 
     _click(qtbot, window, RED_SQUARE)
     # shown at once: no thread, no forward pass, nothing to wait for
@@ -162,7 +162,7 @@ def test_a_single_click_after_the_sweep_runs_no_job(qtbot, make_window, squares_
     assert entry.outcome.from_cache
     assert window.runner.started_count == started
     assert window.runner.live_thread_count() == 0 and not window.runner.is_busy()
-    assert window.session.forward_passes == passes
+    assert window.document.store.session.forward_passes == passes
     assert 1 not in np.unique(entry.outcome.class_map_after)
     np.testing.assert_array_equal(overlay(window)[..., :3], entry.view(VIEW_INPUT))
     # the cached answer is the sweep's row: Captum's FeatureAblation value, negated
@@ -173,7 +173,7 @@ def test_a_single_click_after_the_sweep_runs_no_job(qtbot, make_window, squares_
     _click(qtbot, window, GREEN_BLOCK)
     assert window.document.ablation.shown.selection.ids == (2,)
     assert window.runner.started_count == started
-    assert window.session.forward_passes == passes
+    assert window.document.store.session.forward_passes == passes
 
 
 def test_shift_click_ablates_two_segments_with_one_job(qtbot, make_window, squares_image):
@@ -182,18 +182,18 @@ def test_shift_click_ablates_two_segments_with_one_job(qtbot, make_window, squar
     _click(qtbot, window, RED_SQUARE)
     qtbot.waitUntil(lambda: _shown_selection(window) == (1,), timeout=10000)
     wait_idle(qtbot, window)
-    started, passes = window.runner.started_count, window.session.forward_passes
+    started, passes = window.runner.started_count, window.document.store.session.forward_passes
     _click(qtbot, window, GREEN_BLOCK, shift=True)
     assert window.document.ablation.selection.ids == (1, 2)
     qtbot.waitUntil(lambda: _shown_selection(window) == (1, 2), timeout=10000)
     wait_idle(qtbot, window)
     assert window.runner.started_count == started + 1
-    assert window.session.forward_passes == passes + 1
+    assert window.document.store.session.forward_passes == passes + 1
     after = window.document.ablation.shown.outcome.class_map_after
     assert set(np.unique(after)) == {0}
     # both are outlined
     drawn = _outline(window)[..., 3] == 255
-    cls = window.prediction.class_map
+    cls = window.document.store.prediction.class_map
     assert drawn[cls == 1].any() and drawn[cls == 2].any() and not drawn[cls == 0].any()
     assert "aeroplane" in window.ablation.panel.summary.text()
     assert "bicycle" in window.ablation.panel.summary.text()
@@ -230,16 +230,16 @@ def test_escape_and_reset_restore_the_original(qtbot, make_window, squares_image
     assert window.document.ablation.shown is None and not panel.reset_button.isEnabled()
     # leaving ablate mode gives the canvas back its layer and clicks pick the target again
     qtbot.keyClick(window.canvas, Qt.Key.Key_A)
-    assert not window.document.ablation.active and window.layer == ATTRIBUTION
+    assert not window.document.ablation.active and window.document.layers.chosen == ATTRIBUTION
     _click(qtbot, window, GREEN_BLOCK)
-    assert window.target == 2 and window.document.ablation.shown is None
+    assert window.document.view.target == 2 and window.document.ablation.shown is None
 
 
 def test_rapid_clicks_show_only_the_last_selection(qtbot, make_window, squares_image):
     window = _open(qtbot, make_window, squares_image, architecture=COLOUR_SLOW)
     window.ablation.panel.segments.setCurrentIndex(
         window.ablation.panel.segments.findData("component"))
-    assert window.analysis_choice.segments == "component"
+    assert window.document.analysis.choice.segments == "component"
     _enter_ablate_mode(qtbot, window)
     SlowDown.seconds = 0.3
     shown = []
@@ -266,8 +266,8 @@ def test_a_cached_click_drops_the_slower_selection_before_it(qtbot, make_window,
                                                              squares_image):
     window = _open(qtbot, make_window, squares_image, architecture=COLOUR_SLOW)
     _enter_ablate_mode(qtbot, window)
-    window.document.ablation.precompute()
-    qtbot.waitUntil(lambda: window.document.sweep_for("class", "zero") is not None, timeout=10000)
+    window.document.ablation.precompute_sweep()
+    qtbot.waitUntil(lambda: window.document.store.sweep_for("class", "zero") is not None, timeout=10000)
     wait_idle(qtbot, window)
     SlowDown.seconds = 0.5
     _click(qtbot, window, RED_SQUARE)  # cached: shown at once
@@ -310,18 +310,18 @@ def test_history_revisits_and_baseline_changes_reablate(qtbot, make_window, squa
     # another baseline ablates the same selection again, live
     panel = window.ablation.panel
     panel.baseline.setCurrentIndex(panel.baseline.findData("black"))
-    assert window.analysis_choice.baseline == "black"
+    assert window.document.analysis.choice.baseline == "black"
     qtbot.waitUntil(lambda: window.document.ablation.shown.selection.baseline == "black", timeout=10000)
     wait_idle(qtbot, window)
     black = window.document.ablation.shown
     assert black.selection.ids == (1,) and black.outcome.baseline == "black"
-    cls = window.prediction.class_map
+    cls = window.document.store.prediction.class_map
     assert (black.view(VIEW_INPUT)[cls == 1] == 0).all()
     assert len(window.document.ablation.history) == 3
     assert "[black]" in panel.history_texts()[2]
     # other segments: the ids name other regions now, so the selection is dropped
     panel.segments.setCurrentIndex(panel.segments.findData("component"))
-    assert window.explain_panel.analysis().segments == "component"
+    assert window.explain_panel.segments.currentData() == "component"
     assert window.document.ablation.selection is None and window.document.ablation.shown is None
     assert len(window.document.ablation.history) == 3
 
@@ -338,7 +338,7 @@ def test_export_writes_what_the_cli_writes(qtbot, make_window, squares_image, tm
 
     out = tmp_path / "gui"
     window.exporter.export_ablation(out)
-    qtbot.waitUntil(lambda: window.last_saved == out, timeout=10000)
+    qtbot.waitUntil(lambda: window.exporter.exports.last_saved == out, timeout=10000)
     names = ["ablated_input.png", "changed_pixels.png", "changes.json", "segmentation_after.png"]
     assert sorted(p.name for p in out.iterdir()) == names
     cli_out = tmp_path / "cli"
@@ -359,17 +359,17 @@ def test_export_writes_what_the_cli_writes(qtbot, make_window, squares_image, tm
     # the history: both ablations in one JSON, as the CLI reports each
     path = tmp_path / "history.json"
     window.exporter.export_history(path)
-    qtbot.waitUntil(lambda: window.last_saved == path, timeout=10000)
+    qtbot.waitUntil(lambda: window.exporter.exports.last_saved == path, timeout=10000)
     data = json.loads(path.read_text())
     assert data["image"] == str(squares_image)
     assert [a["label"] for a in data["ablations"]] == ["aeroplane", "aeroplane + bicycle"]
     entry = window.document.ablation.history[1]
-    expected = ablation_report(window.session, entry.segments, entry.outcome)
+    expected = ablation_report(window.document.store.session, entry.segments, entry.outcome)
     assert data["ablations"][1]["classes"] == expected["classes"]
 
 
 def test_views_drawn_from_the_original_equal_full_drawings(qtbot, make_window, squares_image):
-    from segexplorer.gui.document.ablation import original_views
+    from segexplorer.gui.document.ablation_entries import original_views
     from segexplorer.render import (
         changed_pixels_map,
         render_ablation_view,
@@ -385,7 +385,7 @@ def test_views_drawn_from_the_original_equal_full_drawings(qtbot, make_window, s
     qtbot.waitUntil(lambda: window.document.ablation.shown is not None
                     and len(window.document.ablation.shown.selection.ids) == 2, timeout=10000)
     wait_idle(qtbot, window)
-    pred, outcome = window.prediction, window.document.ablation.shown.outcome
+    pred, outcome = window.document.store.prediction, window.document.ablation.shown.outcome
     originals = original_views(pred)
     full_after = segmentation_overlay(outcome.ablated_input, outcome.class_map_after, 0.6)
     full_changed = changed_pixels_map(pred.class_map, outcome.class_map_after, pred.image)
@@ -397,3 +397,25 @@ def test_views_drawn_from_the_original_equal_full_drawings(qtbot, make_window, s
     # the canvas shows the full-size view the thumbnail stands for
     qtbot.mouseClick(window.ablation.panel.thumb_button(VIEW_AFTER), Qt.MouseButton.LeftButton)
     np.testing.assert_array_equal(overlay(window), full_after)
+
+
+def test_hovering_in_ablate_mode_presents_only_the_canvas_and_the_ablation_panel(
+        qtbot, make_window, squares_image):
+    window = _open(qtbot, make_window, squares_image)
+    _enter_ablate_mode(qtbot, window)
+    from segexplorer.render import selection_outline
+
+    calls = window.presenters.calls
+    segments = window.document.ablation.segments_for("class")
+    for xy in (GREEN_BLOCK, RED_SQUARE, BACKGROUND):
+        before = dict(calls)
+        window.canvas.hovered.emit(*xy)  # the cursor moves onto another segment
+        expected = selection_outline(segments.ids, (segments.at(*xy).id,),
+                                     colour=(255, 255, 255))
+        qtbot.waitUntil(lambda expected=expected: window.canvas.outline_visible() and (
+            window.canvas.outline_rgba() == expected).all(), timeout=2000)
+        presented = {name for name, n in calls.items() if n != before.get(name, 0)}
+        assert presented == {"canvas", "ablation"}, presented
+        assert all(calls[name] - before.get(name, 0) == 1 for name in presented)
+    # the status bar reads the pixel under the cursor all along
+    assert "background" in window.status.hover_label.text()

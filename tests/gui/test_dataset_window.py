@@ -12,6 +12,7 @@ from PySide6.QtCore import QPoint, Qt
 
 from segexplorer.cli import main
 from segexplorer.gui.document.choices import ModelChoice
+from segexplorer.gui.document.dataset_view import dataset_view
 
 
 @pytest.fixture(scope="module")
@@ -104,24 +105,24 @@ def test_a_heat_map_click_lists_images_and_a_double_click_explains_one(qtbot, ma
                      pos=list_rect.center())
     qtbot.mouseDClick(dataset_window.cell_images.viewport(), Qt.MouseButton.LeftButton,
                       pos=list_rect.center())
-    qtbot.waitUntil(lambda: window.document.source is not None
-                    and window.document.source.path is not None, timeout=10000)
-    assert str(window.document.source.path) == str(photos / key)
+    qtbot.waitUntil(lambda: window.document.image.source is not None
+                    and window.document.image.source.path is not None, timeout=10000)
+    assert str(window.document.image.source.path) == str(photos / key)
     card = str(cards.fast.resolve())
-    assert window.model_choice == ModelChoice(card, "default", "cpu", 32, "fp32")
+    assert window.document.model.choice == ModelChoice(card, "default", "cpu", 32, "fp32")
     assert window.model_panel.architecture.currentText() == "six classes (card)"
     wait_for_prediction(qtbot, window)
     wait_idle(qtbot, window)
-    target = dataset_window.document.present().heatmap.classes[row]
-    assert window.target == target
-    assert window.prediction.categories[target] == heat.verticalHeaderItem(row).text()
+    target = dataset_view(dataset_window.document).heatmap.classes[row]
+    assert window.document.view.target == target
+    assert window.document.store.prediction.categories[target] == heat.verticalHeaderItem(row).text()
 
 
 def test_a_batch_runs_in_the_window_and_can_be_stopped_and_continued(qtbot, make_window,
                                                                      batch, tmp_path):
     _, photos, _ = batch
     window = make_window(interactive=False, show=False)
-    window.set_model_choice(ModelChoice("tiny_slow", "untrained", "cpu", 32))
+    window.document.model.set(ModelChoice("tiny_slow", "untrained", "cpu", 32))
     SlowDown.seconds = 0.05
     out = tmp_path / "from window"
     dataset_window = window.datasets.run_batch(photos, out)

@@ -22,7 +22,7 @@ SETTINGS = dict(pixel_steps=4, chance_runs=3)
 
 
 def _open(qtbot, window, path):
-    window.open_image(path)
+    window.document.image.open(path)
     wait_for_prediction(qtbot, window)
     wait_idle(qtbot, window)
 
@@ -71,7 +71,7 @@ def test_the_panel_runs_on_request_and_shows_the_engines_numbers(qtbot, make_win
                       preprocess(load_image(blocks_image), SIZE))
     expected = evaluate(session, ("gradcam", "ablation"), None, MethodOptions(),
                         EvaluationSettings(**SETTINGS, sensitivity=False))
-    target = window.target
+    target = window.document.view.target
     assert target in expected.targets
     table = panel.areas
     assert [table.verticalHeaderItem(r).text() for r in range(table.rowCount())] == [
@@ -101,7 +101,7 @@ def test_the_panel_runs_on_request_and_shows_the_engines_numbers(qtbot, make_win
     panel.curve.setCurrentIndex(panel.curve.findData(""))
     assert len(panel.figure.axes) == 4
     other = next(c for c in expected.targets if c != target)
-    window.set_target(other)
+    window.document.view.target = other
     qtbot.waitUntil(lambda: table.item(0, 0) is not None and math.isclose(
         float(table.item(0, 0).text()),
         expected.result("gradcam", other).curves["deletion_segments"].auc,
@@ -145,8 +145,8 @@ def test_cancel_stops_the_evaluation_and_run_starts_it_again(qtbot, make_window,
     SlowDown.seconds = 0.2
     qtbot.mouseClick(panel.run, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "Evaluating" in panel.status.text(), timeout=5000)
-    assert window.cancel_button.isEnabled()
-    qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
+    assert window.status.cancel_button.isEnabled()
+    qtbot.mouseClick(window.status.cancel_button, Qt.MouseButton.LeftButton)
     wait_idle(qtbot, window)
     qtbot.waitUntil(lambda: "cancelled" in panel.status.text(), timeout=5000)
     assert panel.run.isEnabled() and panel.areas.rowCount() == 0

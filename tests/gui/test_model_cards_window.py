@@ -4,7 +4,7 @@ legend in the card's names and colours, explain and ablate, and the code warning
 from __future__ import annotations
 
 import numpy as np
-from gui_support import wait_for_prediction, wait_idle
+from gui_support import shown_model, wait_for_prediction, wait_idle
 from PySide6.QtCore import Qt
 
 from segexplorer.gui.document.choices import ABLATED, AnalysisChoice, ModelChoice, ViewChoice
@@ -32,34 +32,34 @@ def test_a_model_card_opens_explains_and_ablates(qtbot, make_window, card_models
     assert window.model_panel.size_spin.value() == 40  # the card's working size
     assert "Runs your Python code" in window.model_panel.weights_info.text()
     assert window.cards.recent_menu.actions()[0].text().endswith("four_palette.toml")
-    window.open_image(astronaut_path)
+    window.document.image.open(astronaut_path)
     wait_for_prediction(qtbot, window)
     wait_idle(qtbot, window)
-    pred = window.prediction
+    pred = window.document.store.prediction
     assert pred.categories == ("sky", "road", "car", "tree")
     listed = window.classes_panel.listed_classes()
     assert listed == pred.present_classes
     names = [window.classes_panel.item_for(c).text(0) for c in listed]
     assert names == [pred.categories[c] for c in listed]
     # the legend: the card's names and colours
-    window.document.set_canvas_layer("segmentation")
+    window.document.layers.chosen = "segmentation"
     qtbot.waitUntil(lambda: bool(window.legend.entries()), timeout=5000)
     entries = dict(window.legend.entries())
     for c in listed:
         assert entries[pred.categories[c]] == tuple(PALETTE[c])
     assert "(Four classes)" in window.windowTitle()
-    assert "(model card)" in window.device_label.text()
+    assert "(model card)" in window.status.device_label.text()
     # explain: Grad-CAM of the target is drawn
-    window.document.set_canvas_layer("attribution")
+    window.document.layers.chosen = "attribution"
     wait_idle(qtbot, window)
-    qtbot.waitUntil(lambda: window.document.gradcam_for() is not None, timeout=20000)
+    qtbot.waitUntil(lambda: window.document.store.gradcam_for() is not None, timeout=20000)
     assert window.canvas.overlay_rgba() is not None
     # ablate: a click on the target's segment shows the new prediction and the summary
     window.activateWindow()
     window.canvas.setFocus()
     qtbot.keyClick(window.canvas, Qt.Key.Key_A)
-    assert window.layer == ABLATED
-    target = window.target
+    assert window.document.layers.chosen == ABLATED
+    target = window.document.view.target
     ys, xs = np.nonzero(pred.class_map == target)
     pos = window.canvas.image_to_widget(int(xs[len(xs) // 2]), int(ys[len(ys) // 2]))
     qtbot.mouseClick(window.canvas.viewport(), Qt.MouseButton.LeftButton,
@@ -71,23 +71,23 @@ def test_a_model_card_opens_explains_and_ablates(qtbot, make_window, card_models
 
 def test_a_card_that_runs_code_is_not_opened_without_consent(qtbot, make_window, card_models):
     window = make_window(interactive=False, show=False)
-    before = window.model_panel.choice()
+    before = window.document.model.choice
     assert window.dialogs.unattended_answer is False
     assert not window.cards.open_card(str(four_class_card(card_models, "refused.toml")))
-    assert window.model_panel.choice() == before
+    assert window.document.model.choice == before == shown_model(window.model_panel)
     assert "not opened" in window.statusBar().currentMessage()
     assert window.cards.recent_menu.actions() == []
 
 
 def test_a_bad_card_is_one_line_and_changes_nothing(qtbot, make_window, card_models):
     window = make_window(interactive=False, show=False)
-    before = window.model_panel.choice()
+    before = window.document.model.choice
     bad = card_models.root / "typo.toml"
     bad.write_text('[model]\nsource = "smp"\nclases = ["a"]\n')
     assert not window.cards.open_card(str(bad))
-    assert window.last_error.startswith("Model card ") and "unknown key [model] clases" in \
-        window.last_error
-    assert window.model_panel.choice() == before
+    assert window.status.last_error.startswith("Model card ") and "unknown key [model] clases" in \
+        window.status.last_error
+    assert window.document.model.choice == before == shown_model(window.model_panel)
 
 
 def test_a_stored_card_that_runs_code_is_not_reopened_at_start(qtbot, card_models):
@@ -99,7 +99,8 @@ def test_a_stored_card_that_runs_code_is_not_reopened_at_start(qtbot, card_model
     window = MainWindow(interactive=False, num_threads=1)
     qtbot.addWidget(window)
     try:
-        assert window.model_panel.choice().architecture != str(card)
+        assert window.document.model.choice.architecture != str(card)
+        assert shown_model(window.model_panel) == window.document.model.choice
         assert "runs Python code" in window.statusBar().currentMessage()
     finally:
         window.close()
@@ -113,7 +114,8 @@ def test_a_stored_card_without_code_is_reopened(qtbot, card_models):
     window = MainWindow(interactive=False, num_threads=1)
     qtbot.addWidget(window)
     try:
-        assert window.model_panel.choice().architecture == str(card_models.smp)
+        assert window.document.model.choice.architecture == str(card_models.smp)
+        assert shown_model(window.model_panel) == window.document.model.choice
         assert window.model_panel.architecture.currentText() == "unet (card)"
     finally:
         window.close()

@@ -45,7 +45,7 @@ register_architecture(Architecture(SHARED, lambda n: SharedRelu(n), "conv2",
 
 
 def _open(qtbot, window, path):
-    window.open_image(path)
+    window.document.image.open(path)
     wait_for_prediction(qtbot, window)
     wait_idle(qtbot, window)
 
@@ -55,21 +55,21 @@ def test_the_layer_picker_shows_what_the_engine_reports_and_refuses_in_one_line(
         qtbot, make_window, blocks_image):
     window = make_window(SHARED)
     _open(qtbot, window, blocks_image)
-    window.choose_layer()
-    picker = window.layer_picker
+    window.explain_panel.choose_layer.click()
+    picker = window.explain_panel.layer_picker
     qtbot.waitUntil(lambda: picker.shape_text("relu") != "", timeout=10000)
-    h, w = window.prediction.shape
+    h, w = window.document.store.prediction.shape
     assert picker.shape_text("relu") == f"1 x 6 x {h} x {w}"  # its last call: 6 channels
     assert "called 2 times" in picker.note_text("relu")
     assert not picker.is_usable("unused_head") and "does not influence" in \
         picker.note_text("unused_head")
-    started, layer = window.runner.started_count, window.analysis_choice.layer
+    started, layer = window.runner.started_count, window.document.analysis.choice.layer
     picker.select("unused_head")
     picker.accept_selected()
-    assert window.analysis_choice.layer == layer  # refused before any work
+    assert window.document.analysis.choice.layer == layer  # refused before any work
     assert window.runner.started_count == started
-    assert window.last_error is not None and "does not influence" in window.last_error
-    assert "\n" not in window.last_error
+    assert window.status.last_error is not None and "does not influence" in window.status.last_error
+    assert "\n" not in window.status.last_error
 
 
 # 6 -----------------------------------------------------------------------------------
@@ -77,11 +77,11 @@ def test_another_model_does_not_wait_for_the_running_pass(qtbot, make_window, bl
     window = make_window(SLOW)
     _open(qtbot, window, blocks_image)
     SlowDown.seconds = 1.5
-    window.document.update_analysis(method="ablation")  # a sweep of slow passes
+    window.document.analysis.update(method="ablation")  # a sweep of slow passes
     qtbot.waitUntil(lambda: SlowDown.inside > 0, timeout=5000)
-    window.set_model_choice(ModelChoice(TINY, "untrained", "cpu", SIZE))
-    qtbot.waitUntil(lambda: window.prediction is not None
-                    and window.document.model_key.architecture == TINY, timeout=10000)
+    window.document.model.set(ModelChoice(TINY, "untrained", "cpu", SIZE))
+    qtbot.waitUntil(lambda: window.document.store.prediction is not None
+                    and window.document.model.loaded_key.architecture == TINY, timeout=10000)
     assert SlowDown.inside > 0, "the new model waited for the old model's pass to end"
     SlowDown.seconds = 0.0
     wait_idle(qtbot, window)
@@ -113,16 +113,16 @@ def test_ablate_mode_names_its_view_and_gives_the_new_segmentation_a_legend(
     window.canvas.hovered.emit(45, 48)
     qtbot.waitUntil(lambda: window.canvas.outline_visible(), timeout=2000)
     drawn = window.canvas.outline_rgba()[..., 3] > 0
-    assert drawn[window.prediction.class_map == 2].any()
+    assert drawn[window.document.store.prediction.class_map == 2].any()
     ablation.click(15, 15)
     qtbot.waitUntil(lambda: ablation.shown is not None, timeout=10000)
     wait_idle(qtbot, window)
     qtbot.mouseClick(window.ablation.panel.thumb_button(VIEW_AFTER), Qt.MouseButton.LeftButton)
-    assert window.layer_button_text(ABLATED) == "New segmentation"
+    assert window.area.layer_button[ABLATED].text() == "New segmentation"
     assert window.area.footer.currentWidget() is window.legend
     after = ablation.shown.outcome.class_map_after
     names = [name for name, _ in window.legend.entries()]
-    assert names == [window.prediction.categories[c] for c in sorted(set(np.unique(after)),
+    assert names == [window.document.store.prediction.categories[c] for c in sorted(set(np.unique(after)),
                      key=lambda c: -(after == c).sum())]
     # the chart draws each class against its own score: small classes stay visible
     widths = window.ablation.panel.chart.bar_widths()
@@ -150,31 +150,40 @@ def test_keyboard_zoom_an_editable_layer_field_and_a_focusing_click(qtbot, make_
     field.selectAll()
     QTest.keyClicks(field, "body.0")
     QTest.keyClick(field, Qt.Key.Key_Return)
-    assert window.analysis_choice.layer == "body.0"
+    assert window.document.analysis.choice.layer == "body.0"
+    # a layer the model does not have: refused in one line, and the field shows the one
+    # in use again
+    field.selectAll()
+    QTest.keyClicks(field, "no.such.layer")
+    QTest.keyClick(field, Qt.Key.Key_Return)
+    assert window.document.analysis.choice.layer == "body.0"
+    assert "does not exist" in window.status.last_error
+    assert field.text() == "body.0"
+    window.dialogs.current.close()
     # a click that focuses the image does not change the target
-    target = window.target
-    cm = window.prediction.class_map
-    other = next(c for c in window.prediction.present_classes if c != target)
+    target = window.document.view.target
+    cm = window.document.store.prediction.class_map
+    other = next(c for c in window.document.store.prediction.present_classes if c != target)
     ys, xs = np.nonzero(cm == other)
     pos = canvas.image_to_widget(int(xs[len(xs) // 2]), int(ys[len(ys) // 2]))
     window.explain_panel.layer.setFocus()  # typing a layer path, then a click on the image
     qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=pos)
-    assert window.target == target and canvas.hasFocus()
+    assert window.document.view.target == target and canvas.hasFocus()
     qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=pos)
-    assert window.target == other
+    assert window.document.view.target == other
 
 
 # 13 ----------------------------------------------------------------------------------
 def test_export_dialogs_start_in_the_last_export_folder(qtbot, make_window, tmp_path):
     window = make_window()
-    window.open_sample_image()
+    window.commands.sample.trigger()
     wait_for_prediction(qtbot, window)
     wait_idle(qtbot, window)
-    resources = str(window.document.source.path).rsplit("/", 1)[0]
+    resources = str(window.document.image.source.path).rsplit("/", 1)[0]
     assert window.exporter.export_folder() != resources
     out = tmp_path / "exports"
-    window.export_all(out)
-    qtbot.waitUntil(lambda: window.last_saved == out, timeout=20000)
+    window.exporter.export_all(out)
+    qtbot.waitUntil(lambda: window.exporter.exports.last_saved == out, timeout=20000)
     assert window.exporter.export_folder() == str(out)
     assert window.exporter.exports.default_name(window.exporter.export_folder(),
                                                 ".png").startswith(str(out))
@@ -202,13 +211,13 @@ def test_the_image_is_shown_and_exported_at_its_own_resolution(qtbot, make_windo
     assert canvas.image_size() == (85, 64)  # the overlays' grid: what the model saw
     assert "85 x 64" in window.model_panel.working_note.text()
     # a pixel under the cursor is still the working pixel the engine's arrays index
-    cm = window.prediction.class_map
-    ys, xs = np.nonzero(cm == window.prediction.present_classes[-1])
+    cm = window.document.store.prediction.class_map
+    ys, xs = np.nonzero(cm == window.document.store.prediction.present_classes[-1])
     x, y = int(xs[len(xs) // 2]), int(ys[len(ys) // 2])
     assert canvas.widget_to_image(canvas.image_to_widget(x, y)) == (x, y)
     full, working = tmp_path / "full.png", tmp_path / "working.png"
-    window.export_view(full)
-    window.export_view(working, working=True)
+    window.exporter.export_view(full)
+    window.exporter.export_view(working, working=True)
     qtbot.waitUntil(lambda: full.is_file() and working.is_file(), timeout=10000)
     assert np.asarray(Image.open(full)).shape == (96, 128, 4)
     assert np.asarray(Image.open(working)).shape == (64, 85, 4)
@@ -248,8 +257,8 @@ def test_status_rows_do_not_jump_and_the_focused_image_is_framed(qtbot, make_win
     below = panel.view.mapTo(panel, panel.view.rect().topLeft()).y()
     short = panel.status.text()
     assert "Grad-CAM" in short
-    panel.set_status("The ablation sweep was cancelled or failed. Press Compute to run it.",
-                     True)
+    panel.status.setText("The ablation sweep was cancelled or failed. Press Compute to run "
+                         "it.")
     qtbot.wait(1)  # (layout: processed with the pending events)
     window.activateWindow()
     assert panel.view.mapTo(panel, panel.view.rect().topLeft()).y() == below
@@ -270,8 +279,8 @@ def test_the_layers_panel_stacks_layers_on_the_canvas(qtbot, make_window, blocks
     qtbot.mouseClick(panel.visibility_box("segmentation"), Qt.MouseButton.LeftButton)
     assert window.canvas.under_count() == 1
     panel.opacity_slider("segmentation").setValue(25)
-    assert window.document.opacity["segmentation"] == 0.25
+    assert window.document.layers.opacity["segmentation"] == 0.25
     plain = tmp_path / "stacked.png"
-    window.export_view(plain)
+    window.exporter.export_view(plain)
     qtbot.waitUntil(plain.is_file, timeout=10000)
     assert np.asarray(Image.open(plain)).shape == (96, 128, 4)

@@ -28,17 +28,17 @@ def _caption(window) -> str:
 
 
 def _full_result_shown(window) -> bool:
-    return window.prediction is not None and window.has_result()
+    return window.document.store.prediction is not None and window.document.store.has_result()
 
 
 def test_preview_first_then_full_size(qtbot, make_window, blocks_image):
     window = make_window(PIXEL_SLOW, size=FULL)
-    window.open_image(blocks_image)
+    window.document.image.open(blocks_image)
     qtbot.waitUntil(lambda: window.document.preview.result is not None, timeout=20000)
 
-    assert window.prediction is None, "the preview must come before the full result"
+    assert window.document.store.prediction is None, "the preview must come before the full result"
     preview = window.document.preview.result
-    full_shape = window.document.prepared.shape
+    full_shape = window.document.image.prepared.shape
     assert full_shape == (FULL, 640)
     small = preview.prediction.class_map.shape
     assert min(small) == PREVIEW_SIZE and small[0] < full_shape[0]
@@ -49,17 +49,17 @@ def test_preview_first_then_full_size(qtbot, make_window, blocks_image):
     assert _caption(window).startswith(note)
     assert note in window.statusBar().currentMessage()
     # display only: no hover scores, clicks or exports from the preview
-    assert window.session is None
-    assert "score" not in window.describe_pixel(10, 10)
-    assert "attribution" not in window.describe_pixel(10, 10)
+    assert window.document.store.session is None
+    assert "score" not in window.presenters.describe_pixel(10, 10)
+    assert "attribution" not in window.presenters.describe_pixel(10, 10)
     assert not window.commands.export_view.isEnabled()
     assert not window.commands.export_figure.isEnabled()
 
     qtbot.waitUntil(lambda: _full_result_shown(window), timeout=30000)
     assert window.document.preview.result is None
-    assert window.prediction.class_map.shape == full_shape
-    assert window.session.image.shape == full_shape
-    assert "attribution" in window.describe_pixel(10, 10)
+    assert window.document.store.prediction.class_map.shape == full_shape
+    assert window.document.store.session.image.shape == full_shape
+    assert "attribution" in window.presenters.describe_pixel(10, 10)
     assert "Preview" not in _caption(window) and _caption(window)
     assert "Preview" not in window.statusBar().currentMessage()
     assert window.commands.export_view.isEnabled()
@@ -74,50 +74,50 @@ def test_new_image_during_preview_leaves_no_stale_preview(qtbot, make_window, bl
     rgb[:, :64] = (200, 40, 40)
     Image.fromarray(rgb).save(other)
     window = make_window(PIXEL_SLOW, size=FULL)
-    window.open_image(blocks_image)
+    window.document.image.open(blocks_image)
     qtbot.waitUntil(lambda: window.document.preview.result is not None, timeout=20000)
     first_key = window.document.preview.result.predict_key
 
-    window.open_image(other)
-    qtbot.waitUntil(lambda: window.document.image_label().endswith("other.png"), timeout=20000)
+    window.document.image.open(other)
+    qtbot.waitUntil(lambda: window.document.image.label.endswith("other.png"), timeout=20000)
     # the old image's preview went with it
     assert window.document.preview.result is None or (
-        window.document.preview.result.predict_key.image == window.document.image_key)
+        window.document.preview.result.predict_key.image == window.document.image.key)
     seen, stale = [], []
 
     def check() -> bool:
         result = window.document.preview.result
         if result is not None:
             seen.append(result.predict_key)
-            if result.predict_key.image != window.document.image_key:
+            if result.predict_key.image != window.document.image.key:
                 stale.append(result.predict_key)
         return _full_result_shown(window)
 
     qtbot.waitUntil(check, timeout=30000)
     assert not stale, "a stale preview was shown"
     assert first_key not in seen
-    assert window.document.predict_key.image == window.document.image_key
+    assert window.document.store.predict_key.image == window.document.image.key
     assert window.document.preview.result is None
     wait_idle(qtbot, window)
 
 
 def test_sweep_after_full_result_uses_full_size_segments(qtbot, make_window, blocks_image):
     window = make_window(PIXEL_SLOW, size=FULL)
-    window.open_image(blocks_image)
+    window.document.image.open(blocks_image)
     qtbot.waitUntil(lambda: window.document.preview.result is not None, timeout=20000)
     qtbot.waitUntil(lambda: _full_result_shown(window), timeout=30000)
     SlowDown.seconds_per_mpx = 0.0  # the sweep's many passes need not be slow
-    window.document.request_sweep("class", "zero")
-    qtbot.waitUntil(lambda: window.document.sweep_for("class", "zero") is not None, timeout=30000)
-    sweep = window.document.sweep_for("class", "zero")
-    assert sweep.segments.ids.shape == window.document.prepared.shape == (FULL, 640)
+    window.document.ablation.precompute_sweep("class", "zero")
+    qtbot.waitUntil(lambda: window.document.store.sweep_for("class", "zero") is not None, timeout=30000)
+    sweep = window.document.store.sweep_for("class", "zero")
+    assert sweep.segments.ids.shape == window.document.image.prepared.shape == (FULL, 640)
     assert sweep.after_maps is None or sweep.after_maps.shape[1:] == (FULL, 640)
     wait_idle(qtbot, window)
 
 
 def test_no_preview_at_small_sizes(qtbot, make_window, blocks_image):
     window = make_window(PIXEL_SLOW, size=PREVIEW_SIZE)
-    window.open_image(blocks_image)
+    window.document.image.open(blocks_image)
     qtbot.waitUntil(lambda: _full_result_shown(window), timeout=30000)
     assert window.document.preview.shown_count == 0
     wait_idle(qtbot, window)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from gui_support import SLOW, SlowDown, wait_for_prediction, wait_idle
+from gui_support import SLOW, SlowDown, choose, enter_layer, wait_for_prediction, wait_idle
 from PySide6.QtCore import QTimer
 
 from segexplorer.gui.document.choices import ABLATION, GRADCAM
@@ -13,7 +13,7 @@ from segexplorer.gui.document.choices import ABLATION, GRADCAM
 
 def test_heartbeat_keeps_beating_while_a_sweep_runs(qtbot, make_window, blocks_image):
     window = make_window(architecture=SLOW)
-    window.open_image(blocks_image)
+    window.document.image.open(blocks_image)
     wait_for_prediction(qtbot, window)
     wait_idle(qtbot, window)
     SlowDown.seconds = 0.7  # 5 segments: a sweep of about 3.5 s
@@ -23,8 +23,8 @@ def test_heartbeat_keeps_beating_while_a_sweep_runs(qtbot, make_window, blocks_i
     heartbeat.timeout.connect(lambda: beats.append(time.monotonic()))
     heartbeat.start()
     start = time.monotonic()
-    window.explain_panel.set_method(ABLATION)
-    qtbot.waitUntil(lambda: window.has_result(ABLATION), timeout=20000)
+    choose(window.explain_panel.method, ABLATION)
+    qtbot.waitUntil(lambda: window.document.store.has_result(ABLATION), timeout=20000)
     heartbeat.stop()
     took = time.monotonic() - start
     gaps = np.diff([start] + beats)
@@ -35,11 +35,11 @@ def test_heartbeat_keeps_beating_while_a_sweep_runs(qtbot, make_window, blocks_i
 def test_closing_during_a_job_returns_within_two_seconds_silently(qtbot, make_window,
                                                                   blocks_image, capfd):
     window = make_window(architecture=SLOW)
-    window.open_image(blocks_image)
+    window.document.image.open(blocks_image)
     wait_for_prediction(qtbot, window)
     wait_idle(qtbot, window)
     SlowDown.seconds = 0.5  # each forward pass cannot be interrupted: up to 0.5 s
-    window.explain_panel.set_method(ABLATION)
+    choose(window.explain_panel.method, ABLATION)
     qtbot.waitUntil(lambda: window.runner.live_thread_count() == 1, timeout=5000)
     time.sleep(0.2)  # well inside a forward pass
     capfd.readouterr()
@@ -55,7 +55,7 @@ def test_closing_during_a_job_returns_within_two_seconds_silently(qtbot, make_wi
 
 def test_fifty_rapid_requests_show_only_the_last(qtbot, make_window, blocks_image):
     window = make_window(architecture=SLOW)
-    window.open_image(blocks_image)
+    window.document.image.open(blocks_image)
     wait_for_prediction(qtbot, window)
     wait_idle(qtbot, window)
     SlowDown.seconds = 0.05
@@ -64,10 +64,10 @@ def test_fifty_rapid_requests_show_only_the_last(qtbot, make_window, blocks_imag
     store = window.document.store
     before = set(store.gradcam_keys())  # the default layer's Grad-CAM, shown on opening
     for i in range(50):
-        window.explain_panel.set_layer(layers[i % 4])
-    assert window.analysis_choice.layer == "body.1"  # i = 49
+        enter_layer(window.explain_panel, layers[i % 4])
+    assert window.document.analysis.choice.layer == "body.1"  # i = 49
     assert window.runner.live_thread_count() <= 1
-    qtbot.waitUntil(lambda: window.has_result(GRADCAM), timeout=20000)
+    qtbot.waitUntil(lambda: window.document.store.has_result(GRADCAM), timeout=20000)
     wait_idle(qtbot, window)
     assert window.runner.live_thread_count() == 0
     assert window.runner.started_count - started <= 3

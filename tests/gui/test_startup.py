@@ -89,7 +89,7 @@ def test_about_lists_versions_and_uses_the_window_icon(make_window):
     assert not icon.isNull() and len(icon.availableSizes()) >= 5
     QApplication.instance().setWindowIcon(icon)
     window = make_window(show=False)
-    window.show_about()
+    window.commands.about.trigger()
     text = window.dialogs.current.text()
     for name in ("PyTorch", "CUDA", "torchvision", "Captum", "NumPy", "Matplotlib",
                  "PySide6", "Qt ", "Python"):

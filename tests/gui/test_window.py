@@ -12,6 +12,7 @@ from gui_support import (
     SLOW,
     TINY,
     SlowDown,
+    choose,
     overlay,
     wait_for_prediction,
     wait_idle,
@@ -47,7 +48,7 @@ def _reference(path, size=SIZE, layer=None):
 
 
 def _open(qtbot, window, path):
-    window.open_image(path)
+    window.document.image.open(path)
     wait_for_prediction(qtbot, window)
     wait_idle(qtbot, window)
 
@@ -58,7 +59,7 @@ def test_open_image_shows_prediction_and_lists_classes(qtbot, make_window, block
     _, reference, gradcam = _reference(blocks_image)
     assert window.canvas.image_size() == (reference.shape[1], reference.shape[0])
     assert window.classes_panel.listed_classes() == reference.present_classes
-    np.testing.assert_array_equal(window.prediction.class_map, reference.class_map)
+    np.testing.assert_array_equal(window.document.store.prediction.class_map, reference.class_map)
     # Largest share first, with swatches and percentages.
     item = window.classes_panel.item_for(reference.present_classes[0])
     share = reference.share(reference.present_classes[0])
@@ -66,13 +67,13 @@ def test_open_image_shows_prediction_and_lists_classes(qtbot, make_window, block
     assert item.text(1) == f"{share * 100:.1f} %"
     assert not item.icon(0).isNull()
     # The target defaults to the largest foreground class; Grad-CAM is shown for it.
-    assert window.target == reference.present_classes[0]
-    assert window.layer == ATTRIBUTION and window.has_result(GRADCAM)
-    expected = render_attribution(gradcam.upsampled[window.target], reference.image,
+    assert window.document.view.target == reference.present_classes[0]
+    assert window.document.layers.chosen == ATTRIBUTION and window.document.store.has_result(GRADCAM)
+    expected = render_attribution(gradcam.upsampled[window.document.view.target], reference.image,
                                   "blended_heat_map", "all").rgba
     np.testing.assert_array_equal(overlay(window), expected)
     # one forward pass gave the prediction and every class's Grad-CAM
-    assert window.session.forward_passes == 1
+    assert window.document.store.session.forward_passes == 1
     assert "blocks.png" in window.windowTitle() and "untrained" in window.windowTitle()
     assert window.banner.isVisible()  # the untrained state is on screen
     assert str(blocks_image.resolve()) in window.prefs.recent_files()
@@ -88,7 +89,7 @@ def test_picking_a_class_redraws_without_a_job(qtbot, make_window, blocks_image)
     tree = window.classes_panel.tree
     qtbot.mouseClick(tree.viewport(), Qt.MouseButton.LeftButton,
                      pos=tree.visualItemRect(item).center())
-    assert window.target == other
+    assert window.document.view.target == other
     assert window.runner.started_count == started  # view-only: no job
     expected = render_attribution(gradcam.upsampled[other], reference.image,
                                   "blended_heat_map", "all").rgba
@@ -100,21 +101,21 @@ def test_clicking_a_segment_on_the_canvas_makes_it_the_target(qtbot, make_window
                                                               blocks_image):
     window = make_window()
     _open(qtbot, window, blocks_image)
-    class_map = window.prediction.class_map
-    wanted = window.prediction.present_classes[2]
+    class_map = window.document.store.prediction.class_map
+    wanted = window.document.store.prediction.present_classes[2]
     ys, xs = np.nonzero(class_map == wanted)
     x, y = int(xs[len(xs) // 2]), int(ys[len(ys) // 2])
     pos = window.canvas.image_to_widget(x, y)
     assert window.canvas.widget_to_image(pos) == (x, y)
     qtbot.mouseClick(window.canvas.viewport(), Qt.MouseButton.LeftButton, pos=pos)
-    assert window.target == wanted
+    assert window.document.view.target == wanted
     assert window.classes_panel.target() == wanted
     # Hovering reads the class and score under the cursor.
     qtbot.mouseMove(window.canvas.viewport(), pos)
-    qtbot.waitUntil(lambda: window.prediction.categories[wanted] in window.hover_label.text())
-    ((_, score, _),) = window.prediction.describe_pixel(x, y)
-    assert f"score {score:.3g}" in window.hover_label.text()
-    assert f"x {x}, y {y}" in window.hover_label.text()
+    qtbot.waitUntil(lambda: window.document.store.prediction.categories[wanted] in window.status.hover_label.text())
+    ((_, score, _),) = window.document.store.prediction.describe_pixel(x, y)
+    assert f"score {score:.3g}" in window.status.hover_label.text()
+    assert f"x {x}, y {y}" in window.status.hover_label.text()
 
 
 def test_view_options_redraw_at_once_and_match_captum_drawing(qtbot, make_window,
@@ -122,29 +123,29 @@ def test_view_options_redraw_at_once_and_match_captum_drawing(qtbot, make_window
     window = make_window()
     _open(qtbot, window, blocks_image)
     _, reference, gradcam = _reference(blocks_image)
-    target = window.target
+    target = window.document.view.target
     attr = gradcam.upsampled[target]
     started = window.runner.started_count
     panel = window.explain_panel
 
-    panel.set_sign("positive")
+    choose(panel.sign, "positive")
     expected = render_attribution(attr, reference.image, "blended_heat_map", "positive")
     np.testing.assert_array_equal(overlay(window), expected.rgba)
     ticks = window.colorbar.ticks()
     assert ticks[0] == (0.0, 0.0)
     assert ticks[-1][1] == pytest.approx(expected.normalized.scale)
 
-    panel.set_view_method("masked_image")  # Captum cannot mask with sign "all"
-    assert panel.view_choice().sign == "positive"
+    choose(panel.view, "masked_image")  # Captum cannot mask with sign "all"
+    assert panel.sign.currentData() == "positive"
     assert not panel.sign.model().item(panel.sign.findData("all")).isEnabled()
     np.testing.assert_array_equal(
         overlay(window), render_attribution(attr, reference.image, "masked_image",
                                              "positive").rgba)
 
-    panel.set_view_method("alpha_scaling")
-    panel.set_sign("negative")
+    choose(panel.view, "alpha_scaling")
+    choose(panel.sign, "negative")
     panel.outlier.setValue(10.0)
-    qtbot.waitUntil(lambda: window.view_choice.outlier == 10.0)
+    qtbot.waitUntil(lambda: window.document.view.choice.outlier == 10.0)
     rendered = render_attribution(attr, reference.image, "alpha_scaling", "negative", 10.0)
     np.testing.assert_array_equal(overlay(window), composite_over(rendered.rgba))
 
@@ -156,16 +157,16 @@ def test_view_options_redraw_at_once_and_match_captum_drawing(qtbot, make_window
     # Opacity and layers are view-only too.
     window.opacity.setValue(40)
     assert window.canvas.overlay_opacity() == pytest.approx(0.4)
-    window.set_layer(SEGMENTATION)
+    window.document.layers.chosen = SEGMENTATION
     np.testing.assert_array_equal(overlay(window)[..., :3],
                                   decode_segmap(reference.class_map))
     assert window.opacity.value() == 60  # each layer keeps its own opacity
 
     # The layer's activation comes from the same Grad-CAM pass: still no job.
-    window.set_layer(ATTRIBUTION)
+    window.document.layers.chosen = ATTRIBUTION
     panel.hide_target.setChecked(False)
-    panel.set_view_method("heat_map")
-    panel.set_method(ACTIVATION)
+    choose(panel.view, "heat_map")
+    choose(panel.method, ACTIVATION)
     np.testing.assert_array_equal(
         overlay(window), render_attribution(gradcam.activation_upsampled, reference.image,
                                              "heat_map", "negative", 10.0).rgba)
@@ -176,13 +177,13 @@ def test_feature_ablation_sweep_serves_every_target(qtbot, make_window, blocks_i
     window = make_window()
     _open(qtbot, window, blocks_image)
     session, reference, _ = _reference(blocks_image)
-    window.explain_panel.set_method(ABLATION)
-    assert window.document.is_running("sweep")
-    qtbot.waitUntil(lambda: window.has_result(ABLATION), timeout=20000)
+    choose(window.explain_panel.method, ABLATION)
+    assert window.document.jobs.is_running("sweep")
+    qtbot.waitUntil(lambda: window.document.store.has_result(ABLATION), timeout=20000)
     sweep = session.sweep(make_segments(reference.class_map, "class"))
     started = window.runner.started_count
     for target in reference.present_classes[:3]:
-        window.set_target(target)
+        window.document.view.target = target
         expected = render_attribution(sweep.attribution_map(target), reference.image,
                                       "blended_heat_map", "all").rgba
         np.testing.assert_array_equal(overlay(window), expected)
@@ -200,93 +201,93 @@ def test_ablated_input_layer_shows_the_target_replaced_by_the_baseline(qtbot, ma
                                                                        blocks_image):
     window = make_window()
     _open(qtbot, window, blocks_image)
-    window.set_layer(ABLATED)
+    window.document.layers.chosen = ABLATED
     qtbot.waitUntil(lambda: window.canvas.overlay_visible(), timeout=10000)
     shown = overlay(window)[..., :3]
-    mask = window.prediction.class_map == window.target
+    mask = window.document.store.prediction.class_map == window.document.view.target
     mean = np.round(np.array([0.485, 0.456, 0.406]) * 255).astype(int)
     assert np.abs(shown[mask].astype(int) - mean).max() <= 1  # Captum's zero baseline
-    np.testing.assert_array_equal(shown[~mask], window.document.prepared.rgb[~mask])
+    np.testing.assert_array_equal(shown[~mask], window.document.image.prepared.rgb[~mask])
 
 
 def test_cancel_a_running_sweep(qtbot, make_window, blocks_image):
     window = make_window(architecture=SLOW)
     _open(qtbot, window, blocks_image)
     SlowDown.seconds = 0.4
-    window.explain_panel.set_method(ABLATION)
-    qtbot.waitUntil(lambda: window.cancel_button.isVisible(), timeout=5000)
-    qtbot.waitUntil(lambda: "Ablat" in window.job_label.text(), timeout=5000)
-    qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
+    choose(window.explain_panel.method, ABLATION)
+    qtbot.waitUntil(lambda: window.status.cancel_button.isVisible(), timeout=5000)
+    qtbot.waitUntil(lambda: "Ablat" in window.status.job_label.text(), timeout=5000)
+    qtbot.mouseClick(window.status.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not window.runner.is_busy(), timeout=2000)
-    assert not window.has_result(ABLATION)
-    assert not window.cancel_button.isVisible()
+    assert not window.document.store.has_result(ABLATION)
+    assert not window.status.cancel_button.isVisible()
     assert "cancelled" in window.explain_panel.status.text()
     assert window.explain_panel.compute.isEnabled()
     # It does not restart by itself; Compute runs it again.
-    window.set_target(window.prediction.present_classes[1])
+    window.document.view.target = window.document.store.prediction.present_classes[1]
     assert not window.runner.is_busy()
     SlowDown.seconds = 0.0
     qtbot.mouseClick(window.explain_panel.compute, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.has_result(ABLATION), timeout=20000)
+    qtbot.waitUntil(lambda: window.document.store.has_result(ABLATION), timeout=20000)
 
 
 def test_export_view_copy_figure_and_all(qtbot, make_window, blocks_image, tmp_path):
     window = make_window()
     _open(qtbot, window, blocks_image)
     view = tmp_path / "view.png"
-    window.export_view(view)
+    window.exporter.export_view(view)
     qtbot.waitUntil(view.is_file, timeout=10000)
     saved = np.asarray(Image.open(view))
     assert saved.shape == (96, 128, 4)  # the image's own resolution
-    np.testing.assert_array_equal(saved, window.current_view_image())
+    np.testing.assert_array_equal(saved, window.exporter.current_view_image())
     working = tmp_path / "working.png"
-    window.export_view(working, working=True)
+    window.exporter.export_view(working, working=True)
     qtbot.waitUntil(working.is_file, timeout=10000)
-    h, w = window.prediction.shape
+    h, w = window.document.store.prediction.shape
     assert np.asarray(Image.open(working)).shape == (h, w, 4)  # the model's pixels
 
-    window.copy_view()
+    window.commands.copy.trigger()
     copied = QGuiApplication.clipboard().image()
     assert (copied.width(), copied.height()) == (128, 96)
 
     figure = tmp_path / "figure.svg"
-    window.export_figure(figure)
+    window.exporter.export_figure(figure)
     qtbot.waitUntil(figure.is_file, timeout=20000)
     assert "<svg" in figure.read_text()[:500]
 
     folder = tmp_path / "all"
-    window.export_all(folder)
+    window.exporter.export_all(folder)
     qtbot.waitUntil(lambda: (folder / "report.json").is_file(), timeout=20000)
     wait_idle(qtbot, window)  # the job's result reaches the window after its last file
     report = json.loads((folder / "report.json").read_text())
     assert report["untrained"] is True and report["model"] == TINY
-    assert report["present_classes"] == window.prediction.present_classes
+    assert report["present_classes"] == window.document.store.prediction.present_classes
     names = {p.name for p in folder.iterdir()}
     assert {"segmentation.png", "attributions.npz"} <= names
     for kind in ("gradcam", "ablation"):
         assert {class_file_stem(kind, c, report["class_names"][c]) + ".png"
                 for c in report["present_classes"]} <= names
     # The sweep that Export all needed is now cached for the window too.
-    window.explain_panel.set_method(ABLATION)
-    assert window.has_result(ABLATION)
+    choose(window.explain_panel.method, ABLATION)
+    assert window.document.store.has_result(ABLATION)
 
 
 def test_layer_picker_shows_shapes_and_changes_the_gradcam_layer(qtbot, make_window,
                                                                  blocks_image):
     window = make_window()
     _open(qtbot, window, blocks_image)
-    window.choose_layer()
-    picker = window.layer_picker
+    window.explain_panel.choose_layer.click()
+    picker = window.explain_panel.layer_picker
     qtbot.waitUntil(lambda: picker.shape_text("body.2") != "", timeout=10000)
-    h, w = window.prediction.shape
+    h, w = window.document.store.prediction.shape
     assert picker.shape_text("body.2") == f"1 x 16 x {(h + 1) // 2} x {(w + 1) // 2}"
     assert picker.shape_text("body.0") == f"1 x 8 x {h} x {w}"
     picker.select("body.0")
     picker.accept_selected()
-    assert window.analysis_choice.layer == "body.0"
-    qtbot.waitUntil(lambda: window.has_result(GRADCAM), timeout=10000)
+    assert window.document.analysis.choice.layer == "body.0"
+    qtbot.waitUntil(lambda: window.document.store.has_result(GRADCAM), timeout=10000)
     _, reference, gradcam = _reference(blocks_image, layer="body.0")
-    expected = render_attribution(gradcam.upsampled[window.target], reference.image,
+    expected = render_attribution(gradcam.upsampled[window.document.view.target], reference.image,
                                   "blended_heat_map", "all").rgba
     np.testing.assert_array_equal(overlay(window), expected)
     assert "body.0 (1 x 8" in window.explain_panel.status.text()
@@ -296,11 +297,11 @@ def test_paste_and_drop_open_images(qtbot, make_window, blocks_image):
     window = make_window()
     image = QImage(str(blocks_image))
     QGuiApplication.clipboard().setImage(image)
-    window.paste_image()
+    window.commands.paste.trigger()
     wait_for_prediction(qtbot, window)
     assert window.windowTitle().startswith("<clipboard>")
     np.testing.assert_array_equal(
-        window.document.prepared.rgb, preprocess(load_image(blocks_image), SIZE).rgb)
+        window.document.image.prepared.rgb, preprocess(load_image(blocks_image), SIZE).rgb)
 
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(blocks_image))])
@@ -316,30 +317,30 @@ def test_bad_image_is_reported_and_the_current_one_kept(qtbot, make_window, bloc
     _open(qtbot, window, blocks_image)
     bad = tmp_path / "not_an_image.png"
     bad.write_bytes(b"this is not a picture")
-    window.open_image(bad)
-    qtbot.waitUntil(lambda: window.last_error is not None, timeout=10000)
-    assert "not an image" in window.last_error
+    window.document.image.open(bad)
+    qtbot.waitUntil(lambda: window.status.last_error is not None, timeout=10000)
+    assert "not an image" in window.status.last_error
     assert window.dialogs.current is not None and window.dialogs.current.isVisible()
     assert window.windowTitle().startswith("blocks.png")
-    assert window.prediction is not None
+    assert window.document.store.prediction is not None
 
 
 def test_worker_exception_is_shown_and_the_window_keeps_working(qtbot, make_window,
                                                                 blocks_image):
     window = make_window(architecture=BROKEN)
-    window.open_image(blocks_image)
-    qtbot.waitUntil(lambda: window.last_error is not None, timeout=10000)
-    assert window.last_error == "RuntimeError: tiny_broken always fails"
+    window.document.image.open(blocks_image)
+    qtbot.waitUntil(lambda: window.status.last_error is not None, timeout=10000)
+    assert window.status.last_error == "RuntimeError: tiny_broken always fails"
     assert "Traceback" in window.dialogs.current.detailedText()
     window.dialogs.current.close()
-    window.set_model_choice(ModelChoice(TINY, "untrained", "cpu", SIZE))
+    window.document.model.set(ModelChoice(TINY, "untrained", "cpu", SIZE))
     wait_for_prediction(qtbot, window)
 
 
 def test_offline_dialog_offers_untrained_weights(qtbot, make_window, blocks_image):
     window = make_window()
     _open(qtbot, window, blocks_image)
-    window.model_panel.set_weights("default")  # the tiny model has no default weights
+    window.model_panel.weights.setCurrentIndex(window.model_panel.weights.findData("default"))  # the tiny model has no default weights
     qtbot.waitUntil(lambda: window.dialogs.current is not None
                     and window.dialogs.current.isVisible(), timeout=10000)
     box = window.dialogs.current
@@ -347,29 +348,29 @@ def test_offline_dialog_offers_untrained_weights(qtbot, make_window, blocks_imag
     assert "Load weights file..." in texts and "Use untrained weights (demo)" in texts
     demo = next(b for b in box.buttons() if b.text() == "Use untrained weights (demo)")
     qtbot.mouseClick(demo, Qt.MouseButton.LeftButton)
-    assert window.model_choice.weights == "untrained"
+    assert window.document.model.choice.weights == "untrained"
     wait_for_prediction(qtbot, window)
-    assert window.document.model.untrained and window.banner.isVisible()
+    assert window.document.model.loaded.untrained and window.banner.isVisible()
 
 
 def test_settings_are_remembered(qtbot, make_window, blocks_image):
     window = make_window(size=96)
     _open(qtbot, window, blocks_image)
-    window.explain_panel.set_method(ACTIVATION)
-    window.explain_panel.set_sign("absolute_value")
+    choose(window.explain_panel.method, ACTIVATION)
+    choose(window.explain_panel.sign, "absolute_value")
     window.explain_panel.segments.setCurrentIndex(
         window.explain_panel.segments.findData("component"))
-    window.set_layer(SEGMENTATION)
+    window.document.layers.chosen = SEGMENTATION
     window.opacity.setValue(35)
     window.close()
 
     again = MainWindow(num_threads=1)
     qtbot.addWidget(again)
-    assert again.model_choice == ModelChoice(TINY, "untrained", "cpu", 96)
-    assert again.analysis_choice.method == ACTIVATION
-    assert again.analysis_choice.segments == "component"
-    assert again.view_choice.sign == "absolute_value"
-    assert again.layer == SEGMENTATION and again.opacity.value() == 35
+    assert again.document.model.choice == ModelChoice(TINY, "untrained", "cpu", 96)
+    assert again.document.analysis.choice.method == ACTIVATION
+    assert again.document.analysis.choice.segments == "component"
+    assert again.document.view.choice.sign == "absolute_value"
+    assert again.document.layers.chosen == SEGMENTATION and again.opacity.value() == 35
     assert str(blocks_image.resolve()) in again.prefs.recent_files()
     assert again.recent_menu.actions()[0].toolTip() == str(blocks_image.resolve())
     again.close()
@@ -394,8 +395,10 @@ def test_canvas_zoom_pan_fit_and_actual_size(qtbot, make_window, blocks_image):
     assert canvas.is_fit()
     fit_zoom = canvas.zoom()
     assert fit_zoom > 4  # a 85 x 64 image fills the canvas
+    assert window.document.view.zoom is None  # the view state: fit to the window
     window.commands.actual.trigger()
     assert canvas.zoom() == pytest.approx(1.0)
+    assert window.document.view.zoom == pytest.approx(1.0)
     canvas.set_zoom(12.0)
     # The wheel zooms about the cursor: the pixel under it stays under it.
     pos = canvas.image_to_widget(40, 30)
@@ -407,28 +410,35 @@ def test_canvas_zoom_pan_fit_and_actual_size(qtbot, make_window, blocks_image):
     assert canvas.widget_to_image(pos) == (40, 30)
     assert window.zoom_label.text() == "1500 %"
     # Dragging pans and is not a click: the target stays.
-    target = window.target
+    target = window.document.view.target
     qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=pos)
     for step in range(1, 6):
         qtbot.mouseMove(viewport, pos + QPoint(12 * step, 8 * step))
     qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=pos + QPoint(60, 40))
-    assert window.target == target
+    assert window.document.view.target == target
     x, y = canvas.widget_to_image(pos)  # the image moved by about 60 / 15 and 40 / 15 px
     assert abs(x - 36) <= 1 and abs(y - 27.3) <= 1
+    assert window.document.view.zoom == pytest.approx(15.0)  # panning keeps the zoom
     window.commands.fit.trigger()
+    assert canvas.is_fit() and canvas.zoom() == pytest.approx(fit_zoom)
+    assert window.document.view.zoom is None
+    # the view state's zoom is the canvas's, whoever sets it
+    window.document.view.zoom = 3.0
+    assert canvas.zoom() == pytest.approx(3.0) and not canvas.is_fit()
+    window.document.view.zoom = None
     assert canvas.is_fit() and canvas.zoom() == pytest.approx(fit_zoom)
 
 
 def test_recent_files_sample_image_and_about(qtbot, make_window, blocks_image):
     window = make_window()
-    window.paste_image()  # nothing usable on the clipboard: a message, no job
+    window.commands.paste.trigger()  # nothing usable on the clipboard: a message, no job
     QGuiApplication.clipboard().clear()
-    window.paste_image()
+    window.commands.paste.trigger()
     assert "no image" in window.statusBar().currentMessage()
-    window.open_sample_image()
+    window.commands.sample.trigger()
     wait_for_prediction(qtbot, window)
     assert window.windowTitle().startswith("sample_astronaut.jpg")
-    assert window.document.prepared.original_size == (512, 512)
+    assert window.document.image.prepared.original_size == (512, 512)
     _open(qtbot, window, blocks_image)
     recent = window.recent_menu.actions()
     assert [a.toolTip() for a in recent[:2]] == [
@@ -436,7 +446,7 @@ def test_recent_files_sample_image_and_about(qtbot, make_window, blocks_image):
     recent[1].trigger()  # the sample image again, from the menu
     qtbot.waitUntil(lambda: window.windowTitle().startswith("sample_astronaut.jpg"),
                     timeout=10000)
-    window.show_about()
+    window.commands.about.trigger()
     assert "SegExplorer" in window.dialogs.current.text()
     assert "Captum" in window.dialogs.current.text()
     window.dialogs.current.close()
@@ -446,15 +456,15 @@ def test_segments_and_baseline_choices_reach_the_sweep(qtbot, make_window, block
     window = make_window()
     _open(qtbot, window, blocks_image)
     panel = window.explain_panel
-    panel.set_method(ABLATION)
+    choose(panel.method, ABLATION)
     panel.segments.setCurrentIndex(panel.segments.findData("component"))
-    panel.set_baseline("#ff8000")  # what the colour dialog chooses
-    assert window.analysis_choice.baseline == "#ff8000"
+    window.document.analysis.baseline = "#ff8000"  # what the colour dialog chooses
+    assert window.document.analysis.choice.baseline == "#ff8000"
     assert panel.baseline.currentText() == "#ff8000"
-    qtbot.waitUntil(lambda: window.has_result(ABLATION), timeout=20000)
+    qtbot.waitUntil(lambda: window.document.store.has_result(ABLATION), timeout=20000)
     session, reference, _ = _reference(blocks_image)
     sweep = session.sweep(make_segments(reference.class_map, "component"), baseline="#ff8000")
-    shown = window.document.sweep_for("component", "#ff8000")
+    shown = window.document.store.sweep_for("component", "#ff8000")
     assert shown.segments.kind == "component" and shown.baseline == "#ff8000"
     # a table entry is a difference of two sums over many pixels: compared to 1e-5 of the
     # scores' scale (torch's thread count, which differs between the worker and this
@@ -469,27 +479,27 @@ def test_fast_mode_is_switched_on_knowingly_and_reaches_the_session(qtbot, make_
     window = make_window()
     _open(qtbot, window, blocks_image)
     panel = window.model_panel
-    assert window.session.precision == "fp32" and not panel.fast.isChecked()
+    assert window.document.store.session.precision == "fp32" and not panel.fast.isChecked()
     assert not panel.fast_badge.isVisible()
     assert "Captum" in panel.fast.toolTip()  # says what it costs before it is switched on
-    fp32_prediction = window.prediction
+    fp32_prediction = window.document.store.prediction
     panel.fast.setChecked(True)
-    qtbot.waitUntil(lambda: window.session is not None
-                    and window.session.precision == "bf16", timeout=10000)
+    qtbot.waitUntil(lambda: window.document.store.session is not None
+                    and window.document.store.session.precision == "bf16", timeout=10000)
     wait_idle(qtbot, window)
     assert panel.fast_badge.isVisible() and "approximate" in panel.fast_badge.text()
-    assert "fast mode (bf16)" in window.device_label.text()  # the status bar says so too
-    assert window.model_choice.precision == "bf16"
-    assert window.prediction is not fp32_prediction  # predicted again, same model object
+    assert "fast mode (bf16)" in window.status.device_label.text()  # the status bar says so too
+    assert window.document.model.choice.precision == "bf16"
+    assert window.document.store.prediction is not fp32_prediction  # predicted again, same model object
     # bf16 on the tiny model: the same segmentation here, numbers close but not equal
-    agree = (window.prediction.class_map == fp32_prediction.class_map).mean()
+    agree = (window.document.store.prediction.class_map == fp32_prediction.class_map).mean()
     assert agree > 0.9
     folder = tmp_path / "fast"
-    window.export_all(folder)
+    window.exporter.export_all(folder)
     qtbot.waitUntil(lambda: (folder / "report.json").is_file(), timeout=20000)
     assert json.loads((folder / "report.json").read_text())["precision"] == "bf16"
     panel.fast.setChecked(False)
-    qtbot.waitUntil(lambda: window.session.precision == "fp32", timeout=10000)
+    qtbot.waitUntil(lambda: window.document.store.session.precision == "fp32", timeout=10000)
     wait_idle(qtbot, window)
-    np.testing.assert_array_equal(window.prediction.class_map, fp32_prediction.class_map)
-    assert not panel.fast_badge.isVisible() and "fast" not in window.device_label.text()
+    np.testing.assert_array_equal(window.document.store.prediction.class_map, fp32_prediction.class_map)
+    assert not panel.fast_badge.isVisible() and "fast" not in window.status.device_label.text()

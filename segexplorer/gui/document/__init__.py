@@ -1,19 +1,22 @@
 """The window's document: everything the window knows, without Qt.
 
-``choices`` (what the user chose, labelled with the engine's vocabulary), ``keys`` (what
-identifies a result), ``store`` (the results), ``planner`` (what must be computed: a pure
-function), ``jobbook`` and ``runner`` (what is running, over a runner protocol with a
-synchronous :class:`~.runner.QueueRunner` for tests), ``presenter`` (every text, enabled
-state and canvas content as one value), ``ablation`` (ablate mode), ``preview`` (the
-quick look on slow devices), ``exports``. An import-linter contract keeps PySide6 out;
-``docs/architecture.md`` walks through it.
+One state per concern (``states``: the model, the image, the analysis, the view, the
+canvas layers; ``ablation``, ``evaluation``, ``model_layers``, ``dataset``), each with
+typed fields and its own change events (``events``); the results (``store``); what must
+be computed (``planner``: a pure function) and the one route of every job (``requests``,
+``jobtable``, ``jobbook``, over a runner protocol with a synchronous
+:class:`~.runner.QueueRunner` for tests); each panel's view function (``canvas_view``,
+``explain_view``, ``panel_views``, ``window_views``, ``dataset_view``) and the registry
+that presents them when what they read changes (``presenting``); the quick look on slow
+devices (``preview``); ``exports`` and ``sessions``. An import-linter contract keeps
+PySide6 out; ``docs/architecture.md`` walks through it.
 """
 
 from .choices import AnalysisChoice, ModelChoice, ViewChoice
 from .document import Document
 from .exports import Exports
 from .messages import Failure, Notice, OfflineOffer, Saved
-from .presenter import Presenter, WindowView
+from .presenting import Presenters
 from .runner import QueueRunner, Runner
 
 __all__ = [
@@ -24,10 +27,9 @@ __all__ = [
     "ModelChoice",
     "Notice",
     "OfflineOffer",
-    "Presenter",
+    "Presenters",
     "QueueRunner",
     "Runner",
     "Saved",
     "ViewChoice",
-    "WindowView",
 ]

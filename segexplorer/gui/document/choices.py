@@ -26,7 +26,6 @@ from ...engine.methods import ABLATION as ABLATION
 from ...engine.methods import ACTIVATION as ACTIVATION
 from ...engine.methods import GRADCAM as GRADCAM
 from ...engine.methods import (
-    GRADCAM_PASS_METHODS,
     IG_RULES,
     METHOD_REGISTRY,
     SHAPLEY_EXACT_LIMIT,
@@ -51,10 +50,6 @@ def _labels(values: Iterable[str], labels: Mapping[str, str]) -> dict[str, str]:
 
 #: the registry's labels (engine.methods), in its order
 METHOD_LABELS = _labels(METHODS, {name: info.label for name, info in METHOD_REGISTRY.items()})
-#: the methods whose maps come from one Grad-CAM pass (the layer's activation included)
-LAYER_METHODS = GRADCAM_PASS_METHODS
-#: the methods with a job of their own (a MethodKey in the store)
-OTHER_METHODS = tuple(m for m in METHODS if m not in (GRADCAM, ACTIVATION, ABLATION))
 IG_RULE_LABELS = _labels(IG_RULES, {
     "gausslegendre": "Gauss-Legendre (Captum's default)",
     "riemann_trapezoid": "Riemann, trapezoid",

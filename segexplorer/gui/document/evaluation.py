@@ -1,10 +1,11 @@
-"""The Evaluate panel's state, without Qt: which methods to evaluate, how, its cost before
-it runs, the job, and the result for the current prediction.
+"""The Evaluate panel's state, without Qt: which methods to evaluate, how, which curve is
+drawn, its cost before it runs, and the evaluation of the current prediction.
 
 An evaluation never starts by itself (it sends hundreds of images through the model): the
-panel shows its cost, Run starts it (progress and Cancel as every job), and its result is
-kept in the store under an :class:`EvaluationKey` (the methods, every method option and
-the evaluation's settings), so coming back to the same choices shows it at once.
+panel shows its cost; Run asks for it (``wanted``), and the planner then asks for an
+``Evaluate`` job (progress and Cancel as every job). Its result is kept in the store
+under an :class:`EvaluationKey` (the methods, every method option and the evaluation's
+settings), so coming back to the same choices shows it at once.
 """
 
 from __future__ import annotations
@@ -14,54 +15,64 @@ from typing import TYPE_CHECKING, Any
 
 from ...engine.evaluation_plan import EvaluationCost, EvaluationSettings, evaluation_cost
 from ...engine.methods import DEFAULT_METHODS, METHODS, ImageFacts
-from .estimates import segment_count
+from .events import Field, State
+from .jobtable import Job, JobTable
 from .keys import EvaluationKey
-from .planner import gradcam_key, method_key, sweep_key
+from .requests import Evaluate
+from .results import gradcam_key, kind_of, result_key, sweep_key
 from .runner import JobContext
+from .states import AnalysisState, ImageState, ModelState
+from .store import ResultStore
 
 if TYPE_CHECKING:
     from ...engine.evaluation import Evaluation
-    from .document import Document
+    from ...engine.results import MethodMaps
 
 CHANNEL = "evaluate"
+DEFAULT_CURVE = "deletion_pixels"
 
 
-class EvaluationDoc:
-    """What to evaluate and the evaluation of the current prediction."""
+class EvaluationState(State):
+    """What to evaluate, how, and the evaluation of the current prediction."""
 
-    def __init__(self, doc: Document) -> None:
-        self.doc = doc
-        self.methods: tuple[str, ...] = DEFAULT_METHODS
-        self.settings = EvaluationSettings()
-        self.strip_method: str | None = None  # the randomisation strip's method
+    name = "evaluation"
+    methods: Field[tuple[str, ...]] = Field(DEFAULT_METHODS)
+    settings = Field(EvaluationSettings())
+    strip_method: Field[str | None] = Field(None)  # the randomisation strip's method
+    curve = Field(DEFAULT_CURVE)  # the curve drawn ('': all four)
+    wanted: Field[EvaluationKey | None] = Field(None)  # Run was pressed for these choices
+
+    def __init__(self, store: ResultStore, jobs: JobTable, analysis: AnalysisState,
+                 model: ModelState, image: ImageState) -> None:
+        super().__init__()
+        self.store, self.jobs, self.analysis = store, jobs, analysis
+        self.model, self.image = model, image
+        jobs.register(Evaluate, self._job, done=lambda request, value: store.put(
+            request.key, value), cancelled=self._on_stopped,
+            failed=lambda request, *_: self._on_stopped(request))
 
     # -- choices -------------------------------------------------------------------------
-    def set_methods(self, methods: tuple[str, ...]) -> None:
-        chosen = tuple(m for m in METHODS if m in methods)  # the registry's order
-        if chosen != self.methods:
-            self.methods = chosen
-            self.doc.changed()
-
-    def set_settings(self, settings: EvaluationSettings) -> None:
-        settings = settings.check()
-        if settings != self.settings:
-            self.settings = settings
-            self.doc.changed()
+    def set_method(self, method: str, on: bool) -> None:
+        """Evaluate ``method`` or not (the registry's order is kept)."""
+        chosen = set(self.methods) | {method} if on else set(self.methods) - {method}
+        self.methods = tuple(m for m in METHODS if m in chosen)
 
     def update_settings(self, **changes: Any) -> None:
-        self.set_settings(replace(self.settings, **changes))
+        self.settings = replace(self.settings, **changes).check()
 
-    def set_strip_method(self, method: str) -> None:
-        if method != self.strip_method:
-            self.strip_method = method
-            self.doc.changed()
+    def _normalize(self, values: dict[str, Any]) -> dict[str, Any]:
+        if "methods" in values:
+            values["methods"] = tuple(m for m in METHODS if m in values["methods"])
+        if "settings" in values:
+            values["settings"] = values["settings"].check()
+        return values
 
     # -- questions -----------------------------------------------------------------------
     def key(self) -> EvaluationKey | None:
-        predict = self.doc.predict_key
+        predict = self.store.predict_key
         if predict is None or not self.methods:
             return None
-        options = self.doc.analysis.method_options()
+        options = self.analysis.method_options()
         return EvaluationKey(
             predict, self.methods,
             tuple((f.name, getattr(options, f.name)) for f in fields(options)),
@@ -69,20 +80,24 @@ class EvaluationDoc:
 
     def result(self) -> Evaluation | None:
         key = self.key()
-        return self.doc.store.evaluation(key) if key is not None else None
+        return self.store.evaluation(key) if key is not None else None
+
+    def planned(self) -> EvaluationKey | None:
+        """The evaluation the planner should run: Run was pressed for these choices."""
+        key = self.key()
+        return key if key is not None and key == self.wanted else None
 
     def estimate(self) -> tuple[EvaluationCost, float | None] | None:
         """The evaluation's cost (an upper bound on the images through the model) and a
         rough time from the prediction's own forward pass."""
-        doc = self.doc
-        pred, prepared = doc.prediction, doc.prepared
-        if pred is None or prepared is None or not self.methods:
+        pred = self.store.prediction
+        if pred is None or not self.methods:
             return None
-        h, w = prepared.shape
-        segments = segment_count(doc, doc.analysis.segments) or 0
+        h, w = pred.shape
+        segments = self.store.segment_count(self.analysis.segments) or 0
         facts = ImageFacts(h, w, segments, len(pred.present_classes))
         try:
-            cost = evaluation_cost(facts, self.methods, doc.analysis.method_options(),
+            cost = evaluation_cost(facts, self.methods, self.analysis.method_options(),
                                    self.settings, computed=self._computed_names())
         except Exception:  # noqa: BLE001 - a bad option: the job says which, in one line
             return None
@@ -90,49 +105,50 @@ class EvaluationDoc:
         return cost, seconds
 
     def is_running(self) -> bool:
-        return self.doc.jobs.is_running(CHANNEL)
+        return self.jobs.is_running(CHANNEL)
 
     def was_stopped(self) -> bool:
-        return self.doc.jobs.is_blocked(CHANNEL)
+        return self.jobs.is_blocked(CHANNEL)
 
     def _computed_names(self) -> list[str]:
-        doc, predict = self.doc, self.doc.predict_key
+        predict = self.store.predict_key
         if predict is None:
             return []
-        names = []
-        analysis = doc.analysis
-        for m in self.methods:
-            if m in ("gradcam", "activation"):
-                if doc.store.gradcam(gradcam_key(predict, analysis)) is not None:
-                    names.append(m)
-            elif m == "ablation":
-                if doc.store.sweep(sweep_key(predict, analysis)) is not None:
-                    names.append(m)
-            elif doc.store.method(method_key(predict, analysis, m)) is not None:
-                names.append(m)
-        return names
+        analysis = self.analysis.choice
+        return [m for m in self.methods if self.store.has(result_key(predict, analysis, m))]
 
     # -- the job -------------------------------------------------------------------------
     def run(self) -> None:
-        """Evaluate the chosen methods for every predicted class (a job)."""
-        doc, key = self.doc, self.key()
-        session = doc.session
-        if key is None or session is None:
+        """Evaluate the chosen methods for every predicted class (the planner asks for
+        the job; Run after a Cancel runs it again)."""
+        key = self.key()
+        if key is None or self.store.session is None or self.store.has(key):
             return
-        if doc.store.has(key):
-            doc.changed()
-            return
-        predict, analysis = key.predict, doc.analysis
-        options = analysis.method_options()
-        settings = self.settings
-        gradcam = doc.store.gradcam(gradcam_key(predict, analysis))
-        sweep = doc.store.sweep(sweep_key(predict, analysis))
-        computed = {}
-        for m in self.methods:
-            maps = doc.store.method(method_key(predict, analysis, m))
-            if maps is not None:
-                computed[m] = maps
-        methods = self.methods
+        self.jobs.unblock(CHANNEL)
+        if self.update(wanted=key) == frozenset():
+            self.touch("wanted")
+
+    def cancel(self) -> None:
+        self.jobs.cancel(CHANNEL)
+
+    def _on_stopped(self, request: Evaluate) -> bool:
+        if self.wanted == request.key:
+            self.wanted = None  # Run asks again; Compute does not
+        return False  # a failure is still said
+
+    def _job(self, request: Evaluate) -> Job:
+        session = self.store.session
+        assert session is not None
+        predict, analysis = request.key.predict, self.analysis.choice
+        options, settings, methods = analysis.method_options(), self.settings, self.methods
+        gradcam = self.store.gradcam(gradcam_key(predict, analysis))
+        sweep = self.store.sweep(sweep_key(predict, analysis))
+        computed: dict[str, MethodMaps] = {}
+        for m in methods:
+            if kind_of(m).costed:
+                maps = self.store.get(result_key(predict, analysis, m))
+                if maps is not None:
+                    computed[m] = maps
 
         def job(state: JobContext) -> Evaluation:
             from ...engine.evaluation import evaluate
@@ -140,22 +156,15 @@ class EvaluationDoc:
             return evaluate(session, methods, None, options, settings, state=state,
                             computed=computed, gradcam=gradcam, sweep=sweep)
 
-        doc.submit(CHANNEL, key, job, lambda value: doc.store.put(key, value),
-                   label="Evaluating the explanations", force=True)
-        doc.changed()
-
-    def cancel(self) -> None:
-        self.doc.cancel_channel(CHANNEL)
-        self.doc.changed()
+        return Job(job, "Evaluating the explanations")
 
     def context(self) -> dict[str, object]:
         """What the numbers' file says about the image and the model."""
-        doc = self.doc
-        model = doc.model
-        info: dict[str, object] = {"image": doc.image_label()}
+        model = self.model.loaded
+        info: dict[str, object] = {"image": self.image.label}
         if model is not None:
             info.update({"model": model.name, "weights": model.weights,
                          "untrained": model.untrained})
-        if doc.prepared is not None:
-            info["working_size"] = list(doc.prepared.shape)
+        if self.image.prepared is not None:
+            info["working_size"] = list(self.image.prepared.shape)
         return info

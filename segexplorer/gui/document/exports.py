@@ -1,36 +1,57 @@
-"""The document's exports: the view, a figure, everything ``explain`` writes, ablations.
+"""The document's exports: the view, a figure, everything ``explain`` writes, ablations,
+the evaluation's files.
 
-Each export is a job (files are written atomically, off the GUI thread) that ends with
-the document's ``saved`` event. The window only picks the paths (dialogs) and composes
-what its canvas shows; the writing is ``segexplorer.export``'s.
+Each export is a request run by the job table like every job (files are written
+atomically, off the GUI thread), and ends with the document's ``saved`` event: a
+:class:`WriteFile` for one file or folder, :class:`ExportAll` for what ``explain``
+writes. The window only picks the paths (dialogs) and composes what its canvas shows;
+the writing is ``segexplorer.export``'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
 
-from .choices import (
-    ACTIVATION,
-    METHOD_LABELS,
-    OTHER_METHODS,
-    SIGN_LABELS,
-    VIEW_LABELS,
-    ViewChoice,
-    view_for_sign,
-)
+from ...engine.methods import get_method
+from .canvas_view import attribution
+from .choices import METHOD_LABELS, SIGN_LABELS, VIEW_LABELS, ViewChoice, view_for_sign
+from .drawings import Attribution
+from .jobtable import Job
+from .keys import PredictKey
 from .messages import Saved
-from .planner import gradcam_key, method_key, sweep_key
-from .presenter import Attribution, Presenter
+from .requests import WriteFile
+from .results import OTHER_METHODS, gradcam_key, method_key, sweep_key
 from .runner import JobContext
 
 if TYPE_CHECKING:
-    from ...engine.analysis import ExplainResult
+    from ...engine.analysis import ExplainRequest, ExplainResult
+    from ...engine.results import AblationSweep, GradCamResult, MethodMaps
+    from ...engine.session import Session
     from .ablation import AblationEntry
     from .document import Document
+
+
+@dataclass(frozen=True, eq=False)
+class ExportAll:
+    """Everything ``segexplorer explain`` writes, from what the document holds."""
+
+    folder: str
+    predict: PredictKey
+    request: ExplainRequest
+    session: Session
+    gradcam: GradCamResult | None
+    sweep: AblationSweep | None
+    computed: dict[str, MethodMaps]
+    channel: ClassVar[str] = "export"
+
+    @property
+    def key(self) -> tuple[str, PredictKey, int]:
+        return self.folder, self.predict, id(self)
 
 
 def figure_layout(view: ViewChoice) -> tuple[list[str], list[str], list[str]]:
@@ -47,20 +68,25 @@ def figure_layout(view: ViewChoice) -> tuple[list[str], list[str], list[str]]:
 class Exports:
     """Export jobs of one document."""
 
-    def __init__(self, document: Document, presenter: Presenter) -> None:
+    def __init__(self, document: Document) -> None:
         self.doc = document
-        self.presenter = presenter
         self.last_saved: Path | None = None
+        document.saved.connect(self._on_saved)
+        document.jobs.register(ExportAll, self._all_job, done=self._exported)
 
-    def _saved(self, message: str, path: Path) -> None:
-        self.last_saved = Path(path)
-        self.doc.saved.emit(Saved(message, Path(path)))
+    def _on_saved(self, saved: Saved) -> None:
+        self.last_saved = Path(saved.path)
+
+    def _write(self, target: Path, write: Callable[[JobContext], object], label: str,
+               message: Callable[[Path], str]) -> None:
+        self.doc.jobs.start(WriteFile(str(target), write, label, message),  # type: ignore[arg-type]
+                            force=True)
 
     def default_name(self, folder: str, suffix: str) -> str:
-        source = self.doc.source
+        source = self.doc.image.source
         stem = Path(source.label).stem if source is not None else "segexplorer"
         stem = stem.strip("<>") or "image"
-        return str(Path(folder) / f"{stem}_{self.doc.canvas_layer}{suffix}")
+        return str(Path(folder) / f"{stem}_{self.doc.layers.chosen}{suffix}")
 
     def view(self, path: str | Path, rgba: np.ndarray) -> None:
         """Save ``rgba`` (what the window shows) as a PNG."""
@@ -71,20 +97,17 @@ class Exports:
 
             return save_png(target, rgba)
 
-        # one channel per file: exports to different files never cancel one another
-        self.doc.submit(f"save:{target}", (str(target), id(rgba)), job,
-                        lambda p: self._saved(f"Saved {Path(str(p)).name}", Path(str(p))),
-                        label="Saving the view", uses_model=False, force=True)
+        self._write(target, job, "Saving the view", lambda p: f"Saved {p.name}")
 
     def figure(self, path: str | Path) -> str | None:
         """The attribution as Captum draws it; returns why not, or None."""
-        attribution = self.presenter.attribution(self.doc)
-        if isinstance(attribution, str):
-            return attribution
-        assert isinstance(attribution, Attribution) and self.doc.prepared is not None
-        view = self.doc.view
+        found = attribution(self.doc)
+        if isinstance(found, str):
+            return found
+        assert isinstance(found, Attribution) and self.doc.image.prepared is not None
+        view = self.doc.view.choice
         methods, signs, titles = figure_layout(view)
-        image, target, attr = self.doc.prepared.rgb, Path(path), attribution.values
+        image, target, attr = self.doc.image.prepared.rgb, Path(path), found.values
         suptitle = self.figure_title()
 
         def job(state: JobContext) -> Path:
@@ -94,21 +117,18 @@ class Exports:
                                outlier_perc=view.outlier, suptitle=suptitle,
                                cmap=view.colormap or None)
 
-        self.doc.submit(f"figure:{target}", (str(target),), job,
-                        lambda p: self._saved(f"Saved the figure {Path(str(p)).name}",
-                                              Path(str(p))),
-                        label="Drawing the figure", uses_model=False, force=True)
+        self._write(target, job, "Drawing the figure", lambda p: f"Saved the figure {p.name}")
         return None
 
     def figure_title(self) -> str:
         """What an exported figure shows: the class, the method, the model, and its
         weights when they mean nothing."""
         doc = self.doc
-        pred, target, model = doc.prediction, doc.target, doc.model
+        pred, target, model = doc.store.prediction, doc.view.target, doc.model.loaded
         method = METHOD_LABELS[doc.analysis.method]
         what = (f"{method} of '{pred.categories[target]}'"
-                if pred is not None and target is not None and doc.analysis.method != ACTIVATION
-                else method)
+                if pred is not None and target is not None
+                and get_method(doc.analysis.method).per_class else method)
         if model is None:
             return what
         title = f"{what}; {model.name}"
@@ -119,14 +139,13 @@ class Exports:
         the seed's three methods (what is missing is computed first, and kept) and every
         other method computed for these choices (never recomputed)."""
         doc = self.doc
-        session, predict, source = doc.session, doc.predict_key, doc.source
+        session, predict, source = doc.store.session, doc.store.predict_key, doc.image.source
         if session is None or predict is None or source is None:
             return
         from ...engine.analysis import ExplainRequest
         from ...engine.methods import DEFAULT_METHODS
 
-        choice, model = doc.analysis, doc.model_choice
-        gkey, skey = gradcam_key(predict, choice), sweep_key(predict, choice)
+        choice, model = doc.analysis.choice, doc.model.choice
         computed = {}
         for name in OTHER_METHODS:
             maps = doc.store.method(method_key(predict, choice, name))
@@ -141,31 +160,39 @@ class Exports:
             precision=session.precision, n_steps=choice.n_steps, ig_method=choice.ig_method,
             window=choice.window, stride=choice.stride, n_samples=choice.n_samples,
             shapley_mode=choice.shapley_mode)
-        gradcam, sweep, out = doc.store.gradcam(gkey), doc.store.sweep(skey), Path(folder)
+        doc.jobs.start(ExportAll(
+            str(folder), predict, request, session,
+            doc.store.gradcam(gradcam_key(predict, choice)),
+            doc.store.sweep(sweep_key(predict, choice)), computed), force=True)
+
+    def _all_job(self, export: ExportAll) -> Job:
+        out = Path(export.folder)
 
         def job(state: JobContext) -> tuple[list[Path], ExplainResult]:
             from ...engine.analysis import explain_session
             from ...export import write_explain
 
-            result = explain_session(session, request, state=state, gradcam=gradcam,
-                                     sweep=sweep, computed=computed)
+            result = explain_session(export.session, export.request, state=state,
+                                     gradcam=export.gradcam, sweep=export.sweep,
+                                     computed=export.computed)
             return write_explain(out, result), result
 
-        def done(value: object) -> None:
-            paths, result = cast("tuple[list[Path], ExplainResult]", value)
-            if result.gradcam is not None:
-                doc.store.put(gkey, result.gradcam)
-            if result.sweep is not None:
-                doc.store.put(skey, result.sweep)
-            self._saved(f"Exported {len(paths)} files to {out}", out)
-
         # Not lending the model: Grad-CAM polls for cancellation while its hooks are set.
-        doc.submit("export", (str(out), predict), job, done, label="Exporting all",
-                   force=True)
+        return Job(job, "Exporting all")
+
+    def _exported(self, export: ExportAll, value: Any) -> None:
+        paths, result = cast("tuple[list[Path], ExplainResult]", value)
+        choice = self.doc.analysis.choice
+        if result.gradcam is not None:
+            self.doc.store.put(gradcam_key(export.predict, choice), result.gradcam)
+        if result.sweep is not None:
+            self.doc.store.put(sweep_key(export.predict, choice), result.sweep)
+        self.doc.saved.emit(Saved(f"Exported {len(paths)} files to {export.folder}",
+                                  Path(export.folder)))
 
     def evaluation_curves(self, path: str | Path, every_target: bool = False) -> None:
         """The evaluation's curves (the target's, or every target's) as PNG, SVG or PDF."""
-        result, target = self.doc.evaluation.result(), self.doc.target
+        result, target = self.doc.evaluation.result(), self.doc.view.target
         if result is None:
             return
         targets = (result.targets if every_target or target not in result.targets
@@ -193,37 +220,35 @@ class Exports:
 
     def _save_evaluation(self, out: Path, what: str, write: Callable[[Path], Path]) -> None:
         """Write one of the evaluation's files in a job; say where it went."""
-        self.doc.submit(f"export:{out}", str(out), lambda state: write(out),
-                        lambda p: self._saved(f"Saved the {what} to {Path(str(p)).name}",
-                                              Path(str(p))),
-                        label=f"Saving the {what}", uses_model=False, force=True)
+        self._write(out, lambda state: write(out), f"Saving the {what}",
+                    lambda p: f"Saved the {what} to {p.name}")
 
     def ablation(self, folder: str | Path, entry: AblationEntry | None = None) -> None:
         """Write what ``segexplorer ablate`` writes for the shown (or given) ablation."""
         doc = self.doc
         chosen = entry or doc.ablation.shown
-        session = doc.session
+        session = doc.store.session
         if chosen is None or session is None:
             return
         out = Path(folder)
+        count: list[int] = []
 
-        def job(state: JobContext) -> list[Path]:
+        def job(state: JobContext) -> Path:
             from ...export.ablation import write_ablation
 
-            return write_ablation(out, session, chosen.segments, chosen.outcome)
+            count.append(len(write_ablation(out, session, chosen.segments, chosen.outcome)))
+            return out
 
-        doc.submit(f"export_ablation:{out}", (str(out), id(chosen)), job,
-                   lambda paths: self._saved(f"Exported {len(paths)} files to {out}",  # type: ignore[arg-type]
-                                             out),
-                   label="Exporting the ablation", uses_model=False, force=True)
+        self._write(out, job, "Exporting the ablation",
+                    lambda p: f"Exported {count[0] if count else 0} files to {out}")
 
     def ablation_history(self, path: str | Path) -> None:
         """Every ablation of this image, as ``segexplorer ablate`` reports each, in one JSON."""
         doc = self.doc
-        entries, session = doc.ablation.history, doc.session
+        entries, session = doc.ablation.history, doc.store.session
         if not entries or session is None:
             return
-        target, source = Path(path), doc.image_label()
+        target, source = Path(path), doc.image.label
 
         def job(state: JobContext) -> Path:
             from ...export import save_json
@@ -236,7 +261,5 @@ class Exports:
                 reports.append(report)
             return save_json(target, {"image": source, "ablations": reports})
 
-        doc.submit(f"export_ablation:{target}", (str(target), len(entries)), job,
-                   lambda p: self._saved(f"Saved {len(entries)} ablations to "
-                                         f"{Path(str(p)).name}", Path(str(p))),
-                   label="Exporting the ablation history", uses_model=False, force=True)
+        self._write(target, job, "Exporting the ablation history",
+                    lambda p: f"Saved {len(entries)} ablations to {p.name}")

@@ -67,6 +67,23 @@ class AblatedKey:
 
 
 @dataclass(frozen=True)
+class Selection:
+    """What is ablated: segment ids of one segments kind, replaced by one baseline."""
+
+    kind: str
+    baseline: str
+    ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class AblationKey:
+    """One ablation (ablate mode): a selection of the prediction's segments."""
+
+    predict: PredictKey
+    selection: Selection
+
+
+@dataclass(frozen=True)
 class MethodKey:
     """Any other registered method's maps for every class (engine.attribution.compute)."""
 

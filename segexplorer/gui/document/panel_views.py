@@ -1,5 +1,6 @@
-"""The side panels' content, without Qt: the Ablation panel, the Shapley section and the
-Evaluate panel, each a frozen value the presenter computes from the document."""
+"""The side panels' content, without Qt: the Ablation panel and the Evaluate panel, each
+a frozen value its view function computes from the document (``signature`` changes
+whenever anything in it does, so a panel skips an unchanged view)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import numpy as np
 from ...engine.evaluation_plan import EvaluationSettings
 from ...render import render_attribution
 from ...render.evaluation import TargetCurves
-from .ablation import selection_label
+from .ablation_entries import selection_label
 from .choices import METHOD_LABELS
+from .drawings import Drawings
+from .events import depends_on
 from .formatting import format_duration
 
 if TYPE_CHECKING:
@@ -36,9 +39,6 @@ class AblationView:
     """The ablation panel's content; ``signature`` changes whenever anything in it does."""
 
     signature: tuple[Any, ...]
-    view: str
-    segments: str
-    baseline: str
     has_prediction: bool
     thumbnails: dict[str, np.ndarray] | None
     result: AblationResultView | None
@@ -88,17 +88,7 @@ class EvaluationView:
     strip: tuple[StripCell, ...]
     verdicts: tuple[tuple[str, str, bool], ...]  # (label, verdict, flagged)
     can_export: bool
-
-
-@dataclass(frozen=True)
-class ShapleyView:
-    """The Shapley panel: each segment's value for the target, and the pairs of segments
-    that interact most (the pairwise Shapley interaction index, exact only)."""
-
-    heading: str  # e.g. "Shapley values for 'person' (exact: 2^5 coalitions)"
-    values: tuple[tuple[str, float], ...]  # (segment label, value), largest |value| first
-    pairs: tuple[tuple[str, float], ...]  # ('person + bicycle', index), largest |index| first
-    pairs_note: str  # why there are no pairs (sampled), or how to read them
+    curve: str  # the curve drawn ('': all four)
 
 
 def _heat(values: np.ndarray) -> np.ndarray:
@@ -109,38 +99,39 @@ def _heat(values: np.ndarray) -> np.ndarray:
         return np.full((*values.shape, 4), 255, np.uint8)
 
 
-def ablation_view(doc: Document) -> AblationView:
+@depends_on("ablation", "analysis.segments", "analysis.baseline", "results", "jobs.ablated",
+            "jobs.sweep", "image")
+def ablation_view(doc: Document, drawings: Drawings) -> AblationView:
     """The Ablation panel's content."""
-    ab, pred, choice = doc.ablation, doc.prediction, doc.analysis
-    sweep = doc.sweep_for(choice.segments, choice.baseline) if pred is not None else None
+    ab, pred, choice = doc.ablation, doc.store.prediction, doc.analysis
+    sweep = doc.store.sweep_for(choice.segments, choice.baseline) if pred is not None \
+        else None
     computing = ab.is_computing()
     history = ab.history
     sweep_running = doc.jobs.is_running("sweep")
-    signature = (ab.active, doc.predict_key, id(ab.shown), ab.selection, computing,
+    signature = (ab.active, doc.store.predict_key, id(ab.shown), ab.selection, computing,
                  len(history), id(sweep), sweep_running, ab.view, choice.segments,
-                 choice.baseline)
-    common: dict[str, Any] = {"signature": signature, "view": ab.view,
-                              "segments": choice.segments, "baseline": choice.baseline,
-                              "can_export": ab.shown is not None,
+                 choice.baseline, doc.image.prepared is None)
+    common: dict[str, Any] = {"signature": signature, "can_export": ab.shown is not None,
                               "can_reset": ab.selection is not None,
                               "can_undo": ab.can_undo(), "can_redo": ab.can_redo()}
     if pred is None:
         return AblationView(has_prediction=False, thumbnails=None, result=None,
                             status=None, history=(), current=None,
                             sweep_text=("Waiting for the model's prediction."
-                                        if doc.prepared is not None
+                                        if doc.image.prepared is not None
                                         else "Open an image to ablate its segments."),
                             can_precompute=False, **common)
     entry = ab.shown
     result = None
     if entry is None:
-        thumbnails = ab.original_thumbnails()
+        thumbnails = ab.drawings.original_thumbnails()
     else:
         thumbnails = entry.thumbnails
         emphasis = frozenset(s.class_index for s in entry.segments.info
                              if s.id in entry.selection.ids)
         result = AblationResultView(entry.summary, entry.details(), pred.categories,
-                                    doc.class_colors(), entry.outcome.before,
+                                    doc.store.class_colors(), entry.outcome.before,
                                     entry.outcome.after, emphasis)
     status = None
     if computing and ab.selection is not None:
@@ -168,33 +159,11 @@ def ablation_view(doc: Document) -> AblationView:
         sweep_text=sweep_text, can_precompute=can_precompute, **common)
 
 
-def shapley_view(doc: Document) -> ShapleyView | None:
-    """The Shapley section, once the Shapley method's values are computed."""
-    maps, pred, target = doc.method_for(), doc.prediction, doc.target
-    if maps is None or maps.shapley is None or pred is None or target is None:
-        return None
-    table = maps.shapley
-    segments = table.segments
-    names = {s.id: selection_label(pred.categories, segments, (s.id,)) for s in segments.info}
-    column = table.values[:, target]
-    order = sorted(range(len(column)), key=lambda r: (-abs(float(column[r])), r))
-    values = tuple((names[segments.info[r].id], float(column[r])) for r in order)
-    pairs = tuple((f"{names[a]} + {names[b]}", v) for a, b, v in table.top_pairs(target, 5))
-    if table.exact:
-        note = ("Interaction > 0: the two segments matter more together than apart; "
-                "< 0: either one is enough." if pairs else "No pair of segments interacts.")
-    else:
-        note = (f"Sampled ({table.n_samples} permutations): pair interactions need the "
-                "exact values (fewer segments, or Shapley mode Exact).")
-    heading = f"Shapley values for '{pred.categories[target]}' ({maps.detail})"
-    return ShapleyView(heading, values, pairs, note)
-
-
-def evaluation_view(doc: Document, strips: dict[tuple[Any, ...], tuple[StripCell, ...]]
-                    ) -> EvaluationView:
-    """The Evaluate panel's content (``strips``: the drawn randomisation strips, kept)."""
-    ev = doc.evaluation
-    result, pred, target = ev.result(), doc.prediction, doc.target
+@depends_on("evaluation", "analysis", "results", "jobs.evaluate", "view.target", "image")
+def evaluation_view(doc: Document, drawings: Drawings) -> EvaluationView:
+    """The Evaluate panel's content (the drawn randomisation strips are kept)."""
+    ev, strips = doc.evaluation, drawings.strips
+    result, pred, target = ev.result(), doc.store.prediction, doc.view.target
     running, stopped = ev.is_running(), ev.was_stopped()
     estimate = ev.estimate()
     if estimate is None:
@@ -251,8 +220,8 @@ def evaluation_view(doc: Document, strips: dict[tuple[Any, ...], tuple[StripCell
         strip_method = (ev.strip_method if ev.strip_method in result.methods
                         else result.methods[0])
         strip = strip_cells(strips, result, strip_method, target)
-    signature = (doc.predict_key, id(result), target, running, stopped, ev.methods,
-                 ev.settings, cost_text, strip_method, pred is None)
+    signature = (doc.store.predict_key, id(result), target, running, stopped, ev.methods,
+                 ev.settings, cost_text, strip_method, pred is None, ev.curve)
     return EvaluationView(
         signature=signature,
         methods=tuple((m, labels[m], m in ev.methods) for m in METHOD_LABELS),
@@ -261,7 +230,7 @@ def evaluation_view(doc: Document, strips: dict[tuple[Any, ...], tuple[StripCell
         and result is None,
         running=running, curves=curves, areas=areas, chance=chance,
         strip_methods=strip_methods, strip_method=strip_method, strip=strip,
-        verdicts=verdicts, can_export=result is not None)
+        verdicts=verdicts, can_export=result is not None, curve=ev.curve)
 
 
 def strip_cells(strips: dict[tuple[Any, ...], tuple[StripCell, ...]], result: Evaluation,

@@ -1,28 +1,23 @@
 """What must be computed: a pure function from the document's situation to job requests.
 
 The document describes itself as a :class:`Situation` (plain values, no live objects) and
-:func:`plan` answers with the requests, in order, that the current choices need and the
-store does not hold. The document submits them; a request already on its way, or one that
-failed or was cancelled with the same key, is skipped by the job book, not here.
+:func:`plan` answers with the requests (``requests``), in order, that the current choices
+need and the store does not hold: the engine, the model, the image, the prediction, the
+chosen method's result, the ablated input, and what the user asked for on purpose (an
+ablation in ablate mode, the sweep that answers clicks, an evaluation, the layers'
+audit). One request per channel: a second one waits for the first to finish. The job
+table (``jobtable``) starts them; one that is already on its way, or that failed or was
+cancelled with the same key, is skipped by the job book, not here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .choices import (
-    ABLATED,
-    ABLATION,
-    ACTIVATION,
-    LAYER_METHODS,
-    OTHER_METHODS,
-    AnalysisChoice,
-    ModelChoice,
-)
+from .choices import ABLATED, AnalysisChoice, ModelChoice
 from .keys import (
-    AblatedKey,
-    GradCamKey,
+    AblationKey,
+    EvaluationKey,
     ImageKey,
     MethodKey,
     ModelKey,
@@ -30,6 +25,20 @@ from .keys import (
     ResultKey,
     SweepKey,
 )
+from .requests import (
+    Ablate,
+    AuditLayers,
+    ComputeAblatedInput,
+    ComputeSweep,
+    Evaluate,
+    LoadEngine,
+    LoadModel,
+    OpenImage,
+    Planned,
+    Predict,
+    Resize,
+)
+from .results import GRADCAM_PASS, ablated_key, gradcam_key, kind_of
 
 
 @dataclass(frozen=True)
@@ -51,89 +60,11 @@ class Situation:
     #: Compute starts it, when it is not)
     method_auto: bool = True
     confirmed: frozenset[MethodKey] = frozenset()  # costly results the user asked for
-
-
-@dataclass(frozen=True)
-class LoadEngine:
-    """Import torch and the engine (once)."""
-
-
-@dataclass(frozen=True)
-class LoadModel:
-    key: ModelKey
-
-
-@dataclass(frozen=True)
-class Resize:
-    """Prepare the opened image at another working size."""
-
-    key: ImageKey
-
-
-@dataclass(frozen=True)
-class Predict:
-    key: PredictKey
-    gradcam: GradCamKey | None  # the same forward pass also gives this Grad-CAM
-
-
-@dataclass(frozen=True)
-class ComputeGradCam:
-    key: GradCamKey
-
-
-@dataclass(frozen=True)
-class ComputeSweep:
-    key: SweepKey
-
-
-@dataclass(frozen=True)
-class ComputeAblatedInput:
-    key: AblatedKey
-
-
-@dataclass(frozen=True)
-class ComputeMethod:
-    """Another registered method's maps for every class."""
-
-    key: MethodKey
-
-
-Request = (LoadEngine | LoadModel | Resize | Predict | ComputeGradCam | ComputeSweep
-           | ComputeAblatedInput | ComputeMethod)
-
-
-def gradcam_key(predict: PredictKey, analysis: AnalysisChoice) -> GradCamKey:
-    return GradCamKey(predict, analysis.layer or "", analysis.aggregation, analysis.upsample)
-
-
-def layer_key(predict: PredictKey, analysis: AnalysisChoice,
-              stored: Iterable[object] = ()) -> GradCamKey:
-    """The Grad-CAM pass the chosen method reads. The layer's activation does not depend
-    on Grad-CAM's upsampling or class score: any pass at that layer serves it."""
-    exact = gradcam_key(predict, analysis)
-    if analysis.method != ACTIVATION:
-        return exact
-    stored = list(stored)
-    if exact in stored:
-        return exact
-    return next((k for k in stored if isinstance(k, GradCamKey) and k.predict == predict
-                 and k.layer == exact.layer), exact)
-
-
-def sweep_key(predict: PredictKey, analysis: AnalysisChoice,
-              aggregation: str | None = None) -> SweepKey:
-    return SweepKey(predict, analysis.segments, analysis.baseline,
-                    aggregation or analysis.aggregation)
-
-
-def method_key(predict: PredictKey, analysis: AnalysisChoice,
-               method: str | None = None) -> MethodKey:
-    name = method or analysis.method
-    return MethodKey(predict, name, analysis.method_options().used_by(name))
-
-
-def ablated_key(predict: PredictKey, analysis: AnalysisChoice, target: int) -> AblatedKey:
-    return AblatedKey(predict, analysis.segments, analysis.baseline, target)
+    opening: int | None = None  # an image the user opened, not loaded yet
+    ablation: AblationKey | None = None  # ablate mode's selection, to compute
+    precompute: SweepKey | None = None  # the sweep asked for to answer clicks
+    evaluation: EvaluationKey | None = None  # the evaluation asked for (Run)
+    audit: PredictKey | None = None  # the layers' audit asked for (the layer picker)
 
 
 def wanted_prediction(s: Situation) -> PredictKey | None:
@@ -147,41 +78,53 @@ def wanted_prediction(s: Situation) -> PredictKey | None:
     return want
 
 
-def plan(s: Situation) -> tuple[Request, ...]:
+def plan(s: Situation) -> tuple[Planned, ...]:
     """The jobs the current choices need, in the order they should start."""
-    if not s.engine_ready:
-        return (LoadEngine(),)  # model work waits for torch
-    requests: list[Request] = []
     choice = s.model_choice
+    if not s.engine_ready:  # model work waits for torch; reading an image need not
+        opening = (OpenImage(ImageKey(s.opening, choice.size)),) if s.opening is not None else ()
+        return (LoadEngine(), *opening)
+    requests: list[Planned] = []
     if choice.key != s.loaded_model:
         requests.append(LoadModel(choice.key))
-    if s.source is not None:
-        image = ImageKey(s.source, choice.size)
-        if image != s.loaded_image:
-            requests.append(Resize(image))
+    if s.opening is not None:
+        requests.append(OpenImage(ImageKey(s.opening, choice.size)))
+    elif s.source is not None and ImageKey(s.source, choice.size) != s.loaded_image:
+        requests.append(Resize(ImageKey(s.source, choice.size)))
     want = wanted_prediction(s)
     if want is not None and s.predict_key != want:
-        with_gradcam = (gradcam_key(want, s.analysis) if s.analysis.method in LAYER_METHODS
-                        else None)
+        with_gradcam = (gradcam_key(want, s.analysis)
+                        if kind_of(s.analysis.method) is GRADCAM_PASS else None)
         requests.append(Predict(want, with_gradcam))
     predict = s.predict_key
-    if predict is None:
-        return tuple(requests)
+    if predict is not None:
+        requests.extend(_for_prediction(s, predict))
+    channels: set[str] = set()
+    one_per_channel = []
+    for request in requests:  # the first on each channel; the next when it is done
+        if request.channel not in channels:
+            channels.add(request.channel)
+            one_per_channel.append(request)
+    return tuple(one_per_channel)
+
+
+def _for_prediction(s: Situation, predict: PredictKey) -> list[Planned]:
+    requests: list[Planned] = []
     analysis = s.analysis
-    if analysis.method in LAYER_METHODS:
-        gkey = layer_key(predict, analysis, s.stored)
-        if gkey not in s.stored:
-            requests.append(ComputeGradCam(gkey))
-    elif analysis.method == ABLATION:
-        skey = sweep_key(predict, analysis)
-        if skey not in s.stored:
-            requests.append(ComputeSweep(skey))
-    elif analysis.method in OTHER_METHODS:
-        mkey = method_key(predict, analysis)
-        if mkey not in s.stored and (s.method_auto or mkey in s.confirmed):
-            requests.append(ComputeMethod(mkey))
+    kind = kind_of(analysis.method)
+    key = kind.key(predict, analysis, s.stored)
+    if key not in s.stored and (not kind.costed or s.method_auto or key in s.confirmed):
+        requests.append(kind.request(key))
     if s.canvas_layer == ABLATED and s.target is not None and not s.ablate_mode:
         akey = ablated_key(predict, analysis, s.target)
         if akey not in s.stored:
             requests.append(ComputeAblatedInput(akey))
-    return tuple(requests)
+    if s.ablate_mode and s.ablation is not None and s.ablation.predict == predict:
+        requests.append(Ablate(s.ablation))
+    if s.precompute is not None and s.precompute not in s.stored:
+        requests.append(ComputeSweep(s.precompute))
+    if s.evaluation is not None and s.evaluation not in s.stored:
+        requests.append(Evaluate(s.evaluation))
+    if s.audit == predict:
+        requests.append(AuditLayers(predict))
+    return requests

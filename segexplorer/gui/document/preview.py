@@ -21,9 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ...engine.methods import get_method
 from ...render import decode_segmap, hide_target, upscale_nearest
-from .choices import ACTIVATION, LAYER_METHODS, AnalysisChoice, default_target
+from .choices import AnalysisChoice, default_target
+from .events import Change, Event
 from .keys import PredictKey
+from .results import GRADCAM_PASS, kind_of
 from .runner import JobContext
 
 if TYPE_CHECKING:
@@ -99,6 +102,7 @@ class Preview:
         self.result: PreviewResult | None = None
         self.shown_count = 0  # previews accepted so far
         self._segmap: tuple[tuple[int, int], np.ndarray] | None = None
+        self.changed: Event[Change] = Event()  # ('preview', {'result'})
 
     # -- the job side ----------------------------------------------------------------------
     @staticmethod
@@ -127,6 +131,7 @@ class Preview:
         self.result = result
         self._segmap = None
         self.shown_count += 1
+        self.changed.emit(Change("preview", frozenset({"result"})))
         return True
 
     def clear(self) -> PreviewResult | None:
@@ -135,6 +140,8 @@ class Preview:
         self._expected = None
         self.result = None
         self._segmap = None
+        if had is not None:
+            self.changed.emit(Change("preview", frozenset({"result"})))
         return had
 
     # -- the drawing side --------------------------------------------------------------------
@@ -166,12 +173,12 @@ class Preview:
         if result is None:
             return None
         gradcam = result.gradcam
-        if (gradcam is None or choice.method not in LAYER_METHODS
+        if (gradcam is None or kind_of(choice.method) is not GRADCAM_PASS
                 or _analysis_key(choice) != result.analysis):
             return None
         pred = result.prediction
         target = self.target(current_target)
-        if choice.method == ACTIVATION:
+        if not get_method(choice.method).per_class:  # the layer's activation
             attr, what = gradcam.activation_upsampled, "Mean activation"
         elif target is not None and target in gradcam.upsampled:
             attr, what = gradcam.upsampled[target], f"Grad-CAM of '{pred.categories[target]}'"

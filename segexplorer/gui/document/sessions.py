@@ -8,24 +8,40 @@ answers single segments when it exists), then shows the entry that was on screen
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from . import session_file
-from .ablation import CHANNEL, AblationEntry, Selection, make_entry
-from .messages import Saved
+from .ablation import CHANNEL, AblationEntry, Selection
+from .ablation_entries import make_entry
+from .jobtable import Job
+from .keys import PredictKey
+from .requests import WriteFile
 from .runner import JobContext
 from .session_file import SavedAblation, SessionFile
 from .sources import bytes_source, file_source
 
 if TYPE_CHECKING:
     from .document import Document
-    from .keys import PredictKey
+
+
+@dataclass(frozen=True, eq=False)
+class ReplayAblations:
+    """A reopened session's ablations, recomputed in one job once it is predicted."""
+
+    predict: PredictKey
+    content: SessionFile
+    channel: ClassVar[str] = CHANNEL
+
+    @property
+    def key(self) -> tuple[str, PredictKey]:
+        return "replay", self.predict
 
 
 def snapshot(doc: Document) -> SessionFile | None:
     """The document as a session file's content (None: no image is open)."""
-    source, ablation = doc.source, doc.ablation
+    source, ablation = doc.image.source, doc.ablation
     if source is None:
         return None
     if source.data is not None:
@@ -38,9 +54,10 @@ def snapshot(doc: Document) -> SessionFile | None:
     shown = history.index(ablation.shown) if ablation.shown in history else None
     return SessionFile(
         image_name=source.label, image_path=source.path, image_bytes=data,
-        model=doc.model_choice, analysis=doc.analysis, view=doc.view,
-        canvas_layer=doc.canvas_layer, opacity=dict(doc.opacity), outline=doc.outline,
-        target=doc.target, ablate_mode=ablation.active, ablation_view=ablation.view,
+        model=doc.model.choice, analysis=doc.analysis.choice, view=doc.view.choice,
+        canvas_layer=doc.layers.chosen, opacity=dict(doc.layers.opacity),
+        outline=doc.layers.outline, target=doc.view.target, ablate_mode=ablation.active,
+        ablation_view=ablation.view,
         history=tuple(SavedAblation(e.selection.kind, e.selection.baseline, e.selection.ids)
                       for e in history), shown=shown)
 
@@ -57,21 +74,20 @@ def save(doc: Document, path: str | Path) -> None:
 
         return write_text(target, session_file.to_json(content))
 
-    doc.submit("save_session", str(target), job,
-               lambda p: doc.saved.emit(Saved(f"Saved the session {target.name}", target)),
-               label="Saving the session", uses_model=False, force=True)
+    doc.jobs.start(WriteFile(str(target), job, "Saving the session",  # type: ignore[arg-type]
+                             lambda _p: f"Saved the session {target.name}"), force=True)
 
 
 def open_session(doc: Document, path: str | Path) -> None:
     """Open a session file: choices now, the image next, the ablations after it is
     predicted. A file that is not a session is a one-line failure."""
     content = session_file.read(path)  # raises UserError: the window shows it
-    doc.set_model_choice(content.model)
-    doc.set_analysis(content.analysis)
-    doc.set_view(content.view)
-    doc.opacity.update(content.opacity)
-    doc.set_outline(content.outline)
-    doc.choices_changed.emit(None)
+    with doc.updates.batch():
+        doc.model.set(content.model)
+        doc.analysis.set(content.analysis)
+        doc.view.set(content.view)
+        doc.layers.update(opacity={**doc.layers.opacity, **content.opacity},
+                          outline=content.outline)
     path_ok = content.image_path is not None and Path(content.image_path).is_file() \
         and Path(content.image_path).read_bytes() == content.image_bytes
     source = (file_source(content.image_path) if path_ok and content.image_path
@@ -85,14 +101,16 @@ def open_session(doc: Document, path: str | Path) -> None:
         _replay(doc, content, key)
 
     doc.predicted.connect(on_predicted)
-    doc.open_source(source)
+    doc.image.wanted = source
 
 
 def _restore_views(doc: Document, content: SessionFile) -> None:
-    doc.set_canvas_layer(content.canvas_layer if not content.ablate_mode else doc.canvas_layer)
-    if content.target is not None and doc.prediction is not None \
-            and content.target < len(doc.prediction.categories):
-        doc.set_target(content.target)
+    if not content.ablate_mode:
+        doc.layers.chosen = content.canvas_layer
+    prediction = doc.store.prediction
+    if content.target is not None and prediction is not None \
+            and content.target < len(prediction.categories):
+        doc.view.target = content.target
 
 
 def _replay(doc: Document, content: SessionFile, key: PredictKey) -> None:
@@ -101,15 +119,23 @@ def _replay(doc: Document, content: SessionFile, key: PredictKey) -> None:
         if content.ablate_mode:
             doc.ablation.set_active(True)
         return
-    session, prediction = doc.session, doc.prediction
+    if ReplayAblations not in doc.jobs.kinds():
+        doc.jobs.register(ReplayAblations, lambda r: _replay_job(doc, r),
+                          done=lambda r, entries: _replayed(doc, r, entries))
+    doc.jobs.start(ReplayAblations(key, content), force=True)
+
+
+def _replay_job(doc: Document, request: ReplayAblations) -> Job:
+    session, prediction = doc.store.session, doc.store.prediction
     assert session is not None and prediction is not None
-    sweeps = {(a.kind, a.baseline): doc.sweep_for(a.kind, a.baseline) for a in content.history}
+    history = request.content.history
+    sweeps = {(a.kind, a.baseline): doc.store.sweep_for(a.kind, a.baseline) for a in history}
 
     def job(state: JobContext) -> list[AblationEntry]:
         from ...engine.segments import make_segments
 
         entries, segments = [], {}
-        for saved in content.history:
+        for saved in history:
             sweep = sweeps[(saved.kind, saved.baseline)]
             if saved.kind not in segments:
                 segments[saved.kind] = (sweep.segments if sweep is not None
@@ -122,17 +148,18 @@ def _replay(doc: Document, content: SessionFile, key: PredictKey) -> None:
                                       time.perf_counter() - start))
         return entries
 
-    def done(value: object) -> None:
-        if doc.predict_key != key:
-            return
-        entries = cast("list[AblationEntry]", value)
-        ablation = doc.ablation
-        ablation.adopt_history(entries)
-        if content.ablate_mode:
-            ablation.set_active(True)
-            ablation.view = content.ablation_view
-            if content.shown is not None and content.shown < len(entries):
-                ablation.show_history(content.shown)
+    return Job(job, "Recomputing the ablations")
 
-    doc.submit(CHANNEL, ("replay", key), job, done, label="Recomputing the ablations",
-               force=True)
+
+def _replayed(doc: Document, request: ReplayAblations, value: Any) -> None:
+    if doc.store.predict_key != request.predict:
+        return
+    content = request.content
+    entries = cast("list[AblationEntry]", value)
+    ablation = doc.ablation
+    ablation.adopt_history(entries)
+    if content.ablate_mode:
+        ablation.set_active(True)
+        ablation.view = content.ablation_view
+        if content.shown is not None and content.shown < len(entries):
+            ablation.show_history(content.shown)

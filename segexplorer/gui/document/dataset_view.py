@@ -1,0 +1,364 @@
+"""The dataset window's view (no Qt): one frozen :class:`DatasetView` computed from the
+dataset state (``dataset.DatasetState``): the table of images x classes with their
+figures, the thumbnail tiles in the table's order, the context matrix as coloured cells
+with the images behind the picked cell, the errors, a running batch's progress.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...engine.cards import is_card_path
+from ...engine.methods import METHOD_REGISTRY
+from .dataset import CLASS, IMAGE, DatasetState
+from .events import depends_on
+
+if TYPE_CHECKING:
+    from ...batch.summary import Dataset
+    from .document import Document
+
+SHARE, SCORE, CONTEXT = "share", "score", "context"
+_RGB = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    numeric: bool
+    tooltip: str = ""
+
+
+@dataclass(frozen=True)
+class TableRow:
+    image: str  # the image's key (its path relative to the batch's input)
+    class_index: int
+    texts: tuple[str, ...]  # one per column
+
+
+@dataclass(frozen=True)
+class Tile:
+    image: str
+    class_index: int | None
+    caption: str
+    picture: str  # the file the thumbnail shows
+    tooltip: str
+
+
+@dataclass(frozen=True)
+class HeatCell:
+    text: str  # '-35 %\nn=4'
+    color: _RGB
+    text_color: _RGB
+    tooltip: str
+
+
+@dataclass(frozen=True)
+class HeatmapView:
+    classes: tuple[int, ...]  # rows and columns: class indices
+    names: tuple[str, ...]
+    cells: tuple[tuple[HeatCell | None, ...], ...]  # None: no image holds both classes
+    selected: tuple[int, int] | None  # (target class, ablated class)
+    caption: str  # what the selected cell means
+    images: tuple[tuple[str, str], ...]  # the images behind it: (key, '-35 %')
+
+
+@dataclass(frozen=True)
+class DatasetView:
+    title: str
+    summary: str
+    folder: str
+    loaded: bool
+    running: bool
+    progress: tuple[int, int, str] | None  # done, total, line (a running batch)
+    class_choices: tuple[tuple[int | None, str], ...]  # (class, label); None: every class
+    class_filter: int | None
+    columns: tuple[Column, ...]
+    rows: tuple[TableRow, ...]
+    sort: tuple[str, bool]  # column key, descending
+    tiles: tuple[Tile, ...]
+    heatmap: HeatmapView
+    errors: tuple[tuple[str, str], ...]  # (image, error)
+
+
+# the heat map's colours saturate at this relative change: a class with a score near zero
+# in some image gives huge relative changes that would wash every other cell out
+COLOR_LIMIT = 1.0
+
+
+def percent(value: float | None, signed: bool = False) -> str:
+    """'42 %', '+5 %', '-35 %'; a value that rounds to zero is '0 %' (never '-0 %')."""
+    if value is None or not math.isfinite(value):
+        return ""
+    rounded = round(value * 100)
+    if rounded == 0:
+        return "0 %"
+    return f"{rounded:+d} %" if signed else f"{rounded:d} %"
+
+
+def method_label(method: str) -> str:
+    """The registry's short label (a method the registry no longer has: its name)."""
+    info = METHOD_REGISTRY.get(method)
+    return info.short_label if info is not None else method
+
+
+def number(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return ""
+    return f"{value:.4g}"
+
+
+def dataset_view(state: DatasetState) -> DatasetView:
+    """The dataset window's content for the state (its own view function)."""
+    return _ViewMaker(state).make()
+
+
+@depends_on("dataset", "jobs.dataset", "jobs.batch")
+def dataset_window_view(doc: Document, _drawings: object) -> DatasetView:
+    """The dataset window's view, as the window's presenters call it."""
+    return dataset_view(doc.dataset)
+
+
+class _ViewMaker:
+    def __init__(self, state: DatasetState) -> None:
+        self.state = state
+        self.class_filter = state.class_filter
+        self.sort = state.sort
+        self.selected_cell = state.selected_cell
+
+    def make(self) -> DatasetView:
+        dataset = self.state.dataset
+        running = self.state.batch
+        progress = (running.progress.done, running.progress.total, running.progress.line) \
+            if running is not None and running.progress is not None else None
+        if dataset is None:
+            title = "Dataset - SegExplorer"
+            return DatasetView(title, self.state.last_message or "Open a batch output folder, "
+                               "or run a batch on a folder of images.",
+                               str(self.state.folder or ""), False,
+                               running is not None, progress, ((None, "Every class"),), None,
+                               (), (), self.sort, (), _empty_heatmap(), ())
+        present = self.state.present_classes()
+        choices: tuple[tuple[int | None, str], ...] = ((None, "Every class"),) + tuple(
+            (c, f"{name} ({sum(1 for r in dataset.rows if r['class_index'] == c)})")
+            for c, name in sorted(present.items()))
+        columns = self._columns(dataset)
+        rows = self._rows(dataset, columns)
+        return DatasetView(
+            title=f"{dataset.folder.name} - Dataset - SegExplorer",
+            summary=self._summary(dataset),
+            folder=str(dataset.folder),
+            loaded=True,
+            running=running is not None,
+            progress=progress,
+            class_choices=choices,
+            class_filter=self.class_filter,
+            columns=columns,
+            rows=rows,
+            sort=self.sort,
+            tiles=self._tiles(dataset, rows),
+            heatmap=self._heatmap(dataset),
+            errors=tuple((str(e["image"]), str(e["error"])) for e in dataset.errors),
+        )
+
+    def _summary(self, dataset: Dataset) -> str:
+        args = dataset.record.get("arguments", {})
+        images = len(dataset.images)
+        errors = len(dataset.errors)
+        model = str(args.get("model", "?"))
+        if is_card_path(model):
+            model = f"{Path(model).name} (card)"
+        weights = args.get("weights")
+        untrained = " - UNTRAINED weights: meaningless predictions" if weights == "untrained" \
+            else ""
+        text = (f"{images} images explained" + (f", {errors} could not be" if errors else "")
+                + f" - {model}{untrained}; segments by {args.get('segments', 'class')}, "
+                f"baseline {args.get('baseline', 'zero')}")
+        return text
+
+    def _columns(self, dataset: Dataset) -> tuple[Column, ...]:
+        columns = [Column(IMAGE, "Image", False), Column(CLASS, "Class", False),
+                   Column(SHARE, "Pixels", True, "share of the image's pixels"),
+                   Column(SCORE, "Score", True, "the class's aggregated score")]
+        for method in dataset.methods:
+            label = method_label(method)
+            columns.append(Column(f"{method}_outside_share", f"{label} outside", True,
+                                  f"share of {_label(method)}'s positive "
+                                  "attribution outside the class's own segment (high: the "
+                                  "prediction leans on context)"))
+        if dataset.delta_classes:
+            columns.append(Column(CONTEXT, "Needs most", False,
+                                  "the other class whose ablation lowers this class's score "
+                                  "most, and by how much"))
+        return tuple(columns)
+
+    def _rows(self, dataset: Dataset, columns: tuple[Column, ...]) -> tuple[TableRow, ...]:
+        rows = [r for r in dataset.rows
+                if self.class_filter is None or r["class_index"] == self.class_filter]
+        key, descending = self.sort
+        if key not in {c.key for c in columns}:
+            key, descending = IMAGE, False
+
+        def sort_value(row: Mapping[str, Any]) -> tuple[int, Any]:
+            if key == IMAGE:
+                return (0, (str(row["image"]), int(row["class_index"])))
+            if key == CLASS:
+                return (0, (str(row["class"]), str(row["image"])))
+            value = _needs_most(dataset, row)[1] if key == CONTEXT else row.get(key)
+            if value is None or (isinstance(value, float) and not math.isfinite(value)):
+                return (1, 0.0)  # missing values last, whatever the direction
+            return (0, float(value))
+
+        present = sorted((r for r in rows if sort_value(r)[0] == 0),
+                         key=lambda r: sort_value(r)[1], reverse=descending)
+        missing = [r for r in rows if sort_value(r)[0] == 1]
+        table = []
+        for row in present + missing:
+            texts = []
+            for column in columns:
+                if column.key == IMAGE:
+                    texts.append(str(row["image"]))
+                elif column.key == CLASS:
+                    texts.append(str(row["class"]))
+                elif column.key == SHARE:
+                    texts.append(percent(row.get("share")))
+                elif column.key == SCORE:
+                    texts.append(number(row.get("score")))
+                elif column.key == CONTEXT:
+                    name, change = _needs_most(dataset, row)
+                    texts.append(f"{name} {percent(change, signed=True)}" if name else "")
+                else:
+                    texts.append(percent(row.get(column.key)))
+            table.append(TableRow(str(row["image"]), int(row["class_index"]), tuple(texts)))
+        return tuple(table)
+
+    def _tiles(self, dataset: Dataset, rows: tuple[TableRow, ...]) -> tuple[Tile, ...]:
+        tiles: list[Tile] = []
+        seen: set[str] = set()
+        sort_column = self.sort[0]
+        for row in rows:
+            if row.image in seen:
+                continue
+            seen.add(row.image)
+            folder = dataset.image_folder(row.image)
+            c = self.class_filter
+            picture = _picture(folder, dataset, row.image, c)
+            figure = ""
+            if c is not None and sort_column not in (IMAGE, CLASS):
+                columns = self._columns(dataset)
+                keys = [col.key for col in columns]
+                if sort_column in keys:
+                    at = keys.index(sort_column)
+                    figure = f"{columns[at].label}\n{row.texts[at]}" if row.texts[at] else ""
+            name = Path(row.image).name
+            caption = f"{name}\n{figure}" if figure else name
+            classes = ", ".join(str(r["class"]) for r in dataset.rows_of(row.image))
+            tiles.append(Tile(row.image, c, caption, picture,
+                              f"{row.image}\npredicted: {classes}"))
+        return tuple(tiles)
+
+    def _heatmap(self, dataset: Dataset) -> HeatmapView:
+        m = dataset.context
+        if m.size == 0:
+            return _empty_heatmap()
+        finite = [abs(float(v)) for v in m.mean.ravel() if math.isfinite(float(v))]
+        limit = min(max(max(finite, default=1.0), 1e-6), COLOR_LIMIT)
+        colors = _diverging(m.mean, limit)
+        cells = []
+        for i in range(m.size):
+            row: list[HeatCell | None] = []
+            for j in range(m.size):
+                count = int(m.count[i, j])
+                if not count:
+                    row.append(None)
+                    continue
+                value = float(m.mean[i, j])
+                text_color: _RGB = (255, 255, 255) if abs(value) > 0.55 * limit else (0, 0, 0)
+                tip = (f"{m.names[i]}'s score changes by {percent(value, signed=True)} on "
+                       f"average when {m.names[j]} is ablated ({count} image"
+                       f"{'s' if count != 1 else ''}). Click to list them.")
+                row.append(HeatCell(f"{percent(value, signed=True)}\nn={count}", colors[i][j],
+                                    text_color, tip))
+            cells.append(tuple(row))
+        caption = "Click a cell to list the images behind it."
+        images: tuple[tuple[str, str], ...] = ()
+        selected = self.selected_cell
+        if selected is not None:
+            target, ablated = selected
+            found = m.images(target, ablated)
+            names = dict(zip(m.classes, m.names))
+            caption = (f"{names.get(target, target)} when {names.get(ablated, ablated)} is "
+                       f"ablated: {len(found)} image{'s' if len(found) != 1 else ''}, the "
+                       "largest drop first. Double-click one to explain it.")
+            images = tuple((key, percent(change, signed=True)) for key, change in found)
+        return HeatmapView(m.classes, m.names, tuple(cells), selected, caption, images)
+
+
+def _needs_most(dataset: Dataset, row: Mapping[str, Any]) -> tuple[str, float | None]:
+    """The other class whose ablation lowers ``row``'s class score most (relative)."""
+    from ...batch.summary import delta_column, relative_change
+
+    best: tuple[str, float | None] = ("", None)
+    score = row.get("score")
+    if score is None:
+        return best
+    for index, name in dataset.delta_classes:
+        if index == row["class_index"]:
+            continue
+        delta = row.get(delta_column(index, name))
+        if delta is None:
+            continue
+        change = relative_change(float(delta), float(score))
+        if change is not None and (best[1] is None or change < best[1]):
+            best = (name, change)
+    return best
+
+
+def _picture(folder: Path, dataset: Dataset, image: str, class_index: int | None) -> str:
+    """What a tile shows: the class's explanation when a class is chosen, else the photo
+    (or, if it has moved, the segmentation the batch wrote)."""
+    if class_index is not None:
+        for method in ("gradcam", "ablation", *dataset.methods):
+            found = sorted(folder.glob(f"{method}_{class_index}_*.png")) or sorted(
+                folder.glob(f"{method}_{class_index}.png"))
+            if found:
+                return str(found[0])
+    original = dataset.paths.get(image, "")
+    if original and Path(original).is_file():
+        return original
+    return str(folder / "segmentation.png")
+
+
+def _diverging(values: Any, limit: float) -> list[list[_RGB]]:
+    """matplotlib's RdBu, centred on zero (the colours of context.png)."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["RdBu"]
+    out = []
+    for row in values:
+        colors: list[_RGB] = []
+        for value in row:
+            v = float(value)
+            t = 0.5 + 0.5 * max(-1.0, min(1.0, v / limit)) if math.isfinite(v) else 0.5
+            r, g, b, _a = cmap(t)
+            colors.append((round(r * 255), round(g * 255), round(b * 255)))
+        out.append(colors)
+    return out
+
+
+def _empty_heatmap() -> HeatmapView:
+    return HeatmapView((), (), (), None, "No image had an ablation sweep: no context matrix.",
+                       ())
+
+
+def _label(method: str) -> str:
+    info = METHOD_REGISTRY.get(method)
+    return info.label if info is not None else method
+
+
+__all__ = ["Column", "DatasetView", "HeatCell", "HeatmapView", "TableRow", "Tile",
+           "dataset_view", "percent"]
