@@ -74,23 +74,28 @@ def run_one(args) -> dict:
     kind = {"ig": gradient_kind("ig"),
             "layer_ig": gradient_kind(
                 f"layer_ig:{normalize_layer_path(model.default_layer)}")}.get(method, INFERENCE)
+    rss_before = current_rss_mib() if device.type != "cuda" else None
     with Memory(device) as mem:
         start = time.perf_counter()
         maps = compute(session, method, targets, options)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - start
-    np.savez(args.maps_out, **{f"m{c}": maps.maps[c] for c in targets})
+    arrays: dict = {f"m{c}": maps.maps[c] for c in targets}
+    np.savez(args.maps_out, **arrays)
+    peak = mem.peak
+    if peak is not None and rss_before is not None:
+        peak -= rss_before  # the CPU's Memory reads the process's VmHWM: its growth here
     per_image = session.image_memory(kind)
     chunk = session.chunk_for(kind)
     return {"method": method, "budget_gib": budget.gib, "budget": budget.describe(),
             "images": maps.forward, "calls": maps.calls, "backward_images": maps.backward,
             "chunk": chunk, "per_image_mib": None if per_image is None else per_image / 2**20,
-            "peak_mib": mem.peak, "process_peak_mib": (
+            "peak_mib": peak, "process_peak_mib": (
                 torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
                 else peak_rss_mib()),
             "rss_after_mib": current_rss_mib(), "within_budget": (
-                mem.peak is not None and mem.peak * 2**20 <= budget.limit),
+                peak is not None and peak * 2**20 <= budget.limit),
             "seconds": seconds, "targets": targets, "working_size": list(prepared.shape),
             "budget_bytes": budget.limit, "gib": GIB}
 
@@ -118,6 +123,9 @@ def main(argv=None) -> int:
     if args.one:
         print("RESULT " + json.dumps(run_one(args)), flush=True)
         return 0
+    getattr(sys.stdout, "reconfigure", lambda **_: None)(line_buffering=True)  # rows as they come
+
+    from segexplorer.engine.budget import GIB, format_bytes
 
     info = machine_info(torch.device(args.device))
     print(machine_header(info))
@@ -126,7 +134,7 @@ def main(argv=None) -> int:
           f"n_steps {args.n_steps}\n")
     budgets = [float(b) for b in args.budgets.split(",") if b.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    header = (f"{'budget':>7} {'method':15} {'images':>6} {'calls':>5} {'chunk':>5} "
+    header = (f"{'budget':>9} {'method':15} {'images':>6} {'calls':>5} {'chunk':>5} "
               f"{'MiB/img':>8} {'peak MiB':>9} {'process':>8} {'within':>6} {'seconds':>8}")
     print(header)
     print("-" * len(header))
@@ -150,7 +158,7 @@ def main(argv=None) -> int:
                 line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")),
                             None)
                 if line is None:
-                    print(f"{gib:7.1f} {method:15} failed: "
+                    print(f"{format_bytes(gib * GIB):>9} {method:15} failed: "
                           f"{(done.stderr.strip().splitlines() or ['?'])[-1]}")
                     rows.append({"method": method, "budget_gib": gib, "error": done.stderr})
                     continue
@@ -167,7 +175,7 @@ def main(argv=None) -> int:
                         np.array_equal(maps[k], first[k]) for k in first)
                 per = f"{row['per_image_mib']:8.0f}" if row["per_image_mib"] else f"{'-':>8}"
                 peak = f"{row['peak_mib']:9.0f}" if row["peak_mib"] is not None else "?"
-                print(f"{gib:7.1f} {method:15} {row['images']:6d} {row['calls']:5d} "
+                print(f"{format_bytes(gib * GIB):>9} {method:15} {row['images']:6d} {row['calls']:5d} "
                       f"{row['chunk'] or '-':>5} {per} {peak} "
                       f"{row['process_peak_mib']:8.0f} {'yes' if row['within_budget'] else 'NO':>6} "
                       f"{row['seconds']:8.1f}"
@@ -182,8 +190,9 @@ def main(argv=None) -> int:
           f"budget, {len(failed)} failed")
     if over:
         print("above the budget: " + ", ".join(
-            f"{r['method']} at {r['budget_gib']} GiB (one image takes "
-            f"{r['per_image_mib'] or 0:.0f} MiB)" for r in over))
+            f"{r['method']} at {format_bytes(r['budget_gib'] * GIB)} (one image takes "
+            + (f"{r['per_image_mib']:.0f} MiB)" if r["per_image_mib"] else "?)")
+            for r in over))
     if args.json:
         Path(args.json).write_text(json.dumps({"benchmark": "bench_memory", "args": vars(args),
                                                "machine": info, "rows": rows}, indent=2))

@@ -255,7 +255,8 @@ def _integrate(session: Session, targets: list[int], options: MethodOptions,
     committed = [0]  # progress units of the chunks that went through
 
     def chunk(first: int, count: int) -> None:
-        steps = f"{label}: steps {first + 1}-{first + count} of {n}"
+        steps = (f"{label}: step {first + 1} of {n}" if count == 1
+                 else f"{label}: steps {first + 1}-{first + count} of {n}")
         report(state, committed[0], units, steps)
         local: dict[int, torch.Tensor] = {}  # kept only once the whole chunk went through
         with torch.enable_grad(), session.numerics():

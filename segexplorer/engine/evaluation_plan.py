@@ -80,8 +80,8 @@ class EvaluationSettings:
 
 #: A quick preview: half the pixel steps, three chance runs, and neither of the checks that
 #: recompute every method's maps (the randomisation check and sensitivity); the curves,
-#: the chance band and infidelity are still measured. About a fifth of the images of the
-#: full evaluation for the seed's methods (docs/evaluation.md).
+#: the chance band and infidelity are still measured. About 30 % of the full evaluation's
+#: images for the seed's three methods, less with gradient methods (docs/evaluation.md).
 QUICK = EvaluationSettings(pixel_steps=10, chance_runs=3, mprt=False, sensitivity=False)
 #: the quick preset in one line, for the window and the CLI
 QUICK_DESCRIPTION = ("Quick preview: " + QUICK.differences() + "; the curves, the chance "

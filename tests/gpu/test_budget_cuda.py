@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -35,7 +36,7 @@ def peak_allocated(device: torch.device) -> Iterator[Callable[[], int]]:
     original = torch.cuda.reset_peak_memory_stats
     kept = [0]
 
-    def reset(dev: object = None) -> None:
+    def reset(dev: torch.device | str | int | None = None) -> None:
         kept[0] = max(kept[0], torch.cuda.max_memory_allocated(device))
         original(dev)
 
@@ -43,11 +44,8 @@ def peak_allocated(device: torch.device) -> Iterator[Callable[[], int]]:
     torch.cuda.empty_cache()
     original(device)
     base = torch.cuda.memory_allocated(device)
-    torch.cuda.reset_peak_memory_stats = reset
-    try:
+    with mock.patch.object(torch.cuda, "reset_peak_memory_stats", reset):
         yield lambda: max(kept[0], torch.cuda.max_memory_allocated(device)) - base
-    finally:
-        torch.cuda.reset_peak_memory_stats = original
 
 
 @pytest.fixture(scope="module")
