@@ -252,9 +252,9 @@ def test_the_sweep_in_chunks_of_the_budget_equals_one_at_a_time(colour, prepared
     segments = make_segments(session.predict().class_map, "component")
     assert segments.count >= 5
     reference = session.sweep(segments, chunk_size=1)  # a chunk size given: no probe
-    assert session.image_bytes is None
-    session.sweep(segments)  # the one-image probe measures, the rest goes at once
-    assert session.image_bytes is not None
+    assert session.image_bytes is None  # (a CPU's prediction is not measured)
+    first = session.sweep(segments)  # the one-image probe measures, the rest goes at once
+    assert first.batches == (1, segments.count - 1) and session.image_bytes is not None
     session.budget = MemoryBudget(int(session.image_bytes * 2.5), "cpu", "test",
                                   max_batch=64)
     sweep = session.sweep(segments)
@@ -398,6 +398,27 @@ def test_the_estimate_states_the_memory_of_the_chunks_the_run_takes(tiny, prepar
     tight = ImageFacts(h, w, 0, len(targets), memory=Session(
         tiny, prepared, budget=MemoryBudget(per_image // 2, "cpu", "t")).memory_facts())
     assert method_cost("ig", tight, OPTIONS).memory is None  # nothing measured there yet
+
+
+def test_after_the_prediction_alone_the_estimate_states_memory(tiny, prepared):
+    """The window's cost line can state memory before any batched run: on a CPU modelled
+    from the prediction's layer outputs ("roughly"), then measured ("about")."""
+    session = session_with(tiny, prepared, MemoryBudget(HUGE, "cpu", "test"))
+    h, w = session.image.shape
+    facts = ImageFacts(h, w, 0, 2, memory=session.memory_facts())
+    occlusion = method_cost("occlusion", facts, OPTIONS)
+    assert occlusion.memory is not None and not occlusion.memory.measured
+    assert occlusion.memory.at_once == 1  # the CPU's own batch
+    assert occlusion.describe_memory().startswith("memory: roughly ")
+    ig = method_cost("ig", facts, OPTIONS)
+    assert ig.memory is not None and not ig.memory.measured
+    assert ig.memory.per_image > occlusion.memory.per_image  # the graph is kept
+    assert ig.memory.at_once == OPTIONS.n_steps  # they all fit a huge budget at once
+    compute(session, "occlusion", None, OPTIONS)
+    measured = method_cost("occlusion", ImageFacts(h, w, 0, 2, memory=session.memory_facts()),
+                           OPTIONS)
+    assert measured.memory is not None and measured.memory.measured
+    assert measured.describe_memory().startswith("memory: about ")
 
 
 def test_an_image_larger_than_the_budget_is_said_before_the_run(tiny, prepared):

@@ -30,6 +30,10 @@ measured, not assumed, by the first chunk of each kind of pass, which holds one 
 * elsewhere, a model from that chunk's tensors (every layer's output, see
   ``Session``): an estimate, larger than what a CPU's allocator really holds.
 
+Before any batched run, an estimate can already state memory: on CUDA the prediction's
+pass is measured; elsewhere the same model of the layers' outputs is taken from it (for
+estimates only: chunks are sized from measurements).
+
 A one-image chunk includes the fixed part of a pass (workspace, the aggregation's
 buffers), so the figure is an upper bound per image and the chunks err on the small side.
 When one image alone needs more than the budget, the work goes one image at a time and
@@ -301,16 +305,18 @@ class MemoryFacts:
     """What a run's memory depends on, known before it runs (``Session.memory_facts``)."""
 
     budget: MemoryBudget
-    inference: int | None  # bytes one image takes through the model (measured; None before)
-    gradient: int | None  # bytes one image takes through the model and back (measured)
+    inference: int | None  # bytes one image takes through the model (None: not known)
+    gradient: int | None  # bytes one image takes through the model and back
     inference_batch: int  # the device's most images per call, without gradients
     gradient_batch: int  # ... with them (integration steps)
+    inference_measured: bool = True  # else modelled from the prediction's layer outputs
+    gradient_measured: bool = True
 
     def gradient_or_model(self) -> tuple[int | None, bool]:
-        """(bytes per gradient image, measured?): modelled from the inference figure as
-        ``GRADIENT_FACTOR`` inference images until a gradient pass has been measured."""
+        """(bytes per gradient image, measured?): when no gradient figure is known, modelled
+        as ``GRADIENT_FACTOR`` inference images."""
         if self.gradient is not None:
-            return self.gradient, True
+            return self.gradient, self.gradient_measured
         if self.inference is not None:
             return self.inference * GRADIENT_FACTOR, False
         return None, False
@@ -321,7 +327,7 @@ class MemoryFacts:
             per, measured = self.gradient_or_model()
             batch = self.gradient_batch
         else:
-            per, measured, batch = self.inference, self.inference is not None, \
+            per, measured, batch = self.inference, self.inference_measured, \
                 self.inference_batch
         if per is None or images <= 0:
             return None
