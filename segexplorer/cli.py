@@ -522,8 +522,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     request = _explain_request(args, args.image)
     options = request.method_options()  # bad options fail before any work
-    settings = _evaluation_settings(args)
     _check_memory(args)
+    settings = _evaluation_settings(args)
     check_folder(args.out)
     progress = ConsoleProgress(args.quiet)
     image = load_image(args.image)

@@ -437,9 +437,9 @@ class Session:
             yield
         finally:
             outputs.remove()
-        logits = self._least_image_bytes()
-        self._modelled[INFERENCE] = outputs.estimate(False) + 3 * logits
-        self._modelled[GRADIENT] = outputs.estimate(True) + 3 * logits
+        least = self._least_image_bytes()  # the input and the logits: copies outside layers
+        self._modelled[INFERENCE] = outputs.estimate(False) + 3 * least
+        self._modelled[GRADIENT] = outputs.estimate(True) + 3 * least
 
     # -- what the methods in engine.attribution build on ------------------------------
     def numerics(self) -> AbstractContextManager[None]:
