@@ -77,7 +77,8 @@ def _common_model_options(p: argparse.ArgumentParser, positional: str = "image",
     p.add_argument("--gpu-memory", type=float, default=None, metavar="GIB",
                    help="memory budget in GiB for the images of one model call, on the device "
                         "the model runs on (the GPU's memory, or RAM on a CPU): work is "
-                        "chunked under it, with the same results for any budget. Default: "
+                        "chunked under it; the results do not depend on it (to float "
+                        "rounding). Default: "
                         "SEGEXPLORER_GPU_MEMORY, else the smaller of 8 GiB and half the card "
                         "on a GPU, half the available memory on a CPU")
     p.add_argument("--size", type=int, default=None,
