@@ -614,13 +614,6 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     if args.actors is not None and args.engine != "ray":
         raise UserError("--actors is for --engine ray: add --engine ray, or leave --actors out.")
     _check_memory(args)
-    if args.gpu_memory is not None:
-        # the batch's sessions (and Ray actors started from this process) resolve their
-        # budget from the environment (engine.budget) until the batch passes
-        # request.memory_budget(model) itself
-        from .engine.budget import ENV_VAR
-
-        os.environ[ENV_VAR] = repr(args.gpu_memory)
     options = BatchOptions(input=args.input, out=args.out, request=_explain_request(args, ""),
                            engine=args.engine, address=args.address, actors=args.actors,
                            retry_errors=args.retry_errors)
@@ -640,8 +633,9 @@ def _cmd_batch(args: argparse.Namespace) -> int:
                              f"classes, {names[0]} = -z and {names[1]} = z\n")
         sys.stderr.flush()
 
-    report = run_batch(options, console_progress(args.quiet), ConsoleProgress(args.quiet),
-                       on_model=loaded)
+    with _budget_in_environment(args.gpu_memory):
+        report = run_batch(options, console_progress(args.quiet), ConsoleProgress(args.quiet),
+                           on_model=loaded)
     if not args.quiet:
         errors = (f", {report.errors} error{'s' if report.errors != 1 else ''} (errors.csv)"
                   if report.errors else "")
@@ -653,6 +647,27 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         print(f"{n} image{'s' if n != 1 else ''} explained{where}{errors}{before}{rate}")
         print(f"wrote {report.folder}")
     return 0
+
+
+@contextlib.contextmanager
+def _budget_in_environment(gib: float | None) -> Iterator[None]:
+    """--gpu-memory for a batch: its sessions (and Ray actors started from this process)
+    resolve their budget from SEGEXPLORER_GPU_MEMORY (engine.budget) until the batch passes
+    request.memory_budget(model) itself; the variable is restored after."""
+    from .engine.budget import ENV_VAR
+
+    if gib is None:
+        yield
+        return
+    saved = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = repr(gib)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(ENV_VAR, None)
+        else:
+            os.environ[ENV_VAR] = saved
 
 
 def _note_card(model, quiet: bool) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -515,6 +516,21 @@ def test_every_model_command_refuses_a_bad_budget_in_one_line(tmp_path, blocks_i
     err = capsys.readouterr().err.strip()
     assert code == 1 and err.splitlines() == [err]
     assert "--gpu-memory 0" in err and not (tmp_path / "o").exists()
+
+
+def test_batch_takes_the_budget_to_every_image(tmp_path, blocks_image, monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(blocks_image.read_bytes())
+    code = main(["batch", str(folder), "--model", "tiny", "--weights", "untrained",
+                 "--device", "cpu", "--size", "24", "--gpu-memory", "1.5", "--out",
+                 str(tmp_path / "out"), "-q"])
+    assert code == 0 and ENV_VAR not in os.environ  # restored
+    reports = list((tmp_path / "out").rglob("report.json"))
+    assert reports
+    budget = json.loads(reports[0].read_text())["memory_budget"]
+    assert budget["bytes"] == int(1.5 * GIB) and budget["device"] == "cpu"
 
 
 def test_a_bad_environment_budget_is_one_line(tmp_path, blocks_image, capsys, monkeypatch):
