@@ -157,7 +157,7 @@ def test_every_method_gives_the_same_maps_and_counts_for_any_budget(
     for name, budget in (("one call", one_call()), ("one image", one_image())):
         session = session_with(tiny, prepared, budget)
         runs[name] = compute(session, method, None, options)
-    # two images per call: the budget holds 2.5 images at the memory the probe measured
+    # two images per call: the budget holds 2.5 images at the memory the first run measured
     session = session_with(tiny, prepared, one_call())
     compute(session, method, None, options)  # measures one image of its kind
     kind = BATCHED.get(method, INFERENCE)
@@ -183,7 +183,8 @@ def test_every_method_gives_the_same_maps_and_counts_for_any_budget(
             same(maps.shapley.values, reference.shapley.values, name)
     if method in BATCHED:
         n = reference.forward
-        assert reference.calls == 1 + (n > 1)  # the one-image probe, then the rest at once
+        # the first chunk sized from the prediction's model of an image: all of them here
+        assert reference.calls == 1
         assert runs["one image"].calls == n >= 3
         assert runs["two images"].calls == math.ceil(n / 2) >= 3
 
@@ -192,7 +193,7 @@ def test_layer_integrated_gradients_chunk_their_steps_too(colour, prepared):
     options = OPTIONS.with_(n_steps=6)
     whole = compute(session_with(colour, prepared, one_call()), "layer_ig", None, options)
     split = compute(session_with(colour, prepared, one_image()), "layer_ig", None, options)
-    assert whole.calls == 2 + 2  # the layer on the image and the baseline, a probe, the rest
+    assert whole.calls == 2 + 1  # the layer on the image and the baseline, then the steps
     assert split.calls == 2 + 6
     for c in whole.maps:
         np.testing.assert_array_equal(split.maps[c], whole.maps[c])
@@ -254,10 +255,10 @@ def test_the_sweep_in_chunks_of_the_budget_equals_one_at_a_time(colour, prepared
     session = session_with(colour, prepared, one_call())
     segments = make_segments(session.predict().class_map, "component")
     assert segments.count >= 5
-    reference = session.sweep(segments, chunk_size=1)  # a chunk size given: no probe
-    assert session.image_bytes is None  # (a CPU's prediction is not measured)
-    first = session.sweep(segments)  # the one-image probe measures, the rest goes at once
-    assert first.batches == (1, segments.count - 1) and session.image_bytes is not None
+    reference = session.sweep(segments, chunk_size=1)  # a chunk size given: no measurement
+    assert session.image_bytes is None  # (a CPU's prediction is modelled, not measured)
+    first = session.sweep(segments)  # sized from the model: all at once, and measured
+    assert first.batches == (segments.count,) and session.image_bytes is not None
     session.budget = MemoryBudget(int(session.image_bytes * 2.5), "cpu", "test",
                                   max_batch=64)
     sweep = session.sweep(segments)
@@ -265,6 +266,21 @@ def test_the_sweep_in_chunks_of_the_budget_equals_one_at_a_time(colour, prepared
     assert sweep.forward_passes == reference.forward_passes == segments.count  # images
     np.testing.assert_array_equal(sweep.ablated_scores, reference.ablated_scores)
     np.testing.assert_array_equal(sweep.after_maps, reference.after_maps)
+
+
+def test_the_first_chunk_is_sized_from_the_predictions_model_then_from_measurement(
+        colour, prepared):
+    session = session_with(colour, prepared, one_call())
+    modelled = session.memory_facts().inference  # from the prediction's layer outputs
+    assert modelled is not None and session.image_bytes is None
+    session.budget = MemoryBudget(int(modelled * 2.5), "cpu", "test", max_batch=1 << 20)
+    segments = make_segments(session.predict().class_map, "component")
+    first = session.sweep(segments)
+    assert first.batches[0] == 2  # the model's figure, before anything was measured
+    measured = session.image_bytes
+    assert measured is not None
+    expected = max(1, min(segments.count, int(modelled * 2.5) // measured))
+    assert session.sweep(segments).batches[0] == expected
 
 
 def test_the_cpu_keeps_one_image_per_call_unless_told_otherwise(tiny, prepared):
@@ -314,7 +330,7 @@ def test_out_of_memory_halves_the_chunk_and_the_result_is_unchanged(
     for method in ("occlusion", "ig"):
         reference = compute(session_with(tiny, prepared, one_call()), method, None, OPTIONS)
         session = session_with(tiny, prepared, one_call())
-        compute(session, method, None, OPTIONS)  # the memory is known: no probe
+        compute(session, method, None, OPTIONS)  # the memory is measured
         seen: list[int] = []
         monkeypatch.setattr(tiny.module, "forward",
                             failing_above(tiny.module, 2, error, seen))
@@ -456,7 +472,7 @@ def test_integrated_gradients_progress_moves_within_a_chunk(tiny, prepared):
         done = [d for d, _t in steps]
         assert done == sorted(done) and done[-1] == total
         # after each chunk's forward pass and each class's gradient, not only between chunks
-        chunks = 2 if budget.limit == HUGE else OPTIONS.n_steps
+        chunks = 1 if budget.limit == HUGE else OPTIONS.n_steps
         assert len(set(done)) >= chunks * (1 + len(targets))
 
 

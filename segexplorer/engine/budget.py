@@ -20,7 +20,7 @@ Where the budget comes from, the first one set:
 
 The budget bounds the memory of one chunk's images (activations, graphs, outputs), above
 what the model's weights and the session's own tensors hold. What one image takes is
-measured, not assumed, by the first chunk of each kind of pass, which holds one image:
+measured, not assumed, by the first chunk of each kind of pass:
 
 * on CUDA, the peak of ``torch.cuda.max_memory_allocated`` over that chunk;
 * on Linux, the growth of the process's peak resident memory (``VmHWM``, reset through
@@ -34,8 +34,11 @@ Before any batched run, an estimate can already state memory: on CUDA the predic
 pass is measured; elsewhere the same model of the layers' outputs is taken from it (for
 estimates only: chunks are sized from measurements).
 
-A one-image chunk includes the fixed part of a pass (workspace, the aggregation's
-buffers), so the figure is an upper bound per image and the chunks err on the small side.
+The first chunk of a kind is sized from the figure modelled at the prediction (CUDA: a
+gradient image as ``GRADIENT_FACTOR`` measured inference images; elsewhere the layers'
+outputs, an over-estimate; one image when nothing is known) and measures what it takes
+per image. A chunk's fixed part (workspace, the aggregation's buffers) counts in that
+figure, so it is an upper bound per image and the chunks err on the small side.
 When one image alone needs more than the budget, the work goes one image at a time and
 the estimate says so. An out-of-memory error that still happens halves the chunk; at one
 image it is a one-line error, never a crash.

@@ -276,6 +276,20 @@ class Session:
         for the model's warm-up."""
         return statistics.median(self._image_seconds) if self._image_seconds else None
 
+    def _modelled_bytes(self, kind: str) -> int | None:
+        """What one image of ``kind`` is modelled to take before it is measured: from the
+        prediction's layer outputs off CUDA; on CUDA, a gradient image as
+        ``budget.GRADIENT_FACTOR`` measured inference images. None: not known (the first
+        chunk then holds one image)."""
+        from .budget import GRADIENT_FACTOR
+
+        if kind == INFERENCE:
+            return self._modelled.get(INFERENCE, self._image_bytes.get(INFERENCE))
+        if GRADIENT in self._modelled:
+            return self._modelled[GRADIENT]
+        inference = self._image_bytes.get(INFERENCE)
+        return None if inference is None else inference * GRADIENT_FACTOR
+
     def _least_image_bytes(self) -> int:
         """What one image cannot take less of: its input and its logits, in float32."""
         h, w = self.image.shape
@@ -346,9 +360,10 @@ class Session:
         returns (an out-of-memory error may interrupt it: it is then called again with
         fewer images). The chunk size is ``chunk_size`` if given, else as many images as
         the budget holds at the memory one image of ``kind`` takes (at most
-        :meth:`preferred_batch`); while that memory is unknown the first chunk holds one
-        image and measures it. An out-of-memory error halves the chunk; at one image it
-        is a one-line UserError. Cancellation is checked between chunks; ``done(images
+        :meth:`preferred_batch`). While that memory is not measured, the first chunk is
+        sized from the figure modelled at the prediction (an over-estimate; one image when
+        there is none) and measures it. An out-of-memory error halves the chunk; at one
+        image it is a one-line UserError. Cancellation is checked between chunks; ``done(images
         finished, count)`` is called after each. Counts images (``backward_per_image``
         backward images each) and calls when a chunk has gone through.
         """
@@ -359,8 +374,14 @@ class Session:
             check_cancelled(state)
             if chunk is None:
                 chunk = self.chunk_for(kind)
-            probe = chunk is None
-            k = 1 if chunk is None else max(1, min(chunk, count - finished))
+            probe = chunk is None  # not measured yet: this chunk measures
+            if chunk is None:
+                modelled = self._modelled_bytes(kind)
+                first = (1 if modelled is None
+                         else self.budget.images(modelled, self.preferred_batch(kind)))
+                k = max(1, min(first, count - finished))
+            else:
+                k = max(1, min(chunk, count - finished))
             try:
                 if probe:
                     with self._measuring(kind, k):
@@ -386,7 +407,7 @@ class Session:
             self.count_forward(k)
             self.count_backward(k * backward_per_image)
             if probe:
-                chunk = None  # sized from the measurement at the next chunk
+                chunk = None  # sized from the measurement from the next chunk on
             if done is not None:
                 done(finished, count)
         return tuple(batches)
