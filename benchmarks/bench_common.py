@@ -122,9 +122,24 @@ class ForwardCounter:
         self.images = 0
 
 
+def same_arithmetic(device: torch.device) -> str:
+    """Both sides of a comparison in strict fp32: TF32 off for cuDNN's convolutions and
+    CUDA's matrix products, process-wide (the engine's fp32 mode switches it off around
+    its own calls; a library's calls would otherwise run under PyTorch's default, TF32
+    convolutions). Returns the line a benchmark prints."""
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    if device.type == "cuda":
+        return ("arithmetic: strict fp32 on both sides (TF32 off for cuDNN convolutions and "
+                "CUDA matmuls)")
+    return "arithmetic: fp32 on both sides (TF32 is a GPU format: nothing to switch on a CPU)"
+
+
 class Memory:
     """The peak memory of a block: VmHWM on the CPU (reset before it), the peak
-    allocated over what was allocated before it on CUDA."""
+    allocated over what was allocated before it on CUDA. The engine resets CUDA's peak
+    counter when it measures one image (engine.budget): the peak before each reset is
+    kept, so the block's peak is right."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
@@ -132,7 +147,15 @@ class Memory:
 
     def __enter__(self) -> Memory:
         if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
+            self._original = torch.cuda.reset_peak_memory_stats
+            self._kept = 0
+
+            def reset(dev=None):
+                self._kept = max(self._kept, torch.cuda.max_memory_allocated(self.device))
+                self._original(dev)
+
+            torch.cuda.reset_peak_memory_stats = reset
+            self._original(self.device)
             self._base = torch.cuda.memory_allocated(self.device)
         else:
             reset_peak_rss()
@@ -140,7 +163,9 @@ class Memory:
 
     def __exit__(self, *exc) -> None:
         if self.device.type == "cuda":
-            self.peak = (torch.cuda.max_memory_allocated(self.device) - self._base) / 2**20
+            torch.cuda.reset_peak_memory_stats = self._original
+            peak = max(self._kept, torch.cuda.max_memory_allocated(self.device))
+            self.peak = (peak - self._base) / 2**20
         else:
             self.peak = window_peak_rss_mib()
 

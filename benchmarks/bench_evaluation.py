@@ -69,6 +69,7 @@ from bench_common import (
     fmt_s,
     machine_header,
     machine_info,
+    same_arithmetic,
 )
 
 METHODS = ("gradcam", "activation", "ablation")
@@ -431,6 +432,9 @@ def main(argv=None) -> int:
     device = model.device
     info = machine_info(device)
     print(machine_header(info))
+    arithmetic = same_arithmetic(device)
+    info["arithmetic"] = arithmetic
+    print(arithmetic)
     counter = ForwardCounter(model.module)
     image = preprocess(load_image(args.image or default_image()), args.size,
                        model.normalization)

@@ -10,11 +10,19 @@ For each method (rows below), on one image, model and working size:
   user of Captum (or pytorch-grad-cam, for HiResCAM, which Captum lacks) writes it.
 
 Each side runs ``--repeat`` times, alternating which goes first, and the fastest run is
-kept. Printed per method: images through the model (counted by wrapping the network's
-forward), backward passes for the gradient methods, seconds, the peak resident memory of
-each side (Linux VmHWM, reset before each side; on CUDA the peak allocated memory), and
-the ratios loop / ours, plus the largest difference of the maps (they are the same
-numbers, tests/test_methods_parity.py checks them to 1e-5).
+kept. Printed per method, in one unit on both sides: images through the model (counted by
+a forward pre-hook on the network; the calls that carried them apart), images through a
+backward pass (one per image and class: Captum's integrated gradients on n steps takes
+n per class), seconds, the peak resident memory of each side (Linux VmHWM, reset before
+each side; on CUDA the peak allocated memory), and the ratios loop / ours, plus the
+largest difference of the maps (they are the same numbers, tests/test_methods_parity.py
+checks them to 1e-5).
+
+Both sides run in the same arithmetic, printed at the start: strict fp32 (on CUDA TF32
+is switched off for the library's calls too, as the engine's fp32 mode does for its
+own; PyTorch's default would run the library's convolutions in TF32 and make the
+comparison one of different arithmetic). ``--budget GIB`` sets the engine's memory
+budget (default: the device's, engine.budget).
 
 Shapley values on S segments: the players are a grid of S rectangles (an untrained model
 predicts few classes). Exact Shapley at S = 8 is not run on Captum's side: its
@@ -44,6 +52,7 @@ from bench_common import (
     fmt_s,
     machine_header,
     machine_info,
+    same_arithmetic,
 )
 
 ROWS = ("shapley4", "shapley8", "shapley8_sampled", "occlusion", "ig", "layer_ig",
@@ -86,6 +95,7 @@ def run_ours(session, row: str, targets, options, segments, counter, device) -> 
     counter.reset()
     with Memory(device) as mem, Timer(device) as t:
         maps = compute(session, method, targets, options, segments=segments)
+    assert maps.forward == counter.images, (row, maps.forward, counter.images)  # one unit
     side = Side(images=counter.images, calls=counter.calls, backward=maps.backward,
                 seconds=t.seconds, peak_mib=mem.peak, note=maps.detail)
     side.maps = {c: maps.maps[c] for c in targets}
@@ -165,13 +175,13 @@ def run_loop(session, row: str, targets, options, segments, counter, device) -> 
             elif row == "ig":
                 attr = IntegratedGradients(wrapper).attribute(
                     inp, target=c, n_steps=options.n_steps)[0].sum(0)
-                backward += 1
+                backward += options.n_steps  # one backward call through n step images
             elif row == "layer_ig":
                 full = LayerIntegratedGradients(wrapper, model.layer()).attribute(
                     inp, target=c, n_steps=options.n_steps)
                 attr = torch.nn.functional.interpolate(full.sum(1, keepdim=True),
                                                        session.image.shape)[0, 0]
-                backward += 1
+                backward += options.n_steps
             elif row == "hirescam":
                 from pytorch_grad_cam import HiResCAM
                 from pytorch_grad_cam.utils.model_targets import SemanticSegmentationTarget
@@ -213,11 +223,14 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=1,
                    help="runs of each side, alternating which goes first; the fastest is "
                         "shown (a shared machine's load makes single runs noisy)")
+    p.add_argument("--budget", type=float, default=None, metavar="GIB",
+                   help="the engine's memory budget (default: the device's)")
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    from segexplorer.engine.budget import resolve_budget
     from segexplorer.engine.image import load_image, preprocess
     from segexplorer.engine.methods import MethodOptions
     from segexplorer.engine.models import load_model
@@ -227,9 +240,15 @@ def main(argv=None) -> int:
     device = model.device
     info = machine_info(device)
     print(machine_header(info))
+    arithmetic = same_arithmetic(device)
+    info["arithmetic"] = arithmetic
+    print(arithmetic)
     counter = ForwardCounter(model.module)
+    budget = resolve_budget(device, args.budget)
+    print(f"budget:  {budget.describe()} (the engine's chunks; the loop side batches as "
+          "the library does)")
     session = Session(model, preprocess(load_image(args.image or default_image()), args.size,
-                                        model.normalization))
+                                        model.normalization), budget=budget)
     pred = session.predict()
     present = pred.present_classes
     targets = (present + [c for c in range(model.num_classes) if c not in present])[
@@ -240,8 +259,8 @@ def main(argv=None) -> int:
     options = MethodOptions(n_steps=args.n_steps, n_samples=args.n_samples)
     warm_up(session, targets)
     results = []
-    header = (f"{'method':18} {'side':5} {'images':>9} {'bwd':>5} {'seconds':>10} "
-              f"{'peak MiB':>9}   note")
+    header = (f"{'method':18} {'side':5} {'images':>9} {'calls':>6} {'bwd img':>8} "
+              f"{'seconds':>10} {'peak MiB':>9}   note")
     print(header)
     print("-" * len(header))
     for row in [r.strip() for r in args.methods.split(",") if r.strip()]:
@@ -274,8 +293,8 @@ def main(argv=None) -> int:
         for name, side in (("ours", ours), ("loop", loop)):
             peak = f"{side.peak_mib:9.0f}" if side.peak_mib is not None else f"{'-':>9}"
             secs = fmt_s(side.seconds) if side.run else "not run"
-            print(f"{row:18} {name:5} {side.images:9d} {side.backward:5d} {secs:>10} "
-                  f"{peak}   {side.note}")
+            print(f"{row:18} {name:5} {side.images:9d} {side.calls:6d} {side.backward:8d} "
+                  f"{secs:>10} {peak}   {side.note}")
         ratio_images = loop.images / max(ours.images, 1)
         ratio_s = loop.seconds / ours.seconds if loop.run and ours.seconds else None
         print(f"{'':18} ratio loop/ours: images {ratio_images:.1f}x"

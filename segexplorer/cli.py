@@ -74,6 +74,13 @@ def _common_model_options(p: argparse.ArgumentParser, positional: str = "image",
                         "(seeded random: a demo), or the path of a state-dict file; with a "
                         "model card, the card's weights unless given")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--gpu-memory", type=float, default=None, metavar="GIB",
+                   help="memory budget in GiB for the images of one model call, on the device "
+                        "the model runs on (the GPU's memory, or RAM on a CPU): work is "
+                        "chunked under it; the results do not depend on it (to float "
+                        "rounding). Default: "
+                        "SEGEXPLORER_GPU_MEMORY, else the smaller of 8 GiB and half the card "
+                        "on a GPU, half the available memory on a CPU")
     p.add_argument("--size", type=int, default=None,
                    help="working size: the shorter side is resized to this (default 640, "
                         "or the model card's [preprocess] size)")
@@ -118,27 +125,31 @@ def _evaluation_options(p: argparse.ArgumentParser) -> None:
     from .engine.evaluation_plan import EvaluationSettings
 
     d = EvaluationSettings()
-    p.add_argument("--pixel-steps", type=int, default=d.pixel_steps,
+    p.add_argument("--pixel-steps", type=int, default=None,
                    help=f"deletion/insertion by pixel in this many equal steps (default "
                         f"{d.pixel_steps})")
-    p.add_argument("--chance-runs", type=int, default=d.chance_runs,
+    p.add_argument("--chance-runs", type=int, default=None,
                    help=f"random rankings for the chance band (default {d.chance_runs}; 0: "
                         "none)")
-    p.add_argument("--mprt-steps", type=int, default=d.mprt_steps,
+    p.add_argument("--mprt-steps", type=int, default=None,
                    help=f"stages of the randomisation check (default {d.mprt_steps})")
     p.add_argument("--no-mprt", action="store_true", help="skip the randomisation check")
-    p.add_argument("--infidelity-samples", type=int, default=d.infidelity_samples,
+    p.add_argument("--infidelity-samples", type=int, default=None,
                    help=f"noise draws for infidelity (default {d.infidelity_samples})")
-    p.add_argument("--infidelity-std", type=float, default=d.infidelity_std,
+    p.add_argument("--infidelity-std", type=float, default=None,
                    help=f"their standard deviation, in the model's normalised units "
                         f"(default {d.infidelity_std})")
     p.add_argument("--no-infidelity", action="store_true", help="skip infidelity")
-    p.add_argument("--sensitivity-samples", type=int, default=d.sensitivity_samples,
+    p.add_argument("--sensitivity-samples", type=int, default=None,
                    help=f"perturbed inputs for sensitivity_max (default "
                         f"{d.sensitivity_samples})")
-    p.add_argument("--sensitivity-radius", type=float, default=d.sensitivity_radius,
+    p.add_argument("--sensitivity-radius", type=float, default=None,
                    help=f"their L-infinity radius (default {d.sensitivity_radius}, Captum's)")
     p.add_argument("--no-sensitivity", action="store_true", help="skip sensitivity_max")
+    from .engine.evaluation_plan import QUICK_DESCRIPTION
+
+    p.add_argument("--quick", action="store_true",
+                   help=QUICK_DESCRIPTION + " Options given explicitly still apply.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -510,6 +521,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
     parse_baseline(args.baseline)
     parse_methods(args.methods)
+    _check_memory(args)
     check_folder(args.out)  # before any work; created only once the model has loaded
     request = _explain_request(args, args.image)
     request.method_options()  # a bad method option fails before the model loads
@@ -526,7 +538,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         pred = result.prediction
         names = ", ".join(f"{pred.categories[c]} ({pred.share(c):.1%})"
                           for c in pred.present_classes)
-        print(f"{result.model} [{result.weights}] on {result.device}: {names}")
+        budget = (f", memory budget {result.memory_budget.describe()}"
+                  if result.memory_budget is not None else "")
+        print(f"{result.model} [{result.weights}] on {result.device}{budget}: {names}")
         if result.untrained:
             print("note: untrained weights: the prediction is meaningless (demo only)")
         print(f"wrote {len(written)} files to {Path(args.out)}")
@@ -536,7 +550,6 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .engine.analysis import check_request, prepare_image, resolve_targets
     from .engine.evaluation import evaluate
-    from .engine.evaluation_plan import EvaluationSettings
     from .engine.image import load_image
     from .engine.models import load_model
     from .engine.session import Session
@@ -546,12 +559,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     request = _explain_request(args, args.image)
     options = request.method_options()  # bad options fail before any work
-    settings = EvaluationSettings(
-        pixel_steps=args.pixel_steps, chance_runs=args.chance_runs, seed=args.seed,
-        mprt=not args.no_mprt, mprt_steps=args.mprt_steps, infidelity=not args.no_infidelity,
-        infidelity_samples=args.infidelity_samples, infidelity_std=args.infidelity_std,
-        sensitivity=not args.no_sensitivity, sensitivity_samples=args.sensitivity_samples,
-        sensitivity_radius=args.sensitivity_radius).check()
+    _check_memory(args)
+    settings = _evaluation_settings(args)
     check_folder(args.out)
     progress = ConsoleProgress(args.quiet)
     image = load_image(args.image)
@@ -559,15 +568,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                        allow_download=not args.offline, state=progress)
     _note_card(model, args.quiet)
     check_request(request, model)
-    session = Session(model, prepare_image(image, request, model), precision=request.precision)
+    session = Session(model, prepare_image(image, request, model), precision=request.precision,
+                      budget=request.memory_budget(model))
     targets = resolve_targets(session.predict(progress), request.targets)
     _note_hint(session.predict(), args.quiet)
     result = evaluate(session, request.methods, targets, options, settings, state=progress)
+    from .engine.devices import describe_device
+
+    device = describe_device(model.device)
     context = {"image": str(Path(args.image)), "model": model.name,
                "weights": model.weights, "untrained": model.untrained,
-               "working_size": list(session.image.shape), "versions": library_versions()}
+               "working_size": list(session.image.shape), "device": device,
+               "memory_budget": session.budget.as_json(), "versions": library_versions()}
     written = write_evaluation(args.out, result, context)
     if not args.quiet:
+        print(f"{model.name} on {device}, memory budget {session.budget.describe()}"
+              + (" (quick preview)" if args.quick else ""))
         for c in result.targets:
             print(f"{result.categories[c]} (class {c}):")
             for m in result.methods:
@@ -589,8 +605,40 @@ def _explain_request(args: argparse.Namespace, image: str) -> ExplainRequest:
         allow_download=not args.offline, precision="bf16" if args.fast else "fp32",
         n_steps=args.n_steps, ig_method=args.ig_method, window=args.window,
         stride=args.stride, n_samples=args.n_samples, shapley_mode=args.shapley_mode,
-        seed=args.seed,
+        seed=args.seed, gpu_memory=args.gpu_memory,
     )
+
+
+def _check_memory(args: argparse.Namespace) -> None:
+    """A bad --gpu-memory or SEGEXPLORER_GPU_MEMORY fails in one line before any work."""
+    from .engine.budget import check_setting
+
+    check_setting(args.gpu_memory)
+
+
+def _evaluation_settings(args: argparse.Namespace):
+    """The evaluation's settings: the full defaults, or the quick preset with --quick;
+    options given explicitly override either."""
+    from .engine.evaluation_plan import QUICK, EvaluationSettings
+
+    base = QUICK if args.quick else EvaluationSettings()
+
+    def pick(name: str):
+        value = getattr(args, name)
+        return getattr(base, name) if value is None else value
+
+    if args.quick and not args.quiet:
+        from .engine.evaluation_plan import QUICK_DESCRIPTION
+
+        sys.stderr.write(f"note: {QUICK_DESCRIPTION}\n")
+    return EvaluationSettings(
+        pixel_steps=pick("pixel_steps"), chance_runs=pick("chance_runs"), seed=args.seed,
+        mprt=base.mprt and not args.no_mprt, mprt_steps=pick("mprt_steps"),
+        infidelity=base.infidelity and not args.no_infidelity,
+        infidelity_samples=pick("infidelity_samples"), infidelity_std=pick("infidelity_std"),
+        sensitivity=base.sensitivity and not args.no_sensitivity,
+        sensitivity_samples=pick("sensitivity_samples"),
+        sensitivity_radius=pick("sensitivity_radius")).check()
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
@@ -602,6 +650,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         raise UserError(f"--actors {args.actors}: use at least 1.")
     if args.actors is not None and args.engine != "ray":
         raise UserError("--actors is for --engine ray: add --engine ray, or leave --actors out.")
+    _check_memory(args)
     options = BatchOptions(input=args.input, out=args.out, request=_explain_request(args, ""),
                            engine=args.engine, address=args.address, actors=args.actors,
                            retry_errors=args.retry_errors)
@@ -623,8 +672,9 @@ def _cmd_batch(args: argparse.Namespace) -> int:
             sys.stderr.write(f"note: {MULTILABEL_NOTE}\n")
         sys.stderr.flush()
 
-    report = run_batch(options, console_progress(args.quiet), ConsoleProgress(args.quiet),
-                       on_model=loaded)
+    with _budget_in_environment(args.gpu_memory):
+        report = run_batch(options, console_progress(args.quiet), ConsoleProgress(args.quiet),
+                           on_model=loaded)
     if not args.quiet:
         errors = (f", {report.errors} error{'s' if report.errors != 1 else ''} (errors.csv)"
                   if report.errors else "")
@@ -710,6 +760,27 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _budget_in_environment(gib: float | None) -> Iterator[None]:
+    """--gpu-memory for a batch: its sessions (and Ray actors started from this process)
+    resolve their budget from SEGEXPLORER_GPU_MEMORY (engine.budget) until the batch passes
+    request.memory_budget(model) itself; the variable is restored after."""
+    from .engine.budget import ENV_VAR
+
+    if gib is None:
+        yield
+        return
+    saved = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = repr(gib)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(ENV_VAR, None)
+        else:
+            os.environ[ENV_VAR] = saved
+
+
 def _note_card(model, quiet: bool) -> None:
     """One line on stderr about what a model card implies (binary, runs code)."""
     if quiet or model.card is None:
@@ -754,6 +825,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     from .export.ablation import write_ablation
 
     points = [_parse_point(p) for p in args.at]
+    _check_memory(args)
     check_folder(args.out)
     progress = ConsoleProgress(args.quiet)
     image = load_image(args.image)
@@ -761,7 +833,10 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
                        allow_download=not args.offline, state=progress)
     _note_card(model, args.quiet)
     prepared = preprocess(image, args.size or model.default_size, model.normalization)
-    session = Session(model, prepared, precision="bf16" if args.fast else "fp32")
+    from .engine.budget import resolve_budget
+
+    session = Session(model, prepared, precision="bf16" if args.fast else "fp32",
+                      budget=resolve_budget(model.device, args.gpu_memory))
     outcome, segments = ablate_at_points(session, points, args.segments, args.baseline, progress)
     written = write_ablation(args.out, session, segments, outcome)
     _note_hint(session.predict(), args.quiet)

@@ -164,8 +164,11 @@ def copy_tree(source: Path, target: Path) -> Path:
 
 
 def report_without_timings(path: Path) -> dict:
+    """A report without what depends on the moment: its timings, and the memory budget
+    (on a CPU half the memory available then; the outputs do not depend on it)."""
     report = json.loads(path.read_text("utf-8"))
     report.pop("timings_seconds")
+    report.pop("memory_budget", None)
     return report
 
 

@@ -79,7 +79,7 @@ def test_a_costly_method_shows_its_cost_and_waits_for_compute(blocks_image):
     estimate = doc.estimate()
     assert estimate is not None and not estimate.automatic
     assert estimate.cost.forward == 7
-    assert estimate.cost.backward == len(doc.store.prediction.present_classes)
+    assert estimate.cost.backward == 7 * len(doc.store.prediction.present_classes)  # images
     view = present(doc, drawings)
     assert "7 forward passes" in view.explain.status
     assert "Press Compute to run it" in view.explain.status and view.explain.can_compute

@@ -99,11 +99,12 @@ def feature_mask(session: Session, kind: str = "class") -> torch.Tensor:
 def test_exact_shapley_equals_shapley_values_for_every_class(session):
     targets = targets_of(session)
     every = sorted(set(session.predict().present_classes) | set(targets))
-    before = session.forward_passes
+    before = session.forward_images
     ours = compute(session, "shapley", every, MethodOptions(shapley_mode="exact"))
     s = make_segments(session.predict().class_map, "class").count
     assert 2 <= s <= 4
-    assert ours.forward == session.forward_passes - before == 2 ** s - 1  # all classes
+    # images through the model on every device (a chunk of k coalitions counts k)
+    assert ours.forward == session.forward_images - before == 2 ** s - 1  # all classes
     table = ours.shapley
     assert table is not None and table.exact and table.interactions is not None
     sv = ShapleyValues(wrapper(session))
@@ -154,11 +155,11 @@ def test_sampled_shapley_with_component_segments_and_a_colour_baseline(builtin_s
 def test_occlusion_equals_captum_for_every_class_from_one_pass_per_window(session):
     targets = targets_of(session)
     options = MethodOptions(window=18, stride=15, baseline="blur")
-    before = session.forward_passes
+    before = session.forward_images
     ours = compute(session, "occlusion", targets, options)
     h, w = session.image.shape
     windows = (-(-(h - 18) // 15) + 1) * (-(-(w - 18) // 15) + 1)
-    assert ours.forward == session.forward_passes - before == windows
+    assert ours.forward == session.forward_images - before == windows  # images, any chunks
     occ = Occlusion(wrapper(session))
     base = session.baseline_value("blur")
     for c in targets:
@@ -172,10 +173,12 @@ def test_occlusion_equals_captum_for_every_class_from_one_pass_per_window(sessio
 def test_integrated_gradients_equal_captum_for_every_class(session, rule):
     targets = targets_of(session)
     options = MethodOptions(n_steps=4, ig_method=rule)
-    before = session.forward_passes
+    before = session.forward_images
     ours = compute(session, "ig", targets, options)
-    assert ours.forward == 4 and ours.backward == len(targets)  # one chunk at this size
-    assert session.forward_passes - before == 1  # the 4 steps in one batch, for all classes
+    # images, however they were chunked: the 4 steps once for all classes, each step back
+    # once per class
+    assert ours.forward == session.forward_images - before == 4
+    assert ours.backward == 4 * len(targets)
     ig = IntegratedGradients(wrapper(session))
     for c in targets:
         theirs = ig.attribute(session.input, target=c, n_steps=4, method=rule)

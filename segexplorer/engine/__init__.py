@@ -8,7 +8,8 @@ Everything a caller (the CLI, the window's document, a notebook) needs is named 
 * images: :func:`load_image`, :func:`preprocess` (the seed's Resize, ToTensor, Normalize)
   giving a :class:`PreparedImage`;
 * analysis: :class:`Session` (one image with one model: ``predict``, ``gradcam``,
-  ``sweep``, ``ablate``), :func:`make_segments`, :class:`Aggregation`; results are frozen
+  ``sweep``, ``ablate``; its memory budget from :func:`resolve_budget`, a
+  :class:`MemoryBudget`), :func:`make_segments`, :class:`Aggregation`; results are frozen
   dataclasses of numpy arrays (:class:`Prediction`, :class:`GradCamResult`,
   :class:`AblationSweep`, :class:`AblationOutcome`);
 * the whole ``segexplorer explain`` analysis: :func:`explain` (from a file) and
@@ -35,6 +36,7 @@ _WHERE = {
     "GradCamResult": "results",
     "JobState": "jobs",
     "LoadedModel": "models",
+    "MemoryBudget": "budget",
     "Prediction": "results",
     "PreparedImage": "image",
     "Segments": "segments",
@@ -51,6 +53,7 @@ _WHERE = {
     "parse_baseline": "baselines",
     "preprocess": "image",
     "register_architecture": "models",
+    "resolve_budget": "budget",
 }
 
 __all__ = [
@@ -64,6 +67,7 @@ __all__ = [
     "GradCamResult",
     "JobState",
     "LoadedModel",
+    "MemoryBudget",
     "Prediction",
     "PreparedImage",
     "Segments",
@@ -80,6 +84,7 @@ __all__ = [
     "parse_baseline",
     "preprocess",
     "register_architecture",
+    "resolve_budget",
 ]
 
 
@@ -99,6 +104,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, eagerly
     from .aggregation import Aggregation
     from .analysis import ExplainRequest, ExplainResult, explain, explain_session
     from .baselines import Baseline, parse_baseline
+    from .budget import MemoryBudget, resolve_budget
     from .errors import Cancelled, UserError
     from .image import PreparedImage, load_image, preprocess
     from .jobs import JobState

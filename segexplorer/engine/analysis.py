@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from .aggregation import Aggregation
 from .baselines import parse_baseline
+from .budget import check_setting, resolve_budget
 from .catalog import DEFAULT_METHODS
 from .devices import describe_device
 from .errors import UserError
@@ -22,6 +23,9 @@ from .methods import parse_methods as parse_methods
 from .models import LoadedModel, load_model
 from .results import AblationSweep, GradCamResult, MethodMaps, Prediction
 from .session import Session
+
+if TYPE_CHECKING:
+    from .budget import MemoryBudget
 
 #: the seed's methods: their files are written as before (gradcam_<c>, ablation_<c>, ...)
 SEED_METHODS = ("gradcam", "activation", "ablation")
@@ -54,6 +58,13 @@ class ExplainRequest:
     n_samples: int = 25
     shapley_mode: str = "auto"
     seed: int = 0
+    # the memory budget in GiB (engine.budget): None for SEGEXPLORER_GPU_MEMORY or the
+    # device's default
+    gpu_memory: float | None = None
+
+    def memory_budget(self, model: LoadedModel) -> MemoryBudget:
+        """The budget of this request's sessions on ``model``'s device."""
+        return resolve_budget(model.device, self.gpu_memory)
 
     def method_options(self) -> MethodOptions:
         """The options every method reads, from this request."""
@@ -81,10 +92,13 @@ class ExplainResult:
     sweep: AblationSweep | None
     methods: tuple[str, ...]
     timings: dict[str, float] = field(default_factory=dict)
-    forward_passes: int = 0
+    forward_passes: int = 0  # images through the model (a batch of k counts k)
     precision: str = "fp32"
     model_info: dict[str, Any] = field(default_factory=dict)  # LoadedModel.describe()
     maps: dict[str, MethodMaps] = field(default_factory=dict)  # every method asked for
+    forward_calls: int = 0  # the model calls that carried those images
+    backward_passes: int = 0  # images through a backward pass (one per image and class)
+    memory_budget: MemoryBudget | None = None  # the session's (engine.budget)
 
     def method_maps(self, method: str) -> MethodMaps:
         """``method``'s maps for the targets (every method in ``methods`` has them)."""
@@ -118,6 +132,7 @@ def explain(request: ExplainRequest, state: JobState | None = None,
     """
     timings: dict[str, float] = {}
     parse_methods(request.methods)  # fail early, before any work
+    check_setting(request.gpu_memory)
     request.method_options()
     parse_baseline(request.baseline)
     if image is None:
@@ -133,7 +148,8 @@ def explain(request: ExplainRequest, state: JobState | None = None,
     t0 = time.perf_counter()
     prepared = prepare_image(image, request, model)
     timings["preprocess"] = time.perf_counter() - t0
-    session = Session(model, prepared, precision=request.precision)
+    session = Session(model, prepared, precision=request.precision,
+                      budget=request.memory_budget(model))
     return explain_session(session, request, state=state, timings=timings)
 
 
@@ -237,10 +253,13 @@ def explain_session(session: Session, request: ExplainRequest, *,
         sweep=sweep,
         methods=methods,
         timings=timings,
-        forward_passes=session.forward_passes,
+        forward_passes=session.forward_images,
         precision=session.precision,
         model_info=model.describe(),
         maps=maps,
+        forward_calls=session.forward_calls,
+        backward_passes=session.backward_images,
+        memory_budget=session.budget,
     )
 
 

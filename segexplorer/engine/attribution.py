@@ -9,8 +9,10 @@ the model once and yields every class's score; only gradients are taken per clas
 * ``shapley``: ``engine.shapley`` (each coalition once).
 * ``occlusion``: each window once (Captum's Occlusion: windows in its order, the
   difference added over each window, divided by how many windows cover a pixel).
-* ``ig`` / ``layer_ig``: the path's images go through the model once, in chunks, and
-  each class takes its gradient from the same graph (Captum: the whole path per class).
+* ``ig`` / ``layer_ig``: the path's images go through the model once, in chunks under the
+  memory budget, and each class takes its gradient from the same graph (Captum: the whole
+  path per class). Each step's gradient is added in step order, so the sums are the same
+  bits however the steps were chunked.
 * ``hirescam``: Grad-CAM's pass, without the spatial mean of the gradient.
 * ``guided_gradcam``: Grad-CAM (ReLU'd, upsampled) times guided backpropagation, whose
   ReLU hooks are Captum's own construction (a gradient hook on each ``nn.ReLU``'s input
@@ -18,6 +20,10 @@ the model once and yields every class's score; only gradients are taken per clas
 
 Each equals the library call named in the registry (``MethodInfo.equals``) on the same
 wrapped model and input; ``tests/test_methods_parity.py`` compares them.
+
+What a method cost is read from the session's counters (images through the model and
+through a backward pass, ``Session.forward_images`` / ``backward_images``), in the unit
+of its estimate (``engine.methods.method_cost``), on every device and for any chunking.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from torch import nn
 
 from .aggregation import Aggregation
 from .baselines import parse_baseline
+from .budget import gradient_kind
 from .errors import UserError
 from .jobs import JobState, check_cancelled, report
 from .layers import UNUSED_REASON, get_layer, normalize_layer_path, unusable_output_reason
@@ -48,8 +55,10 @@ from .methods import (
     METHODS,
     OCCLUSION,
     SHAPLEY,
+    ImageFacts,
     MethodOptions,
     get_method,
+    method_cost,
     occlusion_geometry,
     occlusion_shifts,
     shapley_is_exact,
@@ -57,9 +66,6 @@ from .methods import (
 from .results import AblationSweep, GradCamResult, MethodMaps
 from .segments import Segments
 from .session import Session
-
-#: images per chunk of a gradient method on a CPU: about a megapixel (one 640 x 860 image)
-CPU_CHUNK_PIXELS = 1 << 20
 
 
 def compute(session: Session, method: str, targets: Sequence[int] | None = None,
@@ -82,17 +88,23 @@ def compute(session: Session, method: str, targets: Sequence[int] | None = None,
     if info.takes_segments and segments is None:
         segments = prediction.segments(options.segments)
     start = time.perf_counter()
-    passes = session.forward_passes
+    images, calls, backward = (session.forward_images, session.forward_calls,
+                               session.backward_images)
     result = _COMPUTE[method](_Job(session, wanted, options, state, segments, gradcam, sweep))
     settings = options.used_by(method)
     if info.takes_layer:
         layer = result.layer or normalize_layer_path(options.layer or session.model.default_layer)
         settings = tuple((k, layer if k == "layer" else v) for k, v in settings)
+    h, w = session.image.shape
+    # the estimate's words for what ran (the counts below are its unit too)
+    detail = result.detail or method_cost(method, ImageFacts(
+        h, w, segments.count if segments is not None else 0, len(wanted)), options).detail
     return MethodMaps(
         method=method, maps=result.maps, raw=result.raw, settings=settings,
-        forward=result.forward if result.forward >= 0 else session.forward_passes - passes,
-        backward=result.backward, seconds=time.perf_counter() - start, layer=result.layer,
-        layer_shape=result.layer_shape, detail=result.detail, shapley=result.shapley)
+        forward=session.forward_images - images, backward=session.backward_images - backward,
+        calls=session.forward_calls - calls, seconds=time.perf_counter() - start,
+        layer=result.layer, layer_shape=result.layer_shape, detail=detail,
+        shapley=result.shapley)
 
 
 @dataclass(frozen=True)
@@ -125,10 +137,8 @@ def _gradcam(job: _Job) -> MethodMaps:
     session, targets, options, state = job.session, job.targets, job.options, job.state
     gradcam = job.gradcam
     result = _gradcam_result(session, targets, options, state, gradcam)
-    fresh = result is not gradcam
     return MethodMaps(GRADCAM, {c: result.upsampled[c] for c in targets},
-                      {c: result.raw[c] for c in targets}, (), forward=1 if fresh else 0,
-                      backward=result.backward_passes if fresh else 0, layer=result.layer,
+                      {c: result.raw[c] for c in targets}, (), layer=result.layer,
                       layer_shape=result.activation_shape)
 
 
@@ -139,13 +149,9 @@ def _activation(job: _Job) -> MethodMaps:
     if gradcam is None or gradcam.layer != layer:
         # the pass alone: no target, so no gradient (the activation needs none)
         gradcam = session.gradcam([], layer=layer, state=state)
-        forward = 1
-    else:
-        forward = 0
     return MethodMaps(ACTIVATION, {c: gradcam.activation_upsampled for c in targets},
-                      {c: gradcam.activation_mean for c in targets}, (), forward=forward,
-                      layer=gradcam.layer, layer_shape=gradcam.activation_shape,
-                      detail="the same map for every class")
+                      {c: gradcam.activation_mean for c in targets}, (),
+                      layer=gradcam.layer, layer_shape=gradcam.activation_shape)
 
 
 def _ablation(job: _Job) -> MethodMaps:
@@ -160,9 +166,7 @@ def _ablation(job: _Job) -> MethodMaps:
         sweep = session.sweep(segments, baseline=base, aggregation=Aggregation(options.aggregation),
                               state=state)
     assert sweep is not None
-    return MethodMaps(ABLATION, {c: sweep.attribution_map(c) for c in targets}, {}, (),
-                      forward=sweep.forward_passes if fresh else 0,
-                      detail=f"{sweep.segments.count} segments")
+    return MethodMaps(ABLATION, {c: sweep.attribution_map(c) for c in targets}, {}, ())
 
 
 # -- Shapley values -------------------------------------------------------------------------
@@ -176,11 +180,11 @@ def _shapley(job: _Job) -> MethodMaps:
     table = shapley_table(session, segments, exact=exact, baseline=options.baseline,
                           aggregation=Aggregation(options.aggregation),
                           n_samples=options.n_samples, seed=options.seed, state=state)
-    detail = (f"exact: 2^{segments.count} coalitions" if exact else
-              f"sampled: {table.n_samples} permutations, {table.coalitions} coalitions, "
-              f"seed {table.seed}")
+    detail = ("" if exact else  # exact: the estimate's words
+              f"sampled: {table.n_samples} permutations of {segments.count} segments, "
+              f"{table.coalitions - 1} coalitions (seed {table.seed})")
     return MethodMaps(SHAPLEY, {c: table.attribution_map(c) for c in targets}, {}, (),
-                      forward=-1, detail=detail, shapley=table)
+                      detail=detail, shapley=table)
 
 
 # -- occlusion ------------------------------------------------------------------------------
@@ -218,9 +222,7 @@ def _occlusion(job: _Job) -> MethodMaps:
         total[:, y0:y0 + wh, x0:x0 + ww] += diffs[k, index].view(-1, 1, 1)
         count[y0:y0 + wh, x0:x0 + ww] += 1
     maps = (total / count).numpy()
-    return MethodMaps(OCCLUSION, {c: maps[i] for i, c in enumerate(targets)}, {}, (),
-                      forward=-1, detail=f"{ny} x {nx} windows of {wh} x {ww} px, "
-                                         f"stride {sy} x {sx}")
+    return MethodMaps(OCCLUSION, {c: maps[i] for i, c in enumerate(targets)}, {}, ())
 
 
 # -- integrated gradients -------------------------------------------------------------------
@@ -231,40 +233,36 @@ def _ig_parameters(options: MethodOptions) -> tuple[list[float], list[float]]:
     return list(step_sizes(options.n_steps)), list(alphas(options.n_steps))
 
 
-def _step_chunks(session: Session, n_steps: int, pixels: int) -> Iterator[tuple[int, int]]:
-    """(first step, count): steps that go through the model together. A CPU takes about a
-    megapixel at a time (batching is no faster there); a GPU as many as half its free
-    memory holds at about eight times an inference pass's footprint (the graph is kept)."""
-    if session.model.device.type == "cuda" and session.image_bytes:
-        free, _ = torch.cuda.mem_get_info(session.model.device)
-        size = int(free * 0.5 // max(8 * session.image_bytes, 1))
-    else:
-        size = CPU_CHUNK_PIXELS // max(pixels, 1)
-    size = max(1, min(n_steps, size, 64))
-    for first in range(0, n_steps, size):
-        yield first, min(size, n_steps - first)
-
-
 def _integrate(session: Session, targets: list[int], options: MethodOptions,
-               state: JobState | None, label: str,
+               state: JobState | None, label: str, kind: str,
                run: Callable[[list[float]], tuple[torch.Tensor, torch.Tensor]],
-               ) -> tuple[dict[int, torch.Tensor], int, int]:
+               ) -> dict[int, torch.Tensor]:
     """Sum over the path of step size x gradient, for every target, one graph per chunk.
 
-    ``run(alphas)`` builds the chunk's scaled leaf and returns (leaf, class scores).
-    Returns {class: sum over steps} (the leaf's shape without the batch), forward chunks
-    and backward passes.
+    ``run(alphas)`` builds the chunk's scaled leaf and returns (leaf, class scores). The
+    steps go through the model in chunks under the memory budget
+    (``Session.run_in_chunks``; ``kind`` names the pass whose memory is measured), and
+    each chunk's graph serves a backward pass per target. Each step's scaled gradient is
+    added to the target's sum in step order, so the sums do not depend on the chunks.
+    Progress moves after the chunk's forward pass and after each target's backward.
+    Returns {class: sum over steps} (the leaf's shape without the batch).
     """
     sizes, alphas = _ig_parameters(options)
-    n = options.n_steps
+    n, t = options.n_steps, len(targets)
+    units = n * (1 + t)  # each step image forward, then back once per target
     totals: dict[int, torch.Tensor] = {}
-    chunks = backward = 0
-    h, w = session.image.shape
-    for first, count in _step_chunks(session, n, h * w):
-        check_cancelled(state)
-        report(state, first, n, f"{label}: steps {first + 1}-{first + count} of {n}")
+    shape: list[tuple[int, ...]] = []
+    committed = [0]  # progress units of the chunks that went through
+
+    def chunk(first: int, count: int) -> None:
+        steps = (f"{label}: step {first + 1} of {n}" if count == 1
+                 else f"{label}: steps {first + 1}-{first + count} of {n}")
+        report(state, committed[0], units, steps)
+        local: dict[int, torch.Tensor] = {}  # kept only once the whole chunk went through
         with torch.enable_grad(), session.numerics():
             leaf, scores = run(alphas[first:first + count])
+            shape[:] = [tuple(leaf.shape[1:])]
+            report(state, committed[0] + count, units, f"{steps}, gradients")
             step = torch.tensor(sizes[first:first + count]).float().view(count, 1).to(
                 leaf.device)
             for i, c in enumerate(targets):
@@ -272,19 +270,25 @@ def _integrate(session: Session, targets: list[int], options: MethodOptions,
                 selected = scores[:, c]
                 (grad,) = torch.autograd.grad(selected, leaf,
                                               grad_outputs=torch.ones_like(selected),
-                                              retain_graph=i < len(targets) - 1,
-                                              allow_unused=True)
+                                              retain_graph=i < t - 1, allow_unused=True)
                 if grad is None:
                     grad = torch.zeros_like(leaf)
                 # Captum: grads scaled by the step sizes, then summed over the steps
                 scaled = grad.detach().float().contiguous().view(count, -1) * step
-                part = scaled.reshape((count, *leaf.shape[1:])).sum(dim=0)
-                totals[c] = part if c not in totals else totals[c] + part
-                backward += 1
-        chunks += 1
-        session.forward_passes += 1
-    report(state, n, n, f"{label} done")
-    return totals, chunks, backward
+                del grad
+                acc = scaled[0].clone() if c not in totals else totals[c] + scaled[0]
+                for j in range(1, count):
+                    acc.add_(scaled[j])
+                local[c] = acc
+                report(state, committed[0] + count * (2 + i), units,
+                       f"{steps}, gradient {i + 1} of {t}")
+        totals.update(local)
+        committed[0] += count * (1 + t)
+
+    session.run_in_chunks(n, chunk, kind=kind, what="integration step", state=state,
+                          backward_per_image=t)
+    report(state, units, units, f"{label} done")
+    return {c: v.view(shape[0]) for c, v in totals.items()}
 
 
 def _full_baseline(session: Session, options: MethodOptions) -> torch.Tensor:
@@ -303,13 +307,11 @@ def _ig(job: _Job) -> MethodMaps:
         logits = session.model.logits(session.layout(scaled)).float()
         return scaled, session.aggregate(logits, agg)
 
-    totals, chunks, backward = _integrate(session, targets, options, state,
-                                          "Integrated gradients", run)
+    totals = _integrate(session, targets, options, state, "Integrated gradients",
+                        gradient_kind(IG), run)
     diff = (inp - base)[0].float()
     maps = {c: (totals[c] * diff).sum(dim=0).cpu().numpy() for c in targets}
-    return MethodMaps(IG, maps, {}, (), forward=options.n_steps, backward=backward,
-                      detail=f"{options.n_steps} steps ({options.ig_method}) in {chunks} "
-                             f"pass{'es' if chunks != 1 else ''}, a gradient per class")
+    return MethodMaps(IG, maps, {}, ())
 
 
 @contextmanager
@@ -362,8 +364,8 @@ def _layer_ig(job: _Job) -> MethodMaps:
             logits = session.model.logits(session.layout(batch)).float()
         return scaled, session.aggregate(logits, agg)
 
-    totals, chunks, backward = _integrate(session, targets, options, state,
-                                          "Layer integrated gradients", run)
+    totals = _integrate(session, targets, options, state, "Layer integrated gradients",
+                        gradient_kind(f"{LAYER_IG}:{path}"), run)
     diff = (at_input - at_base)[0]
     size = session.image.shape
     raw: dict[int, np.ndarray] = {}
@@ -372,9 +374,7 @@ def _layer_ig(job: _Job) -> MethodMaps:
         summed = (totals[c] * diff).sum(dim=0, keepdim=True).unsqueeze(0)  # 1 x 1 x h x w
         raw[c] = summed[0, 0].cpu().numpy()
         maps[c] = _upsample(summed, size, options.upsample)[0, 0].cpu().numpy()
-    return MethodMaps(LAYER_IG, maps, raw, (), forward=options.n_steps + 2,
-                      backward=backward, layer=path, layer_shape=tuple(at_input.shape),
-                      detail=f"{options.n_steps} steps ({options.ig_method}) at {path}")
+    return MethodMaps(LAYER_IG, maps, raw, (), layer=path, layer_shape=tuple(at_input.shape))
 
 
 # -- HiResCAM -------------------------------------------------------------------------------
@@ -386,9 +386,10 @@ def _hirescam(job: _Job) -> MethodMaps:
     raw: dict[int, np.ndarray] = {}
     maps: dict[int, np.ndarray] = {}
     report(state, 0, 1, "HiResCAM: forward pass")
-    with session.graph_from_layer(path) as captured, torch.enable_grad(), session.numerics():
+    with session.guard_memory(), session.graph_from_layer(path) as captured, \
+            torch.enable_grad(), session.numerics():
         logits = session.model.logits(session.layout(session.input)).float()
-        session.forward_passes += 1
+        session.count_forward(1)
         if not captured:
             raise UserError(f"Layer '{path}' is not used by the model's forward pass: "
                             "choose another layer.")
@@ -401,13 +402,13 @@ def _hirescam(job: _Job) -> MethodMaps:
                                           retain_graph=i < len(targets) - 1, allow_unused=True)
             if grad is None:
                 raise UserError(UNUSED_REASON.format(path=path) + ".")
+            session.count_backward(1)
             with torch.no_grad():
                 cam = torch.sum(grad.float() * activation.detach().float(), dim=1, keepdim=True)
             raw[c] = cam[0, 0].cpu().numpy()
             maps[c] = _upsample(cam, size, options.upsample)[0, 0].cpu().numpy()
         shape = tuple(activation.shape)
-    return MethodMaps(HIRESCAM, maps, raw, (), forward=1, backward=len(targets), layer=path,
-                      layer_shape=shape, detail="one pass, a gradient per class")
+    return MethodMaps(HIRESCAM, maps, raw, (), layer=path, layer_shape=shape)
 
 
 # -- Guided Grad-CAM ------------------------------------------------------------------------
@@ -443,28 +444,27 @@ def _guided_gradcam(job: _Job) -> MethodMaps:
     gradcam = job.gradcam
     agg = Aggregation(options.aggregation)
     result = _gradcam_result(session, targets, options, state, gradcam)
-    fresh = result is not gradcam
     size = session.image.shape
     maps: dict[int, np.ndarray] = {}
     report(state, 0, 1, "Guided backpropagation: forward pass")
     inp = session.input.detach().clone().requires_grad_(True)
-    with guided_relus(session.model.module), torch.enable_grad(), session.numerics():
+    with session.guard_memory(), guided_relus(session.model.module), torch.enable_grad(), \
+            session.numerics():
         logits = session.model.logits(session.layout(inp)).float()
-        session.forward_passes += 1
+        session.count_forward(1)
         scores = session.aggregate(logits, agg)
         for i, c in enumerate(targets):
             check_cancelled(state)
             report(state, i, len(targets), f"Guided backpropagation: class {c}")
             (guided,) = torch.autograd.grad(scores[0, c], inp,
                                             retain_graph=i < len(targets) - 1)
+            session.count_backward(1)
             cam = F.relu(torch.from_numpy(result.raw[c]).to(inp.device)).view(
                 1, 1, *result.raw[c].shape)
             product = guided.detach().float() * _upsample(cam, size, options.upsample)
             maps[c] = product.sum(dim=1)[0].cpu().numpy()
-    return MethodMaps(GUIDED_GRADCAM, maps, {}, (), forward=2 if fresh else 1,
-                      backward=len(targets) * (2 if fresh else 1), layer=result.layer,
-                      layer_shape=result.activation_shape,
-                      detail="Grad-CAM's pass and a guided-backpropagation pass")
+    return MethodMaps(GUIDED_GRADCAM, maps, {}, (), layer=result.layer,
+                      layer_shape=result.activation_shape)
 
 
 _COMPUTE: dict[str, Callable[..., MethodMaps]] = {

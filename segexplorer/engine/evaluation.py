@@ -127,6 +127,7 @@ class Evaluation:
     options: MethodOptions
     images: dict[str, int]  # images through the model per stage ('maps', 'curves', ...)
     seconds: float = 0.0
+    backward: int = 0  # images through a backward pass, all stages together
 
     def result(self, method: str, target: int) -> MethodEvaluation:
         return self.results[(method, target)]
@@ -224,6 +225,7 @@ class Evaluation:
                                     "norm": "Frobenius, as Captum's default"},
             },
             "images_through_the_model": dict(self.images),
+            "images_through_a_backward_pass": self.backward,
             "seconds": round(self.seconds, 3),
         }
 
@@ -491,9 +493,11 @@ def evaluate(session: Session, methods: Sequence[str], targets: Sequence[int] | 
     original = session.scores(agg).astype(np.float32)
     segments = prediction.segments(options.segments)
     images: dict[str, int] = {}
+    backward_before = session.backward_images
+    backward_derived = 0  # the randomised models' and perturbed inputs' sessions
 
     # 1. the maps, each method once for every target
-    passes = session.forward_passes
+    passes = session.forward_images
     maps: dict[str, MethodMaps] = {}
     for m in methods:
         check_cancelled(state)
@@ -504,7 +508,7 @@ def evaluate(session: Session, methods: Sequence[str], targets: Sequence[int] | 
             maps[m] = compute(session, m, list(wanted), options, state=state,
                               segments=segments if get_method(m).takes_segments else None,
                               gradcam=gradcam, sweep=sweep)
-    images["maps"] = session.forward_passes - passes
+    images["maps"] = session.forward_images - passes
 
     # 2. the curves: every distinct image once
     h, w = prediction.shape
@@ -587,7 +591,7 @@ def evaluate(session: Session, methods: Sequence[str], targets: Sequence[int] | 
     # 3. the model-randomisation check
     mprt: dict[tuple[str, int], list[MprtStage]] = {key: [] for key in plans}
     if settings.mprt:
-        passes = session.forward_passes
+        passes = session.forward_images
         report(state, 0, 1, "Randomising the model's layers")
         stage_count = len(mprt_checkpoints(len(randomisable_layers(session.model.module)),
                                            settings.mprt_steps))
@@ -605,8 +609,9 @@ def evaluate(session: Session, methods: Sequence[str], targets: Sequence[int] | 
                     a, b = maps[m].maps[c], again.maps[c]
                     mprt[(m, c)].append(MprtStage(layer, count, spearman(a, b), ssim(a, b),
                                                   _thumbnail(b)))
-            mprt_images += derived.forward_passes
-        images["mprt"] = mprt_images + session.forward_passes - passes
+            mprt_images += derived.forward_images
+            backward_derived += derived.backward_images
+        images["mprt"] = mprt_images + session.forward_images - passes
 
     # 4. Captum's infidelity (normalize=True), the noisy images shared
     infid: dict[tuple[str, int], float] = {}
@@ -648,7 +653,8 @@ def evaluate(session: Session, methods: Sequence[str], targets: Sequence[int] | 
                 for c in wanted:
                     worst[(m, c)] = max(worst[(m, c)],
                                         sensitivity_value(maps[m].maps[c], again.maps[c]))
-            sens_images += derived.forward_passes
+            sens_images += derived.forward_images
+            backward_derived += derived.backward_images
         sens = worst
         images["sensitivity"] = sens_images
 
@@ -661,7 +667,8 @@ def evaluate(session: Session, methods: Sequence[str], targets: Sequence[int] | 
     return Evaluation(targets=wanted, methods=methods, results=results, chance=chance,
                       original_scores=original, categories=prediction.categories,
                       segments=segments, settings=settings, options=options, images=images,
-                      seconds=time.perf_counter() - start)
+                      seconds=time.perf_counter() - start,
+                      backward=session.backward_images - backward_before + backward_derived)
 
 
 def sensitivity_value(original: np.ndarray, perturbed: np.ndarray) -> float:

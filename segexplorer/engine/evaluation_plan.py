@@ -1,9 +1,11 @@
 """What an evaluation of explanations does and costs, known before torch has loaded.
 
 The settings of ``engine.evaluation`` (deletion and insertion curves, the chance band,
-the model-randomisation check, Captum's infidelity and sensitivity) and an upper bound
-on the images it sends through the model, so that the window and the CLI can say what
-an evaluation costs before it runs. docs/evaluation.md defines each metric.
+the model-randomisation check, Captum's infidelity and sensitivity), a quick preset
+(:data:`QUICK`), and an upper bound on the images it sends through the model (forward)
+and through a backward pass, in the unit of the methods' costs and of what a run counts,
+so that the window and the CLI can say what an evaluation costs before it runs.
+docs/evaluation.md defines each metric.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from .budget import MemoryUse, largest
 from .errors import UserError
-from .methods import ImageFacts, MethodOptions, method_cost
+from .methods import ImageFacts, MethodOptions, describe_passes, method_cost
 
 CURVES = ("deletion_segments", "insertion_segments", "deletion_pixels", "insertion_pixels")
 
@@ -52,6 +55,38 @@ class EvaluationSettings:
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    def differences(self, full: EvaluationSettings | None = None) -> str:
+        """What these settings cut or skip against the full evaluation's defaults, e.g.
+        '10 pixel steps (not 20), 3 chance runs (not 10), no randomisation check'; ''
+        when they are the defaults' in what they measure."""
+        d = full or EvaluationSettings()
+        parts: list[str] = []
+        for name, label in (("pixel_steps", "pixel steps"), ("chance_runs", "chance runs")):
+            mine, theirs = getattr(self, name), getattr(d, name)
+            if mine != theirs:
+                parts.append(f"{mine} {label} (not {theirs})")
+        for flag, label, count, count_label in (
+                ("mprt", "randomisation check", "mprt_steps", "stages"),
+                ("infidelity", "infidelity", "infidelity_samples", "noise draws"),
+                ("sensitivity", "sensitivity", "sensitivity_samples", "perturbed inputs")):
+            if not getattr(self, flag):
+                if getattr(d, flag):
+                    parts.append(f"no {label}")
+            elif getattr(self, count) != getattr(d, count):
+                parts.append(f"{label} with {getattr(self, count)} {count_label} (not "
+                             f"{getattr(d, count)})")
+        return ", ".join(parts)
+
+
+#: A quick preview: half the pixel steps, three chance runs, and neither of the checks that
+#: recompute every method's maps (the randomisation check and sensitivity); the curves,
+#: the chance band and infidelity are still measured. About 30 % of the full evaluation's
+#: images for the seed's three methods, less with gradient methods (docs/evaluation.md).
+QUICK = EvaluationSettings(pixel_steps=10, chance_runs=3, mprt=False, sensitivity=False)
+#: the quick preset in one line, for the window and the CLI
+QUICK_DESCRIPTION = ("Quick preview: " + QUICK.differences() + "; the curves, the chance "
+                     "band and infidelity are still measured.")
+
 
 @dataclass(frozen=True)
 class EvaluationCost:
@@ -62,7 +97,8 @@ class EvaluationCost:
     mprt: int
     infidelity: int
     sensitivity: int
-    backward: int  # backward passes of the gradient methods, all stages together
+    backward: int  # images through a backward pass (gradient methods), all stages together
+    memory: MemoryUse | None = None  # the largest chunk, when the memory facts were given
 
     @property
     def forward(self) -> int:
@@ -72,6 +108,8 @@ class EvaluationCost:
         return forward_seconds * (self.forward + 2 * self.backward)
 
     def describe(self) -> str:
+        """'at most 340 forward passes, 21 backward passes (forward: 6 for the maps, ...)'
+        (a pass is one image, as in the methods' costs)."""
         parts = [f"{self.curves} for the curves"]
         if self.maps:
             parts.insert(0, f"{self.maps} for the maps")
@@ -80,10 +118,12 @@ class EvaluationCost:
                             ("sensitivity", self.sensitivity)):
             if count:
                 parts.append(f"{count} for {name}")
-        text = f"at most {self.forward} forward passes ({', '.join(parts)})"
-        if self.backward:
-            text += f" and {self.backward} backward passes"
-        return text
+        return (f"at most {describe_passes(self.forward, self.backward)} (forward: "
+                f"{', '.join(parts)})")
+
+    def describe_memory(self) -> str:
+        """'memory: about 1.2 GiB (...)', or '' without the memory facts."""
+        return f"memory: {self.memory.describe()}" if self.memory is not None else ""
 
 
 def evaluation_cost(facts: ImageFacts, methods: Sequence[str], options: MethodOptions,
@@ -108,6 +148,10 @@ def evaluation_cost(facts: ImageFacts, methods: Sequence[str], options: MethodOp
     sensitivity = settings.sensitivity_samples * (1 + all_maps) if settings.sensitivity else 0
     backward += (settings.mprt_steps * all_backward if settings.mprt else 0) + (
         settings.sensitivity_samples * all_backward if settings.sensitivity else 0)
+    memory = None
+    if facts.memory is not None:  # the largest chunk: a method's, or the curves' images
+        memory = largest([c.memory for c in per_method]
+                         + [facts.memory.use(coalitions + pixels, gradient=False)])
     return EvaluationCost(maps=maps, curves=coalitions + pixels, mprt=mprt,
                           infidelity=settings.infidelity_samples if settings.infidelity else 0,
-                          sensitivity=sensitivity, backward=backward)
+                          sensitivity=sensitivity, backward=backward, memory=memory)

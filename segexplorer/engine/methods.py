@@ -3,8 +3,12 @@
 Each method says what it is called, what it reads (a layer? segments and a baseline?
 integration steps, an occlusion window, permutation samples?), whether its maps are
 signed, which Captum (or pytorch-grad-cam) call it equals, and what it costs for an
-image before it runs: images through the model (forward) and backward passes, for all
-the requested classes together. The computations live in ``engine.attribution``
+image before it runs, for all the requested classes together, in one unit on every
+device: images through the model ("forward passes": a batch of four images counts four)
+and images through a backward pass ("backward passes": one per image and class), and,
+when the session's memory facts are given, the memory it will take under the budget.
+What a run reports (``MethodMaps.forward`` / ``backward``) is counted in the same unit,
+so an estimate and its run say the same numbers in the same words. The computations live in ``engine.attribution``
 (torch); this module stays importable before torch has loaded, so the window's method
 list, the CLI's ``--methods``, Export all, the batch command and the evaluation all
 read the same table.
@@ -20,6 +24,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 
+from .budget import MemoryFacts, MemoryUse
 from .errors import UserError
 
 GRADCAM, ACTIVATION, ABLATION = "gradcam", "activation", "ablation"
@@ -99,27 +104,40 @@ class ImageFacts:
     width: int
     segments: int  # S, the number of segments (players, ablated features)
     targets: int  # T, the classes asked for
+    memory: MemoryFacts | None = None  # the budget and one image's memory (Session.memory_facts)
+
+
+def describe_passes(forward: int, backward: int) -> str:
+    """'50 forward passes, 150 backward passes': the words of an estimate and of its run
+    (each pass is one image, however the images were batched)."""
+    text = f"{forward} forward pass{'es' if forward != 1 else ''}"
+    if backward:
+        text += f", {backward} backward pass{'es' if backward != 1 else ''}"
+    return text
 
 
 @dataclass(frozen=True)
 class Cost:
     """What a method takes for one image and all its targets."""
 
-    forward: int  # images through the model (batched or not)
-    backward: int  # backward passes (one per class, or per class and chunk of steps)
-    backward_images: int  # images a backward pass goes through, summed
-    detail: str = ""  # e.g. 'exact: 2^5 - 1 coalitions'
+    forward: int  # images through the model (a batch of k counts k)
+    backward: int  # images through a backward pass (one per image and class)
+    detail: str = ""  # e.g. 'exact: all 2^5 coalitions, every class'
+    memory: MemoryUse | None = None  # its largest chunk, when the memory facts were given
 
     def seconds(self, forward_seconds: float) -> float:
         """A rough time from one image's forward time (a backward costs about two)."""
-        return forward_seconds * (self.forward + 2 * self.backward_images)
+        return forward_seconds * (self.forward + 2 * self.backward)
 
     def describe(self) -> str:
-        parts = [f"{self.forward} forward pass{'es' if self.forward != 1 else ''}"]
-        if self.backward:
-            parts.append(f"{self.backward} backward pass{'es' if self.backward != 1 else ''}")
-        text = " and ".join(parts)
+        """'50 forward passes, 150 backward passes (50 steps (gausslegendre) ...)'."""
+        text = describe_passes(self.forward, self.backward)
         return f"{text} ({self.detail})" if self.detail else text
+
+    def describe_memory(self) -> str:
+        """'memory: about 1.2 GiB (4 images at a time within the 8.0 GiB budget)', or ''
+        when the memory facts were not given."""
+        return f"memory: {self.memory.describe()}" if self.memory is not None else ""
 
 
 @dataclass(frozen=True)
@@ -188,54 +206,56 @@ def shapley_is_exact(segments: int, options: MethodOptions) -> bool:
 
 
 def _gradcam_cost(f: ImageFacts, o: MethodOptions) -> Cost:
-    return Cost(1, f.targets, f.targets, "one pass for every class, a gradient per class")
+    return Cost(1, f.targets, "one pass for every class, a gradient per class")
 
 
 def _activation_cost(f: ImageFacts, o: MethodOptions) -> Cost:
-    return Cost(1, 0, 0, "the layer's output")
+    return Cost(1, 0, "the layer's output, the same map for every class")
 
 
 def _ablation_cost(f: ImageFacts, o: MethodOptions) -> Cost:
-    return Cost(f.segments, 0, 0, f"each of {f.segments} segments once, every class")
+    return Cost(f.segments, 0, f"each of {f.segments} segments once, every class")
 
 
 def _shapley_cost(f: ImageFacts, o: MethodOptions) -> Cost:
     s = f.segments
     if s == 0:
-        return Cost(0, 0, 0, "no segments")
+        return Cost(0, 0, "no segments")
     if shapley_is_exact(s, o):
         # every coalition once; the full one is the image itself (the prediction's pass)
-        return Cost(2 ** s - 1, 0, 0, f"exact: 2^{s} coalitions, every class")
+        return Cost(2 ** s - 1, 0, f"exact: all 2^{s} coalitions, every class")
     # each permutation adds segments one by one; the empty coalition is shared, the full
     # one is the prediction, repeated coalitions are evaluated once
     bound = min(2 ** s - 1, o.n_samples * (s - 1) + 1)
-    return Cost(bound, 0, 0, f"sampled: {o.n_samples} permutations of {s} segments, "
-                             "at most this many")
+    return Cost(bound, 0, f"sampled: {o.n_samples} permutations of {s} segments, "
+                          "at most this many coalitions")
 
 
 def _occlusion_cost(f: ImageFacts, o: MethodOptions) -> Cost:
     ny, nx = occlusion_shifts(f.height, f.width, o)
     wh, ww, sy, sx = occlusion_geometry(f.height, f.width, o)
-    return Cost(ny * nx, 0, 0, f"{ny} x {nx} windows of {wh} x {ww} px, stride {sy}")
+    return Cost(ny * nx, 0, f"{ny} x {nx} windows of {wh} x {ww} px, stride {sy} x {sx}")
 
 
 def _ig_cost(f: ImageFacts, o: MethodOptions) -> Cost:
-    return Cost(o.n_steps, f.targets, f.targets * o.n_steps,
-                f"{o.n_steps} steps through the model once, a gradient per class")
+    return Cost(o.n_steps, f.targets * o.n_steps,
+                f"{o.n_steps} steps ({o.ig_method}) through the model once, a gradient per "
+                "class")
 
 
 def _layer_ig_cost(f: ImageFacts, o: MethodOptions) -> Cost:
-    return Cost(o.n_steps + 2, f.targets, f.targets * o.n_steps,
-                f"the layer on the image and the baseline, {o.n_steps} steps")
+    return Cost(o.n_steps + 2, f.targets * o.n_steps,
+                f"the layer's output on the image and the baseline, then {o.n_steps} steps "
+                f"({o.ig_method}) through the model once, a gradient per class")
 
 
 def _hirescam_cost(f: ImageFacts, o: MethodOptions) -> Cost:
-    return Cost(1, f.targets, f.targets, "one pass for every class, a gradient per class")
+    return Cost(1, f.targets, "one pass for every class, a gradient per class")
 
 
 def _guided_cost(f: ImageFacts, o: MethodOptions) -> Cost:
-    return Cost(2, 2 * f.targets, 2 * f.targets,
-                "Grad-CAM's pass and a guided-backpropagation pass")
+    return Cost(2, 2 * f.targets, "Grad-CAM's pass and a guided-backpropagation pass, a "
+                                  "gradient per class in each")
 
 
 _LAYER = frozenset({"layer", "aggregation", "upsample"})
@@ -326,4 +346,22 @@ def parse_methods(text: str | Iterable[str]) -> tuple[str, ...]:
 
 
 def method_cost(method: str, facts: ImageFacts, options: MethodOptions | None = None) -> Cost:
-    return get_method(method).cost(facts, options or MethodOptions())
+    """What ``method`` takes for an image and ``facts.targets`` classes; with
+    ``facts.memory``, also the memory of its largest chunk under the budget."""
+    options = options or MethodOptions()
+    cost = get_method(method).cost(facts, options)
+    if facts.memory is None:
+        return cost
+    return replace(cost, memory=method_memory(method, cost, facts.memory, options))
+
+
+def method_memory(method: str, cost: Cost, memory: MemoryFacts,
+                  options: MethodOptions) -> MemoryUse | None:
+    """The memory of ``method``'s largest chunk: integration steps with their graphs
+    (integrated gradients), perturbed images without (the perturbation methods), or one
+    image (the one-pass methods; Guided Grad-CAM's graph reaches the input)."""
+    if method in (IG, LAYER_IG):
+        return memory.use(options.n_steps, gradient=True)
+    if get_method(method).perturbation:
+        return memory.use(cost.forward, gradient=False)
+    return memory.use(1, gradient=method == GUIDED_GRADCAM)

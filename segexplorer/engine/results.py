@@ -220,7 +220,7 @@ class AblationSweep:
     ablated_scores: np.ndarray  # S x C: scores with each segment ablated (rows: ascending id)
     after_maps: np.ndarray | None  # S x H x W: predicted classes with each segment ablated
     #                                (multilabel: the display map, see Prediction)
-    forward_passes: int = 0
+    forward_passes: int = 0  # images through the model (one per segment)
     chunk_size: int = 1  # the largest batch of ablated images that went through
     seconds: float = 0.0
     batches: tuple[int, ...] = ()  # images per forward pass, in order
@@ -287,13 +287,14 @@ class MethodMaps:
     maps: dict[int, np.ndarray]  # class -> H x W at the working resolution
     raw: dict[int, np.ndarray]  # class -> h x w at the layer (layer methods only)
     settings: tuple[tuple[str, object], ...]  # the options it read (MethodOptions.used_by)
-    forward: int = 0  # images through the model
-    backward: int = 0  # backward passes
+    forward: int = 0  # images through the model (a batch of k counts k), as estimated
+    backward: int = 0  # images through a backward pass (one per image and class)
     seconds: float = 0.0
     layer: str | None = None
     layer_shape: tuple[int, ...] | None = None  # the layer output's shape (layer methods)
     detail: str = ""  # e.g. 'exact: 2^5 coalitions'
     shapley: ShapleyTable | None = None
+    calls: int = 0  # model calls that carried the forward images (chunks)
 
     @property
     def targets(self) -> tuple[int, ...]:

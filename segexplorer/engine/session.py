@@ -11,10 +11,19 @@ The two ideas that make the engine cheaper than calling Captum per class:
 
 Both use Captum's own operations (the same reductions in the same order), so the
 numbers equal Captum's calls; tests check it.
+
+Work is counted in one unit on every device: images through the model
+(``forward_images``; a batch of four counts four) and images through a backward pass
+(``backward_images``); the model calls that carried them are counted apart
+(``forward_calls``). Every batched path runs through :meth:`Session.run_in_chunks`, which
+sizes its chunks from the memory budget (``engine.budget``) and the memory one image
+takes, measured by the first chunk.
 """
 
 from __future__ import annotations
 
+import gc
+import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -35,6 +44,7 @@ from .aggregation import (
     pack_label_sets,
 )
 from .baselines import Baseline, baseline_tensor, parse_baseline
+from .budget import INFERENCE, MemoryBudget, MemoryFacts, PeakResident, resolve_budget
 from .catalog import PRECISIONS, SOFTMAX, UPSAMPLE_MODES
 from .errors import UserError
 from .image import PreparedImage, denormalize
@@ -45,7 +55,16 @@ from .outputs import multilabel_hint
 from .results import AblationSweep, GradCamResult, Prediction, unpack_label_sets
 from .segments import Segments
 
+#: the key of the modelled memory of any gradient pass (Session._modelled)
+GRADIENT = "gradient"
+#: the most images of one CUDA call without gradients (the budget may allow fewer)
 MAX_CUDA_CHUNK = 32
+#: the most integration steps of one call with gradients, on any device
+MAX_STEPS_CHUNK = 64
+#: a CPU's integration steps per call: about a megapixel (one 640 x 860 image). Without
+#: gradients a CPU takes one image per call: progress and Cancel answer after each image,
+#: at no loss of speed (docs/performance.md).
+CPU_CHUNK_PIXELS = 1 << 20
 
 
 @contextmanager
@@ -71,9 +90,57 @@ class Evaluation:
 
     scores: np.ndarray  # n x C float32
     maps: np.ndarray | None  # n x H x W predicted classes (when kept; multilabel: display)
-    passes: int  # forward calls (a call may take a chunk of images)
+    images: int  # images through the model
+    calls: int  # model calls that carried them (a call takes a chunk of images)
     batches: tuple[int, ...]  # images per call, in order
     label_sets: np.ndarray | None = None  # multilabel, kept: n x B x H x W packed classes
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or a CPU (or MPS) allocation that failed."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    if not isinstance(exc, RuntimeError):
+        return False
+    text = str(exc).lower()
+    return any(k in text for k in ("can't allocate memory", "out of memory",
+                                   "not enough memory", "failed to allocate"))
+
+
+def _timed(run: Callable[[int, int], None], first: int, k: int) -> float:
+    start = time.perf_counter()
+    run(first, k)
+    return time.perf_counter() - start
+
+
+class _LayerOutputs:
+    """Every leaf module's output over a pass: the memory model where memory cannot be
+    measured (not Linux, MPS). An over-estimate: outputs freed during the pass count."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.total = 0
+        self.largest = 0
+        self._handles = [m.register_forward_hook(self._hook) for m in module.modules()
+                         if not any(True for _ in m.children())]
+
+    def _hook(self, _module: torch.nn.Module, _inputs: object, output: object) -> None:
+        for t in (output if isinstance(output, (tuple, list)) else (output,)):
+            if isinstance(t, torch.Tensor):
+                size = t.numel() * t.element_size()
+                self.total += size
+                self.largest = max(self.largest, size)
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+    def estimate(self, gradient: bool) -> int:
+        # without gradients a layer's input, its output and a residual branch are alive
+        # at once; with them every output is kept for the backward, which holds two more.
+        # (fcn_resnet101 at 240 x 320 px on a CPU, with the logits' copies added by the
+        # caller: 808 MiB modelled against 694 MiB of resident memory measured for a
+        # gradient image, 54 against about 60 MiB per inference image)
+        return self.total + 2 * self.largest if gradient else 3 * self.largest
 
 
 @dataclass(frozen=True)
@@ -107,10 +174,13 @@ class Session:
     """
 
     def __init__(self, model: LoadedModel, image: PreparedImage,
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", budget: MemoryBudget | None = None) -> None:
         if precision not in PRECISIONS:
             raise UserError(f"Unknown precision '{precision}': use fp32 (exact) or bf16 (fast).")
         self.model = model
+        # what the images of one model call may take (engine.budget; None: the device's
+        # default, or SEGEXPLORER_GPU_MEMORY)
+        self.budget = budget if budget is not None else resolve_budget(model.device)
         # the image as this model wants it (a card may bring its own mean and std)
         self.image = image = image.with_normalization(model.normalization)
         self.precision = precision
@@ -122,8 +192,15 @@ class Session:
         self._scores: dict[str, np.ndarray] = {}  # unperturbed scores per aggregation kind
         self._display: np.ndarray | None = None  # the input as displayed (H x W x 3)
         self._baseline_displays: dict[str, np.ndarray] = {}
-        self.forward_passes = 0
-        self._image_bytes: int | None = None  # CUDA memory one image's forward pass needs
+        self.forward_images = 0  # images through the model (a batch of k counts k)
+        self.forward_calls = 0  # model calls that carried them
+        self.backward_images = 0  # images through a backward pass (per class, per image)
+        # bytes one image takes per kind of pass (budget.INFERENCE, gradient kinds),
+        # measured by a chunk's first image; shared with derived sessions (same shapes)
+        self._image_bytes: dict[str, int] = {}
+        self._image_seconds: list[float] = []  # seconds per image of inference chunks
+        # modelled from the prediction's layer outputs (off CUDA): for estimates only
+        self._modelled: dict[str, int] = {}
         self._segment_ids_t: tuple[Segments, torch.Tensor] | None = None
         self._fixed_class_map: torch.Tensor | None = None  # a derived session's (see derive)
         self._fixed_selection: torch.Tensor | None = None  # its classes' masks, likewise
@@ -136,7 +213,10 @@ class Session:
         seed's wrapper keeps ``out_max``, and its prediction's class map and masks (so
         its segments) are this one's. The evaluation's perturbations and randomisations
         are explained on the same question."""
-        derived = Session(model or self.model, self.image, precision=self.precision)
+        derived = Session(model or self.model, self.image, precision=self.precision,
+                          budget=self.budget)
+        derived._image_bytes = self._image_bytes  # the same shapes: the same memory
+        derived._modelled = self._modelled
         if input_tensor is not None:
             derived.input = input_tensor.to(derived.model.device)
         derived._fixed_class_map = self.class_map_tensor.to(derived.model.device)
@@ -144,14 +224,208 @@ class Session:
         return derived
 
     @property
+    def forward_passes(self) -> int:
+        """Images through the model: :attr:`forward_images`, under its older name (one
+        forward pass is one image, however the images were batched)."""
+        return self.forward_images
+
+    def count_forward(self, images: int, calls: int = 1) -> None:
+        """Record images that went through the model (for methods built on the session)."""
+        self.forward_images += images
+        self.forward_calls += calls
+
+    def count_backward(self, images: int) -> None:
+        """Record images that went through a backward pass (one per class and image)."""
+        self.backward_images += images
+
+    @property
     def image_bytes(self) -> int | None:
-        """CUDA memory one image's forward pass took (measured on the first pass; None
-        off CUDA or before it): the sweep sizes its chunks from it."""
-        return self._image_bytes
+        """Memory one image takes through the model without gradients (measured by the
+        first chunk, or on CUDA by the prediction's pass; None before): the chunks of
+        every perturbation method are sized from it."""
+        return self._image_bytes.get(INFERENCE)
+
+    def image_memory(self, kind: str = INFERENCE) -> int | None:
+        """Memory one image takes in ``kind`` of pass (``budget.INFERENCE`` or a
+        ``budget.gradient_kind``), as measured; None before it was."""
+        return self._image_bytes.get(kind)
 
     def forget_image_bytes(self) -> None:
-        """Forget that measurement: the next sweep probes with its first segment alone."""
-        self._image_bytes = None
+        """Forget the measurements: the next chunked run probes with one image first."""
+        self._image_bytes.clear()
+
+    def preferred_batch(self, kind: str = INFERENCE) -> int:
+        """The most images one call takes on this device before the budget is consulted:
+        on CUDA 32 (64 integration steps); on a CPU or MPS one image without gradients,
+        about a megapixel of integration steps with them. ``budget.max_batch`` overrides."""
+        if self.model.device.type == "cuda":
+            return MAX_CUDA_CHUNK if kind == INFERENCE else MAX_STEPS_CHUNK
+        if kind == INFERENCE:
+            return 1
+        h, w = self.image.shape
+        return max(1, min(MAX_STEPS_CHUNK, CPU_CHUNK_PIXELS // max(h * w, 1)))
+
+    def chunk_for(self, kind: str = INFERENCE) -> int | None:
+        """Images per call the budget allows for ``kind`` (None before its memory is
+        measured: the next run starts with one image to measure it)."""
+        per = self._image_bytes.get(kind)
+        return None if per is None else self.budget.images(per, self.preferred_batch(kind))
+
+    def memory_facts(self) -> MemoryFacts:
+        """What a run's memory depends on, for estimates before it runs
+        (``engine.methods.ImageFacts(memory=...)``)."""
+        from .budget import gradient_kind
+
+        kind = gradient_kind("ig")
+        inference = self._image_bytes.get(INFERENCE)
+        gradient = self._image_bytes.get(kind)
+        return MemoryFacts(
+            self.budget, inference if inference is not None else self._modelled.get(INFERENCE),
+            gradient if gradient is not None else self._modelled.get(GRADIENT),
+            self.preferred_batch(INFERENCE), self.preferred_batch(kind),
+            inference_measured=inference is not None, gradient_measured=gradient is not None)
+
+    def seconds_per_image(self) -> float | None:
+        """The median time of one image through the model in this session's chunks (None
+        before any): a steadier figure for time estimates than the first pass, which pays
+        for the model's warm-up."""
+        return statistics.median(self._image_seconds) if self._image_seconds else None
+
+    def _modelled_bytes(self, kind: str) -> int | None:
+        """What one image of ``kind`` is modelled to take before it is measured: from the
+        prediction's layer outputs off CUDA; on CUDA, a gradient image as
+        ``budget.GRADIENT_FACTOR`` measured inference images. None: not known (the first
+        chunk then holds one image)."""
+        from .budget import GRADIENT_FACTOR
+
+        if kind == INFERENCE:
+            return self._modelled.get(INFERENCE, self._image_bytes.get(INFERENCE))
+        if GRADIENT in self._modelled:
+            return self._modelled[GRADIENT]
+        inference = self._image_bytes.get(INFERENCE)
+        return None if inference is None else inference * GRADIENT_FACTOR
+
+    def _least_image_bytes(self) -> int:
+        """What one image cannot take less of: its input and its logits, in float32."""
+        h, w = self.image.shape
+        return (3 + self.model.num_classes) * h * w * 4
+
+    @contextmanager
+    def _measuring(self, kind: str, images: int) -> Iterator[None]:
+        """Record the memory ``images`` images of ``kind`` take over the block (per image,
+        the largest seen): CUDA's peak allocated, Linux's peak resident memory, or
+        elsewhere a model from the layers' outputs (``engine.budget``'s docstring)."""
+        device = self.model.device
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            before = torch.cuda.memory_allocated(device)
+            yield
+            used = torch.cuda.max_memory_allocated(device) - before
+        elif PeakResident.supported():
+            with PeakResident() as rss:
+                yield
+            used = rss.growth
+        else:
+            outputs = _LayerOutputs(self.model.module)
+            try:
+                yield
+            finally:
+                outputs.remove()
+            used = outputs.estimate(kind != INFERENCE) + 3 * self._least_image_bytes() * images
+        per = max(used // max(images, 1), self._least_image_bytes())
+        self._image_bytes[kind] = max(self._image_bytes.get(kind, 0), per)
+
+    def _out_of_memory(self, what: str) -> UserError:
+        hint = ("use a smaller working size, a smaller --gpu-memory, or the CPU"
+                if self.model.device.type == "cuda"
+                else "use a smaller working size or close other programs")
+        return UserError(f"Out of memory on {self.model.device} even with one {what} at a "
+                         f"time (memory budget {self.budget.describe()}): {hint}.")
+
+    def _release_memory(self) -> None:
+        gc.collect()
+        if self.model.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    @contextmanager
+    def guard_memory(self, what: str = "image") -> Iterator[None]:
+        """Around a single image's pass: an out-of-memory error becomes one clear line."""
+        try:
+            yield
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            failed = True
+        else:
+            failed = False
+        if failed:
+            self._release_memory()
+            raise self._out_of_memory(what)
+
+    def run_in_chunks(self, count: int, run: Callable[[int, int], None], *,
+                      kind: str = INFERENCE, what: str = "image",
+                      state: JobState | None = None, chunk_size: int | None = None,
+                      backward_per_image: int = 0,
+                      done: Callable[[int, int], None] | None = None) -> tuple[int, ...]:
+        """Call ``run(first, k)`` for consecutive chunks of ``count`` images; returns the
+        images per chunk, in order.
+
+        Every batched path of the engine goes through here. ``run`` sends images
+        ``first .. first + k - 1`` through the model and keeps its results only when it
+        returns (an out-of-memory error may interrupt it: it is then called again with
+        fewer images). The chunk size is ``chunk_size`` if given, else as many images as
+        the budget holds at the memory one image of ``kind`` takes (at most
+        :meth:`preferred_batch`). While that memory is not measured, the first chunk is
+        sized from the figure modelled at the prediction (an over-estimate; one image when
+        there is none) and measures it. An out-of-memory error halves the chunk; at one
+        image it is a one-line UserError. Cancellation is checked between chunks; ``done(images
+        finished, count)`` is called after each. Counts images (``backward_per_image``
+        backward images each) and calls when a chunk has gone through.
+        """
+        batches: list[int] = []
+        finished = 0
+        chunk = chunk_size
+        while finished < count:
+            check_cancelled(state)
+            if chunk is None:
+                chunk = self.chunk_for(kind)
+            probe = chunk is None  # not measured yet: this chunk measures
+            if chunk is None:
+                modelled = self._modelled_bytes(kind)
+                first = (1 if modelled is None
+                         else self.budget.images(modelled, self.preferred_batch(kind)))
+                k = max(1, min(first, count - finished))
+            else:
+                k = max(1, min(chunk, count - finished))
+            try:
+                if probe:
+                    with self._measuring(kind, k):
+                        seconds = _timed(run, finished, k)
+                else:
+                    seconds = _timed(run, finished, k)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                failed = True
+            else:
+                failed = False
+            if failed:
+                self._release_memory()
+                if k == 1:
+                    raise self._out_of_memory(what)
+                chunk = k // 2
+                continue
+            if kind == INFERENCE and not probe:  # (a probe's pass pays for its measurement)
+                self._image_seconds.append(seconds / k)
+            batches.append(k)
+            finished += k
+            self.count_forward(k)
+            self.count_backward(k * backward_per_image)
+            if probe:
+                chunk = None  # sized from the measurement from the next chunk on
+            if done is not None:
+                done(finished, count)
+        return tuple(batches)
 
     # -- device helpers -------------------------------------------------------------
     @contextmanager
@@ -184,17 +458,24 @@ class Session:
 
     @contextmanager
     def _track_memory(self) -> Iterator[None]:
-        """On CUDA, record the memory one image's forward pass takes (its peak above what
-        was allocated before), so that the sweep can size its chunks without a probe."""
-        if self.model.device.type != "cuda":
-            yield
+        """Around the prediction's pass, what one image takes, so that an estimate can
+        state memory before any batched run: on CUDA measured (the peak allocated: the
+        sweep then sizes its chunks without a probe); elsewhere modelled from the layers'
+        outputs (``_LayerOutputs``), for estimates only. Measuring a CPU's resident
+        memory would hand the allocator's free memory back first and slow the pass the
+        window times its estimates by; the batched runs measure their own first image."""
+        if self.model.device.type == "cuda":
+            with self._measuring(INFERENCE, 1):
+                yield
             return
-        device = self.model.device
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
-        yield
-        used = torch.cuda.max_memory_allocated(device) - before
-        self._image_bytes = max(self._image_bytes or 0, used)
+        outputs = _LayerOutputs(self.model.module)
+        try:
+            yield
+        finally:
+            outputs.remove()
+        least = self._least_image_bytes()  # the input and the logits: copies outside layers
+        self._modelled[INFERENCE] = outputs.estimate(False) + 3 * least
+        self._modelled[GRADIENT] = outputs.estimate(True) + 3 * least
 
     # -- what the methods in engine.attribution build on ------------------------------
     def numerics(self) -> AbstractContextManager[None]:
@@ -217,19 +498,18 @@ class Session:
         """Hooks making the layer's output the leaf gradients are taken against."""
         return self._graph_from_layer(layer_path)
 
-    def track_memory(self) -> AbstractContextManager[None]:
-        return self._track_memory()
-
     # -- prediction ---------------------------------------------------------------
     def predict(self, state: JobState | None = None) -> Prediction:
         """The model's output for the image (cached: at most one forward pass)."""
         if self._prediction is None:
             report(state, 0, 1, "Predicting")
-            start = time.perf_counter()
-            with torch.inference_mode(), self._numerics(), self._track_memory():
+            with self.guard_memory(), torch.inference_mode(), self._numerics(), \
+                    self._track_memory():
+                start = time.perf_counter()  # the pass alone, not its measurement
                 logits = self.model.logits(self._layout(self.input)).float()
-            self.forward_passes += 1
-            self._set_prediction(logits, time.perf_counter() - start)
+                seconds = time.perf_counter() - start
+            self.count_forward(1)
+            self._set_prediction(logits, seconds)
             report(state, 1, 1, "Predicted")
         assert self._prediction is not None
         return self._prediction
@@ -356,17 +636,19 @@ class Session:
         agg = aggregation or Aggregation(ARGMAX_MASKED)
         start = time.perf_counter()
         report(state, 0, 1, "Grad-CAM: forward pass")
-        with self._graph_from_layer(layer_path) as captured, torch.enable_grad(), \
-                self._numerics():
+        with self.guard_memory(), self._graph_from_layer(layer_path) as captured, \
+                torch.enable_grad(), self._numerics():
             with self._track_memory():
+                pass_start = time.perf_counter()  # the pass alone, not its measurement
                 logits = self.model.logits(self._layout(self.input)).float()
-            self.forward_passes += 1
+                pass_seconds = time.perf_counter() - pass_start
+            self.count_forward(1)
             if not captured:
                 raise UserError(f"Layer '{layer_path}' is not used by the model's forward "
                                 "pass: choose another layer.")
             activation = captured[-1]  # the last call, as Captum's hooks keep it
             if self._prediction is None:
-                self._set_prediction(logits, time.perf_counter() - start)
+                self._set_prediction(logits, pass_seconds)
             scores = self._aggregate(logits, agg)
             if targets is None:
                 targets = self.predict().present_classes
@@ -383,6 +665,7 @@ class Session:
                                               allow_unused=True)
                 if grad is None:
                     raise UserError(UNUSED_REASON.format(path=layer_path) + ".")
+                self.count_backward(1)
                 cam = self._cam(grad, activation)
                 raw[cls] = cam[0, 0].cpu().numpy()
                 upsampled[cls] = F.interpolate(cam, size, mode=upsample)[0, 0].cpu().numpy()
@@ -437,10 +720,11 @@ class Session:
             captured.append(output.detach().clone())  # clone: later in-place ops change it
 
         handle = layer_module.register_forward_hook(hook)
+        batch = self.input if image is None else image
         try:
-            with torch.inference_mode(), self._numerics():
-                self.model.logits(self._layout(self.input if image is None else image))
-            self.forward_passes += 1
+            with self.guard_memory(), torch.inference_mode(), self._numerics():
+                self.model.logits(self._layout(batch))
+            self.count_forward(int(batch.shape[0]))
         finally:
             handle.remove()
         if not captured:
@@ -499,16 +783,6 @@ class Session:
         out: torch.Tensor = inp * (1 - mask) + base * mask
         return out
 
-    def _default_chunk(self) -> int:
-        """Batch 1 off CUDA (batching is slower on CPUs); on CUDA, sized from memory."""
-        return 1 if self.model.device.type != "cuda" else 0  # 0: measure, then size
-
-    def _cuda_chunk(self, peak_per_image: int, remaining: int) -> int:
-        free, _total = torch.cuda.mem_get_info(self.model.device)
-        # leave a quarter of what is free for the allocator's fragmentation and the display
-        fit = int(free * 0.75 // max(peak_per_image, 1))
-        return max(1, min(fit, MAX_CUDA_CHUNK, remaining))
-
     def sweep(
         self,
         segments: Segments,
@@ -521,11 +795,9 @@ class Session:
     ) -> AblationSweep:
         """Ablate each segment once; record every class's aggregated score each time.
 
-        Segments go through the model in chunks: one at a time on CPU and MPS; on CUDA
-        in chunks that fit the free memory, sized from the memory an earlier forward pass
-        of this session took (or, when there was none, from the first segment run alone).
-        An out-of-memory error halves the chunk and retries. Cancellation is checked
-        between chunks. Results stay on the device until the last chunk (one copy back).
+        Segments go through the model in chunks under the memory budget
+        (:meth:`run_in_chunks`); ``chunk_size`` forces a size. Results stay on the device
+        until the last chunk (one copy back).
         """
         agg = aggregation or Aggregation(ARGMAX_MASKED)
         base_spec = parse_baseline(baseline)
@@ -556,7 +828,7 @@ class Session:
             ablated_scores=result.scores,
             after_maps=result.maps,
             after_label_sets=result.label_sets,
-            forward_passes=result.passes,
+            forward_passes=result.images,
             chunk_size=max(result.batches, default=0),
             seconds=time.perf_counter() - start,
             batches=result.batches,
@@ -579,72 +851,42 @@ class Session:
         making images ``first .. first + k - 1`` (called under inference mode).
 
         This is the one loop every perturbation method runs (the ablation sweep, Shapley
-        coalitions, occlusion windows, the evaluation's deletion curves): images go through
-        the model one at a time on CPU and MPS; on CUDA in chunks that fit the free memory,
-        sized from the memory an earlier forward pass of this session took (or, when there
-        was none, from the first image run alone). An out-of-memory error halves the chunk
-        and retries. Cancellation is checked between chunks. Scores stay on the device
-        until the last chunk (one copy back).
+        coalitions, occlusion windows, the evaluation's perturbed images): the images go
+        through the model in chunks under the memory budget (:meth:`run_in_chunks`: one
+        image at a time on a CPU, up to 32 on CUDA, fewer when the budget says so; an
+        out-of-memory error halves the chunk). Scores stay on the device until the last
+        chunk (one copy back).
         """
         agg = aggregation or Aggregation(ARGMAX_MASKED)
         describe = describe or (lambda done, total: f"Evaluated {done} of {total} images")
         n = count
-        chunk = chunk_size if chunk_size is not None else self._default_chunk()
-        probe = chunk == 0  # size chunks from memory: measured before, or by a probe now
-        if probe and self._image_bytes:
-            chunk, probe = self._cuda_chunk(self._image_bytes, n), False
-        chunk = max(1, chunk)
-        batches: list[int] = []  # the chunks that went through (not those that ran out)
         h, w = self.image.shape
         wide = self.model.num_classes + self.model.multilabel > 256  # multilabel: "no class"
         map_dtype = np.int32 if wide else np.uint8
         score_parts: list[torch.Tensor] = []
         map_parts: list[torch.Tensor] = []
         set_parts: list[torch.Tensor] = []  # multilabel: the classes present, packed
-        passes = 0
-        done = 0
+
+        def run(first: int, k: int) -> None:
+            with torch.inference_mode(), self._numerics():
+                batch = make_batch(first, k)
+                logits = self.model.logits(self._layout(batch)).float()
+                scores = self._aggregate(logits, agg).float()
+                indices = sets = None
+                if keep_maps:
+                    indices, sets = self._maps_after(logits)
+                    indices = indices.to(torch.int32 if wide else torch.uint8)
+                del logits, batch
+            score_parts.append(scores)  # kept only once the whole chunk went through
+            if indices is not None:
+                map_parts.append(indices)
+            if sets is not None:
+                set_parts.append(sets)
+
         report(state, 0, n, describe(0, n))
-        while done < n:
-            check_cancelled(state)
-            k = min(chunk, n - done)
-            if probe:
-                torch.cuda.reset_peak_memory_stats(self.model.device)
-                before = torch.cuda.memory_allocated(self.model.device)
-            try:
-                with torch.inference_mode(), self._numerics():
-                    batch = make_batch(done, k)
-                    logits = self.model.logits(self._layout(batch)).float()
-                    score_parts.append(self._aggregate(logits, agg).float())
-                    if keep_maps:
-                        indices, sets = self._maps_after(logits)
-                        map_parts.append(indices.to(torch.int32 if wide else torch.uint8))
-                        set_parts.extend([] if sets is None else [sets])
-                    del logits, batch
-            except torch.OutOfMemoryError:
-                if chunk == 1:
-                    raise UserError(
-                        f"Out of memory on {self.model.device} even one {what} at a time: "
-                        "use a smaller working size or the CPU.") from None
-                chunk = max(1, chunk // 2)
-                if self.model.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                continue
-            except RuntimeError as exc:
-                if "can't allocate memory" in str(exc) or "out of memory" in str(exc).lower():
-                    raise UserError(
-                        f"Out of memory on {self.model.device} while evaluating {what}s: "
-                        "use a smaller working size or close other programs.") from None
-                raise
-            passes += 1
-            done += k
-            batches.append(k)
-            if probe:
-                probe = False
-                peak = torch.cuda.max_memory_allocated(self.model.device) - before
-                self._image_bytes = max(self._image_bytes or 0, peak)
-                chunk = self._cuda_chunk(peak, n - done)
-            report(state, done, n, describe(done, n))
-        self.forward_passes += passes
+        batches = self.run_in_chunks(
+            n, run, kind=INFERENCE, what=what, state=state, chunk_size=chunk_size,
+            done=lambda done, total: report(state, done, total, describe(done, total)))
         if n:
             scores = torch.cat(score_parts).cpu().numpy()
             maps = (torch.cat(map_parts).cpu().numpy().astype(map_dtype, copy=False)
@@ -653,8 +895,8 @@ class Session:
             scores = np.zeros((0, self.model.num_classes), dtype=np.float32)
             maps = np.zeros((0, h, w), dtype=map_dtype) if keep_maps else None
         labels = torch.cat(set_parts).cpu().numpy() if set_parts else None
-        return Evaluation(scores=scores, maps=maps, passes=passes, batches=tuple(batches),
-                          label_sets=labels)
+        return Evaluation(scores=scores, maps=maps, images=sum(batches), calls=len(batches),
+                          batches=batches, label_sets=labels)
 
     def ablate(
         self,
@@ -699,7 +941,7 @@ class Session:
             check_cancelled(state)
             report(state, 0, 1, "Ablating")
             inp = self.ablated_input(segments, chosen, baseline=base_spec)
-            with torch.inference_mode(), self._numerics():
+            with self.guard_memory(), torch.inference_mode(), self._numerics():
                 logits = self.model.logits(self._layout(inp)).float()
                 after = self._aggregate(logits, agg).float().cpu().numpy()[0]
                 indices, sets = self._maps_after(logits)
@@ -709,7 +951,7 @@ class Session:
                 class_map_after = indices.cpu().numpy().astype(np.int64)
                 masks_after = (None if sets is None else
                                unpack_label_sets(sets[0].cpu().numpy(), self.model.num_classes))
-            self.forward_passes += 1
+            self.count_forward(1)
             report(state, 1, 1, "Ablated")
         mask = np.repeat(segments.mask(chosen)[..., None], 3, axis=2)  # a full mask: 2x faster
         rgb = np.where(mask, self._baseline_display(base_spec), self._input_display())

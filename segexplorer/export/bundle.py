@@ -90,8 +90,9 @@ def method_report(result: ExplainResult) -> dict:
         if maps is not None:  # (its seconds: timings_seconds["method:<name>"])
             entry.update({
                 "settings": {k: v for k, v in maps.settings},
-                "forward_passes": maps.forward,
-                "backward_passes": maps.backward,
+                "forward_passes": maps.forward,  # images (a batch of k counts k)
+                "backward_passes": maps.backward,  # images through a backward pass
+                "forward_calls": maps.calls,
                 "detail": maps.detail,
             })
             if maps.layer_shape is not None:
@@ -180,8 +181,12 @@ def explain_report(result: ExplainResult) -> dict:
         **outputs_report(pred),
         "methods": list(result.methods),
         "forward_passes": result.forward_passes,
+        "forward_calls": result.forward_calls,
+        "backward_passes": result.backward_passes,
         "precision": result.precision,
     }
+    if result.memory_budget is not None:
+        report["memory_budget"] = result.memory_budget.as_json()
     info = result.model_info
     if info.get("card") or info.get("binary") or info.get("source", "torchvision") != "torchvision":
         # a model card (or a binary model): where it came from and how it was fed

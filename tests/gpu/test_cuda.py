@@ -68,22 +68,25 @@ def one_image_peak(session: Session) -> int:
     return torch.cuda.max_memory_allocated() - before
 
 
-def test_sweep_is_chunked_by_free_memory_and_equals_cpu(fcn50, coffee_prepared, device):
+def test_sweep_is_chunked_by_the_budget_and_equals_cpu(fcn50, coffee_prepared, device):
     session = Session(fcn50, coffee_prepared)
     segments = make_segments(session.predict().class_map, "component")
     assert segments.count >= 4, "need several segments to see chunking"
     sweep = session.sweep(segments)
-    # chunks sized from free memory and the memory the prediction's pass took: no probe
+    # chunks sized from the budget and the memory the prediction's pass took: no probe
     assert session.image_bytes > 0
-    assert sweep.chunk_size == min(MAX_CUDA_CHUNK, segments.count) > 1
-    assert sweep.forward_passes == -(-segments.count // sweep.chunk_size)
+    expected = min(MAX_CUDA_CHUNK, segments.count,
+                   session.budget.limit // session.image_bytes)
+    assert sweep.chunk_size == expected > 1
+    assert sweep.forward_passes == segments.count  # images, however many calls
+    assert len(sweep.batches) == -(-segments.count // sweep.chunk_size)
     # without that measurement, the first segment runs alone to measure it (the probe)
     probed = Session(fcn50, coffee_prepared)
     probed.predict()
     probed.forget_image_bytes()
     probe_sweep = probed.sweep(segments)
-    assert probe_sweep.chunk_size == min(MAX_CUDA_CHUNK, segments.count - 1)
-    assert probed.image_bytes > 0
+    assert probe_sweep.batches[0] == 1 and probed.image_bytes > 0
+    assert probe_sweep.forward_passes == segments.count
     close(probe_sweep.ablated_scores, sweep.ablated_scores, 1e-5)
     one_by_one = Session(fcn50, coffee_prepared).sweep(segments, chunk_size=1)
     close(sweep.ablated_scores, one_by_one.ablated_scores, 1e-5)
