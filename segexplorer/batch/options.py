@@ -1,0 +1,65 @@
+"""What a batch is asked to do and what it reports (shared by both engines; no torch)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..export.outputs import FULL
+
+if TYPE_CHECKING:
+    from ..engine.analysis import ExplainRequest
+
+ENGINES = ("local", "ray")
+DEFAULT_PREFETCH = 4  # images decoded ahead of the model
+MAX_WRITERS = 4  # writer threads by default, at most (see default_writers)
+
+
+def default_writers(cpus: int | None = None) -> int:
+    """Writer threads when none are asked for: one per CPU the model leaves, 1 to 4.
+
+    On the 2-core CPU of docs/scale.md one writer keeps up with lraspp at 320 px (its
+    rendering and encoding take about half the model's time); a GPU's host has cores to
+    spare and its model is faster than one writer (fcn_resnet101 at 640 px: the model
+    0.34 s an image, explain's files about 1 s at PNG level 1).
+    """
+    count = cpus if cpus is not None else (os.cpu_count() or 1)
+    return max(1, min(MAX_WRITERS, count - 1))
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    input: str
+    out: str
+    request: ExplainRequest  # the options of every image (its image field is unused)
+    engine: str = "local"
+    address: str | None = None  # Ray: None starts a local Ray; 'auto' or HOST:PORT joins one
+    actors: int | None = None  # Ray: how many actors hold a model (default: see ray_engine)
+    prefetch: int = DEFAULT_PREFETCH
+    retry_errors: bool = False  # images that failed before are tried again
+    outputs: str = FULL  # which of explain's files each image gets (export.outputs)
+    writers: int | None = None  # threads writing the files (None: default_writers())
+
+    def writer_count(self) -> int:
+        return self.writers if self.writers is not None else default_writers()
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    folder: Path
+    total: int  # images in the input
+    done_before: int  # finished by earlier runs
+    explained: int  # explained by this run
+    errors: int  # failed in this run
+    seconds: float  # this run's time on images (the model's loading excluded)
+    model: str = ""
+    untrained: bool = False
+    device: str = ""
+    written: tuple[Path, ...] = field(default_factory=tuple)
+
+    @property
+    def images_per_second(self) -> float:
+        done = self.explained + self.errors
+        return done / self.seconds if self.seconds > 0 else 0.0
