@@ -76,6 +76,37 @@ def through_processes(workers: int, explain: Callable[[Any], Any], items: list[A
         through_processes.seconds = time.perf_counter() - start  # type: ignore[attr-defined]
 
 
+def png_levels(analyser: Any, prepared: list[Any], levels: list[int]
+               ) -> dict[str, dict[str, float]]:
+    """explain's PNGs for every image (drawn once), encoded at each zlib level: seconds
+    and bytes, against the first level."""
+    from segexplorer.export.bundle import heat_map_pictures
+    from segexplorer.export.files import png_bytes
+    from segexplorer.render import decode_segmap
+
+    pictures = []
+    for p in prepared:
+        result = analyser.analyse(p).result
+        if result is None:
+            continue
+        pred = result.prediction
+        pictures.append(decode_segmap(pred.class_map, pred.colors))
+        pictures.extend(draw() for _, draw in heat_map_pictures(result))
+    out: dict[str, dict[str, float]] = {}
+    for level in levels:
+        start = time.perf_counter()
+        size = sum(len(png_bytes(picture, level)) for picture in pictures)
+        out[f"png_level_{level}"] = {"seconds": time.perf_counter() - start, "bytes": size}
+    base = out[f"png_level_{levels[0]}"]
+    for level in levels:
+        r = out[f"png_level_{level}"]
+        print(f"PNG level {level}: {len(pictures)} PNGs in {r['seconds']:.2f} s "
+              f"({1000 * r['seconds'] / len(pictures):.1f} ms each), {r['bytes'] / 2**20:.1f} MiB"
+              f"; against level {levels[0]}: {base['seconds'] / r['seconds']:.2f}x faster, "
+              f"{r['bytes'] / base['bytes']:.2f}x the bytes", flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=20)
@@ -88,6 +119,8 @@ def main() -> None:
     parser.add_argument("--outputs", default="full")
     parser.add_argument("--variants",
                         default="engine,serial,threads:1,threads:2,processes:1,processes:2")
+    parser.add_argument("--png-levels", default="6,1",
+                        help="also time explain's PNGs encoded at these zlib levels")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
 
@@ -114,6 +147,9 @@ def main() -> None:
           f"{args.size} px on {args.device}, methods {args.methods}, outputs {args.outputs}; "
           f"one explained image pickles to {len(pickle.dumps(one, 5)) / 2**20:.1f} MiB")
     results: dict[str, dict[str, float]] = {}
+    if args.png_levels:
+        results.update(png_levels(analyser, prepared, [int(v) for v in
+                                                       args.png_levels.split(",")]))
     for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
         root = work / "out" / variant.replace(":", "_")
         root.mkdir(parents=True)

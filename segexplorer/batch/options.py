@@ -14,16 +14,17 @@ if TYPE_CHECKING:
 
 ENGINES = ("local", "ray")
 DEFAULT_PREFETCH = 4  # images decoded ahead of the model
-MAX_WRITERS = 4  # writer threads by default, at most (see default_writers)
+MAX_WRITERS = 8  # writer threads by default, at most (see default_writers)
 
 
 def default_writers(cpus: int | None = None) -> int:
-    """Writer threads when none are asked for: one per CPU the model leaves, 1 to 4.
+    """Writer threads when none are asked for: one per CPU beside the model's thread,
+    1 to ``MAX_WRITERS``.
 
-    On the 2-core CPU of docs/scale.md one writer keeps up with lraspp at 320 px (its
-    rendering and encoding take about half the model's time); a GPU's host has cores to
-    spare and its model is faster than one writer (fcn_resnet101 at 640 px: the model
-    0.34 s an image, explain's files about 1 s at PNG level 1).
+    A model on the CPU uses the CPUs itself: on a 2-core machine one writer. A GPU's host
+    has cores to spare, and its model can be faster than one writer: an image's files
+    (rendering, PNG and NPZ compression) take several times the model's time there
+    (docs/scale.md), and these release the GIL, so threads share the work.
     """
     count = cpus if cpus is not None else (os.cpu_count() or 1)
     return max(1, min(MAX_WRITERS, count - 1))

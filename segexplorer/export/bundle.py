@@ -222,7 +222,7 @@ def class_file_stem(kind: str, index: int, name: str) -> str:
     return f"{kind}_{index}_{slug}" if slug else f"{kind}_{index}"
 
 
-def _heat_maps(result: ExplainResult) -> Iterator[tuple[str, Callable[[], np.ndarray]]]:
+def heat_map_pictures(result: ExplainResult) -> Iterator[tuple[str, Callable[[], np.ndarray]]]:
     """Each heat-map PNG's name and how to draw it (blended, sign all), in explain's order."""
     image = result.prediction.image
     categories = result.prediction.categories
@@ -259,7 +259,7 @@ def explain_files(result: ExplainResult, outputs: str = FULL) -> Iterator[tuple[
         yield "segmentation.png", png_bytes(decode_segmap(pred.class_map, pred.colors),
                                             PNG_LEVEL)
     if MAPS in parts:
-        for name, draw in _heat_maps(result):
+        for name, draw in heat_map_pictures(result):
             yield name, png_bytes(draw(), PNG_LEVEL)
     if ARRAYS in parts:
         yield "attributions.npz", npz_bytes(explain_arrays(result))
