@@ -62,3 +62,7 @@ step 240 batch python3 benchmarks/bench_batch.py --model fcn_resnet101 --size 64
     --device cuda --images 20 --variants engine,batch --json "$out/batch.json"
 step 200 batch_fast python3 benchmarks/bench_batch.py --model fcn_resnet101 --size 640 \
     --device cuda --images 20 --variants engine,batch --fast --json "$out/batch_fast.json"
+# the same in fast mode when each image writes its arrays and report only
+step 150 batch_fast_arrays python3 benchmarks/bench_batch.py --model fcn_resnet101 \
+    --size 640 --device cuda --images 20 --variants engine,batch --fast --outputs arrays \
+    --json "$out/batch_fast_arrays.json"

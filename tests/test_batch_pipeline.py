@@ -103,20 +103,21 @@ def test_a_writer_error_reaches_the_model_thread_after_the_others_are_written():
     assert 2 not in written and {0, 1} <= set(written)
 
 
-def test_an_interrupt_still_writes_the_images_already_explained():
-    written = []
-    release = threading.Event()
+def test_an_interrupt_tells_the_writers_to_give_up_and_waits_for_them():
+    """Ctrl+C or a cancel: the images in flight are not committed (the batch's writers
+    read ``stopping``), and the pool returns only once its threads are done."""
+    told = []
+    pools = []
 
-    def work(i: int) -> int:
-        release.wait(5)
-        return i
+    def work(i: int) -> int | None:  # a long write that looks at the stop between files
+        return None if pools[0].stopping.wait(10) else i
 
-    with pytest.raises(KeyboardInterrupt), WritePool(work, written.append, 2) as pool:
+    with pytest.raises(KeyboardInterrupt), WritePool(work, told.append, 2) as pool:
+        pools.append(pool)
         for i in range(3):
             pool.submit(i)
-        release.set()
         raise KeyboardInterrupt
-    assert sorted(written) == [0, 1, 2]
+    assert told == [None, None, None] and pool.in_flight == 0
 
 
 # --------------------------------------------------------------------------- --outputs

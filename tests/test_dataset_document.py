@@ -172,16 +172,11 @@ def test_a_stopped_batch_shows_what_it_did_and_continues_when_run_again(batch, t
     doc.run_batch(photos, out, model, AnalysisChoice())
     runner.run_until_idle()
     assert doc.last_message.startswith("Batch stopped")
-    # the model stops at once; the images it had explained are still written (batch's
-    # writer queue: at most a few)
-    stopped_at = journal_lines()
-    assert len(doc.present().rows) > 0 and 3 <= stopped_at <= 7
+    assert len(doc.present().rows) > 0 and journal_lines() == 3
     runner.cancel_during = None
     doc.run_batch(photos, out, model, AnalysisChoice())
     runner.run_until_idle()
-    assert journal_lines() == 7
-    assert doc.last_message.startswith("Batch done: ")
-    assert len(doc.present().errors) == 1
+    assert doc.last_message.startswith("Batch done: 3 images explained, 1 could not be")
     assert len({r.image for r in doc.present().rows}) == 6
 
 

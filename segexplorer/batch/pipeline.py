@@ -25,6 +25,7 @@ tables, what a resumed run skips) is independent of that order.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -76,9 +77,10 @@ class WritePool(Generic[T, R]):
     for one to finish. ``on_done(result)`` is called on the submitting thread (so the
     progress bar and the window's job see one thread), in completion order, from
     ``submit`` and ``finish``. A worker's exception is raised there too. Leaving the
-    ``with`` block finishes the items in flight, also after an exception (Ctrl+C, a
-    cancel: the images the model has explained are written, not thrown away); the first
-    exception wins.
+    ``with`` block waits for the items in flight; after an exception (Ctrl+C, a cancel, a
+    worker's error) it first sets :attr:`stopping`, which ``work`` reads to abandon what
+    it has not finished (the batch's writers then commit nothing more: a stop is a stop,
+    as before the pipeline). The first exception wins.
     """
 
     def __init__(self, work: Callable[[T], R], on_done: Callable[[R], None], workers: int,
@@ -93,6 +95,8 @@ class WritePool(Generic[T, R]):
                                         thread_name_prefix="segexplorer-writer")
         self._in_flight: dict[Future[R], int] = {}
         self._order = itertools.count()
+        #: set when the pool is left by an exception: work in flight should give up
+        self.stopping = threading.Event()
 
     def __enter__(self) -> WritePool[T, R]:
         return self
@@ -103,6 +107,7 @@ class WritePool(Generic[T, R]):
             if error is None:
                 self.finish()
             else:
+                self.stopping.set()
                 self._finish_quietly()
         finally:
             self._pool.shutdown(wait=True)
@@ -129,7 +134,12 @@ class WritePool(Generic[T, R]):
                        return_when=FIRST_COMPLETED)
         for future in sorted(done, key=self._in_flight.__getitem__):
             del self._in_flight[future]
-            self._on_done(future.result())
+            try:
+                result = future.result()
+            except BaseException:
+                self.stopping.set()  # the others give up too (a full disk stays full)
+                raise
+            self._on_done(result)
 
     def _finish_quietly(self) -> None:
         """Finish what is in flight while another exception is on its way out."""

@@ -37,10 +37,12 @@ if TYPE_CHECKING:
     from .analyse import Analysed
 
 CPUS_PER_ACTOR = 4  # the default actor count on CPUs: one per this many CPUs
-# images handed to an actor at a time: decoded ahead and written behind within the batch
-# (the pipeline is drained at the end of each batch: its last image's files are the only
-# ones the model does not overlap)
-BATCH_SIZE = 8
+# images handed to an actor at a time: decoded ahead and written behind within the batch.
+# Ray Data calls an actor with one batch after the other, so the pipeline is drained at
+# the end of each: the model waits for the last images' files once per batch (on a GPU,
+# about one image's writing per 16 images explained), the price of Ray Data's own
+# scheduling, which spreads the batches over the actors
+BATCH_SIZE = 16
 
 
 def import_ray() -> Any:

@@ -204,16 +204,25 @@ def run_local(options: BatchOptions, pending: list[BatchItem], writer: BatchWrit
     begin(model_info(analyser.model))
     inner = CancelOnly(state)
 
-    def write(analysed: Analysed) -> dict[str, Any]:
-        """A writer thread: the image's files into a fresh folder, then the commit."""
+    def stopped() -> bool:
+        return pool.stopping.is_set() or inner.is_cancelled()
+
+    def write(analysed: Analysed) -> dict[str, Any] | None:
+        """A writer thread: the image's files into a fresh folder, then the commit; None
+        when the batch was stopped meanwhile (nothing committed)."""
         entry = analysed.outcome.journal_entry()
         partial = writer.new_partial() if analysed.ok else None
-        if partial is not None:
-            writer.write_files(partial, analyser.files(analysed))
-        writer.commit(entry, partial)
-        return entry
+        if partial is not None and not writer.write_files(partial, analyser.files(analysed),
+                                                          stopped):
+            shutil.rmtree(partial, ignore_errors=True)
+            return None
+        return entry if writer.commit(entry, partial, stopped) else None
 
-    with WritePool(write, finished, options.writer_count()) as pool:
+    def done(entry: dict[str, Any] | None) -> None:
+        if entry is not None:
+            finished(entry)
+
+    with WritePool(write, done, options.writer_count()) as pool:
         for prepared in prefetched(pending, analyser.prepare, options.prefetch):
             check_cancelled(state)
             pool.submit(analyser.analyse(prepared, inner))

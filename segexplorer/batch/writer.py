@@ -4,7 +4,8 @@ Writer threads (``pipeline.WritePool``) call it at once: each image's files go i
 fresh folder of its own under ``.partial/`` (no lock needed), and :meth:`BatchWriter.commit`
 (under a lock) renames that folder into ``images/<key>/`` and only then appends the
 image's journal line. A kill at any moment leaves whole folders and whole lines, however
-many threads were writing.
+many threads were writing. A stop (Ctrl+C, the window's Stop) is asked under the same
+lock: no image is committed once it was requested.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,10 @@ from .record import Journal, write_record
 PARTIAL = ".partial"
 LOCK_FILE = ".lock"
 IMAGES = "images"
+
+
+def _never() -> bool:
+    return False
 
 
 class BatchWriter:
@@ -52,14 +57,26 @@ class BatchWriter:
         path.mkdir(parents=True)
         return path
 
-    def write_files(self, partial: Path, files: Iterable[tuple[str, bytes]]) -> None:
-        """Each file as it comes (atomically: a kill leaves no half file either)."""
+    def write_files(self, partial: Path, files: Iterable[tuple[str, bytes]],
+                    stop: Callable[[], bool] = _never) -> bool:
+        """Each file as it comes (atomically: a kill leaves no half file either); False
+        when ``stop()`` said to give up before the last."""
         for name, data in files:
+            if stop():
+                return False
             write_bytes(partial / name, data)
+        return True
 
-    def commit(self, entry: dict[str, Any], partial: Path | None) -> None:
-        """Put the image's folder in place (if it was explained), then journal it."""
+    def commit(self, entry: dict[str, Any], partial: Path | None,
+               stop: Callable[[], bool] = _never) -> bool:
+        """Put the image's folder in place (if it was explained), then journal it; unless
+        ``stop()``, asked under the lock, says the batch was stopped meanwhile (then the
+        folder is dropped and False returned: no image is committed after a stop)."""
         with self._lock:
+            if stop():
+                if partial is not None:
+                    shutil.rmtree(partial, ignore_errors=True)
+                return False
             final = self.folder / IMAGES / entry["key"]
             if final.is_dir():  # left by a run killed before its journal line
                 shutil.rmtree(final)
@@ -72,6 +89,7 @@ class BatchWriter:
             elif partial is not None:
                 shutil.rmtree(partial, ignore_errors=True)
             self.journal.append(entry)
+            return True
 
 
 def _fsync_dir(path: Path) -> None:
