@@ -1,17 +1,23 @@
-"""images/s of ``segexplorer batch`` against a loop of ``segexplorer explain`` processes on
-the same images, and of ``batch --engine ray`` on this machine, in one run.
+"""images/s of ``segexplorer batch`` against its own engine alone (the same images, the
+same model and options, nothing rendered or written), against a loop of ``segexplorer
+explain`` processes, and of ``batch --engine ray``, in one run; and the batch's peak memory
+on few and on many images.
 
-Each variant is a fresh process (or, for the loop, one process per image), timed wall
-clock from start to exit, as a user would time it: the loop pays Python's and torch's
-start and the model's loading once per image, the batch once. The batch's own rate
-(images/s once the model is loaded, from its last line) is printed too. The outputs of
-the variants are compared (the same images explained, the same class maps).
+Each variant is a fresh process, timed wall clock from start to exit, with its peak RSS
+(the process's own, from the OS). The engine-only variant loads the model, then runs the
+batch's own model stage (``ImageAnalyser.analyse``, decoding ahead in a thread, as the
+batch does) on every image and writes nothing; its rate is measured from the model's
+loading on, like the batch's own rate (its last line), so **batch / engine-only** says
+how much of the model's speed the batch keeps. The loop pays Python's and torch's start
+and the model's loading once per image. The outputs of the variants are compared (the
+same images explained, the same class maps).
 
-    python benchmarks/bench_batch.py                          # 20 images, lraspp, 320 px
-    python benchmarks/bench_batch.py --model fcn_resnet50 --size 480 --images 20
-    python benchmarks/bench_batch.py --variants batch,ray --ray-actors 2 --json out.json
+    python benchmarks/bench_batch.py                          # engine-only and batch
+    python benchmarks/bench_batch.py --variants engine,batch,loop,ray
+    python benchmarks/bench_batch.py --model fcn_resnet101 --size 640 --device cuda --fast
+    python benchmarks/bench_batch.py --memory 20,200          # peak RSS, few vs many images
 
-Nothing asserts a timing; the ratios are against the loop measured in the same run.
+Nothing asserts a timing; the ratios are against baselines measured in the same run.
 """
 
 from __future__ import annotations
@@ -55,21 +61,70 @@ def make_images(folder: Path, count: int, side: int) -> list[Path]:
     return paths
 
 
-def run(command: list[str]) -> tuple[float, str]:
+def copies(folder: Path, distinct: list[Path], count: int) -> Path:
+    """``count`` images in ``folder``: copies of ``distinct``, over and over."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        source = distinct[i % len(distinct)]
+        shutil.copyfile(source, folder / f"{i:05d}_{source.name}")
+    return folder
+
+
+def run(command: list[str]) -> tuple[float, str, float]:
+    """Run ``command``: its wall seconds, its output, its peak RSS in MiB (the process's
+    own, from the OS: ``wait4``)."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    start = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True, env=env)
-    seconds = time.perf_counter() - start
+    with tempfile.TemporaryFile("w+") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True,
+                                env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read()
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(command[:6])} ... failed:\n{proc.stderr}")
-    return seconds, proc.stdout + proc.stderr
+        raise SystemExit(f"{' '.join(command[:6])} ... failed:\n{text}")
+    return seconds, text, usage.ru_maxrss / 1024  # Linux: KiB
 
 
 def model_args(args: argparse.Namespace) -> list[str]:
+    extra = ["--fast"] if args.fast else []
     return ["--model", args.model, "--weights", args.weights, "--device", args.device,
-            "--size", str(args.size), "--methods", args.methods]
+            "--size", str(args.size), "--methods", args.methods, *extra]
+
+
+def batch_args(args: argparse.Namespace) -> list[str]:
+    extra = ["--outputs", args.outputs]
+    if args.writers:
+        extra += ["--writers", str(args.writers)]
+    return extra
+
+
+def engine_only(args: argparse.Namespace, folder: str) -> None:
+    """The child process of the engine-only variant: the batch's model stage on every
+    image of ``folder``, nothing written; prints its figures as JSON."""
+    from segexplorer.batch.analyse import ImageAnalyser
+    from segexplorer.batch.inputs import list_items, resolve_input
+    from segexplorer.batch.options import DEFAULT_PREFETCH
+    from segexplorer.batch.pipeline import prefetched
+    from segexplorer.engine.analysis import ExplainRequest
+
+    request = ExplainRequest(image="", model=args.model, weights=args.weights,
+                             device=args.device, size=args.size,
+                             methods=tuple(args.methods.split(",")),
+                             precision="bf16" if args.fast else "fp32")
+    items = list_items(resolve_input(folder))
+    analyser = ImageAnalyser(request)
+    start = time.perf_counter()  # as the batch's clock: from the loaded model on
+    errors = 0
+    for prepared in prefetched(items, analyser.prepare, DEFAULT_PREFETCH):
+        errors += not analyser.analyse(prepared).ok
+    seconds = time.perf_counter() - start
+    print(json.dumps({"images": len(items), "errors": errors, "seconds": seconds,
+                      "images_per_second": len(items) / seconds}))
 
 
 def class_maps(folder: Path) -> dict[str, np.ndarray]:
@@ -88,13 +143,24 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--size", type=int, default=320)
     parser.add_argument("--methods", default="gradcam,activation,ablation")
-    parser.add_argument("--variants", default="loop,batch,ray")
+    parser.add_argument("--fast", action="store_true", help="fast mode (bf16 autocast)")
+    parser.add_argument("--outputs", default="full", help="the batch's --outputs")
+    parser.add_argument("--writers", type=int, default=None, help="the batch's --writers")
+    parser.add_argument("--variants", default="engine,batch",
+                        help="any of engine (engine-only), batch, loop, ray")
+    parser.add_argument("--memory", metavar="FEW,MANY",
+                        help="instead: the batch's peak RSS on FEW and on MANY images "
+                             "(copies of the photos), e.g. 20,200")
+    parser.add_argument("--engine-only-child", metavar="FOLDER", help=argparse.SUPPRESS)
     parser.add_argument("--ray-actors", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads in every process (OMP_NUM_THREADS)")
     parser.add_argument("--keep", help="keep the outputs in this folder")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
+    if args.engine_only_child:
+        engine_only(args, args.engine_only_child)
+        return
     if args.threads:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import torch
@@ -106,54 +172,92 @@ def main() -> None:
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_batch_"))
     images = make_images(work / "images", args.images, args.side)
     print(f"{len(images)} images ({args.side} px), {args.model} [{args.weights}] at "
-          f"{args.size} px on {args.device}, methods {args.methods}")
+          f"{args.size} px on {args.device}{' (fast mode)' if args.fast else ''}, methods "
+          f"{args.methods}, outputs {args.outputs}")
+    if args.memory:
+        memory(args, work, images)
+    else:
+        results = throughput(args, work, images)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"machine": info, "args": vars(args),
+                                                   "results": results}, indent=2) + "\n")
+    print("load average after:", [round(v, 2) for v in os.getloadavg()])
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def throughput(args: argparse.Namespace, work: Path, images: list[Path]) -> dict[str, dict]:
     py = [sys.executable, "-m", "segexplorer"]
     results: dict[str, dict] = {}
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     for variant in variants:
         out = work / variant
         shutil.rmtree(out, ignore_errors=True)
+        peak = 0.0
         if variant == "loop":
             start = time.perf_counter()
             for path in images:
-                run([*py, "explain", str(path), *model_args(args), "--out",
-                     str(out / path.name), "-q"])
+                _, _, used = run([*py, "explain", str(path), *model_args(args), "--out",
+                                  str(out / path.name), "-q"])
+                peak = max(peak, used)
             seconds = time.perf_counter() - start
             rate_inside = None
+        elif variant == "engine":
+            seconds, text, peak = run([sys.executable, __file__, "--engine-only-child",
+                                       str(work / "images"), *model_args(args)])
+            rate_inside = json.loads(text.strip().splitlines()[-1])["images_per_second"]
         else:
             extra = ["--engine", "ray"] if variant == "ray" else []
             if variant == "ray" and args.ray_actors:
                 extra += ["--actors", str(args.ray_actors)]
-            seconds, text = run([*py, "batch", str(work / "images"), *model_args(args),
-                                 *extra, "--out", str(out)])
+            seconds, text, peak = run([*py, "batch", str(work / "images"), *model_args(args),
+                                       *batch_args(args), *extra, "--out", str(out)])
             found = re.findall(r"([0-9.]+) images/s", text)
             rate_inside = float(found[-1]) if found else None
         results[variant] = {"seconds": seconds, "images_per_second": len(images) / seconds,
-                            "rate_after_loading": rate_inside}
+                            "rate_after_loading": rate_inside, "peak_rss_mib": peak}
         print(f"{variant:6} {seconds:8.1f} s  {len(images) / seconds:6.3f} images/s"
-              + (f"  (its own rate once the model is loaded: {rate_inside:.3f} images/s)"
-                 if rate_inside else ""), flush=True)
+              + (f"  (once the model is loaded: {rate_inside:.3f} images/s)"
+                 if rate_inside else "") + f"  peak RSS {peak:.0f} MiB", flush=True)
     if "loop" in results:
         base = results["loop"]["seconds"]
         for r in results.values():
             r["speedup_vs_loop"] = base / r["seconds"]
         print("speed-up against the loop of explain processes: " + ", ".join(
             f"{v} {r['speedup_vs_loop']:.2f}x" for v, r in results.items() if v != "loop"))
+    if "batch" in results and "engine" in results:
+        ratio = results["batch"]["rate_after_loading"] / results["engine"]["rate_after_loading"]
+        results["batch"]["vs_engine_only"] = ratio
+        print(f"batch / engine-only (images/s once the model is loaded): {ratio:.2f}x")
     if "batch" in results and "ray" in results:
         print(f"ray / local batch: {results['batch']['seconds'] / results['ray']['seconds']:.2f}x"
               " (above 1: Ray faster)")
     # the same results whichever way they were computed
-    maps = {v: class_maps(work / v) for v in variants}
-    first = variants[0]
-    for v in variants[1:]:
-        same = maps[v].keys() == maps[first].keys() and all(
-            np.array_equal(maps[v][k], maps[first][k]) for k in maps[first])
-        print(f"class maps of {v} equal {first}'s: {same}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"machine": info, "args": vars(args),
-                                               "results": results}, indent=2) + "\n")
-    if not args.keep:
-        shutil.rmtree(work, ignore_errors=True)
+    maps = {v: class_maps(work / v) for v in variants if v != "engine"}
+    maps = {v: m for v, m in maps.items() if m}  # --outputs without the arrays: nothing
+    names = list(maps)
+    for v in names[1:]:
+        same = maps[v].keys() == maps[names[0]].keys() and all(
+            np.array_equal(maps[v][k], maps[names[0]][k]) for k in maps[names[0]])
+        print(f"class maps of {v} equal {names[0]}'s: {same}")
+    return results
+
+
+def memory(args: argparse.Namespace, work: Path, images: list[Path]) -> None:
+    """The batch's peak RSS on FEW and on MANY images (copies of the same photos)."""
+    py = [sys.executable, "-m", "segexplorer"]
+    counts = [int(c) for c in args.memory.split(",")]
+    peaks = {}
+    for count in counts:
+        folder = copies(work / f"copies_{count}", images, count)
+        seconds, text, peak = run([*py, "batch", str(folder), *model_args(args),
+                                   *batch_args(args), "--out", str(work / f"out_{count}")])
+        found = re.findall(r"([0-9.]+) images/s", text)
+        peaks[count] = peak
+        print(f"{count:6d} images: {seconds:7.1f} s, {found[-1] if found else '?'} images/s, "
+              f"peak RSS {peak:.0f} MiB", flush=True)
+    few, many = counts[0], counts[-1]
+    print(f"peak RSS, {many} images / {few} images: {peaks[many] / peaks[few]:.3f}x")
 
 
 if __name__ == "__main__":

@@ -65,6 +65,18 @@ step 110 fast_mode python3 benchmarks/bench_fast_mode.py --model fcn_resnet101 -
 step 120 evaluation python3 benchmarks/bench_evaluation.py --device cuda --size 160 \
     --pixel-steps 20 --chance-runs 10 --mprt-steps 5 --sensitivity-samples 5 \
     --json "$out/evaluation.json"
+# a dataset at the speed of the model (issue 21): the batch's images/s against its own
+# engine alone (same images, model and options, nothing written), fp32 and fast mode;
+# goals: batch / engine-only >= 0.8 in fp32, >= 0.7 in fast mode. The batch needs
+# filelock, tqdm and pyarrow (in .whl/ when the machine lacks them).
+step 240 batch python3 benchmarks/bench_batch.py --model fcn_resnet101 --size 640 \
+    --device cuda --images 20 --variants engine,batch --json "$out/batch.json"
+step 200 batch_fast python3 benchmarks/bench_batch.py --model fcn_resnet101 --size 640 \
+    --device cuda --images 20 --variants engine,batch --fast --json "$out/batch_fast.json"
+# the same in fast mode when each image writes its arrays and report only
+step 150 batch_fast_arrays python3 benchmarks/bench_batch.py --model fcn_resnet101 \
+    --size 640 --device cuda --images 20 --variants engine,batch --fast --outputs arrays \
+    --json "$out/batch_fast_arrays.json"
 
 failed=()
 for r in "${results[@]}"; do

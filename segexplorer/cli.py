@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
+from .cli_checks import check_batch_arguments, check_image, check_model, check_model_arguments
 
 if TYPE_CHECKING:
     from .engine.analysis import ExplainRequest
@@ -199,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
                                           "'photos/**/*.jpg' (quote it), or a text file of "
                                           "paths, one per line")
     _explain_options(batch)
+    from .batch.options import MAX_WRITERS
+    from .export.outputs import FULL, OUTPUT_CHOICES, OUTPUT_HELP
+
     batch.add_argument("--retry-errors", action="store_true",
                        help="try again the images that could not be explained in an earlier "
                             "run into the same folder (they are otherwise done)")
@@ -208,6 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--address", default=None, metavar="auto|HOST:PORT",
                        help="with --engine ray: the Ray cluster to join ('auto': the one "
                             "this machine belongs to); default: start Ray on this machine")
+    batch.add_argument("--outputs", choices=tuple(OUTPUT_CHOICES), default=FULL,
+                       help="the files each image gets: " + "; ".join(
+                           f"{name}: {text}" for name, text in OUTPUT_HELP.items())
+                       + " (the dataset tables are written in every case)")
+    batch.add_argument("--writers", type=int, default=None,
+                       help="threads that render and write the images' files while the "
+                            "model explains the next one (default: one per CPU beside the "
+                            f"model's, 1 to {MAX_WRITERS})")
     batch.add_argument("--actors", type=int, default=None,
                        help="with --engine ray: how many actors hold a model (default: one "
                             "per GPU with CUDA, else one per 4 CPUs)")
@@ -268,7 +280,11 @@ def _explain_options(p: argparse.ArgumentParser) -> None:
                         "HiResCAM, Guided Grad-CAM) as a dotted path (default: the "
                         "model's, e.g. backbone.layer4[2].conv3); see 'segexplorer "
                         "layers MODEL'")
-    p.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest")
+    p.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest",
+                   help="how the layer methods' maps (Grad-CAM, activation, ...) are "
+                        "resized from the layer's resolution to the image's: nearest "
+                        "(Captum's LayerAttribution.interpolate default, the seed's) or "
+                        "bilinear (smoother)")
     p.add_argument("--aggregation", choices=("argmax", "sum"), default="argmax",
                    help="class score: sum over pixels predicted as the class (the "
                         "seed's wrapper; default) or over all pixels")
@@ -490,10 +506,12 @@ def _cmd_card(path: str) -> int:
 def _cmd_layers(model_name: str, show_all: bool = False, size: int = 64) -> int:
     from .engine.cards import is_card_path
     from .engine.errors import UserError
-    from .engine.models import load_model
 
     if size < 16:
         raise UserError(f"--size {size} is too small: use at least 16.")
+    check_model(model_name)  # before torch is imported
+    from .engine.models import load_model
+
     # a built-in's layers do not depend on its weights: untrained ones need no download
     model = load_model(model_name, None if is_card_path(model_name) else "untrained", "cpu")
     infos = model.audit_layers(size)
@@ -513,15 +531,13 @@ def _cmd_layers(model_name: str, show_all: bool = False, size: int = 64) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from .engine.analysis import explain, parse_methods
-    from .engine.baselines import parse_baseline
+    check_model_arguments(args)  # a typo is refused before torch is imported
+    check_image(args.image)
+    from .engine.analysis import explain
     from .engine.image import load_image
     from .engine.models import load_model
     from .export import check_folder, write_explain
 
-    parse_baseline(args.baseline)
-    parse_methods(args.methods)
-    _check_memory(args)
     check_folder(args.out)  # before any work; created only once the model has loaded
     request = _explain_request(args, args.image)
     request.method_options()  # a bad method option fails before the model loads
@@ -548,6 +564,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    check_model_arguments(args)  # a typo is refused before torch is imported
+    check_image(args.image)
     from .engine.analysis import check_request, prepare_image, resolve_targets
     from .engine.evaluation import evaluate
     from .engine.image import load_image
@@ -559,7 +577,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     request = _explain_request(args, args.image)
     options = request.method_options()  # bad options fail before any work
-    _check_memory(args)
     settings = _evaluation_settings(args)
     check_folder(args.out)
     progress = ConsoleProgress(args.quiet)
@@ -609,13 +626,6 @@ def _explain_request(args: argparse.Namespace, image: str) -> ExplainRequest:
     )
 
 
-def _check_memory(args: argparse.Namespace) -> None:
-    """A bad --gpu-memory or SEGEXPLORER_GPU_MEMORY fails in one line before any work."""
-    from .engine.budget import check_setting
-
-    check_setting(args.gpu_memory)
-
-
 def _evaluation_settings(args: argparse.Namespace):
     """The evaluation's settings: the full defaults, or the quick preset with --quick;
     options given explicitly override either."""
@@ -642,18 +652,15 @@ def _evaluation_settings(args: argparse.Namespace):
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
+    check_model_arguments(args)  # a typo is refused before torch is imported
+    check_batch_arguments(args)
     from .batch.progress import console_progress
     from .batch.run import BatchOptions, run_batch
-    from .engine.errors import UserError
 
-    if args.actors is not None and args.actors < 1:
-        raise UserError(f"--actors {args.actors}: use at least 1.")
-    if args.actors is not None and args.engine != "ray":
-        raise UserError("--actors is for --engine ray: add --engine ray, or leave --actors out.")
-    _check_memory(args)
     options = BatchOptions(input=args.input, out=args.out, request=_explain_request(args, ""),
                            engine=args.engine, address=args.address, actors=args.actors,
-                           retry_errors=args.retry_errors)
+                           retry_errors=args.retry_errors, outputs=args.outputs,
+                           writers=args.writers)
 
     def loaded(info: dict) -> None:
         if args.quiet:
@@ -689,6 +696,9 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    check_model_arguments(args)  # a typo is refused before torch is imported
+    check_model(args.with_model)
+    check_image(args.image)
     from dataclasses import replace
 
     from .engine.analysis import parse_methods
@@ -817,6 +827,9 @@ def _parse_point(text: str) -> tuple[float, float]:
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
+    check_model_arguments(args)  # a typo is refused before torch is imported
+    points = [_parse_point(p) for p in args.at]
+    check_image(args.image)
     from .engine.ablation import ablate_at_points, summary_line
     from .engine.image import load_image, preprocess
     from .engine.models import load_model
@@ -824,8 +837,6 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     from .export import check_folder
     from .export.ablation import write_ablation
 
-    points = [_parse_point(p) for p in args.at]
-    _check_memory(args)
     check_folder(args.out)
     progress = ConsoleProgress(args.quiet)
     image = load_image(args.image)

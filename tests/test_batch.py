@@ -364,12 +364,15 @@ def test_cancel_between_images_keeps_a_consistent_folder(photos, cards, tmp_path
 
     out = tmp_path / "out"
     request = ExplainRequest(image="", model=str(cards.fast), device="cpu")
-    options = BatchOptions(str(photos), str(out), request)
+    options = BatchOptions(str(photos), str(out), request, writers=3)
     from segexplorer.engine.errors import Cancelled
 
     with pytest.raises(Cancelled):
         run_batch(options, state=CancelAfter(3))
+    # nothing is committed once the stop was asked (the writer threads' images in
+    # flight are dropped, and done again by the next run)
     assert len(journal_keys(out)) == 3
+    assert set(journal_keys(out)) == set(image_folders(out))
     summary = pq.read_table(out / "summary.parquet").to_pylist()
     assert {r["image"] for r in summary} == set(journal_keys(out))  # tables written anyway
     report = run_batch(options)
@@ -454,6 +457,49 @@ def test_sigkill_at_several_points_then_resume_gives_the_uninterrupted_outputs(
     try:
         assert main(["batch", str(photos), *batch_args(cards.fast), "--out", str(out),
                      "-q"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    assert_same_outputs(out, reference)
+
+
+def _writing_now(out: Path) -> int:
+    """Image folders being written at this moment (under .partial/, with a file)."""
+    root = out / ".partial"
+    try:
+        return sum(1 for d in root.iterdir() if d.is_dir() and any(d.iterdir()))
+    except OSError:  # renamed away meanwhile
+        return 0
+
+
+def test_sigkill_while_several_writer_threads_write_then_resume_gives_the_same_outputs(
+        reference, photos, cards, tmp_path):
+    """Three writer threads, each inside an image's files, when the batch is killed."""
+    out = tmp_path / "killed"
+    command = [sys.executable, "-c", KILLABLE, "batch", str(photos), *batch_args(cards.fast),
+               "--writers", "3", "--out", str(out), "-q"]
+    some_report = json.loads(next(iter(image_folders(reference).values()))
+                             .joinpath("report.json").read_text("utf-8"))
+    threads = int(some_report["device"].split("(")[1].split()[0])
+    proc = subprocess.Popen(command, env=_env(0.03, threads), cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while _writing_now(out) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert proc.poll() is None, f"the batch ended before two writers wrote at once: " \
+                                f"{proc.stderr.read()}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert _partial_files(out) >= 2  # killed inside at least two images' files
+    done = set(journal_keys(out))
+    assert done <= set(image_folders(out))  # every journal line has its whole folder
+    for key, folder in image_folders(out).items():
+        assert sorted(p.name for p in folder.iterdir()) == \
+            sorted(p.name for p in image_folders(reference)[key].iterdir())
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        assert main(["batch", str(photos), *batch_args(cards.fast), "--writers", "3",
+                     "--out", str(out), "-q"]) == 0
     finally:
         torch.set_num_threads(before)
     assert_same_outputs(out, reference)

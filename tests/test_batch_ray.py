@@ -60,7 +60,8 @@ def test_ray_continues_a_local_run_and_writes_what_the_local_engine_writes(
             return len(journal_keys(out)) >= 2
 
     with pytest.raises(Cancelled), actor_threads():
-        run_batch(BatchOptions(str(photos), str(out), request), state=StopAfterTwo())
+        run_batch(BatchOptions(str(photos), str(out), request, writers=2),
+                  state=StopAfterTwo())
     code = main(["batch", str(photos), "--model", str(cards.fast), "--device", "cpu",
                  "--engine", "ray", "--out", str(out)])
     stdout = capsys.readouterr().out
@@ -81,3 +82,18 @@ def test_a_model_that_cannot_load_on_the_actors_is_one_line(ray_local, setup, tm
     with pytest.raises(UserError) as info:
         run_batch(BatchOptions(str(photos), str(tmp_path / "o"), request, engine="ray"))
     assert "nope" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_ray_actors_write_through_the_same_pipeline_and_outputs(ray_local, setup, tmp_path):
+    """Each actor explains with writer threads behind its model (two here), for any
+    --outputs: the files are those the local engine writes."""
+    cards, photos, _ = setup
+    local, distributed = tmp_path / "local", tmp_path / "ray"
+    common = ["batch", str(photos), "--model", str(cards.fast), "--device", "cpu",
+              "--outputs", "arrays", "--writers", "2", "-q"]
+    with actor_threads():
+        assert main([*common, "--out", str(local)]) == 0
+    assert main([*common, "--engine", "ray", "--out", str(distributed)]) == 0
+    assert_same_outputs(distributed, local)
+    files = {p.name for p in distributed.glob("images/**/*") if p.is_file()}
+    assert files == {"report.json", "attributions.npz"}

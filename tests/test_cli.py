@@ -277,3 +277,90 @@ def test_evaluate_refuses_bad_settings_in_one_line(tmp_path, blocks_image, capfd
     err = capfd.readouterr().err.strip()
     assert code == 1 and err.count("\n") == 0 and "--pixel-steps 0" in err
     assert not out.exists()
+
+
+# ------------------------------------------------------------------ checks before torch
+# (issue 26, item 12: a typo took 14-15 s to be told, because torch loaded first)
+
+BLOCK_TORCH = """
+import sys
+sys.modules["torch"] = None  # 'import torch' now fails: nothing below may need it
+from segexplorer.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_without_torch(*args, cwd=None, script=BLOCK_TORCH):
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**__import__("os").environ, "PYTHONPATH": str(repo)}
+    env.pop("SEGEXPLORER_DEBUG", None)
+    return subprocess.run([sys.executable, "-c", script, *[str(a) for a in args]],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=cwd)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["explain", "{img}", "--methods", "gradcm"], "Unknown method 'gradcm'"),
+    (["explain", "missing.png"], "Image 'missing.png' does not exist"),
+    (["explain", "{img}", "--baseline", "purple"], "Unknown baseline 'purple'"),
+    (["explain", "{img}", "--model", "resnet9000"], "Unknown model 'resnet9000'"),
+    (["explain", "{img}", "--model", "nowhere.toml"], "does not exist"),
+    (["explain", "{img}", "--size", "0"], "--size 0 is too small"),
+    (["ablate", "{img}", "--at", "1,2", "--size", "8"], "--size 8 is too small"),
+    (["evaluate", "{img}", "--methods", "gradcam,magic"], "Unknown method 'magic'"),
+    (["batch", "{tmp}/no such folder", "--methods", "gradcam"], "does not exist"),
+    (["batch", "{tmp}", "--methods", "ablatoin"], "Unknown method 'ablatoin'"),
+    (["batch", "{tmp}", "--model", "fcn_resnet9"], "Unknown model 'fcn_resnet9'"),
+    (["batch", "{tmp}", "--actors", "2"], "--engine ray"),
+    (["layers", "resnet9000"], "Unknown model 'resnet9000'"),
+])
+def test_typos_are_refused_in_one_line_before_torch_is_imported(tmp_path, blocks_image,
+                                                                 args, words):
+    filled = [a.format(img=blocks_image, tmp=tmp_path) for a in args]
+    extra = [] if filled[0] == "layers" else ["--out", tmp_path / "out"]
+    proc = run_without_torch(*filled, *extra)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("segexplorer: error: ")
+    assert words in proc.stderr, proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args", [["batch", "--help"], ["explain", "--help"], ["--help"],
+                                  ["--version"]])
+def test_help_and_version_need_no_torch(args):
+    proc = run_without_torch(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "" and ("usage:" in proc.stdout or "segexplorer 0." in proc.stdout)
+
+
+def test_the_bundles_entry_answers_version_without_loading_torch():
+    """The bundle's entry imports torch before anything (Qt's DLLs must not come first on
+    Windows), but not for --version / --help, which need neither torch nor Qt."""
+    script = ("import sys\nsys.modules['torch'] = None\nsys.argv[0] = 'segexplorer'\n"
+              "from segexplorer._entry import main\nsys.exit(main())\n")
+    proc = run_without_torch("--version", script=script)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "segexplorer 0.1.0\n", "")
+    from segexplorer.frozen import needs_no_torch
+
+    assert needs_no_torch(["batch", "--help"]) and needs_no_torch(["-h"])
+    assert not needs_no_torch(["photo.png"]) and not needs_no_torch(["--frozen-self-check"])
+    assert not needs_no_torch(["explain", "photo.png", "--out", "o"])
+
+
+def test_size_zero_is_refused_like_any_size_below_16(tmp_path, blocks_image, capsys):
+    """--size 0 silently became the default 640 while --size -5 was refused."""
+    for size in ("0", "-5", "15"):
+        code = main(["explain", str(blocks_image), "--model", "tiny", "--weights",
+                     "untrained", "--size", size, "--out", str(tmp_path / "o"), "-q"])
+        err = capsys.readouterr().err
+        assert code == 1 and f"--size {size} is too small: use at least 16" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_upsample_has_help_text(capsys):
+    """--upsample had none."""
+    with pytest.raises(SystemExit):
+        main(["explain", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--upsample {nearest,bilinear} how the layer methods' maps" in text

@@ -1,22 +1,28 @@
 """The per-image function both engines run: an image in, ``explain``'s files and the
-summary rows out.
+summary rows out, in three stages (``batch/pipeline.py`` runs them on three kinds of
+thread).
 
-:class:`ImageAnalyser` holds the model (loaded once). ``prepare`` decodes and
-preprocesses an image (no model call: a background thread runs it ahead of the model);
-``explain`` runs :func:`~segexplorer.engine.analysis.explain_session` on it, exactly as
-``segexplorer explain`` does, writes the same files with the same function
-(:func:`~segexplorer.export.bundle.write_explain`) into a folder it is given, and
-computes the image's rows for the summary. A problem with the image (it cannot be
-decoded, it is too thin, the model fails on it) becomes an error outcome and the batch
-goes on; a problem with the output folder (a full disk) stops the batch.
+:class:`ImageAnalyser` holds the model (loaded once).
+
+* ``prepare`` decodes and preprocesses an image (no model call: a background thread runs
+  it ahead of the model);
+* ``analyse`` runs :func:`~segexplorer.engine.analysis.explain_session` on it, exactly as
+  ``segexplorer explain`` does, and computes the image's rows for the summary (the
+  model's thread);
+* ``files`` renders and encodes ``explain``'s files for it, the same bytes as ``explain``
+  writes (:func:`~segexplorer.export.bundle.explain_files`), or the subset ``--outputs``
+  asks for (a writer thread).
+
+A problem with the image (it cannot be decoded, it is too thin, the model fails on it)
+becomes an error outcome and the batch goes on; a problem with the output folder (a full
+disk) stops the batch.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,7 +41,8 @@ from ..engine.jobs import JobState
 from ..engine.methods import get_method
 from ..engine.models import LoadedModel, load_model
 from ..engine.session import Session
-from ..export.bundle import write_explain
+from ..export.bundle import explain_files
+from ..export.outputs import FULL
 from .inputs import BatchItem
 
 
@@ -70,12 +77,25 @@ class Outcome:
         return entry
 
 
+@dataclass(frozen=True)
+class Analysed:
+    """An image the model has explained (``result``), or could not (``outcome.error``)."""
+
+    outcome: Outcome
+    result: ExplainResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None and self.outcome.error is None
+
+
 class ImageAnalyser:
     """One loaded model, explaining image after image with the same options."""
 
     def __init__(self, request: ExplainRequest, state: JobState | None = None,
-                 model: LoadedModel | None = None) -> None:
+                 model: LoadedModel | None = None, outputs: str = FULL) -> None:
         self.request = request
+        self.outputs = outputs
         self.model = model if model is not None else load_model(
             request.model, request.weights, request.device,
             allow_download=request.allow_download, state=state)
@@ -98,14 +118,14 @@ class ImageAnalyser:
                                         f"{first_line(exc)})")
         return Prepared(item, prepared, None, timings)
 
-    def explain(self, prepared: Prepared, folder: Path,
-                state: JobState | None = None) -> Outcome:
-        """``explain``'s analysis of a prepared image, its files written into ``folder``
-        (which must exist and be empty)."""
+    def analyse(self, prepared: Prepared, state: JobState | None = None) -> Analysed:
+        """``explain``'s analysis of a prepared image and its summary rows (the model's
+        stage: nothing is rendered or written here)."""
         item = prepared.item
         start = time.perf_counter()
         if prepared.image is None:
-            return Outcome(item.key, item.path, error=prepared.error or "could not be read")
+            return Analysed(Outcome(item.key, item.path,
+                                    error=prepared.error or "could not be read"))
         request = replace(self.request, image=item.path)
         try:
             session = Session(self.model, prepared.image, precision=request.precision)
@@ -116,15 +136,35 @@ class ImageAnalyser:
         except (Cancelled, KeyboardInterrupt):
             raise
         except UserError as exc:
-            return Outcome(item.key, item.path, error=exc.message,
-                           seconds=time.perf_counter() - start)
+            return Analysed(Outcome(item.key, item.path, error=exc.message,
+                                    seconds=time.perf_counter() - start))
         except Exception as exc:  # noqa: BLE001 - the model failed on this image: go on
-            return Outcome(item.key, item.path,
-                           error=f"the model failed on this image ({type(exc).__name__}: "
-                                 f"{first_line(exc)})",
-                           seconds=time.perf_counter() - start)
-        write_explain(folder, result)  # an output problem (a full disk) stops the batch
-        return Outcome(item.key, item.path, tuple(rows), None, time.perf_counter() - start)
+            return Analysed(Outcome(
+                item.key, item.path, seconds=time.perf_counter() - start,
+                error=f"the model failed on this image ({type(exc).__name__}: "
+                      f"{first_line(exc)})"))
+        return Analysed(Outcome(item.key, item.path, tuple(rows), None,
+                                time.perf_counter() - start), result)
+
+    def files(self, analysed: Analysed) -> Iterator[tuple[str, bytes]]:
+        """The image's files, rendered and encoded one by one (thread-safe: no model
+        call); none for an image that could not be explained."""
+        if analysed.result is None or analysed.outcome.error:
+            return iter(())
+        return explain_files(analysed.result, self.outputs)
+
+
+def model_info(model: LoadedModel) -> dict[str, Any]:
+    """What the batch records and tells about the model (once per run)."""
+    from ..engine.devices import describe_device
+
+    card = model.card
+    code = (f"{card.factory[0].name}:{card.factory[1]}"
+            if card is not None and card.runs_code and card.factory else None)
+    return {"model": model.name, "weights": model.weights, "untrained": model.untrained,
+            "device": describe_device(model.device), "classes": list(model.categories),
+            "card": str(card.path) if card is not None else None, "card_code": code,
+            "binary": model.binary, "outputs": model.outputs}
 
 
 # ----------------------------------------------------------------------------- rows

@@ -1,5 +1,12 @@
 """How a batch tells its progress: a bar on a terminal, plain lines in a log, a JobState
-in the window.
+in the window; and the figures all three show (no Qt, no torch).
+
+:class:`ProgressSnapshot` is what a batch has done so far: images done of how many, errors,
+images/s and the time left. The rate is measured over the last images (at most
+``RATE_WINDOW`` images or ``RATE_SECONDS`` seconds), so that it follows a batch whose speed
+changes (another job on the machine, larger images) instead of averaging its whole past;
+the ETA is the images left at that rate. Every progress class below keeps one
+(``snapshot()``) and writes its line from it.
 
 On a terminal, tqdm draws the bar (images done, images/s, ETA; errors so far in its
 postfix). Elsewhere (a log file, a pipe, a cluster's job log), a plain line every
@@ -11,11 +18,16 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
 from ..engine.jobs import JobState
 
 LOG_INTERVAL_S = 10.0
+RATE_WINDOW = 50  # images: the rate is measured over at most this many recent images ...
+RATE_SECONDS = 120.0  # ... finished in at most this many recent seconds
 
 
 class BatchProgress(Protocol):
@@ -36,41 +48,123 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+@dataclass(frozen=True)
+class ProgressSnapshot:
+    """A batch's progress at one moment, ready to show (the window's progress bar, the
+    terminal's, a log line)."""
+
+    done: int  # images finished by this run (explained or failed)
+    total: int  # images this run has to do
+    errors: int  # of ``done``, the images that could not be explained
+    before: int  # images finished by earlier runs into the same folder
+    elapsed_s: float  # since the run's first image was started
+    images_per_second: float | None  # recent rate; None until one image is finished
+    eta_s: float | None  # time left at that rate; None while unknown, 0.0 when done
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+    def rate_text(self) -> str:
+        """'2.31 images/s', or '? images/s' before the first image."""
+        rate = self.images_per_second
+        return f"{rate:.2f} images/s" if rate is not None else "? images/s"
+
+    def eta_text(self) -> str:
+        """'ETA 3m05s', 'ETA 0s' when done, 'ETA ?' before the first image."""
+        return f"ETA {duration(self.eta_s)}" if self.eta_s is not None else "ETA ?"
+
+    def line(self) -> str:
+        """'batch: 12/40 images, 1 error (+3 done before), 2.31 images/s, ETA 12s'."""
+        errors = f", {self.errors} error{'s' if self.errors != 1 else ''}" if self.errors \
+            else ""
+        before = f" (+{self.before} done before)" if self.before else ""
+        return (f"batch: {self.done}/{self.total} images{errors}{before}, "
+                f"{self.rate_text()}, {self.eta_text()}")
+
+
+class RateMeter:
+    """Images per second over the recent finished images (a sliding window)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, window: int = RATE_WINDOW,
+                 seconds: float = RATE_SECONDS) -> None:
+        self.clock = clock
+        self.window = window
+        self.seconds = seconds
+        self.started = clock()
+        # finish times of the last images, and of the one before them (the window's start)
+        self._times: deque[float] = deque(maxlen=window + 1)
+
+    def restart(self) -> None:
+        self.started = self.clock()
+        self._times.clear()
+
+    def tick(self) -> None:
+        self._times.append(self.clock())
+
+    def rate(self, now: float | None = None) -> float | None:
+        """The last ``window`` images finished within ``seconds`` of ``now``, over the
+        time since the image before them finished (or since the start); None before the
+        first image, or when none finished recently."""
+        now = self.clock() if now is None else now
+        times = list(self._times)
+        counted = [t for t in times[-self.window:] if now - t <= self.seconds]
+        if not counted:
+            return None
+        first = len(times) - len(counted)
+        since = times[first - 1] if first > 0 else self.started
+        span = now - since
+        return len(counted) / span if span > 0 else None
+
+
 class _Counts:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.total = 0
         self.done = 0
         self.errors = 0
         self.before = 0
-        self.started = time.monotonic()
+        self.meter = RateMeter(clock)
+
+    @property
+    def started(self) -> float:
+        return self.meter.started
 
     def start(self, total: int, done_before: int) -> None:
         self.total, self.before = total, done_before
-        self.started = time.monotonic()
+        self.meter.restart()
 
     def advance(self, ok: bool) -> None:
         self.done += 1
         self.errors += 0 if ok else 1
+        self.meter.tick()
+
+    def snapshot(self) -> ProgressSnapshot:
+        now = self.meter.clock()
+        left = self.total - self.done
+        rate = self.meter.rate(now)
+        if left <= 0:
+            eta: float | None = 0.0
+        elif rate:
+            eta = left / rate
+        else:
+            eta = None
+        return ProgressSnapshot(self.done, self.total, self.errors, self.before,
+                                now - self.started, rate, eta)
 
     def rate(self) -> float:
-        elapsed = time.monotonic() - self.started
-        return self.done / elapsed if elapsed > 0 else 0.0
+        """The recent rate (0.0 before the first image)."""
+        return self.snapshot().images_per_second or 0.0
 
     def line(self) -> str:
-        rate = self.rate()
-        left = self.total - self.done
-        eta = duration(left / rate) if rate > 0 and left else ("0s" if not left else "?")
-        errors = f", {self.errors} error{'s' if self.errors != 1 else ''}" if self.errors else ""
-        before = f" (+{self.before} done before)" if self.before else ""
-        return (f"batch: {self.done}/{self.total} images{errors}{before}, "
-                f"{rate:.2f} images/s, ETA {eta}")
+        return self.snapshot().line()
 
 
 class LogProgress(_Counts):
     """Plain lines for logs: at most one every ``interval`` seconds, and the last one."""
 
-    def __init__(self, stream: TextIO | None = None, interval: float = LOG_INTERVAL_S) -> None:
-        super().__init__()
+    def __init__(self, stream: TextIO | None = None, interval: float = LOG_INTERVAL_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(clock)
         self.stream = stream
         self.interval = interval
         self._last = 0.0
@@ -82,13 +176,13 @@ class LogProgress(_Counts):
 
     def start(self, total: int, done_before: int) -> None:
         super().start(total, done_before)
-        self._last = time.monotonic()
+        self._last = self.meter.clock()
         self._write(f"batch: {total} images to explain"
                     + (f", {done_before} done before" if done_before else ""))
 
     def advance(self, ok: bool) -> None:
         super().advance(ok)
-        now = time.monotonic()
+        now = self.meter.clock()
         if now - self._last >= self.interval and self.done < self.total:
             self._last = now
             self._write(self.line())
@@ -135,10 +229,11 @@ class QuietProgress(_Counts):
 
 
 class StateProgress(_Counts):
-    """Progress for a JobState (the window's worker): one report per image."""
+    """Progress for a JobState (the window's worker): one report per image, its message
+    the snapshot's line (images/s and ETA included); ``snapshot()`` gives the figures."""
 
-    def __init__(self, state: JobState) -> None:
-        super().__init__()
+    def __init__(self, state: JobState, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(clock)
         self.state = state
 
     def start(self, total: int, done_before: int) -> None:

@@ -1,11 +1,12 @@
 """``segexplorer batch --engine ray``: the same per-image function in a Ray Data actor pool.
 
 Each actor loads the model once (``num_gpus=1`` per actor when the device is CUDA) and
-runs :class:`~.analyse.ImageAnalyser` on the images Ray Data streams to it, decoding
-the next images of its batch in a background thread as the local engine does. An
-actor writes an image's files into a local temporary folder with ``write_explain``, and
-returns their bytes with the summary rows; the driver (this process) alone writes them
-into the output folder and appends the journal, exactly as the local engine does. So:
+runs the local engine's pipeline (``pipeline.py``) on the images Ray Data streams to it:
+a thread decodes the next images of its batch, the model explains one after the other,
+writer threads render and encode each explained image's files (in memory: the bytes
+``explain`` would write) while the model goes on. The actor returns those bytes with the
+summary rows; the driver (this process) alone writes them into the output folder and
+appends the journal, exactly as the local engine does. So:
 
 * the outputs are the same files in the same layout, resumable the same way (a run
   started locally can be finished on Ray, and the other way round);
@@ -21,19 +22,27 @@ import json
 import logging
 import os
 import socket
-import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..engine.analysis import ExplainRequest
 from ..engine.errors import UserError
 from ..engine.jobs import JobState, check_cancelled
 from .inputs import BatchItem
-from .run import BatchOptions, BatchWriter, model_info, prefetched
+from .options import BatchOptions, default_writers
+from .pipeline import WritePool, prefetched
+from .writer import BatchWriter
+
+if TYPE_CHECKING:
+    from ..engine.analysis import ExplainRequest
+    from .analyse import Analysed
 
 CPUS_PER_ACTOR = 4  # the default actor count on CPUs: one per this many CPUs
-BATCH_SIZE = 4  # images handed to an actor at a time (decoded ahead within the batch)
+# images handed to an actor at a time: decoded ahead and written behind within the batch.
+# Ray Data calls an actor with one batch after the other, so the pipeline is drained at
+# the end of each: the model waits for the last images' files once per batch (on a GPU,
+# about one image's writing per 16 images explained), the price of Ray Data's own
+# scheduling, which spreads the batches over the actors
+BATCH_SIZE = 16
 
 
 def import_ray() -> Any:
@@ -49,18 +58,20 @@ def import_ray() -> Any:
 class RayExplainer:
     """The actor: one model, images in, encoded outcomes out (one row per image)."""
 
-    def __init__(self, request: ExplainRequest, threads: int | None, prefetch: int) -> None:
+    def __init__(self, request: ExplainRequest, threads: int | None, prefetch: int,
+                 outputs: str, writers: int) -> None:
         import torch
 
-        from .analyse import ImageAnalyser
+        from .analyse import ImageAnalyser, model_info
 
         self.threads = threads
         if threads:
             torch.set_num_threads(threads)
         self.prefetch = prefetch
+        self.writers = writers
         self.fatal: str | None = None
         try:
-            self.analyser = ImageAnalyser(request)
+            self.analyser = ImageAnalyser(request, outputs=outputs)
         except UserError as exc:  # told to the driver with the first batch, in one line
             self.fatal = exc.message
             return
@@ -71,15 +82,26 @@ class RayExplainer:
             yield _row({"fatal": self.fatal}, [])
             return
         items = [BatchItem(str(k), str(p)) for k, p in zip(batch["key"], batch["path"])]
-        for prepared in prefetched(items, self.analyser.prepare, self.prefetch):
-            if self.threads:  # torch's thread count is per thread, and Ray may resume this
-                import torch  # generator on another one
+        done: list[dict[str, Any]] = []
+        with WritePool(self._encode, done.append, self.writers) as pool:
+            for prepared in prefetched(items, self.analyser.prepare, self.prefetch):
+                if self.threads:  # torch's thread count is per thread, and Ray may resume
+                    import torch  # this generator on another one
 
-                torch.set_num_threads(self.threads)
-            with tempfile.TemporaryDirectory(prefix="segexplorer-") as tmp:
-                outcome = self.analyser.explain(prepared, Path(tmp))
-                files = [(p.name, p.read_bytes()) for p in sorted(Path(tmp).iterdir())]
-            yield _row({"entry": outcome.journal_entry(), "info": self.info}, files)
+                    torch.set_num_threads(self.threads)
+                pool.submit(self.analyser.analyse(prepared))
+                yield from _take(done)
+        yield from _take(done)
+
+    def _encode(self, analysed: Analysed) -> dict[str, Any]:
+        """A writer thread: the image's files, encoded, and its outcome, as one row."""
+        files = list(self.analyser.files(analysed))
+        return _row({"entry": analysed.outcome.journal_entry(), "info": self.info}, files)
+
+
+def _take(done: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    while done:
+        yield done.pop(0)
 
 
 def _row(meta: dict[str, Any], files: list[tuple[str, bytes]]) -> dict[str, Any]:
@@ -166,13 +188,17 @@ def _run(ray: Any, options: BatchOptions, pending: list[BatchItem], writer: Batc
         raise UserError(f"--device {options.request.device} asks for CUDA, but the Ray "
                         "cluster has no GPU: use --device cpu, or join a cluster with GPUs.")
     if cuda:
+        # a GPU actor: the model's thread and its writers on the CPUs beside its GPU
         actors = options.actors or max(1, int(gpus))
-        per_actor: dict[str, Any] = {"num_gpus": 1, "num_cpus": 1}
+        beside = max(1, int(cpus) // actors)
+        writers = options.writers or default_writers(beside)
+        per_actor: dict[str, Any] = {"num_gpus": 1, "num_cpus": min(beside, 1 + writers)}
         threads = None
         request = options.request if device != "auto" else _with_device(options, "cuda")
     else:
         actors = options.actors or max(1, int(cpus) // CPUS_PER_ACTOR)
         share = max(1, int(cpus) // actors)
+        writers = options.writers or default_writers(share)
         per_actor = {"num_cpus": share}
         threads = share
         request = options.request if device != "auto" else _with_device(options, "cpu")
@@ -180,7 +206,8 @@ def _run(ray: Any, options: BatchOptions, pending: list[BatchItem], writer: Batc
     items = [{"key": item.key, "path": item.path} for item in pending]
     dataset = ray.data.from_items(items, override_num_blocks=min(len(items), actors * 8))
     explained = dataset.map_batches(
-        RayExplainer, fn_constructor_args=(request, threads, options.prefetch),
+        RayExplainer, fn_constructor_args=(request, threads, options.prefetch,
+                                           options.outputs, writers),
         batch_size=BATCH_SIZE, compute=ray.data.ActorPoolStrategy(size=actors),
         batch_format="default", **per_actor)
     begin(None)  # the clock runs from here: the actors' start and loading count

@@ -1,7 +1,8 @@
 """A batch's memory on disk: the run record (``run.json``) and the journal.
 
 ``run.json`` holds the arguments that decide what the outputs contain (input, model,
-weights, working size, targets, methods and their options, precision). A run into a
+weights, working size, targets, methods and their options, precision, which files each
+image gets). A run into a
 folder that has one continues it when they are the same and is refused, in one line,
 when they differ. The device and the engine are not among them: a run started on a CPU
 may be finished on a GPU or on Ray (the numbers agree to float rounding).
@@ -38,8 +39,10 @@ FLAGS = {
     "input": "INPUT", "model": "--model", "weights": "--weights", "size": "--size",
     "targets": "--target", "methods": "--methods", "layer": "--layer",
     "segments": "--segments", "baseline": "--baseline", "upsample": "--upsample",
-    "aggregation": "--aggregation", "precision": "--fast",
+    "aggregation": "--aggregation", "precision": "--fast", "outputs": "--outputs",
 }
+# what a record written before an argument existed meant by leaving it out
+DEFAULTS = {"outputs": "full"}
 
 
 def check_record(folder: Path, arguments: dict[str, Any]) -> dict[str, Any] | None:
@@ -56,10 +59,11 @@ def check_record(folder: Path, arguments: dict[str, Any]) -> dict[str, Any] | No
         raise UserError(f"'{path}' is not a SegExplorer batch record: choose another --out "
                         "folder.") from None
     for name in FLAGS:
-        if recorded.get(name) != arguments.get(name):
+        there = recorded.get(name, DEFAULTS.get(name))
+        if there != arguments.get(name, DEFAULTS.get(name)):
             raise UserError(
                 f"'{folder}' holds a batch run with other arguments ({FLAGS[name]} "
-                f"{_show(recorded.get(name))} there, {_show(arguments.get(name))} here): "
+                f"{_show(there)} there, {_show(arguments.get(name))} here): "
                 "repeat that run's arguments to continue it, or choose another --out folder.")
     return dict(record)
 
@@ -100,9 +104,11 @@ class Journal:
     repaired: bool = False  # a torn last line was cut off
 
     @classmethod
-    def open(cls, folder: Path, repair: bool = True) -> Journal:
+    def open(cls, folder: Path, repair: bool = True, slim: bool = False) -> Journal:
         """Read the journal; ``repair`` cuts a torn last line off the file (a writer only:
-        a reader of a running batch must not touch it)."""
+        a reader of a running batch must not touch it); ``slim`` keeps only each line's
+        key and status (what a run needs to know what is done: its memory does not grow
+        with the images' rows)."""
         journal = cls(Path(folder) / JOURNAL_FILE)
         try:
             data = journal.path.read_bytes()
@@ -115,7 +121,7 @@ class Journal:
                 break  # torn: the writer was killed inside this line
             entry = _parse(raw)
             if entry is not None:
-                journal.entries[entry["key"]] = entry
+                journal.entries[entry["key"]] = _slim(entry) if slim else entry
             good = end
         if good < len(data):
             journal.repaired = True
@@ -127,7 +133,9 @@ class Journal:
         return journal
 
     def append(self, entry: dict[str, Any]) -> None:
-        """One line, on disk (fsynced) when this returns."""
+        """One line, on disk (fsynced) when this returns. Only its key and status are kept
+        in memory (a run of 100,000 images keeps its memory flat): read the journal again
+        (:meth:`open`) for the rows."""
         line = json.dumps(entry, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         data = (line + "\n").encode("utf-8")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
@@ -136,7 +144,7 @@ class Journal:
             os.fsync(fd)
         finally:
             os.close(fd)
-        self.entries[entry["key"]] = entry
+        self.entries[entry["key"]] = _slim(entry)
 
     def done(self) -> set[str]:
         return set(self.entries)
@@ -146,6 +154,10 @@ class Journal:
 
     def errors(self) -> list[dict[str, Any]]:
         return [e for e in self.entries.values() if e.get("status") == ERROR]
+
+
+def _slim(entry: dict[str, Any]) -> dict[str, Any]:
+    return {"key": entry["key"], "status": entry.get("status")}
 
 
 def _lines(data: bytes) -> Iterator[bytes]:

@@ -7,81 +7,44 @@ The shape of a run (the same for both engines):
    folder's lock (one writer at a time);
 2. read the journal (``journal.jsonl``; a torn last line is cut off), drop the leftovers
    of a killed run (``.partial/``), and keep the images without a journal line;
-3. the engine explains them: locally, a loop over images with one loaded model while a
-   background thread decodes and preprocesses the next ones; on Ray, the same per-image
-   function in an actor pool (``ray_engine``);
-4. this process alone writes: each image's files go into a fresh folder under
-   ``.partial/``, which is renamed into ``images/<key>/`` once complete; only then is the
-   image's journal line appended (fsynced). A kill at any moment leaves whole folders
-   and whole lines;
+3. the engine explains them: locally, the pipeline of ``pipeline.py`` (a thread decodes
+   the next images, the model explains one image after the other, writer threads render,
+   encode and write the explained ones behind a bounded queue); on Ray, the same pipeline
+   inside each actor of a pool (``ray_engine``);
+4. this process alone writes (``writer.py``): each image's files go into a fresh folder
+   under ``.partial/``, which is renamed into ``images/<key>/`` once complete; only then
+   is the image's journal line appended (fsynced). A kill at any moment leaves whole
+   folders and whole lines;
 5. the dataset files (summary, errors, context matrix, leaning) are written from the
    journal, each atomically, at the end (also after Ctrl+C or a cancel).
 
-Nothing here is a scheduler: the local engine is a plain loop, Ray's is Ray Data's.
+Nothing here is a scheduler: the local engine is a loop feeding a thread pool, Ray's is
+Ray Data's.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
-import uuid
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from ..engine.analysis import ExplainRequest, parse_methods
 from ..engine.baselines import parse_baseline
 from ..engine.cards import is_card_path
 from ..engine.errors import Cancelled, UserError
 from ..engine.jobs import JobState, check_cancelled
-from ..export.atomic import check_folder, ensure_folder, write_bytes
+from ..engine.methods import parse_methods
+from ..export.atomic import check_folder, ensure_folder
+from ..export.outputs import output_parts
 from .inputs import BatchInput, BatchItem, list_items, resolve_input
+from .options import ENGINES, BatchOptions, BatchReport
+from .pipeline import CancelOnly, WritePool, prefetched
 from .progress import BatchProgress, QuietProgress
-from .record import Journal, check_record, write_record
+from .record import Journal, check_record
+from .writer import LOCK_FILE, BatchWriter, finished_keys
 
-ENGINES = ("local", "ray")
-PARTIAL = ".partial"
-LOCK_FILE = ".lock"
-IMAGES = "images"
-DEFAULT_PREFETCH = 4  # images decoded ahead of the model
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class BatchOptions:
-    input: str
-    out: str
-    request: ExplainRequest  # the options of every image (its image field is unused)
-    engine: str = "local"
-    address: str | None = None  # Ray: None starts a local Ray; 'auto' or HOST:PORT joins one
-    actors: int | None = None  # Ray: how many actors hold a model (default: see ray_engine)
-    prefetch: int = DEFAULT_PREFETCH
-    retry_errors: bool = False  # images that failed before are tried again
-
-
-@dataclass(frozen=True)
-class BatchReport:
-    folder: Path
-    total: int  # images in the input
-    done_before: int  # finished by earlier runs
-    explained: int  # explained by this run
-    errors: int  # failed in this run
-    seconds: float  # this run's time on images (the model's loading excluded)
-    model: str = ""
-    untrained: bool = False
-    device: str = ""
-    written: tuple[Path, ...] = field(default_factory=tuple)
-
-    @property
-    def images_per_second(self) -> float:
-        done = self.explained + self.errors
-        return done / self.seconds if self.seconds > 0 else 0.0
+__all__ = ["BatchOptions", "BatchReport", "record_arguments", "run_batch", "run_local"]
 
 
 def record_arguments(options: BatchOptions, spec: BatchInput) -> dict[str, Any]:
@@ -105,112 +68,8 @@ def record_arguments(options: BatchOptions, spec: BatchInput) -> dict[str, Any]:
         "upsample": req.upsample,
         "aggregation": req.aggregation,
         "precision": req.precision,
+        "outputs": options.outputs,
     }
-
-
-class BatchWriter:
-    """The one writer of a batch folder: image folders, then journal lines."""
-
-    def __init__(self, folder: Path, journal: Journal, arguments: dict[str, Any],
-                 extra: dict[str, Any]) -> None:
-        self.folder = folder
-        self.journal = journal
-        self.arguments = arguments
-        self.extra = dict(extra)
-        self.partials = folder / PARTIAL
-
-    def write_record(self, **updates: Any) -> None:
-        self.extra.update(updates)
-        write_record(self.folder, self.arguments, self.extra)
-
-    def set_classes(self, categories: Iterable[str]) -> None:
-        names = list(categories)
-        if self.extra.get("classes") != names:
-            self.write_record(classes=names)
-
-    def new_partial(self) -> Path:
-        path = self.partials / uuid.uuid4().hex
-        path.mkdir(parents=True)
-        return path
-
-    def write_files(self, partial: Path, files: Iterable[tuple[str, bytes]]) -> None:
-        for name, data in files:
-            write_bytes(partial / name, data)
-
-    def commit(self, entry: dict[str, Any], partial: Path | None) -> None:
-        """Put the image's folder in place (if it was explained), then journal it."""
-        final = self.folder / IMAGES / entry["key"]
-        if final.is_dir():  # left by a run killed before its journal line
-            shutil.rmtree(final)
-        elif final.exists():
-            final.unlink()
-        if entry["status"] == "ok" and partial is not None:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(partial, final)
-            _fsync_dir(final.parent)
-        elif partial is not None:
-            shutil.rmtree(partial, ignore_errors=True)
-        self.journal.append(entry)
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename durable (POSIX; a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def prefetched(items: Iterable[T], prepare: Callable[[T], R], depth: int) -> Iterator[R]:
-    """``prepare(item)`` for each item, computed up to ``depth`` items ahead in one
-    background thread (decoding and resizing release the GIL); results in order."""
-    if depth <= 0:
-        for item in items:
-            yield prepare(item)
-        return
-    source = iter(items)
-    window: deque[Future[R]] = deque()
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segexplorer-prefetch")
-    try:
-        def fill() -> None:
-            while len(window) < depth:
-                item = next(source, _END)
-                if item is _END:
-                    return
-                window.append(pool.submit(prepare, item))  # type: ignore[arg-type]
-
-        fill()
-        while window:
-            result = window.popleft().result()
-            fill()
-            yield result
-    finally:
-        for future in window:
-            future.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-_END = object()
-
-
-class _CancelOnly:
-    """A JobState that only passes cancellation through (an image's own progress would
-    fight the batch's bar)."""
-
-    def __init__(self, state: JobState | None) -> None:
-        self._state = state
-
-    def set_progress(self, done: int, total: int, message: str = "") -> None:
-        pass
-
-    def is_cancelled(self) -> bool:
-        return self._state is not None and self._state.is_cancelled()
 
 
 def run_batch(options: BatchOptions, progress: BatchProgress | None = None,
@@ -227,6 +86,9 @@ def run_batch(options: BatchOptions, progress: BatchProgress | None = None,
     request = options.request
     parse_methods(request.methods)
     parse_baseline(request.baseline)
+    output_parts(options.outputs)
+    if options.writers is not None and options.writers < 1:
+        raise UserError(f"--writers {options.writers}: use at least 1.")
     spec = resolve_input(options.input)
     folder = check_folder(options.out)
     arguments = record_arguments(options, spec)
@@ -240,7 +102,7 @@ def run_batch(options: BatchOptions, progress: BatchProgress | None = None,
         if options.engine == "local":
             from .analyse import ImageAnalyser
 
-            analyser = ImageAnalyser(request, state)
+            analyser = ImageAnalyser(request, state, outputs=options.outputs)
         else:
             from .ray_engine import check_reachable, import_ray
 
@@ -263,14 +125,7 @@ def run_batch(options: BatchOptions, progress: BatchProgress | None = None,
 def _done_so_far(folder: Path, retry_errors: bool = False) -> set[str]:
     if not folder.is_dir():
         return set()
-    return finished_keys(Journal.open(folder, repair=False), retry_errors)
-
-
-def finished_keys(journal: Journal, retry_errors: bool) -> set[str]:
-    """The images not to do again: all with a line, or only the explained ones."""
-    if retry_errors:
-        return {e["key"] for e in journal.ok()}
-    return journal.done()
+    return finished_keys(Journal.open(folder, repair=False, slim=True), retry_errors)
 
 
 def _run_locked(options: BatchOptions, spec: BatchInput, items: list[BatchItem],
@@ -282,7 +137,7 @@ def _run_locked(options: BatchOptions, spec: BatchInput, items: list[BatchItem],
 
     record = check_record(folder, arguments) or {}
     extra = {k: v for k, v in record.items() if k not in ("format", "version", "arguments")}
-    journal = Journal.open(folder)  # cuts a torn last line off
+    journal = Journal.open(folder, slim=True)  # cuts a torn last line off
     writer = BatchWriter(folder, journal, arguments, extra)
     writer.write_record(engine=options.engine)  # first: no journal without a record
     shutil.rmtree(writer.partials, ignore_errors=True)  # a killed run's unfinished folders
@@ -336,33 +191,39 @@ def _run_locked(options: BatchOptions, spec: BatchInput, items: list[BatchItem],
                        str(info.get("device", "")), tuple(written))
 
 
-def model_info(model: Any) -> dict[str, Any]:
-    from ..engine.devices import describe_device
-
-    card = model.card
-    code = (f"{card.factory[0].name}:{card.factory[1]}"
-            if card is not None and card.runs_code and card.factory else None)
-    return {"model": model.name, "weights": model.weights, "untrained": model.untrained,
-            "device": describe_device(model.device), "classes": list(model.categories),
-            "card": str(card.path) if card is not None else None, "card_code": code,
-            "binary": model.binary, "outputs": model.outputs}
-
-
 def run_local(options: BatchOptions, pending: list[BatchItem], writer: BatchWriter,
               begin: Callable[[dict[str, Any] | None], None],
               finished: Callable[[dict[str, Any]], None], state: JobState | None,
               analyser: Any = None) -> None:
-    """One loaded model, a loop over images; the next ones decoded in a background thread."""
-    from .analyse import ImageAnalyser
+    """One loaded model explaining one image after the other, fed by a decoding thread,
+    feeding the writer threads (``pipeline.py``)."""
+    from .analyse import Analysed, ImageAnalyser, model_info
 
     if analyser is None:
-        analyser = ImageAnalyser(options.request, state)
+        analyser = ImageAnalyser(options.request, state, outputs=options.outputs)
     begin(model_info(analyser.model))
-    inner = _CancelOnly(state)
-    for prepared in prefetched(pending, analyser.prepare, options.prefetch):
-        check_cancelled(state)
-        partial = writer.new_partial()
-        outcome = analyser.explain(prepared, partial, inner)
-        entry = outcome.journal_entry()
-        writer.commit(entry, partial)
-        finished(entry)
+    inner = CancelOnly(state)
+
+    def stopped() -> bool:
+        return pool.stopping.is_set() or inner.is_cancelled()
+
+    def write(analysed: Analysed) -> dict[str, Any] | None:
+        """A writer thread: the image's files into a fresh folder, then the commit; None
+        when the batch was stopped meanwhile (nothing committed)."""
+        entry = analysed.outcome.journal_entry()
+        partial = writer.new_partial() if analysed.ok else None
+        if partial is not None and not writer.write_files(partial, analyser.files(analysed),
+                                                          stopped):
+            shutil.rmtree(partial, ignore_errors=True)
+            return None
+        return entry if writer.commit(entry, partial, stopped) else None
+
+    def done(entry: dict[str, Any] | None) -> None:
+        if entry is not None:
+            finished(entry)
+
+    with WritePool(write, done, options.writer_count()) as pool:
+        for prepared in prefetched(pending, analyser.prepare, options.prefetch):
+            check_cancelled(state)
+            pool.submit(analyser.analyse(prepared, inner))
+    check_cancelled(state)  # a stop while the last images were written is still a stop

@@ -1,9 +1,17 @@
-"""What ``segexplorer explain`` (and the window's "Export all...") writes into a folder."""
+"""What ``segexplorer explain`` (and the window's "Export all...", and ``batch`` for every
+image) writes into a folder.
+
+:func:`explain_files` renders and encodes the files one by one, in memory (a batch's
+writer threads write each as it comes; a Ray actor sends them to the driver);
+:func:`write_explain` renders all of them first, then writes each atomically.
+"""
 
 from __future__ import annotations
 
+import functools
 import platform
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +21,23 @@ from ..engine.methods import get_method
 from ..engine.results import Prediction
 from ..engine.segments import Segments
 from ..render import decode_segmap, multilabel_overlay, render_attribution
-from .atomic import ensure_folder, write_text
-from .files import json_text, save_npz, save_png
+from .atomic import ensure_folder, write_bytes
+from .files import json_text, npz_bytes, png_bytes
+from .outputs import ARRAYS, FULL, MAPS, REPORT, SEGMENTATION, output_parts
+
+#: zlib level of explain's PNGs: level 1 encodes about 3.7x faster than Pillow's default 6
+#: for about 15 % more bytes (docs/scale.md, "PNG compression"); the pixels are the same
+PNG_LEVEL = 1
 
 
+@functools.cache
 def library_versions() -> dict[str, str]:
-    import captum
-    import matplotlib
+    """The libraries behind the numbers (once per process: they do not change).
+
+    captum and matplotlib are named from their installed metadata, so that a run that
+    needs neither does not import them for a version string (captum's import is 0.6 s);
+    torch, torchvision, numpy and Pillow are loaded by every run anyway.
+    """
     import PIL
     import torch
     import torchvision
@@ -31,10 +49,10 @@ def library_versions() -> dict[str, str]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
-        "captum": captum.__version__,
+        "captum": _installed_version("captum"),
         "numpy": np.__version__,
         "pillow": PIL.__version__,
-        "matplotlib": matplotlib.__version__,
+        "matplotlib": _installed_version("matplotlib"),
     }
 
 
@@ -45,6 +63,16 @@ def segmentation_png(pred: Prediction) -> np.ndarray:
     if pred.masks is not None:
         return multilabel_overlay(pred.image, pred.masks, pred.colors)
     return decode_segmap(pred.class_map, pred.colors)
+
+
+def _installed_version(package: str) -> str:
+    """A package's version from its metadata, else (a bundle without it) its module's."""
+    from importlib import import_module, metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return str(getattr(import_module(package), "__version__", "unknown"))
 
 
 def explain_arrays(result: ExplainResult) -> dict[str, np.ndarray]:
@@ -236,7 +264,7 @@ def explain_report(result: ExplainResult) -> dict:
     for method, maps in result.maps.items():  # every method's own time (the seed's too)
         timings[f"method:{method}"] = maps.seconds
     report["timings_seconds"] = {k: round(v, 4) for k, v in timings.items()}
-    report["versions"] = library_versions()
+    report["versions"] = dict(library_versions())
     return report
 
 
@@ -247,43 +275,56 @@ def class_file_stem(kind: str, index: int, name: str) -> str:
     return f"{kind}_{index}_{slug}" if slug else f"{kind}_{index}"
 
 
-def write_explain(out_dir: str | Path, result: ExplainResult) -> list[Path]:
+def heat_map_pictures(result: ExplainResult) -> Iterator[tuple[str, Callable[[], np.ndarray]]]:
+    """Each heat-map PNG's name and how to draw it (blended, sign all), in explain's order."""
+    image = result.prediction.image
+    categories = result.prediction.categories
+
+    def blended(attribution: np.ndarray) -> Callable[[], np.ndarray]:
+        return lambda: render_attribution(attribution, image, "blended_heat_map", "all").rgba
+
+    if result.gradcam is not None:
+        if "gradcam" in result.methods:
+            for c in result.targets:
+                name = class_file_stem("gradcam", c, categories[c])
+                yield f"{name}.png", blended(result.gradcam.upsampled[c])
+        if "activation" in result.methods:
+            yield "activation.png", blended(result.gradcam.activation_upsampled)
+    if result.sweep is not None:
+        for c in result.targets:
+            name = class_file_stem("ablation", c, categories[c])
+            yield f"{name}.png", blended(result.sweep.attribution_map(c))
+    for method in result.methods:
+        if method in SEED_METHODS:
+            continue
+        maps = result.method_maps(method)
+        for c in result.targets:
+            name = class_file_stem(method, c, categories[c])
+            yield f"{name}.png", blended(maps.maps[c])
+
+
+def explain_files(result: ExplainResult, outputs: str = FULL) -> Iterator[tuple[str, bytes]]:
+    """``explain``'s files for ``result`` as (name, bytes), each rendered and encoded when
+    asked for, report.json last; ``outputs`` (``export.outputs``) picks the subset."""
+    parts = output_parts(outputs)
+    if SEGMENTATION in parts:
+        yield "segmentation.png", png_bytes(segmentation_png(result.prediction), PNG_LEVEL)
+    if MAPS in parts:
+        for name, draw in heat_map_pictures(result):
+            yield name, png_bytes(draw(), PNG_LEVEL)
+    if ARRAYS in parts:
+        yield "attributions.npz", npz_bytes(explain_arrays(result))
+    if REPORT in parts:
+        yield "report.json", json_text(explain_report(result)).encode("utf-8")
+
+
+def write_explain(out_dir: str | Path, result: ExplainResult, outputs: str = FULL
+                  ) -> list[Path]:
     """Write report.json, attributions.npz and the PNGs into ``out_dir`` (created).
 
     Everything is rendered before the first file is written, so a rendering failure
     writes nothing; each file is then written atomically, report.json last.
     """
     folder = ensure_folder(out_dir)
-    image = result.prediction.image
-    pngs: list[tuple[str, np.ndarray]] = [("segmentation.png", segmentation_png(result.prediction))]
-    if result.gradcam is not None:
-        if "gradcam" in result.methods:
-            for c in result.targets:
-                rendered = render_attribution(result.gradcam.upsampled[c], image,
-                                              "blended_heat_map", "all")
-                name = class_file_stem("gradcam", c, result.prediction.categories[c])
-                pngs.append((f"{name}.png", rendered.rgba))
-        if "activation" in result.methods:
-            rendered = render_attribution(result.gradcam.activation_upsampled, image,
-                                          "blended_heat_map", "all")
-            pngs.append(("activation.png", rendered.rgba))
-    if result.sweep is not None:
-        for c in result.targets:
-            rendered = render_attribution(result.sweep.attribution_map(c), image,
-                                          "blended_heat_map", "all")
-            name = class_file_stem("ablation", c, result.prediction.categories[c])
-            pngs.append((f"{name}.png", rendered.rgba))
-    for method in result.methods:
-        if method in SEED_METHODS:
-            continue
-        maps = result.method_maps(method)
-        for c in result.targets:
-            rendered = render_attribution(maps.maps[c], image, "blended_heat_map", "all")
-            name = class_file_stem(method, c, result.prediction.categories[c])
-            pngs.append((f"{name}.png", rendered.rgba))
-    arrays = explain_arrays(result)
-    report = json_text(explain_report(result))
-    written = [save_png(folder / name, rgba) for name, rgba in pngs]
-    written.append(save_npz(folder / "attributions.npz", arrays))
-    written.append(write_text(folder / "report.json", report))
-    return written
+    files = list(explain_files(result, outputs))
+    return [write_bytes(folder / name, data) for name, data in files]

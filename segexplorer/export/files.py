@@ -16,22 +16,38 @@ from .atomic import atomic_write
 FIGURE_FORMATS = (".png", ".svg", ".pdf")
 
 
-def save_png(path: str | Path, array: np.ndarray) -> Path:
-    """An H x W (grey), H x W x 3 (RGB) or H x W x 4 (RGBA) uint8 array as a PNG."""
+#: Pillow's (zlib's) default PNG compression level
+DEFAULT_PNG_LEVEL = 6
+
+
+def png_bytes(array: np.ndarray, compress_level: int = DEFAULT_PNG_LEVEL) -> bytes:
+    """An H x W (grey), H x W x 3 (RGB) or H x W x 4 (RGBA) uint8 array, encoded as a PNG
+    (``compress_level`` 0-9: zlib's speed / size trade; the pixels are the same)."""
     arr = np.ascontiguousarray(array)
     if arr.dtype != np.uint8:
         raise ValueError(f"save_png needs uint8 pixels, got {arr.dtype}")
-    image = Image.fromarray(arr)
-    return atomic_write(path, lambda f: image.save(f, format="PNG"))
+    sink = io.BytesIO()
+    Image.fromarray(arr).save(sink, format="PNG", compress_level=compress_level)
+    return sink.getvalue()
+
+
+def save_png(path: str | Path, array: np.ndarray,
+             compress_level: int = DEFAULT_PNG_LEVEL) -> Path:
+    """An H x W (grey), H x W x 3 (RGB) or H x W x 4 (RGBA) uint8 array as a PNG."""
+    data = png_bytes(array, compress_level)
+    return atomic_write(path, lambda f: f.write(data))
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """``np.savez_compressed``'s file, in memory."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
+    return buffer.getvalue()
 
 
 def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
-    def write(handle):
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
-        handle.write(buffer.getvalue())
-
-    return atomic_write(path, write)
+    data = npz_bytes(arrays)
+    return atomic_write(path, lambda f: f.write(data))
 
 
 def json_text(data: dict) -> str:
