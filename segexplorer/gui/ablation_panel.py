@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..render import VIEW_AFTER, VIEW_CHANGED, VIEW_INPUT
-from .binding import bind_combo, bind_spin, enum_combo, on_fields
+from .binding import bind_combo, bind_spin, enum_combo, on_fields, relabel
 from .document.ablation import HINT, VIEW_LABELS
 from .document.choices import SEGMENT_LABELS
 from .explain_panel import bind_baseline, section_label
@@ -55,6 +55,8 @@ VIEW_TIPS = {
     VIEW_CHANGED: "Pixels whose predicted class changed, in magenta",
 }
 THUMB_WIDTH = 88
+SEGMENTS_TIP = ("What one click selects: every pixel of the class, or the connected region "
+                "under the cursor")
 __all__ = ["HINT", "VIEW_AFTER", "VIEW_CHANGED", "VIEW_INPUT", "VIEW_LABELS", "AblationPanel"]
 
 
@@ -89,8 +91,7 @@ class AblationPanel(QWidget):
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         self.segments = enum_combo(body, SEGMENT_LABELS, "ablationSegments")
-        self.segments.setToolTip("What one click selects: every pixel of the class, or the "
-                                 "connected region under the cursor")
+        self.segments.setToolTip(SEGMENTS_TIP)
         self.baseline = QComboBox(body)
         self.baseline.setObjectName("ablationBaseline")
         self.baseline.setToolTip("What the ablated pixels are replaced with: the ImageNet "
@@ -245,6 +246,19 @@ class AblationPanel(QWidget):
 
     def tool_button(self, tool: str) -> QToolButton:
         return self._tool[tool]
+
+    def set_model_words(self, segment_labels: tuple[tuple[str, str], ...], segments_tip: str,
+                        changed_tip: str) -> None:
+        """The model's own words: a multi-label model's segments are label sets
+        (``segments_tip`` says so; '' keeps the usual tip) and its changed pixels are
+        those whose set of classes changed."""
+        if segment_labels:
+            relabel(self.segments, segment_labels)
+        self.segments.setToolTip(segments_tip or SEGMENTS_TIP)
+        if changed_tip:
+            self._thumb[VIEW_CHANGED].setToolTip(
+                f"{VIEW_LABELS[VIEW_CHANGED]}: {changed_tip.lower()}. Click to show it on "
+                "the image.")
 
 
     # -- results ----------------------------------------------------------------------------

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRect, QSize, Qt
+from collections.abc import Sequence
+
+from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QFontMetrics, QImage, QPainter, QPalette
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ..render import colorbar_rgba, colorbar_ticks
 from ..render.normalize import NormalizedAttr
 from .document.formatting import format_value
+from .document.labels import LegendEntry
 from .imaging import to_qimage
 
 __all__ = ["ClassLegend", "ColorBar", "draw_colorbar", "format_value"]
@@ -100,20 +103,62 @@ def colorbar_height(font, compact: bool) -> int:
 
 
 class ClassLegend(QWidget):
-    """A row of colour chips with class names (the segmentation layer's legend)."""
+    """A row of colour chips with class names (the segmentation layer's legend).
+
+    For a multi-label model each entry also shows the class's share of the pixels, a
+    click on it shows or hides the class (``class_toggled``; a hidden class's chip is
+    hollow and its name greyed), and the last entry is the pixels in no class."""
+
+    class_toggled = Signal(int)  # the class whose entry was clicked
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self._entries: list[tuple[str, tuple[int, int, int]]] = []
+        self._entries: list[LegendEntry] = []
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setMouseTracking(True)
 
-    def set_entries(self, entries: list[tuple[str, tuple[int, int, int]]]) -> None:
-        self._entries = list(entries)
-        self.setToolTip(", ".join(name for name, _ in entries))
+    def set_entries(self, entries: Sequence[LegendEntry | tuple[str, tuple[int, int, int]]]
+                    ) -> None:
+        self._entries = [e if isinstance(e, LegendEntry) else LegendEntry(*e) for e in entries]
+        tip = ", ".join(f"{e.name} {e.share}".strip() + ("" if e.shown else " (hidden)")
+                        for e in self._entries)
+        if any(e.cls is not None for e in self._entries):
+            tip += ("\nClick a class to show or hide it. Shares are each class's own "
+                    "pixels: classes may overlap, so they may add up to more than 100 %.")
+        self.setToolTip(tip)
         self.update()
 
     def entries(self) -> list[tuple[str, tuple[int, int, int]]]:
+        """(name, colour) of each entry."""
+        return [(e.name, e.rgb) for e in self._entries]
+
+    def items(self) -> list[LegendEntry]:
+        """Each entry in full: its share, class and whether it is shown."""
         return list(self._entries)
+
+    @staticmethod
+    def _text(entry: LegendEntry) -> str:
+        return f"{entry.name} {entry.share}" if entry.share else entry.name
+
+    def _widths(self) -> list[int]:
+        fm = QFontMetrics(self.font())
+        chip = fm.height() - 2
+        return [chip + 6 + fm.horizontalAdvance(self._text(e)) + 16 for e in self._entries]
+
+    def entry_rect(self, index: int) -> QRect:
+        """Where entry ``index`` is drawn (empty when it is not drawn whole)."""
+        if not 0 <= index < self.shown_count():
+            return QRect()
+        fm = QFontMetrics(self.font())
+        widths = self._widths()
+        x = 8 + sum(widths[:index])
+        return QRect(x, (self.height() - fm.height()) // 2, widths[index] - 10, fm.height())
+
+    def entry_at(self, x: int, y: int) -> int | None:
+        for i in range(self.shown_count()):
+            if self.entry_rect(i).adjusted(-2, -4, 2, 4).contains(x, y):
+                return i
+        return None
 
     def paintEvent(self, event) -> None:  # noqa: N802
         from PySide6.QtGui import QColor
@@ -122,25 +167,48 @@ class ClassLegend(QWidget):
         fm = QFontMetrics(self.font())
         chip = fm.height() - 2
         x, y = 8, (self.height() - fm.height()) // 2
-        painter.setPen(self.palette().color(QPalette.ColorRole.WindowText))
+        text = self.palette().color(QPalette.ColorRole.WindowText)
+        muted = self.palette().color(QPalette.ColorRole.PlaceholderText)
         shown = self.shown_count()
-        for name, rgb in self._entries[:shown]:
-            width = chip + 6 + fm.horizontalAdvance(name) + 16
-            painter.fillRect(x, y + 1, chip, chip, QColor(*rgb))
-            painter.drawRect(x, y + 1, chip - 1, chip - 1)
-            painter.drawText(x + chip + 6, y + fm.ascent(), name)
+        for entry, width in zip(self._entries[:shown], self._widths(), strict=False):
+            painter.setPen(text)
+            if entry.shown:
+                painter.fillRect(x, y + 1, chip, chip, QColor(*entry.rgb))
+                painter.drawRect(x, y + 1, chip - 1, chip - 1)
+            else:  # hidden: a hollow chip in the class's colour
+                painter.setPen(QColor(*entry.rgb))
+                painter.drawRect(x, y + 1, chip - 1, chip - 1)
+                painter.drawRect(x + 1, y + 2, chip - 3, chip - 3)
+            painter.setPen(text if entry.shown else muted)
+            painter.drawText(x + chip + 6, y + fm.ascent(), self._text(entry))
             x += width
         if shown < len(self._entries):  # the rest in the tooltip
+            painter.setPen(text)
             painter.drawText(x, y + fm.ascent(), f"+{len(self._entries) - shown} more")
         painter.end()
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        index = self.entry_at(int(event.position().x()), int(event.position().y()))
+        toggles = index is not None and self._entries[index].cls is not None
+        self.setCursor(Qt.CursorShape.PointingHandCursor if toggles
+                       else Qt.CursorShape.ArrowCursor)
+        super().mouseMoveEvent(event)
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802
+        index = self.entry_at(int(event.position().x()), int(event.position().y()))
+        cls = self._entries[index].cls if index is not None else None
+        if event.button() == Qt.MouseButton.LeftButton and cls is not None:
+            self.class_toggled.emit(cls)
+            event.accept()
+            return
+        super().mousePressEvent(event)
 
     def shown_count(self) -> int:
         """How many entries are drawn whole (the others are named as '+N more', which is
         kept room for: no name is ever cut off)."""
         fm = QFontMetrics(self.font())
-        chip = fm.height() - 2
         room = self.width() - 16
-        widths = [chip + 6 + fm.horizontalAdvance(name) + 16 for name, _ in self._entries]
+        widths = self._widths()
         if sum(widths) <= room:
             return len(widths)
         used, count = 0, 0
