@@ -456,3 +456,28 @@ def test_softmax_models_keep_one_colour_per_pixel_and_plain_legend(multilabel_ca
                                                  "component": "By connected component"}
     assert view.explain.segments_tip == ""
     assert class_at(pred, *NOTHING) == int(pred.class_map[0, 0])
+
+
+def test_the_quick_preview_of_a_multilabel_model_draws_its_masks(multilabel_cards):
+    from segexplorer.gui.document.preview import PREVIEW_SIZE
+
+    runner = QueueRunner()
+    doc = Document(runner, ModelChoice(str(multilabel_cards.multilabel), "default", "cpu",
+                                       PREVIEW_SIZE + 40), canvas_layer=SEGMENTATION)
+    drawings, seen = Drawings(), []
+
+    def during(job) -> bool:
+        if doc.preview.result is not None and doc.store.prediction is None and not seen:
+            seen.append(present(doc, drawings))
+        return False
+
+    runner.cancel_during = during
+    doc.image.open(multilabel_cards.image)
+    runner.run_until_idle()
+    assert seen, "no preview was shown"
+    view = seen[0]
+    assert view.area.previewing and view.classes.toggles
+    overlay = view.area.canvas.overlay
+    assert overlay.shape == (*doc.image.prepared.shape, 4)
+    assert overlay[0, 0, 3] == 0 and overlay[overlay.shape[0] // 2, overlay.shape[1] // 2, 3] > 0
+    assert doc.store.prediction.multilabel

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PySide6.QtCore import QRect, QSize, Qt, Signal
+from PySide6.QtCore import QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QFontMetrics, QImage, QPainter, QPalette
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -145,18 +145,50 @@ class ClassLegend(QWidget):
         chip = fm.height() - 2
         return [chip + 6 + fm.horizontalAdvance(self._text(e)) + 16 for e in self._entries]
 
+    def _layout(self) -> tuple[list[QRect], QPoint | None]:
+        """Where each entry drawn whole goes, in as many rows as the footer holds, and
+        where '+N more' goes when some do not fit (no name is ever cut off)."""
+        fm = QFontMetrics(self.font())
+        row_h = fm.height() + 4
+        rows = max(1, (self.height() - 4) // row_h)
+        room = self.width() - 16
+        widths = self._widths()
+
+        def place(reserve: bool) -> list[tuple[int, int]]:
+            spots: list[tuple[int, int]] = []
+            x = row = 0
+            for i, width in enumerate(widths):
+                left = len(widths) - i - 1
+                if x and x + width > room and row < rows - 1:
+                    x, row = 0, row + 1  # the next row
+                more = fm.horizontalAdvance(f"+{left} more") if reserve and left else 0
+                if x + width + (more if row == rows - 1 else 0) > room:
+                    break
+                spots.append((x, row))
+                x += width
+            return spots
+
+        spots = place(reserve=False)
+        if len(spots) < len(widths):
+            spots = place(reserve=True)
+        used = (spots[-1][1] + 1) if spots else 1
+        top = (self.height() - used * row_h) // 2 + 2
+        rects = [QRect(8 + x, top + row * row_h, widths[i] - 10, fm.height())
+                 for i, (x, row) in enumerate(spots)]
+        more_at = None
+        if len(spots) < len(widths):
+            x, row = (spots[-1][0] + widths[len(spots) - 1], spots[-1][1]) if spots else (0, 0)
+            more_at = QPoint(8 + x, top + row * row_h + fm.ascent())
+        return rects, more_at
+
     def entry_rect(self, index: int) -> QRect:
         """Where entry ``index`` is drawn (empty when it is not drawn whole)."""
-        if not 0 <= index < self.shown_count():
-            return QRect()
-        fm = QFontMetrics(self.font())
-        widths = self._widths()
-        x = 8 + sum(widths[:index])
-        return QRect(x, (self.height() - fm.height()) // 2, widths[index] - 10, fm.height())
+        rects = self._layout()[0]
+        return rects[index] if 0 <= index < len(rects) else QRect()
 
     def entry_at(self, x: int, y: int) -> int | None:
-        for i in range(self.shown_count()):
-            if self.entry_rect(i).adjusted(-2, -4, 2, 4).contains(x, y):
+        for i, rect in enumerate(self._layout()[0]):
+            if rect.adjusted(-2, -2, 2, 2).contains(x, y):
                 return i
         return None
 
@@ -166,11 +198,11 @@ class ClassLegend(QWidget):
         painter = QPainter(self)
         fm = QFontMetrics(self.font())
         chip = fm.height() - 2
-        x, y = 8, (self.height() - fm.height()) // 2
         text = self.palette().color(QPalette.ColorRole.WindowText)
         muted = self.palette().color(QPalette.ColorRole.PlaceholderText)
-        shown = self.shown_count()
-        for entry, width in zip(self._entries[:shown], self._widths(), strict=False):
+        rects, more_at = self._layout()
+        for entry, rect in zip(self._entries, rects, strict=False):
+            x, y = rect.x(), rect.y()
             painter.setPen(text)
             if entry.shown:
                 painter.fillRect(x, y + 1, chip, chip, QColor(*entry.rgb))
@@ -181,10 +213,9 @@ class ClassLegend(QWidget):
                 painter.drawRect(x + 1, y + 2, chip - 3, chip - 3)
             painter.setPen(text if entry.shown else muted)
             painter.drawText(x + chip + 6, y + fm.ascent(), self._text(entry))
-            x += width
-        if shown < len(self._entries):  # the rest in the tooltip
+        if more_at is not None:  # the rest in the tooltip
             painter.setPen(text)
-            painter.drawText(x, y + fm.ascent(), f"+{len(self._entries) - shown} more")
+            painter.drawText(more_at, f"+{len(self._entries) - len(rects)} more")
         painter.end()
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802
@@ -206,16 +237,4 @@ class ClassLegend(QWidget):
     def shown_count(self) -> int:
         """How many entries are drawn whole (the others are named as '+N more', which is
         kept room for: no name is ever cut off)."""
-        fm = QFontMetrics(self.font())
-        room = self.width() - 16
-        widths = self._widths()
-        if sum(widths) <= room:
-            return len(widths)
-        used, count = 0, 0
-        for width in widths:
-            more = fm.horizontalAdvance(f"+{len(widths) - count - 1} more")
-            if used + width + more > room:
-                break
-            used += width
-            count += 1
-        return count
+        return len(self._layout()[0])
