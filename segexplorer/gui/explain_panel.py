@@ -359,6 +359,8 @@ class ExplanationPanel(QWidget):
         fill_baselines(self.baseline, view.baselines)
         if view.segment_labels:  # a multi-label model's segments are label sets
             relabel(self.segments, view.segment_labels)
+        if view.aggregation_labels:  # and its masked sum is over each class's own mask
+            relabel(self.aggregation, view.aggregation_labels)
         self.segments.setToolTip(view.segments_tip)
 
     def _show_options(self, method: str) -> None:

@@ -37,7 +37,7 @@ from .drawings import Attribution, Drawings
 from .estimates import estimate_method
 from .events import depends_on
 from .formatting import format_duration, format_shape, format_value
-from .labels import LegendEntry, legend_entries, segments_kind_label
+from .labels import LegendEntry, aggregation_short, legend_entries, segments_kind_label
 from .results import ablated_key, kind_of
 from .states import DRAWING
 
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 RENDER_CACHE_SIZE = 24
-AGGREGATION_SHORT = {"argmax": "argmax-masked score", "sum": "summed score"}
 HOVER_HINT = "Hover over the image to read a pixel's class and score; click to explain it."
 NO_IMAGE = "Open an image."
 
@@ -135,7 +134,7 @@ def _gradcam_map(doc: Document, result: Any, key: Any, target: int | None, name:
         return f"No Grad-CAM for '{name}': it is not predicted in this image."
     return Attribution(result.upsampled[target],
                        f"Grad-CAM of '{name}' at {result.layer} ({shape}), "
-                       f"{AGGREGATION_SHORT[result.aggregation]}", (key, "gradcam", target, hide))
+                       f"{_short(doc, result.aggregation)}", (key, "gradcam", target, hide))
 
 
 def _sweep_map(doc: Document, sweep: Any, key: Any, target: int | None, name: str,
@@ -161,9 +160,14 @@ def _method_map(doc: Document, maps: Any, key: Any, target: int | None, name: st
         return f"No {label} for '{name}': it is not predicted in this image."
     where = f" at {maps.layer}" if maps.layer else ""
     return Attribution(maps.maps[target],
-                       f"{label} of '{name}'{where}, {AGGREGATION_SHORT[choice.aggregation]}"
+                       f"{label} of '{name}'{where}, {_short(doc, choice.aggregation)}"
                        + (f" ({maps.detail})" if maps.detail else ""),
                        (key, choice.method, target, hide))
+
+
+def _short(doc: Document, aggregation: str) -> str:
+    pred = doc.store.prediction
+    return aggregation_short(aggregation, pred is not None and pred.multilabel)
 
 
 #: each kind of result's map for the target (``results.RESULT_KINDS``)

@@ -16,7 +16,13 @@ from .choices import METHOD_LABELS
 from .drawings import Attribution, Drawings
 from .events import depends_on
 from .formatting import format_shape
-from .labels import segment_labels, segments_kind_label, segments_tip, shares_note
+from .labels import (
+    aggregation_labels,
+    segment_labels,
+    segments_kind_label,
+    segments_tip,
+    shares_note,
+)
 from .results import kind_of
 from .states import DRAWING
 
@@ -56,6 +62,7 @@ class ExplainView:
     # (value, label) of each kind of segments: a multi-label model's are label sets
     segment_labels: tuple[tuple[str, str], ...] = ()
     segments_tip: str = ""  # which partition the segments are
+    aggregation_labels: tuple[tuple[str, str], ...] = ()  # the score's, in the model's words
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,7 +173,8 @@ def explain_view(doc: Document, drawings: Drawings) -> ExplainView:
         layer_names=tuple(name for name, _kind in doc.model_layers.names()),
         baselines=doc.analysis.baselines(),
         segment_labels=tuple(segment_labels(multilabel(doc)).items()),
-        segments_tip=segments_tip(multilabel(doc)) if multilabel(doc) else "")
+        segments_tip=segments_tip(multilabel(doc)) if multilabel(doc) else "",
+        aggregation_labels=tuple(aggregation_labels(multilabel(doc)).items()))
 
 
 def multilabel(doc: Document) -> bool:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...render import class_outlines, decode_segmap, mask_layers
-from .choices import SEGMENT_LABELS
+from .choices import AGGREGATION_LABELS, SEGMENT_LABELS
 from .formatting import format_share
 
 if TYPE_CHECKING:
@@ -34,6 +34,19 @@ LAYER_ALPHA = 0.75
 NO_CLASS = "no class"
 #: the segments' labels for a multi-label model: its partition is by label set
 LABEL_SET_SEGMENT_LABELS = {"class": "By label set", "component": "By label-set component"}
+#: the scores' labels for a multi-label model: each class's own mask, not the argmax's
+LABEL_SET_AGGREGATION_LABELS = {"argmax": "Sum over each class's own mask",
+                                "sum": AGGREGATION_LABELS["sum"]}
+AGGREGATION_SHORT = {"argmax": "argmax-masked score", "sum": "summed score"}
+SCORES_TITLE = "Class scores (argmax-masked, original mask)"
+SCORES_TIP = ("Each class's score: the sum of its logits over the pixels originally "
+              "predicted as that class (the seed's argmax-masked wrapper with the original "
+              "prediction's mask, as Captum's FeatureAblation scores it). Largest change "
+              "first.")
+LABEL_SET_SCORES_TITLE = "Class scores (each class's own original mask)"
+LABEL_SET_SCORES_TIP = ("Each class's score: the sum of its logits over the pixels of its "
+                        "own mask in the original prediction (z > 0; masks may overlap), as "
+                        "Captum's FeatureAblation scores it. Largest change first.")
 SEGMENTS_TIP = ("What one segment is: every pixel of a class, or each connected region "
                 "of one class.")
 LABEL_SET_SEGMENTS_TIP = (
@@ -136,6 +149,25 @@ def segment_labels(multilabel: bool) -> Mapping[str, str]:
 
 def segments_tip(multilabel: bool) -> str:
     return LABEL_SET_SEGMENTS_TIP if multilabel else SEGMENTS_TIP
+
+
+def aggregation_labels(multilabel: bool) -> Mapping[str, str]:
+    """The score's labels (a multi-label model's masked sum runs over each class's own
+    mask)."""
+    return LABEL_SET_AGGREGATION_LABELS if multilabel else AGGREGATION_LABELS
+
+
+def aggregation_short(aggregation: str, multilabel: bool) -> str:
+    """e.g. 'argmax-masked score' (a multi-label model's: 'own-mask score')."""
+    if multilabel and aggregation == "argmax":
+        return "own-mask score"
+    return AGGREGATION_SHORT[aggregation]
+
+
+def scores_title(multilabel: bool) -> tuple[str, str]:
+    """The Ablation panel's score chart: its title and tooltip."""
+    return (LABEL_SET_SCORES_TITLE, LABEL_SET_SCORES_TIP) if multilabel \
+        else (SCORES_TITLE, SCORES_TIP)
 
 
 def segments_kind_label(segments: Segments) -> str:

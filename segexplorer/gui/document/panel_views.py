@@ -18,7 +18,7 @@ from .drawings import Drawings
 from .events import depends_on
 from .explain_view import multilabel
 from .formatting import format_duration
-from .labels import changed_meaning, segment_labels, segments_tip
+from .labels import changed_meaning, scores_title, segment_labels, segments_tip
 
 if TYPE_CHECKING:
     from ...engine.evaluation import Evaluation
@@ -58,6 +58,7 @@ class AblationView:
     # (value, label) of each kind of segments (a multi-label model's are label sets)
     segment_labels: tuple[tuple[str, str], ...] = ()
     segments_tip: str = ""
+    scores_title: tuple[str, str] = ("", "")  # the score chart's title and tooltip
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,7 +126,8 @@ def ablation_view(doc: Document, drawings: Drawings) -> AblationView:
                               "can_undo": ab.can_undo(), "can_redo": ab.can_redo(),
                               "changed_tip": changed_meaning(labels),
                               "segment_labels": tuple(segment_labels(labels).items()),
-                              "segments_tip": segments_tip(labels) if labels else ""}
+                              "segments_tip": segments_tip(labels) if labels else "",
+                              "scores_title": scores_title(labels)}
     if pred is None:
         return AblationView(has_prediction=False, thumbnails=None, result=None,
                             status=None, history=(), current=None,
