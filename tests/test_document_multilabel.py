@@ -195,7 +195,7 @@ def test_the_segments_are_the_label_set_partition_and_the_window_says_so(detecto
     assert dict(view.ablation.segment_labels) == LABEL_SET_SEGMENT_LABELS
     assert "set of classes" in view.ablation.changed_tip
     # the score is each class's own mask's sum, not the argmax's
-    assert dict(view.explain.aggregation_labels)["argmax"] == "Sum over each class's own mask"
+    assert dict(view.explain.aggregation_labels)["argmax"] == "Sum over its own mask"
     assert view.ablation.scores_title[0] == "Class scores (each class's own original mask)"
     assert view.area.footer.caption.startswith("Grad-CAM of 'green'")
     assert "own-mask score" in view.area.footer.caption

@@ -87,7 +87,7 @@ def test_the_legend_and_the_classes_panel_show_and_hide_each_class(qtbot, make_w
     assert combo.currentText() == "By label set" and "label set" in combo.toolTip()
     assert combo.currentEnum().value == "class"
     assert window.ablation.panel.segments.currentText() == "By label set"
-    assert window.explain_panel.aggregation.currentText() == "Sum over each class's own mask"
+    assert window.explain_panel.aggregation.currentText() == "Sum over its own mask"
     assert window.explain_panel.aggregation.currentEnum().value == "argmax"
     assert window.ablation.panel.scores_title.text() == "CLASS SCORES (EACH CLASS'S OWN ORIGINAL MASK)"
 

@@ -35,7 +35,7 @@ NO_CLASS = "no class"
 #: the segments' labels for a multi-label model: its partition is by label set
 LABEL_SET_SEGMENT_LABELS = {"class": "By label set", "component": "By label-set component"}
 #: the scores' labels for a multi-label model: each class's own mask, not the argmax's
-LABEL_SET_AGGREGATION_LABELS = {"argmax": "Sum over each class's own mask",
+LABEL_SET_AGGREGATION_LABELS = {"argmax": "Sum over its own mask",
                                 "sum": AGGREGATION_LABELS["sum"]}
 AGGREGATION_SHORT = {"argmax": "argmax-masked score", "sum": "summed score"}
 SCORES_TITLE = "Class scores (argmax-masked, original mask)"
