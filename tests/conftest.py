@@ -104,6 +104,14 @@ def card_models(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def multilabel_cards(tmp_path_factory):
+    """The known-answer multi-label models and their scene (see tests/multilabel_models.py)."""
+    from multilabel_models import build_multilabel_cards
+
+    return build_multilabel_cards(tmp_path_factory.mktemp("multilabel"))
+
+
+@pytest.fixture(scope="session")
 def ray_local():
     """A local Ray with 2 CPUs, started once per test session (Ray tests are marked
     ``ray``; without Ray installed they are skipped, with the reason)."""

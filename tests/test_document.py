@@ -209,7 +209,7 @@ def test_view_choices_and_the_target_redraw_without_a_job(blocks_image):
     view = present(doc, drawings)
     np.testing.assert_array_equal(view.area.canvas.overlay, decode_segmap(ref.class_map))
     assert view.area.canvas.opacity == 0.6 and view.area.footer.kind == "legend"
-    assert [name for name, _ in view.area.footer.legend] == [ref.categories[c]
+    assert [entry.name for entry in view.area.footer.legend] == [ref.categories[c]
                                                         for c in ref.present_classes]
     doc.layers.chosen = ATTRIBUTION
     doc.analysis.update(method=ACTIVATION)  # from the same Grad-CAM pass

@@ -585,3 +585,18 @@ def test_a_chosen_colour_map_draws_as_captums_cmap_argument(photo: np.ndarray, m
     assert render.colorbar_rgba(sign, 16, 2, cmap=cmap).shape == (2, 16, 4)
     with pytest.raises(ValueError, match="unknown colour map"):
         render_attribution(attr, photo, method, sign, cmap="no-such-map")
+
+
+def test_hide_target_takes_the_class_map_and_class_or_the_targets_own_mask():
+    from segexplorer.render import hide_target
+
+    attr = np.arange(12, dtype=np.float32).reshape(3, 4) + 1
+    class_map = np.array([[0, 1, 1, 0], [2, 1, 0, 0], [2, 2, 2, 1]])
+    by_class = hide_target(attr, class_map, 1)
+    np.testing.assert_array_equal(by_class == 0, class_map == 1)
+    np.testing.assert_array_equal(hide_target(attr, class_map == 1), by_class)
+    # a multi-label mask may cover pixels the class map gives another class
+    mask = (class_map == 1) | (class_map == 2)
+    hidden = hide_target(attr, mask)
+    np.testing.assert_array_equal(hidden == 0, mask)
+    np.testing.assert_array_equal(hidden[~mask], attr[~mask])

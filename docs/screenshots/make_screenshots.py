@@ -2,10 +2,12 @@
 
 Run it with a display (or under Xvfb: ``xvfb-run -a -s "-screen 0 1600x1000x24" python
 docs/screenshots/make_screenshots.py [main|ablate|main_small|ablate_small|evaluate|
-evaluate_small]``; all by
+evaluate_small|multilabel]``; all by
 default). It analyses a real photo (scikit-image's motorcycle, or the coffee cup for
 the small ones) with the default architecture and untrained weights (no download
-needed), so the window shows its UNTRAINED banner.
+needed), so the window shows its UNTRAINED banner. The multi-label one uses a model card
+whose three sigmoid channels detect colours (red, green, blue above half; written here,
+no weights), on the astronaut.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def photo(name: str) -> Path:
 
 
 @contextlib.contextmanager
-def analysed_window(image: Path, size: tuple[int, int], working: int = SIZE
+def analysed_window(image: Path, size: tuple[int, int], working: int = SIZE,
+                    architecture: str = ARCHITECTURE, weights: str = "untrained"
                     ) -> Iterator[tuple[object, object]]:
     """The window on ``image``, predicted, with fresh settings, at ``size``."""
     from PySide6.QtCore import QSettings
@@ -47,7 +50,7 @@ def analysed_window(image: Path, size: tuple[int, int], working: int = SIZE
     with tempfile.TemporaryDirectory() as tmp:
         settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
         window = MainWindow(settings, interactive=False)
-        window.document.model.set(ModelChoice(ARCHITECTURE, "untrained", "cpu", working))
+        window.document.model.set(ModelChoice(architecture, weights, "cpu", working))
         window.resize(*size)
         window.show()
         window.document.image.open(image)
@@ -118,6 +121,60 @@ def _evaluate(name: str, image: str, size: tuple[int, int]) -> Path:
         return save(app, window, name)
 
 
+COLOUR_DETECTORS = '''
+from torch import nn
+
+
+def build(k=10.0):
+    """Three sigmoid channels: red, green and blue above 55 %, over 7 x 7 pixels."""
+    import torch
+
+    smooth = nn.Conv2d(3, 3, 7, padding=3, groups=3, bias=False)
+    head = nn.Conv2d(3, 3, 1)
+    with torch.no_grad():
+        smooth.weight.fill_(1 / 49)
+        head.weight.copy_(torch.eye(3)[:, :, None, None] * k)
+        head.bias.fill_(-k * 0.55)
+    return nn.Sequential(smooth, head)
+'''
+COLOUR_CARD = """[model]
+name = "Colour detectors"
+source = "python"
+factory = "detectors.py:build"
+classes = ["red", "green", "blue"]
+palette = [[230, 40, 40], [40, 190, 60], [60, 110, 240]]
+outputs = "multilabel"
+
+[preprocess]
+size = 320
+mean = [0.0, 0.0, 0.0]
+std = [1.0, 1.0, 1.0]
+"""
+
+
+def _multilabel(name: str, image: str, size: tuple[int, int]) -> Path:
+    """A multi-label model: each class a layer with its outline, the legend with each
+    class's share, the hover over a pixel in all three classes."""
+    from segexplorer.gui.document.choices import SEGMENTATION
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "detectors.py").write_text(COLOUR_DETECTORS, encoding="utf-8")
+        card = Path(tmp) / "detectors.toml"
+        card.write_text(COLOUR_CARD, encoding="utf-8")
+        with analysed_window(photo(image), size, architecture=str(card),
+                             weights="default") as (app, window):
+            doc = window.document
+            doc.layers.chosen = SEGMENTATION
+            wait(window, lambda: not window.runner.is_busy())
+            pred = doc.store.prediction
+            ys, xs = pred.masks.all(axis=0).nonzero()
+            from segexplorer.gui.app import wait_until
+
+            wait_until(lambda: False, 4.5)  # the status bar's notices have gone
+            window.canvas.hovered.emit(int(xs[len(xs) // 2]), int(ys[len(ys) // 2]))
+            return save(app, window, name)
+
+
 SCENES = {
     "main": lambda: _main("main_window.png", "motorcycle_left.png", LARGE),
     "ablate": lambda: _ablate("ablate.png", "motorcycle_left.png", LARGE),
@@ -125,6 +182,7 @@ SCENES = {
     "ablate_small": lambda: _ablate("ablate_1024.png", "coffee.png", SMALL),
     "evaluate": lambda: _evaluate("evaluate.png", "motorcycle_left.png", LARGE),
     "evaluate_small": lambda: _evaluate("evaluate_1024.png", "coffee.png", SMALL),
+    "multilabel": lambda: _multilabel("multilabel.png", "astronaut.png", LARGE),
 }
 
 

@@ -77,6 +77,8 @@ class AblateController(QObject):
         self.reset_action.setEnabled(view.can_reset)
         self.undo_action.setEnabled(view.can_undo)
         self.redo_action.setEnabled(view.can_redo)
+        self.panel.set_model_words(view.segment_labels, view.segments_tip, view.changed_tip,
+                                   view.scores_title)
         if view.signature == self._shown_signature:
             return
         self._shown_signature = view.signature

@@ -33,9 +33,10 @@ from PySide6.QtWidgets import (
 )
 
 from ..render import VIEW_AFTER, VIEW_CHANGED, VIEW_INPUT
-from .binding import bind_combo, bind_spin, enum_combo, on_fields
+from .binding import bind_combo, bind_spin, enum_combo, on_fields, relabel
 from .document.ablation import HINT, VIEW_LABELS
 from .document.choices import SEGMENT_LABELS
+from .document.labels import SCORES_TIP, SCORES_TITLE
 from .explain_panel import bind_baseline, section_label
 from .imaging import to_pixmap
 from .score_chart import ScoreChart
@@ -55,6 +56,8 @@ VIEW_TIPS = {
     VIEW_CHANGED: "Pixels whose predicted class changed, in magenta",
 }
 THUMB_WIDTH = 88
+SEGMENTS_TIP = ("What one click selects: every pixel of the class, or the connected region "
+                "under the cursor")
 __all__ = ["HINT", "VIEW_AFTER", "VIEW_CHANGED", "VIEW_INPUT", "VIEW_LABELS", "AblationPanel"]
 
 
@@ -89,8 +92,7 @@ class AblationPanel(QWidget):
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         self.segments = enum_combo(body, SEGMENT_LABELS, "ablationSegments")
-        self.segments.setToolTip("What one click selects: every pixel of the class, or the "
-                                 "connected region under the cursor")
+        self.segments.setToolTip(SEGMENTS_TIP)
         self.baseline = QComboBox(body)
         self.baseline.setObjectName("ablationBaseline")
         self.baseline.setToolTip("What the ablated pixels are replaced with: the ImageNet "
@@ -181,14 +183,11 @@ class AblationPanel(QWidget):
         buttons.addWidget(self.export_button)
         column.addLayout(buttons)
 
-        scores_title = section_label("Class scores (argmax-masked, original mask)", body)
+        self.scores_title = scores_title = section_label(SCORES_TITLE, body)
         scores_title.setWordWrap(True)
         column.addWidget(scores_title)
         self.chart = ScoreChart(body)
-        self.chart.setToolTip("Each class's score: the sum of its logits over the pixels "
-                              "originally predicted as that class (the seed's argmax-masked "
-                              "wrapper with the original prediction's mask, as Captum's "
-                              "FeatureAblation scores it). Largest change first.")
+        self.chart.setToolTip(SCORES_TIP)
         scores_title.setToolTip(self.chart.toolTip())
         column.addWidget(self.chart)
 
@@ -245,6 +244,25 @@ class AblationPanel(QWidget):
 
     def tool_button(self, tool: str) -> QToolButton:
         return self._tool[tool]
+
+    def set_model_words(self, segment_labels: tuple[tuple[str, str], ...], segments_tip: str,
+                        changed_tip: str, scores: tuple[str, str] = ("", "")) -> None:
+        """The model's own words: a multi-label model's segments are label sets
+        (``segments_tip`` says so; '' keeps the usual tip), its changed pixels are
+        those whose set of classes changed, and its scores sum over each class's own
+        mask (``scores``: the chart's title and tooltip)."""
+        title, tip = scores
+        if title and self.scores_title.text() != title.upper():
+            self.scores_title.setText(title.upper())
+            self.chart.setToolTip(tip)
+            self.scores_title.setToolTip(tip)
+        if segment_labels:
+            relabel(self.segments, segment_labels)
+        self.segments.setToolTip(segments_tip or SEGMENTS_TIP)
+        if changed_tip:
+            self._thumb[VIEW_CHANGED].setToolTip(
+                f"{VIEW_LABELS[VIEW_CHANGED]}: {changed_tip.lower()}. Click to show it on "
+                "the image.")
 
 
     # -- results ----------------------------------------------------------------------------

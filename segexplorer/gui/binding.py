@@ -47,6 +47,21 @@ def enum_combo(parent: QWidget | None, labels: Mapping[str, str], name: str
     return combo
 
 
+def relabel(combo: QEnumComboBox, labels: Iterable[tuple[str, str]]) -> None:
+    """Show other labels for ``combo``'s values (a model's own words: a multi-label
+    model's segments are label sets); the enum's labels follow, so ``currentEnum``
+    still finds the current item."""
+    wanted = {value: label for value, label in labels}
+    enum = combo.enumClass()
+    if enum is not None:
+        enum.__dict__["_labels"].update(
+            {k: v for k, v in wanted.items() if k in enum.__dict__["_labels"]})
+    for i in range(combo.count()):
+        label = wanted.get(combo.itemData(i))
+        if label is not None and combo.itemText(i) != label:
+            combo.setItemText(i, label)
+
+
 def on_fields(state: State, names: str | Iterable[str], show: Callable[[], object],
               now: bool = True) -> None:
     """Call ``show()`` (now, and) whenever one of the fields ``names`` changes."""

@@ -1,7 +1,10 @@
-"""The window's central area: the untrained banner, the layer bar, the canvas (or the
-side-by-side panels) and the footer (colour bar, class legend or a message).
+"""The window's central area: the untrained banner, the model's outputs hint, the layer
+bar, the canvas (or the side-by-side panels) and the footer (colour bar, class legend or a
+message).
 
-The bar's buttons and slider edit the layers state (:meth:`CanvasArea.bind`);
+The bar's buttons and slider edit the layers state, the legend's entries show or hide a
+multi-label model's classes, the hint's Dismiss button dismisses it for the model
+(:meth:`CanvasArea.bind`);
 :meth:`CanvasArea.apply` shows the presenter's
 :class:`~segexplorer.gui.document.canvas_view.CanvasAreaView`.
 """
@@ -15,6 +18,7 @@ from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QSlider,
@@ -32,7 +36,10 @@ from .multiview import MultiView
 
 if TYPE_CHECKING:
     from .document.canvas_view import CanvasAreaView
-    from .document.states import LayersState
+    from .document.states import LayersState, ModelState
+
+HINT_STYLE = ("QFrame#outputsHint { background: palette(tool-tip-base); "
+              "border: 1px solid palette(mid); border-radius: 3px; }")
 
 PLACEHOLDER = ("Open an image (Ctrl+O), drop one here, paste one (Ctrl+V),\n"
                "or try Help > Open sample image.")
@@ -53,6 +60,26 @@ class CanvasArea(QWidget):
         self.banner.setObjectName("untrainedBanner")
         self.banner.setVisible(False)
         column.addWidget(self.banner)
+        # the model's outputs look otherwise than its card says: one line, until dismissed
+        self.hint = QFrame(self)
+        self.hint.setObjectName("outputsHint")
+        self.hint.setStyleSheet(HINT_STYLE)
+        hint_row = QHBoxLayout(self.hint)
+        hint_row.setContentsMargins(6, 2, 2, 2)
+        self.hint_label = QLabel(self.hint)
+        self.hint_label.setObjectName("outputsHintText")
+        self.hint_label.setWordWrap(True)
+        self.hint_label.setForegroundRole(QPalette.ColorRole.ToolTipText)
+        self.hint_dismiss = QToolButton(self.hint)
+        self.hint_dismiss.setObjectName("outputsHintDismiss")
+        self.hint_dismiss.setText("Dismiss")
+        self.hint_dismiss.setAutoRaise(True)
+        self.hint_dismiss.setToolTip("Do not show this note again for this model "
+                                     "(the result is the same either way)")
+        hint_row.addWidget(self.hint_label, 1)
+        hint_row.addWidget(self.hint_dismiss, 0, Qt.AlignmentFlag.AlignTop)
+        self.hint.setVisible(False)
+        column.addWidget(self.hint)
 
         bar = QHBoxLayout()
         bar.setSpacing(4)
@@ -130,15 +157,20 @@ class CanvasArea(QWidget):
         bottom.addLayout(zoom_row)
         column.addLayout(bottom)
 
-    def bind(self, layers: LayersState) -> None:
-        """The layer buttons choose the layer on top; the slider sets its opacity."""
+    def bind(self, layers: LayersState, model: ModelState) -> None:
+        """The layer buttons choose the layer on top; the slider sets its opacity; a
+        legend entry shows or hides its class; Dismiss hides the model's outputs hint."""
         self.layer_buttons.idClicked.connect(
             lambda i: setattr(layers, "chosen", list(LAYER_LABELS)[i]))
         self.opacity.valueChanged.connect(lambda value: layers.set_opacity(value / 100.0))
+        self.legend.class_toggled.connect(layers.toggle_class)
+        self.hint_dismiss.clicked.connect(lambda: model.dismiss_hint())
 
     def apply(self, view: CanvasAreaView) -> None:
         """Show the layer bar, the canvas, the panels and the footer of ``view``."""
         self.banner.setVisible(view.untrained)
+        self.hint_label.setText(view.hint)
+        self.hint.setVisible(bool(view.hint))
         for layer, button in self.layer_button.items():
             button.setText(view.layer_labels[layer])
             button.setEnabled(view.layer_enabled[layer])

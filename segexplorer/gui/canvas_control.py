@@ -15,6 +15,7 @@ from superqt.utils import qthrottled
 from .binding import on_fields
 from .canvas import ImageCanvas
 from .document import Document
+from .document.labels import class_at
 from .document.presenting import Presenters
 
 HOVER_THROTTLE_MS = 15  # hover text is cheap, but a fast mouse sends many moves
@@ -69,9 +70,12 @@ class CanvasControl(QObject):
             doc.ablation.click(x, y, add=shift)
             return
         pred, prepared = doc.store.prediction, doc.image.prepared
-        if pred is None or prepared is None or pred.class_map.shape != prepared.shape:
+        if pred is None or prepared is None or pred.shape != prepared.shape:
             return
-        cls = int(pred.class_map[y, x])
+        cls = class_at(pred, x, y)  # a multi-label model's most probable class there
+        if cls is None:
+            self._status("No class here: click a pixel of a class to explain it.", 3000)
+            return
         doc.view.target = cls
         self._status(f"Target: {pred.categories[cls]}", 3000)
 

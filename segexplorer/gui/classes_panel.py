@@ -1,5 +1,8 @@
 """The classes panel: every predicted class, its colour, name and share of pixels; a click
-makes one the target (the view state's ``target``)."""
+makes one the target (the view state's ``target``). A multi-label model's classes each
+have a check box that shows or hides the class on the image (the layers state's
+``hidden_classes``), and a line says what the shares add up to and how many pixels are
+in no class."""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from .imaging import swatch
 if TYPE_CHECKING:
     from ..engine.results import Prediction
     from .document.explain_view import ClassesView
-    from .document.states import ViewState
+    from .document.states import LayersState, ViewState
 
 CLASS_ROLE = Qt.ItemDataRole.UserRole
 SHARE_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -70,6 +73,9 @@ class ClassesPanel(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self._view_state: ViewState | None = None
+        self._layers: LayersState | None = None
+        self._toggles = False
+        self._hidden: frozenset[int] = frozenset()
         self._prediction: Prediction | None = None
         self._target: int | None = None
         layout = QVBoxLayout(self)
@@ -91,6 +97,7 @@ class ClassesPanel(QWidget):
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Fixed)
         header.resizeSection(1, 58)  # "94.8 %": the names keep the rest
         self.tree.itemSelectionChanged.connect(self._on_selection_changed)
+        self.tree.itemChanged.connect(self._on_item_changed)
         self.hint = QLabel("Classes appear here once the model has run.", self)
         self.hint.setWordWrap(True)
         self.hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
@@ -98,12 +105,24 @@ class ClassesPanel(QWidget):
         layout.addWidget(self.hint)
 
     # -- binding and content -------------------------------------------------------------
-    def bind(self, view: ViewState) -> None:
-        """A click on a class sets ``view.target``."""
+    def bind(self, view: ViewState, layers: LayersState | None = None) -> None:
+        """A click on a class sets ``view.target``; a multi-label class's check box shows
+        or hides it (``layers``)."""
         self._view_state = view
+        self._layers = layers
 
     def apply(self, view: ClassesView) -> None:
+        rebuild = view.toggles != self._toggles
+        self._toggles, self._hidden = view.toggles, view.hidden
+        if rebuild:
+            self._prediction = None  # listed again, with or without check boxes
         self.show_prediction(view.classes, view.target, view.colors)
+        self._show_hidden()
+        if view.note and view.classes is not None:
+            n = len(view.classes.present_classes)
+            self.hint.setText(f"{n} class{'es' if n != 1 else ''} predicted. {view.note} "
+                              "Uncheck a class to hide it on the image; click one, or the "
+                              "image, to explain it.")
 
     def show_prediction(self, prediction: Prediction | None, target: int | None,
                         colors) -> None:
@@ -130,6 +149,10 @@ class ClassesPanel(QWidget):
                 item.setToolTip(0, f"class {cls}: {prediction.categories[cls]}\n"
                                    f"{int(counts[cls]):,} pixels ({format_share(share)})")
                 item.setTextAlignment(1, Qt.AlignmentFlag.AlignRight)
+                if self._toggles:  # a multi-label class: shown or hidden on the image
+                    item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                    item.setCheckState(0, Qt.CheckState.Checked)
+                    item.setToolTip(0, item.toolTip(0) + "\nUncheck to hide it on the image")
                 self.tree.addTopLevelItem(item)
             n = len(prediction.present_classes)
             self.hint.setText(f"{n} class{'es' if n != 1 else ''} predicted. Click one, or "
@@ -150,6 +173,12 @@ class ClassesPanel(QWidget):
         items = (self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount()))
         return [item.data(0, CLASS_ROLE) for item in items if item is not None]
 
+    def is_shown(self, cls: int) -> bool:
+        """Whether a multi-label class's check box is checked (True without one)."""
+        item = self.item_for(cls)
+        return item is None or not self._toggles \
+            or item.checkState(0) == Qt.CheckState.Checked
+
     def item_for(self, cls: int) -> QTreeWidgetItem | None:
         for i in range(self.tree.topLevelItemCount()):
             item = self.tree.topLevelItem(i)
@@ -158,6 +187,26 @@ class ClassesPanel(QWidget):
         return None
 
     # -- internals --------------------------------------------------------------------------
+    def _show_hidden(self) -> None:
+        if not self._toggles:
+            return
+        self.tree.blockSignals(True)
+        for i in range(self.tree.topLevelItemCount()):
+            item = self.tree.topLevelItem(i)
+            if item is not None:
+                hidden = int(item.data(0, CLASS_ROLE)) in self._hidden
+                item.setCheckState(0, Qt.CheckState.Unchecked if hidden
+                                   else Qt.CheckState.Checked)
+        self.tree.blockSignals(False)
+
+    def _on_item_changed(self, item: QTreeWidgetItem, column: int) -> None:
+        if column != 0 or not self._toggles or self._layers is None:
+            return
+        cls = int(item.data(0, CLASS_ROLE))
+        shown = item.checkState(0) == Qt.CheckState.Checked
+        if shown == (cls in self._hidden):
+            self._layers.set_class_visible(cls, shown)
+
     def _select(self, cls: int | None) -> None:
         self.tree.blockSignals(True)
         self.tree.clearSelection()

@@ -35,6 +35,7 @@ from .binding import (
     bind_spin,
     enum_combo,
     on_fields,
+    relabel,
     select_value,
     set_item_tooltips,
 )
@@ -356,6 +357,11 @@ class ExplanationPanel(QWidget):
                 self.layer.setCursorPosition(0)  # a long path's start says most
             self.layer.setToolTip(view.layer_text)
         fill_baselines(self.baseline, view.baselines)
+        if view.segment_labels:  # a multi-label model's segments are label sets
+            relabel(self.segments, view.segment_labels)
+        if view.aggregation_labels:  # and its masked sum is over each class's own mask
+            relabel(self.aggregation, view.aggregation_labels)
+        self.segments.setToolTip(view.segments_tip)
 
     def _show_options(self, method: str) -> None:
         """The method's options are enabled (the registry says which it reads); the

@@ -135,9 +135,9 @@ class MainWindow(QMainWindow):
         self.explain_panel.bind(doc.analysis, doc.view, doc.model_layers, doc.compute)
         self.evaluate_panel.bind(doc.evaluation, self.exporter.choose_evaluation_curves,
                                  self.exporter.choose_evaluation_numbers)
-        self.classes_panel.bind(doc.view)
+        self.classes_panel.bind(doc.view, doc.layers)
         self.layers_panel.bind(doc.layers)
-        area.bind(doc.layers)
+        area.bind(doc.layers, doc.model)
 
     def _build_docks(self) -> None:
         def dock(title: str, widget: QWidget, name: str, area: Qt.DockWidgetArea,

@@ -43,10 +43,17 @@ Views = dict[str, NDArray[np.uint8]]
 
 
 def hide_target(attribution: NDArray[np.floating] | NDArray[np.integer],
-                class_map: ArrayLike, target: int) -> NDArray[np.floating]:
-    """The seed's last view: the target class's own pixels set to 0."""
+                class_map: ArrayLike, target: int | None = None) -> NDArray[np.floating]:
+    """The seed's last view: the target class's own pixels set to 0.
+
+    ``class_map`` is the predicted class map and ``target`` the class; or, without
+    ``target``, the target's mask itself (H x W bool: ``Prediction.mask(target)``, which
+    for a multi-label model may overlap other classes' masks and is not a class map's).
+    """
     attr = np.asarray(attribution)
-    return np.where(np.asarray(class_map) == target, np.zeros_like(attr), attr)
+    where = (np.asarray(class_map, dtype=bool) if target is None
+             else np.asarray(class_map) == target)
+    return np.where(where, np.zeros_like(attr), attr)
 
 
 def upscale_nearest(array: NDArray[np.generic], shape: tuple[int, int]) -> NDArray[np.generic]:

@@ -344,11 +344,9 @@ class AblationState(State):
         """The segments of the current prediction (made once per kind)."""
         key = (self.store.predict_key, kind)
         segments = self._segments.get(key)
-        if segments is None:
-            from ...engine.segments import make_segments
-
+        if segments is None:  # a multi-label model's: its label sets
             assert self.store.prediction is not None
-            segments = make_segments(self.store.prediction.class_map, kind)
+            segments = self.store.prediction.segments(kind)
             self._segments[key] = segments
         return segments
 
@@ -378,6 +376,7 @@ class AblationState(State):
             self.store.prediction
         if (sweep is None or sweep.after_maps is None or len(selection.ids) != 1
                 or session is None or pred is None
+                or (pred.multilabel and sweep.after_label_sets is None)
                 or sweep.baseline != catalog.baseline_label(selection.baseline)):
             return None
         start = time.perf_counter()

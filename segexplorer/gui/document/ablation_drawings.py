@@ -12,7 +12,7 @@ from ...render import VIEW_INPUT, selection_outline
 from .ablation_entries import HINT, VIEW_LABELS, AblationEntry, Views, original_thumbnails
 from .ablation_entries import original_views as _original_views
 from .keys import PredictKey, Selection
-from .states import AnalysisState
+from .states import AnalysisState, LayersState
 from .store import ResultStore
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ class Drawn(Protocol):
 
     store: ResultStore
     analysis: AnalysisState
+    layers: LayersState
 
     @property
     def shown(self) -> AblationEntry | None: ...
@@ -47,14 +48,14 @@ class AblationDrawings:
 
     def __init__(self, state: Drawn) -> None:
         self.state = state
-        self._originals: tuple[PredictKey | None, Views] | None = None
+        self._originals: tuple[tuple[PredictKey | None, frozenset[int]], Views] | None = None
         self._original_thumbs: tuple[PredictKey | None, Views] | None = None
         self._outline: tuple[tuple[object, ...], np.ndarray] | None = None
 
     def known_originals(self, key: PredictKey) -> Views | None:
         """The original views of prediction ``key``, if drawn already."""
         return self._originals[1] if self._originals is not None \
-            and self._originals[0] == key else None
+            and self._originals[0] == (key, frozenset()) else None
 
     def canvas_overlay(self) -> tuple[np.ndarray | None, str]:
         """What the ablation layer shows in ablate mode, and the caption under it."""
@@ -93,10 +94,16 @@ class AblationDrawings:
         return self._outline
 
     def view_of(self, entry: AblationEntry) -> np.ndarray:
-        """The entry's view that the canvas shows (the ablated input needs no drawing)."""
+        """The entry's view that the canvas shows (the ablated input needs no drawing;
+        a multi-label model's new segmentation without the hidden classes)."""
         if self.state.view == VIEW_INPUT:
             return entry.view(VIEW_INPUT)
-        return entry.view(self.state.view, self.original_views())
+        return entry.view(self.state.view, self.original_views(), self._hidden())
+
+    def _hidden(self) -> frozenset[int]:
+        pred = self.state.store.prediction
+        return self.state.layers.hidden_classes if pred is not None and pred.multilabel \
+            else frozenset()
 
     def original_thumbnails(self) -> Views:
         key = self.state.store.predict_key
@@ -106,8 +113,8 @@ class AblationDrawings:
         return self._original_thumbs[1]
 
     def original_views(self) -> Views:
-        key = self.state.store.predict_key
+        key = (self.state.store.predict_key, self._hidden())
         if self._originals is None or self._originals[0] != key:
             assert self.state.store.prediction is not None
-            self._originals = (key, _original_views(self.state.store.prediction))
+            self._originals = (key, _original_views(self.state.store.prediction, key[1]))
         return self._originals[1]

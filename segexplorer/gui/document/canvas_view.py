@@ -37,6 +37,7 @@ from .drawings import Attribution, Drawings
 from .estimates import estimate_method
 from .events import depends_on
 from .formatting import format_duration, format_shape, format_value
+from .labels import LegendEntry, aggregation_short, legend_entries, segments_kind_label
 from .results import ablated_key, kind_of
 from .states import DRAWING
 
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 RENDER_CACHE_SIZE = 24
-AGGREGATION_SHORT = {"argmax": "argmax-masked score", "sum": "summed score"}
 HOVER_HINT = "Hover over the image to read a pixel's class and score; click to explain it."
 NO_IMAGE = "Open an image."
 
@@ -78,7 +78,7 @@ class FooterView:
     normalized: NormalizedAttr | None
     colormap: str | None  # the colour bar's map (None: Captum's for the sign)
     caption: str  # the colour bar's units, or the message
-    legend: tuple[tuple[str, tuple[int, int, int]], ...] = ()
+    legend: tuple[LegendEntry, ...] = ()  # multi-label: shares, and toggles per class
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,6 +98,7 @@ class CanvasAreaView:
     panels_message: str
     previewing: bool  # a quick look: display only (no hover scores, no exports)
     message: str  # why no explanation is drawn ('' when one is)
+    hint: str = ""  # the model's outputs look otherwise (Prediction.hint), until dismissed
 
 
 # ======================================================================= the map shown
@@ -133,7 +134,7 @@ def _gradcam_map(doc: Document, result: Any, key: Any, target: int | None, name:
         return f"No Grad-CAM for '{name}': it is not predicted in this image."
     return Attribution(result.upsampled[target],
                        f"Grad-CAM of '{name}' at {result.layer} ({shape}), "
-                       f"{AGGREGATION_SHORT[result.aggregation]}", (key, "gradcam", target, hide))
+                       f"{_short(doc, result.aggregation)}", (key, "gradcam", target, hide))
 
 
 def _sweep_map(doc: Document, sweep: Any, key: Any, target: int | None, name: str,
@@ -141,9 +142,11 @@ def _sweep_map(doc: Document, sweep: Any, key: Any, target: int | None, name: st
     if sweep is None:
         return missing(doc, "sweep", "The ablation sweep")
     assert target is not None
+    segments = sweep.segments
+    partition = f" {segments_kind_label(segments)}" if segments.label_sets else ""
     return Attribution(sweep.attribution_map(target),
                        f"Drop in the '{name}' score when each segment is replaced by the "
-                       f"{sweep.baseline} baseline ({sweep.segments.count} segments)",
+                       f"{sweep.baseline} baseline ({segments.count} segments{partition})",
                        (key, "ablation", target, hide))
 
 
@@ -157,9 +160,14 @@ def _method_map(doc: Document, maps: Any, key: Any, target: int | None, name: st
         return f"No {label} for '{name}': it is not predicted in this image."
     where = f" at {maps.layer}" if maps.layer else ""
     return Attribution(maps.maps[target],
-                       f"{label} of '{name}'{where}, {AGGREGATION_SHORT[choice.aggregation]}"
+                       f"{label} of '{name}'{where}, {_short(doc, choice.aggregation)}"
                        + (f" ({maps.detail})" if maps.detail else ""),
                        (key, choice.method, target, hide))
+
+
+def _short(doc: Document, aggregation: str) -> str:
+    pred = doc.store.prediction
+    return aggregation_short(aggregation, pred is not None and pred.multilabel)
 
 
 #: each kind of result's map for the target (``results.RESULT_KINDS``)
@@ -187,7 +195,7 @@ def attribution(doc: Document) -> Attribution | str:
         return found
     from ...render import hide_target
 
-    return Attribution(hide_target(found.values, pred.class_map, target),
+    return Attribution(hide_target(found.values, pred.mask(target)),
                        found.caption + "; target segment hidden", found.key)
 
 
@@ -315,7 +323,7 @@ def canvas_view(doc: Document, drawings: Drawings) -> CanvasAreaView:
                           outline, outline_key),
         footer=_footer(doc, normalized, message or units, units),
         side_by_side=view.side_by_side, panels=panels, panels_message=panels_message,
-        previewing=quick, message=message or note)
+        previewing=quick, message=message or note, hint=_hint(doc))
 
 
 def can_export_figure(doc: Document, drawings: Drawings) -> bool:
@@ -388,22 +396,27 @@ def _footer(doc: Document, normalized: NormalizedAttr | None, text: str,
     if normalized is not None and not view.side_by_side:
         cmap = view.colormap if view.view in COLORMAP_VIEWS and view.colormap else None
         return FooterView("colorbar", normalized, cmap, units)
-    shown_map = None
+    legend: tuple[LegendEntry, ...] | None = None
+    hidden = doc.layers.hidden_classes
     if doc.layers.chosen == SEGMENTATION and pred is not None:
-        shown_map = pred.class_map
+        legend = legend_entries(pred, doc.store.class_colors(), hidden)
     ab = doc.ablation
     if (doc.layers.chosen == ABLATED and ab.active and ab.view == VIEW_AFTER
-            and ab.shown is not None):
-        shown_map = ab.shown.outcome.class_map_after  # the new segmentation's classes
-    if shown_map is not None and pred is not None and not view.side_by_side:
-        colors = doc.store.class_colors()
-        counts = np.bincount(shown_map.ravel(), minlength=len(pred.categories))
-        present = sorted(np.flatnonzero(counts), key=lambda c: (-counts[c], c))
-        legend = tuple((pred.categories[c], (int(colors[c][0]), int(colors[c][1]),
-                                             int(colors[c][2])))
-                       for c in present)
+            and ab.shown is not None and pred is not None):
+        outcome = ab.shown.outcome  # the new segmentation's classes
+        legend = legend_entries(pred, doc.store.class_colors(), hidden,
+                                masks=outcome.masks_after, class_map=outcome.class_map_after)
+    if legend is not None and not view.side_by_side:
         return FooterView("legend", None, None, "", legend)
     return FooterView("message", None, None, text if doc.image.prepared is not None else "")
+
+
+def _hint(doc: Document) -> str:
+    """A softmax card's model whose outputs look multi-label: said once, in a banner the
+    user can dismiss (it never changes the result)."""
+    pred = doc.store.prediction
+    hint = doc.model.hint_shown(pred.hint) if pred is not None and pred.hint else ""
+    return f"Note: {hint}" if hint else ""
 
 
 def _panels(doc: Document, drawings: Drawings, found: Attribution | str

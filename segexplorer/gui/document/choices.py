@@ -205,8 +205,9 @@ def default_model_choice() -> ModelChoice:
                        catalog.DEFAULT_SIZE)
 
 
-def default_target(present: list[int]) -> int | None:
+def default_target(present: list[int], background: bool = True) -> int | None:
     """The class explained first: the largest predicted one that is not the background
-    (class 0), else the largest."""
-    foreground = [c for c in present if c != 0]
+    (class 0), else the largest. A multi-label model has no background class
+    (``background=False``): its largest class."""
+    foreground = [c for c in present if c != 0 or not background]
     return foreground[0] if foreground else (present[0] if present else None)

@@ -349,8 +349,12 @@ class Document:
         self.store.put(request.key, value)
 
     def _on_model_loaded(self, request: LoadModel, model: LoadedModel) -> None:
-        self.model.update(loaded=model, loaded_key=request.key)
-        self._clear_prediction()
+        previous = self.model.loaded
+        with self.updates.batch():
+            self.model.update(loaded=model, loaded_key=request.key)
+            if previous is None or previous.categories != model.categories:
+                self.layers.hidden_classes = frozenset()  # they named the old classes
+            self._clear_prediction()
 
     def _on_model_failed(self, request: LoadModel, message: str, details: str) -> bool:
         """The choices go back to the model that is loaded (its results are the ones
@@ -428,7 +432,7 @@ class Document:
             self.store.put(request.gradcam, gradcam)  # from the prediction's own pass
         present = prediction.present_classes
         if self.view.target not in present:
-            self.view.target = default_target(present)
+            self.view.target = default_target(present, background=not prediction.multilabel)
         if had_preview is not None:
             self.notice.emit(Notice(f"Showing the full-size result ({had_preview.full_size} "
                                     "px).", 5000))

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from ...render import composite_over, decode_segmap, outline_rgba, render_attribution
+from ...render import composite_over, outline_rgba, render_attribution
 from ...render.normalize import NormalizedAttr
 from .choices import COLORMAP_VIEWS
+from .labels import segmentation_drawing
 
 if TYPE_CHECKING:
     from .document import Document
@@ -97,12 +98,15 @@ class Drawings:
         return self.render(doc, attribution, view.view, view.sign, view.outlier)
 
     def segmap(self, doc: Document) -> np.ndarray | None:
+        """The segmentation layer's drawing: one colour per pixel, or a multi-label
+        model's class layers and outlines without the hidden classes."""
         pred = doc.store.prediction
         if pred is None:
             return None
-        if self._segmap is None or self._segmap[0] != doc.store.predict_key:
-            self._segmap = (doc.store.predict_key,
-                            decode_segmap(pred.class_map, doc.store.class_colors()))
+        hidden = doc.layers.hidden_classes if pred.multilabel else frozenset()
+        key = (doc.store.predict_key, hidden)
+        if self._segmap is None or self._segmap[0] != key:
+            self._segmap = (key, segmentation_drawing(pred, doc.store.class_colors(), hidden))
         return self._segmap[1]
 
     def target_outline(self, doc: Document, target: int) -> np.ndarray:

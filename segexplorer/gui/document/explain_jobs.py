@@ -106,13 +106,12 @@ def gradcam_job(request: ComputeGradCam, session: Session) -> Job:
 
 
 def sweep_job(request: ComputeSweep, session: Session, prediction: Prediction) -> Job:
-    key, class_map = request.key, prediction.class_map
+    key = request.key
 
     def job(state: JobContext) -> AblationSweep:
         from ...engine.aggregation import Aggregation
-        from ...engine.segments import make_segments
 
-        segments = make_segments(class_map, key.segments)
+        segments = prediction.segments(key.segments)  # a multi-label model's: label sets
         return session.sweep(segments, baseline=key.baseline,
                              aggregation=Aggregation(key.aggregation), state=state)
 
@@ -138,14 +137,16 @@ def method_job(request: ComputeMethod, session: Session, analysis: AnalysisChoic
 
 def ablated_input_job(request: ComputeAblatedInput, session: Session,
                       prediction: Prediction) -> Job:
-    key, class_map = request.key, prediction.class_map
+    key = request.key
 
     def job(state: JobContext) -> object:
         from ...engine.image import denormalize
-        from ...engine.segments import make_segments
 
-        segments = make_segments(class_map, key.segments)
-        ids = [s.id for s in segments.info if s.class_index == key.target]
-        return denormalize(session.ablated_input(segments, ids, baseline=key.baseline))
+        segments = prediction.segments(key.segments)
+        # the target's pixels: its segments (a multi-label model's: every label set in it)
+        ids = [s.id for s in segments.info if s.has_class(key.target)]
+        # shown as the model sees it: with the model's own mean and std (a card's)
+        return denormalize(session.ablated_input(segments, ids, baseline=key.baseline),
+                           session.image.normalization)
 
     return Job(job, "Ablating the target", uses_model=False)

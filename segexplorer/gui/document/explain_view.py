@@ -16,6 +16,13 @@ from .choices import METHOD_LABELS
 from .drawings import Attribution, Drawings
 from .events import depends_on
 from .formatting import format_shape
+from .labels import (
+    aggregation_labels,
+    segment_labels,
+    segments_kind_label,
+    segments_tip,
+    shares_note,
+)
 from .results import kind_of
 from .states import DRAWING
 
@@ -52,6 +59,10 @@ class ExplainView:
     layer_text: str  # the layer in use: the chosen one, else the model's default
     layer_names: tuple[str, ...]  # what the layer field completes
     baselines: tuple[tuple[str, str], ...]  # (value, label): the engine's and the colours
+    # (value, label) of each kind of segments: a multi-label model's are label sets
+    segment_labels: tuple[tuple[str, str], ...] = ()
+    segments_tip: str = ""  # which partition the segments are
+    aggregation_labels: tuple[tuple[str, str], ...] = ()  # the score's, in the model's words
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,6 +70,10 @@ class ClassesView:
     classes: Prediction | None  # the classes listed (the preview's while it is shown)
     target: int | None  # the target shown (the preview's default while it is shown)
     colors: np.ndarray | None
+    # a multi-label model: each class can be hidden (``hidden``), and the shares overlap
+    toggles: bool = False
+    hidden: frozenset[int] = frozenset()
+    note: str = ""  # what the shares add up to, and the pixels in no class
 
 
 def _plural(n: int, word: str, suffix: str = "es") -> str:
@@ -72,7 +87,9 @@ def _gradcam_done(doc: Document, result: Any) -> str:
 
 
 def _sweep_done(doc: Document, sweep: Any) -> str:
-    return (f"Sweep: {sweep.segments.count} segments, {sweep.forward_passes} "
+    partition = (f" ({segments_kind_label(sweep.segments)})" if sweep.segments.label_sets
+                 else "")
+    return (f"Sweep: {sweep.segments.count} segments{partition}, {sweep.forward_passes} "
             f"forward passes, {sweep.seconds:.2f} s; serves every class.")
 
 
@@ -125,14 +142,20 @@ def target_html(doc: Document, pred: Prediction | None, target: int | None) -> s
             f"{pred.share(target) * 100:.1f} % of pixels)")
 
 
-@depends_on("results", "preview", "view.target", "model")
+@depends_on("results", "preview", "view.target", "model", "layers.hidden_classes")
 def classes_view(doc: Document, drawings: Drawings) -> ClassesView:
-    """The classes listed and the target (the preview's while it stands in)."""
+    """The classes listed and the target (the preview's while it stands in); a
+    multi-label model's classes each with a visibility toggle."""
     classes, target = doc.store.prediction, doc.view.target
     if previewing(doc) and doc.preview.result is not None:
         classes = doc.preview.result.prediction
         target = doc.preview.target(doc.view.target)
-    return ClassesView(classes, target, classes.colors if classes is not None else None)
+    if classes is None:
+        return ClassesView(None, target, None)
+    multilabel = classes.multilabel
+    return ClassesView(classes, target, classes.colors, toggles=multilabel,
+                       hidden=doc.layers.hidden_classes if multilabel else frozenset(),
+                       note=shares_note(classes))
 
 
 @depends_on("image", "model", "model_layers", "analysis", *DRAWING, "layers", "results",
@@ -148,7 +171,19 @@ def explain_view(doc: Document, drawings: Drawings) -> ExplainView:
         shapley=shapley_view(doc),
         layer_text=doc.analysis.layer or doc.model_layers.default(),
         layer_names=tuple(name for name, _kind in doc.model_layers.names()),
-        baselines=doc.analysis.baselines())
+        baselines=doc.analysis.baselines(),
+        segment_labels=tuple(segment_labels(multilabel(doc)).items()),
+        segments_tip=segments_tip(multilabel(doc)) if multilabel(doc) else "",
+        aggregation_labels=tuple(aggregation_labels(multilabel(doc)).items()))
+
+
+def multilabel(doc: Document) -> bool:
+    """Whether the model's classes are multi-label (the prediction's, else the loaded
+    model's outputs)."""
+    pred, model = doc.store.prediction, doc.model.loaded
+    if pred is not None:
+        return pred.multilabel
+    return model is not None and model.multilabel
 
 
 def shapley_view(doc: Document) -> ShapleyView | None:
@@ -174,4 +209,5 @@ def shapley_view(doc: Document) -> ShapleyView | None:
 
 
 __all__ = ["GUIDED_NOTE", "Attribution", "ClassesView", "ExplainView", "ShapleyView",
-           "classes_view", "explain_status", "explain_view", "shapley_view", "target_html"]
+           "classes_view", "explain_status", "explain_view", "multilabel", "shapley_view",
+           "target_html"]

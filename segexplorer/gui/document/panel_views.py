@@ -16,7 +16,9 @@ from .ablation_entries import selection_label
 from .choices import METHOD_LABELS
 from .drawings import Drawings
 from .events import depends_on
+from .explain_view import multilabel
 from .formatting import format_duration
+from .labels import changed_meaning, scores_title, segment_labels, segments_tip
 
 if TYPE_CHECKING:
     from ...engine.evaluation import Evaluation
@@ -51,6 +53,12 @@ class AblationView:
     can_reset: bool
     can_undo: bool
     can_redo: bool
+    # what the changed pixels are (a multi-label model's: their set of classes changed)
+    changed_tip: str = ""
+    # (value, label) of each kind of segments (a multi-label model's are label sets)
+    segment_labels: tuple[tuple[str, str], ...] = ()
+    segments_tip: str = ""
+    scores_title: tuple[str, str] = ("", "")  # the score chart's title and tooltip
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,9 +120,14 @@ def ablation_view(doc: Document, drawings: Drawings) -> AblationView:
     signature = (ab.active, doc.store.predict_key, id(ab.shown), ab.selection, computing,
                  len(history), id(sweep), sweep_running, ab.view, choice.segments,
                  choice.baseline, doc.image.prepared is None)
+    labels = multilabel(doc)
     common: dict[str, Any] = {"signature": signature, "can_export": ab.shown is not None,
                               "can_reset": ab.selection is not None,
-                              "can_undo": ab.can_undo(), "can_redo": ab.can_redo()}
+                              "can_undo": ab.can_undo(), "can_redo": ab.can_redo(),
+                              "changed_tip": changed_meaning(labels),
+                              "segment_labels": tuple(segment_labels(labels).items()),
+                              "segments_tip": segments_tip(labels) if labels else "",
+                              "scores_title": scores_title(labels)}
     if pred is None:
         return AblationView(has_prediction=False, thumbnails=None, result=None,
                             status=None, history=(), current=None,
@@ -128,9 +141,14 @@ def ablation_view(doc: Document, drawings: Drawings) -> AblationView:
         thumbnails = ab.drawings.original_thumbnails()
     else:
         thumbnails = entry.thumbnails
-        emphasis = frozenset(s.class_index for s in entry.segments.info
-                             if s.id in entry.selection.ids)
-        result = AblationResultView(entry.summary, entry.details(), pred.categories,
+        emphasis = frozenset(c for s in entry.segments.info if s.id in entry.selection.ids
+                             for c in (s.classes if s.classes is not None
+                                       else (s.class_index,))
+                             if 0 <= c < len(pred.categories))
+        details = entry.details()
+        if entry.shares():  # a multi-label model's classes before and after
+            details += "\n" + entry.shares()
+        result = AblationResultView(entry.summary, details, pred.categories,
                                     doc.store.class_colors(), entry.outcome.before,
                                     entry.outcome.after, emphasis)
     status = None

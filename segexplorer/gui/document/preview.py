@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...engine.methods import get_method
-from ...render import decode_segmap, hide_target, upscale_nearest
+from ...render import hide_target, upscale_nearest
 from .choices import AnalysisChoice, default_target
 from .events import Change, Event
 from .keys import PredictKey
+from .labels import segmentation_drawing
 from .results import GRADCAM_PASS, kind_of
 from .runner import JobContext
 
@@ -155,16 +156,17 @@ class Preview:
         assert self.result is not None
         if self._segmap is None or self._segmap[0] != shape:
             prediction = self.result.prediction
-            colours = decode_segmap(prediction.class_map, prediction.colors)
+            colours = segmentation_drawing(prediction, prediction.colors)
             self._segmap = (shape, upscale_nearest(colours, shape))
         return self._segmap[1]
 
     def target(self, current: int | None) -> int | None:
         assert self.result is not None
-        present = self.result.prediction.present_classes
+        prediction = self.result.prediction
+        present = prediction.present_classes
         if current in present:
             return current
-        return default_target(present)
+        return default_target(present, background=not prediction.multilabel)
 
     def attribution(self, choice: AnalysisChoice, current_target: int | None, hide: bool,
                     shape: tuple[int, int]) -> PreviewAttribution | None:
@@ -186,7 +188,7 @@ class Preview:
             return None
         hide = hide and target is not None
         if hide and target is not None:
-            attr = hide_target(attr, pred.class_map, target)
+            attr = hide_target(attr, pred.mask(target))
         caption = f"{what} at {gradcam.layer}"
         key = ("preview", result.predict_key, result.analysis, choice.method, target, hide)
         return PreviewAttribution(upscale_nearest(attr, shape), caption, key, target)

@@ -132,14 +132,12 @@ def _replay_job(doc: Document, request: ReplayAblations) -> Job:
     sweeps = {(a.kind, a.baseline): doc.store.sweep_for(a.kind, a.baseline) for a in history}
 
     def job(state: JobContext) -> list[AblationEntry]:
-        from ...engine.segments import make_segments
-
         entries, segments = [], {}
         for saved in history:
             sweep = sweeps[(saved.kind, saved.baseline)]
             if saved.kind not in segments:
                 segments[saved.kind] = (sweep.segments if sweep is not None
-                                        else make_segments(prediction.class_map, saved.kind))
+                                        else prediction.segments(saved.kind))
             start = time.perf_counter()
             outcome = session.ablate(segments[saved.kind], saved.ids, baseline=saved.baseline,
                                      sweep=sweep, state=state)

@@ -58,6 +58,8 @@ class ModelState(State):
     precision = Field(PRECISIONS[0])  # 'bf16': fast mode
     loaded: Field[LoadedModel | None] = Field(None, identity=True)
     loaded_key: Field[ModelKey | None] = Field(None)
+    #: the models (architecture or card) whose outputs hint the user dismissed
+    hint_dismissed: Field[frozenset[str]] = Field(frozenset())
 
     def __init__(self, choice: ModelChoice) -> None:
         super().__init__()
@@ -70,6 +72,16 @@ class ModelState(State):
 
     def set(self, choice: ModelChoice) -> frozenset[str]:
         return self.update(**to_dict(choice))
+
+    def dismiss_hint(self) -> None:
+        """The loaded model's outputs hint (``Prediction.hint``) is not shown again."""
+        if self.loaded_key is not None:
+            self.hint_dismissed = self.hint_dismissed | {self.loaded_key.architecture}
+
+    def hint_shown(self, hint: str) -> str:
+        """``hint`` unless the user dismissed it for the loaded model."""
+        key = self.loaded_key
+        return hint if key is not None and key.architecture not in self.hint_dismissed else ""
 
 
 class ImageState(State):
@@ -225,13 +237,16 @@ DRAWING = tuple(f"view.{f.name}" for f in fields(ViewChoice)) + ("view.target",)
 
 class LayersState(State):
     """The canvas layers (the Layers panel and the layer bar): the one chosen, drawn on
-    top; the others shown under it; each layer's opacity; the target's outline."""
+    top; the others shown under it; each layer's opacity; the target's outline; the
+    classes of a multi-label model's segmentation that are hidden."""
 
     name = "layers"
     chosen = Field(ATTRIBUTION)
     opacity: Field[dict[str, float]] = Field(dict(DEFAULT_OPACITY))
     visible: Field[dict[str, bool]] = Field({name: name == IMAGE for name in LAYER_LABELS})
     outline = Field(True)
+    #: a multi-label model's classes the segmentation leaves out (the legend's toggles)
+    hidden_classes: Field[frozenset[int]] = Field(frozenset())
 
     def __init__(self, chosen: str = ATTRIBUTION, opacity: dict[str, float] | None = None,
                  outline: bool = True) -> None:
@@ -250,9 +265,23 @@ class LayersState(State):
         self._check(layer)
         self.visible = {**self.visible, layer: bool(on)}
 
+    def set_class_visible(self, cls: int, on: bool) -> None:
+        """Show or hide one class of a multi-label model's segmentation."""
+        hidden = set(self.hidden_classes)
+        if on:
+            hidden.discard(int(cls))
+        else:
+            hidden.add(int(cls))
+        self.hidden_classes = frozenset(hidden)
+
+    def toggle_class(self, cls: int) -> None:
+        self.set_class_visible(cls, int(cls) in self.hidden_classes)
+
     def _normalize(self, values: dict[str, Any]) -> dict[str, Any]:
         if "chosen" in values:
             self._check(values["chosen"])
+        if "hidden_classes" in values:
+            values["hidden_classes"] = frozenset(int(c) for c in values["hidden_classes"])
         return values
 
     @staticmethod

@@ -178,12 +178,10 @@ class ResultStore:
         pred = self.prediction
         if pred is None:
             return None
-        if kind == "class":
+        if kind == "class" and not pred.multilabel:
             return len(pred.present_classes)
-        if kind not in self._segment_counts:
-            from ...engine.segments import make_segments
-
-            self._segment_counts[kind] = make_segments(pred.class_map, kind).count
+        if kind not in self._segment_counts:  # a multi-label model's: its label sets
+            self._segment_counts[kind] = pred.segments(kind).count
         return self._segment_counts[kind]
 
     def class_colors(self) -> np.ndarray:
