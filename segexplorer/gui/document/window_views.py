@@ -16,6 +16,7 @@ from .explain_view import explain_status
 from .states import DRAWING
 
 if TYPE_CHECKING:
+    from ...engine.image import PreparedImage
     from .document import Document
 
 
@@ -84,8 +85,11 @@ def working_note(doc: Document) -> str:
     """What the model really sees: the working image's size, and whether it was
     enlarged or its longer side capped (a panorama)."""
     prepared = doc.image.prepared
-    if prepared is None:
-        return ""
+    return describe_working(prepared) if prepared is not None else ""
+
+
+def describe_working(prepared: PreparedImage) -> str:
+    """A prepared image's working size, and whether it was enlarged or capped."""
     h, w = prepared.shape
     width, height = prepared.original_size
     note = f"Working image {w} x {h} px (the image: {width} x {height})"
