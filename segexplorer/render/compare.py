@@ -59,17 +59,23 @@ def symmetric(*maps: ArrayLike) -> float:
     return top if np.isfinite(top) else 0.0
 
 
-def symmetric_rgba(values: ArrayLike, scale: float, cmap: str = MAP_CMAP
-                   ) -> tuple[NDArray[np.uint8], NormalizedAttr]:
+def symmetric_rgba(values: ArrayLike, scale: float, cmap: str = MAP_CMAP,
+                   alpha_scaled: bool = True) -> tuple[NDArray[np.uint8], NormalizedAttr]:
     """H x W x 4: ``values`` in ``cmap`` over [-scale, scale] (white at zero for both
     maps: Captum's red-white-green for A and B, :data:`DIFFERENCE_CMAP` for B - A), and
-    the normalised map whose ``scale`` labels a colour bar in attribution units."""
+    the normalised map whose ``scale`` labels a colour bar in attribution units.
+
+    ``alpha_scaled``: each pixel's opacity grows with its |value| (transparent at zero,
+    opaque at the scale), so the image shows where the map is weak, as in Captum's
+    alpha-scaled view; the colour is the colour bar's either way."""
     from .colormaps import apply_colormap
 
     v = np.asarray(values, np.float64)
     normalized = np.clip(v / scale, -1.0, 1.0) if scale > 0 else np.zeros_like(v)
     rgba = apply_colormap(normalized.astype(np.float32), "all",
                           None if cmap == MAP_CMAP else cmap)
+    if alpha_scaled:
+        rgba[..., 3] = np.round(255 * np.sqrt(np.abs(normalized))).astype(np.uint8)
     return rgba, NormalizedAttr(normalized.astype(np.float32), float(scale), "all")
 
 

@@ -379,6 +379,19 @@ class ComparisonState(State):
         self.selection = None
         return True
 
+    def pick_at(self, x: int, y: int, shape: tuple[int, int], side: str) -> None:
+        """A click outside ablate mode on pixel (x, y) of a view of ``shape``: the class
+        ``side``'s model predicts there is shown in both views."""
+        second = self.held()
+        pred = self.store.prediction if side == "a" else (
+            second.prediction if second is not None else None)
+        if pred is None or not (0 <= x < shape[1] and 0 <= y < shape[0]):
+            return
+        h, w = pred.class_map.shape
+        px = min(w - 1, int((x + 0.5) * w / shape[1]))
+        py = min(h - 1, int((y + 0.5) * h / shape[0]))
+        self.pick(pred.categories[int(pred.class_map[py, px])])
+
     def pick(self, name: str) -> None:
         """The table's row ``name`` was picked: it becomes A's target, or, for a class
         only B knows, the class both views show."""

@@ -28,7 +28,6 @@ from ...render.compare import (
     transition_colors,
 )
 from ...render.normalize import NormalizedAttr
-from .ablation_entries import VIEW_LABELS as ABLATION_VIEW_LABELS
 from .choices import ABLATED, ATTRIBUTION, IMAGE, METHOD_LABELS, SEGMENTATION
 from .comparison import CHANGED, THIRD_LABELS, PairEntry, Second
 from .drawings import Drawings
@@ -54,7 +53,7 @@ class CompareRow:
 
     name: str
     known_to: str  # 'both', 'a' or 'b'
-    cells: tuple[str, ...]  # share A, share B, IoU, score A, score B, correlation
+    cells: tuple[str, ...]  # shares A -> B, IoU, scores A -> B, the maps' correlation
     tip: str
     values: dict[str, object]  # ``Comparison.rows()``'s row
 
@@ -93,20 +92,23 @@ class ComparisonView:
 
 
 def _pair_text(second: Second | None, doc: Document) -> str:
-    a = doc.model.loaded
-    if a is None:
+    a, key = doc.model.loaded, doc.model.loaded_key
+    if a is None or key is None:
         return ""
-    text = f"A: {_model_name(a)}"
+    text = f"A: {model_label(a.name, key.weights)}"
     if second is not None:
-        text += f"   B: {_model_name(second.model)}"
+        text += f"\nB: {model_label(second.model.name, second.key.model.weights)}"
     return text
 
 
-def _model_name(model: Any) -> str:
+def model_label(name: str, weights: str) -> str:
+    """'stain model, stain_nuclei_x1.6.pt': the model and, when they are a file or
+    untrained, its weights."""
     from pathlib import Path
 
-    weights = "untrained" if model.untrained else Path(str(model.weights)).name
-    return f"{model.name} ({weights})"
+    if weights == "default":
+        return name
+    return f"{name}, {'untrained' if weights == 'untrained' else Path(weights).name}"
 
 
 def comparison_status(doc: Document) -> tuple[str, bool]:
@@ -170,9 +172,10 @@ def table_rows(comparison: Comparison, method: str) -> tuple[CompareRow, ...]:
         values = flat[row.name]
         rho = values.get(f"{method}_spearman") if per_class else None
         stats = row.maps.get(method)
-        cells = (_cell(row.share_a, "share"), _cell(row.share_b, "share"),
-                 _cell(row.iou, "ratio"), _cell(row.score_a, "score"),
-                 _cell(row.score_b, "score"), _cell(rho, "ratio"))
+        cells = (f"{_cell(row.share_a, 'share')} \u2192 {_cell(row.share_b, 'share')}",
+                 _cell(row.iou, "ratio"),
+                 f"{_cell(row.score_a, 'score')} \u2192 {_cell(row.score_b, 'score')}",
+                 _cell(rho, "ratio"))
         known = {"both": "both models", "a": "A only", "b": "B only"}[row.pair.known_to]
         tip = f"{row.name} ({known}): change 1 - IoU = {row.change:.3f}"
         if stats is not None:
@@ -273,7 +276,7 @@ def comparison_view(doc: Document, drawings: Drawings) -> ComparisonView:
     prepared = second.session.image if second is not None else None
     model = ModelView(describe_working(prepared) if prepared is not None else "",
                       doc.engine_ready)
-    headers = ("Class", "Share A", "Share B", "IoU", "Score A", "Score B",
+    headers = ("Class", "Share A \u2192 B", "IoU", "Score A \u2192 B",
                f"rho {get_method(method).short_label}" if get_method(method).per_class
                else "rho")
     signature = (c.active, id(second), id(result), id(entry), status, current,
@@ -466,20 +469,16 @@ def split_view(doc: Document, drawings: Drawings) -> SplitView:
         maps_scale = symmetric(*found)
         if found:
             maps_bar = NormalizedAttr(np.zeros((1, 1), np.float32), maps_scale, "all")
-            maps_caption = (f"A and B: {label} of '{pair.name if pair else '?'}' on one "
+            maps_caption = (f"A and B: {label} of '{pair.name if pair else '?'}', one "
                             "scale (attribution units)")
     entry = c.shown() if doc.ablation.active else None
     panes: list[Pane] = []
-    ablate_label = ABLATION_VIEW_LABELS[doc.ablation.view]
     for side in SIDES:
         overlay, message = _side_pane(doc, side, second, pair, shape, maps_scale, entry)
         name = "A" if side == "a" else "B"
         model = doc.model.loaded if side == "a" else second.model
-        what = {IMAGE: "image", SEGMENTATION: "segmentation", ATTRIBUTION: label,
-                ABLATED: ablate_label.lower()}[doc.layers.chosen]
-        title = f"{name}: {model.name if model is not None else '?'}, {what}"
-        if doc.layers.chosen == ATTRIBUTION and pair is not None:
-            title += f" of '{pair.name}'"
+        weights = (second.key.model if side == "b" else second.key.a.model).weights
+        title = f"{name}: {model_label(model.name, weights)}" if model is not None else name
         outline, key = _outline(doc, second, side, pair, shape)
         opacity = doc.layers.opacity_of(doc.layers.chosen)
         panes.append(Pane(title, overlay, opacity, outline, key, message))
@@ -491,7 +490,7 @@ def split_view(doc: Document, drawings: Drawings) -> SplitView:
         third_title = THIRD_LABELS[c.third]
     elif c.third == CHANGED:
         comparison = result.comparison
-        third_title = f"Changed pixels: {format_share(comparison.changed_share)}"
+        third_title = f"{format_share(comparison.changed_share)} of the pixels"
         colors = transition_colors(len(comparison.transitions))
 
         def changed_rgba() -> np.ndarray:
@@ -506,7 +505,7 @@ def split_view(doc: Document, drawings: Drawings) -> SplitView:
         third_caption = ("A's class -> B's class" if legend
                          else "No pixel changed class.")
     else:
-        third_title = f"B - A: {label}" + (f" of '{pair.name}'" if pair else "")
+        third_title = f"of '{pair.name}'" if pair else ""
         difference = None
         if pair is not None or not get_method(method).per_class:
             a, b = _map(doc, "a", pair, shape), _map(doc, "b", pair, shape)
@@ -521,8 +520,8 @@ def split_view(doc: Document, drawings: Drawings) -> SplitView:
                 doc, (result.key, "difference", pair, shape),
                 lambda: symmetric_rgba(difference, spread, DIFFERENCE_CMAP))
             third_bar = normalized if spread > 0 else None
-            third_caption = ("B - A (attribution units): orange where B is higher, purple "
-                             "where lower" if spread > 0 else
+            third_caption = ("B - A (attribution units): orange where B is higher, "
+                             "purple where lower" if spread > 0 else
                              "B - A is 0 everywhere: the two maps are identical.")
     outline, key = _outline(doc, second, "both", pair, shape)
     panes.append(Pane(third_title, third_overlay,

@@ -51,7 +51,8 @@ class ModelView:
 
 
 @depends_on("model", "image", "results", "jobs", "preview", "layers", "analysis",
-            *DRAWING, "ablation.active", "ablation.selection", "ablation.shown", "ablation.view")
+            *DRAWING, "ablation.active", "ablation.selection", "ablation.shown", "ablation.view",
+            "comparison.selection", "comparison.active")
 def chrome_view(doc: Document, drawings: Drawings) -> ChromeView:
     pred, prepared = doc.store.prediction, doc.image.prepared
     model = doc.model.loaded
@@ -64,7 +65,7 @@ def chrome_view(doc: Document, drawings: Drawings) -> ChromeView:
         can_export_view=prepared is not None and not previewing(doc),
         can_export_figure=can_export_figure(doc, drawings),
         can_export_all=pred is not None, can_compute=can_compute or pred is not None,
-        can_cancel=doc.jobs.busy() or doc.ablation.can_reset())
+        can_cancel=doc.jobs.busy() or doc.ablation.can_reset() or doc.comparison.can_reset())
 
 
 @depends_on("layers", "ablation.active", "ablation.view")
