@@ -644,3 +644,102 @@ def test_a_target_neither_model_predicts_gets_a_row_without_overlap(blocks_image
     row = c.row("aeroplane")
     assert row.iou is None and row.change == 0.0 and row.share_a == 0.0
     assert row.maps["gradcam"].pixels == 0 and row.maps["gradcam"].spearman is None
+
+
+# -- what the window reuses and adds: earlier results, ablating in both ---------------------------
+def _same_comparison(x, y) -> None:
+    assert [r.name for r in x.classes] == [r.name for r in y.classes]
+    assert x.rows() == y.rows()
+    for row in x.classes:
+        for method in x.methods:
+            for side in ("a", "b"):
+                mx, my = x.map_on_grid(side, method, row.pair), y.map_on_grid(side, method,
+                                                                              row.pair)
+                assert (mx is None) == (my is None)
+                if mx is not None:
+                    np.testing.assert_array_equal(mx, my)
+
+
+def test_results_computed_before_are_reused_and_give_the_same_comparison(
+        blocks_image, scaled_weights):
+    from segexplorer.engine.compare_run import Computed
+    from segexplorer.engine.segments import make_segments
+
+    a = _request(blocks_image, "tiny", "untrained")
+    b = _request(blocks_image, "tiny", str(scaled_weights))
+    fresh, _ = _compare(blocks_image, a, b)
+    pair = load_pair(a, b, load_image(blocks_image))
+    sa, sb = pair.sessions()
+    # what the window holds for A: Grad-CAM of the classes A predicts, and its sweep
+    gradcam = sa.gradcam(None)
+    sweep = sa.sweep(make_segments(sa.predict().class_map, "class"))
+    assert set(gradcam.raw) == set(sa.predict().present_classes)
+    passes = sa.forward_passes
+    reused = compare_sessions(sa, sb, pair.request_a, pair.request_b,
+                              computed_a=Computed(gradcam, sweep))
+    _same_comparison(fresh, reused)
+    # A's own sweep was not run again: only the Grad-CAM of the classes B alone predicts
+    # (one pass) and the common segments' sweep
+    common = reused.common
+    assert common is not None
+    extra = sa.forward_passes - passes
+    assert extra <= 1 + len(common.on(sa.image.shape, "a").info)
+
+
+def test_ablating_in_both_removes_the_same_common_segment_from_each_model(
+        scaled_comparison):
+    from segexplorer.engine.compare_run import ablate_both
+
+    c, (sa, sb) = scaled_comparison
+    common = c.common
+    assert common is not None
+    seg = max(common.info, key=lambda s: s.pixels)
+    both = ablate_both(sa, sb, common, [seg.id], baseline="zero")
+    for side, session in (("a", sa), ("b", sb)):
+        alone = session.ablate(common.on(session.image.shape, side), [seg.id],
+                               baseline="zero")
+        outcome = both.outcome(side)
+        assert outcome is not None
+        np.testing.assert_array_equal(outcome.after, alone.after)
+        np.testing.assert_array_equal(outcome.class_map_after, alone.class_map_after)
+        np.testing.assert_array_equal(outcome.before, session.scores())
+    # the scores moved as the common sweeps say (Captum's sign: before - after)
+    for side, sweep in (("a", c.a.common_sweep), ("b", c.b.common_sweep)):
+        row = sweep.segments.row_of()[seg.id]
+        outcome = both.outcome(side)
+        np.testing.assert_allclose(outcome.before - outcome.after, sweep.table[row],
+                                   rtol=1e-5, atol=1e-4)
+
+
+def test_a_drawn_region_is_ablated_in_both_models_each_on_its_own_grid(blocks_image,
+                                                                        scaled_weights):
+    from segexplorer.engine.compare import region
+    from segexplorer.engine.compare_run import ablate_both
+
+    a = _request(blocks_image, "tiny", "untrained")
+    b = _request(blocks_image, "tiny", str(scaled_weights), size=32)
+    pair = load_pair(a, b, load_image(blocks_image))
+    sa, sb = pair.sessions()
+    mask = np.zeros((96, 128), bool)
+    mask[10:50, 20:70] = True
+    drawn = region(mask)
+    assert drawn.at(30, 20).id == 1 and drawn.at(0, 0).id == 0
+    both = ablate_both(sa, sb, drawn, [1])
+    for side, session in (("a", sa), ("b", sb)):
+        inside = to_grid(mask, session.image.shape)
+        outcome = both.outcome(side)
+        assert outcome is not None and outcome.segment_ids == (1,)
+        np.testing.assert_array_equal(both.segments(side).mask([1]), inside)
+        # only the region's pixels are ablated: the complement's ablation shows the input
+        # where the region's shows the baseline, and the other way round
+        from segexplorer.engine.image import denormalize
+
+        again = session.ablate(both.segments(side), [0])
+        shown = denormalize(session.input, session.image.normalization)
+        np.testing.assert_array_equal(outcome.ablated_input[~inside], shown[~inside])
+        np.testing.assert_array_equal(again.ablated_input[inside], shown[inside])
+        colour = outcome.ablated_input[inside][0]
+        assert (outcome.ablated_input[inside] == colour).all()
+        assert (again.ablated_input[~inside] == colour).all()
+    with pytest.raises(UserError):
+        ablate_both(sa, sb, drawn, [])

@@ -2,7 +2,7 @@
 
 Run it with a display (or under Xvfb: ``xvfb-run -a -s "-screen 0 1600x1000x24" python
 docs/screenshots/make_screenshots.py [main|ablate|main_small|ablate_small|evaluate|
-evaluate_small|multilabel]``; all by
+evaluate_small|multilabel|compare|compare_small]``; all by
 default). It analyses a real photo (scikit-image's motorcycle, or the coffee cup for
 the small ones) with the default architecture and untrained weights (no download
 needed), so the window shows its UNTRAINED banner. The multi-label one uses a model card
@@ -175,6 +175,57 @@ def _multilabel(name: str, image: str, size: tuple[int, int]) -> Path:
             return save(app, window, name)
 
 
+def _compare(name: str, size: tuple[int, int], ablate: bool = False) -> Path:
+    """The comparison of docs/compare.md's worked example: the stain model against the
+    copy whose nuclei row is scaled by 1.6, on scikit-image's immunohistochemistry photo
+    (hand-set weights: a real model's comparison, no untrained banner)."""
+    import torch
+
+    from segexplorer.gui.document.choices import ATTRIBUTION, GRADCAM, ModelChoice
+
+    card = HERE.parent / "compare" / "stain.toml"
+    sys.path.insert(0, str(card.parent))
+    from stain_model import CLASSES, build  # type: ignore[import-not-found]
+
+    nuclei = CLASSES.index("nuclei")
+    with tempfile.TemporaryDirectory() as tmp:
+        state = build().state_dict()
+        state["head.weight"][nuclei] *= 1.6
+        state["head.bias"][nuclei] *= 1.6
+        tweaked = Path(tmp) / "stain_nuclei_x1.6.pt"
+        torch.save(state, tweaked)
+        with analysed_window(photo("ihc.png"), size, working=256,
+                             architecture=str(card), weights="default") as (app, window):
+            doc = window.document
+            doc.analysis.method = GRADCAM
+            doc.layers.chosen = ATTRIBUTION
+            doc.view.target = nuclei
+            doc.comparison.open(ModelChoice(str(card), str(tweaked), "cpu", 256))
+            window.show_comparison()
+            wait(window, lambda: doc.comparison.result() is not None
+                 and not window.runner.is_busy())
+            if ablate:
+                doc.ablation.set_active(True)
+                doc.comparison.third = "changed"
+                size_d = window.compare_view.canvases[0].image_size()
+                pred = doc.store.prediction
+                assert size_d is not None and pred is not None
+                # a click on the middle of the largest region B calls nuclei, A not
+                common = doc.comparison.common_segments("component")
+                doc.analysis.segments = "component"
+                changed = [s for s in common.info
+                           if s.b_classes == (nuclei,) and s.a_classes != (nuclei,)]
+                seg = max(changed, key=lambda s: s.pixels)
+                ys, xs = (common.ids == seg.id).nonzero()
+                gy, gx = common.ids.shape
+                k = len(xs) // 2
+                doc.comparison.click(int(xs[k] * size_d[0] / gx), int(ys[k] * size_d[1] / gy),
+                                     (size_d[1], size_d[0]))
+                wait(window, lambda: doc.comparison.shown() is not None
+                     and not window.runner.is_busy())
+            return save(app, window, name)
+
+
 SCENES = {
     "main": lambda: _main("main_window.png", "motorcycle_left.png", LARGE),
     "ablate": lambda: _ablate("ablate.png", "motorcycle_left.png", LARGE),
@@ -183,6 +234,8 @@ SCENES = {
     "evaluate": lambda: _evaluate("evaluate.png", "motorcycle_left.png", LARGE),
     "evaluate_small": lambda: _evaluate("evaluate_1024.png", "coffee.png", SMALL),
     "multilabel": lambda: _multilabel("multilabel.png", "astronaut.png", LARGE),
+    "compare": lambda: _compare("compare.png", LARGE),
+    "compare_small": lambda: _compare("compare_1024.png", SMALL, ablate=True),
 }
 
 

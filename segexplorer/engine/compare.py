@@ -306,6 +306,17 @@ def common_segments(prediction_a: Prediction, prediction_b: Prediction,
     return CommonSegments(kind, ids, info)
 
 
+def region(mask: NDArray[np.bool_], kind: str = "region") -> CommonSegments:
+    """A region drawn on the image (a brush stroke, a lasso) as two segments on its grid:
+    0 outside, 1 inside. Ablating segment 1 in both models (``compare_run.ablate_both``)
+    removes the same pixels from each, on its own working grid (nearest)."""
+    inside = np.asarray(mask, bool)
+    ids = inside.astype(np.int64)
+    count = int(np.count_nonzero(inside))
+    return CommonSegments(kind, ids, (CommonSegment(0, (), (), int(inside.size) - count),
+                                      CommonSegment(1, (), (), count)))
+
+
 # -- what is compared ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CompareSide:

@@ -8,7 +8,11 @@ model calls of a comparison (two Sessions on one image), handed to ``engine.comp
 * :func:`compare_sessions` runs ``explain``'s own analysis on each session (the same
   call ``segexplorer explain`` makes, so each side's maps are explain's), the segment
   methods again on the segments both share, and returns the pure
-  :func:`engine.compare.compare` of the two.
+  :func:`engine.compare.compare` of the two. A caller that computed some of one side's
+  results before (the window: the maps it shows for model A) hands them over
+  (:class:`Computed`): only the classes they lack are computed.
+* :func:`ablate_both` ablates the same common segments (or a drawn region) in both
+  models: the window's ablate mode while it compares.
 
 Memory (:class:`PairMemory`): each model's parameters and buffers stay on the device
 while the comparison runs; the two models' passes run one after the other, so the
@@ -25,18 +29,25 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 from PIL import Image
 
 from .aggregation import Aggregation
-from .analysis import ExplainRequest, check_request, explain_session, prepare_image
+from .analysis import (
+    ExplainRequest,
+    ExplainResult,
+    check_request,
+    explain_session,
+    prepare_image,
+)
 from .compare import (
     NEAREST,
     ClassMatching,
+    CommonSegments,
     CompareSide,
     Comparison,
     check_resample,
@@ -49,11 +60,11 @@ from .devices import resolve_device
 from .errors import UserError
 from .image import PreparedImage
 from .jobs import JobState
-from .methods import ABLATION, get_method, parse_methods
+from .methods import ABLATION, GRADCAM_PASS_METHODS, get_method, parse_methods
 from .models import LoadedModel, load_model
-from .results import AblationSweep, MethodMaps
+from .results import AblationSweep, GradCamResult, MethodMaps
 from .segments import Segments
-from .session import Session
+from .session import AblationOutcome, Session
 
 MEMORY_ENV = "SEGEXPLORER_DEVICE_MEMORY"
 PROBE_SIDE = 64  # the pass estimate's probe: this many pixels on the shorter side
@@ -354,16 +365,67 @@ def _segment_maps(session: Session, request: ExplainRequest, methods: Sequence[s
     return maps, sweep
 
 
+@dataclass(frozen=True)
+class Computed:
+    """Results computed before for one session with the comparison's options (the
+    window's own, for the model it shows): a Grad-CAM pass, an ablation sweep, and
+    methods' maps by method. The comparison reuses them; a class they lack is computed
+    alone and added (one class's maps do not depend on the other classes asked for, so
+    the result equals computing every class at once)."""
+
+    gradcam: GradCamResult | None = None
+    sweep: AblationSweep | None = None
+    maps: Mapping[str, MethodMaps] = field(default_factory=dict)
+
+
+def _merged(held: MethodMaps, extra: MethodMaps) -> MethodMaps:
+    return replace(held, maps={**held.maps, **extra.maps}, raw={**held.raw, **extra.raw},
+                   forward=held.forward + extra.forward,
+                   backward=held.backward + extra.backward,
+                   seconds=held.seconds + extra.seconds)
+
+
+def _explain_side(session: Session, request: ExplainRequest, targets: Sequence[int],
+                  computed: Computed | None, state: JobState | None) -> ExplainResult:
+    """``explain_session`` for ``targets``, reusing ``computed`` (see :class:`Computed`)."""
+    from .attribution import compute
+
+    request = replace(request, targets=_indices(targets))
+    if computed is None:
+        return explain_session(session, request, state=state)
+    options = request.method_options()
+    maps: dict[str, MethodMaps] = {}
+    for method in parse_methods(request.methods):
+        held = computed.maps.get(method)
+        if held is None and method in GRADCAM_PASS_METHODS and computed.gradcam is not None:
+            covered = [c for c in targets if c in computed.gradcam.raw
+                       or not get_method(method).per_class]  # the activation: any class
+            if covered:  # from the pass itself: no model call
+                held = compute(session, method, covered, options, gradcam=computed.gradcam)
+        if held is None:
+            continue
+        missing = [c for c in targets if c not in held.maps]
+        if missing:
+            held = _merged(held, compute(session, method, missing, options, state=state,
+                                         sweep=computed.sweep))
+        maps[method] = held
+    return explain_session(session, request, state=state, gradcam=computed.gradcam,
+                           sweep=computed.sweep, computed=maps)
+
+
 def compare_sessions(session_a: Session, session_b: Session, request_a: ExplainRequest,
                      request_b: ExplainRequest, *, targets: str = "all",
                      resample: str = NEAREST, matching: ClassMatching | None = None,
+                     computed_a: Computed | None = None, computed_b: Computed | None = None,
                      state: JobState | None = None) -> Comparison:
     """The comparison of two sessions on the same image.
 
     Each side: ``explain_session`` with its request (the targets resolved by name to its
     own indices), its class scores, and the segment methods (ablation, Shapley) on the
     common segments (``engine.compare.common_segments``). The requests share every
-    option but the model, weights, working size and layer. Cancellable between steps.
+    option but the model, weights, working size and layer. ``computed_a`` /
+    ``computed_b``: results computed before for that session (:class:`Computed`).
+    Cancellable between steps.
     """
     check_resample(resample)
     if session_a.image.original_size != session_b.image.original_size:
@@ -380,10 +442,8 @@ def compare_sessions(session_a: Session, session_b: Session, request_a: ExplainR
         raise UserError(f"--target {targets}: {lacking} knows none of these classes, so "
                         "nothing would be compared; name a class both know (shared: "
                         f"{', '.join(p.name for p in matching.shared)}).")
-    result_a = explain_session(session_a, replace(request_a, targets=_indices(targets_a)),
-                               state=state_a)
-    result_b = explain_session(session_b, replace(request_b, targets=_indices(targets_b)),
-                               state=state_b)
+    result_a = _explain_side(session_a, request_a, targets_a, computed_a, state_a)
+    result_b = _explain_side(session_b, request_b, targets_b, computed_b, state_b)
     width, height = session_a.image.original_size
     grid = (height, width)
     segment_methods = [m for m in result_a.methods
@@ -404,6 +464,46 @@ def compare_sessions(session_a: Session, session_b: Session, request_a: ExplainR
                          request_b.aggregation)
     return compare(side_a, side_b, grid, matching=matching, common=common,
                    resample=resample)
+
+
+# -- ablating in both models ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class PairAblation:
+    """The same segments ablated in both models: each model's outcome on its own working
+    grid (None where the segments are too small to reach that grid)."""
+
+    segment_ids: tuple[int, ...]
+    a: AblationOutcome | None
+    b: AblationOutcome | None
+    segments_a: Segments  # the common segments on each model's working grid
+    segments_b: Segments
+
+    def outcome(self, side: str) -> AblationOutcome | None:
+        return self.a if side == "a" else self.b
+
+    def segments(self, side: str) -> Segments:
+        return self.segments_a if side == "a" else self.segments_b
+
+
+def ablate_both(session_a: Session, session_b: Session, common: CommonSegments,
+                segment_ids: Iterable[int], *, baseline: str = "zero",
+                state: JobState | None = None) -> PairAblation:
+    """Ablate ``segment_ids`` of ``common`` (the common segments, or a drawn region:
+    ``engine.compare.region``) in both models, each on its own working grid, as
+    :meth:`Session.ablate` does for one model (its scores, its new prediction)."""
+    chosen = tuple(sorted({int(i) for i in segment_ids}))
+    if not chosen:
+        raise UserError("Choose at least one segment to ablate.")
+    outcomes: list[AblationOutcome | None] = []
+    on_grid: list[Segments] = []
+    for side, session in (("a", session_a), ("b", session_b)):
+        segments = common.on(session.image.shape, side)
+        known = set(segments.id_list)
+        ids = [i for i in chosen if i in known]
+        on_grid.append(segments)
+        outcomes.append(session.ablate(segments, ids, baseline=baseline,
+                                       state=_Labelled(state, side.upper())) if ids else None)
+    return PairAblation(chosen, outcomes[0], outcomes[1], on_grid[0], on_grid[1])
 
 
 def _indices(targets: Sequence[int]) -> str:

@@ -156,6 +156,13 @@ class CanvasArea(QWidget):
         bottom.addWidget(self.footer, 1)
         bottom.addLayout(zoom_row)
         column.addLayout(bottom)
+        self.compare_page: QWidget | None = None  # the comparison's split view
+        self._zoom_row = zoom_row
+
+    def set_compare_page(self, page: QWidget) -> None:
+        """The split view shown instead of the canvas while comparing two models."""
+        self.compare_page = page
+        self.stack.addWidget(page)
 
     def bind(self, layers: LayersState, model: ModelState) -> None:
         """The layer buttons choose the layer on top; the slider sets its opacity; a
@@ -193,6 +200,17 @@ class CanvasArea(QWidget):
         else:
             self.footer_message.setText(footer.caption)
             self.footer.setCurrentWidget(self.footer_message)
+        comparing = view.comparing and self.compare_page is not None
+        self.footer.setVisible(not comparing)  # the split view has its own colour bars
+        for i in range(self._zoom_row.count()):
+            item = self._zoom_row.itemAt(i)
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.setVisible(not comparing)
+        if comparing:
+            assert self.compare_page is not None
+            self.stack.setCurrentWidget(self.compare_page)
+            return
         self.stack.setCurrentWidget(self.multi_view if view.side_by_side else self.canvas)
         if view.side_by_side:
             if view.panels:

@@ -21,11 +21,14 @@ from .canvas import ImageCanvas
 from .canvas_area import CanvasArea
 from .canvas_control import CanvasControl
 from .classes_panel import ClassesPanel
+from .compare_panel import CompareCommands, ComparePanel
+from .compare_view import CompareView
 from .dataset_controller import DatasetController
 from .dialogs import Dialogs
 from .document import Document, Exports, Presenters, catalog
 from .document.canvas_view import canvas_view
 from .document.choices import default_model_choice
+from .document.comparison_view import comparison_view, describe_pair_pixel, split_view
 from .document.explain_view import classes_view, explain_view
 from .document.messages import Failure
 from .document.panel_views import ablation_view, evaluation_view
@@ -99,6 +102,11 @@ class MainWindow(QMainWindow):
                                             self.status.hover_label, self.status.show)
         self.canvas_control.ablate_mode_entered.connect(self.ablation_dock.show)
         self.canvas_control.ablate_mode_entered.connect(self.ablation_dock.raise_)
+        self.canvas_control.ablate_mode_entered.connect(  # both score charts are there
+            lambda: self.show_comparison() if doc.comparison.active else None)
+        self.compare_view.bind(doc.comparison, doc.ablation,
+                               lambda x, y: describe_pair_pixel(doc, x, y),
+                               self.status.hover_label.setText)
         self._register_views(doc)
         if start_note:
             self.status.show(start_note, 15000)
@@ -123,6 +131,9 @@ class MainWindow(QMainWindow):
                                          lambda: self.exporter.choose_export_history())
         self.area = area = CanvasArea(self.ablation.make_tool_button, self)
         self.canvas = area.canvas
+        self.compare_panel = ComparePanel(self)
+        self.compare_view = CompareView(area)  # replaces the canvas while comparing
+        area.set_compare_page(self.compare_view)
         self.setCentralWidget(area)
         self.multi_view, self.stack = area.multi_view, area.stack
         self.banner, self.colorbar, self.legend = area.banner, area.colorbar, area.legend
@@ -162,10 +173,13 @@ class MainWindow(QMainWindow):
         self.explain_dock = dock("Explanation", self.explain_panel, "explainDock", right, 270)
         self.splitDockWidget(self.model_dock, self.explain_dock, Qt.Orientation.Vertical)
         self.evaluate_dock = dock("Evaluate", self.evaluate_panel, "evaluateDock", right, 270)
+        self.compare_dock = dock("Compare", self.compare_panel, "compareDock", right, 270)
         self.ablation_dock = dock("Ablation", self.ablation.panel, "ablationDock", right, 270,
                                   scroll=False)  # it scrolls itself
         self.tabifyDockWidget(self.explain_dock, self.ablation_dock)
         self.tabifyDockWidget(self.ablation_dock, self.evaluate_dock)
+        self.tabifyDockWidget(self.evaluate_dock, self.compare_dock)
+        self.compare_dock.hide()  # Model > Compare With... shows it
         self.explain_dock.raise_()
         self.resizeDocks([self.classes_dock], [230], Qt.Orientation.Horizontal)
         self.resizeDocks([self.model_dock], [360], Qt.Orientation.Horizontal)
@@ -173,16 +187,18 @@ class MainWindow(QMainWindow):
                          Qt.Orientation.Vertical)
 
     def _build_commands(self, doc: Document) -> None:
-        ex, canvas, image = self.exporter, self.canvas, doc.image
+        ex, image = self.exporter, doc.image
         self.commands = build_actions(self, {
             "open": lambda: self.files.choose_image(), "paste": lambda: self.files.paste(),
             "open_session": ex.choose_session, "save_session": ex.choose_session_file,
             "export_view": ex.choose_export_view, "copy": ex.copy_view,
             "export_working": lambda: ex.choose_export_view(working=True),
             "export_figure": ex.choose_export_figure, "export_all": ex.choose_export_all,
-            "escape": doc.escape, "compute": doc.compute, "zoom_in": canvas.zoom_in,
-            "zoom_out": canvas.zoom_out, "fit": canvas.fit_to_window,
-            "actual": canvas.actual_size,
+            "escape": doc.escape, "compute": doc.compute,
+            "zoom_in": lambda: self.zoomed().zoom_in(),
+            "zoom_out": lambda: self.zoomed().zoom_out(),
+            "fit": lambda: self.zoomed().fit_to_window(),
+            "actual": lambda: self.zoomed().actual_size(),
             "outline": lambda on: setattr(doc.layers, "outline", bool(on)),
             "side_by_side": lambda on: setattr(doc.view, "side_by_side", bool(on)),
             "sample": image.open_sample,
@@ -195,7 +211,8 @@ class MainWindow(QMainWindow):
                              [ablation.action, ablation.undo_action, ablation.redo_action,
                               ablation.reset_action, ablation.export_action],
                              [self.classes_dock, self.layers_dock, self.model_dock,
-                              self.explain_dock, self.ablation_dock, self.evaluate_dock])
+                              self.explain_dock, self.ablation_dock, self.evaluate_dock,
+                              self.compare_dock])
         self.files = FileCommands(self, doc, self.prefs, recent)
         self.recent_menu = recent
         self.cards = ModelCardsMenu(self, doc.model, self.prefs,
@@ -203,9 +220,27 @@ class MainWindow(QMainWindow):
                                     lambda message: self.status.show(message, 6000),
                                     ask=self.dialogs.confirm)
         self.cards.attach(before=self._menu("&View"))
+        self.compare_commands = CompareCommands(
+            self, doc, self.prefs,
+            lambda m: self.status.fail(Failure("card", m), self.dialogs),
+            lambda message: self.status.show(message, 6000), self.dialogs.confirm,
+            self.show_comparison)
+        self.compare_commands.attach(self.cards.menu)
+        self.compare_panel.bind(doc.comparison, self.compare_commands.choose_weights,
+                                self.compare_commands.choose_card)
         self.datasets = DatasetController(doc, self.presenters, self, self.prefs,
                                           self.cards.open_card, self.dialogs.error)
         self.datasets.attach(self._menu("&File").menu(), self.commands.paste)
+
+    def zoomed(self) -> Any:
+        """The canvas the zoom commands act on: the split view's first (the others
+        follow) while comparing."""
+        return self.compare_view.canvases[0] if self.document.comparison.active \
+            else self.canvas
+
+    def show_comparison(self) -> None:
+        self.compare_dock.show()
+        self.compare_dock.raise_()
 
     def _menu(self, title: str) -> Any:
         return next(a for a in self.menuBar().actions() if a.text() == title)
@@ -221,8 +256,11 @@ class MainWindow(QMainWindow):
         add(model_view, self.model_panel.apply)
         add(ablation_view, self.ablation.apply)
         add(evaluation_view, self.evaluate_panel.apply)
+        add(comparison_view, self.compare_panel.apply)
+        add(split_view, self.compare_view.apply)
         self.runner.activity_changed.connect(  # a cancelled worker winding down, done
-            lambda: self.commands.cancel.setEnabled(doc.jobs.busy() or doc.ablation.can_reset()))
+            lambda: self.commands.cancel.setEnabled(doc.jobs.busy() or doc.ablation.can_reset()
+                                                    or doc.comparison.can_reset()))
         hints = QGuiApplication.styleHints()
         if hasattr(hints, "colorSchemeChanged"):
             hints.colorSchemeChanged.connect(lambda *_: self.presenters.present())

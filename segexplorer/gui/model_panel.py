@@ -101,6 +101,7 @@ class ModelPanel(QWidget):
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         outer.addLayout(form)
+        self._form = form
 
         self.architecture = QComboBox(self)
         self.architecture.setObjectName("architectureCombo")
@@ -161,6 +162,11 @@ class ModelPanel(QWidget):
         outer.addWidget(self.fast_badge)
         # Only as tall as its contents: the explanation panel below gets the space.
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+
+    def show_device_choices(self, on: bool) -> None:
+        """Show the device and fast-mode rows (the comparison's model B uses A's)."""
+        self._form.setRowVisible(self.device, on)
+        self._form.setRowVisible(self.fast, on)
 
     # -- binding ---------------------------------------------------------------------------
     def bind(self, model: ModelState, browse: Callable[[], None]) -> None:

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike, NDArray
 
 from .composite import _dimmed_grey, prepare_image
+from .normalize import NormalizedAttr
 
 __all__ = [
     "DIFFERENCE_CMAP",
@@ -27,6 +28,8 @@ __all__ = [
     "changed_pixels_rgba",
     "comparison_figure",
     "display_shape",
+    "symmetric",
+    "symmetric_rgba",
     "transition_colors",
 ]
 
@@ -46,6 +49,34 @@ def display_shape(shape: tuple[int, int], longest: int = 640) -> tuple[int, int]
     h, w = int(shape[0]), int(shape[1])
     scale = min(1.0, longest / max(h, w, 1))
     return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def symmetric(*maps: ArrayLike) -> float:
+    """The symmetric scale several maps share: their largest absolute value (0: all zero).
+    Equal colours then mean equal values, in every map drawn on it."""
+    top = max((float(np.max(np.abs(m))) for m in (np.asarray(a) for a in maps) if m.size),
+              default=0.0)
+    return top if np.isfinite(top) else 0.0
+
+
+def symmetric_rgba(values: ArrayLike, scale: float, cmap: str = MAP_CMAP,
+                   alpha_scaled: bool = True) -> tuple[NDArray[np.uint8], NormalizedAttr]:
+    """H x W x 4: ``values`` in ``cmap`` over [-scale, scale] (white at zero for both
+    maps: Captum's red-white-green for A and B, :data:`DIFFERENCE_CMAP` for B - A), and
+    the normalised map whose ``scale`` labels a colour bar in attribution units.
+
+    ``alpha_scaled``: each pixel's opacity grows with its |value| (transparent at zero,
+    opaque at the scale), so the image shows where the map is weak, as in Captum's
+    alpha-scaled view; the colour is the colour bar's either way."""
+    from .colormaps import apply_colormap
+
+    v = np.asarray(values, np.float64)
+    normalized = np.clip(v / scale, -1.0, 1.0) if scale > 0 else np.zeros_like(v)
+    rgba = apply_colormap(normalized.astype(np.float32), "all",
+                          None if cmap == MAP_CMAP else cmap)
+    if alpha_scaled:
+        rgba[..., 3] = np.round(255 * np.sqrt(np.abs(normalized))).astype(np.uint8)
+    return rgba, NormalizedAttr(normalized.astype(np.float32), float(scale), "all")
 
 
 def transition_colors(count: int) -> NDArray[np.uint8]:

@@ -99,6 +99,7 @@ class CanvasAreaView:
     previewing: bool  # a quick look: display only (no hover scores, no exports)
     message: str  # why no explanation is drawn ('' when one is)
     hint: str = ""  # the model's outputs look otherwise (Prediction.hint), until dismissed
+    comparing: bool = False  # the comparison's split view replaces the canvas
 
 
 # ======================================================================= the map shown
@@ -294,7 +295,7 @@ def _layer_content(doc: Document, drawings: Drawings, found: Attribution | str
 
 
 @depends_on("image", "model", "analysis", *DRAWING, "layers", "results", "jobs", "preview",
-            "ablation")
+            "ablation", "comparison.active")
 def canvas_view(doc: Document, drawings: Drawings) -> CanvasAreaView:
     """The canvas area's content (``drawings.current_attr``: the map under the cursor)."""
     pred, prepared, view, layers = doc.store.prediction, doc.image.prepared, doc.view, \
@@ -323,7 +324,8 @@ def canvas_view(doc: Document, drawings: Drawings) -> CanvasAreaView:
                           outline, outline_key),
         footer=_footer(doc, normalized, message or units, units),
         side_by_side=view.side_by_side, panels=panels, panels_message=panels_message,
-        previewing=quick, message=message or note, hint=_hint(doc))
+        previewing=quick, message=message or note, hint=_hint(doc),
+        comparing=doc.comparison.active)
 
 
 def can_export_figure(doc: Document, drawings: Drawings) -> bool:

@@ -27,6 +27,8 @@ from .choices import (
     default_model_choice,
     default_target,
 )
+from .comparison import CHANNEL as COMPARE
+from .comparison import ComparisonState
 from .dataset import DatasetState, OpenRequest
 from .estimates import MethodEstimate, estimate_method
 from .evaluation import EvaluationState
@@ -84,7 +86,7 @@ A = TypeVar("A", bound=Announces)
 
 #: channels whose results belong to one prediction (dropped with it)
 PREDICTION_CHANNELS = ("predict", "gradcam", "sweep", "ablated", "shapes", "export", "method",
-                       "evaluate")
+                       "evaluate", COMPARE)
 #: the fields of each state whose change asks the planner again
 REPLANS = {
     "model": {"architecture", "weights", "device", "size", "precision"},
@@ -97,6 +99,8 @@ REPLANS = {
     "ablation": {"active", "selection", "precompute"},
     "evaluation": {"wanted"},
     "model_layers": {"audit_wanted"},
+    "comparison": {"active", "selection"},
+    "comparison.model": {"architecture", "weights", "size"},
 }
 
 
@@ -134,6 +138,10 @@ class Document:
         self.evaluation = self._compose(EvaluationState(self.store, self.jobs, self.analysis,
                                                         self.model, self.image))
         self.dataset = self._compose(DatasetState(self.jobs))
+        self.comparison = self._compose(ComparisonState(
+            self.store, self.jobs, self.model, self.image, self.analysis, self.view,
+            self.ablation, self.updates))
+        self._compose(self.comparison.model)  # model B: its changes are announced too
         self.engine_ready = catalog.engine_ready()
         self.closing = False
         self._confirmed: set[MethodKey] = set()  # costly results the user asked for
@@ -172,6 +180,8 @@ class Document:
                 self.ablation.follow_analysis()
             elif change.state == "model_layers":
                 self.jobs.unblock("shapes")
+            elif change.state.startswith("comparison"):
+                self.jobs.unblock(COMPARE)
             elif fields == {"selection"} and self.ablation.wanted() is None:
                 return  # answered at once (the history, the sweep): nothing to plan
             self.schedule()
@@ -226,6 +236,7 @@ class Document:
                     self.load_engine()
                 else:
                     self.jobs.start(request, force)
+            self.comparison.schedule(force)
 
     def compute(self) -> None:
         """Run what the current view needs, even if it failed or was cancelled before, or
@@ -250,7 +261,9 @@ class Document:
 
     def escape(self) -> None:
         """Esc: in ablate mode with a selection, back to the original; else cancel jobs."""
-        if not (self.ablation.can_reset() and self.ablation.reset()):
+        if self.comparison.can_reset():
+            self.comparison.reset()
+        elif not (self.ablation.can_reset() and self.ablation.reset()):
             self.cancel_all()
 
     def close(self) -> None:

@@ -102,4 +102,31 @@ class EvaluationKey:
     settings: tuple[tuple[str, object], ...]  # EvaluationSettings, as pairs
 
 
+@dataclass(frozen=True)
+class SecondKey:
+    """Model B's prediction beside model A's (the comparison): A's prediction, B's model
+    (on A's device, at A's arithmetic) and B's working size."""
+
+    a: PredictKey
+    model: ModelKey
+    size: int
+
+
+@dataclass(frozen=True)
+class ComparisonKey:
+    """The comparison of one method's maps in both models (``compare_sessions``)."""
+
+    pair: SecondKey
+    method: str
+    options: tuple[tuple[str, object], ...]  # every MethodOptions field
+
+
+@dataclass(frozen=True)
+class PairAblationKey:
+    """A selection of common segments (or a drawn region) ablated in both models."""
+
+    pair: SecondKey
+    selection: Selection
+
+
 ResultKey = GradCamKey | SweepKey | AblatedKey | MethodKey | EvaluationKey

@@ -15,12 +15,15 @@ from typing import ClassVar, Protocol
 from .keys import (
     AblatedKey,
     AblationKey,
+    ComparisonKey,
     EvaluationKey,
     GradCamKey,
     ImageKey,
     MethodKey,
     ModelKey,
+    PairAblationKey,
     PredictKey,
+    SecondKey,
     SweepKey,
 )
 
@@ -118,6 +121,31 @@ class AuditLayers:
 
     key: PredictKey
     channel: ClassVar[str] = "shapes"
+
+
+@dataclass(frozen=True)
+class PrepareSecond:
+    """The comparison's model B: loaded (unless it is A's), the pair's memory checked on
+    A's device, and B's prediction of the image."""
+
+    key: SecondKey
+    channel: ClassVar[str] = "compare"
+
+
+@dataclass(frozen=True)
+class AblateBoth:
+    """The comparison's selection ablated in both models."""
+
+    key: PairAblationKey
+    channel: ClassVar[str] = "compare"
+
+
+@dataclass(frozen=True)
+class CompareMaps:
+    """The comparison of the chosen method in both models."""
+
+    key: ComparisonKey
+    channel: ClassVar[str] = "compare"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """A saved session: the image, the model, every choice and the ablation history, in one file.
 
 The file is JSON (``.segx``): the image's own bytes (base64, so the file travels alone)
-and its path, the three choices, the canvas layer, opacities, the target, and each
-ablation of the history as (segments kind, baseline, segment ids). Results are not
+and its path, the three choices, the canvas layer, opacities, the target, each
+ablation of the history as (segments kind, baseline, segment ids), and the comparison
+when one is open (``comparison``: model B's choice). Results are not
 stored: reopening predicts again and recomputes the ablations in one job, which gives the
 same numbers (the engine is deterministic for a given model, image and device).
 """
@@ -48,6 +49,9 @@ class SessionFile:
     ablation_view: str
     history: tuple[SavedAblation, ...]
     shown: int | None  # which history entry was on screen
+    #: the comparison (model B's choice, the third view), None when not comparing;
+    #: checked and applied by ``ComparisonState.restore``
+    comparison: dict[str, Any] | None = None
 
 
 def to_json(s: SessionFile) -> str:
@@ -62,7 +66,17 @@ def to_json(s: SessionFile) -> str:
                      "history": [{"segments": a.kind, "baseline": a.baseline,
                                   "ids": list(a.ids)} for a in s.history]},
     }
+    if s.comparison is not None:
+        data["comparison"] = s.comparison
     return json.dumps(data, indent=1) + "\n"
+
+
+def _comparison(value: object) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("model", {}), dict):
+        raise ValueError("not a comparison")
+    return dict(value)
 
 
 def read(path: str | Path) -> SessionFile:
@@ -91,6 +105,7 @@ def read(path: str | Path) -> SessionFile:
                                         tuple(int(i) for i in a["ids"]))
                           for a in ablation.get("history", [])),
             shown=None if ablation.get("shown") is None else int(ablation["shown"]),
+            comparison=_comparison(data.get("comparison")),
         )
     except OSError as exc:
         raise UserError(f"Session file '{path.name}' cannot be read ({exc.strerror}): check "

@@ -59,7 +59,7 @@ def snapshot(doc: Document) -> SessionFile | None:
         outline=doc.layers.outline, target=doc.view.target, ablate_mode=ablation.active,
         ablation_view=ablation.view,
         history=tuple(SavedAblation(e.selection.kind, e.selection.baseline, e.selection.ids)
-                      for e in history), shown=shown)
+                      for e in history), shown=shown, comparison=doc.comparison.saved())
 
 
 def save(doc: Document, path: str | Path) -> None:
@@ -88,6 +88,7 @@ def open_session(doc: Document, path: str | Path) -> None:
         doc.view.set(content.view)
         doc.layers.update(opacity={**doc.layers.opacity, **content.opacity},
                           outline=content.outline)
+        doc.comparison.restore(content.comparison)  # B follows A's prediction
     path_ok = content.image_path is not None and Path(content.image_path).is_file() \
         and Path(content.image_path).read_bytes() == content.image_bytes
     source = (file_source(content.image_path) if path_ok and content.image_path

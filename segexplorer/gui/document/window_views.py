@@ -16,6 +16,7 @@ from .explain_view import explain_status
 from .states import DRAWING
 
 if TYPE_CHECKING:
+    from ...engine.image import PreparedImage
     from .document import Document
 
 
@@ -50,7 +51,8 @@ class ModelView:
 
 
 @depends_on("model", "image", "results", "jobs", "preview", "layers", "analysis",
-            *DRAWING, "ablation.active", "ablation.selection", "ablation.shown", "ablation.view")
+            *DRAWING, "ablation.active", "ablation.selection", "ablation.shown", "ablation.view",
+            "comparison.selection", "comparison.active")
 def chrome_view(doc: Document, drawings: Drawings) -> ChromeView:
     pred, prepared = doc.store.prediction, doc.image.prepared
     model = doc.model.loaded
@@ -63,7 +65,7 @@ def chrome_view(doc: Document, drawings: Drawings) -> ChromeView:
         can_export_view=prepared is not None and not previewing(doc),
         can_export_figure=can_export_figure(doc, drawings),
         can_export_all=pred is not None, can_compute=can_compute or pred is not None,
-        can_cancel=doc.jobs.busy() or doc.ablation.can_reset())
+        can_cancel=doc.jobs.busy() or doc.ablation.can_reset() or doc.comparison.can_reset())
 
 
 @depends_on("layers", "ablation.active", "ablation.view")
@@ -84,8 +86,11 @@ def working_note(doc: Document) -> str:
     """What the model really sees: the working image's size, and whether it was
     enlarged or its longer side capped (a panorama)."""
     prepared = doc.image.prepared
-    if prepared is None:
-        return ""
+    return describe_working(prepared) if prepared is not None else ""
+
+
+def describe_working(prepared: PreparedImage) -> str:
+    """A prepared image's working size, and whether it was enlarged or capped."""
     h, w = prepared.shape
     width, height = prepared.original_size
     note = f"Working image {w} x {h} px (the image: {width} x {height})"

@@ -1,0 +1,574 @@
+"""The comparison of two models (Model > Compare With...), without Qt: model B beside the
+window's model A, on the same image.
+
+B is chosen as A is (``comparison.model``, a :class:`SecondModel`: the same fields, so
+the Model panel's choosers bind to it) and runs on A's device, at A's arithmetic, at its
+own working size. Everything that runs a model is a request on the "compare" channel,
+asked for by :func:`plan_comparison` from this state and A's results, in this order:
+
+1. ``PrepareSecond``: B loaded (A's own model when B is the same one), the memory the
+   two models take on A's device checked (``engine.compare_run.pair_memory``: a device
+   that cannot hold both is refused in one line, before B goes there), and B's
+   prediction;
+2. ``AblateBoth``: ablate mode's selection, a common segment or a drawn region, in both
+   models (``engine.compare_run.ablate_both``);
+3. ``CompareMaps``: the chosen method compared in both models, once A's own result for
+   it is computed (``engine.compare_run.compare_sessions``, reusing A's results: a
+   costly method runs on B only after the user let it run on A).
+
+One channel runs one job at a time (a newer request waits for the one it replaces), so
+B's session, which is not thread-safe, is never used by two jobs at once; each job also
+holds A's model lock, as A's own jobs do. A result for other choices is dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ...engine.methods import get_method
+from .choices import AnalysisChoice, ModelChoice, from_dict, to_dict
+from .events import Field, State, Updates
+from .jobtable import Job, JobTable
+from .keys import ComparisonKey, ModelKey, PairAblationKey, SecondKey, Selection
+from .requests import AblateBoth, CompareMaps, PrepareSecond
+from .results import GRADCAM_PASS, kind_of
+from .runner import JobContext
+from .states import AnalysisState, ImageState, ModelState, ViewState
+from .store import ResultStore
+
+if TYPE_CHECKING:  # the engine imports torch: loaded by the jobs
+    from ...engine.analysis import ExplainRequest
+    from ...engine.compare import ClassMatching, CommonSegments, Comparison
+    from ...engine.compare_run import PairAblation, PairMemory
+    from ...engine.models import LoadedModel
+    from ...engine.results import Prediction
+    from ...engine.session import Session
+    from .ablation import AblationState
+
+CHANNEL = "compare"
+DIFFERENCE, CHANGED = "difference", "changed"
+THIRD_LABELS = {DIFFERENCE: "B - A", CHANGED: "Changed pixels"}
+KEPT = 8  # comparisons kept per pair (back to a method: shown at once)
+ABLATIONS_KEPT = 30
+
+
+class SecondModel(ModelState):
+    """Model B's choice: the same fields as A's (its device and arithmetic are A's)."""
+
+    name = "comparison.model"
+
+
+@dataclass(frozen=True, eq=False)
+class Second:
+    """B beside A: the model, its session on the image, its prediction, the classes
+    matched by name, and what the two models take on the device (None: B is A)."""
+
+    key: SecondKey
+    model: LoadedModel
+    session: Session
+    prediction: Prediction
+    matching: ClassMatching
+    memory: PairMemory | None
+    shared: bool  # B is A's own model (the same weights): no second copy
+
+
+@dataclass(frozen=True, eq=False)
+class PairComparison:
+    key: ComparisonKey
+    comparison: Comparison
+    notes: tuple[str, ...]  # e.g. B's layer fell back to its default
+    seconds: float
+
+
+@dataclass(frozen=True, eq=False)
+class PairEntry:
+    """One selection ablated in both models."""
+
+    key: PairAblationKey
+    ablation: PairAblation
+    segments: CommonSegments  # on the comparison's grid
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ComparisonSituation:
+    """What :func:`plan_comparison` looks at."""
+
+    active: bool
+    pair: SecondKey | None  # B's prediction the choices ask for (None: A's is not there)
+    prepared: SecondKey | None  # B's prediction held
+    ablation: PairAblationKey | None  # the selection to ablate in both (not held)
+    comparison: ComparisonKey | None  # the comparison to compute (not held)
+
+
+def plan_comparison(s: ComparisonSituation) -> tuple[PrepareSecond | AblateBoth | CompareMaps,
+                                                     ...]:
+    """The comparison's next job (one channel: one at a time)."""
+    if not s.active or s.pair is None:
+        return ()
+    if s.prepared != s.pair:
+        return (PrepareSecond(s.pair),)
+    if s.ablation is not None:
+        return (AblateBoth(s.ablation),)
+    if s.comparison is not None:
+        return (CompareMaps(s.comparison),)
+    return ()
+
+
+def explain_request(model: ModelKey, size: int, analysis: AnalysisChoice, precision: str,
+                    image: str, layer: str | None) -> ExplainRequest:
+    """The engine's request for one side: the analysis's options, the side's model."""
+    from ...engine.analysis import ExplainRequest
+
+    options = analysis.method_options()
+    return ExplainRequest(
+        image=image or "image", model=model.architecture, weights=model.weights,
+        device=model.device, size=size, methods=(analysis.method,), layer=layer,
+        segments=options.segments, baseline=options.baseline, upsample=options.upsample,
+        aggregation=options.aggregation, precision=precision, n_steps=options.n_steps,
+        ig_method=options.ig_method, window=options.window, stride=options.stride,
+        n_samples=options.n_samples, shapley_mode=options.shapley_mode)
+
+
+class ComparisonState(State):
+    """Model B beside A: whether the comparison is open, B's choice (``model``), what the
+    third view shows, the class picked that only B knows, ablate mode's selection in both
+    models, and the results (B's prediction, comparisons, ablations)."""
+
+    name = "comparison"
+    active = Field(False)
+    third = Field(DIFFERENCE)  # what the third view shows: B - A or the changed pixels
+    target: Field[str | None] = Field(None)  # a class only B knows (None: A's target)
+    selection: Field[Selection | None] = Field(None)  # ablated in both models
+    hovered: Field[int | None] = Field(None)  # the common segment under the cursor
+    second: Field[Second | None] = Field(None, identity=True)  # B's prediction held
+    refusal = Field("")  # why B is not there (a refused pair, a card that failed)
+
+    def __init__(self, store: ResultStore, jobs: JobTable, model: ModelState,
+                 image: ImageState, analysis: AnalysisState, view: ViewState,
+                 ablation: AblationState, updates: Updates) -> None:
+        super().__init__()
+        self.model = SecondModel(ModelChoice())
+        self.store, self.jobs, self.a_model, self.image = store, jobs, model, image
+        self.analysis, self.view, self.ablation, self.updates = analysis, view, ablation, updates
+        # A's target chosen anywhere else: the class only B knows is no longer shown
+        view.changed.connect(lambda change: self.update(target=None)
+                             if "target" in change.fields else None)
+        self._held: tuple[ModelKey, LoadedModel] | None = None  # B, kept across images
+        self._comparisons: dict[ComparisonKey, PairComparison] = {}
+        self._entries: dict[PairAblationKey, PairEntry] = {}
+        self._segments: dict[tuple[SecondKey, str], CommonSegments] = {}
+        self._regions = 0
+        self.drawings: dict[tuple[Any, ...], Any] = {}  # what the views drew (comparison_view)
+        self._stopped: set[Any] = set()  # cancelled or failed: asked again by an edit
+        jobs.register(PrepareSecond, self._prepare_job, done=self._on_prepared,
+                      failed=self._on_refused, cancelled=self._on_stopped)
+        jobs.register(AblateBoth, self._ablate_job, done=self._on_ablated,
+                      failed=lambda r, *_: self._stop(r), cancelled=self._on_stopped)
+        jobs.register(CompareMaps, self._compare_job, done=self._on_compared,
+                      failed=lambda r, *_: self._stop(r), cancelled=self._on_stopped)
+
+    # ======================================================================= open, close
+    def open(self, choice: ModelChoice | None = None) -> None:
+        """Compare with ``choice`` (the comparison's B; by default the B chosen before,
+        or A's own model, whose weights the user then changes)."""
+        with self.updates.batch():
+            if choice is not None:
+                self.model.set(choice)
+            elif not self.active and self.second is None and self._held is None:
+                self.model.set(self.a_model.choice)
+            self.jobs.unblock(CHANNEL)
+            self._stopped.clear()
+            self.update(active=True, refusal="")
+
+    def close(self) -> None:
+        """Back to one model: B's jobs stop, B and every result of the pair are dropped."""
+        with self.updates.batch():
+            self.jobs.cancel(CHANNEL)
+            self._held = None
+            self._comparisons.clear()
+            self._entries.clear()
+            self._segments.clear()
+            self.drawings.clear()
+            self._stopped.clear()
+            self.update(active=False, second=None, selection=None, hovered=None,
+                        target=None, refusal="")
+            self.touch("results")
+
+    def saved(self) -> dict[str, Any] | None:
+        """What a session file keeps of the comparison (None: not comparing)."""
+        if not self.active:
+            return None
+        return {"model": to_dict(self.model.choice), "third": self.third}
+
+    def restore(self, saved: dict[str, Any] | None) -> None:
+        """A session file's comparison (None: the session compared nothing)."""
+        if not saved:
+            if self.active:
+                self.close()
+            return
+        choice = from_dict(ModelChoice, saved.get("model", {}) or {},
+                           self.a_model.choice)
+        with self.updates.batch():
+            self.third = str(saved.get("third", DIFFERENCE)) if saved.get(
+                "third") in THIRD_LABELS else DIFFERENCE
+            self.open(choice)
+
+    # ======================================================================= questions
+    def pair_key(self) -> SecondKey | None:
+        """B's prediction the choices ask for (None: not comparing, or no A prediction)."""
+        predict = self.store.predict_key
+        if not self.active or predict is None:
+            return None
+        b = self.model
+        return SecondKey(predict, ModelKey(b.architecture, b.weights, predict.model.device),
+                         int(b.size))
+
+    def held(self) -> Second | None:
+        """B's prediction for the current choices, if it is there."""
+        second = self.second
+        return second if second is not None and second.key == self.pair_key() else None
+
+    def comparison_key(self) -> ComparisonKey | None:
+        second = self.held()
+        if second is None:
+            return None
+        options = self.analysis.method_options()
+        return ComparisonKey(second.key, self.analysis.method,
+                             tuple((f.name, getattr(options, f.name)) for f in fields(options)))
+
+    def result(self) -> PairComparison | None:
+        """The comparison of the chosen method, if computed."""
+        key = self.comparison_key()
+        return self._comparisons.get(key) if key is not None else None
+
+    def waits_for_a(self) -> bool:
+        """The chosen method's comparison waits for A's own result (Compute, if costly)."""
+        return self.held() is not None and not self.store.has_result()
+
+    def ablation_key(self) -> PairAblationKey | None:
+        second, selection = self.held(), self.selection
+        if second is None or selection is None or not self.ablation.active:
+            return None
+        return PairAblationKey(second.key, selection)
+
+    def shown(self) -> PairEntry | None:
+        """The selection's ablation in both models, if computed."""
+        key = self.ablation_key()
+        return self._entries.get(key) if key is not None else None
+
+    def is_running(self) -> bool:
+        return self.jobs.is_running(CHANNEL)
+
+    def was_stopped(self) -> bool:
+        return self.jobs.is_blocked(CHANNEL)
+
+    def can_reset(self) -> bool:
+        return self.active and self.ablation.active and self.selection is not None
+
+    def situation(self) -> ComparisonSituation:
+        second = self.second
+        ablation = self.ablation_key()
+        if ablation is not None and (ablation in self._entries or ablation in self._stopped):
+            ablation = None
+        comparison = self.comparison_key()
+        if comparison is not None and (comparison in self._comparisons
+                                       or comparison in self._stopped
+                                       or not self.store.has_result()):
+            comparison = None
+        return ComparisonSituation(self.active, self.pair_key(),
+                                   second.key if second is not None else None,
+                                   ablation, comparison)
+
+    def schedule(self, force: bool = False) -> None:
+        if force:
+            self._stopped.clear()
+        for request in plan_comparison(self.situation()):
+            self.jobs.start(request, force)
+
+    # ======================================================================= the grid
+    def common_segments(self, kind: str | None = None) -> CommonSegments | None:
+        """The common segments of ``kind`` (the analysis's by default) or a drawn region,
+        on the original image's grid (made once per pair)."""
+        second, pred = self.held(), self.store.prediction
+        kind = kind or self.analysis.segments
+        if second is None or pred is None:
+            return None
+        found = self._segments.get((second.key, kind))
+        if found is None and not kind.startswith("region"):
+            from ...engine.compare import common_segments
+
+            width, height = second.session.image.original_size
+            found = common_segments(pred, second.prediction, (height, width), kind)
+            self._segments[(second.key, kind)] = found
+        return found
+
+    def segment_at(self, x: int, y: int, shape: tuple[int, int]) -> int | None:
+        """The common segment under pixel (x, y) of a view of ``shape`` (rows, columns)."""
+        common = self.common_segments()
+        if common is None:
+            return None
+        h, w = common.ids.shape
+        if not (0 <= x < shape[1] and 0 <= y < shape[0]):
+            return None
+        gx = min(w - 1, int((x + 0.5) * w / shape[1]))
+        gy = min(h - 1, int((y + 0.5) * h / shape[0]))
+        return common.at(gx, gy).id
+
+    # ======================================================================= ablate mode
+    def hover(self, x: int, y: int, shape: tuple[int, int]) -> None:
+        """The cursor is over pixel (x, y) of a view of ``shape``: in ablate mode the common
+        segment under it is outlined in every view."""
+        self.hovered = self.segment_at(x, y, shape) if self.ablation.active else None
+
+    def click(self, x: int, y: int, shape: tuple[int, int], add: bool = False) -> None:
+        """A click in ablate mode: ablate the common segment under it in both models
+        (``add``: toggle it in the selection)."""
+        seg = self.segment_at(x, y, shape)
+        if seg is None:
+            return
+        kind, current = self.analysis.segments, self.selection
+        ids = {seg}
+        if add and current is not None and current.kind == kind:
+            ids = set(current.ids) ^ {seg}
+        self.select(ids, kind)
+
+    def draw_region(self, tool: str, points: list[tuple[float, float]],
+                    shape: tuple[int, int], radius: float) -> None:
+        """A brush stroke or a lasso drawn on a view of ``shape``: ablate that region in
+        both models (each on its own working grid)."""
+        second = self.held()
+        if second is None or not points:
+            return
+        from ...engine.compare import region, to_grid
+        from .ablation_entries import region_mask
+
+        inside = region_mask(tool, points, shape, radius)
+        if not inside.any():
+            return
+        width, height = second.session.image.original_size
+        self._regions += 1
+        kind = f"region-{self._regions}"
+        mask = np.asarray(to_grid(inside, (height, width)), bool)
+        self._segments[(second.key, kind)] = region(mask, kind)
+        self.select((1,), kind)
+
+    def select(self, ids: set[int] | tuple[int, ...], kind: str) -> None:
+        if not ids:
+            self.reset()
+            return
+        with self.updates.batch():
+            if not self.ablation.active:
+                self.ablation.set_active(True)
+            selection = Selection(kind, self.analysis.baseline, tuple(sorted(ids)))
+            second = self.held()
+            if second is not None:  # asked again: computed again, even after a failure
+                self._stopped.discard(PairAblationKey(second.key, selection))
+            self.jobs.unblock(CHANNEL)
+            if self.update(selection=selection) == frozenset():
+                self.touch("selection")
+
+    def reset(self) -> bool:
+        """Back to the original image in both models."""
+        if self.selection is None:
+            return False
+        self.selection = None
+        return True
+
+    def pick_at(self, x: int, y: int, shape: tuple[int, int], side: str) -> None:
+        """A click outside ablate mode on pixel (x, y) of a view of ``shape``: the class
+        ``side``'s model predicts there is shown in both views."""
+        second = self.held()
+        pred = self.store.prediction if side == "a" else (
+            second.prediction if second is not None else None)
+        if pred is None or not (0 <= x < shape[1] and 0 <= y < shape[0]):
+            return
+        h, w = pred.class_map.shape
+        px = min(w - 1, int((x + 0.5) * w / shape[1]))
+        py = min(h - 1, int((y + 0.5) * h / shape[0]))
+        self.pick(pred.categories[int(pred.class_map[py, px])])
+
+    def pick(self, name: str) -> None:
+        """The table's row ``name`` was picked: it becomes A's target, or, for a class
+        only B knows, the class both views show."""
+        second = self.held()
+        pair = second.matching.named(name) if second is not None else None
+        if pair is None:
+            return
+        with self.updates.batch():
+            if pair.a is not None:
+                self.view.target = pair.a
+                self.target = None
+            else:
+                self.target = pair.name
+
+    # ======================================================================= the jobs
+    def _prepare_job(self, request: PrepareSecond) -> Job:
+        key = request.key
+        a_model, prepared_a, pil = self.a_model.loaded, self.image.prepared, self.image.pil
+        assert a_model is not None and prepared_a is not None and pil is not None
+        shared = key.model == key.a.model
+        held = a_model if shared else (self._held[1] if self._held is not None
+                                       and self._held[0] == key.model else None)
+        precision = key.a.precision
+
+        def job(state: JobContext) -> Second:
+            from ...engine.compare import match_classes
+            from ...engine.compare_run import pair_memory, side_label, to_device
+            from ...engine.errors import UserError
+            from ...engine.image import preprocess
+            from ...engine.jobs import check_cancelled
+            from ...engine.models import load_model
+            from ...engine.session import Session
+
+            b = held
+            if b is None:
+                try:
+                    b = load_model(key.model.architecture, key.model.weights, "cpu",
+                                   state=state)
+                except UserError as exc:
+                    raise UserError(f"Model B ({_short(key.model.architecture)}): "
+                                    f"{exc}") from None
+            check_cancelled(state)
+            labels = (side_label("a", a_model), side_label("b", b))
+            matching = match_classes(a_model.categories, b.categories, labels)
+            prepared = preprocess(pil, key.size, b.normalization)
+            memory = None
+            if not shared:
+                memory = pair_memory(a_model, b, prepared_a.shape, prepared.shape,
+                                     a_model.device, labels)
+                if not memory.fits:
+                    raise UserError(f"The two models do not fit on {memory.device}: "
+                                    f"{memory.describe()}. Choose a smaller working size "
+                                    "for A or B, another device, or smaller models.")
+                b = to_device(b, a_model.device)
+            session = Session(b, prepared, precision=precision)
+            state.set_progress(0, 1, "Comparing: B's prediction")
+            return Second(key, b, session, session.predict(state), matching, memory, shared)
+
+        what = "loading" if held is None else "predicting with"
+        return Job(job, f"Comparing: {what} {_short(key.model.architecture)}",
+                   lock_key=key.a.model)
+
+    def _on_prepared(self, request: PrepareSecond, second: Second) -> None:
+        if not second.shared:
+            self._held = (request.key.model, second.model)
+        if request.key != self.pair_key():
+            return  # other choices since: B is kept, its prediction is not
+        with self.updates.batch():
+            previous = self.second
+            if previous is None or previous.key != second.key:
+                self._entries.clear()
+                self._comparisons.clear()
+                self._segments.clear()
+                self.drawings.clear()
+                self.update(selection=None, hovered=None)
+            self.update(second=second, refusal="")
+
+    def _on_refused(self, request: PrepareSecond, message: str, details: str) -> bool:
+        if request.key == self.pair_key():
+            self.refusal = message
+        return False  # the window says it too
+
+    def _ablate_job(self, request: AblateBoth) -> Job:
+        second, session_a = self.held(), self.store.session
+        selection = request.key.selection
+        common = self.common_segments(selection.kind)
+        assert second is not None and session_a is not None and common is not None
+        session_b = second.session
+
+        def job(state: JobContext) -> PairEntry:
+            from ...engine.compare_run import ablate_both
+
+            start = time.perf_counter()
+            pair = ablate_both(session_a, session_b, common, selection.ids,
+                               baseline=selection.baseline, state=state)
+            return PairEntry(request.key, pair, common, time.perf_counter() - start)
+
+        return Job(job, "Ablating in both models", lock_key=request.key.pair.a.model)
+
+    def _on_ablated(self, request: AblateBoth, entry: PairEntry) -> None:
+        self._entries.pop(request.key, None)
+        self._entries[request.key] = entry
+        while len(self._entries) > ABLATIONS_KEPT:
+            self._entries.pop(next(iter(self._entries)))
+        self.touch("results")
+
+    def _compare_job(self, request: CompareMaps) -> Job:
+        from ...engine.compare_run import Computed
+
+        second, session_a, store = self.held(), self.store.session, self.store
+        assert second is not None and session_a is not None
+        analysis, key = self.analysis.choice, request.key
+        a_key = key.pair.a
+        held_maps = store.method_for()
+        gradcam = store.gradcam_for()
+        if gradcam is None and kind_of(analysis.method) is GRADCAM_PASS:
+            gradcam = store.result_for()  # the activation: any pass at the layer
+        computed = Computed(
+            gradcam=gradcam,
+            sweep=store.sweep_for(analysis.segments, analysis.baseline, analysis.aggregation),
+            maps={analysis.method: held_maps} if held_maps is not None else {})
+        label = self.image.label
+        request_a = explain_request(a_key.model, a_key.image.size, analysis,
+                                    a_key.precision, label, analysis.layer or None)
+        b_key = key.pair.model
+        b_model, session_b = second.model, second.session
+
+        def job(state: JobContext) -> PairComparison:
+            from ...engine.compare_run import compare_sessions
+            from ...engine.errors import UserError
+
+            start = time.perf_counter()
+            notes: list[str] = []
+            layer = analysis.layer or None
+            if layer is not None and get_method(analysis.method).takes_layer:
+                try:
+                    b_model.check_layer(layer)
+                except UserError:
+                    notes.append(f"B has no usable layer '{layer}': B uses its default "
+                                 f"layer {b_model.default_layer}.")
+                    layer = None
+            request_b = explain_request(b_key, key.pair.size, analysis, a_key.precision,
+                                        label, layer)
+            comparison = compare_sessions(session_a, session_b, request_a, request_b,
+                                          matching=second.matching, computed_a=computed,
+                                          state=state)
+            return PairComparison(key, comparison, tuple(notes),
+                                  time.perf_counter() - start)
+
+        from .choices import METHOD_LABELS
+
+        return Job(job, f"Comparing {METHOD_LABELS[analysis.method]} in both models",
+                   lock_key=a_key.model)
+
+    def _on_compared(self, request: CompareMaps, result: PairComparison) -> None:
+        second = self.held()
+        if second is None or request.key.pair != second.key:
+            return  # another pair since
+        self._comparisons.pop(request.key, None)
+        self._comparisons[request.key] = result
+        while len(self._comparisons) > KEPT:
+            self._comparisons.pop(next(iter(self._comparisons)))
+        self.touch("results")
+
+    def _stop(self, request: AblateBoth | CompareMaps) -> bool:
+        self._stopped.add(request.key)
+        self.touch("results")
+        return False  # a failure is still said
+
+    def _on_stopped(self, request: PrepareSecond | AblateBoth | CompareMaps) -> None:
+        if not isinstance(request, PrepareSecond):
+            self._stopped.add(request.key)
+        self.touch("results")
+
+
+def _short(architecture: str) -> str:
+    from pathlib import Path
+
+    return Path(architecture).name
+
