@@ -216,7 +216,8 @@ def describe_pixel(doc: Document, drawings: Drawings, x: int, y: int) -> str:
     prepared = doc.image.prepared
     if prepared is None:
         return ""
-    if x < 0:
+    height, width = prepared.shape
+    if not (0 <= x < width and 0 <= y < height):  # off the image at this working size
         return ABLATE_HINT if doc.ablation.active else HOVER_HINT
     sx, sy = prepared.scale
     text = f"x {x}, y {y}  (original {x / sx:.0f}, {y / sy:.0f})"
@@ -228,7 +229,7 @@ def describe_pixel(doc: Document, drawings: Drawings, x: int, y: int) -> str:
         if not present:
             text += "   no class"
     attr = drawings.current_attr
-    if doc.layers.chosen == ATTRIBUTION and attr is not None:
+    if doc.layers.chosen == ATTRIBUTION and attr is not None and attr.shape == prepared.shape:
         text += f"   attribution {format_value(float(attr[y, x]))}"
     return text
 
