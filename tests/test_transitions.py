@@ -6,9 +6,15 @@ widget-level ones are in tests/gui/test_window_transitions.py.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
 from test_document import make_doc, opened, present
 
 from segexplorer.gui.document.canvas_view import HOVER_HINT, describe_pixel
+from segexplorer.gui.document.choices import ABLATED
 from segexplorer.gui.document.drawings import Drawings
 
 
@@ -24,4 +30,60 @@ def test_a_pixel_of_the_old_working_size_is_off_the_image_at_the_new_one(motorcy
     assert describe_pixel(doc, drawings, 93, 63) == HOVER_HINT  # not an IndexError
     assert describe_pixel(doc, drawings, 70, 47).startswith("x 70, y 47  (original 731, 490)")
     assert describe_pixel(doc, Drawings(), 70, 47).startswith("x 70, y 47")
-    assert make_doc  # (used by the later tests)
+
+
+# 2 -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def squares(tmp_path_factory) -> Path:
+    arr = np.full((64, 64, 3), 200, np.uint8)
+    arr[8:24, 8:24] = (230, 20, 20)  # red: class 1 for the colour model
+    arr[40:56, 36:60] = (20, 220, 20)  # green: class 2
+    path = tmp_path_factory.mktemp("transitions") / "squares.png"
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def _saved_session(squares, tmp_path) -> tuple[Path, object]:
+    from segexplorer.gui.document.sessions import save
+
+    doc, runner, _, _ = opened(squares, "colour")
+    doc.ablation.click(15, 15)
+    runner.run_until_idle()
+    doc.ablation.click(45, 48, add=True)
+    runner.run_until_idle()
+    path = tmp_path / "work.segx"
+    save(doc, path)
+    runner.run_until_idle()
+    return path, doc
+
+
+def test_a_session_reopened_with_its_model_already_loaded_restores_the_ablations(
+        squares, tmp_path):
+    from segexplorer.gui.document.sessions import open_session
+
+    path, saved = _saved_session(squares, tmp_path)
+    # a restarted window: the same model, loaded before any image (preload), and the
+    # canvas layer of last time (ablate mode draws the ablated input)
+    doc, runner, _, events = make_doc("colour", canvas_layer=ABLATED)
+    doc.preload_model()
+    runner.run_until_idle()
+    assert doc.model.loaded is not None and doc.store.prediction is None
+    open_session(doc, path)
+    runner.run_until_idle()
+    assert not events["failed"]
+    assert doc.ablation.active
+    assert [e.selection.ids for e in doc.ablation.history] == [(1,), (1, 2)]
+    np.testing.assert_array_equal(doc.ablation.shown.outcome.after,
+                                  saved.ablation.history[1].outcome.after)
+
+
+def test_a_session_reopened_over_an_open_image_restores_the_ablations(squares, tmp_path):
+    from segexplorer.gui.document.sessions import open_session
+
+    path, _ = _saved_session(squares, tmp_path)
+    doc, runner, _, events = opened(squares, "colour")  # the same image and model shown
+    open_session(doc, path)
+    runner.run_until_idle()
+    assert not events["failed"]
+    assert doc.ablation.active
+    assert [e.selection.ids for e in doc.ablation.history] == [(1,), (1, 2)]

@@ -84,7 +84,7 @@ A = TypeVar("A", bound=Announces)
 
 #: channels whose results belong to one prediction (dropped with it)
 PREDICTION_CHANNELS = ("predict", "gradcam", "sweep", "ablated", "shapes", "export", "method",
-                       "evaluate")
+                       "evaluate", "replay")
 #: the fields of each state whose change asks the planner again
 REPLANS = {
     "model": {"architecture", "weights", "device", "size", "precision"},

@@ -1,8 +1,11 @@
 """Saving a document as a session file, and opening one (File > Save / Open Session).
 
 Opening sets the choices, opens the image from the bytes in the file (or its path), and
-once the prediction is there recomputes the ablation history in one job (the sweep
-answers single segments when it exists), then shows the entry that was on screen.
+once the prediction is there restores ablate mode at once and recomputes the ablation
+history in one job (the sweep answers single segments when it exists), then shows the
+entry that was on screen. The replay has a channel of its own: what the planner asks for
+meanwhile (the ablated input of the canvas layer restored from the last run, a click)
+must not replace it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from . import session_file
-from .ablation import CHANNEL, AblationEntry, Selection
+from .ablation import AblationEntry, Selection
 from .ablation_entries import make_entry
 from .jobtable import Job
 from .keys import PredictKey
@@ -25,6 +28,8 @@ from .sources import bytes_source, file_source
 if TYPE_CHECKING:
     from .document import Document
 
+REPLAY_CHANNEL = "replay"  # dropped with the prediction (document.PREDICTION_CHANNELS)
+
 
 @dataclass(frozen=True, eq=False)
 class ReplayAblations:
@@ -32,7 +37,7 @@ class ReplayAblations:
 
     predict: PredictKey
     content: SessionFile
-    channel: ClassVar[str] = CHANNEL
+    channel: ClassVar[str] = REPLAY_CHANNEL
 
     @property
     def key(self) -> tuple[str, PredictKey]:
@@ -114,10 +119,12 @@ def _restore_views(doc: Document, content: SessionFile) -> None:
 
 
 def _replay(doc: Document, content: SessionFile, key: PredictKey) -> None:
-    """Recompute every saved ablation in one job, then show the one that was shown."""
+    """Ablate mode now; every saved ablation recomputed in one job, then the one that was
+    shown is shown again."""
+    if content.ablate_mode:
+        doc.ablation.set_active(True)
+        doc.ablation.view = content.ablation_view
     if not content.history:
-        if content.ablate_mode:
-            doc.ablation.set_active(True)
         return
     if ReplayAblations not in doc.jobs.kinds():
         doc.jobs.register(ReplayAblations, lambda r: _replay_job(doc, r),
@@ -158,8 +165,10 @@ def _replayed(doc: Document, request: ReplayAblations, value: Any) -> None:
     entries = cast("list[AblationEntry]", value)
     ablation = doc.ablation
     ablation.adopt_history(entries)
-    if content.ablate_mode:
-        ablation.set_active(True)
-        ablation.view = content.ablation_view
-        if content.shown is not None and content.shown < len(entries):
-            ablation.show_history(content.shown)
+    if not (content.ablate_mode and ablation.active and ablation.shown is None
+            and content.shown is not None and content.shown < len(entries)):
+        return  # the user has left ablate mode or clicked since: what they did stays
+    shown = entries[content.shown].selection
+    rows = [i for i, e in enumerate(ablation.history) if e.selection == shown]
+    if rows:
+        ablation.show_history(rows[0])
