@@ -87,3 +87,52 @@ def test_a_session_reopened_over_an_open_image_restores_the_ablations(squares, t
     assert not events["failed"]
     assert doc.ablation.active
     assert [e.selection.ids for e in doc.ablation.history] == [(1,), (1, 2)]
+
+
+def test_ablations_are_unsaved_work_until_a_session_file_holds_them(squares, tmp_path):
+    doc, runner, _, _ = opened(squares, "colour")
+    assert not doc.record.unsaved()  # looking is not work
+    doc.ablation.click(15, 15)
+    runner.run_until_idle()
+    assert doc.record.unsaved()
+    doc.record.save(tmp_path / "work.segx")
+    runner.run_until_idle()
+    assert not doc.record.unsaved() and doc.record.path == tmp_path / "work.segx"
+    doc.ablation.click(45, 48, add=True)
+    runner.run_until_idle()
+    assert doc.record.unsaved()
+    reopened, runner2, _, _ = make_doc("colour")
+    reopened.record.open(tmp_path / "work.segx")
+    runner2.run_until_idle()
+    assert [e.selection.ids for e in reopened.ablation.history] == [(1,)]
+    assert not reopened.record.unsaved()  # what the file holds is on screen
+
+
+def test_unsaved_work_is_autosaved_after_each_change_and_comes_back_from_it(squares, tmp_path):
+    from segexplorer.gui.document.session_file import read
+
+    autosave = tmp_path / "state" / "autosave.segx"
+    doc, runner, _, events = opened(squares, "colour")
+    doc.record.autosave = autosave
+    doc.ablation.click(15, 15)
+    runner.run_until_idle()
+    assert [a.ids for a in read(autosave).history] == [(1,)]
+    doc.ablation.click(45, 48, add=True)
+    runner.run_until_idle()
+    assert [a.ids for a in read(autosave).history] == [(1,), (1, 2)]
+    doc.view.target = 2
+    runner.run_until_idle()
+    assert read(autosave).target == 2
+    assert not events["saved"]  # silently: no status line for each change
+    # the window was killed; the next one brings the work back, still unsaved
+    restarted, runner2, _, _ = make_doc("colour")
+    restarted.record.autosave = autosave
+    restarted.record.restore_autosave()
+    runner2.run_until_idle()
+    assert [e.selection.ids for e in restarted.ablation.history] == [(1,), (1, 2)]
+    assert restarted.view.target == 2 and restarted.ablation.active
+    assert restarted.record.unsaved() and restarted.record.path is None
+    # saved: the autosave has nothing left to bring back
+    restarted.record.save(tmp_path / "kept.segx")
+    runner2.run_until_idle()
+    assert not autosave.exists()

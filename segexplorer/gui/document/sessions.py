@@ -23,7 +23,7 @@ from .keys import PredictKey
 from .requests import WriteFile
 from .runner import JobContext
 from .session_file import SavedAblation, SessionFile
-from .sources import bytes_source, file_source
+from .sources import ImageSource, bytes_source, file_source
 
 if TYPE_CHECKING:
     from .document import Document
@@ -46,7 +46,7 @@ class ReplayAblations:
 
 def snapshot(doc: Document) -> SessionFile | None:
     """The document as a session file's content (None: no image is open)."""
-    source, ablation = doc.image.source, doc.ablation
+    source = doc.image.source
     if source is None:
         return None
     if source.data is not None:
@@ -54,6 +54,12 @@ def snapshot(doc: Document) -> SessionFile | None:
     else:
         assert source.path is not None
         data = Path(source.path).read_bytes()
+    return _content(doc, data)
+
+
+def _content(doc: Document, data: bytes) -> SessionFile:
+    source, ablation = doc.image.source, doc.ablation
+    assert source is not None
     # drawn regions are not saved (their pixels are not in the file): segments are
     history = [e for e in ablation.history if not e.selection.kind.startswith("region")]
     shown = history.index(ablation.shown) if ablation.shown in history else None
@@ -67,6 +73,13 @@ def snapshot(doc: Document) -> SessionFile | None:
                       for e in history), shown=shown)
 
 
+def digest(doc: Document) -> tuple[int, SessionFile] | None:
+    """What a session file of the document would hold, without reading the image (its
+    opening stands for it): equal digests, equal files."""
+    source = doc.image.source
+    return None if source is None else (source.key, _content(doc, b""))
+
+
 def save(doc: Document, path: str | Path) -> None:
     """Write the session file (in a job: the image's bytes may be large)."""
     content = snapshot(doc)
@@ -75,17 +88,28 @@ def save(doc: Document, path: str | Path) -> None:
     target = Path(path)
 
     def job(state: JobContext) -> Path:
-        from ...export.atomic import write_text
-
-        return write_text(target, session_file.to_json(content))
+        return write(target, content)
 
     doc.jobs.start(WriteFile(str(target), job, "Saving the session",  # type: ignore[arg-type]
                              lambda _p: f"Saved the session {target.name}"), force=True)
 
 
-def open_session(doc: Document, path: str | Path) -> None:
+def save_now(doc: Document, path: str | Path) -> Path | None:
+    """Write the session file on this thread (the window is closing: no job runs after)."""
+    content = snapshot(doc)
+    return None if content is None else write(Path(path), content)
+
+
+def write(target: Path, content: SessionFile) -> Path:
+    from ...export.atomic import write_text
+
+    return write_text(target, session_file.to_json(content))
+
+
+def open_session(doc: Document, path: str | Path) -> ImageSource:
     """Open a session file: choices now, the image next, the ablations after it is
-    predicted. A file that is not a session is a one-line failure."""
+    predicted (the image's source is returned). A file that is not a session is a
+    one-line failure."""
     content = session_file.read(path)  # raises UserError: the window shows it
     with doc.updates.batch():
         doc.model.set(content.model)
@@ -107,6 +131,7 @@ def open_session(doc: Document, path: str | Path) -> None:
 
     doc.predicted.connect(on_predicted)
     doc.image.wanted = source
+    return source
 
 
 def _restore_views(doc: Document, content: SessionFile) -> None:
