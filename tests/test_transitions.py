@@ -136,3 +136,38 @@ def test_unsaved_work_is_autosaved_after_each_change_and_comes_back_from_it(squa
     restarted.record.save(tmp_path / "kept.segx")
     runner2.run_until_idle()
     assert not autosave.exists()
+
+
+# 3 -----------------------------------------------------------------------------------
+def test_a_refused_model_card_changes_nothing(squares, card_models, tmp_path):
+    from segexplorer.engine.cards import read_card
+
+    card = card_models.smp.parent / "bad-layer-26.toml"  # (its weights are beside it)
+    card.write_text(card_models.smp.read_text(encoding="utf-8").replace(
+        "encoder.layer4.1.conv2", "encoder.layer4.1.conv9"), "utf-8")
+    assert read_card(card) is not None  # the card reads; its model refuses the layer
+    doc, runner, drawings, events = opened(squares, "colour")
+    before = (doc.model.choice, doc.store.prediction, doc.view.target)
+    doc.model.update(architecture=str(card), size=45)  # what opening the card asks
+    runner.run_until_idle()
+    assert len(events["failed"]) == 1 and "conv9" in events["failed"][0].message
+    assert doc.model.choice == before[0]  # the working size too
+    assert doc.store.prediction is before[1]  # the results, classes and evaluation stay
+    classes = present(doc, drawings).classes
+    assert classes.classes is before[1] and classes.target == before[2] is not None
+    assert "Waiting" not in present(doc, drawings).area.message
+    assert not doc.jobs.busy()
+
+
+def test_cancelling_the_missing_weights_offer_does_not_wait_for_a_prediction(squares):
+    doc, runner, drawings, events = make_doc("colour")
+    doc.model.weights = "default"  # not on this computer, and offline: the offer
+    doc.image.open(squares)
+    runner.run_until_idle()
+    assert [o.architecture for o in events["offline"]] == ["colour"]  # Cancel: nothing
+    message = present(doc, drawings).area.message
+    assert "Waiting" not in message and "Compute (Ctrl+R)" in message, message
+    doc.compute()  # Ctrl+R tries again (and offers again)
+    assert runner.pending() == ["model"]
+    runner.run_until_idle()
+    assert len(events["offline"]) == 2

@@ -167,6 +167,18 @@ MAP_OF: dict[str, Callable[..., Attribution | str]] = {
     "gradcam": _gradcam_map, "sweep": _sweep_map, "method": _method_map}
 
 
+NO_MODEL = ("No model is loaded: choose the model or its weights in the Model panel, or "
+            "press Compute (Ctrl+R) to try again.")
+
+
+def waiting_text(doc: Document) -> str:
+    """Why there is no prediction yet: it is on its way, or the model was not loaded
+    (refused, or its weights were not offered: nothing is on its way)."""
+    if doc.model.loaded_key != doc.model.choice.key and doc.jobs.is_blocked("model"):
+        return NO_MODEL
+    return "Waiting for the model's prediction."
+
+
 def attribution(doc: Document) -> Attribution | str:
     """The map the explanation layer shows, or why there is none."""
     store = doc.store
@@ -174,7 +186,7 @@ def attribution(doc: Document) -> Attribution | str:
     if doc.image.prepared is None:
         return NO_IMAGE
     if pred is None or predict is None:
-        return "Waiting for the model's prediction."
+        return waiting_text(doc)
     method, target = doc.analysis.method, doc.view.target
     if target is None and get_method(method).per_class:
         return "Pick a target class in the Classes panel or on the image."

@@ -359,10 +359,12 @@ class Document:
         """The choices go back to the model that is loaded (its results are the ones
         shown), so that no control names what is not there; default weights that are not
         cached and could not be fetched: another way on is offered."""
-        loaded = self.model.loaded_key
+        loaded, image = self.model.loaded_key, self.image.key
         if loaded is not None and self.model.choice.key != loaded:
+            # the size too (a card's own): the image was not resized for the refused model
+            size = image.size if image is not None else self.model.size
             self.model.update(architecture=loaded.architecture, weights=loaded.weights,
-                              device=loaded.device)
+                              device=loaded.device, size=size)
         return self._offline(request.key, message)
 
     def _offline(self, key: ModelKey, message: str) -> bool:
