@@ -171,3 +171,15 @@ def test_cancelling_the_missing_weights_offer_does_not_wait_for_a_prediction(squ
     assert runner.pending() == ["model"]
     runner.run_until_idle()
     assert len(events["offline"]) == 2
+
+
+# 4 -----------------------------------------------------------------------------------
+def test_a_newly_opened_card_uses_its_own_weights(squares, card_models):
+    doc, runner, drawings, _ = opened(squares, "colour")  # untrained (demo) weights
+    assert present(doc, drawings).chrome.untrained
+    doc.model.choose_card(str(card_models.smp), 45)
+    runner.run_until_idle()
+    assert doc.model.weights == "default"  # "From the card"
+    assert not doc.model.loaded.untrained and doc.store.prediction.shape == (45, 45)
+    chrome = present(doc, drawings).chrome
+    assert not chrome.untrained and "[untrained weights]" not in chrome.title

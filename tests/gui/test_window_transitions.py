@@ -137,3 +137,27 @@ def test_work_left_by_a_crash_is_offered_back_at_the_next_start(qtbot, make_wind
     assert window.document.ablation.active and window.ablate_button.isChecked()
     assert window.document.ablation.history[0].selection.ids == (1,)
     assert window.document.record.unsaved()  # still in no file of the user's
+
+
+# 3, 4 --------------------------------------------------------------------------------
+def test_a_refused_card_leaves_the_window_as_it_was_and_a_good_one_brings_its_weights(
+        qtbot, make_window, squares, card_models):
+    window = make_window(COLOUR)
+    _open(qtbot, window, squares)
+    prediction, size = window.document.store.prediction, window.model_panel.size_spin.value()
+    bad = card_models.smp.parent / "bad-layer-window.toml"
+    bad.write_text(card_models.smp.read_text(encoding="utf-8").replace(
+        "encoder.layer4.1.conv2", "encoder.layer4.1.conv9"), "utf-8")
+    assert window.cards.open_card(str(bad))  # the card reads; its model is refused
+    qtbot.waitUntil(lambda: window.document.model.architecture == COLOUR,  # refused
+                    timeout=20000)
+    wait_idle(qtbot, window)
+    assert window.model_panel.size_spin.value() == size
+    assert window.document.store.prediction is prediction
+    assert "[untrained weights]" in window.windowTitle()
+    assert window.cards.open_card(str(card_models.smp))
+    qtbot.waitUntil(lambda: window.document.store.prediction is not None
+                    and window.document.store.prediction.shape == (45, 45), timeout=20000)
+    wait_idle(qtbot, window)
+    assert window.model_panel.weights.currentText() == "From the card"
+    assert "[untrained weights]" not in window.windowTitle()
