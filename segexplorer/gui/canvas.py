@@ -126,8 +126,9 @@ class ImageCanvas(QGraphicsView):
         """Show these arrays; those already shown (the same objects, the same outline key)
         are not converted again. ``base`` is the image at its own resolution, ``working``
         the same at the working resolution (the overlays' grid)."""
-        if base is not self._base_array:
-            self.set_base(base, working)
+        shown_working = working if working is not None else base
+        if base is not self._base_array or shown_working is not self._working_base:
+            self.set_base(base, working)  # a new image, or a new working size
         if overlay is not self._overlay_array:
             self.set_overlay(overlay)
         self._overlay.setOpacity(float(opacity))
@@ -140,7 +141,8 @@ class ImageCanvas(QGraphicsView):
 
     def set_base(self, rgb: np.ndarray | None, working: np.ndarray | None = None) -> None:
         """The image (H x W x 3 uint8) at its own resolution, and at the working
-        resolution (the overlays' grid; default: the same); a new size resets the zoom."""
+        resolution (the overlays' grid; default: the same). A new image resets the zoom;
+        a new working size of the same image keeps it (the overlays are scaled anew)."""
         self._base_array = rgb
         self._working_base = working if working is not None else rgb
         if rgb is None:
@@ -159,10 +161,11 @@ class ImageCanvas(QGraphicsView):
         self._base.setVisible(True)
         self._scale = (full[0] / size[0], full[1] / size[1])
         scaled = QTransform.fromScale(*self._scale)
-        for item in (self._overlay, self._outline):
+        for item in (self._overlay, self._outline, *(item for item, _a in self._under)):
             item.setTransform(scaled)
-        if (size, full) != (self._size, self._full):
-            self._size, self._full = size, full
+        self._size = size
+        if full != self._full:
+            self._full = full
             self._scene.setSceneRect(QRectF(0, 0, full[0], full[1]))
             self.fit_to_window()
 

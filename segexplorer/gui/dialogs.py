@@ -111,6 +111,40 @@ class Dialogs:
         demo.clicked.connect(use_untrained)
         self._open(box)
 
+    def unsaved_work(self, text: str, informative: str,
+                     on_answer: Callable[[str], None]) -> None:
+        """Save / Discard / Cancel (window-modal, opened): ``on_answer("save")``..."""
+        buttons = {QMessageBox.StandardButton.Save: "save",
+                   QMessageBox.StandardButton.Discard: "discard",
+                   QMessageBox.StandardButton.Cancel: "cancel"}
+        box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved ablations", text,
+                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                          | QMessageBox.StandardButton.Cancel, self.parent)
+        box.setInformativeText(informative)
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        box.setEscapeButton(QMessageBox.StandardButton.Cancel)
+        box.finished.connect(lambda *_: on_answer(
+            buttons.get(box.standardButton(box.clickedButton()), "cancel")))
+        self._open(box)
+
+    def restore_offer(self, text: str, informative: str,
+                      on_answer: Callable[[bool], None]) -> None:
+        """Restore / Discard a session left behind; closing the box decides nothing."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Restore session", text,
+                          parent=self.parent)
+        box.setInformativeText(informative)
+        restore = box.addButton("Restore", QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(restore)
+
+        def answered(*_: object) -> None:
+            clicked = box.clickedButton()
+            if clicked is restore or clicked is discard:
+                on_answer(clicked is restore)
+
+        box.finished.connect(answered)
+        self._open(box)
+
     def shortcuts(self, rows: list[tuple[str, str]]) -> None:
         """A page of (keys, what they do) rows."""
         from html import escape

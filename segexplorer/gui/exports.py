@@ -15,7 +15,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from .canvas import ImageCanvas
-from .document import Document, sessions
+from .document import Document
 from .document.exports import Exports
 from .document.session_file import SUFFIX as SESSION_SUFFIX
 from .imaging import from_qimage, to_qimage
@@ -146,7 +146,7 @@ class ExportsController(QObject):
         from ..engine.errors import UserError
 
         try:
-            sessions.open_session(self.doc, path)
+            self.doc.record.open(path)
         except UserError as exc:
             self._error(exc.message)
 
@@ -160,8 +160,8 @@ class ExportsController(QObject):
             str(Path(self.export_folder()) / (stem + SESSION_SUFFIX)),
             f"SegExplorer sessions (*{SESSION_SUFFIX})")
         if path:
-            sessions.save(self.doc, path if path.endswith(SESSION_SUFFIX)
-                          else path + SESSION_SUFFIX)
+            self.doc.record.save(path if path.endswith(SESSION_SUFFIX)
+                                 else path + SESSION_SUFFIX)
 
     def choose_evaluation_curves(self) -> None:
         if self.doc.evaluation.result() is None:

@@ -43,6 +43,7 @@ from .model_cards import ModelCardsMenu, safe_start_choice
 from .model_panel import ModelPanel
 from .settings import Preferences, make_settings
 from .status_bar import WindowStatus
+from .unsaved import AUTOSAVE_SETTING, UnsavedWork
 from .window_actions import apply_chrome, build_actions, build_menus, shortcut_rows
 
 CLOSE_WAIT_S = 1.2  # then the process exits anyway (see app.run_app)
@@ -108,6 +109,12 @@ class MainWindow(QMainWindow):
                                lambda x, y: describe_pair_pixel(doc, x, y),
                                self.status.hover_label.setText)
         self._register_views(doc)
+        self.unsaved = UnsavedWork(self, doc, self.dialogs, self.exporter.export_folder,
+                                   lambda m: self.status.fail(Failure("session", m),
+                                                              self.dialogs),
+                                   autosave=self.prefs.value(AUTOSAVE_SETTING, "true")
+                                   not in (False, "false"))
+        QTimer.singleShot(0, self.unsaved.offer_autosave)
         if start_note:
             self.status.show(start_note, 15000)
         doc.engine_loaded.connect(lambda info: self._on_engine_loaded(info, num_threads))
@@ -300,6 +307,9 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802
+        if not self.unsaved.may_close():  # Save / Discard / Cancel: its answer closes
+            event.ignore()
+            return
         self.document.close()
         self.datasets.close()
         self.prefs.save_document(self.document)
@@ -311,4 +321,5 @@ class MainWindow(QMainWindow):
             self.explain_panel.layer_picker.close()
         # Cancel cooperatively and wait briefly: the engine stops between chunks.
         self.unfinished_threads = not self.runner.shutdown(CLOSE_WAIT_S)
+        self.unsaved.closed()
         event.accept()

@@ -73,8 +73,7 @@ class ModelCardsMenu:
         resolved = str(card.path.resolve())
         self.prefs.add_recent_card(resolved)
         self.refresh()
-        # the card (its path is the architecture), at its own working size
-        self.model.update(architecture=resolved, **({"size": card.size} if card.size else {}))
+        self.model.choose_card(resolved, card.size)  # its weights, at its working size
         self.status(f"Model card {card.name}" + (" (runs your code)" if card.runs_code else ""))
         return True
 

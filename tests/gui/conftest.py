@@ -14,6 +14,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import pytest  # noqa: E402
 from gui_support import SIZE, TINY, SlowDown  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -22,6 +23,14 @@ def isolated_settings(tmp_path_factory):
     folder = tmp_path_factory.mktemp("settings")
     for fmt in (QSettings.Format.IniFormat, QSettings.Format.NativeFormat):
         QSettings.setPath(fmt, QSettings.Scope.UserScope, str(folder))
+    yield folder
+
+
+@pytest.fixture(autouse=True)
+def isolated_state(tmp_path_factory, monkeypatch):
+    """Every test has its own state folder (the autosaved session)."""
+    folder = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("SEGEXPLORER_STATE_DIR", str(folder))
     yield folder
 
 
@@ -41,7 +50,13 @@ def make_window(qtbot):
     windows = []
 
     def make(architecture: str = TINY, size: int = SIZE, show: bool = True,
-             interactive: bool = True, **kwargs):
+             interactive: bool = True, autosave: bool = False, **kwargs):
+        from segexplorer.gui.settings import make_settings
+        from segexplorer.gui.unsaved import AUTOSAVE_SETTING
+
+        # autosaving writes a file in a job after each change: tests that count the jobs
+        # of a click leave it off, the autosave's own tests switch it on
+        make_settings().setValue(AUTOSAVE_SETTING, autosave)
         window = MainWindow(interactive=interactive, num_threads=1, **kwargs)
         window.model_panel.refresh_architectures()
         window.document.model.set(ModelChoice(architecture, "untrained", "cpu", size))
@@ -56,4 +71,8 @@ def make_window(qtbot):
     yield make
     for window in windows:
         window.close()
+        box = window.dialogs.current
+        discard = box.button(QMessageBox.StandardButton.Discard) if box is not None else None
+        if discard is not None and box.isVisible():  # asked to save its ablations: the
+            discard.click()                          # test is over, they are discarded
         assert window.runner.live_thread_count() == 0, "a worker thread outlived its window"

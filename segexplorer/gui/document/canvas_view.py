@@ -176,6 +176,18 @@ MAP_OF: dict[str, Callable[..., Attribution | str]] = {
     "gradcam": _gradcam_map, "sweep": _sweep_map, "method": _method_map}
 
 
+NO_MODEL = ("No model is loaded: choose the model or its weights in the Model panel, or "
+            "press Compute (Ctrl+R) to try again.")
+
+
+def waiting_text(doc: Document) -> str:
+    """Why there is no prediction yet: it is on its way, or the model was not loaded
+    (refused, or its weights were not offered: nothing is on its way)."""
+    if doc.model.loaded_key != doc.model.choice.key and doc.jobs.is_blocked("model"):
+        return NO_MODEL
+    return "Waiting for the model's prediction."
+
+
 def attribution(doc: Document) -> Attribution | str:
     """The map the explanation layer shows, or why there is none."""
     store = doc.store
@@ -183,7 +195,7 @@ def attribution(doc: Document) -> Attribution | str:
     if doc.image.prepared is None:
         return NO_IMAGE
     if pred is None or predict is None:
-        return "Waiting for the model's prediction."
+        return waiting_text(doc)
     method, target = doc.analysis.method, doc.view.target
     if target is None and get_method(method).per_class:
         return "Pick a target class in the Classes panel or on the image."
@@ -225,7 +237,8 @@ def describe_pixel(doc: Document, drawings: Drawings, x: int, y: int) -> str:
     prepared = doc.image.prepared
     if prepared is None:
         return ""
-    if x < 0:
+    height, width = prepared.shape
+    if not (0 <= x < width and 0 <= y < height):  # off the image at this working size
         return ABLATE_HINT if doc.ablation.active else HOVER_HINT
     sx, sy = prepared.scale
     text = f"x {x}, y {y}  (original {x / sx:.0f}, {y / sy:.0f})"
@@ -237,7 +250,7 @@ def describe_pixel(doc: Document, drawings: Drawings, x: int, y: int) -> str:
         if not present:
             text += "   no class"
     attr = drawings.current_attr
-    if doc.layers.chosen == ATTRIBUTION and attr is not None:
+    if doc.layers.chosen == ATTRIBUTION and attr is not None and attr.shape == prepared.shape:
         text += f"   attribution {format_value(float(attr[y, x]))}"
     return text
 

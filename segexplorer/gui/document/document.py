@@ -64,6 +64,7 @@ from .requests import (
 )
 from .results import ablated_key, kind_of, method_key
 from .runner import Runner
+from .session_record import SessionRecord
 from .states import AnalysisState, ImageState, LayersState, ModelState, ViewState
 from .store import ResultStore
 
@@ -86,7 +87,7 @@ A = TypeVar("A", bound=Announces)
 
 #: channels whose results belong to one prediction (dropped with it)
 PREDICTION_CHANNELS = ("predict", "gradcam", "sweep", "ablated", "shapes", "export", "method",
-                       "evaluate", COMPARE)
+                       "evaluate", COMPARE, "replay")
 #: the fields of each state whose change asks the planner again
 REPLANS = {
     "model": {"architecture", "weights", "device", "size", "precision"},
@@ -155,6 +156,8 @@ class Document:
         self.analysis.refused.connect(lambda why: self.failed.emit(Failure("layer", why)))
         self._register_jobs()
         self.jobs.after_result.append(self.schedule)
+        #: the session file the work is in, and the autosave of what is not
+        self.record = SessionRecord(self)
 
     # ======================================================================= reacting
     def _compose(self, part: A) -> A:
@@ -373,10 +376,12 @@ class Document:
         """The choices go back to the model that is loaded (its results are the ones
         shown), so that no control names what is not there; default weights that are not
         cached and could not be fetched: another way on is offered."""
-        loaded = self.model.loaded_key
+        loaded, image = self.model.loaded_key, self.image.key
         if loaded is not None and self.model.choice.key != loaded:
+            # the size too (a card's own): the image was not resized for the refused model
+            size = image.size if image is not None else self.model.size
             self.model.update(architecture=loaded.architecture, weights=loaded.weights,
-                              device=loaded.device)
+                              device=loaded.device, size=size)
         return self._offline(request.key, message)
 
     def _offline(self, key: ModelKey, message: str) -> bool:

@@ -87,9 +87,13 @@ def plan(s: Situation) -> tuple[Planned, ...]:
     requests: list[Planned] = []
     if choice.key != s.loaded_model:
         requests.append(LoadModel(choice.key))
+    changing_model = s.loaded_model is not None and choice.key != s.loaded_model
     if s.opening is not None:
         requests.append(OpenImage(ImageKey(s.opening, choice.size)))
-    elif s.source is not None and ImageKey(s.source, choice.size) != s.loaded_image:
+    elif (s.source is not None and ImageKey(s.source, choice.size) != s.loaded_image
+          and not changing_model):
+        # a new model's working size (a card's) waits for the model: if it is refused,
+        # the image, its results and the size stay as they were
         requests.append(Resize(ImageKey(s.source, choice.size)))
     want = wanted_prediction(s)
     if want is not None and s.predict_key != want:

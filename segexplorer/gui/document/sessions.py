@@ -1,8 +1,11 @@
 """Saving a document as a session file, and opening one (File > Save / Open Session).
 
 Opening sets the choices, opens the image from the bytes in the file (or its path), and
-once the prediction is there recomputes the ablation history in one job (the sweep
-answers single segments when it exists), then shows the entry that was on screen.
+once the prediction is there restores ablate mode at once and recomputes the ablation
+history in one job (the sweep answers single segments when it exists), then shows the
+entry that was on screen. The replay has a channel of its own: what the planner asks for
+meanwhile (the ablated input of the canvas layer restored from the last run, a click)
+must not replace it.
 """
 
 from __future__ import annotations
@@ -13,17 +16,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from . import session_file
-from .ablation import CHANNEL, AblationEntry, Selection
+from .ablation import AblationEntry, Selection
 from .ablation_entries import make_entry
 from .jobtable import Job
 from .keys import PredictKey
 from .requests import WriteFile
 from .runner import JobContext
 from .session_file import SavedAblation, SessionFile
-from .sources import bytes_source, file_source
+from .sources import ImageSource, bytes_source, file_source
 
 if TYPE_CHECKING:
     from .document import Document
+
+REPLAY_CHANNEL = "replay"  # dropped with the prediction (document.PREDICTION_CHANNELS)
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,7 +37,7 @@ class ReplayAblations:
 
     predict: PredictKey
     content: SessionFile
-    channel: ClassVar[str] = CHANNEL
+    channel: ClassVar[str] = REPLAY_CHANNEL
 
     @property
     def key(self) -> tuple[str, PredictKey]:
@@ -41,7 +46,7 @@ class ReplayAblations:
 
 def snapshot(doc: Document) -> SessionFile | None:
     """The document as a session file's content (None: no image is open)."""
-    source, ablation = doc.image.source, doc.ablation
+    source = doc.image.source
     if source is None:
         return None
     if source.data is not None:
@@ -49,6 +54,12 @@ def snapshot(doc: Document) -> SessionFile | None:
     else:
         assert source.path is not None
         data = Path(source.path).read_bytes()
+    return _content(doc, data)
+
+
+def _content(doc: Document, data: bytes) -> SessionFile:
+    source, ablation = doc.image.source, doc.ablation
+    assert source is not None
     # drawn regions are not saved (their pixels are not in the file): segments are
     history = [e for e in ablation.history if not e.selection.kind.startswith("region")]
     shown = history.index(ablation.shown) if ablation.shown in history else None
@@ -62,6 +73,13 @@ def snapshot(doc: Document) -> SessionFile | None:
                       for e in history), shown=shown, comparison=doc.comparison.saved())
 
 
+def digest(doc: Document) -> tuple[int, SessionFile] | None:
+    """What a session file of the document would hold, without reading the image (its
+    opening stands for it): equal digests, equal files."""
+    source = doc.image.source
+    return None if source is None else (source.key, _content(doc, b""))
+
+
 def save(doc: Document, path: str | Path) -> None:
     """Write the session file (in a job: the image's bytes may be large)."""
     content = snapshot(doc)
@@ -70,17 +88,28 @@ def save(doc: Document, path: str | Path) -> None:
     target = Path(path)
 
     def job(state: JobContext) -> Path:
-        from ...export.atomic import write_text
-
-        return write_text(target, session_file.to_json(content))
+        return write(target, content)
 
     doc.jobs.start(WriteFile(str(target), job, "Saving the session",  # type: ignore[arg-type]
                              lambda _p: f"Saved the session {target.name}"), force=True)
 
 
-def open_session(doc: Document, path: str | Path) -> None:
+def save_now(doc: Document, path: str | Path) -> Path | None:
+    """Write the session file on this thread (the window is closing: no job runs after)."""
+    content = snapshot(doc)
+    return None if content is None else write(Path(path), content)
+
+
+def write(target: Path, content: SessionFile) -> Path:
+    from ...export.atomic import write_text
+
+    return write_text(target, session_file.to_json(content))
+
+
+def open_session(doc: Document, path: str | Path) -> ImageSource:
     """Open a session file: choices now, the image next, the ablations after it is
-    predicted. A file that is not a session is a one-line failure."""
+    predicted (the image's source is returned). A file that is not a session is a
+    one-line failure."""
     content = session_file.read(path)  # raises UserError: the window shows it
     with doc.updates.batch():
         doc.model.set(content.model)
@@ -103,6 +132,7 @@ def open_session(doc: Document, path: str | Path) -> None:
 
     doc.predicted.connect(on_predicted)
     doc.image.wanted = source
+    return source
 
 
 def _restore_views(doc: Document, content: SessionFile) -> None:
@@ -115,10 +145,12 @@ def _restore_views(doc: Document, content: SessionFile) -> None:
 
 
 def _replay(doc: Document, content: SessionFile, key: PredictKey) -> None:
-    """Recompute every saved ablation in one job, then show the one that was shown."""
+    """Ablate mode now; every saved ablation recomputed in one job, then the one that was
+    shown is shown again."""
+    if content.ablate_mode:
+        doc.ablation.set_active(True)
+        doc.ablation.view = content.ablation_view
     if not content.history:
-        if content.ablate_mode:
-            doc.ablation.set_active(True)
         return
     if ReplayAblations not in doc.jobs.kinds():
         doc.jobs.register(ReplayAblations, lambda r: _replay_job(doc, r),
@@ -157,8 +189,10 @@ def _replayed(doc: Document, request: ReplayAblations, value: Any) -> None:
     entries = cast("list[AblationEntry]", value)
     ablation = doc.ablation
     ablation.adopt_history(entries)
-    if content.ablate_mode:
-        ablation.set_active(True)
-        ablation.view = content.ablation_view
-        if content.shown is not None and content.shown < len(entries):
-            ablation.show_history(content.shown)
+    if not (content.ablate_mode and ablation.active and ablation.shown is None
+            and content.shown is not None and content.shown < len(entries)):
+        return  # the user has left ablate mode or clicked since: what they did stays
+    shown = entries[content.shown].selection
+    rows = [i for i, e in enumerate(ablation.history) if e.selection == shown]
+    if rows:
+        ablation.show_history(rows[0])

@@ -83,6 +83,13 @@ class ModelState(State):
         key = self.loaded_key
         return hint if key is not None and key.architecture not in self.hint_dismissed else ""
 
+    def choose_card(self, path: str, size: int | None = None) -> frozenset[str]:
+        """A model card (its path is the architecture) with its own weights ('default':
+        the card's, never the previous model's untrained demo or file) at its own
+        working size, if it names one."""
+        return self.update(architecture=path, weights="default",
+                           **({"size": size} if size else {}))
+
 
 class ImageState(State):
     """The opened image: the one asked for (``wanted``) and the one loaded, with its
