@@ -409,7 +409,10 @@ def test_evaluation_scores_the_multilabel_masks_and_keeps_them_when_randomised(c
                                   infidelity_samples=1, sensitivity_samples=1)
     result = evaluate(detectors, ["gradcam"], [0, 1], settings=settings)
     np.testing.assert_array_equal(result.original_scores, detectors.scores())
-    assert result.to_json()["settings"]["segments"]["partition"].startswith("label set")
+    report = result.to_json()["settings"]
+    assert report["segments"]["partition"].startswith("label set")
+    assert report["outputs"] == "multilabel" and "own mask" in report["score"]
+    assert "argmax" not in report["score"]
     # a randomised model's session is scored on the original prediction's masks
     _name, _i, random_model = next(randomised_models(detectors.model, 1, 0))
     derived = detectors.derive(model=random_model)

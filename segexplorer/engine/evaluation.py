@@ -2,7 +2,8 @@
 model-randomisation check and Captum's metrics, for every method and target class.
 
 Everything is measured on the seed's argmax-masked score of the **original** prediction
-(the wrapper keeps ``out_max``): a perturbed image, a randomised model or a noisy input
+(the wrapper keeps ``out_max``; a multi-label model's own-mask score, each class's logits
+over its own original mask, see docs/models.md): a perturbed image, a randomised model or a noisy input
 is scored on the same pixels, and a curve's y is the target's score divided by its
 original score. docs/evaluation.md defines each metric and says how to read it.
 
@@ -128,6 +129,19 @@ class Evaluation:
     images: dict[str, int]  # images through the model per stage ('maps', 'curves', ...)
     seconds: float = 0.0
     backward: int = 0  # images through a backward pass, all stages together
+    outputs: str = "softmax"  # the model's output kind (engine.outputs): names the score
+
+    @property
+    def score_description(self) -> str:
+        """What a curve's y divides, in the report's words: the seed's argmax-masked
+        score, or a multi-label model's own-mask score (each class's logits summed over
+        its own original mask, z_c > logit(threshold))."""
+        if self.outputs == "multilabel":
+            return ("each class's logits summed over its own mask in the original "
+                    "prediction (a multi-label model's own-mask score); y = score / "
+                    "original score")
+        return "the seed's argmax-masked score of the original prediction; y = " \
+            "score / original score"
 
     def result(self, method: str, target: int) -> MethodEvaluation:
         return self.results[(method, target)]
@@ -208,8 +222,8 @@ class Evaluation:
                 "methods": list(self.methods),
                 "method_options": {k: v for m in self.methods
                                    for k, v in self.options.used_by(m)},
-                "score": "the seed's argmax-masked score of the original prediction; y = "
-                         "score / original score",
+                "score": self.score_description,
+                "outputs": self.outputs,
                 "segments": {"kind": self.segments.kind, "count": self.segments.count,
                              "partition": self.segments.partition},
                 "pixel_ties": "pixels of equal attribution keep raster order (row by row, "
@@ -668,7 +682,8 @@ def evaluate(session: Session, methods: Sequence[str], targets: Sequence[int] | 
                       original_scores=original, categories=prediction.categories,
                       segments=segments, settings=settings, options=options, images=images,
                       seconds=time.perf_counter() - start,
-                      backward=session.backward_images - backward_before + backward_derived)
+                      backward=session.backward_images - backward_before + backward_derived,
+                      outputs=prediction.outputs)
 
 
 def sensitivity_value(original: np.ndarray, perturbed: np.ndarray) -> float:
