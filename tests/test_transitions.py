@@ -16,6 +16,7 @@ from test_document import make_doc, opened, present
 from segexplorer.gui.document.canvas_view import HOVER_HINT, describe_pixel
 from segexplorer.gui.document.choices import ABLATED
 from segexplorer.gui.document.drawings import Drawings
+from segexplorer.gui.document.session_record import SessionRecord
 
 
 # 1 -----------------------------------------------------------------------------------
@@ -91,21 +92,23 @@ def test_a_session_reopened_over_an_open_image_restores_the_ablations(squares, t
 
 def test_ablations_are_unsaved_work_until_a_session_file_holds_them(squares, tmp_path):
     doc, runner, _, _ = opened(squares, "colour")
-    assert not doc.record.unsaved()  # looking is not work
+    doc_record = SessionRecord(doc)
+    assert not doc_record.unsaved()  # looking is not work
     doc.ablation.click(15, 15)
     runner.run_until_idle()
-    assert doc.record.unsaved()
-    doc.record.save(tmp_path / "work.segx")
+    assert doc_record.unsaved()
+    doc_record.save(tmp_path / "work.segx")
     runner.run_until_idle()
-    assert not doc.record.unsaved() and doc.record.path == tmp_path / "work.segx"
+    assert not doc_record.unsaved() and doc_record.path == tmp_path / "work.segx"
     doc.ablation.click(45, 48, add=True)
     runner.run_until_idle()
-    assert doc.record.unsaved()
+    assert doc_record.unsaved()
     reopened, runner2, _, _ = make_doc("colour")
-    reopened.record.open(tmp_path / "work.segx")
+    reopened_record = SessionRecord(reopened)
+    reopened_record.open(tmp_path / "work.segx")
     runner2.run_until_idle()
     assert [e.selection.ids for e in reopened.ablation.history] == [(1,)]
-    assert not reopened.record.unsaved()  # what the file holds is on screen
+    assert not reopened_record.unsaved()  # what the file holds is on screen
 
 
 def test_unsaved_work_is_autosaved_after_each_change_and_comes_back_from_it(squares, tmp_path):
@@ -113,7 +116,8 @@ def test_unsaved_work_is_autosaved_after_each_change_and_comes_back_from_it(squa
 
     autosave = tmp_path / "state" / "autosave.segx"
     doc, runner, _, events = opened(squares, "colour")
-    doc.record.autosave = autosave
+    doc_record = SessionRecord(doc)
+    doc_record.autosave = autosave
     doc.ablation.click(15, 15)
     runner.run_until_idle()
     assert [a.ids for a in read(autosave).history] == [(1,)]
@@ -126,14 +130,15 @@ def test_unsaved_work_is_autosaved_after_each_change_and_comes_back_from_it(squa
     assert not events["saved"]  # silently: no status line for each change
     # the window was killed; the next one brings the work back, still unsaved
     restarted, runner2, _, _ = make_doc("colour")
-    restarted.record.autosave = autosave
-    restarted.record.restore_autosave()
+    restarted_record = SessionRecord(restarted)
+    restarted_record.autosave = autosave
+    restarted_record.restore_autosave()
     runner2.run_until_idle()
     assert [e.selection.ids for e in restarted.ablation.history] == [(1,), (1, 2)]
     assert restarted.view.target == 2 and restarted.ablation.active
-    assert restarted.record.unsaved() and restarted.record.path is None
+    assert restarted_record.unsaved() and restarted_record.path is None
     # saved: the autosave has nothing left to bring back
-    restarted.record.save(tmp_path / "kept.segx")
+    restarted_record.save(tmp_path / "kept.segx")
     runner2.run_until_idle()
     assert not autosave.exists()
 

@@ -18,6 +18,7 @@ from .canvas import ImageCanvas
 from .document import Document
 from .document.exports import Exports
 from .document.session_file import SUFFIX as SESSION_SUFFIX
+from .document.session_record import SessionRecord
 from .imaging import from_qimage, to_qimage
 from .multiview import MultiView
 from .settings import Preferences
@@ -26,13 +27,15 @@ from .settings import Preferences
 class ExportsController(QObject):
     """File > Export..., Edit > Copy View and the ablation panel's exports."""
 
-    def __init__(self, document: Document, exports: Exports, parent: QWidget,
+    def __init__(self, document: Document, exports: Exports, record: SessionRecord,
+                 parent: QWidget,
                  prefs: Preferences, canvas: ImageCanvas, multi_view: MultiView,
                  status: Callable[[str, int], None],
                  error: Callable[[str], None]) -> None:
         super().__init__(parent)
         self.doc = document
         self.exports = exports
+        self.record = record  # File > Open/Save Session go through it (unsaved work)
         self.parent_widget = parent
         self.prefs = prefs
         self.canvas = canvas
@@ -146,7 +149,7 @@ class ExportsController(QObject):
         from ..engine.errors import UserError
 
         try:
-            self.doc.record.open(path)
+            self.record.open(path)
         except UserError as exc:
             self._error(exc.message)
 
@@ -160,7 +163,7 @@ class ExportsController(QObject):
             str(Path(self.export_folder()) / (stem + SESSION_SUFFIX)),
             f"SegExplorer sessions (*{SESSION_SUFFIX})")
         if path:
-            self.doc.record.save(path if path.endswith(SESSION_SUFFIX)
+            self.record.save(path if path.endswith(SESSION_SUFFIX)
                                  else path + SESSION_SUFFIX)
 
     def choose_evaluation_curves(self) -> None:

@@ -32,6 +32,7 @@ from .document.comparison_view import comparison_view, describe_pair_pixel, spli
 from .document.explain_view import classes_view, explain_view
 from .document.messages import Failure
 from .document.panel_views import ablation_view, evaluation_view
+from .document.session_record import SessionRecord
 from .document.window_views import chrome_view, layers_view, model_view
 from .evaluate_panel import EvaluatePanel
 from .explain_panel import ExplanationPanel
@@ -92,6 +93,8 @@ class MainWindow(QMainWindow):
                                               default_model_choice())
         self.document = doc = Document(self.runner, **self.prefs.document_choices(start),
                                        count_threads=num_threads is None)
+        #: the session file the work is in, and the autosave of what is not
+        self.session_record = record = SessionRecord(doc)
         self.presenters = Presenters(doc)
         self.dialogs = Dialogs(self, interactive)
         self._build_panels(doc)
@@ -109,7 +112,7 @@ class MainWindow(QMainWindow):
                                lambda x, y: describe_pair_pixel(doc, x, y),
                                self.status.hover_label.setText)
         self._register_views(doc)
-        self.unsaved = UnsavedWork(self, doc, self.dialogs, self.exporter.export_folder,
+        self.unsaved = UnsavedWork(self, doc, record, self.dialogs, self.exporter.export_folder,
                                    lambda m: self.status.fail(Failure("session", m),
                                                               self.dialogs),
                                    autosave=self.prefs.value(AUTOSAVE_SETTING, "true")
@@ -146,7 +149,7 @@ class MainWindow(QMainWindow):
         self.banner, self.colorbar, self.legend = area.banner, area.colorbar, area.legend
         self.opacity, self.zoom_label = area.opacity, area.zoom_label
         self.ablate_button = area.ablate_button
-        self.exporter = ExportsController(doc, Exports(doc), self, self.prefs, self.canvas,
+        self.exporter = ExportsController(doc, Exports(doc), self.session_record, self, self.prefs, self.canvas,
                                           self.multi_view, lambda m, t: self.status.show(m, t),
                                           error)
         self.model_panel.bind(doc.model, lambda: self.files.choose_weights())

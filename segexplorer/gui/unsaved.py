@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QFileDialog, QMainWindow
 from .dialogs import Dialogs
 from .document import Document
 from .document.session_file import SUFFIX
+from .document.session_record import SessionRecord
 
 STATE_DIR_VARIABLE = "SEGEXPLORER_STATE_DIR"
 AUTOSAVE_NAME = "autosave.segx"
@@ -39,18 +40,19 @@ def autosave_path() -> Path:
 class UnsavedWork:
     """Asks before unsaved work is closed; offers the autosave back at start."""
 
-    def __init__(self, window: QMainWindow, doc: Document, dialogs: Dialogs,
+    def __init__(self, window: QMainWindow, doc: Document, record: SessionRecord,
+                 dialogs: Dialogs,
                  export_folder: Callable[[], str],
                  show_error: Callable[[str], None], autosave: bool = True) -> None:
-        self.window, self.doc, self.dialogs = window, doc, dialogs
+        self.window, self.doc, self.record, self.dialogs = window, doc, record, dialogs
         self.export_folder, self.show_error = export_folder, show_error
         self.decided = False  # the user answered Save or Discard: the window may close
-        doc.record.autosave = autosave_path() if dialogs.interactive and autosave else None
+        record.autosave = autosave_path() if dialogs.interactive and autosave else None
 
     # -- closing -------------------------------------------------------------------------
     def may_close(self) -> bool:
         """True: close now. False: the question is open (its answer closes the window)."""
-        if self.decided or not self.dialogs.interactive or not self.doc.record.unsaved():
+        if self.decided or not self.dialogs.interactive or not self.record.unsaved():
             return True
         name = self.doc.image.source.label if self.doc.image.source is not None else ""
         self.dialogs.unsaved_work(
@@ -66,7 +68,7 @@ class UnsavedWork:
             self.window.close()
 
     def _save(self) -> bool:
-        record = self.doc.record
+        record = self.record
         path = record.path
         if path is None:
             source = self.doc.image.source
@@ -89,12 +91,12 @@ class UnsavedWork:
     def closed(self) -> None:
         """The window is closed (its jobs are stopped) after Save or Discard, or with
         nothing unsaved: the autosave has nothing left to bring back."""
-        self.doc.record.remove_autosave()
+        self.record.remove_autosave()
 
     # -- starting ------------------------------------------------------------------------
     def offer_autosave(self) -> None:
         """A session left behind by a crash or a kill: offer it back."""
-        path = self.doc.record.autosave
+        path = self.record.autosave
         if path is None or not path.is_file() or not self.dialogs.interactive:
             return
         when = datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
@@ -108,10 +110,10 @@ class UnsavedWork:
             from ..engine.errors import UserError
 
             try:
-                self.doc.record.restore_autosave()
+                self.record.restore_autosave()
             except UserError as exc:
                 self.show_error(exc.message)
         else:
-            self.doc.record.remove_autosave()
+            self.record.remove_autosave()
 
 

@@ -92,10 +92,10 @@ def test_closing_with_unsaved_ablations_asks_save_discard_or_cancel(qtbot, make_
     assert window.isVisible() and len(window.document.ablation.history) == 1
     # saved once: Save at closing writes the same file again, with what is on screen now
     path = tmp_path / "work.segx"
-    window.document.record.save(path)  # (what File > Save Session does with its path)
+    window.session_record.save(path)  # (what File > Save Session does with its path)
     qtbot.waitUntil(lambda: path.is_file(), timeout=10000)
     wait_idle(qtbot, window)
-    assert not window.document.record.unsaved()
+    assert not window.session_record.unsaved()
     qtbot.mouseClick(window.canvas.viewport(), Qt.MouseButton.LeftButton,
                      Qt.KeyboardModifier.ShiftModifier, window.canvas.image_to_widget(45, 48))
     qtbot.waitUntil(lambda: len(window.document.ablation.history) == 2, timeout=10000)
@@ -136,7 +136,7 @@ def test_work_left_by_a_crash_is_offered_back_at_the_next_start(qtbot, make_wind
     wait_idle(qtbot, window)
     assert window.document.ablation.active and window.ablate_button.isChecked()
     assert window.document.ablation.history[0].selection.ids == (1,)
-    assert window.document.record.unsaved()  # still in no file of the user's
+    assert window.session_record.unsaved()  # still in no file of the user's
 
 
 # 3, 4 --------------------------------------------------------------------------------

@@ -64,7 +64,6 @@ from .requests import (
 )
 from .results import ablated_key, kind_of, method_key
 from .runner import Runner
-from .session_record import SessionRecord
 from .states import AnalysisState, ImageState, LayersState, ModelState, ViewState
 from .store import ResultStore
 
@@ -156,8 +155,6 @@ class Document:
         self.analysis.refused.connect(lambda why: self.failed.emit(Failure("layer", why)))
         self._register_jobs()
         self.jobs.after_result.append(self.schedule)
-        #: the session file the work is in, and the autosave of what is not
-        self.record = SessionRecord(self)
 
     # ======================================================================= reacting
     def _compose(self, part: A) -> A:
