@@ -32,11 +32,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..engine.cards import read_card
-from ..engine.errors import UserError
 from .explain_panel import section_label
 from .files import WEIGHTS_FILTER
-from .model_cards import CARD_FILTER, runs_code_question
+from .model_cards import CARD_FILTER, confirmed_card
 from .model_panel import ModelPanel
 from .score_chart import ScoreChart
 
@@ -265,13 +263,8 @@ class CompareCommands:
 
     def open_card(self, path: str) -> bool:
         """Compare with the model card at ``path`` (its own working size)."""
-        try:
-            card = read_card(path)
-        except UserError as exc:
-            self.show_error(str(exc))
-            return False
-        if card.runs_code and not self.ask("Run this model's code?", runs_code_question(card)):
-            self.status(f"Model card {card.path.name} not opened.")
+        card = confirmed_card(path, self.show_error, self.ask, self.status)
+        if card is None:
             return False
         resolved = str(Path(card.path).resolve())
         comparison = self.doc.comparison

@@ -29,6 +29,22 @@ def runs_code_question(card: ModelCard) -> str:
             f"{where}.\n\nOpen it only if you trust where it came from.")
 
 
+def confirmed_card(path: str, show_error: Callable[[str], None],
+                   ask: Callable[[str, str], bool],
+                   status: Callable[[str], None]) -> ModelCard | None:
+    """The card at ``path`` once it reads (else its one line is shown) and, if it runs
+    code, the user agreed to run it (else the status bar says it was not opened)."""
+    try:
+        card = read_card(path)
+    except UserError as exc:
+        show_error(str(exc))
+        return None
+    if card.runs_code and not ask("Run this model's code?", runs_code_question(card)):
+        status(f"Model card {card.path.name} not opened.")
+        return None
+    return card
+
+
 class ModelCardsMenu:
     """The Model menu: open a card, reopen a recent one; errors as one-line dialogs."""
 
@@ -62,13 +78,8 @@ class ModelCardsMenu:
 
     def open_card(self, path: str) -> bool:
         """Check the card (one line if it is wrong), ask before running code, choose it."""
-        try:
-            card = read_card(path)
-        except UserError as exc:
-            self.show_error(str(exc))
-            return False
-        if card.runs_code and not self.ask("Run this model's code?", runs_code_question(card)):
-            self.status(f"Model card {card.path.name} not opened.")
+        card = confirmed_card(path, self.show_error, self.ask, self.status)
+        if card is None:
             return False
         resolved = str(card.path.resolve())
         self.prefs.add_recent_card(resolved)
