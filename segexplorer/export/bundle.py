@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from ..engine.analysis import SEED_METHODS, ExplainResult
 from ..engine.methods import get_method
 from ..engine.results import Prediction
 from ..engine.segments import Segments
-from ..render import decode_segmap, multilabel_overlay, render_attribution
+from ..render import composite_over, decode_segmap, multilabel_overlay, render_attribution
 from .atomic import ensure_folder, write_text
 from .files import json_text, save_npz, save_png
 
@@ -242,43 +243,113 @@ def class_file_stem(kind: str, index: int, name: str) -> str:
     return f"{kind}_{index}_{slug}" if slug else f"{kind}_{index}"
 
 
-def write_explain(out_dir: str | Path, result: ExplainResult) -> list[Path]:
+@dataclass(frozen=True)
+class DrawStyle:
+    """How the attribution PNGs are drawn: Captum's ``method``, ``sign`` and
+    ``outlier_perc``, and a colour map where the drawing uses one (None: Captum's for
+    the sign). ``explain`` draws the seed's blended heat map of both signs; the window's
+    Export all draws what its canvas shows."""
+
+    view: str = "blended_heat_map"
+    sign: str = "all"
+    outlier_perc: float = 2.0
+    cmap: str | None = None
+
+    def describe(self) -> str:
+        cmap = f", colour map {self.cmap}" if self.cmap else ""
+        return (f"{self.view.replace('_', ' ')}, sign {self.sign}, {self.outlier_perc:g} % "
+                f"clipped{cmap}")
+
+    def draw(self, values: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """(RGBA, the value the colour bar saturates at) of one map."""
+        rendered = render_attribution(values, image, self.view, self.sign, self.outlier_perc,
+                                      cmap=self.cmap)
+        rgba = rendered.rgba
+        if self.view == "alpha_scaling":  # Captum draws it over the white axes background
+            rgba = composite_over(rgba)
+        return rgba, rendered.normalized.scale
+
+
+def explain_labels(result: ExplainResult) -> dict[str, str]:
+    """What every PNG of an explanation is of: the image, the model, its weights."""
+    labels = {"Image": result.image_path, "Model": result.model,
+              "Weights": result.weights + (" (untrained: random, meaningless)"
+                                           if result.untrained else ""),
+              "Working size": f"{result.size} px"}
+    return labels
+
+
+def map_labels(base: dict[str, str], result: ExplainResult, method: str, target: int | None,
+               layer: str | None, style: DrawStyle, scale: float) -> dict[str, str]:
+    """One attribution PNG's labels: what it shows, drawn how, and its colour bar."""
+    from .files import tick_text
+
+    label = get_method(method).label
+    name = (f"'{result.prediction.categories[target]}' (class {target})"
+            if target is not None else "every class")
+    where = f" at {layer}" if layer else ""
+    labels = {"Title": f"{label} of {name}{where}; {result.model}", **base,
+              "Method": label}
+    if target is not None:
+        labels["Class"] = name
+    if layer:
+        labels["Layer"] = layer
+    low = -abs(scale) if style.sign == "all" else min(0.0, scale)
+    high = abs(scale) if style.sign == "all" else max(0.0, scale)
+    labels["View"] = style.describe()
+    labels["Colour bar"] = (f"{tick_text(low)} .. {tick_text(high)} (attribution units; "
+                            "values beyond are clipped)" if scale else "nothing of this sign")
+    return labels
+
+
+def write_explain(out_dir: str | Path, result: ExplainResult,
+                  style: DrawStyle | None = None,
+                  labels: dict[str, str] | None = None) -> list[Path]:
     """Write report.json, attributions.npz and the PNGs into ``out_dir`` (created).
 
+    The PNGs are drawn in ``style`` (the seed's look by default) and carry their labels
+    as text chunks: ``labels`` (the image, the model, its weights: taken from the result
+    by default), then what each shows (class, method, layer, drawing, colour bar).
     Everything is rendered before the first file is written, so a rendering failure
     writes nothing; each file is then written atomically, report.json last.
     """
+    style = style or DrawStyle()
+    base = labels if labels is not None else explain_labels(result)
     folder = ensure_folder(out_dir)
     image = result.prediction.image
-    pngs: list[tuple[str, np.ndarray]] = [("segmentation.png", segmentation_png(result.prediction))]
+    categories = result.prediction.categories
+    pngs: list[tuple[str, np.ndarray, dict[str, str]]] = [
+        ("segmentation.png", segmentation_png(result.prediction),
+         {"Title": f"Segmentation; {result.model}", **base})]
+
+    def add(name: str, values: np.ndarray, method: str, target: int | None,
+            layer: str | None) -> None:
+        rgba, scale = style.draw(values, image)
+        pngs.append((name, rgba, map_labels(base, result, method, target, layer, style,
+                                            scale)))
+
     if result.gradcam is not None:
         if "gradcam" in result.methods:
             for c in result.targets:
-                rendered = render_attribution(result.gradcam.upsampled[c], image,
-                                              "blended_heat_map", "all")
-                name = class_file_stem("gradcam", c, result.prediction.categories[c])
-                pngs.append((f"{name}.png", rendered.rgba))
+                add(f"{class_file_stem('gradcam', c, categories[c])}.png",
+                    result.gradcam.upsampled[c], "gradcam", c, result.gradcam.layer)
         if "activation" in result.methods:
-            rendered = render_attribution(result.gradcam.activation_upsampled, image,
-                                          "blended_heat_map", "all")
-            pngs.append(("activation.png", rendered.rgba))
+            add("activation.png", result.gradcam.activation_upsampled, "activation", None,
+                result.gradcam.layer)
     if result.sweep is not None:
         for c in result.targets:
-            rendered = render_attribution(result.sweep.attribution_map(c), image,
-                                          "blended_heat_map", "all")
-            name = class_file_stem("ablation", c, result.prediction.categories[c])
-            pngs.append((f"{name}.png", rendered.rgba))
+            add(f"{class_file_stem('ablation', c, categories[c])}.png",
+                result.sweep.attribution_map(c), "ablation", c, None)
     for method in result.methods:
         if method in SEED_METHODS:
             continue
         maps = result.method_maps(method)
         for c in result.targets:
-            rendered = render_attribution(maps.maps[c], image, "blended_heat_map", "all")
-            name = class_file_stem(method, c, result.prediction.categories[c])
-            pngs.append((f"{name}.png", rendered.rgba))
+            add(f"{class_file_stem(method, c, categories[c])}.png", maps.maps[c], method, c,
+                maps.layer or None)
     arrays = explain_arrays(result)
     report = json_text(explain_report(result))
-    written = [save_png(folder / name, rgba) for name, rgba in pngs]
+    written = [save_png(folder / name, rgba, png_labels) for name, rgba, png_labels in pngs]
     written.append(save_npz(folder / "attributions.npz", arrays))
     written.append(write_text(folder / "report.json", report))
     return written
