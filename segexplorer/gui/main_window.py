@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from . import wheel_guard
 from .ablate_mode import AblateController
 from .canvas import ImageCanvas
 from .canvas_area import CanvasArea
@@ -98,6 +99,9 @@ class MainWindow(QMainWindow):
                  num_threads: int | None = None) -> None:
         super().__init__()
         self.setObjectName("segexplorerMainWindow")
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            wheel_guard.install(app)  # the wheel scrolls panels (every window of the app)
         self.prefs = Preferences(settings if settings is not None else make_settings())
         if not catalog.engine_ready() and catalog.engine_already_imported():
             catalog.load_engine(count_threads=num_threads is None)  # torch is here: no wait

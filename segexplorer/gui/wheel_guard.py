@@ -6,15 +6,17 @@ passes over them while the panel is being scrolled (their focus policy is
 could switch its Curves to "All four" under the pointer. :class:`WheelGuard`, an
 application-wide event filter, changes that for every window: such a widget takes the
 focus only by click or Tab (``Qt.StrongFocus``), and a wheel event over it while it does
-not have the focus is passed on to its parents (the scroll area scrolls), as Qt passes
-on any event a widget ignores. Scroll bars keep their wheel, and the image canvas its
-zoom.
+not have the focus goes to the scroll bar of the nearest scroll area around it that can
+scroll that way (the panel scrolls), or nowhere. Scroll bars keep their wheel, and the
+image canvas its zoom.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import (
+    QAbstractScrollArea,
     QAbstractSlider,
     QAbstractSpinBox,
     QApplication,
@@ -45,10 +47,26 @@ class WheelGuard(QObject):
         elif kind == QEvent.Type.Wheel and guarded(watched):
             assert isinstance(watched, QWidget)
             if not watched.hasFocus():
-                # Ignored and filtered out: QApplication offers it to the parent next.
-                event.ignore()
+                assert isinstance(event, QWheelEvent)
+                bar = scroll_bar_around(watched, vertical=event.angleDelta().y() != 0)
+                if bar is not None:
+                    QApplication.sendEvent(bar, event.clone())
+                event.accept()  # handled: Qt offers it to no parent after this
                 return True
         return False
+
+
+def scroll_bar_around(widget: QWidget, vertical: bool) -> QScrollBar | None:
+    """The scroll bar of the nearest scroll area around ``widget`` that can scroll that
+    way (a table inside a panel that cannot scroll leaves it to the panel)."""
+    parent = widget.parentWidget()
+    while parent is not None:
+        if isinstance(parent, QAbstractScrollArea):
+            bar = parent.verticalScrollBar() if vertical else parent.horizontalScrollBar()
+            if bar.maximum() > bar.minimum():
+                return bar
+        parent = parent.parentWidget()
+    return None
 
 
 def install(app: QApplication) -> WheelGuard:
