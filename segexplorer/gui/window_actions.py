@@ -136,6 +136,8 @@ MOUSE_GESTURES = (
     ("Shift+click", "In ablate mode: add or remove a segment"),
     ("Drag", "Pan the image"),
     ("Wheel", "Zoom about the cursor"),
+    ("Wheel over a panel", "Scroll the panel; a drop-down or number changes with the wheel "
+                           "only once clicked or reached with Tab"),
     ("Hover", "Read the class, score and attribution under the cursor"),
 )
 
