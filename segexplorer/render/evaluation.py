@@ -107,16 +107,18 @@ def draw_curve(ax: Any, data: TargetCurves, name: str, colors: Mapping[str, str]
 
 
 def stack_legend(figure: Figure, data: TargetCurves, colors: Mapping[str, str]) -> Any:
-    """One legend for the stacked curves, above them: each method's colour and chance's
-    band (their areas per curve are in the panel's table)."""
+    """One legend for the stacked curves, above them, titled with the target: each
+    method's colour and chance's band (their areas per curve are in the panel's table)."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     handles: list[Any] = [Patch(color="#bbbbbb", alpha=0.5, label="chance (mean +- 1 sd)")]
     handles += [Line2D([], [], color=colors.get(m, "black"), linewidth=1.6, marker="o",
                        markersize=3, label=data.labels.get(m, m)) for m in data.curves]
-    return figure.legend(handles=handles, loc="outside upper center", ncols=2, fontsize=7,
-                         frameon=False)
+    # one column, titled with the target: two columns were wider than a 270 px dock, and
+    # a suptitle beside an "outside" legend was drawn over it
+    return figure.legend(handles=handles, loc="outside upper center", ncols=1, fontsize=7,
+                         frameon=False, title=data.title, title_fontsize=9)
 
 
 def draw_target(figure: Figure, data: TargetCurves, *, row: int = 0, rows: int = 1,
@@ -132,7 +134,6 @@ def draw_target(figure: Figure, data: TargetCurves, *, row: int = 0, rows: int =
                    f"{data.title}\n{CURVE_TITLES[only]}")
         return
     if layout == "stack":
-        figure.suptitle(data.title, fontsize=9)
         stack_legend(figure, data, colors)
         for i, name in enumerate(CURVE_ORDER):
             draw_curve(figure.add_subplot(len(CURVE_ORDER), 1, i + 1), data, name, colors,

@@ -84,9 +84,11 @@ def test_all_four_curves_are_stacked_with_one_legend_outside_them(qtbot, make_wi
     x = np.linspace(0, 1, 5)
     data = TargetCurves("'cat' (class 8)",
                         {"gradcam": {n: CurveData(x, 1 - x, 0.5) for n in CURVE_ORDER},
-                         "ablation": {n: CurveData(x, x, 0.5) for n in CURVE_ORDER}},
+                         "ablation": {n: CurveData(x, x, 0.5) for n in CURVE_ORDER},
+                         "hirescam": {n: CurveData(x, x * x, 0.3) for n in CURVE_ORDER}},
                         {n: BandData(x, x, x * 0, 0.5) for n in CURVE_ORDER},
-                        {"gradcam": "Layer Grad-CAM", "ablation": "Feature ablation"},
+                        {"gradcam": "Layer Grad-CAM", "ablation": "Feature ablation",
+                         "hirescam": "HiResCAM (Seg-XRes-CAM)"},
                         {n: ("gradcam", "ablation") for n in CURVE_ORDER})
     figure = Figure(figsize=(2.7, 8.6), dpi=100, layout="constrained")
     draw_target(figure, data, layout="stack")
@@ -101,6 +103,8 @@ def test_all_four_curves_are_stacked_with_one_legend_outside_them(qtbot, make_wi
     legend = figure.legends[0].get_window_extent(renderer)
     boxes = [ax.get_window_extent(renderer) for ax in axes]
     assert all(legend.y0 >= box.y1 for box in boxes)  # above every plot
+    assert 0 <= legend.x0 and legend.x1 <= figure.bbox.width  # not cut at the dock's sides
+    assert figure.legends[0].get_title().get_text() == "'cat' (class 8)"
     for ax, box in zip(axes, boxes):  # each title inside the figure, and on no other plot
         title = ax.title.get_window_extent(renderer)
         assert title.x0 >= 0 and title.x1 <= figure.bbox.width
