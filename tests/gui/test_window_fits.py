@@ -103,7 +103,7 @@ def test_all_four_curves_are_stacked_with_one_legend_outside_them(qtbot, make_wi
     legend = figure.legends[0].get_window_extent(renderer)
     boxes = [ax.get_window_extent(renderer) for ax in axes]
     assert all(legend.y0 >= box.y1 for box in boxes)  # above every plot
-    assert 0 <= legend.x0 and legend.x1 <= figure.bbox.width  # not cut at the dock's sides
+    assert legend.x0 >= 0 and legend.x1 <= figure.bbox.width  # not cut at the dock's sides
     assert figure.legends[0].get_title().get_text() == "'cat' (class 8)"
     for ax, box in zip(axes, boxes):  # each title inside the figure, and on no other plot
         title = ax.title.get_window_extent(renderer)
