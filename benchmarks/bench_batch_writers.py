@@ -91,7 +91,7 @@ def png_levels(analyser: Any, prepared: list[Any], levels: list[int]
             continue
         pred = result.prediction
         pictures.append(decode_segmap(pred.class_map, pred.colors))
-        pictures.extend(draw() for _, draw in heat_map_pictures(result))
+        pictures.extend(draw()[0] for _, draw in heat_map_pictures(result))
     out: dict[str, dict[str, float]] = {}
     for level in levels:
         start = time.perf_counter()

@@ -106,11 +106,14 @@ class MethodEvaluation:
 
     @property
     def survives_randomisation(self) -> bool | None:
-        """The map still ranks pixels like the original once every stage of the model is
-        random (Spearman at the last stage >= the threshold); None without the check."""
+        """The map still ranks pixels like the original, or in exactly the reverse
+        order, once every stage of the model is random (|Spearman| at the last stage >=
+        the threshold: a map whose sign flips but whose ranking stays is no more
+        dependent on what the model learned than one that stays); None without the
+        check."""
         if not self.mprt or not math.isfinite(self.mprt[-1].spearman):
             return None
-        return self.mprt[-1].spearman >= self.survive_threshold
+        return abs(self.mprt[-1].spearman) >= self.survive_threshold
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,17 @@ class Evaluation:
         pick = min if curve.startswith("deletion") else max
         return pick(scored)[1]
 
+    def best_methods(self, target: int, curve: str) -> tuple[str, ...]:
+        """Every method with the best area under ``curve`` for ``target``: several when
+        they tie exactly (none is better than another; :meth:`best` names one of them),
+        none when no area is finite."""
+        areas = {m: self.result(m, target).curves[curve].auc for m in self.methods}
+        finite = [a for a in areas.values() if math.isfinite(a)]
+        if not finite:
+            return ()
+        top = (min if curve.startswith("deletion") else max)(finite)
+        return tuple(m for m, a in areas.items() if a == top)
+
     def verdict(self, method: str, target: int) -> str:
         """One line: how the curves compare with chance, and the randomisation check."""
         r = self.result(method, target)
@@ -178,12 +192,8 @@ class Evaluation:
             else:
                 parts.append("no better than chance")
         survives = r.survives_randomisation
-        if survives is True:
-            parts.append(f"SURVIVES model randomisation (Spearman "
-                         f"{r.mprt[-1].spearman:.2f}): do not trust it")
-        elif survives is False:
-            parts.append(f"changes when the model is randomised (Spearman "
-                         f"{r.mprt[-1].spearman:.2f})")
+        if survives is not None:
+            parts.append(randomisation_verdict(r.mprt[-1].spearman, survives))
         return "; ".join(parts) if parts else "not measured"
 
     def to_json(self) -> dict[str, object]:
@@ -375,6 +385,21 @@ def _unit(a: np.ndarray) -> np.ndarray:
     a = a.astype(np.float64)
     lo, hi = float(a.min()), float(a.max())
     return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+
+
+def randomisation_verdict(rho: float, survives: bool) -> str:
+    """What the last stage's Spearman says, its sign included: +1, the randomised model
+    ranks the pixels as the trained one; -1, in exactly the reverse order (the map's
+    sign flipped, its structure kept); 0, the ranking is gone, as a faithful map's
+    should be."""
+    if survives and rho > 0:
+        return (f"SURVIVES model randomisation (Spearman {rho:.2f}: the random model ranks "
+                "the pixels as the trained one): do not trust it")
+    if survives:
+        return (f"SURVIVES model randomisation with its sign flipped (Spearman {rho:.2f}: "
+                "the random model ranks the pixels in the reverse order): do not trust it")
+    return (f"changes when the model is randomised (Spearman {rho:.2f}; near 0, the "
+            "ranking is lost; +1 or -1 would be the same ranking or its reverse)")
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:

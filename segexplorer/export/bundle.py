@@ -12,6 +12,7 @@ import functools
 import platform
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from ..engine.analysis import SEED_METHODS, ExplainResult
 from ..engine.methods import get_method
 from ..engine.results import Prediction
 from ..engine.segments import Segments
-from ..render import decode_segmap, multilabel_overlay, render_attribution
+from ..render import composite_over, decode_segmap, multilabel_overlay, render_attribution
 from .atomic import ensure_folder, write_bytes
 from .files import json_text, npz_bytes, png_bytes
 from .outputs import ARRAYS, FULL, MAPS, REPORT, SEGMENTATION, output_parts
@@ -275,56 +276,138 @@ def class_file_stem(kind: str, index: int, name: str) -> str:
     return f"{kind}_{index}_{slug}" if slug else f"{kind}_{index}"
 
 
-def heat_map_pictures(result: ExplainResult) -> Iterator[tuple[str, Callable[[], np.ndarray]]]:
-    """Each heat-map PNG's name and how to draw it (blended, sign all), in explain's order."""
+@dataclass(frozen=True)
+class DrawStyle:
+    """How the attribution PNGs are drawn: Captum's ``method``, ``sign`` and
+    ``outlier_perc``, and a colour map where the drawing uses one (None: Captum's for
+    the sign). ``explain`` draws the seed's blended heat map of both signs; the window's
+    Export all draws what its canvas shows."""
+
+    view: str = "blended_heat_map"
+    sign: str = "all"
+    outlier_perc: float = 2.0
+    cmap: str | None = None
+
+    def describe(self) -> str:
+        cmap = f", colour map {self.cmap}" if self.cmap else ""
+        return (f"{self.view.replace('_', ' ')}, sign {self.sign}, {self.outlier_perc:g} % "
+                f"clipped{cmap}")
+
+    def draw(self, values: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """(RGBA, the value the colour bar saturates at) of one map."""
+        rendered = render_attribution(values, image, self.view, self.sign, self.outlier_perc,
+                                      cmap=self.cmap)
+        rgba = rendered.rgba
+        if self.view == "alpha_scaling":  # Captum draws it over the white axes background
+            rgba = composite_over(rgba)
+        return rgba, rendered.normalized.scale
+
+
+def explain_labels(result: ExplainResult) -> dict[str, str]:
+    """What every PNG of an explanation is of: the image, the model, its weights."""
+    labels = {"Image": result.image_path, "Model": result.model,
+              "Weights": result.weights + (" (untrained: random, meaningless)"
+                                           if result.untrained else ""),
+              "Working size": f"{result.size} px"}
+    return labels
+
+
+def map_labels(base: dict[str, str], result: ExplainResult, method: str, target: int | None,
+               layer: str | None, style: DrawStyle, scale: float) -> dict[str, str]:
+    """One attribution PNG's labels: what it shows, drawn how, and its colour bar."""
+    from .files import tick_text
+
+    label = get_method(method).label
+    name = (f"'{result.prediction.categories[target]}' (class {target})"
+            if target is not None else "every class")
+    where = f" at {layer}" if layer else ""
+    labels = {"Title": f"{label} of {name}{where}; {result.model}", **base,
+              "Method": label}
+    if target is not None:
+        labels["Class"] = name
+    if layer:
+        labels["Layer"] = layer
+    low = -abs(scale) if style.sign == "all" else min(0.0, scale)
+    high = abs(scale) if style.sign == "all" else max(0.0, scale)
+    labels["View"] = style.describe()
+    labels["Colour bar"] = (f"{tick_text(low)} .. {tick_text(high)} (attribution units; "
+                            "values beyond are clipped)" if scale else "nothing of this sign")
+    return labels
+
+
+Picture = tuple[str, Callable[[], tuple[np.ndarray, dict[str, str]]]]
+
+
+def heat_map_pictures(result: ExplainResult, style: DrawStyle | None = None,
+                      labels: dict[str, str] | None = None) -> Iterator[Picture]:
+    """Each heat-map PNG's name and how to draw it (its RGBA and its labels), in explain's
+    order, drawn in ``style`` (the seed's blended heat map of both signs by default)."""
+    style = style or DrawStyle()
+    base = labels if labels is not None else explain_labels(result)
     image = result.prediction.image
     categories = result.prediction.categories
 
-    def blended(attribution: np.ndarray) -> Callable[[], np.ndarray]:
-        return lambda: render_attribution(attribution, image, "blended_heat_map", "all").rgba
+    def drawn(values: np.ndarray, method: str, target: int | None, layer: str | None
+              ) -> Callable[[], tuple[np.ndarray, dict[str, str]]]:
+        def draw() -> tuple[np.ndarray, dict[str, str]]:
+            rgba, scale = style.draw(values, image)
+            return rgba, map_labels(base, result, method, target, layer, style, scale)
+        return draw
 
     if result.gradcam is not None:
         if "gradcam" in result.methods:
             for c in result.targets:
                 name = class_file_stem("gradcam", c, categories[c])
-                yield f"{name}.png", blended(result.gradcam.upsampled[c])
+                yield f"{name}.png", drawn(result.gradcam.upsampled[c], "gradcam", c,
+                                           result.gradcam.layer)
         if "activation" in result.methods:
-            yield "activation.png", blended(result.gradcam.activation_upsampled)
+            yield "activation.png", drawn(result.gradcam.activation_upsampled, "activation",
+                                          None, result.gradcam.layer)
     if result.sweep is not None:
         for c in result.targets:
             name = class_file_stem("ablation", c, categories[c])
-            yield f"{name}.png", blended(result.sweep.attribution_map(c))
+            yield f"{name}.png", drawn(result.sweep.attribution_map(c), "ablation", c, None)
     for method in result.methods:
         if method in SEED_METHODS:
             continue
         maps = result.method_maps(method)
         for c in result.targets:
             name = class_file_stem(method, c, categories[c])
-            yield f"{name}.png", blended(maps.maps[c])
+            yield f"{name}.png", drawn(maps.maps[c], method, c, maps.layer or None)
 
 
-def explain_files(result: ExplainResult, outputs: str = FULL) -> Iterator[tuple[str, bytes]]:
+def explain_files(result: ExplainResult, outputs: str = FULL, style: DrawStyle | None = None,
+                  labels: dict[str, str] | None = None) -> Iterator[tuple[str, bytes]]:
     """``explain``'s files for ``result`` as (name, bytes), each rendered and encoded when
-    asked for, report.json last; ``outputs`` (``export.outputs``) picks the subset."""
+    asked for, report.json last; ``outputs`` (``export.outputs``) picks the subset. The
+    PNGs are drawn in ``style`` and carry their labels as text chunks: ``labels`` (the
+    image, the model, its weights: taken from the result by default), then what each
+    shows (class, method, layer, drawing, colour bar)."""
     parts = output_parts(outputs)
+    base = labels if labels is not None else explain_labels(result)
     if SEGMENTATION in parts:
-        yield "segmentation.png", png_bytes(segmentation_png(result.prediction), PNG_LEVEL)
+        yield "segmentation.png", png_bytes(segmentation_png(result.prediction), PNG_LEVEL,
+                                            {"Title": f"Segmentation; {result.model}", **base})
     if MAPS in parts:
-        for name, draw in heat_map_pictures(result):
-            yield name, png_bytes(draw(), PNG_LEVEL)
+        for name, draw in heat_map_pictures(result, style, base):
+            rgba, png_labels = draw()
+            yield name, png_bytes(rgba, PNG_LEVEL, png_labels)
     if ARRAYS in parts:
         yield "attributions.npz", npz_bytes(explain_arrays(result))
     if REPORT in parts:
         yield "report.json", json_text(explain_report(result)).encode("utf-8")
 
 
-def write_explain(out_dir: str | Path, result: ExplainResult, outputs: str = FULL
-                  ) -> list[Path]:
+def write_explain(out_dir: str | Path, result: ExplainResult, style: DrawStyle | None = None,
+                  labels: dict[str, str] | None = None, outputs: str = FULL) -> list[Path]:
     """Write report.json, attributions.npz and the PNGs into ``out_dir`` (created).
 
+    The PNGs are drawn in ``style`` (the seed's look by default) and carry their labels
+    as text chunks: ``labels`` (the image, the model, its weights: taken from the result
+    by default), then what each shows (class, method, layer, drawing, colour bar).
     Everything is rendered before the first file is written, so a rendering failure
     writes nothing; each file is then written atomically, report.json last.
     """
     folder = ensure_folder(out_dir)
-    files = list(explain_files(result, outputs))
+    files = list(explain_files(result, outputs, style, labels))
     return [write_bytes(folder / name, data) for name, data in files]

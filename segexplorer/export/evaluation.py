@@ -30,7 +30,7 @@ def target_curves(evaluation: Evaluation, target: int) -> TargetCurves:
     return TargetCurves(
         title=f"'{name}' (class {target})", curves=curves, chance=chance,
         labels={m: get_method(m).label for m in evaluation.methods},
-        best={curve: evaluation.best(target, curve) for curve in chance})
+        best={curve: evaluation.best_methods(target, curve) for curve in chance})
 
 
 def save_curves(path: str | Path, evaluation: Evaluation,
@@ -74,7 +74,7 @@ def evaluation_csv(evaluation: Evaluation) -> str:
                 band = evaluation.chance[c][name]
                 writer.writerow([c, evaluation.categories[c], m, name, _num(curve.auc),
                                  _num(band.auc_mean), _num(band.auc_std),
-                                 evaluation.best(c, name) == m, _num(r.infidelity),
+                                 m in evaluation.best_methods(c, name), _num(r.infidelity),
                                  _num(r.sensitivity_max), _num(last),
                                  r.survives_randomisation, evaluation.verdict(m, c)])
     return out.getvalue()

@@ -42,7 +42,9 @@ from PySide6.QtWidgets import (
 
 from .document.dataset import DatasetState
 from .document.dataset_view import DatasetView, TableRow, Tile
+from .screen_fit import fit_to_screen
 
+DATASET_WINDOW_SIZE = (1100, 760)  # where the screen has room for it
 THUMBNAIL = 144  # px, the longer side of a tile's picture
 
 
@@ -319,7 +321,7 @@ class DatasetWindow(QMainWindow):
         self.cancel_button.clicked.connect(lambda: document.cancel_batch())
         self.run_button.clicked.connect(lambda: run_requested())
         document.notice.connect(lambda text: self.statusBar().showMessage(text, 8000))
-        self.resize(1100, 760)
+        fit_to_screen(self, *DATASET_WINDOW_SIZE)
 
     # ======================================================================= applying
     def apply(self, view: DatasetView) -> None:
@@ -340,8 +342,11 @@ class DatasetWindow(QMainWindow):
             header.setSortIndicator(keys.index(view.sort[0]),
                                     Qt.SortOrder.DescendingOrder if view.sort[1]
                                     else Qt.SortOrder.AscendingOrder)
-        if view.columns and view.columns != self._shown_columns:
-            self._shown_columns = view.columns
+        shown = (view.columns, tuple(row.texts for row in view.rows))
+        if view.columns and shown != self._shown_columns:
+            # every time the rows change (a batch adds them, the class list filters
+            # them): a class name that arrives later is not cut ("ba...nd")
+            self._shown_columns = shown
             self.table.resizeColumnsToContents()
             self.table.setColumnWidth(0, min(max(self.table.columnWidth(0), 120), 420))
         self.tiles.show(view.tiles)

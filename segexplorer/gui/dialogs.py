@@ -57,6 +57,15 @@ def about_versions(torch_loaded: bool = True) -> list[str]:
     return lines
 
 
+def about_methods() -> str:
+    """'9 attribution methods: Layer Grad-CAM, ... and Guided Grad-CAM' (the registry's)."""
+    from ..engine.methods import METHOD_REGISTRY
+
+    labels = [info.label for info in METHOD_REGISTRY.values()]
+    listed = ", ".join(labels[:-1]) + " and " + labels[-1] if len(labels) > 1 else labels[0]
+    return f"{len(labels)} attribution methods: {listed}"
+
+
 class Dialogs:
     """Opens the window's message boxes (none when the window is not interactive)."""
 
@@ -158,10 +167,12 @@ class Dialogs:
         box.open()
 
     def about(self, torch_loaded: bool) -> None:
+        from html import escape
+
         text = (f"<h3>SegExplorer {__version__}</h3>"
                 "<p>See why a semantic segmentation model labels each region the way it "
-                "does: Layer Grad-CAM, layer activations and feature ablation by segment, "
-                "computed with the same numbers as Captum.</p>"
+                f"does, with {escape(about_methods())}, each computed with the same numbers "
+                "as its Captum call.</p>"
                 f"<p>{'<br>'.join(about_versions(torch_loaded))}</p>"
                 "<p>Sample image: astronaut Eileen Collins, NASA (public domain), as "
                 "distributed by scikit-image.</p><p>BSD-3-Clause licence.</p>")

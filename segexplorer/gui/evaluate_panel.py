@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
@@ -28,12 +28,14 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSizePolicy,
     QSpinBox,
+    QStyle,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
+from ..engine.methods import METHOD_REGISTRY
 from ..render.evaluation import CURVE_ORDER, CURVE_TITLES, draw_target, method_colors
 from .binding import bind_combo, enum_combo, on_fields, select_value
 from .document.choices import METHOD_LABELS
@@ -47,6 +49,10 @@ if TYPE_CHECKING:
 
 #: the curves the panel draws: each one, or all four ('')
 CURVE_LABELS = {**{name: CURVE_TITLES[name] for name in CURVE_ORDER}, "": "All four"}
+#: the curves' height in the dock: one curve; all four, one under the other at the dock's
+#: width, with one legend above them (a 2 x 2 grid at 270 px had its legends over the
+#: curves and its titles cut)
+ONE_CURVE_HEIGHT, ALL_CURVES_HEIGHT = 260, 860
 
 
 class CurvesCanvas(FigureCanvasQTAgg):
@@ -59,6 +65,31 @@ class CurvesCanvas(FigureCanvasQTAgg):
 SHORT = {"deletion_segments": "Del.\nseg.", "insertion_segments": "Ins.\nseg.",
          "deletion_pixels": "Del.\npix.", "insertion_pixels": "Ins.\npix."}
 BEST_BACKGROUND = "#c8e6c9"  # the best method's cell
+
+
+class AreasTable(QTableWidget):
+    """The areas: every cell shows its number whole. The method names (the rows'
+    headers) give way first: short labels, elided when the dock is narrower still
+    (the whole name is the header's tooltip); a 270 px dock showed "0...." in every
+    cell beside the long names."""
+
+    def cell_width(self) -> int:
+        """Enough for "0.00" (and "n/a") with the item's margins."""
+        margin = self.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, self)
+        metrics = self.fontMetrics()
+        return max(metrics.horizontalAdvance(t) for t in ("0.00", "-0.00", "n/a")) \
+            + 2 * (margin + 1) + 4
+
+    def fit_header(self) -> None:
+        header = self.verticalHeader()
+        natural = max((header.sectionSizeFromContents(i).width()
+                       for i in range(self.rowCount())), default=0)
+        room = self.width() - 2 * self.frameWidth() - self.columnCount() * self.cell_width()
+        header.setFixedWidth(max(36, min(natural, room)))
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        self.fit_header()
+        super().resizeEvent(event)
 
 
 def area_item(auc: float, what: str) -> QTableWidgetItem:
@@ -139,11 +170,11 @@ class EvaluatePanel(QWidget):
         self.figure = Figure(figsize=(3.2, 2.8), dpi=100, layout="constrained")
         self.canvas = CurvesCanvas(self.figure)
         self.canvas.setObjectName("evaluateCurves")
-        self.canvas.setMinimumHeight(260)
+        self.canvas.setFixedHeight(ONE_CURVE_HEIGHT)
         self.canvas.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         outer.addWidget(self.canvas)
 
-        self.areas = QTableWidget(0, len(CURVE_ORDER), self)
+        self.areas = AreasTable(0, len(CURVE_ORDER), self)
         self.areas.setObjectName("evaluateAreas")
         self.areas.setHorizontalHeaderLabels([SHORT[n] for n in CURVE_ORDER])
         self.areas.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -151,9 +182,12 @@ class EvaluatePanel(QWidget):
         self.areas.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.areas.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.areas.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.areas.horizontalHeader().setMinimumSectionSize(self.areas.cell_width())
+        self.areas.verticalHeader().setTextElideMode(Qt.TextElideMode.ElideRight)
         self.areas.setToolTip("Area under each curve; the best in bold on green (lowest for "
-                              "deletion, highest for insertion); the last row is chance's "
-                              "mean")
+                              "deletion, highest for insertion; every method tied for the "
+                              "best when several have the same area); the last row is "
+                              "chance's mean")
         outer.addWidget(self.areas)
 
         outer.addWidget(section_label("Randomisation check", self))
@@ -295,23 +329,30 @@ class EvaluatePanel(QWidget):
         bold = QFont(self.font())
         bold.setBold(True)
         for r, row in enumerate(rows):
-            labels.append(row.label)
+            labels.append((METHOD_REGISTRY[row.method].short_label, row.label))
             for c, (auc, best) in enumerate(zip(row.aucs, row.best)):
                 item = area_item(auc, f"{row.label}, {CURVE_TITLES[CURVE_ORDER[c]]}")
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if best:
+                    tied = [r.label for r in rows if r is not row and r.best[c]]
                     item.setFont(bold)
                     item.setBackground(QColor(BEST_BACKGROUND))
-                    item.setToolTip(item.toolTip() + " (the best method for this curve)")
+                    item.setToolTip(item.toolTip() + (
+                        f" (tied for the best with {', '.join(tied)})" if tied
+                        else " (the best method for this curve)"))
                 self.areas.setItem(r, c, item)
         if view.chance:
-            labels.append("chance")
+            labels.append(("chance", "Chance: the mean of the random rankings"))
             for c, auc in enumerate(view.chance):
                 item = area_item(auc, f"Chance's mean, {CURVE_TITLES[CURVE_ORDER[c]]}")
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 item.setForeground(self.palette().color(QPalette.ColorRole.PlaceholderText))
                 self.areas.setItem(len(rows), c, item)
-        self.areas.setVerticalHeaderLabels(labels)
+        for r, (short, whole) in enumerate(labels):
+            header_item = QTableWidgetItem(short)
+            header_item.setToolTip(whole)
+            self.areas.setVerticalHeaderItem(r, header_item)
+        self.areas.fit_header()
         height = self.areas.horizontalHeader().sizeHint().height() + 2 * self.areas.frameWidth()
         height += self.areas.rowCount() * self.areas.verticalHeader().defaultSectionSize()
         self.areas.setFixedHeight(height + 2)
@@ -356,8 +397,10 @@ class EvaluatePanel(QWidget):
     def _draw(self, force: bool = False) -> None:
         view = self._view
         self.figure.clear()
+        only = view.curve or None if view is not None else None
+        self.canvas.setFixedHeight(ONE_CURVE_HEIGHT if only is not None or view is None
+                                   or view.curves is None else ALL_CURVES_HEIGHT)
         if view is not None and view.curves is not None:
-            only = view.curve or None
-            draw_target(self.figure, view.curves, layout="grid",
+            draw_target(self.figure, view.curves, layout="stack",
                         colors=method_colors(list(view.curves.curves)), only=only)
         self.canvas.draw_idle()

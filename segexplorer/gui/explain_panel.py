@@ -280,8 +280,8 @@ class ExplanationPanel(QWidget):
         self.side_by_side.setObjectName("sideBySideCheck")
         self.side_by_side.setToolTip("Like Captum's visualize_image_attr_multiple: the image "
                                      "and the attribution with each sign.")
-        view_form.addRow("", self.hide_target)
-        view_form.addRow("", self.side_by_side)
+        for box in (self.hide_target, self.side_by_side):  # both columns: no cut text
+            view_form.addRow(box)
         outer.addStretch(1)
 
     # -- binding ---------------------------------------------------------------------------

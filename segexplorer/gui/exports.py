@@ -67,7 +67,7 @@ class ExportsController(QObject):
         own resolution or at the working one."""
         rgba = self.current_view_image(working)
         if rgba is not None:
-            self.exports.view(path, rgba)
+            self.exports.view(path, rgba, working)
 
     def export_figure(self, path: str | Path) -> None:
         """The attribution as Captum draws it: image and the view with each sign."""

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from .document.formatting import format_shape
+from .screen_fit import fitted_size
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 __all__ = ["LayerPicker", "format_shape"]
@@ -37,7 +38,7 @@ class LayerPicker(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Choose a layer")
         self.setObjectName("layerPicker")
-        self.resize(620, 560)
+        self.resize(fitted_size(self, 620, 560))
         self._default = default
         self._unusable: dict[str, str] = {}
         layout = QVBoxLayout(self)

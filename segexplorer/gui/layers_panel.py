@@ -43,8 +43,9 @@ class LayersPanel(QWidget):
             grid.addWidget(check, row, 0)
             grid.addWidget(slider, row, 1)
             self._visible[layer], self._opacity[layer] = check, slider
-        grid.addWidget(QLabel("The layer chosen above the image is drawn on top.", self),
-                       len(LAYER_LABELS), 0, 1, 2)
+        note = QLabel("The layer chosen above the image is drawn on top.", self)
+        note.setWordWrap(True)  # the dock's default width holds it on two lines
+        grid.addWidget(note, len(LAYER_LABELS), 0, 1, 2)
         grid.setRowStretch(len(LAYER_LABELS) + 1, 1)
 
     def bind(self, layers: LayersState) -> None:

@@ -14,8 +14,17 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QDockWidget, QFrame, QMainWindow, QScrollArea, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFrame,
+    QMainWindow,
+    QScrollArea,
+    QTabBar,
+    QWidget,
+)
 
+from . import wheel_guard
 from .ablate_mode import AblateController
 from .canvas import ImageCanvas
 from .canvas_area import CanvasArea
@@ -42,22 +51,40 @@ from .jobs import JobRunner
 from .layers_panel import LayersPanel
 from .model_cards import ModelCardsMenu, safe_start_choice
 from .model_panel import ModelPanel
+from .screen_fit import fit_to_screen, keep_on_screen, narrow_combos
 from .settings import Preferences, make_settings
 from .status_bar import WindowStatus
 from .unsaved import AUTOSAVE_SETTING, UnsavedWork
 from .window_actions import apply_chrome, build_actions, build_menus, shortcut_rows
 
 CLOSE_WAIT_S = 1.2  # then the process exits anyway (see app.run_app)
+#: the window's size on a first run, where the screen has room for it (else the screen's)
+FIRST_RUN_SIZE = (1360, 860)
 
 
 def scrolling(widget: QWidget) -> QScrollArea:
     """``widget`` in a frameless scroll area: a dock shorter than its panel scrolls
-    instead of making the window taller than the screen."""
+    instead of making the window taller than the screen. The area itself is no Tab stop
+    (it shows nothing to focus); it scrolls to the field Tab reaches."""
     area = QScrollArea()
     area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setFocusPolicy(Qt.FocusPolicy.NoFocus)
     area.setWidget(widget)
     return area
+
+
+def in_hidden_tab(widget: QWidget | None) -> bool:
+    """Whether ``widget`` is in a dock that is not shown: Qt keeps the docks behind
+    another dock's tab "visible", moved out of sight, so Tab would walk through them
+    (and a tab bar the docks no longer use, under a dock)."""
+    if isinstance(widget, QTabBar) and isinstance(widget.parentWidget(), QMainWindow):
+        return widget.visibleRegion().isEmpty()
+    while widget is not None:
+        if isinstance(widget, QDockWidget):
+            return widget.visibleRegion().isEmpty()
+        widget = widget.parentWidget()
+    return False
 
 
 class MainWindow(QMainWindow):
@@ -77,6 +104,9 @@ class MainWindow(QMainWindow):
                  num_threads: int | None = None) -> None:
         super().__init__()
         self.setObjectName("segexplorerMainWindow")
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            wheel_guard.install(app)  # the wheel scrolls panels (every window of the app)
         self.prefs = Preferences(settings if settings is not None else make_settings())
         if not catalog.engine_ready() and catalog.engine_already_imported():
             catalog.load_engine(count_threads=num_threads is None)  # torch is here: no wait
@@ -165,6 +195,7 @@ class MainWindow(QMainWindow):
                  width: int, scroll: bool = True) -> QDockWidget:
             d = QDockWidget(title, self)
             d.setObjectName(name)
+            narrow_combos(widget)
             d.setWidget(scrolling(widget) if scroll else widget)
             d.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                           | QDockWidget.DockWidgetFeature.DockWidgetFloatable
@@ -293,6 +324,22 @@ class MainWindow(QMainWindow):
         self.engine_loaded.emit()
 
     # ======================================================================= events
+    def focusNextPrevChild(self, next: bool) -> bool:  # noqa: N802, A002 - Qt's names
+        """Tab and Shift+Tab skip the fields of the docks behind another dock's tab, and
+        scroll the panel they land in to the field."""
+        for _ in range(len(self.findChildren(QWidget))):
+            if not super().focusNextPrevChild(next):
+                return False
+            focused = QApplication.focusWidget()
+            if not in_hidden_tab(focused):
+                area = focused.parentWidget() if focused is not None else None
+                while area is not None and not isinstance(area, QScrollArea):
+                    area = area.parentWidget()
+                if area is not None and focused is not None:
+                    area.ensureWidgetVisible(focused)
+                return True
+        return True
+
     def dragEnterEvent(self, event: Any) -> None:  # noqa: N802
         self.files.accepts(event)
 
@@ -304,8 +351,9 @@ class MainWindow(QMainWindow):
         state = self.prefs.value("window/state")
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             self.restoreGeometry(geometry)
+            keep_on_screen(self)  # saved on a larger screen, or where no screen is now
         else:
-            self.resize(1360, 860)
+            fit_to_screen(self, *FIRST_RUN_SIZE)
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.restoreState(state)
 

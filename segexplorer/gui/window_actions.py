@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QSignalBlocker
+from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QMenu
 
@@ -89,7 +89,9 @@ def build_actions(window: QMainWindow, slots: dict[str, Callable[..., Any]]) -> 
         copy=act(window, "&Copy View", slots["copy"], K.Copy,
                  "Copy what the canvas shows to the clipboard"),
         export_figure=act(window, "Export &Figure...", slots["export_figure"], K.SaveAs,
-                          "A figure drawn by Captum's own visualisation (PNG, SVG or PDF)"),
+                          "The map as the window shows it (side by side too), drawn by "
+                          "Captum's own visualisation, titled and labelled (PNG, SVG or "
+                          "PDF)"),
         export_all=act(window, "Export &All...", slots["export_all"], "Ctrl+E",
                        "Everything 'segexplorer explain' writes: PNGs, arrays and a JSON "
                        "report"),
@@ -134,23 +136,55 @@ MOUSE_GESTURES = (
     ("Shift+click", "In ablate mode: add or remove a segment"),
     ("Drag", "Pan the image"),
     ("Wheel", "Zoom about the cursor"),
+    ("Wheel over a panel", "Scroll the panel; a drop-down or number changes with the wheel "
+                           "only once clicked or reached with Tab"),
     ("Hover", "Read the class, score and attribution under the cursor"),
 )
 
 
+#: what a key does besides its action's name
+KEY_ALSO = {Qt.Key.Key_Escape: "in ablate mode, first back to the original image; in a "
+                               "dialog, close it"}
+#: the order of the shortcuts page: plain keys, then each set of modifiers
+MODIFIER_ORDER = (Qt.KeyboardModifier.NoModifier, Qt.KeyboardModifier.ShiftModifier,
+                  Qt.KeyboardModifier.ControlModifier,
+                  Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
+                  Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier,
+                  Qt.KeyboardModifier.AltModifier)
+
+
+def _first_key(sequence: QKeySequence) -> Any:
+    """The sequence's first key with its modifiers (a ``QKeyCombination``)."""
+    return sequence[0]  # type: ignore[index]  # (the stubs miss QKeySequence.__getitem__)
+
+
+def _key_order(sequence: QKeySequence) -> tuple[int, int]:
+    """Plain keys first, then Shift, Ctrl, Ctrl+Shift, Ctrl+Alt, Alt; within a set of
+    modifiers, by key (Alt+1 before Alt+2, Ctrl+C before Ctrl+O)."""
+    combination = _first_key(sequence)
+    modifiers = combination.keyboardModifiers()
+    group = next((i for i, m in enumerate(MODIFIER_ORDER) if modifiers == m),
+                 len(MODIFIER_ORDER))
+    return group, int(combination.key().value)
+
+
 def shortcut_rows(window: QMainWindow) -> list[tuple[str, str]]:
-    """(keys, what they do) for every action of the window that has a shortcut, then
-    the mouse gestures: the Help > Keyboard Shortcuts page."""
-    rows: list[tuple[str, str]] = []
+    """(keys, what they do) for every action of the window that has a shortcut, in the
+    order of their keys, then the mouse gestures: the Help > Keyboard Shortcuts page."""
+    rows: list[tuple[tuple[int, int], str, str]] = []
     seen: set[str] = set()
     for action in window.findChildren(QAction):
-        keys = ", ".join(s.toString(QKeySequence.SequenceFormat.NativeText)
-                         for s in action.shortcuts() if not s.isEmpty())
+        sequences = [s for s in action.shortcuts() if not s.isEmpty()]
         text = action.text().replace("&", "").rstrip(".")
-        if keys and text not in seen:
-            seen.add(text)
-            rows.append((keys, text))
-    return sorted(rows, key=lambda r: r[1].lower()) + list(MOUSE_GESTURES)
+        if not sequences or text in seen:
+            continue
+        seen.add(text)
+        keys = ", ".join(dict.fromkeys(  # once each (a standard key may repeat another)
+            s.toString(QKeySequence.SequenceFormat.NativeText) for s in sequences))
+        also = [KEY_ALSO[_first_key(s).key()] for s in sequences
+                if _first_key(s).key() in KEY_ALSO]
+        rows.append((_key_order(sequences[0]), keys, "; ".join([text, *also])))
+    return [(keys, text) for _order, keys, text in sorted(rows)] + list(MOUSE_GESTURES)
 
 
 def build_menus(window: QMainWindow, actions: WindowActions, ablation: list[QAction],

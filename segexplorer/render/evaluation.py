@@ -54,7 +54,8 @@ class TargetCurves:
     curves: Mapping[str, Mapping[str, CurveData]]  # method -> curve name -> data
     chance: Mapping[str, BandData]  # curve name -> band
     labels: Mapping[str, str]  # method -> label
-    best: Mapping[str, str | None]  # curve name -> the best method
+    # curve name -> the best method, or the methods tied for best (an exact tie)
+    best: Mapping[str, str | tuple[str, ...] | None]
 
 
 def method_colors(methods: Sequence[str]) -> dict[str, str]:
@@ -69,9 +70,16 @@ def method_colors(methods: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def _is_best(data: TargetCurves, name: str, method: str) -> bool:
+    best = data.best.get(name)
+    return method == best if isinstance(best, str) else best is not None and method in best
+
+
 def draw_curve(ax: Any, data: TargetCurves, name: str, colors: Mapping[str, str],
-               title: str | None = None) -> None:
-    """One of a target's curves on ``ax``: every method, the chance band, the areas."""
+               title: str | None = None, legend: bool = True, compact: bool = False) -> None:
+    """One of a target's curves on ``ax``: every method, the chance band, the areas (in
+    the legend, or in the table beside a ``compact`` plot, which has no legend of its
+    own and shorter axis labels)."""
     band = data.chance.get(name)
     if band is not None and np.isfinite(band.mean).any():
         ax.fill_between(band.x, band.mean - band.std, band.mean + band.std,
@@ -82,28 +90,54 @@ def draw_curve(ax: Any, data: TargetCurves, name: str, colors: Mapping[str, str]
         curve = per_curve.get(name)
         if curve is None:
             continue
-        mark = " *" if data.best.get(name) == method else ""
+        mark = " *" if _is_best(data, name, method) else ""
         ax.plot(curve.x, curve.y, color=colors.get(method, "black"), linewidth=1.6,
                 marker="o" if len(curve.x) <= 12 else None, markersize=3,
                 label=f"{data.labels.get(method, method)} ({curve.auc:.2f}){mark}")
     ax.set_title(title if title is not None else CURVE_TITLES[name], fontsize=9)
-    ax.set_xlabel(CURVE_X[name], fontsize=8)
-    ax.set_ylabel("score / original score", fontsize=8)
+    ax.set_xlabel(CURVE_X[name].replace("fraction of ", "") if compact else CURVE_X[name],
+                  fontsize=7 if compact else 8)
+    ax.set_ylabel("score / original" if compact else "score / original score",
+                  fontsize=7 if compact else 8)
     ax.set_xlim(0, 1)
     ax.tick_params(labelsize=7)
     ax.grid(True, linewidth=0.3, alpha=0.6)
-    ax.legend(fontsize=6, loc="best", framealpha=0.7)
+    if legend:
+        ax.legend(fontsize=6, loc="best", framealpha=0.7)
+
+
+def stack_legend(figure: Figure, data: TargetCurves, colors: Mapping[str, str]) -> Any:
+    """One legend for the stacked curves, above them, titled with the target: each
+    method's colour and chance's band (their areas per curve are in the panel's table)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles: list[Any] = [Patch(color="#bbbbbb", alpha=0.5, label="chance (mean +- 1 sd)")]
+    handles += [Line2D([], [], color=colors.get(m, "black"), linewidth=1.6, marker="o",
+                       markersize=3, label=data.labels.get(m, m)) for m in data.curves]
+    # one column, titled with the target: two columns were wider than a 270 px dock, and
+    # a suptitle beside an "outside" legend was drawn over it
+    return figure.legend(handles=handles, loc="outside upper center", ncols=1, fontsize=7,
+                         frameon=False, title=data.title, title_fontsize=9)
 
 
 def draw_target(figure: Figure, data: TargetCurves, *, row: int = 0, rows: int = 1,
                 layout: str = "grid", colors: Mapping[str, str] | None = None,
                 only: str | None = None) -> None:
     """Draw a target's curves into ``figure``: a 2 x 2 grid (``layout='grid'``), one row
-    of four (``'row'``, ``row`` of ``rows``: the CLI's file), or the curve ``only``."""
+    of four (``'row'``, ``row`` of ``rows``: the CLI's file), one column of four with one
+    legend above them (``'stack'``: a narrow panel; the figure needs ``layout=
+    'constrained'``), or the curve ``only``."""
     colors = colors or method_colors(list(data.curves))
     if only is not None:
         draw_curve(figure.add_subplot(1, 1, 1), data, only, colors,
                    f"{data.title}\n{CURVE_TITLES[only]}")
+        return
+    if layout == "stack":
+        stack_legend(figure, data, colors)
+        for i, name in enumerate(CURVE_ORDER):
+            draw_curve(figure.add_subplot(len(CURVE_ORDER), 1, i + 1), data, name, colors,
+                       legend=False, compact=True)
         return
     for i, name in enumerate(CURVE_ORDER):
         if layout == "grid":

@@ -144,3 +144,47 @@ def test_a_batch_runs_in_the_window_and_can_be_stopped_and_continued(qtbot, make
         dataset_window.progress_label.text()
     qtbot.waitUntil(lambda: len(set(shown_column(dataset_window, "Image"))) == 5, timeout=10000)
     wait_idle(qtbot, window)
+
+
+def test_the_table_shows_every_class_name_whole_whenever_its_rows_change(qtbot, make_window,
+                                                                        batch):
+    """The columns were fitted once, to the first rows shown: a class name that came
+    later (a batch adding rows, the class list filtering them) was cut ("ba...nd")
+    beside empty space (issue 26, item 14). Failed on main at 7f219e3."""
+    from dataclasses import replace
+
+    _, _, out = batch
+    window = make_window(interactive=False)
+    dataset_window = window.datasets.open_dataset(out)
+    qtbot.waitExposed(dataset_window)
+    table = dataset_window.table
+    qtbot.waitUntil(lambda: table.model().rowCount() > 0, timeout=10000)
+    model = table.model()
+    column = next(i for i in range(model.columnCount())
+                  if model.headerData(i, Qt.Orientation.Horizontal) == "Class")
+
+    read = dataset_view(window.datasets.document)
+    # a long class name in the last row (the tiny models' names are short)
+    last = read.rows[-1]
+    long_name = "background and everything else"
+    full = replace(read, rows=read.rows[:-1] + (replace(last, texts=tuple(
+        long_name if i == column else text for i, text in enumerate(last.texts))),))
+
+    def whole() -> bool:  # every class name of the batch fits its column
+        metrics = table.fontMetrics()
+        widest = max(metrics.horizontalAdvance(row.texts[column]) for row in full.rows)
+        return table.columnWidth(column) >= widest + 6  # the cell's margins: 2 x 3 px
+
+    dataset_window.apply(full)
+    assert whole()
+    # the same columns, first with short class names (the rows a batch has written so
+    # far), then all of them
+    short = replace(full, rows=tuple(
+        replace(row, texts=tuple("a" if i == column else text
+                                 for i, text in enumerate(row.texts))) for row in full.rows))
+    other = tuple(replace(c, tooltip=c.tooltip + " ") for c in full.columns)
+    dataset_window.apply(replace(short, columns=other))  # another batch's columns
+    dataset_window.apply(short)
+    assert not whole()  # (the test would say nothing otherwise)
+    dataset_window.apply(full)
+    assert whole()

@@ -60,8 +60,6 @@ def _build_script_screen() -> tuple[int, int]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="MainWindow opens at a fixed 1360x860 on a first run "
-                   "(main_window.py, issue 26 item 6): remove this mark with that fix")
 def test_the_window_fits_the_screen_the_bundles_smoke_test_runs_on(tmp_path):
     width, height = _build_script_screen()
     run, _ = _smoke_on_a_screen(tmp_path, width, height)

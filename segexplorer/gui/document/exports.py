@@ -19,7 +19,18 @@ import numpy as np
 
 from ...engine.methods import get_method
 from .canvas_view import attribution
-from .choices import METHOD_LABELS, SIGN_LABELS, VIEW_LABELS, ViewChoice, view_for_sign
+from .choices import (
+    ATTRIBUTION,
+    COLORMAP_VIEWS,
+    IMAGE,
+    LAYER_LABELS,
+    METHOD_LABELS,
+    SEGMENT_LABELS,
+    SIGN_LABELS,
+    VIEW_LABELS,
+    ViewChoice,
+    view_for_sign,
+)
 from .drawings import Attribution
 from .jobtable import Job
 from .keys import PredictKey
@@ -32,6 +43,7 @@ if TYPE_CHECKING:
     from ...engine.analysis import ExplainRequest, ExplainResult
     from ...engine.results import AblationSweep, GradCamResult, MethodMaps
     from ...engine.session import Session
+    from ...export.bundle import DrawStyle
     from .ablation import AblationEntry
     from .document import Document
 
@@ -47,6 +59,8 @@ class ExportAll:
     gradcam: GradCamResult | None
     sweep: AblationSweep | None
     computed: dict[str, MethodMaps]
+    style: DrawStyle  # the window's drawing: the PNGs look as the canvas does
+    labels: dict[str, str]  # the image, the model, its weights (each PNG's metadata)
     channel: ClassVar[str] = "export"
 
     @property
@@ -55,14 +69,22 @@ class ExportAll:
 
 
 def figure_layout(view: ViewChoice) -> tuple[list[str], list[str], list[str]]:
-    """(methods, signs, titles) of the exported figure: the image, then the view with
-    both signs (or its fallback), positive and negative."""
+    """(methods, signs, titles) of the exported figure, as the window shows the map:
+    side by side, the image, then the view with both signs (or its fallback), positive
+    and negative (the window's panels); else the one view, with its sign."""
     method = view.view
+    if not view.side_by_side:
+        return [method], [view.sign], [f"{VIEW_LABELS[method]}, {SIGN_LABELS[view.sign].lower()}"]
     methods = ["original_image", view_for_sign(method, "all"), method, method]
     signs = ["all", "all", "positive", "negative"]
     titles = ["Image"] + [f"{VIEW_LABELS[m]}, {SIGN_LABELS[s].lower()}"
                           for m, s in zip(methods[1:], signs[1:], strict=True)]
     return methods, signs, titles
+
+
+def drawn_colormap(view: ViewChoice) -> str | None:
+    """The colour map the window draws the view with (None: Captum's for the sign)."""
+    return view.colormap or None if view.view in COLORMAP_VIEWS else None
 
 
 class Exports:
@@ -88,51 +110,132 @@ class Exports:
         stem = stem.strip("<>") or "image"
         return str(Path(folder) / f"{stem}_{self.doc.layers.chosen}{suffix}")
 
-    def view(self, path: str | Path, rgba: np.ndarray) -> None:
-        """Save ``rgba`` (what the window shows) as a PNG."""
+    def view(self, path: str | Path, rgba: np.ndarray, working: bool = False) -> None:
+        """Save ``rgba`` (what the window shows) as a PNG, labelled with what it shows
+        (:meth:`labels`) in its text chunks."""
         target = Path(path)
+        labels = self.labels(view=True)
+        labels["Resolution"] = "working (the model's pixels)" if working \
+            else "the image's own (the layers resampled onto it)"
 
         def job(state: JobContext) -> Path:
             from ...export import save_png
 
-            return save_png(target, rgba)
+            return save_png(target, rgba, labels)
 
         self._write(target, job, "Saving the view", lambda p: f"Saved {p.name}")
 
     def figure(self, path: str | Path) -> str | None:
-        """The attribution as Captum draws it; returns why not, or None."""
+        """The map as the window draws it (one panel, or the side-by-side panels), by
+        Captum itself, its colour bars in the window's units, titled and labelled with
+        what it shows; returns why not, or None."""
         found = attribution(self.doc)
         if isinstance(found, str):
             return found
         assert isinstance(found, Attribution) and self.doc.image.prepared is not None
-        view = self.doc.view.choice
+        view = self.doc.view.choice.valid()
         methods, signs, titles = figure_layout(view)
         image, target, attr = self.doc.image.prepared.rgb, Path(path), found.values
         suptitle = self.figure_title()
+        labels = self.labels()
 
         def job(state: JobContext) -> Path:
             from ...export import save_figure
 
             return save_figure(target, attr, image, methods, signs, titles,
                                outlier_perc=view.outlier, suptitle=suptitle,
-                               cmap=view.colormap or None)
+                               cmap=drawn_colormap(view), labels=labels)
 
         self._write(target, job, "Drawing the figure", lambda p: f"Saved the figure {p.name}")
         return None
 
+    def shown_layer(self) -> str | None:
+        """The model layer the shown map was computed at (None for the segment methods)."""
+        doc = self.doc
+        key = doc.store.key_for()
+        result = doc.store.get(key) if key is not None else None
+        layer = getattr(result, "layer", None)
+        if layer is None and get_method(doc.analysis.method).takes_layer:
+            layer = doc.analysis.layer or (doc.model.loaded.default_layer
+                                           if doc.model.loaded is not None else None)
+        return str(layer) if layer else None
+
     def figure_title(self) -> str:
-        """What an exported figure shows: the class, the method, the model, and its
-        weights when they mean nothing."""
+        """What an exported figure shows: the class, the method, the layer, the model,
+        and its weights when they mean nothing."""
         doc = self.doc
         pred, target, model = doc.store.prediction, doc.view.target, doc.model.loaded
         method = METHOD_LABELS[doc.analysis.method]
         what = (f"{method} of '{pred.categories[target]}'"
                 if pred is not None and target is not None
                 and get_method(doc.analysis.method).per_class else method)
+        layer = self.shown_layer()
+        if layer:
+            what += f" at {layer}"
         if model is None:
             return what
         title = f"{what}; {model.name}"
         return title + " (UNTRAINED weights: meaningless)" if model.untrained else title
+
+    def labels(self, view: bool = False) -> dict[str, str]:
+        """What the exported image shows, for its metadata: the title, the image, the
+        model and its weights; the class, method, layer, drawing and colour bar of the
+        map when it is drawn (``view``: the canvas's layers too)."""
+        from ...export.files import tick_text
+
+        doc = self.doc
+        model, pred, target = doc.model.loaded, doc.store.prediction, doc.view.target
+        source, prepared = doc.image.source, doc.image.prepared
+        labels: dict[str, str] = {"Title": self.figure_title()}
+        if source is not None:
+            labels["Image"] = source.label
+        if prepared is not None:
+            h, w = prepared.shape
+            labels["Working size"] = f"{w} x {h} px"
+        if model is not None:
+            labels["Model"] = model.name
+            labels["Weights"] = model.weights_label
+        layers = doc.layers
+        if view:
+            labels["Layer shown"] = LAYER_LABELS[layers.chosen]
+            under = [LAYER_LABELS[name] for name, on in layers.visible.items()
+                     if on and name != layers.chosen and name != IMAGE]
+            if under:
+                labels["Layers under it"] = ", ".join(under)
+            if ATTRIBUTION not in (layers.chosen, *[n for n, on in layers.visible.items()
+                                                   if on]):
+                labels["Title"] = f"{LAYER_LABELS[layers.chosen]}; {model.name}" \
+                    if model is not None else LAYER_LABELS[layers.chosen]
+                return labels
+        method = get_method(doc.analysis.method)
+        labels["Method"] = method.label
+        if pred is not None and target is not None and method.per_class:
+            labels["Class"] = f"'{pred.categories[target]}' (class {target})"
+        layer = self.shown_layer()
+        if layer:
+            labels["Layer"] = layer
+        choice = doc.analysis.choice
+        if method.takes_segments:
+            labels["Segments"] = SEGMENT_LABELS.get(choice.segments, choice.segments)
+        if method.takes_baseline:
+            labels["Baseline"] = dict(doc.analysis.baselines()).get(choice.baseline,
+                                                                    choice.baseline)
+        shown = doc.view.choice.valid()
+        cmap = drawn_colormap(shown)
+        labels["View"] = (f"{VIEW_LABELS[shown.view]}, {SIGN_LABELS[shown.sign].lower()}, "
+                          f"{shown.outlier:g} % clipped"
+                          + (f", colour map {cmap}" if cmap else "")
+                          + ("; target segment hidden" if shown.hide_target else ""))
+        found = attribution(doc)
+        if not isinstance(found, str):
+            from ...render.normalize import normalize_attr
+
+            scale = normalize_attr(found.values, shown.sign, shown.outlier).scale
+            low, high = ((-abs(scale), abs(scale)) if shown.sign == "all"
+                         else (min(0.0, scale), max(0.0, scale)))
+            labels["Colour bar"] = (f"{tick_text(low)} .. {tick_text(high)} (attribution "
+                                    "units; values beyond are clipped)")
+        return labels
 
     def all(self, folder: str | Path) -> None:
         """Write what ``segexplorer explain`` writes, with the results the document has:
@@ -160,10 +263,16 @@ class Exports:
             precision=session.precision, n_steps=choice.n_steps, ig_method=choice.ig_method,
             window=choice.window, stride=choice.stride, n_samples=choice.n_samples,
             shapley_mode=choice.shapley_mode)
+        from ...export.bundle import DrawStyle
+
+        view = doc.view.choice.valid()
+        style = DrawStyle(view.view, view.sign, view.outlier, drawn_colormap(view))
+        base = {key: value for key, value in self.labels().items()
+                if key in ("Image", "Working size", "Model", "Weights")}
         doc.jobs.start(ExportAll(
             str(folder), predict, request, session,
             doc.store.gradcam(gradcam_key(predict, choice)),
-            doc.store.sweep(sweep_key(predict, choice)), computed), force=True)
+            doc.store.sweep(sweep_key(predict, choice)), computed, style, base), force=True)
 
     def _all_job(self, export: ExportAll) -> Job:
         out = Path(export.folder)
@@ -175,7 +284,7 @@ class Exports:
             result = explain_session(export.session, export.request, state=state,
                                      gradcam=export.gradcam, sweep=export.sweep,
                                      computed=export.computed)
-            return write_explain(out, result), result
+            return write_explain(out, result, export.style, export.labels), result
 
         # Not lending the model: Grad-CAM polls for cancellation while its hooks are set.
         return Job(job, "Exporting all")

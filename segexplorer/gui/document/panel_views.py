@@ -223,12 +223,12 @@ def evaluation_view(doc: Document, drawings: Drawings) -> EvaluationView:
             chance={n: BandData(b.x, b.mean, b.std, b.auc_mean)
                     for n, b in result.chance[target].items()},
             labels={m: labels[m] for m in result.methods},
-            best={n: result.best(target, n) for n in CURVE_ORDER})
-        best = {n: result.best(target, n) for n in CURVE_ORDER}
+            best={n: result.best_methods(target, n) for n in CURVE_ORDER})
+        best = {n: result.best_methods(target, n) for n in CURVE_ORDER}
         areas = tuple(
             AreaRow(m, labels[m],
                     tuple(result.result(m, target).curves[n].auc for n in CURVE_ORDER),
-                    tuple(best[n] == m for n in CURVE_ORDER))
+                    tuple(m in best[n] for n in CURVE_ORDER))
             for m in result.methods)
         chance = tuple(result.chance[target][n].auc_mean for n in CURVE_ORDER)
         verdicts = tuple((labels[m], result.verdict(m, target),
