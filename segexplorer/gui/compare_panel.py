@@ -263,8 +263,9 @@ class CompareCommands:
         if path:
             self.open_card(path)
 
-    def open_card(self, path: str) -> bool:
-        """Compare with the model card at ``path`` (its own working size)."""
+    def accept_card(self, path: str) -> bool:
+        """Whether B may be the model card at ``path``: it reads (else one line), and a
+        card that runs code is asked about first."""
         try:
             card = read_card(path)
         except UserError as exc:
@@ -273,6 +274,13 @@ class CompareCommands:
         if card.runs_code and not self.ask("Run this model's code?", runs_code_question(card)):
             self.status(f"Model card {card.path.name} not opened.")
             return False
+        return True
+
+    def open_card(self, path: str) -> bool:
+        """Compare with the model card at ``path`` (its own working size)."""
+        if not self.accept_card(path):
+            return False
+        card = read_card(path)
         resolved = str(Path(card.path).resolve())
         comparison = self.doc.comparison
         base = comparison.model.choice if comparison.active else self.doc.model.choice
