@@ -7,7 +7,7 @@ with the images behind the picked cell, the errors, a running batch's progress.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -205,16 +205,10 @@ class _ViewMaker:
                 return (0, str(row["image"]))
             if key == CLASS:
                 return (0, (str(row["class"]), str(row["image"])))
-            value = row.get(key)
-            if value is None or (isinstance(value, float) and not math.isfinite(value)):
-                return (1, 0.0)
-            return (0, float(value))
+            return _figure(row.get(key))
 
-        present_rows = sorted((r for r in rows if sort_value(r)[0] == 0),
-                              key=lambda r: sort_value(r)[1], reverse=descending)
-        missing = [r for r in rows if sort_value(r)[0] == 1]
         shown = []
-        for row in present_rows + missing:
+        for row in _ordered(rows, sort_value, descending):
             texts = []
             for column in columns:
                 value = row.get(column.key)
@@ -318,16 +312,10 @@ class _ViewMaker:
                 return (0, (str(row["image"]), int(row["class_index"])))
             if key == CLASS:
                 return (0, (str(row["class"]), str(row["image"])))
-            value = _needs_most(dataset, row)[1] if key == CONTEXT else row.get(key)
-            if value is None or (isinstance(value, float) and not math.isfinite(value)):
-                return (1, 0.0)  # missing values last, whatever the direction
-            return (0, float(value))
+            return _figure(_needs_most(dataset, row)[1] if key == CONTEXT else row.get(key))
 
-        present = sorted((r for r in rows if sort_value(r)[0] == 0),
-                         key=lambda r: sort_value(r)[1], reverse=descending)
-        missing = [r for r in rows if sort_value(r)[0] == 1]
         table = []
-        for row in present + missing:
+        for row in _ordered(rows, sort_value, descending):
             texts = []
             for column in columns:
                 if column.key == IMAGE:
@@ -426,6 +414,23 @@ def _needs_most(dataset: Dataset, row: Mapping[str, Any]) -> tuple[str, float | 
         if change is not None and (best[1] is None or change < best[1]):
             best = (name, change)
     return best
+
+
+def _figure(value: Any) -> tuple[int, Any]:
+    """A numeric sort key; a missing value (None, NaN) sorts last (1)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return (1, 0.0)
+    return (0, float(value))
+
+
+def _ordered(rows: Sequence[Mapping[str, Any]], sort_value: Callable[[Mapping[str, Any]],
+                                                                 tuple[int, Any]],
+             descending: bool) -> list[Mapping[str, Any]]:
+    """``rows`` by ``sort_value`` (stable: equal values keep the rows' order), missing
+    values last whatever the direction."""
+    present = sorted((r for r in rows if sort_value(r)[0] == 0),
+                     key=lambda r: sort_value(r)[1], reverse=descending)
+    return present + [r for r in rows if sort_value(r)[0] == 1]
 
 
 def _fine_percent(value: float | None) -> str:
