@@ -223,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--actors", type=int, default=None,
                        help="with --engine ray: how many actors hold a model (default: one "
                             "per GPU with CUDA, else one per 4 CPUs)")
+    _with_options(batch, required=False)
 
     compare = sub.add_parser(
         "compare", help="two models on one image: what changed (shares, IoU, scores, pixels "
@@ -236,22 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "figure per class (docs/compare.md).")
     _common_model_options(compare)
     _explain_options(compare)
-    compare.add_argument("--with", dest="with_model", required=True, metavar="MODEL",
-                         help="model B: a built-in architecture or a model card (.toml)")
-    compare.add_argument("--with-weights", default=None,
-                         help="B's weights, as --weights (default: 'default' for a built-in, "
-                              "the card's for a card)")
-    compare.add_argument("--with-size", type=int, default=None,
-                         help="B's working size (default: --size if given, else B's own, "
-                              "e.g. its card's)")
-    compare.add_argument("--with-layer", default=None,
-                         help="B's layer for the layer methods (default: --layer if B has "
-                              "it, as two checkpoints of one architecture do, else B's "
-                              "default layer)")
-    compare.add_argument("--resample-maps", choices=("nearest", "bilinear"), default="nearest",
-                         help="how each model's attribution maps reach the original image's "
-                              "grid to be compared (default nearest: every value as "
-                              "computed; class maps are always nearest)")
+    _with_options(compare, required=True)
 
     models = sub.add_parser("models", help="each built-in model, its weights file, whether it "
                                            "is cached, its size; or a model card, resolved")
@@ -264,6 +250,38 @@ def build_parser() -> argparse.ArgumentParser:
     layers.add_argument("--size", type=int, default=64,
                         help="input side for the output shapes (default 64)")
     return parser
+
+
+def _with_options(p: argparse.ArgumentParser, required: bool) -> None:
+    """Model B's options (compare; batch --with)."""
+    p.add_argument("--with", dest="with_model", required=required, metavar="MODEL",
+                   help="model B: a built-in architecture or a model card (.toml)"
+                        + ("" if required else "; compares A (--model) with B on every "
+                           "image: compare's files per image, comparison.parquet and "
+                           "comparison.csv (docs/compare.md)"))
+    p.add_argument("--with-weights", default=None,
+                   help="B's weights, as --weights (default: 'default' for a built-in, "
+                        "the card's for a card)")
+    p.add_argument("--with-size", type=int, default=None,
+                   help="B's working size (default: --size if given, else B's own, "
+                        "e.g. its card's)")
+    p.add_argument("--with-layer", default=None,
+                   help="B's layer for the layer methods (default: --layer if B has "
+                        "it, as two checkpoints of one architecture do, else B's "
+                        "default layer)")
+    p.add_argument("--resample-maps", choices=("nearest", "bilinear"), default="nearest",
+                   help="how each model's attribution maps reach the original image's "
+                        "grid to be compared (default nearest: every value as "
+                        "computed; class maps are always nearest)")
+
+
+def _request_b(args: argparse.Namespace, request_a: ExplainRequest) -> ExplainRequest:
+    """Model B's request: A's options with B's model, weights, working size and layer."""
+    from dataclasses import replace
+
+    return replace(request_a, model=args.with_model, weights=args.with_weights,
+                   size=args.with_size if args.with_size is not None else args.size,
+                   layer=args.with_layer if args.with_layer is not None else args.layer)
 
 
 def _explain_options(p: argparse.ArgumentParser) -> None:
@@ -657,10 +675,17 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     from .batch.progress import console_progress
     from .batch.run import BatchOptions, run_batch
 
-    options = BatchOptions(input=args.input, out=args.out, request=_explain_request(args, ""),
+    request = _explain_request(args, "")
+    pair = None
+    if args.with_model is not None:  # batch --with: compare A with B on every image
+        from .batch.compare import PairOptions
+
+        pair = PairOptions(_request_b(args, request), args.with_layer is not None,
+                           args.resample_maps)
+    options = BatchOptions(input=args.input, out=args.out, request=request,
                            engine=args.engine, address=args.address, actors=args.actors,
                            retry_errors=args.retry_errors, outputs=args.outputs,
-                           writers=args.writers)
+                           writers=args.writers, compare=pair)
 
     def loaded(info: dict) -> None:
         if args.quiet:
@@ -690,7 +715,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
                 if report.explained + report.errors else "")
         where = f" by {report.model} on {report.device}" if report.model else ""
         n = report.explained
-        print(f"{n} image{'s' if n != 1 else ''} explained{where}{errors}{before}{rate}")
+        verb = "compared" if pair is not None else "explained"
+        print(f"{n} image{'s' if n != 1 else ''} {verb}{where}{errors}{before}{rate}")
         print(f"wrote {report.folder}")
     return 0
 
@@ -699,8 +725,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     check_model_arguments(args)  # a typo is refused before torch is imported
     check_model(args.with_model)
     check_image(args.image)
-    from dataclasses import replace
-
     from .engine.analysis import parse_methods
     from .engine.baselines import parse_baseline
     from .engine.compare import check_resample
@@ -715,9 +739,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     check_folder(args.out)  # before any work; nothing is created before the files are
     request_a = _explain_request(args, args.image)
     request_a.method_options()  # a bad method option fails before the models load
-    request_b = replace(request_a, model=args.with_model, weights=args.with_weights,
-                        size=args.with_size if args.with_size is not None else args.size,
-                        layer=args.with_layer if args.with_layer is not None else args.layer)
+    request_b = _request_b(args, request_a)
     progress = ConsoleProgress(args.quiet)
     image = load_image(args.image)  # a bad image fails before the models load
     pair = load_pair(request_a, request_b, image, layer_b_given=args.with_layer is not None,

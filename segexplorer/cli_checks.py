@@ -87,3 +87,23 @@ def check_batch_arguments(args: argparse.Namespace) -> None:
         raise UserError("--actors is for --engine ray: add --engine ray, or leave --actors out.")
     if args.writers is not None and args.writers < 1:
         raise UserError(f"--writers {args.writers}: use at least 1.")
+    check_with_arguments(args)
+
+
+def check_with_arguments(args: argparse.Namespace) -> None:
+    """``batch --with``: B's options need --with; B names a model; Ray is refused."""
+    with_model = getattr(args, "with_model", None)
+    if with_model is None:
+        for flag in ("with_weights", "with_size", "with_layer"):
+            if getattr(args, flag, None) is not None:
+                name = "--" + flag.replace("_", "-")
+                raise UserError(f"{name} is for model B: add --with MODEL, or leave {name} "
+                                "out.")
+        return
+    if getattr(args, "engine", "local") != "local":
+        raise UserError("--with runs on the local engine only: leave --engine ray out "
+                        "(a comparison batch is not distributed over Ray).")
+    size = getattr(args, "with_size", None)
+    if size is not None and size < MIN_SIZE:
+        raise UserError(f"--with-size {size} is too small: use at least {MIN_SIZE}.")
+    check_model(with_model)

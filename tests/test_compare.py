@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ from PIL import Image
 from segexplorer.cli import main
 from segexplorer.engine.aggregation import Aggregation, make_wrapper
 from segexplorer.engine.analysis import ExplainRequest, explain
+from segexplorer.engine.budget import ENV_VAR, MemoryBudget, resolve_budget
 from segexplorer.engine.compare import (
     ClassPair,
     common_segments,
@@ -40,12 +41,10 @@ from segexplorer.engine.compare import (
     to_grid,
 )
 from segexplorer.engine.compare_run import (
-    MEMORY_ENV,
     compare_sessions,
     load_pair,
     model_bytes,
     pair_memory,
-    parse_bytes,
 )
 from segexplorer.engine.errors import UserError
 from segexplorer.engine.image import load_image
@@ -419,13 +418,14 @@ def test_b_takes_a_layer_only_if_it_has_it(blocks_image):
 
 
 # -- bad pairs --------------------------------------------------------------------------------
-def _cli_fails(capfd, out: Path, args: list[str], words: str) -> None:
+def _cli_fails(capfd, out: Path, args: list[str], words: str) -> str:
     code = main(["compare", *args, "--device", "cpu", "--size", "32", "--out", str(out)])
     err = capfd.readouterr().err.strip()
     assert code == 1, err
     assert err.count("\n") == 0 and err.startswith("segexplorer: error:"), err
     assert words in err and "Traceback" not in err
     assert not out.exists()
+    return err
 
 
 def test_two_models_with_no_class_in_common_are_refused(tmp_path, blocks_image, cards, capfd):
@@ -440,13 +440,22 @@ def test_a_card_that_fails_is_refused_naming_the_side(tmp_path, blocks_image, ca
                "B (--with")
 
 
-def test_a_device_that_cannot_hold_both_is_refused(tmp_path, blocks_image, capfd,
-                                                  monkeypatch):
-    monkeypatch.setenv(MEMORY_ENV, "10KiB")  # the two tiny models alone take 13.7 KiB
+def test_a_pair_the_memory_budget_cannot_hold_is_refused(tmp_path, blocks_image, capfd):
+    # the two tiny models alone take 13.7 KiB: a 10 KiB budget (--gpu-memory, in GiB)
+    # cannot hold them, on the CPU as on a GPU
     _cli_fails(capfd, tmp_path / "out", [str(blocks_image), "--model", "tiny", "--weights",
                                          "untrained", "--with", "tiny", "--with-weights",
-                                         "untrained"],
+                                         "untrained", "--gpu-memory", repr(10 / 2**20)],
                "do not fit on cpu")
+
+
+def test_the_budget_from_the_environment_refuses_a_pair_too(tmp_path, blocks_image, capfd,
+                                                            monkeypatch):
+    monkeypatch.setenv(ENV_VAR, repr(10 / 2**20))
+    line = _cli_fails(capfd, tmp_path / "out",
+                      [str(blocks_image), "--model", "tiny", "--weights", "untrained",
+                       "--with", "tiny", "--with-weights", "untrained"], "do not fit on cpu")
+    assert f"memory budget 10.0 KiB ({ENV_VAR})" in line
 
 
 def test_pair_memory_counts_both_models_and_the_larger_pass(blocks_image, monkeypatch):
@@ -454,33 +463,37 @@ def test_pair_memory_counts_both_models_and_the_larger_pass(blocks_image, monkey
     b = load_model("colour", "untrained", "cpu")
     params = sum(p.numel() * 4 for p in a.module.parameters())
     assert model_bytes(a) == params
-    monkeypatch.setenv(MEMORY_ENV, "1 GiB")
+    monkeypatch.setenv(ENV_VAR, "1")
     memory = pair_memory(a, b, (48, 64), (96, 128), torch.device("cpu"))
-    assert memory.available == 2**30 and memory.fits
+    assert memory.budget.limit == 2**30 and memory.budget.source == ENV_VAR and memory.fits
     assert memory.needed == memory.a_bytes + memory.b_bytes + max(memory.a_pass,
                                                                   memory.b_pass)
     # a pass at twice the side takes four times the memory (the probe is scaled)
     bigger = pair_memory(a, b, (96, 128), (96, 128), torch.device("cpu"))
     assert bigger.a_pass == pytest.approx(4 * memory.a_pass, rel=0.01)
-    monkeypatch.setenv(MEMORY_ENV, str(memory.needed - 1))
-    refused = pair_memory(a, b, (48, 64), (96, 128), torch.device("cpu"))
+    exact = MemoryBudget(memory.needed, "cpu", "--gpu-memory")
+    assert pair_memory(a, b, (48, 64), (96, 128), torch.device("cpu"), budget=exact).fits
+    refused = pair_memory(a, b, (48, 64), (96, 128), torch.device("cpu"),
+                          budget=MemoryBudget(memory.needed - 1, "cpu", "--gpu-memory"))
     assert not refused.fits
-    with pytest.raises(UserError, match="A .* and B .* of parameters and buffers"):
+    with pytest.raises(UserError, match="A .* and B .* of parameters and buffers.*"
+                                        "memory budget .*--gpu-memory"):
         refused.check()
-    monkeypatch.delenv(MEMORY_ENV)
-    measured = pair_memory(a, b, (48, 64), (96, 128), torch.device("cpu"))
-    assert measured.available is not None and measured.fits  # models on it count as room
+    monkeypatch.delenv(ENV_VAR)
+    default = pair_memory(a, b, (48, 64), (96, 128), torch.device("cpu"))
+    assert default.budget == resolve_budget("cpu") or default.budget.source.startswith(
+        "default")
 
 
-@pytest.mark.parametrize("text, expected", [("6GiB", 6 * 2**30), ("512 MB", 512 * 10**6),
-                                            ("1000", 1000), ("1.5k", 1500)])
-def test_memory_amounts_are_read_with_their_units(text, expected):
-    assert parse_bytes(text) == expected
+def test_the_pair_s_sessions_chunk_under_the_pair_s_budget(blocks_image):
+    from segexplorer.engine.analysis import ExplainRequest
 
-
-def test_a_memory_amount_that_is_not_one_is_refused():
-    with pytest.raises(UserError, match=MEMORY_ENV):
-        parse_bytes("lots")
+    a = ExplainRequest(image=str(blocks_image), model="tiny", weights="untrained",
+                       device="cpu", size=48, gpu_memory=0.5)
+    b = replace(a, model="colour")
+    pair = load_pair(a, b, load_image(blocks_image))
+    assert pair.memory.budget.limit == 2**29 and pair.memory.budget.source == "--gpu-memory"
+    assert all(s.budget == pair.memory.budget for s in pair.sessions())
 
 
 # -- the pure parts ------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ import pytest
 import torch
 
 from segexplorer.engine.analysis import ExplainRequest
+from segexplorer.engine.budget import ENV_VAR
 from segexplorer.engine.compare import region, to_grid
-from segexplorer.engine.compare_run import MEMORY_ENV, ablate_both, compare_sessions, load_pair
+from segexplorer.engine.compare_run import ablate_both, compare_sessions, load_pair
 from segexplorer.engine.image import load_image
 from segexplorer.engine.models import build_untrained, get_architecture
 from segexplorer.gui.document import Document, QueueRunner
@@ -286,7 +287,7 @@ def test_a_cancelled_comparison_waits_for_compute(blocks_image, scaled_weights):
 # -- memory, closing, sessions --------------------------------------------------------------------
 def test_a_pair_the_device_cannot_hold_is_refused_in_one_line(blocks_image, scaled_weights,
                                                               monkeypatch):
-    monkeypatch.setenv(MEMORY_ENV, "4KiB")  # the tiny pair needs more than this
+    monkeypatch.setenv(ENV_VAR, repr(4 / 2**20))  # a 4 KiB budget  # the tiny pair needs more than this
     doc, runner, failures = make_doc()
     doc.image.open(blocks_image)
     runner.run_until_idle()
@@ -295,18 +296,18 @@ def test_a_pair_the_device_cannot_hold_is_refused_in_one_line(blocks_image, scal
     assert len(failures) == 1
     line = failures[0].message
     assert "\n" not in line and line.startswith("The two models do not fit on cpu")
-    assert "4.0 KiB available" in line and "smaller working size" in line
+    assert "memory budget 4.0 KiB (SEGEXPLORER_GPU_MEMORY)" in line and "smaller working size" in line
     view = comparison_view(doc, Drawings())
     assert view.refused and view.status == line and not view.rows
     assert doc.comparison.held() is None
     # the same request is not retried by itself; another B is
     runner.run_until_idle()
     assert len(failures) == 1
-    monkeypatch.setenv(MEMORY_ENV, "1GiB")
+    monkeypatch.setenv(ENV_VAR, "1")
     doc.comparison.model.size = 40
     runner.run_until_idle()
     assert doc.comparison.held() is not None and not comparison_view(doc, Drawings()).refused
-    assert "1.0 GiB available" in comparison_view(doc, Drawings()).memory
+    assert "memory budget 1.0 GiB" in comparison_view(doc, Drawings()).memory
 
 
 def test_closing_the_comparison_returns_to_one_model(blocks_image, scaled_weights):

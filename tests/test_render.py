@@ -543,12 +543,12 @@ def test_changed_pixels_map(photo: np.ndarray) -> None:
 
 
 def test_changed_pixels_grey_table_equals_the_mean_for_every_colour() -> None:
-    from segexplorer.render.composite import _dimmed_grey
+    from segexplorer.render.composite import dimmed_grey
 
     levels = np.arange(256, dtype=np.uint8)
     every = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1)
     every = every.reshape(4096, 4096, 3)  # all 2^24 colours
-    np.testing.assert_array_equal(_dimmed_grey(every),
+    np.testing.assert_array_equal(dimmed_grey(every),
                                   np.rint(np.mean(every, axis=2) * 0.75).astype(np.uint8))
 
 

@@ -11,6 +11,7 @@ from ..export.outputs import FULL
 
 if TYPE_CHECKING:
     from ..engine.analysis import ExplainRequest
+    from .compare import PairOptions
 
 ENGINES = ("local", "ray")
 DEFAULT_PREFETCH = 4  # images decoded ahead of the model
@@ -42,6 +43,7 @@ class BatchOptions:
     retry_errors: bool = False  # images that failed before are tried again
     outputs: str = FULL  # which of explain's files each image gets (export.outputs)
     writers: int | None = None  # threads writing the files (None: default_writers())
+    compare: PairOptions | None = None  # --with: model B, compared with A on every image
 
     def writer_count(self) -> int:
         return self.writers if self.writers is not None else default_writers()

@@ -40,6 +40,8 @@ FLAGS = {
     "targets": "--target", "methods": "--methods", "layer": "--layer",
     "segments": "--segments", "baseline": "--baseline", "upsample": "--upsample",
     "aggregation": "--aggregation", "precision": "--fast", "outputs": "--outputs",
+    "with": "--with", "with_weights": "--with-weights", "with_size": "--with-size",
+    "with_layer": "--with-layer", "resample_maps": "--resample-maps",
 }
 # what a record written before an argument existed meant by leaving it out
 DEFAULTS = {"outputs": "full"}

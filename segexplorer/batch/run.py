@@ -37,6 +37,7 @@ from ..engine.jobs import JobState, check_cancelled
 from ..engine.methods import parse_methods
 from ..export.atomic import check_folder, ensure_folder
 from ..export.outputs import output_parts
+from .compare import check_pair_options, new_analyser, pair_arguments
 from .inputs import BatchInput, BatchItem, list_items, resolve_input
 from .options import ENGINES, BatchOptions, BatchReport
 from .pipeline import CancelOnly, WritePool, prefetched
@@ -69,6 +70,7 @@ def record_arguments(options: BatchOptions, spec: BatchInput) -> dict[str, Any]:
         "aggregation": req.aggregation,
         "precision": req.precision,
         "outputs": options.outputs,
+        **pair_arguments(options),
     }
 
 
@@ -87,6 +89,7 @@ def run_batch(options: BatchOptions, progress: BatchProgress | None = None,
     parse_methods(request.methods)
     parse_baseline(request.baseline)
     output_parts(options.outputs)
+    check_pair_options(options)
     if options.writers is not None and options.writers < 1:
         raise UserError(f"--writers {options.writers}: use at least 1.")
     spec = resolve_input(options.input)
@@ -100,9 +103,7 @@ def run_batch(options: BatchOptions, progress: BatchProgress | None = None,
     done = _done_so_far(folder, options.retry_errors)
     if any(item.key not in done for item in items):
         if options.engine == "local":
-            from .analyse import ImageAnalyser
-
-            analyser = ImageAnalyser(request, state, outputs=options.outputs)
+            analyser = new_analyser(options, state)
         else:
             from .ray_engine import check_reachable, import_ray
 
@@ -197,10 +198,10 @@ def run_local(options: BatchOptions, pending: list[BatchItem], writer: BatchWrit
               analyser: Any = None) -> None:
     """One loaded model explaining one image after the other, fed by a decoding thread,
     feeding the writer threads (``pipeline.py``)."""
-    from .analyse import Analysed, ImageAnalyser, model_info
+    from .analyse import Analysed, model_info
 
     if analyser is None:
-        analyser = ImageAnalyser(options.request, state, outputs=options.outputs)
+        analyser = new_analyser(options, state)
     begin(model_info(analyser.model))
     inner = CancelOnly(state)
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from .comparison import ComparisonTable, comparison_table, is_comparison
 from .record import Journal, read_record
 
 BASE_COLUMNS = ("image", "class_index", "class", "pixels", "share", "score", "target",
@@ -86,6 +87,8 @@ class Dataset:
     context: ContextMatrix
     paths: Mapping[str, str] = field(repr=False)  # image key -> the path it was read from
     overlap_classes: tuple[tuple[int, str], ...] = ()  # classes some class overlapped
+    #: ``batch --with``: the two models' comparison per image x class (else None)
+    comparison: ComparisonTable | None = field(default=None, repr=False)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -169,8 +172,10 @@ def build_dataset(folder: Path, record: Mapping[str, Any],
                         key=lambda r: (r["image"], r["class_index"])))
     paths = {e["key"]: e.get("path", "") for e in entries}
     context = context_matrix(nested, categories, names)
+    comparison = comparison_table(ok, record.get("arguments", {}).get("methods", ())) \
+        if is_comparison(record) else None
     return Dataset(folder, record, rows, errors, methods, delta_classes, context, paths,
-                   overlap_classes)
+                   overlap_classes, comparison)
 
 
 def _name(index: int, categories: tuple[str, ...], seen: Mapping[int, str]) -> str:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..export.atomic import write_bytes
+from .comparison import COMPARISON_CSV, COMPARISON_PARQUET
+from .comparison import TYPES as COMPARISON_TYPES
 from .summary import BASE_COLUMNS, Dataset
 
 if TYPE_CHECKING:
@@ -33,7 +35,7 @@ _TYPES = {"image": "string", "class_index": "int64", "class": "string", "pixels"
           "target": "bool_", "path": "string", "error": "string", "method": "string",
           "rank": "int64", "target_index": "int64", "target_class": "string",
           "ablated_index": "int64", "ablated_class": "string", "images": "int64",
-          "outputs": "string"}
+          "outputs": "string", **COMPARISON_TYPES}
 ERROR_COLUMNS = ("image", "path", "error")
 CONTEXT_COLUMNS = ("target_index", "target_class", "ablated_index", "ablated_class",
                    "mean_relative_change", "images")
@@ -83,7 +85,18 @@ def write_tables(dataset: Dataset) -> list[Path]:
         (LEANING_CSV, _csv_bytes(leaning)),
         (CONTEXT_PNG, context_png(dataset)),
     ]
+    if dataset.comparison is not None:  # batch --with
+        compared = _table(dataset.comparison.rows, dataset.comparison.columns)
+        files += [(COMPARISON_PARQUET, _parquet_bytes(compared)),
+                  (COMPARISON_CSV, _csv_bytes(compared))]
     return [write_bytes(folder / name, data) for name, data in files]
+
+
+def read_comparison(folder: str | Path) -> pa.Table:
+    """comparison.parquet (``batch --with``) as a pyarrow Table."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(Path(folder) / COMPARISON_PARQUET)
 
 
 def read_summary(folder: str | Path) -> pa.Table:
@@ -162,4 +175,5 @@ def _percent() -> PercentFormatter:
     return PercentFormatter(xmax=1.0, decimals=0)
 
 
-__all__ = ["BASE_COLUMNS", "OUTPUT_FILES", "context_png", "read_summary", "write_tables"]
+__all__ = ["BASE_COLUMNS", "OUTPUT_FILES", "context_png", "read_comparison", "read_summary",
+           "write_tables"]

@@ -64,6 +64,8 @@ class BatchWriter:
         for name, data in files:
             if stop():
                 return False
+            if "/" in name:  # a comparison's a/ and b/
+                (partial / name).parent.mkdir(parents=True, exist_ok=True)
             write_bytes(partial / name, data)
         return True
 

@@ -19,16 +19,13 @@ while the comparison runs; the two models' passes run one after the other, so th
 larger one counts. A pass is estimated, not run: every layer's output is measured on a
 64 px probe and scaled to the working size, their sum being what a pass with gradients
 through the whole model keeps (integrated gradients, guided backpropagation; inference
-alone keeps less). What the device can give is its free memory (CUDA's
-``mem_get_info``, the CPU's ``MemAvailable``) plus what models already on it take, or
-``SEGEXPLORER_DEVICE_MEMORY`` (e.g. ``6GiB``) when set: the seam that tests (and a user
-sharing a GPU) use to give the comparison less than the device has.
+alone keeps less). The pair must fit the memory budget (``engine.budget``: ``--gpu-memory``,
+``SEGEXPLORER_GPU_MEMORY``, else the device's default), the figure every batched path of
+the engine chunks under: both models and the larger pass of one image within it.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -44,6 +41,7 @@ from .analysis import (
     explain_session,
     prepare_image,
 )
+from .budget import MemoryBudget, resolve_budget
 from .compare import (
     NEAREST,
     ClassMatching,
@@ -66,11 +64,7 @@ from .results import AblationSweep, GradCamResult, MethodMaps
 from .segments import Segments
 from .session import AblationOutcome, Session
 
-MEMORY_ENV = "SEGEXPLORER_DEVICE_MEMORY"
 PROBE_SIDE = 64  # the pass estimate's probe: this many pixels on the shorter side
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
-          "gb": 1000**3, "t": 1000**4, "tb": 1000**4, "kib": 2**10, "mib": 2**20,
-          "gib": 2**30, "tib": 2**40}
 
 
 def human_bytes(n: float) -> str:
@@ -81,16 +75,6 @@ def human_bytes(n: float) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} GiB"  # pragma: no cover - the loop returns
-
-
-def parse_bytes(text: str) -> int:
-    """'6GiB', '512 MB', '2e9' -> bytes; a one-line UserError otherwise."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
-    unit = match.group(2).lower() if match else ""
-    if match is None or unit not in _UNITS:
-        raise UserError(f"{MEMORY_ENV}='{text}' is not an amount of memory: use e.g. 6GiB, "
-                        "512MB or a number of bytes.")
-    return int(float(match.group(1)) * _UNITS[unit])
 
 
 # -- memory ------------------------------------------------------------------------------------
@@ -143,40 +127,6 @@ def pass_bytes(model: LoadedModel, shape: tuple[int, int]) -> int | None:
     return int(total * (h * w) / (ph * pw))
 
 
-def _cpu_available() -> int | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as info:
-            for line in info:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:  # other Unixes: free pages (less than what could be made available)
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def device_available(device: torch.device) -> tuple[int | None, str]:
-    """(bytes the device can give now, where that figure comes from); None: unknown."""
-    env = os.environ.get(MEMORY_ENV, "").strip()
-    if env:
-        return parse_bytes(env), MEMORY_ENV
-    if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
-        return int(free), f"free on {device}"
-    if device.type == "cpu":
-        return _cpu_available(), "available memory"
-    if device.type == "mps":
-        try:
-            mps = torch.mps
-            return (int(mps.recommended_max_memory() - mps.driver_allocated_memory()),
-                    "MPS's recommended working set, less what is allocated")
-        except (AttributeError, RuntimeError):
-            return None, "unknown"
-    return None, "unknown"
-
-
 @dataclass(frozen=True)
 class PairMemory:
     """What two models on one device take, and what the device can give."""
@@ -188,8 +138,7 @@ class PairMemory:
     a_pass: int | None  # an estimated pass with gradients at A's working size
     b_pass: int | None
     shapes: tuple[tuple[int, int], tuple[int, int]]  # working sizes (rows, columns)
-    available: int | None  # None: unknown (never refused)
-    source: str  # where ``available`` comes from
+    budget: MemoryBudget  # what the pair may take on the device (engine.budget)
 
     @property
     def largest_pass(self) -> int:
@@ -201,7 +150,7 @@ class PairMemory:
 
     @property
     def fits(self) -> bool:
-        return self.available is None or self.needed <= self.available
+        return self.needed <= self.budget.limit
 
     def describe(self) -> str:
         """One line: both models, the larger pass, the total, the device's room."""
@@ -213,8 +162,7 @@ class PairMemory:
                                 (self.labels[1], self.b_pass, self.shapes[1])):
             passes.append(f"{label.split(' ')[0]} {human_bytes(value) if value else '?'} "
                           f"at {shape(s)}")
-        room = (f"{human_bytes(self.available)} available ({self.source})"
-                if self.available is not None else "available memory unknown")
+        room = f"memory budget {human_bytes(self.budget.limit)} ({self.budget.source})"
         return (f"{self.labels[0]} {human_bytes(self.a_bytes)} and {self.labels[1]} "
                 f"{human_bytes(self.b_bytes)} of parameters and buffers, a pass with "
                 f"gradients up to {human_bytes(self.largest_pass)} ({', '.join(passes)}): "
@@ -224,29 +172,29 @@ class PairMemory:
         """This, or a one-line UserError when the device cannot hold both."""
         if not self.fits:
             raise UserError(f"The two models do not fit on {self.device}: "
-                            f"{self.describe()}. Use a smaller --size / --with-size, "
-                            "another --device, or smaller models.")
+                            f"{self.describe()}. Use a smaller --size / --with-size, a "
+                            "larger --gpu-memory, another --device, or smaller models.")
         return self
 
     def to_json(self) -> dict[str, object]:
         return {"device": self.device, "parameters_and_buffers_bytes":
                 {"a": self.a_bytes, "b": self.b_bytes},
                 "pass_estimate_bytes": {"a": self.a_pass, "b": self.b_pass},
-                "needed_bytes": self.needed, "available_bytes": self.available,
-                "available_from": self.source, "summary": self.describe()}
+                "needed_bytes": self.needed, "budget": self.budget.as_json(),
+                "summary": self.describe()}
 
 
 def pair_memory(a: LoadedModel, b: LoadedModel, shape_a: tuple[int, int],
                 shape_b: tuple[int, int], device: torch.device,
-                labels: tuple[str, str] = ("A", "B")) -> PairMemory:
-    """What ``a`` and ``b`` take on ``device`` at these working sizes, and its room.
-    Models already on ``device`` count as room (their memory is in use already)."""
-    available, source = device_available(device)
-    if available is not None and source != MEMORY_ENV:
-        available += sum(model_bytes(m) for m in (a, b) if m.device == device)
+                labels: tuple[str, str] = ("A", "B"),
+                budget: MemoryBudget | None = None) -> PairMemory:
+    """What ``a`` and ``b`` take on ``device`` at these working sizes, against the memory
+    budget (``budget``, else ``resolve_budget(device)``: SEGEXPLORER_GPU_MEMORY or the
+    device's default)."""
     return PairMemory(str(device), labels, model_bytes(a), model_bytes(b),
                       pass_bytes(a, shape_a), pass_bytes(b, shape_b),
-                      (shape_a, shape_b), available, source)
+                      (shape_a, shape_b),
+                      budget if budget is not None else resolve_budget(device))
 
 
 def to_device(model: LoadedModel, device: torch.device) -> LoadedModel:
@@ -277,8 +225,12 @@ class ModelPair:
     notes: tuple[str, ...] = ()  # what the user should know (B's layer fell back, ...)
 
     def sessions(self) -> tuple[Session, Session]:
-        return (Session(self.a, self.prepared_a, precision=self.request_a.precision),
-                Session(self.b, self.prepared_b, precision=self.request_b.precision))
+        """Each model's session on the image, chunking under the pair's budget."""
+        budget = self.memory.budget
+        return (Session(self.a, self.prepared_a, precision=self.request_a.precision,
+                        budget=budget),
+                Session(self.b, self.prepared_b, precision=self.request_b.precision,
+                        budget=budget))
 
 
 def side_label(side: str, model: LoadedModel) -> str:
@@ -294,20 +246,62 @@ def _load_side(request: ExplainRequest, side: str, flag: str,
         raise UserError(f"{side.upper()} ({flag} {request.model}): {exc}") from None
 
 
-def load_pair(request_a: ExplainRequest, request_b: ExplainRequest, image: Image.Image, *,
-              layer_b_given: bool = True, state: JobState | None = None) -> ModelPair:
-    """Load both models, match their classes, prepare the image for each and check that
-    ``request_a.device`` holds both; then move them there.
+@dataclass(frozen=True)
+class PairModels:
+    """Both models loaded, their classes matched and both requests checked: what a pair
+    is before an image (``segexplorer batch --with`` keeps it for every image)."""
+
+    a: LoadedModel
+    b: LoadedModel
+    request_a: ExplainRequest  # B's layer resolved (see :func:`load_models`)
+    request_b: ExplainRequest
+    matching: ClassMatching
+    device: torch.device  # where the pair runs (the models may still be on the CPU)
+    budget: MemoryBudget
+    notes: tuple[str, ...] = ()
+
+    @property
+    def labels(self) -> tuple[str, str]:
+        return side_label("a", self.a), side_label("b", self.b)
+
+    def prepare(self, image: Image.Image) -> tuple[PreparedImage, PreparedImage]:
+        """The image as each model takes it (its own working size, mean and std)."""
+        return (prepare_image(image, self.request_a, self.a),
+                prepare_image(image, self.request_b, self.b))
+
+    def memory(self, shape_a: tuple[int, int], shape_b: tuple[int, int]) -> PairMemory:
+        """What the pair takes at these working sizes, against the budget."""
+        return pair_memory(self.a, self.b, shape_a, shape_b, self.device, self.labels,
+                           self.budget)
+
+    def placed(self) -> PairModels:
+        """Both models on the pair's device (moved in place)."""
+        return replace(self, a=to_device(self.a, self.device),
+                       b=to_device(self.b, self.device))
+
+    def on_image(self, image: Image.Image) -> ModelPair:
+        """The pair on one image: prepared for each model, the memory checked (a pair the
+        budget cannot hold is refused in one line), the models on the device."""
+        prepared_a, prepared_b = self.prepare(image)
+        memory = self.memory(prepared_a.shape, prepared_b.shape).check()
+        placed = self.placed()
+        return ModelPair(placed.a, placed.b, self.request_a, self.request_b, prepared_a,
+                         prepared_b, self.matching, memory, self.notes)
+
+
+def load_models(request_a: ExplainRequest, request_b: ExplainRequest, *,
+                layer_b_given: bool = True, state: JobState | None = None) -> PairModels:
+    """Load both models on the CPU, match their classes and check both requests.
 
     ``request_b.layer`` is B's layer; when ``layer_b_given`` is False it is A's
     (``--layer``) and B takes it only if it has a usable layer of that path (two
     checkpoints of one architecture), else its own default layer, with a note.
-    Refusals (a model that fails to load, no class in common, a device too small) are
-    one-line UserErrors, raised before any model call on the device.
+    Refusals (a model that fails to load, no class in common) are one-line UserErrors.
     """
     device = resolve_device(request_a.device)
     parse_methods(request_a.methods)
     request_a.method_options()
+    budget = resolve_budget(device, request_a.gpu_memory)
     a = _load_side(request_a, "a", "--model", state)
     b = _load_side(request_b, "b", "--with", state)
     matching = match_classes(a.categories, b.categories,
@@ -326,13 +320,16 @@ def load_pair(request_a: ExplainRequest, request_b: ExplainRequest, image: Image
         check_request(request_b, b)
     except UserError as exc:
         raise UserError(f"B ({b.name}): {exc}") from None
-    prepared_a = prepare_image(image, request_a, a)
-    prepared_b = prepare_image(image, request_b, b)
-    memory = pair_memory(a, b, prepared_a.shape, prepared_b.shape, device,
-                         (side_label("a", a), side_label("b", b))).check()
-    a, b = to_device(a, device), to_device(b, device)
-    return ModelPair(a, b, request_a, request_b, prepared_a, prepared_b, matching, memory,
-                     tuple(notes))
+    return PairModels(a, b, request_a, request_b, matching, device, budget, tuple(notes))
+
+
+def load_pair(request_a: ExplainRequest, request_b: ExplainRequest, image: Image.Image, *,
+              layer_b_given: bool = True, state: JobState | None = None) -> ModelPair:
+    """Load both models (:func:`load_models`), prepare the image for each and check that
+    the pair fits the memory budget on ``request_a.device``; then move them there.
+    Refusals are one-line UserErrors, raised before any model call on the device."""
+    return load_models(request_a, request_b, layer_b_given=layer_b_given,
+                       state=state).on_image(image)
 
 
 # -- the comparison's model calls ---------------------------------------------------------------

@@ -8,18 +8,20 @@ permissions any new file would get (0666 less the umask), a replaced one keeps i
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import shutil
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from ..engine.errors import UserError
 
 
-def _current_umask() -> int:
+def current_umask() -> int:
     """The process's umask, read without changing it where the system allows."""
     try:
         with open("/proc/self/status", encoding="ascii") as status:  # Linux: no race
@@ -33,7 +35,7 @@ def _current_umask() -> int:
     return mask
 
 
-_NEW_FILE_MODE = 0o666 & ~_current_umask()
+_NEW_FILE_MODE = 0o666 & ~current_umask()
 
 
 def ensure_folder(folder: str | Path, create: bool = True) -> Path:
@@ -44,14 +46,14 @@ def ensure_folder(folder: str | Path, create: bool = True) -> Path:
         if exists and not path.is_dir():
             raise UserError(f"'{path}' is a file, not a folder: choose a folder to export into.")
     except OSError as exc:  # a name too long, a link loop ...
-        raise UserError(_os_message(path, exc)) from None
+        raise UserError(os_message(path, exc)) from None
     if not exists:
         if not create:
             raise UserError(f"Folder '{path}' does not exist: create it or choose another.")
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UserError(_os_message(path, exc)) from None
+            raise UserError(os_message(path, exc)) from None
     return path
 
 
@@ -69,14 +71,14 @@ def check_folder(folder: str | Path) -> Path:
             raise UserError(f"Cannot create '{path}': '{parent}' is a file, not a directory. "
                             "Choose another folder.")
     except OSError as exc:
-        raise UserError(_os_message(path, exc)) from None
+        raise UserError(os_message(path, exc)) from None
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"Cannot write '{path}': permission denied (read-only folder?). "
                         "Choose another folder.")
     return path
 
 
-def _os_message(path: Path, exc: OSError) -> str:
+def os_message(path: Path, exc: OSError) -> str:
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"Cannot write '{path}': permission denied (read-only folder?). Choose another folder."
     if exc.errno == errno.ENOSPC:
@@ -100,7 +102,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
     try:
         folder_ok = folder.is_dir()
     except OSError as exc:  # a name too long ...
-        raise UserError(_os_message(target, exc)) from None
+        raise UserError(os_message(target, exc)) from None
     if not folder_ok:
         raise UserError(f"Cannot write '{target}': folder '{folder}' does not exist. "
                         "Choose an existing folder.")
@@ -115,7 +117,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
         os.replace(tmp_name, target)
         tmp_name = None
     except OSError as exc:
-        raise UserError(_os_message(target, exc)) from None
+        raise UserError(os_message(target, exc)) from None
     finally:
         if tmp_name is not None:
             Path(tmp_name).unlink(missing_ok=True)
@@ -129,6 +131,34 @@ def _mode_for(target: Path) -> int:
     except OSError:
         return _NEW_FILE_MODE
     return stat.S_IMODE(info.st_mode) if stat.S_ISREG(info.st_mode) else _NEW_FILE_MODE
+
+
+@contextlib.contextmanager
+def atomic_folder(out_dir: str | Path) -> Iterator[Path]:
+    """The folder to fill for ``out_dir``: when ``out_dir`` does not exist yet, a hidden
+    folder beside it, renamed to ``out_dir`` (with a new folder's permissions) only when
+    the block ends without an exception, and removed otherwise, so a failure or a kill
+    leaves no folder at all; an existing folder is filled in place (each file should be
+    written atomically). A UserError in one line when the folder cannot be made."""
+    target = Path(out_dir).expanduser()
+    if target.exists():
+        yield ensure_folder(target)
+        return
+    parent = ensure_folder(target.parent if str(target.parent) else Path("."))
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent))
+    except OSError as exc:
+        raise UserError(os_message(target, exc)) from None
+    try:
+        yield folder
+        os.chmod(folder, 0o777 & ~current_umask())
+        try:
+            os.rename(folder, target)
+        except OSError as exc:
+            raise UserError(os_message(target, exc)) from None
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:

@@ -11,16 +11,13 @@ no folder at all; an existing folder gets each file atomically.
 from __future__ import annotations
 
 import io
-import os
-import shutil
-import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..engine.compare import ClassPair, CompareSide, Comparison, MapStats, SegmentShift
-from ..engine.errors import UserError
 from ..engine.methods import get_method
 from ..render.compare import (
     MAX_LEGEND,
@@ -32,9 +29,10 @@ from ..render.compare import (
     display_shape,
     transition_colors,
 )
-from .atomic import _current_umask, _os_message, ensure_folder, write_bytes, write_text
-from .bundle import class_file_stem, library_versions, write_explain
-from .files import json_text, save_npz
+from .atomic import atomic_folder, write_bytes
+from .bundle import class_file_stem, explain_files, library_versions
+from .files import json_text, npz_bytes
+from .outputs import ARRAYS, FULL, MAPS, REPORT, SEGMENTATION, output_parts
 
 #: the segments listed per class in compare.json (all of them are in compare.npz)
 TOP_SEGMENTS = 10
@@ -344,53 +342,46 @@ def _png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
+def compare_files(comparison: Comparison, context: dict[str, Any] | None = None,
+                  image: np.ndarray | None = None, outputs: str = FULL
+                  ) -> Iterator[tuple[str, bytes]]:
+    """Everything ``compare`` writes as (relative name, bytes), each drawn and encoded
+    when asked for, compare.json last: ``a/`` and ``b/`` (``explain_files`` of each side,
+    ``outputs``' subset), ``pixels_changed.png`` (with the segmentation part),
+    the side-by-side figures (with the maps), ``compare.npz`` (with the arrays).
+    ``image``: the original photo (H x W x 3 uint8, the grid's size) behind the
+    figures; A's working image when absent."""
+    c = comparison
+    if image is not None and tuple(image.shape[:2]) != c.grid:
+        raise ValueError(f"image {image.shape[:2]} is not the comparison's grid {c.grid}")
+    parts = output_parts(outputs)
+    for side in ("a", "b"):
+        for name, data in explain_files(c.side(side).result, outputs):
+            yield f"{side}/{name}", data
+    if SEGMENTATION in parts:
+        yield "pixels_changed.png", _png(pixels_changed_figure(c, image))
+    if MAPS in parts:
+        for pair in _figure_pairs(c):
+            yield figure_name(c, pair), _png(class_figure(c, pair, image))
+        for method in c.model_maps:
+            yield f"compare_{method}.png", _png(model_map_figure(c, method, image))
+    if ARRAYS in parts:
+        yield "compare.npz", npz_bytes(compare_arrays(c))
+    if REPORT in parts:
+        yield "compare.json", json_text(compare_report(c, context)).encode("utf-8")
+
+
 def write_compare(out_dir: str | Path, comparison: Comparison,
                   context: dict[str, Any] | None = None, image: np.ndarray | None = None
                   ) -> list[Path]:
     """Write everything into ``out_dir`` (see the module's docstring); the paths written
     (under their final names). ``image``: the original photo (H x W x 3 uint8, the
     grid's size) behind the figures; A's working image when absent."""
-    c = comparison
-    if image is not None and tuple(image.shape[:2]) != c.grid:
-        raise ValueError(f"image {image.shape[:2]} is not the comparison's grid {c.grid}")
-    pngs: list[tuple[str, bytes]] = [("pixels_changed.png",
-                                      _png(pixels_changed_figure(c, image)))]
-    for pair in _figure_pairs(c):
-        pngs.append((figure_name(c, pair), _png(class_figure(c, pair, image))))
-    for method in c.model_maps:
-        pngs.append((f"compare_{method}.png", _png(model_map_figure(c, method, image))))
-    arrays = compare_arrays(c)
-    report = json_text(compare_report(c, context))
-
+    files = list(compare_files(comparison, context, image))  # drawn before any write
     target = Path(out_dir).expanduser()
-    fresh = not target.exists()
-    if fresh:
-        parent = ensure_folder(target.parent if str(target.parent) else Path("."))
-        try:
-            folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp",
-                                           dir=parent))
-        except OSError as exc:
-            raise UserError(_os_message(target, exc)) from None
-    else:
-        folder = ensure_folder(target)
-    try:
-        written = write_explain(folder / "a", c.a.result)
-        written += write_explain(folder / "b", c.b.result)
-        for name, data in pngs:
+    with atomic_folder(target) as folder:
+        written = []
+        for name, data in files:
+            (folder / name).parent.mkdir(exist_ok=True)
             written.append(write_bytes(folder / name, data))
-        written.append(save_npz(folder / "compare.npz", arrays))
-        written.append(write_text(folder / "compare.json", report))
-        if fresh:
-            os.chmod(folder, 0o777 & ~_current_umask())
-            try:
-                os.rename(folder, target)
-            except OSError as exc:
-                raise UserError(_os_message(target, exc)) from None
-    except BaseException:
-        if fresh:
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
-    if fresh:
-        return [target / p.relative_to(folder) for p in written]
-    return written
-
+    return [target / p.relative_to(folder) for p in written]

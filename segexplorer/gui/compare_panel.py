@@ -261,6 +261,11 @@ class CompareCommands:
         if path:
             self.open_card(path)
 
+    def accept_card(self, path: str) -> bool:
+        """Whether B may be the model card at ``path``: it reads (else one line), and a
+        card that runs code is asked about first."""
+        return confirmed_card(path, self.show_error, self.ask, self.status) is not None
+
     def open_card(self, path: str) -> bool:
         """Compare with the model card at ``path`` (its own working size)."""
         card = confirmed_card(path, self.show_error, self.ask, self.status)

@@ -77,9 +77,13 @@ class DatasetController:
 
     def __init__(self, doc: Document, presenters: Presenters, parent: QWidget,
                  prefs: Preferences, open_card: Callable[[str], bool],
-                 error: Callable[[str], None]) -> None:
+                 error: Callable[[str], None],
+                 accept_second: Callable[[str], bool] = lambda _path: True,
+                 show_comparison: Callable[[], None] = lambda: None) -> None:
         self.doc, self.presenters, self.parent, self.prefs = doc, presenters, parent, prefs
         self.open_card = open_card
+        self.accept_second = accept_second  # model B's card (batch --with), asked about
+        self.show_comparison = show_comparison
         self.document = doc.dataset
         self.dataset_window: DatasetWindow | None = None
         self.open_action = QAction("Open &Dataset...", parent)
@@ -132,11 +136,19 @@ class DatasetController:
 
     def open_in_explainer(self, request: OpenRequest) -> None:
         """Open a batch image in the explainer, with the batch's model and options (a
-        card that runs code is asked about first)."""
+        card that runs code is asked about first); a comparison batch's image opens
+        compared with its model B, the Compare panel shown."""
         if request.card is not None and self.doc.model.architecture != request.card \
                 and not self.open_card(request.card):
             return  # a card that runs code, declined; or a card that is gone (shown)
+        second = request.compare_card
+        if second is not None and second not in (request.card,
+                                                  self.doc.comparison.model.architecture) \
+                and not self.accept_second(second):
+            return
         self.doc.open_request(request)
+        if request.compare_with is not None:
+            self.show_comparison()
         window = self.parent.window()
         window.show()
         window.raise_()

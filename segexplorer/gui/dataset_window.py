@@ -420,7 +420,7 @@ class DatasetWindow(QMainWindow):
     def _on_row_activated(self, index: QModelIndex) -> None:
         row = self.rows.row(index.row())
         if row is not None:
-            self.document.open_image(row.image, row.class_index)
+            self.document.open_image(row.image, row.class_index, row.class_name or None)
 
     def _on_tile_activated(self, index: QModelIndex) -> None:
         if 0 <= index.row() < len(self.tiles.tiles):

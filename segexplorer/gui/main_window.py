@@ -270,7 +270,9 @@ class MainWindow(QMainWindow):
         self.compare_panel.bind(doc.comparison, self.compare_commands.choose_weights,
                                 self.compare_commands.choose_card)
         self.datasets = DatasetController(doc, self.presenters, self, self.prefs,
-                                          self.cards.open_card, self.dialogs.error)
+                                          self.cards.open_card, self.dialogs.error,
+                                          self.compare_commands.accept_card,
+                                          self.show_comparison)
         self.datasets.attach(self._menu("&File").menu(), self.commands.paste)
 
     def zoomed(self) -> Any:

@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike, NDArray
 
-from .composite import _dimmed_grey, prepare_image
+from .composite import dimmed_grey, prepare_image
 from .normalize import NormalizedAttr
 
 __all__ = [
@@ -107,7 +107,7 @@ def changed_pixels_rgba(image: ArrayLike, transitions: NDArray[np.integer],
                          "same H, W")
     table = np.asarray(colors, np.uint8).reshape(-1, 3)
     out = np.empty(t.shape + (4,), np.uint8)
-    out[..., :3] = _dimmed_grey(img)[:, :, None]
+    out[..., :3] = dimmed_grey(img)[:, :, None]
     out[..., 3] = 255
     changed = t >= 0
     if changed.any():
@@ -184,7 +184,7 @@ def comparison_figure(image: NDArray[np.uint8], rows: Sequence[MapRow], title: s
     n = max(1, len(rows))
     figure = Figure(figsize=(15.0, 3.3 * n + 0.5), dpi=110, layout="constrained")
     axes = figure.subplots(n, 4, squeeze=False)
-    grey = _dimmed_grey(prepare_image(image))
+    grey = dimmed_grey(prepare_image(image))
     maps_cmap = colormap_for("all")
     for i, row in enumerate(rows):
         ax_img, ax_a, ax_b, ax_d = axes[i]

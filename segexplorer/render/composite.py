@@ -26,6 +26,7 @@ __all__ = [
     "blended_heat_map",
     "changed_pixels_map",
     "composite_over",
+    "dimmed_grey",
     "heat_map",
     "masked_image",
     "original_image",
@@ -252,7 +253,7 @@ def changed_pixels_map(
         )
     # Dimmed grey keeps the scene readable while no grey level can pass for the highlight.
     out = np.empty(b.shape + (4,), dtype=np.uint8)
-    out[..., :3] = _dimmed_grey(img)[:, :, None]
+    out[..., :3] = dimmed_grey(img)[:, :, None]
     out[..., 3] = 255
     out[b != a, :3] = np.clip(np.asarray(color), 0, 255).astype(np.uint8)
     return out
@@ -264,7 +265,9 @@ def changed_pixels_map(
 _DIMMED_GREY = np.rint((np.arange(766) / 3.0) * 0.75).astype(np.uint8)
 
 
-def _dimmed_grey(img: NDArray[np.uint8]) -> NDArray[np.uint8]:
+def dimmed_grey(img: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """An RGB image as one grey channel at three quarters of its brightness (the
+    background of the changed-pixel pictures: no grey level can pass for a highlight)."""
     total = img[..., 0].astype(np.uint16)
     total += img[..., 1]
     total += img[..., 2]

@@ -16,7 +16,8 @@ from gui_support import TINY, wait_for_prediction, wait_idle
 from PySide6.QtCore import QPoint, Qt
 
 from segexplorer.engine.analysis import ExplainRequest
-from segexplorer.engine.compare_run import MEMORY_ENV, ablate_both, compare_sessions, load_pair
+from segexplorer.engine.budget import ENV_VAR
+from segexplorer.engine.compare_run import ablate_both, compare_sessions, load_pair
 from segexplorer.engine.image import load_image
 from segexplorer.engine.models import build_untrained, get_architecture
 from segexplorer.gui.document.formatting import format_share
@@ -207,7 +208,7 @@ def test_closing_the_comparison_returns_to_one_model(qtbot, make_window, blocks_
 
 def test_a_pair_the_device_cannot_hold_is_refused_in_one_line(
         qtbot, make_window, blocks_image, scaled_weights, monkeypatch):
-    monkeypatch.setenv(MEMORY_ENV, "4KiB")
+    monkeypatch.setenv(ENV_VAR, repr(4 / 2**20))  # a 4 KiB budget
     window = opened(qtbot, make_window, blocks_image)
     window.compare_commands.compare_action.trigger()
     window.document.comparison.model.weights = str(scaled_weights)

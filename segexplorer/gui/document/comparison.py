@@ -7,8 +7,9 @@ own working size. Everything that runs a model is a request on the "compare" cha
 asked for by :func:`plan_comparison` from this state and A's results, in this order:
 
 1. ``PrepareSecond``: B loaded (A's own model when B is the same one), the memory the
-   two models take on A's device checked (``engine.compare_run.pair_memory``: a device
-   that cannot hold both is refused in one line, before B goes there), and B's
+   two models take on A's device checked against A's memory budget
+   (``engine.compare_run.pair_memory``: a pair the budget cannot hold is refused in one
+   line, before B goes there), and B's
    prediction;
 2. ``AblateBoth``: ablate mode's selection, a common segment or a drawn region, in both
    models (``engine.compare_run.ablate_both``);
@@ -417,6 +418,7 @@ class ComparisonState(State):
         precision = key.a.precision
 
         def job(state: JobContext) -> Second:
+            from ...engine.budget import resolve_budget
             from ...engine.compare import match_classes
             from ...engine.compare_run import pair_memory, side_label, to_device
             from ...engine.errors import UserError
@@ -437,16 +439,17 @@ class ComparisonState(State):
             labels = (side_label("a", a_model), side_label("b", b))
             matching = match_classes(a_model.categories, b.categories, labels)
             prepared = preprocess(pil, key.size, b.normalization)
+            budget = resolve_budget(a_model.device)  # as a session made now takes it
             memory = None
             if not shared:
                 memory = pair_memory(a_model, b, prepared_a.shape, prepared.shape,
-                                     a_model.device, labels)
+                                     a_model.device, labels, budget)
                 if not memory.fits:
                     raise UserError(f"The two models do not fit on {memory.device}: "
                                     f"{memory.describe()}. Choose a smaller working size "
                                     "for A or B, another device, or smaller models.")
                 b = to_device(b, a_model.device)
-            session = Session(b, prepared, precision=precision)
+            session = Session(b, prepared, precision=precision, budget=budget)
             state.set_progress(0, 1, "Comparing: B's prediction")
             return Second(key, b, session, session.predict(state), matching, memory, shared)
 

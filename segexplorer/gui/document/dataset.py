@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 LOAD, BATCH = ReadDataset.channel, RunBatch.channel
 IMAGE, CLASS = "image", "class"  # the table's first columns (sorted by name, not number)
+#: a comparison's disagreement (batch --with): the share of an image's pixels whose class
+#: changed between A and B; a comparison folder opens sorted by it, the largest first
+CHANGED = "changed_share"
 RELOAD_WHILE_RUNNING_S = 2.0  # a running batch's folder is read again at most this often
 
 
@@ -47,6 +50,10 @@ class OpenRequest:
     analysis: AnalysisChoice
     target: int | None
     card: str | None  # the model card the batch used (the window asks before running code)
+    #: ``batch --with``: model B, compared with A in the window (Model > Compare With...)
+    compare_with: ModelChoice | None = None
+    compare_card: str | None = None  # B's model card, if B is one
+    compare_target: str | None = None  # a class only B knows (shown in both views)
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,11 @@ class DatasetState(State):
         if Path(request.folder) != self.folder:
             return  # another folder was opened since
         values: dict[str, Any] = {"dataset": dataset, "read": request.generation}
+        previous = self.dataset
+        if dataset.comparison is not None and self.sort == (IMAGE, False) and (
+                previous is None or previous.comparison is None
+                or previous.folder != dataset.folder):
+            values["sort"] = (CHANGED, True)  # the images the two models disagree on most
         if self.class_filter is not None and self.class_filter not in self.present_classes(
                 dataset):
             values["class_filter"] = None
@@ -179,13 +191,17 @@ class DatasetState(State):
         """Pick a context-matrix cell: its images are listed."""
         self.selected_cell = (target, ablated)
 
-    def open_image(self, image: str, class_index: int | None = None) -> None:
-        """Open one of the batch's images in the explainer (``open_requested``)."""
-        request = self.open_request(image, class_index)
+    def open_image(self, image: str, class_index: int | None = None,
+                   class_name: str | None = None) -> None:
+        """Open one of the batch's images in the explainer (``open_requested``); a
+        comparison's (``batch --with``) opens compared with B. ``class_name``: the row's
+        class, for a class only B knows (``class_index`` None)."""
+        request = self.open_request(image, class_index, class_name)
         if request is not None:
             self.open_requested.emit(request)
 
-    def open_request(self, image: str, class_index: int | None = None) -> OpenRequest | None:
+    def open_request(self, image: str, class_index: int | None = None,
+                     class_name: str | None = None) -> OpenRequest | None:
         dataset = self.dataset
         if dataset is None:
             return None
@@ -197,7 +213,12 @@ class DatasetState(State):
             return None
         model, analysis = batch_choices(dataset.record)
         card = model.architecture if is_card_path(model.architecture) else None
-        return OpenRequest(path, model, analysis, class_index, card)
+        second = compared_choice(dataset.record)
+        if second is None:
+            return OpenRequest(path, model, analysis, class_index, card)
+        b_card = second.architecture if is_card_path(second.architecture) else None
+        return OpenRequest(path, model, analysis, class_index, card, second, b_card,
+                           class_name if class_index is None else None)
 
     # ======================================================================= batches
     def run_batch(self, input_folder: str | Path, out_folder: str | Path, model: ModelChoice,
@@ -302,13 +323,8 @@ def batch_choices(record: Mapping[str, Any]) -> tuple[ModelChoice, AnalysisChoic
     """The window's model and analysis choices that reproduce a batch's (the explainer
     keeps its own device)."""
     args = record.get("arguments", {})
-    model = str(args.get("model") or "fcn_resnet101")
-    weights = args.get("weights") or "default"
-    size = args.get("size")
-    if size is None:
-        size = _card_size(model) if is_card_path(model) else DEFAULT_SIZE
-    choice = ModelChoice(model, str(weights), str(args.get("device") or "cpu"), int(size),
-                         str(args.get("precision") or "fp32"))
+    choice = _model_choice(args, str(args.get("model") or "fcn_resnet101"), args.get("weights"),
+                           args.get("size"))
     methods = list(args.get("methods") or ["gradcam"])
     analysis = AnalysisChoice(
         method=methods[0] if methods[0] in METHOD_LABELS else "gradcam",
@@ -316,6 +332,24 @@ def batch_choices(record: Mapping[str, Any]) -> tuple[ModelChoice, AnalysisChoic
         upsample=str(args.get("upsample", "nearest")),
         segments=str(args.get("segments", "class")), baseline=str(args.get("baseline", "zero")))
     return choice, analysis
+
+
+def compared_choice(record: Mapping[str, Any]) -> ModelChoice | None:
+    """Model B of a comparison batch (``batch --with``) as the window's choice; None for
+    a batch of one model."""
+    args = record.get("arguments", {})
+    if not args.get("with"):
+        return None
+    return _model_choice(args, str(args["with"]), args.get("with_weights"),
+                         args.get("with_size"))
+
+
+def _model_choice(args: Mapping[str, Any], model: str, weights: Any, size: Any
+                  ) -> ModelChoice:
+    if size is None:
+        size = _card_size(model) if is_card_path(model) else DEFAULT_SIZE
+    return ModelChoice(model, str(weights or "default"), str(args.get("device") or "cpu"),
+                       int(size), str(args.get("precision") or "fp32"))
 
 
 def _card_size(path: str) -> int:
@@ -328,5 +362,5 @@ def _card_size(path: str) -> int:
         return DEFAULT_SIZE
 
 
-__all__ = ["BATCH", "LOAD", "BatchProgress", "DatasetState", "OpenRequest", "batch_choices",
-           "plan_dataset"]
+__all__ = ["BATCH", "CHANGED", "LOAD", "BatchProgress", "DatasetState", "OpenRequest",
+           "batch_choices", "compared_choice", "plan_dataset"]

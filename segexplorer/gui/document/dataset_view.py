@@ -7,14 +7,14 @@ with the images behind the picked cell, the errors, a running batch's progress.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...engine.cards import is_card_path
 from ...engine.methods import METHOD_REGISTRY
-from .dataset import CLASS, IMAGE, DatasetState
+from .dataset import CHANGED, CLASS, IMAGE, DatasetState
 from .events import depends_on
 
 if TYPE_CHECKING:
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from .document import Document
 
 SHARE, SCORE, CONTEXT = "share", "score", "context"
+#: a comparison's columns (batch --with) besides the image, the class and CHANGED
+IOU, SHARE_A, SHARE_B, SCORE_A, SCORE_B = "iou", "share_a", "share_b", "score_a", "score_b"
 _RGB = tuple[int, int, int]
 
 
@@ -36,8 +38,9 @@ class Column:
 @dataclass(frozen=True)
 class TableRow:
     image: str  # the image's key (its path relative to the batch's input)
-    class_index: int
+    class_index: int | None  # None: a class only model B knows (batch --with)
     texts: tuple[str, ...]  # one per column
+    class_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,8 @@ class _ViewMaker:
                                str(self.state.folder or ""), False,
                                running is not None, progress, ((None, "Every class"),), None,
                                (), (), self.sort, (), _empty_heatmap(), ())
+        if dataset.comparison is not None:
+            return self._compared(dataset, progress)
         present = self.state.present_classes()
         choices: tuple[tuple[int | None, str], ...] = ((None, "Every class"),) + tuple(
             (c, f"{name} ({sum(1 for r in dataset.rows if r['class_index'] == c)})")
@@ -164,6 +169,105 @@ class _ViewMaker:
             heatmap=self._heatmap(dataset),
             errors=tuple((str(e["image"]), str(e["error"])) for e in dataset.errors),
         )
+
+    # ------------------------------------------------------------ batch --with
+    def _compared(self, dataset: Dataset, progress: tuple[int, int, str] | None
+                  ) -> DatasetView:
+        """A comparison batch: a row per image x class with the two models' figures; the
+        images ordered by how much the models disagree when sorted by CHANGED (the
+        default); the tiles show each image's changed pixels."""
+        table = dataset.comparison
+        assert table is not None
+        present = self.state.present_classes()
+        choices: tuple[tuple[int | None, str], ...] = ((None, "Every class"),) + tuple(
+            (c, name) for c, name in sorted(present.items()))
+        columns = [Column(IMAGE, "Image", False), Column(CLASS, "Class", False),
+                   Column(CHANGED, "Changed", True, "share of the image's pixels whose "
+                          "class differs between A and B (the image's disagreement)"),
+                   Column(IOU, "IoU", True, "|A's mask and B's mask| / |A's mask or B's "
+                          "mask| on the original grid"),
+                   Column(SHARE_A, "Pixels A", True, "share of the image A gives the class"),
+                   Column(SHARE_B, "Pixels B", True, "share of the image B gives the class"),
+                   Column(SCORE_A, "Score A", True, "the class's score in A"),
+                   Column(SCORE_B, "Score B", True, "the class's score in B")]
+        for method in table.methods:
+            columns.append(Column(f"{method}_spearman", f"{method_label(method)} rho", True,
+                                  f"Spearman correlation of A's and B's {_label(method)} "
+                                  "maps over the union of the two masks"))
+        rows = [r for r in table.rows
+                if self.class_filter is None or r["index_a"] == self.class_filter]
+        key, descending = self.sort
+        if key not in {c.key for c in columns}:
+            key, descending = CHANGED, True
+
+        def sort_value(row: Mapping[str, Any]) -> tuple[int, Any]:
+            if key == IMAGE:
+                return (0, str(row["image"]))
+            if key == CLASS:
+                return (0, (str(row["class"]), str(row["image"])))
+            return _figure(row.get(key))
+
+        shown = []
+        for row in _ordered(rows, sort_value, descending):
+            texts = []
+            for column in columns:
+                value = row.get(column.key)
+                if column.key in (IMAGE, CLASS):
+                    texts.append(str(value))
+                elif column.key in (SCORE_A, SCORE_B):
+                    texts.append(number(value))
+                elif column.key == IOU or column.key.endswith("_spearman"):
+                    texts.append("" if value is None else f"{value:.3f}")
+                else:
+                    texts.append(percent(value) if column.key != CHANGED
+                                 else _fine_percent(value))
+            index = row["index_a"]
+            shown.append(TableRow(str(row["image"]), None if index is None else int(index),
+                                  tuple(texts), str(row["class"])))
+        tiles = []
+        seen: set[str] = set()
+        for table_row in shown:
+            if table_row.image in seen:
+                continue
+            seen.add(table_row.image)
+            folder = dataset.image_folder(table_row.image)
+            changed = folder / "pixels_changed.png"
+            picture = str(changed) if changed.is_file() else dataset.paths.get(
+                table_row.image, str(folder / "a" / "segmentation.png"))
+            share = table.changed.get(table_row.image)
+            caption = f"{Path(table_row.image).name}\nchanged {_fine_percent(share)}"
+            names = ", ".join(f"{r['class']} (IoU {r['iou']:.2f})" if r["iou"] is not None
+                              else str(r["class"]) for r in table.rows_of(table_row.image))
+            tiles.append(Tile(table_row.image, self.class_filter, caption, picture,
+                              f"{table_row.image}\n{names}\nDouble-click to compare it"))
+        return DatasetView(
+            title=f"{dataset.folder.name} - Dataset - SegExplorer",
+            summary=self._compared_summary(dataset),
+            folder=str(dataset.folder), loaded=True, running=self.state.batch is not None,
+            progress=progress, class_choices=choices, class_filter=self.class_filter,
+            columns=tuple(columns), rows=tuple(shown), sort=(key, descending),
+            tiles=tuple(tiles), heatmap=self._heatmap(dataset),
+            errors=tuple((str(e["image"]), str(e["error"])) for e in dataset.errors))
+
+    def _compared_summary(self, dataset: Dataset) -> str:
+        args = dataset.record.get("arguments", {})
+        table = dataset.comparison
+        assert table is not None
+
+        def model(name: Any, weights: Any) -> str:
+            text = f"{Path(str(name)).name} (card)" if is_card_path(str(name)) else str(name)
+            return text + (f" [{Path(str(weights)).name}]" if weights else "")
+
+        ranked = table.by_disagreement()
+        most = (f"; most changed: {Path(ranked[0][0]).name} ({_fine_percent(ranked[0][1])} of "
+                "its pixels)") if ranked else ""
+        errors = len(dataset.errors)
+        return (f"{len(table.changed)} images compared"
+                + (f", {errors} could not be" if errors else "")
+                + f" - A: {model(args.get('model', '?'), args.get('weights'))}, B: "
+                f"{model(args.get('with', '?'), args.get('with_weights'))}{most}. Sorted by "
+                "the share of pixels whose class changed; double-click an image to compare "
+                "it in the main window.")
 
     def _summary(self, dataset: Dataset) -> str:
         args = dataset.record.get("arguments", {})
@@ -208,16 +312,10 @@ class _ViewMaker:
                 return (0, (str(row["image"]), int(row["class_index"])))
             if key == CLASS:
                 return (0, (str(row["class"]), str(row["image"])))
-            value = _needs_most(dataset, row)[1] if key == CONTEXT else row.get(key)
-            if value is None or (isinstance(value, float) and not math.isfinite(value)):
-                return (1, 0.0)  # missing values last, whatever the direction
-            return (0, float(value))
+            return _figure(_needs_most(dataset, row)[1] if key == CONTEXT else row.get(key))
 
-        present = sorted((r for r in rows if sort_value(r)[0] == 0),
-                         key=lambda r: sort_value(r)[1], reverse=descending)
-        missing = [r for r in rows if sort_value(r)[0] == 1]
         table = []
-        for row in present + missing:
+        for row in _ordered(rows, sort_value, descending):
             texts = []
             for column in columns:
                 if column.key == IMAGE:
@@ -316,6 +414,30 @@ def _needs_most(dataset: Dataset, row: Mapping[str, Any]) -> tuple[str, float | 
         if change is not None and (best[1] is None or change < best[1]):
             best = (name, change)
     return best
+
+
+def _figure(value: Any) -> tuple[int, Any]:
+    """A numeric sort key; a missing value (None, NaN) sorts last (1)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return (1, 0.0)
+    return (0, float(value))
+
+
+def _ordered(rows: Sequence[Mapping[str, Any]], sort_value: Callable[[Mapping[str, Any]],
+                                                                 tuple[int, Any]],
+             descending: bool) -> list[Mapping[str, Any]]:
+    """``rows`` by ``sort_value`` (stable: equal values keep the rows' order), missing
+    values last whatever the direction."""
+    present = sorted((r for r in rows if sort_value(r)[0] == 0),
+                     key=lambda r: sort_value(r)[1], reverse=descending)
+    return present + [r for r in rows if sort_value(r)[0] == 1]
+
+
+def _fine_percent(value: float | None) -> str:
+    """'0.65 %': a share of changed pixels is often under one per cent."""
+    if value is None or not math.isfinite(value):
+        return ""
+    return "0 %" if value == 0 else f"{value * 100:.2f} %"
 
 
 def _picture(folder: Path, dataset: Dataset, image: str, class_index: int | None) -> str:

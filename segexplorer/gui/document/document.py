@@ -278,6 +278,10 @@ class Document:
             self.image.open(request.path)
             if request.target is not None:
                 self.view.target = request.target
+            if request.compare_with is not None:  # batch --with: compared with B again
+                self.comparison.open(replace(request.compare_with, device=self.model.device))
+                if request.compare_target is not None:
+                    self.comparison.target = request.compare_target
 
     # ======================================================================= the engine
     def load_engine(self) -> None:
