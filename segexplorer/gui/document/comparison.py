@@ -415,6 +415,7 @@ class ComparisonState(State):
         held = a_model if shared else (self._held[1] if self._held is not None
                                        and self._held[0] == key.model else None)
         precision = key.a.precision
+        budget = self.a_model.budget(a_model.device)  # B runs where A does
 
         def job(state: JobContext) -> Second:
             from ...engine.compare import match_classes
@@ -446,7 +447,7 @@ class ComparisonState(State):
                                     f"{memory.describe()}. Choose a smaller working size "
                                     "for A or B, another device, or smaller models.")
                 b = to_device(b, a_model.device)
-            session = Session(b, prepared, precision=precision)
+            session = Session(b, prepared, precision=precision, budget=budget)
             state.set_progress(0, 1, "Comparing: B's prediction")
             return Second(key, b, session, session.predict(state), matching, memory, shared)
 

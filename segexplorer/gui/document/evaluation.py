@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...engine.evaluation_plan import EvaluationCost, EvaluationSettings, evaluation_cost
 from ...engine.methods import DEFAULT_METHODS, METHODS, ImageFacts
+from .estimates import memory_facts
 from .events import Field, State
 from .jobtable import Job, JobTable
 from .keys import EvaluationKey
@@ -95,7 +96,8 @@ class EvaluationState(State):
             return None
         h, w = pred.shape
         segments = self.store.segment_count(self.analysis.segments) or 0
-        facts = ImageFacts(h, w, segments, len(pred.present_classes))
+        facts = ImageFacts(h, w, segments, len(pred.present_classes),
+                           memory_facts(self.store))
         try:
             cost = evaluation_cost(facts, self.methods, self.analysis.method_options(),
                                    self.settings, computed=self._computed_names())

@@ -104,6 +104,17 @@ def describe_working(prepared: PreparedImage) -> str:
     return note
 
 
+def budget_text(doc: Document) -> str:
+    """The memory budget the sessions work under, and where it comes from: '11.2 GiB
+    (default: half of the 22.3 GiB available (MemAvailable))', '4.0 GiB (Preferences)'.
+    The current session's own (what its chunks are sized from); before one, what the
+    setting gives on the loaded model's device ('' without a model)."""
+    session, model = doc.store.session, doc.model.loaded
+    if session is not None:
+        return session.budget.describe()
+    return doc.model.budget(model.device).describe() if model is not None else ""
+
+
 def _title(doc: Document) -> str:
     """The image and the untrained mark; the platform adds the application's name
     (QGuiApplication.applicationDisplayName)."""
@@ -127,5 +138,6 @@ def _device_text(doc: Document) -> str:
     return (f"{model.name}" + (" (model card)" if model.card is not None else "")
             + f" on {describe_device(model.device)}"
             + (", fast mode (bf16)" if fast else "")
+            + f" · memory budget {budget_text(doc)}"
             + (f"; binary model: {model.categories[0]} = -z, {model.categories[1]} = z"
                if model.binary else ""))
