@@ -5,15 +5,13 @@ are described the same way before, during and after it (issue 22, issue 26 item 
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from test_document import opened, present
 
-from segexplorer.engine.budget import ENV_VAR, GIB, MemoryBudget, resolve_budget
+from segexplorer.engine.budget import ENV_VAR, GIB, MemoryBudget, format_bytes, resolve_budget
 from segexplorer.engine.errors import UserError
-from segexplorer.engine.evaluation_plan import QUICK, EvaluationSettings
 from segexplorer.gui.document.states import format_memory_setting, parse_memory_setting
+from segexplorer.gui.document.window_views import budget_text
 
 SIZE = 40
 #: the evaluation settings of the quick tests: few images
@@ -51,14 +49,16 @@ def test_the_budget_setting_reaches_the_session_and_the_status_bar(blocks_image)
     session = doc.store.session
     assert session.budget.source.startswith("default: half of the")
     device = present(doc, drawings).chrome.device_text
-    assert device.endswith(f"· memory budget {session.budget.describe()}")
+    assert device.endswith(f"· memory budget {format_bytes(session.budget.limit)} (half the "
+                           "free memory)")
     assert "CPU" in device or "cpu" in device
+    assert budget_text(doc) == session.budget.describe()  # in full (the Preferences)
     assert abs(session.budget.limit - auto.limit) < 0.2 * auto.limit  # the engine's default
     # a GiB value applies to the session already made and to every new one
     doc.model.set_memory("0.25")
     assert session.budget == MemoryBudget.of(0.25, "cpu", "Preferences")
     assert present(doc, drawings).chrome.device_text.endswith(
-        "· memory budget 256 MiB (Preferences)")
+        "· memory budget 256 MiB (set in Preferences)")
     doc.model.size = SIZE - 8  # a new prediction: a new session, under the same budget
     runner.run_until_idle()
     assert doc.store.session is not session

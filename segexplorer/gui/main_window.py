@@ -32,7 +32,7 @@ from .document.comparison_view import comparison_view, describe_pair_pixel, spli
 from .document.explain_view import classes_view, explain_view
 from .document.messages import Failure
 from .document.panel_views import ablation_view, evaluation_view
-from .document.window_views import chrome_view, layers_view, model_view
+from .document.window_views import budget_text, chrome_view, layers_view, model_view
 from .evaluate_panel import EvaluatePanel
 from .explain_panel import ExplanationPanel
 from .exports import ExportsController
@@ -41,6 +41,7 @@ from .jobs import JobRunner
 from .layers_panel import LayersPanel
 from .model_cards import ModelCardsMenu, safe_start_choice
 from .model_panel import ModelPanel
+from .preferences import PreferencesCommand
 from .settings import Preferences, make_settings
 from .status_bar import WindowStatus
 from .unsaved import AUTOSAVE_SETTING, UnsavedWork
@@ -238,6 +239,9 @@ class MainWindow(QMainWindow):
         self.datasets = DatasetController(doc, self.presenters, self, self.prefs,
                                           self.cards.open_card, self.dialogs.error)
         self.datasets.attach(self._menu("&File").menu(), self.commands.paste)
+        self.preferences = PreferencesCommand(self, doc.model, self.prefs,
+                                              lambda: budget_text(doc))
+        self.preferences.attach(self._menu("&Edit").menu())
 
     def zoomed(self) -> Any:
         """The canvas the zoom commands act on: the split view's first (the others
