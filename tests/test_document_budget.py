@@ -5,11 +5,15 @@ are described the same way before, during and after it (issue 22, issue 26 item 
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
 import pytest
 from test_document import opened, present
 
 from segexplorer.engine.budget import ENV_VAR, GIB, MemoryBudget, format_bytes, resolve_budget
 from segexplorer.engine.errors import UserError
+from segexplorer.engine.evaluation_plan import QUICK, QUICK_DESCRIPTION, EvaluationSettings
 from segexplorer.gui.document.states import format_memory_setting, parse_memory_setting
 from segexplorer.gui.document.window_views import budget_text
 
@@ -92,3 +96,61 @@ def test_a_tight_budget_chunks_the_windows_own_runs_with_the_same_maps(blocks_im
     assert a.forward == b.forward
     for c in a.maps:
         assert (a.maps[c] == b.maps[c]).all()
+
+
+# ----------------------------------------------------------------------------- the cost gate
+def test_the_cost_gate_states_the_memory_a_run_takes_next_to_its_time(blocks_image):
+    doc, runner, drawings, events = opened(blocks_image, size=SIZE)
+    doc.analysis.auto_run_seconds = 0.0  # everything is costly
+    doc.analysis.update(method="ig", n_steps=6)
+    session = doc.store.session
+    facts = session.memory_facts()
+    per, _measured = facts.gradient_or_model()
+    assert per is not None  # modelled from the prediction's layer outputs
+    at_once = min(6, session.budget.images(per, facts.gradient_batch))
+    status = present(doc, drawings).explain.status
+    assert re.search(r"about [\d.]+ (s|min|h) and (about|roughly) ", status), status
+    assert f"({at_once} image{'s' if at_once > 1 else ''} at a time within the " in status
+    assert status.endswith("budget) here. Press Compute to run it.")
+    # a smaller budget: fewer steps at a time, and the gate says so at once
+    doc.model.set_memory(f"{1.5 * per / GIB:.9f}")
+    status = present(doc, drawings).explain.status
+    assert "(1 image at a time within the" in status
+    # the Evaluate panel's estimate too
+    doc.evaluation.methods = ("ablation", "gradcam")
+    cost = present(doc, drawings).evaluation.cost_text
+    assert cost.startswith("at most") and "at a time within the" in cost
+    assert re.search(r"at most about [\d.]+ (s|min|h) and (about|roughly) ", cost), cost
+
+
+# ----------------------------------------------------------------------------- quick preview
+def test_the_evaluate_panel_offers_a_quick_preview_that_says_what_it_skips(blocks_image):
+    doc, runner, drawings, events = opened(blocks_image, size=SIZE)
+    doc.evaluation.methods = ("ablation", "gradcam")
+    full = present(doc, drawings).evaluation
+    assert not full.quick and "Quick preview" not in full.cost_text
+    doc.evaluation.update_settings(seed=3)
+    doc.evaluation.set_quick(True)
+    assert doc.evaluation.settings == replace(QUICK, seed=3)  # the seed is kept
+    quick = present(doc, drawings).evaluation
+    assert quick.quick and quick.cost_text.startswith(QUICK_DESCRIPTION)
+    for skipped in ("10 pixel steps (not 20)", "3 chance runs (not 10)",
+                    "no randomisation check", "no sensitivity"):
+        assert skipped in quick.cost_text
+    # fewer images than the full evaluation, and it runs as announced
+    images = [int(re.search(r"[Aa]t most (\d+) images", v.cost_text).group(1))
+              for v in (full, quick)]
+    assert images[1] < images[0]
+    doc.evaluation.run()
+    runner.run_until_idle()
+    result = doc.evaluation.result()
+    assert result is not None and not events["failed"]
+    assert "mprt" not in result.images or result.images["mprt"] == 0
+    assert sum(result.images.values()) <= images[1]
+    # a setting changed by hand: no longer the quick preview, and the text says what differs
+    doc.evaluation.update_settings(pixel_steps=12)
+    view = present(doc, drawings).evaluation
+    assert not view.quick and view.cost_text.startswith(
+        "Not the full evaluation: 12 pixel steps (not 20)")
+    doc.evaluation.set_quick(False)
+    assert doc.evaluation.settings == EvaluationSettings(seed=3)

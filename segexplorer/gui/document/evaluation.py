@@ -13,7 +13,13 @@ from __future__ import annotations
 from dataclasses import astuple, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from ...engine.evaluation_plan import EvaluationCost, EvaluationSettings, evaluation_cost
+from ...engine.evaluation_plan import (
+    QUICK,
+    QUICK_DESCRIPTION,
+    EvaluationCost,
+    EvaluationSettings,
+    evaluation_cost,
+)
 from ...engine.methods import DEFAULT_METHODS, METHODS, ImageFacts
 from .estimates import memory_facts
 from .events import Field, State
@@ -60,6 +66,24 @@ class EvaluationState(State):
 
     def update_settings(self, **changes: Any) -> None:
         self.settings = replace(self.settings, **changes).check()
+
+    @property
+    def quick(self) -> bool:
+        """The settings are the quick preview's (``evaluation_plan.QUICK``; any seed)."""
+        return replace(self.settings, seed=QUICK.seed) == QUICK
+
+    def set_quick(self, on: bool) -> None:
+        """The quick preview (fewer pixel steps, fewer chance runs, no randomisation
+        check, no sensitivity), or the full evaluation's defaults; the seed is kept."""
+        self.settings = replace(QUICK if on else EvaluationSettings(), seed=self.settings.seed)
+
+    def skipped(self) -> str:
+        """What these settings cut or skip against the full evaluation, in one line:
+        the quick preview's own description, or '' for the full evaluation."""
+        if self.quick:
+            return QUICK_DESCRIPTION
+        differences = self.settings.differences()
+        return f"Not the full evaluation: {differences}." if differences else ""
 
     def _normalize(self, values: dict[str, Any]) -> dict[str, Any]:
         if "methods" in values:

@@ -97,6 +97,7 @@ class EvaluationView:
     verdicts: tuple[tuple[str, str, bool], ...]  # (label, verdict, flagged)
     can_export: bool
     curve: str  # the curve drawn ('': all four)
+    quick: bool = False  # the quick preview's settings (the cost text says what it skips)
 
 
 def _heat(values: np.ndarray) -> np.ndarray:
@@ -191,6 +192,9 @@ def evaluation_view(doc: Document, drawings: Drawings) -> EvaluationView:
     else:
         cost, seconds = estimate
         cost_text = describe_run(cost.describe(), seconds, cost.memory, "at most about")
+    skipped = ev.skipped()
+    if skipped and pred is not None and ev.methods:
+        cost_text = f"{skipped} {cost_text[:1].upper()}{cost_text[1:]}"
     if pred is None:
         status = "Open an image: the evaluation measures the explanations of its classes."
     elif running:
@@ -248,7 +252,7 @@ def evaluation_view(doc: Document, drawings: Drawings) -> EvaluationView:
         and result is None,
         running=running, curves=curves, areas=areas, chance=chance,
         strip_methods=strip_methods, strip_method=strip_method, strip=strip,
-        verdicts=verdicts, can_export=result is not None, curve=ev.curve)
+        verdicts=verdicts, can_export=result is not None, curve=ev.curve, quick=ev.quick)
 
 
 def strip_cells(strips: dict[tuple[Any, ...], tuple[StripCell, ...]], result: Evaluation,
