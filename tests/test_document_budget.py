@@ -154,3 +154,31 @@ def test_the_evaluate_panel_offers_a_quick_preview_that_says_what_it_skips(block
         "Not the full evaluation: 12 pixel steps (not 20)")
     doc.evaluation.set_quick(False)
     assert doc.evaluation.settings == EvaluationSettings(seed=3)
+
+
+# ----------------------------------------------------------------------------- one wording
+@pytest.mark.parametrize(("method", "options"), [("ig", {"n_steps": 6}),
+                                                 ("occlusion", {"window": 12, "stride": 12}),
+                                                 ("shapley", {"shapley_mode": "exact"})])
+def test_a_runs_images_are_described_the_same_way_before_during_and_after(
+        blocks_image, method, options):
+    doc, runner, drawings, events = opened(blocks_image, size=SIZE)
+    doc.analysis.auto_run_seconds = 0.0  # the cost gate shows the estimate
+    doc.analysis.update(method=method, **options)
+    before = present(doc, drawings).explain.status
+    found = re.search(r"needs (\d+) images through the model", before)
+    assert found, before
+    total = int(found.group(1))
+    estimate = doc.estimate()
+    assert total == estimate.cost.forward + estimate.cost.backward
+    doc.compute()
+    runner.run_until_idle()
+    during = [m for channel, _d, _t, m in runner.progress if channel == "method"]
+    counted = [re.search(r"(\d+) of (\d+) images through the model", m) for m in during]
+    assert during and all(counted), during
+    assert {int(c.group(2)) for c in counted} == {total}
+    assert int(counted[-1].group(1)) == total  # the bar reaches its end
+    after = present(doc, drawings).explain.status
+    assert re.search(rf": {total} images? through the model\b", after), after
+    maps = doc.store.method_for()
+    assert maps.forward + maps.backward == total  # and that is what ran
