@@ -182,3 +182,28 @@ def test_a_runs_images_are_described_the_same_way_before_during_and_after(
     assert re.search(rf": {total} images? through the model\b", after), after
     maps = doc.store.method_for()
     assert maps.forward + maps.backward == total  # and that is what ran
+
+
+def test_time_estimates_use_the_steady_per_image_time_once_a_chunked_run_measured_it(
+        blocks_image):
+    """The prediction's pass pays for the model's first call on the image (an
+    over-estimate, issue 26 item 8): once a chunked run has timed its images, the
+    estimates take their median instead."""
+    doc, runner, drawings, events = opened(blocks_image, size=SIZE)
+    pred, session = doc.store.prediction, doc.store.session
+    doc.analysis.auto_run_seconds = 0.0
+    doc.analysis.update(method="ig", n_steps=4)
+    assert session.seconds_per_image() is None
+    before = doc.estimate()
+    assert before.seconds == pytest.approx(before.cost.seconds(pred.seconds))
+    doc.analysis.update(method="occlusion", window=12, stride=12)
+    doc.compute()
+    runner.run_until_idle()
+    steady = session.seconds_per_image()
+    assert steady is not None and steady > 0
+    doc.analysis.update(method="ig", n_steps=4)
+    after = doc.estimate()
+    assert after.seconds == pytest.approx(after.cost.seconds(steady))
+    doc.evaluation.methods = ("gradcam",)
+    cost, seconds = doc.evaluation.estimate()
+    assert seconds == pytest.approx(cost.seconds(steady))

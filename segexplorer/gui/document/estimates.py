@@ -45,6 +45,18 @@ def describe_run(images: str, seconds: float | None, memory: MemoryUse | None,
     return images + (f", {' and '.join(here)} here" if here else "")
 
 
+def image_seconds(store: ResultStore) -> float | None:
+    """One image's time through the model, for estimates: the median of the session's
+    chunked runs once there was one (steady), else the prediction's own pass (which
+    pays for the model's first call on this image: an over-estimate, docs/performance.md);
+    None before a prediction."""
+    session, pred = store.session, store.prediction
+    measured = session.seconds_per_image() if session is not None else None
+    if measured is not None and measured > 0:
+        return measured
+    return pred.seconds if pred is not None and pred.seconds > 0 else None
+
+
 def memory_facts(store: ResultStore) -> MemoryFacts | None:
     """The current session's budget and one image's memory (None before a prediction)."""
     session = store.session
@@ -55,7 +67,7 @@ def estimate_method(store: ResultStore, analysis: AnalysisChoice,
                     auto_run_seconds: float) -> MethodEstimate | None:
     """The chosen method's cost for this image and every predicted class, before it
     runs (images through the model, the memory of its largest chunk under the budget,
-    and a time from the prediction's own pass)."""
+    and a time from one image's, :func:`image_seconds`)."""
     pred = store.prediction
     if pred is None:
         return None
@@ -67,6 +79,7 @@ def estimate_method(store: ResultStore, analysis: AnalysisChoice,
         cost = method_cost(analysis.method, facts, analysis.method_options())
     except Exception:  # noqa: BLE001 - a bad option: the job will say which, in a line
         return None
-    seconds = cost.seconds(pred.seconds) if pred.seconds > 0 else None
+    per_image = image_seconds(store)
+    seconds = cost.seconds(per_image) if per_image is not None else None
     automatic = seconds is None or seconds <= auto_run_seconds
     return MethodEstimate(analysis.method, cost, seconds, automatic)

@@ -21,7 +21,7 @@ from ...engine.evaluation_plan import (
     evaluation_cost,
 )
 from ...engine.methods import DEFAULT_METHODS, METHODS, ImageFacts
-from .estimates import memory_facts
+from .estimates import image_seconds, memory_facts
 from .events import Field, State
 from .jobtable import Job, JobTable
 from .keys import EvaluationKey
@@ -114,7 +114,7 @@ class EvaluationState(State):
 
     def estimate(self) -> tuple[EvaluationCost, float | None] | None:
         """The evaluation's cost (an upper bound on the images through the model) and a
-        rough time from the prediction's own forward pass."""
+        rough time from one image's (``estimates.image_seconds``)."""
         pred = self.store.prediction
         if pred is None or not self.methods:
             return None
@@ -127,7 +127,8 @@ class EvaluationState(State):
                                    self.settings, computed=self._computed_names())
         except Exception:  # noqa: BLE001 - a bad option: the job says which, in one line
             return None
-        seconds = cost.seconds(pred.seconds) if pred.seconds > 0 else None
+        per_image = image_seconds(self.store)
+        seconds = cost.seconds(per_image) if per_image is not None else None
         return cost, seconds
 
     def is_running(self) -> bool:
