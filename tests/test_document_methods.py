@@ -203,7 +203,8 @@ def test_the_evaluation_shows_its_cost_runs_on_request_and_serves_every_target(
     doc.evaluation.update_settings(**EVAL)
     view = present(doc, drawings).evaluation
     assert view is not None and view.can_run and view.curves is None
-    assert view.cost_text.startswith("at most") and "for the curves" in view.cost_text
+    assert view.cost_text.startswith("Not the full evaluation: ")  # the settings set here
+    assert "At most" in view.cost_text and "for the curves" in view.cost_text
     assert [m for m, _label, chosen in view.methods if chosen] == ["gradcam", "ablation"]
     assert runner.pending() == []  # never by itself
     doc.evaluation.run()
