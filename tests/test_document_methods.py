@@ -81,13 +81,13 @@ def test_a_costly_method_shows_its_cost_and_waits_for_compute(blocks_image):
     assert estimate.cost.forward == 7
     assert estimate.cost.backward == 7 * len(doc.store.prediction.present_classes)  # images
     view = present(doc, drawings)
-    assert "7 forward passes" in view.explain.status
+    assert "images through the model (7 forward," in view.explain.status
     assert "Press Compute to run it" in view.explain.status and view.explain.can_compute
     doc.compute()  # accepts the cost
     assert runner.pending() == ["method"]
     runner.run_until_idle()
     assert doc.store.method_for() is not None
-    assert present(doc, drawings).explain.status.startswith("Integrated gradients: 7 forward")
+    assert present(doc, drawings).explain.status.startswith("Integrated gradients: ")
     progress = [m for channel, _d, _t, m in runner.progress if channel == "method"]
     assert any("steps" in m for m in progress)
 
@@ -203,7 +203,8 @@ def test_the_evaluation_shows_its_cost_runs_on_request_and_serves_every_target(
     doc.evaluation.update_settings(**EVAL)
     view = present(doc, drawings).evaluation
     assert view is not None and view.can_run and view.curves is None
-    assert view.cost_text.startswith("at most") and "for the curves" in view.cost_text
+    assert view.cost_text.startswith("Not the full evaluation: ")  # the settings set here
+    assert "At most" in view.cost_text and "for the curves" in view.cost_text
     assert [m for m, _label, chosen in view.methods if chosen] == ["gradcam", "ablation"]
     assert runner.pending() == []  # never by itself
     doc.evaluation.run()

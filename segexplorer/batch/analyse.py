@@ -128,7 +128,8 @@ class ImageAnalyser:
                                     error=prepared.error or "could not be read"))
         request = replace(self.request, image=item.path)
         try:
-            session = Session(self.model, prepared.image, precision=request.precision)
+            session = Session(self.model, prepared.image, precision=request.precision,
+                              budget=request.memory_budget(self.model))
             result = explain_session(session, request, state=state,
                                      timings=dict(prepared.timings))
             rows = image_rows(item.key, result, session.scores(Aggregation(

@@ -57,6 +57,7 @@ from .methods import (
     SHAPLEY,
     ImageFacts,
     MethodOptions,
+    describe_progress,
     get_method,
     method_cost,
     occlusion_geometry,
@@ -213,7 +214,7 @@ def _occlusion(job: _Job) -> MethodMaps:
     initial = torch.from_numpy(session.scores(agg).astype(np.float32))
     evaluated = session.evaluate(
         len(corners), batch, aggregation=agg, state=state, what="window",
-        describe=lambda done, total: f"Occlusion: {done} of {total} windows")
+        describe=lambda done, total: describe_progress("Occlusion", done, total, "windows"))
     diffs = initial[None, :] - torch.from_numpy(evaluated.scores)  # windows x C
     index = torch.as_tensor(list(targets), dtype=torch.long)
     total = torch.zeros((len(targets), h, w), dtype=torch.float32)
@@ -255,14 +256,18 @@ def _integrate(session: Session, targets: list[int], options: MethodOptions,
     committed = [0]  # progress units of the chunks that went through
 
     def chunk(first: int, count: int) -> None:
-        steps = (f"{label}: step {first + 1} of {n}" if count == 1
-                 else f"{label}: steps {first + 1}-{first + count} of {n}")
-        report(state, committed[0], units, steps)
+        steps = (f"step {first + 1} of {n}" if count == 1
+                 else f"steps {first + 1}-{first + count} of {n}")
+
+        def progress(done: int, detail: str) -> None:  # in images, as its estimate counts
+            report(state, done, units, describe_progress(label, done, units, detail))
+
+        progress(committed[0], steps)
         local: dict[int, torch.Tensor] = {}  # kept only once the whole chunk went through
         with torch.enable_grad(), session.numerics():
             leaf, scores = run(alphas[first:first + count])
             shape[:] = [tuple(leaf.shape[1:])]
-            report(state, committed[0] + count, units, f"{steps}, gradients")
+            progress(committed[0] + count, f"{steps}, gradients")
             step = torch.tensor(sizes[first:first + count]).float().view(count, 1).to(
                 leaf.device)
             for i, c in enumerate(targets):
@@ -280,14 +285,13 @@ def _integrate(session: Session, targets: list[int], options: MethodOptions,
                 for j in range(1, count):
                     acc.add_(scaled[j])
                 local[c] = acc
-                report(state, committed[0] + count * (2 + i), units,
-                       f"{steps}, gradient {i + 1} of {t}")
+                progress(committed[0] + count * (2 + i), f"{steps}, gradient {i + 1} of {t}")
         totals.update(local)
         committed[0] += count * (1 + t)
 
     session.run_in_chunks(n, chunk, kind=kind, what="integration step", state=state,
                           backward_per_image=t)
-    report(state, units, units, f"{label} done")
+    report(state, units, units, describe_progress(label, units, units, "done"))
     return {c: v.view(shape[0]) for c, v in totals.items()}
 
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 from .budget import MemoryUse, largest
 from .errors import UserError
-from .methods import ImageFacts, MethodOptions, describe_passes, method_cost
+from .methods import ImageFacts, MethodOptions, describe_images, method_cost
 
 CURVES = ("deletion_segments", "insertion_segments", "deletion_pixels", "insertion_pixels")
 
@@ -108,8 +108,8 @@ class EvaluationCost:
         return forward_seconds * (self.forward + 2 * self.backward)
 
     def describe(self) -> str:
-        """'at most 340 forward passes, 21 backward passes (forward: 6 for the maps, ...)'
-        (a pass is one image, as in the methods' costs)."""
+        """'at most 361 images through the model (340 forward, 21 backward; forward: 6 for
+        the maps, ...)' (the unit of the methods' costs and of what a run counts)."""
         parts = [f"{self.curves} for the curves"]
         if self.maps:
             parts.insert(0, f"{self.maps} for the maps")
@@ -118,8 +118,8 @@ class EvaluationCost:
                             ("sensitivity", self.sensitivity)):
             if count:
                 parts.append(f"{count} for {name}")
-        return (f"at most {describe_passes(self.forward, self.backward)} (forward: "
-                f"{', '.join(parts)})")
+        return "at most " + describe_images(self.forward, self.backward,
+                                            "forward: " + ", ".join(parts))
 
     def describe_memory(self) -> str:
         """'memory: about 1.2 GiB (...)', or '' without the memory facts."""

@@ -107,13 +107,24 @@ class ImageFacts:
     memory: MemoryFacts | None = None  # the budget and one image's memory (Session.memory_facts)
 
 
-def describe_passes(forward: int, backward: int) -> str:
-    """'50 forward passes, 150 backward passes': the words of an estimate and of its run
-    (each pass is one image, however the images were batched)."""
-    text = f"{forward} forward pass{'es' if forward != 1 else ''}"
-    if backward:
-        text += f", {backward} backward pass{'es' if backward != 1 else ''}"
-    return text
+def describe_images(forward: int, backward: int = 0, detail: str = "") -> str:
+    """'300 images through the model (50 forward, 250 backward; 50 steps ...)': the words
+    of an estimate, of a run's progress and of its result, in one unit (an image through
+    the model forward, or back through it for one class; however they were batched)."""
+    total = forward + backward
+    text = f"{total} image{'s' if total != 1 else ''} through the model"
+    parts = [f"{forward} forward, {backward} backward"] if backward else []
+    if detail:
+        parts.append(detail)
+    return f"{text} ({'; '.join(parts)})" if parts else text
+
+
+def describe_progress(label: str, done: int, total: int, detail: str = "") -> str:
+    """'Integrated gradients: 96 of 300 images through the model (steps 1-48 of 50)': a
+    run's progress in the unit of its estimate (``total``: its forward and backward
+    images together)."""
+    text = f"{label}: {done} of {total} images through the model"
+    return f"{text} ({detail})" if detail else text
 
 
 @dataclass(frozen=True)
@@ -130,9 +141,8 @@ class Cost:
         return forward_seconds * (self.forward + 2 * self.backward)
 
     def describe(self) -> str:
-        """'50 forward passes, 150 backward passes (50 steps (gausslegendre) ...)'."""
-        text = describe_passes(self.forward, self.backward)
-        return f"{text} ({self.detail})" if self.detail else text
+        """'300 images through the model (50 forward, 250 backward; 50 steps ...)'."""
+        return describe_images(self.forward, self.backward, self.detail)
 
     def describe_memory(self) -> str:
         """'memory: about 1.2 GiB (4 images at a time within the 8.0 GiB budget)', or ''

@@ -50,6 +50,7 @@ from .errors import UserError
 from .image import PreparedImage, denormalize
 from .jobs import JobState, check_cancelled, report
 from .layers import UNUSED_REASON, get_layer, normalize_layer_path, unusable_output_reason
+from .methods import describe_progress
 from .models import LoadedModel
 from .outputs import multilabel_hint
 from .results import AblationSweep, GradCamResult, Prediction, unpack_label_sets
@@ -818,8 +819,8 @@ class Session:
         result = self.evaluate(
             n, batch, aggregation=agg, keep_maps=keep_maps, state=state,
             chunk_size=chunk_size, what="segment",
-            describe=lambda done, total: (f"Ablating {total} segments" if done == 0
-                                          else f"Ablated {done} of {total} segments"))
+            describe=lambda done, total: describe_progress("Ablation sweep", done, total,
+                                                           "one per segment"))
         return AblationSweep(
             segments=segments,
             baseline=base_spec.label,

@@ -30,6 +30,7 @@ import torch
 
 from .aggregation import Aggregation
 from .jobs import JobState
+from .methods import describe_progress
 from .results import ShapleyTable
 from .segments import Segments
 from .session import Session
@@ -124,7 +125,8 @@ def shapley_table(session: Session, segments: Segments, *, exact: bool,
     label = "exact" if exact else "sampled"
     evaluated = session.evaluate(
         len(wanted), batch, aggregation=agg, state=state, what="coalition",
-        describe=lambda done, total: f"Shapley ({label}): {done} of {total} coalitions")
+        describe=lambda done, total: describe_progress(f"Shapley ({label})", done, total,
+                                                       "coalitions"))
     scores: dict[int, np.ndarray] = dict(zip(wanted, evaluated.scores))
     scores[full_mask] = full
     if exact:

@@ -131,7 +131,7 @@ class DatasetController:
         """Run a batch with the explainer's model and options; its window follows it."""
         window = self.show_window()
         self.document.run_batch(input_folder, out_folder, self.doc.model.choice,
-                                self.doc.analysis.choice)
+                                self.doc.analysis.choice, self.doc.model.memory_gib)
         return window
 
     def open_in_explainer(self, request: OpenRequest) -> None:

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..engine.evaluation_plan import QUICK_DESCRIPTION
 from ..engine.methods import METHOD_REGISTRY
 from ..render.evaluation import CURVE_ORDER, CURVE_TITLES, draw_target, method_colors
 from .binding import bind_combo, enum_combo, on_fields, select_value
@@ -119,6 +120,10 @@ class EvaluatePanel(QWidget):
 
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        self.quick = QCheckBox("Quick preview", self)
+        self.quick.setObjectName("quickCheck")
+        self.quick.setToolTip(QUICK_DESCRIPTION)
+        form.addRow("", self.quick)
         self.pixel_steps = QSpinBox(self)
         self.pixel_steps.setObjectName("pixelStepsSpin")
         self.pixel_steps.setRange(1, 1000)
@@ -252,6 +257,7 @@ class EvaluatePanel(QWidget):
                           (self.sensitivity, "sensitivity")):
             box.toggled.connect(
                 lambda on, name=name: evaluation.update_settings(**{name: bool(on)}))
+        self.quick.toggled.connect(lambda on: evaluation.set_quick(bool(on)))
         on_fields(evaluation, "settings", lambda: self._show_settings(evaluation))
         bind_combo(self.curve, evaluation, "curve")
         self.strip_method.activated.connect(
@@ -275,7 +281,8 @@ class EvaluatePanel(QWidget):
         for widget, value in ((self.pixel_steps, settings.pixel_steps),
                               (self.chance_runs, settings.chance_runs),
                               (self.mprt, settings.mprt), (self.infidelity, settings.infidelity),
-                              (self.sensitivity, settings.sensitivity)):
+                              (self.sensitivity, settings.sensitivity),
+                              (self.quick, evaluation.quick)):
             with QSignalBlocker(widget):
                 if isinstance(widget, QSpinBox):
                     widget.setValue(int(value))

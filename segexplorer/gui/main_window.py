@@ -42,7 +42,7 @@ from .document.explain_view import classes_view, explain_view
 from .document.messages import Failure
 from .document.panel_views import ablation_view, evaluation_view
 from .document.session_record import SessionRecord
-from .document.window_views import chrome_view, layers_view, model_view
+from .document.window_views import budget_text, chrome_view, layers_view, model_view
 from .evaluate_panel import EvaluatePanel
 from .explain_panel import ExplanationPanel
 from .exports import ExportsController
@@ -51,6 +51,7 @@ from .jobs import JobRunner
 from .layers_panel import LayersPanel
 from .model_cards import ModelCardsMenu, safe_start_choice
 from .model_panel import ModelPanel
+from .preferences import PreferencesCommand
 from .screen_fit import fit_to_screen, keep_on_screen, narrow_combos
 from .settings import Preferences, make_settings
 from .status_bar import WindowStatus
@@ -179,7 +180,8 @@ class MainWindow(QMainWindow):
         self.banner, self.colorbar, self.legend = area.banner, area.colorbar, area.legend
         self.opacity, self.zoom_label = area.opacity, area.zoom_label
         self.ablate_button = area.ablate_button
-        self.exporter = ExportsController(doc, Exports(doc), self.session_record, self, self.prefs, self.canvas,
+        self.exporter = ExportsController(doc, Exports(doc), self.session_record, self,
+                                          self.prefs, self.canvas,
                                           self.multi_view, lambda m, t: self.status.show(m, t),
                                           error)
         self.model_panel.bind(doc.model, lambda: self.files.choose_weights())
@@ -274,6 +276,9 @@ class MainWindow(QMainWindow):
                                           self.compare_commands.accept_card,
                                           self.show_comparison)
         self.datasets.attach(self._menu("&File").menu(), self.commands.paste)
+        self.preferences = PreferencesCommand(self, doc.model, self.prefs,
+                                              lambda: budget_text(doc))
+        self.preferences.attach(self._menu("&Edit").menu())
 
     def zoomed(self) -> Any:
         """The canvas the zoom commands act on: the split view's first (the others

@@ -155,3 +155,28 @@ def test_cancel_stops_the_evaluation_and_run_starts_it_again(qtbot, make_window,
     SlowDown.reset()
     qtbot.mouseClick(panel.run, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "Evaluated 1 method" in panel.status.text(), timeout=60000)
+
+
+def test_the_quick_preview_check_box_sets_the_quick_settings_and_says_what_it_skips(
+        qtbot, make_window, blocks_image):
+    from segexplorer.engine.evaluation_plan import QUICK, QUICK_DESCRIPTION
+
+    window = make_window()
+    _open(qtbot, window, blocks_image)
+    window.evaluate_dock.raise_()
+    panel = window.evaluate_panel
+    _check_only(panel, ("gradcam",))
+    assert not panel.quick.isChecked() and "Quick preview" not in panel.cost.text()
+    panel.quick.setChecked(True)
+    assert window.document.evaluation.settings == QUICK
+    assert panel.pixel_steps.value() == QUICK.pixel_steps
+    assert panel.chance_runs.value() == QUICK.chance_runs
+    assert not panel.mprt.isChecked() and not panel.sensitivity.isChecked()
+    qtbot.waitUntil(lambda: panel.cost.text().startswith(QUICK_DESCRIPTION))
+    panel.pixel_steps.setValue(QUICK.pixel_steps + 2)  # by hand: no longer the preset
+    assert not panel.quick.isChecked()
+    qtbot.waitUntil(lambda: panel.cost.text().startswith("Not the full evaluation"))
+    panel.quick.setChecked(True)
+    panel.quick.setChecked(False)  # the full evaluation's defaults
+    assert window.document.evaluation.settings == EvaluationSettings()
+    assert panel.mprt.isChecked() and panel.pixel_steps.value() == 20

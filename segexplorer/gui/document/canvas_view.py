@@ -36,7 +36,7 @@ from .choices import (
 from .drawings import Attribution, Drawings
 from .estimates import estimate_method
 from .events import depends_on
-from .formatting import format_duration, format_shape, format_value
+from .formatting import format_shape, format_value
 from .labels import LegendEntry, aggregation_short, legend_entries, segments_kind_label
 from .results import ablated_key, kind_of
 from .states import DRAWING
@@ -116,8 +116,8 @@ def _method_missing(doc: Document, label: str) -> str:
     estimate = estimate_method(doc.store, doc.analysis.choice, doc.analysis.auto_run_seconds)
     if not doc.jobs.is_running("method") and not doc.jobs.is_blocked("method") \
             and estimate is not None and not estimate.automatic and estimate.seconds is not None:
-        return (f"{label} for every class needs {estimate.cost.describe()}, about "
-                f"{format_duration(estimate.seconds)} here. Press Compute to run it.")
+        return (f"{label} for every class needs {estimate.describe()}. Press Compute to "
+                "run it.")
     return missing(doc, "method", label)
 
 

@@ -416,9 +416,9 @@ class ComparisonState(State):
         held = a_model if shared else (self._held[1] if self._held is not None
                                        and self._held[0] == key.model else None)
         precision = key.a.precision
+        budget = self.a_model.budget(a_model.device)  # B runs where A does
 
         def job(state: JobContext) -> Second:
-            from ...engine.budget import resolve_budget
             from ...engine.compare import match_classes
             from ...engine.compare_run import pair_memory, side_label, to_device
             from ...engine.errors import UserError
@@ -439,7 +439,6 @@ class ComparisonState(State):
             labels = (side_label("a", a_model), side_label("b", b))
             matching = match_classes(a_model.categories, b.categories, labels)
             prepared = preprocess(pil, key.size, b.normalization)
-            budget = resolve_budget(a_model.device)  # as a session made now takes it
             memory = None
             if not shared:
                 memory = pair_memory(a_model, b, prepared_a.shape, prepared.shape,
@@ -447,7 +446,8 @@ class ComparisonState(State):
                 if not memory.fits:
                     raise UserError(f"The two models do not fit on {memory.device}: "
                                     f"{memory.describe()}. Choose a smaller working size "
-                                    "for A or B, another device, or smaller models.")
+                                    "for A or B, another device, smaller models, or a "
+                                    "larger memory budget (Edit > Preferences).")
                 b = to_device(b, a_model.device)
             session = Session(b, prepared, precision=precision, budget=budget)
             state.set_progress(0, 1, "Comparing: B's prediction")

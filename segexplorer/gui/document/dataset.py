@@ -222,14 +222,15 @@ class DatasetState(State):
 
     # ======================================================================= batches
     def run_batch(self, input_folder: str | Path, out_folder: str | Path, model: ModelChoice,
-                  analysis: AnalysisChoice) -> None:
+                  analysis: AnalysisChoice, memory_gib: float | None = None) -> None:
         """Run ``segexplorer batch`` on a folder in a job; the view follows its progress
-        and shows the folder once it is done (or stopped)."""
+        and shows the folder once it is done (or stopped). ``memory_gib``: the memory
+        budget of every image's session (the Preferences'; None: the engine's default)."""
         self._runs += 1
         spec = BatchSpec(str(Path(input_folder).expanduser()),
                          str(Path(out_folder).expanduser()),
                          tuple(to_dict(model).items()), tuple(to_dict(analysis).items()),
-                         self._runs)
+                         self._runs, memory_gib)
         self.jobs.unblock(BATCH)
         self.update(batch=Running(spec.out), batch_wanted=spec)
         self.schedule()
@@ -251,7 +252,8 @@ class DatasetState(State):
             device=model.device, size=model.size, methods=METHODS,
             layer=analysis.layer or None, segments=analysis.segments,
             baseline=analysis.baseline, upsample=analysis.upsample,
-            aggregation=analysis.aggregation, precision=model.precision)
+            aggregation=analysis.aggregation, precision=model.precision,
+            gpu_memory=spec.memory_gib)
 
         def job(state: JobContext) -> object:
             from ...batch.progress import StateProgress

@@ -166,6 +166,8 @@ class Document:
         """A state changed: announce it, and plan again if the choices need other work."""
         with self.updates.batch():
             self.updates.add(change.topics)
+            if change.state == "model" and "memory_gib" in change.fields:
+                self._apply_budget()
             fields = change.fields & REPLANS.get(change.state, set())
             if not fields or self.closing:
                 return
@@ -216,6 +218,14 @@ class Document:
             opening=opening, ablation=self.ablation.wanted(),
             precompute=self.ablation.precompute_key(), evaluation=self.evaluation.planned(),
             audit=audit if audit is not None and store.audit(audit) is None else None)
+
+    def _apply_budget(self) -> None:
+        """A new memory budget (Preferences) applies to the sessions already made too:
+        their next chunks are sized under it (results do not depend on it)."""
+        second = self.comparison.second
+        for session in (self.store.session, second.session if second is not None else None):
+            if session is not None:
+                session.budget = self.model.budget(session.model.device)
 
     def estimate(self) -> MethodEstimate | None:
         """The chosen method's cost for this image and every class, before it runs."""
@@ -430,7 +440,7 @@ class Document:
         model, prepared, pil = self.model.loaded, self.image.prepared, self.image.pil
         assert model is not None and prepared is not None and pil is not None
         return predict_job(request, model, prepared, pil, self.analysis.choice, self.preview,
-                           self._on_preview)
+                           self._on_preview, self.model.budget(model.device))
 
     def _on_preview(self, result: object) -> None:
         assert isinstance(result, PreviewResult)

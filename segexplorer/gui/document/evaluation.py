@@ -13,8 +13,15 @@ from __future__ import annotations
 from dataclasses import astuple, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from ...engine.evaluation_plan import EvaluationCost, EvaluationSettings, evaluation_cost
+from ...engine.evaluation_plan import (
+    QUICK,
+    QUICK_DESCRIPTION,
+    EvaluationCost,
+    EvaluationSettings,
+    evaluation_cost,
+)
 from ...engine.methods import DEFAULT_METHODS, METHODS, ImageFacts
+from .estimates import image_seconds, memory_facts
 from .events import Field, State
 from .jobtable import Job, JobTable
 from .keys import EvaluationKey
@@ -60,6 +67,24 @@ class EvaluationState(State):
     def update_settings(self, **changes: Any) -> None:
         self.settings = replace(self.settings, **changes).check()
 
+    @property
+    def quick(self) -> bool:
+        """The settings are the quick preview's (``evaluation_plan.QUICK``; any seed)."""
+        return replace(self.settings, seed=QUICK.seed) == QUICK
+
+    def set_quick(self, on: bool) -> None:
+        """The quick preview (fewer pixel steps, fewer chance runs, no randomisation
+        check, no sensitivity), or the full evaluation's defaults; the seed is kept."""
+        self.settings = replace(QUICK if on else EvaluationSettings(), seed=self.settings.seed)
+
+    def skipped(self) -> str:
+        """What these settings cut or skip against the full evaluation, in one line:
+        the quick preview's own description, or '' for the full evaluation."""
+        if self.quick:
+            return QUICK_DESCRIPTION
+        differences = self.settings.differences()
+        return f"Not the full evaluation: {differences}." if differences else ""
+
     def _normalize(self, values: dict[str, Any]) -> dict[str, Any]:
         if "methods" in values:
             values["methods"] = tuple(m for m in METHODS if m in values["methods"])
@@ -89,19 +114,21 @@ class EvaluationState(State):
 
     def estimate(self) -> tuple[EvaluationCost, float | None] | None:
         """The evaluation's cost (an upper bound on the images through the model) and a
-        rough time from the prediction's own forward pass."""
+        rough time from one image's (``estimates.image_seconds``)."""
         pred = self.store.prediction
         if pred is None or not self.methods:
             return None
         h, w = pred.shape
         segments = self.store.segment_count(self.analysis.segments) or 0
-        facts = ImageFacts(h, w, segments, len(pred.present_classes))
+        facts = ImageFacts(h, w, segments, len(pred.present_classes),
+                           memory_facts(self.store))
         try:
             cost = evaluation_cost(facts, self.methods, self.analysis.method_options(),
                                    self.settings, computed=self._computed_names())
         except Exception:  # noqa: BLE001 - a bad option: the job says which, in one line
             return None
-        seconds = cost.seconds(pred.seconds) if pred.seconds > 0 else None
+        per_image = image_seconds(self.store)
+        seconds = cost.seconds(per_image) if per_image is not None else None
         return cost, seconds
 
     def is_running(self) -> bool:

@@ -29,6 +29,7 @@ from .sources import ImageSource
 if TYPE_CHECKING:  # the engine imports torch: the document loads it in a job
     from PIL.Image import Image
 
+    from ...engine.budget import MemoryBudget
     from ...engine.image import PreparedImage
     from ...engine.models import LoadedModel
     from ...engine.results import AblationSweep, GradCamResult, MethodMaps, Prediction
@@ -68,15 +69,17 @@ def resize_job(pil: Image, key: ImageKey) -> Job:
 
 def predict_job(request: Predict, model: LoadedModel, prepared: PreparedImage, pil: Image,
                 analysis: AnalysisChoice, preview: Preview,
-                on_preview: Callable[[object], object]) -> Job:
+                on_preview: Callable[[object], object], budget: MemoryBudget | None = None
+                ) -> Job:
     """One forward pass: the prediction, and Grad-CAM for every class when the view
-    needs it; on a slow device a quick look first (``preview``)."""
+    needs it; on a slow device a quick look first (``preview``). The session works
+    under ``budget`` (the Preferences' memory budget; None: the engine's default)."""
     key, with_gradcam = request.key, request.gradcam is not None
 
     def full(state: JobContext) -> object:
         from ...engine.session import Session
 
-        session = Session(model, prepared, precision=key.precision)
+        session = Session(model, prepared, precision=key.precision, budget=budget)
         if not with_gradcam:
             return session, session.predict(state), None
         from ...engine.aggregation import Aggregation
@@ -88,7 +91,7 @@ def predict_job(request: Predict, model: LoadedModel, prepared: PreparedImage, p
 
     job: Callable[[JobContext], object] = full
     if wants_preview(model, prepared.size):  # a slow device: a quick look first
-        job = preview.wrap(full, model, pil, analysis, key, prepared.size)
+        job = preview.wrap(full, model, pil, analysis, key, prepared.size, budget)
     return Job(job, "Predicting", on_partial=on_preview, lock_key=key.model)
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ...engine.methods import describe_images
 from .ablation_entries import selection_label
 from .canvas_view import layer_content, previewing, shown_attribution
 from .choices import METHOD_LABELS
@@ -89,15 +90,15 @@ def _gradcam_done(doc: Document, result: Any) -> str:
 def _sweep_done(doc: Document, sweep: Any) -> str:
     partition = (f" ({segments_kind_label(sweep.segments)})" if sweep.segments.label_sets
                  else "")
-    return (f"Sweep: {sweep.segments.count} segments{partition}, {sweep.forward_passes} "
-            f"forward passes, {sweep.seconds:.2f} s; serves every class.")
+    return (f"Sweep: {sweep.segments.count} segments{partition}, "
+            f"{describe_images(sweep.forward_passes)}, {sweep.seconds:.2f} s; serves every "
+            "class.")
 
 
 def _method_done(doc: Document, maps: Any) -> str:
-    passes = _plural(maps.forward, "forward pass")
-    if maps.backward:
-        passes += ", " + _plural(maps.backward, "backward pass")
-    return (f"{METHOD_LABELS[doc.analysis.method]}: {passes}, {maps.seconds:.2f} s "
+    """In the words of its estimate and its progress (``engine.methods.describe_images``)."""
+    return (f"{METHOD_LABELS[doc.analysis.method]}: "
+            f"{describe_images(maps.forward, maps.backward)}, {maps.seconds:.2f} s "
             f"for {_plural(len(maps.maps), 'class')}.")
 
 

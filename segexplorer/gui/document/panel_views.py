@@ -15,9 +15,9 @@ from ...render.evaluation import TargetCurves
 from .ablation_entries import selection_label
 from .choices import METHOD_LABELS
 from .drawings import Drawings
+from .estimates import describe_run
 from .events import depends_on
 from .explain_view import multilabel
-from .formatting import format_duration
 from .labels import changed_meaning, scores_title, segment_labels, segments_tip
 
 if TYPE_CHECKING:
@@ -97,6 +97,7 @@ class EvaluationView:
     verdicts: tuple[tuple[str, str, bool], ...]  # (label, verdict, flagged)
     can_export: bool
     curve: str  # the curve drawn ('': all four)
+    quick: bool = False  # the quick preview's settings (the cost text says what it skips)
 
 
 def _heat(values: np.ndarray) -> np.ndarray:
@@ -177,7 +178,8 @@ def ablation_view(doc: Document, drawings: Drawings) -> AblationView:
         sweep_text=sweep_text, can_precompute=can_precompute, **common)
 
 
-@depends_on("evaluation", "analysis", "results", "jobs.evaluate", "view.target", "image")
+@depends_on("evaluation", "analysis", "results", "jobs.evaluate", "view.target", "image",
+            "model.memory_gib")
 def evaluation_view(doc: Document, drawings: Drawings) -> EvaluationView:
     """The Evaluate panel's content (the drawn randomisation strips are kept)."""
     ev, strips = doc.evaluation, drawings.strips
@@ -189,8 +191,10 @@ def evaluation_view(doc: Document, drawings: Drawings) -> EvaluationView:
                      else "")
     else:
         cost, seconds = estimate
-        cost_text = cost.describe() + (f", at most about {format_duration(seconds)} here"
-                                       if seconds is not None else "")
+        cost_text = describe_run(cost.describe(), seconds, cost.memory, "at most about")
+    skipped = ev.skipped()
+    if skipped and pred is not None and ev.methods:
+        cost_text = f"{skipped} {cost_text[:1].upper()}{cost_text[1:]}"
     if pred is None:
         status = "Open an image: the evaluation measures the explanations of its classes."
     elif running:
@@ -248,7 +252,7 @@ def evaluation_view(doc: Document, drawings: Drawings) -> EvaluationView:
         and result is None,
         running=running, curves=curves, areas=areas, chance=chance,
         strip_methods=strip_methods, strip_method=strip_method, strip=strip,
-        verdicts=verdicts, can_export=result is not None, curve=ev.curve)
+        verdicts=verdicts, can_export=result is not None, curve=ev.curve, quick=ev.quick)
 
 
 def strip_cells(strips: dict[tuple[Any, ...], tuple[StripCell, ...]], result: Evaluation,

@@ -33,6 +33,7 @@ from .runner import JobContext
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+    from ...engine.budget import MemoryBudget
     from ...engine.models import LoadedModel
     from ...engine.results import GradCamResult, Prediction
 
@@ -52,7 +53,7 @@ def _analysis_key(choice: AnalysisChoice) -> tuple[str, str, str]:
 
 
 def compute_preview(model: LoadedModel, pil: Image, choice: AnalysisChoice,
-                    state: JobContext | None = None
+                    state: JobContext | None = None, budget: MemoryBudget | None = None
                     ) -> tuple[Prediction, GradCamResult | None]:
     """(prediction, Grad-CAM or None) of ``pil`` at ``PREVIEW_SIZE``: one forward pass."""
     from ...engine.aggregation import Aggregation
@@ -60,7 +61,7 @@ def compute_preview(model: LoadedModel, pil: Image, choice: AnalysisChoice,
     from ...engine.image import preprocess
     from ...engine.session import Session
 
-    session = Session(model, preprocess(pil, PREVIEW_SIZE))
+    session = Session(model, preprocess(pil, PREVIEW_SIZE), budget=budget)
     gradcam = None
     try:  # Grad-CAM's forward pass also gives the prediction
         gradcam = session.gradcam(None, layer=choice.layer or None,
@@ -108,13 +109,13 @@ class Preview:
     # -- the job side ----------------------------------------------------------------------
     @staticmethod
     def wrap(full_job: Callable[[JobContext], object], model: LoadedModel, pil: Image,
-             choice: AnalysisChoice, key: PredictKey, full_size: int
-             ) -> Callable[[JobContext], object]:
+             choice: AnalysisChoice, key: PredictKey, full_size: int,
+             budget: MemoryBudget | None = None) -> Callable[[JobContext], object]:
         """A predict job that first computes and hands over the preview, then ``full_job``."""
         analysis = _analysis_key(choice)
 
         def job(state: JobContext) -> object:
-            prediction, gradcam = compute_preview(model, pil, choice, state)
+            prediction, gradcam = compute_preview(model, pil, choice, state, budget)
             state.partial(PreviewResult(key, full_size, analysis, prediction, gradcam))
             return full_job(state)
 

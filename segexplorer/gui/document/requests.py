@@ -170,6 +170,7 @@ class BatchSpec:
     model: tuple[tuple[str, object], ...]  # ModelChoice, as pairs
     analysis: tuple[tuple[str, object], ...]  # AnalysisChoice, as pairs
     run: int  # a new number each time Run is pressed
+    memory_gib: float | None = None  # the memory budget (Preferences; None: the default)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from ...engine.budget import MemoryBudget, parse_gib, resolve_budget
 from ...engine.catalog import DEFAULT_ARCHITECTURE, DEFAULT_SIZE, PRECISIONS
 from ...engine.methods import GRADCAM, MethodOptions
 from . import catalog
@@ -44,6 +45,26 @@ if TYPE_CHECKING:  # the engine imports torch: the document loads it in a job
 
 #: a method estimated to take longer than this waits for Compute (its cost is shown)
 AUTO_RUN_SECONDS = 10.0
+#: where a memory budget set in the window comes from (``MemoryBudget.source``)
+MEMORY_SOURCE = "Preferences"
+#: what the Preferences' memory field says for the engine's default
+AUTO_MEMORY = "auto"
+
+
+def parse_memory_setting(text: str | float | None) -> float | None:
+    """The Preferences' memory budget: None for 'auto' (or nothing), else a positive
+    number of GiB; anything else is a one-line ``UserError`` naming the setting."""
+    if text is None:
+        return None
+    value = str(text).strip().lower().removesuffix("gib").strip()
+    if value in ("", AUTO_MEMORY):
+        return None
+    return parse_gib(value, "Memory budget")
+
+
+def format_memory_setting(gib: float | None) -> str:
+    """'auto' or '4' / '0.5': the setting as the Preferences' field shows it."""
+    return AUTO_MEMORY if gib is None else f"{gib:g}"
 
 
 class ModelState(State):
@@ -60,6 +81,10 @@ class ModelState(State):
     loaded_key: Field[ModelKey | None] = Field(None)
     #: the models (architecture or card) whose outputs hint the user dismissed
     hint_dismissed: Field[frozenset[str]] = Field(frozenset())
+    #: the memory budget in GiB of every session the window makes (Preferences; None:
+    #: auto, the engine's default or SEGEXPLORER_GPU_MEMORY). Not a choice of the
+    #: results (they do not depend on it), so in no key and no session file.
+    memory_gib: Field[float | None] = Field(None)
 
     def __init__(self, choice: ModelChoice) -> None:
         super().__init__()
@@ -82,6 +107,17 @@ class ModelState(State):
         """``hint`` unless the user dismissed it for the loaded model."""
         key = self.loaded_key
         return hint if key is not None and key.architecture not in self.hint_dismissed else ""
+
+    def set_memory(self, text: str) -> None:
+        """The Preferences' memory budget: 'auto' (or nothing) or a number of GiB; a
+        bad value is refused in one line (``UserError``) and changes nothing."""
+        self.memory_gib = parse_memory_setting(text)
+
+    def budget(self, device: object) -> MemoryBudget:
+        """The memory budget of a session on ``device`` under the current setting (the
+        engine's ``resolve_budget``: the setting, else SEGEXPLORER_GPU_MEMORY, else the
+        device's default; a CUDA default reads the card, so torch is loaded by then)."""
+        return resolve_budget(device, self.memory_gib, source=MEMORY_SOURCE)
 
     def choose_card(self, path: str, size: int | None = None) -> frozenset[str]:
         """A model card (its path is the architecture) with its own weights ('default':

@@ -7,13 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ...engine.budget import MemoryBudget, format_bytes
 from .ablation_entries import VIEW_LABELS as ABLATION_VIEW_LABELS
 from .canvas_view import can_export_figure, previewing
 from .choices import ABLATED, IMAGE, LAYER_LABELS
 from .drawings import Drawings
 from .events import depends_on
 from .explain_view import explain_status
-from .states import DRAWING
+from .states import DRAWING, MEMORY_SOURCE
 
 if TYPE_CHECKING:
     from ...engine.image import PreparedImage
@@ -104,6 +105,33 @@ def describe_working(prepared: PreparedImage) -> str:
     return note
 
 
+def current_budget(doc: Document) -> MemoryBudget | None:
+    """The memory budget the sessions work under: the current session's own (what its
+    chunks are sized from); before one, what the setting gives on the loaded model's
+    device (None without a model)."""
+    session, model = doc.store.session, doc.model.loaded
+    if session is not None:
+        return session.budget
+    return doc.model.budget(model.device) if model is not None else None
+
+
+def budget_text(doc: Document) -> str:
+    """'11.2 GiB (default: half of the 22.3 GiB available (MemAvailable))', '4.0 GiB
+    (Preferences)': the budget and where it comes from, in full ('' without a model)."""
+    budget = current_budget(doc)
+    return budget.describe() if budget is not None else ""
+
+
+def short_budget(budget: MemoryBudget) -> str:
+    """'11.2 GiB (half the free memory)': the budget for the status bar."""
+    source = budget.source.removeprefix("default: ")
+    if source.startswith("half of the ") and "card" not in source:
+        source = "half the free memory"
+    elif source == MEMORY_SOURCE:
+        source = "set in Preferences"
+    return f"{format_bytes(budget.limit)} ({source})"
+
+
 def _title(doc: Document) -> str:
     """The image and the untrained mark; the platform adds the application's name
     (QGuiApplication.applicationDisplayName)."""
@@ -122,10 +150,12 @@ def _device_text(doc: Document) -> str:
         return "no model loaded"
     from ...engine.devices import describe_device
 
-    session = doc.store.session
+    session, budget = doc.store.session, current_budget(doc)
+    assert budget is not None  # a model is loaded
     fast = session is not None and session.precision == "bf16"
     return (f"{model.name}" + (" (model card)" if model.card is not None else "")
             + f" on {describe_device(model.device)}"
             + (", fast mode (bf16)" if fast else "")
+            + f" · memory budget {short_budget(budget)}"
             + (f"; binary model: {model.categories[0]} = -z, {model.categories[1]} = z"
                if model.binary else ""))
