@@ -678,7 +678,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     request = _explain_request(args, "")
     pair = None
     if args.with_model is not None:  # batch --with: compare A with B on every image
-        from .batch.compare import PairOptions
+        from .batch.options import PairOptions
 
         pair = PairOptions(_request_b(args, request), args.with_layer is not None,
                            args.resample_maps)

@@ -30,12 +30,8 @@ from segexplorer.gui.document.comparison import (
     ComparisonSituation,
     plan_comparison,
 )
-from segexplorer.gui.document.comparison_view import (
-    comparison_view,
-    display_grid,
-    split_view,
-    target_pair,
-)
+from segexplorer.gui.document.comparison_split import display_grid, split_view
+from segexplorer.gui.document.comparison_view import comparison_view, target_pair
 from segexplorer.gui.document.drawings import Drawings
 from segexplorer.gui.document.keys import (
     ComparisonKey,

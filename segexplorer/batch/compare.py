@@ -30,43 +30,16 @@ from ..engine.errors import UserError
 from .analyse import Outcome
 from .comparison import JOURNAL_KEY
 from .inputs import BatchItem
+from .options import PairOptions
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from ..engine.analysis import ExplainRequest
     from ..engine.compare import Comparison
     from ..engine.compare_run import PairMemory, PairModels
     from ..engine.image import PreparedImage
     from ..engine.jobs import JobState
     from .options import BatchOptions
-
-
-@dataclass(frozen=True)
-class PairOptions:
-    """Model B of ``batch --with``: its request (the batch's options, B's model, weights,
-    working size and layer), whether its layer was given (``--with-layer``), and how
-    attribution maps reach the original grid (``--resample-maps``)."""
-
-    request: ExplainRequest
-    layer_given: bool = False
-    resample: str = "nearest"
-
-    def arguments(self) -> dict[str, Any]:
-        """What run.json records of B (a continued run must name the same B)."""
-        from pathlib import Path
-
-        from ..engine.cards import is_card_path
-
-        req = self.request
-        model = str(Path(req.model).expanduser().resolve()) if is_card_path(req.model) \
-            else req.model
-        weights = req.weights
-        if weights not in (None, "default", "untrained"):
-            weights = str(Path(weights).expanduser().resolve())
-        return {"with": model, "with_weights": weights, "with_size": req.size,
-                "with_layer": req.layer if self.layer_given else None,
-                "resample_maps": self.resample}
 
 
 def check_pair_options(options: BatchOptions) -> None:

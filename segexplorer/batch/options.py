@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..export.outputs import FULL
 
 if TYPE_CHECKING:
     from ..engine.analysis import ExplainRequest
-    from .compare import PairOptions
 
 ENGINES = ("local", "ray")
 DEFAULT_PREFETCH = 4  # images decoded ahead of the model
@@ -29,6 +28,33 @@ def default_writers(cpus: int | None = None) -> int:
     """
     count = cpus if cpus is not None else (os.cpu_count() or 1)
     return max(1, min(MAX_WRITERS, count - 1))
+
+
+@dataclass(frozen=True)
+class PairOptions:
+    """Model B of ``batch --with``: its request (the batch's options, B's model, weights,
+    working size and layer), whether its layer was given (``--with-layer``), and how
+    attribution maps reach the original grid (``--resample-maps``)."""
+
+    request: ExplainRequest
+    layer_given: bool = False
+    resample: str = "nearest"
+
+    def arguments(self) -> dict[str, Any]:
+        """What run.json records of B (a continued run must name the same B)."""
+        from pathlib import Path
+
+        from ..engine.cards import is_card_path
+
+        req = self.request
+        model = str(Path(req.model).expanduser().resolve()) if is_card_path(req.model) \
+            else req.model
+        weights = req.weights
+        if weights not in (None, "default", "untrained"):
+            weights = str(Path(weights).expanduser().resolve())
+        return {"with": model, "with_weights": weights, "with_size": req.size,
+                "with_layer": req.layer if self.layer_given else None,
+                "resample_maps": self.resample}
 
 
 @dataclass(frozen=True)

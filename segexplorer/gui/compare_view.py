@@ -6,7 +6,7 @@ A's and B's maps share one colour bar (one symmetric scale); B - A has its own, 
 attribution units. The mouse works as on the single canvas: hover reads both models'
 classes, a click picks the class shown (in ablate mode: ablates the segment both models
 share under it, in both), and the brush and the lasso ablate a drawn region in both.
-Everything shown is the presenter's :class:`~.document.comparison_view.SplitView`.
+Everything shown is the presenter's :class:`~.document.comparison_split.SplitView`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from .document.comparison import THIRD_LABELS
 if TYPE_CHECKING:
     from .document.ablation import AblationState
     from .document.comparison import ComparisonState
-    from .document.comparison_view import SplitView
+    from .document.comparison_split import SplitView
 
 SIDES = ("a", "b", "a")  # whose prediction a click on each view reads (B - A: A's)
 

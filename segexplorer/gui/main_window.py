@@ -37,7 +37,8 @@ from .dialogs import Dialogs
 from .document import Document, Exports, Presenters, catalog
 from .document.canvas_view import canvas_view
 from .document.choices import default_model_choice
-from .document.comparison_view import comparison_view, describe_pair_pixel, split_view
+from .document.comparison_split import describe_pair_pixel, split_view
+from .document.comparison_view import comparison_view
 from .document.explain_view import classes_view, explain_view
 from .document.messages import Failure
 from .document.panel_views import ablation_view, evaluation_view

@@ -24,30 +24,33 @@ holds A's model lock, as A's own jobs do. A result for other choices is dropped.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...engine.methods import get_method
-from .choices import AnalysisChoice, ModelChoice, from_dict, to_dict
+from .choices import ModelChoice, from_dict, to_dict
+from .comparison_jobs import (
+    PairComparison,
+    PairEntry,
+    Second,
+    ablate_in_both,
+    compare_in_both,
+    explain_request,
+    prepare_second,
+    short_name,
+)
 from .events import Field, State, Updates
 from .jobtable import Job, JobTable
 from .keys import ComparisonKey, ModelKey, PairAblationKey, SecondKey, Selection
 from .requests import AblateBoth, CompareMaps, PrepareSecond
 from .results import GRADCAM_PASS, kind_of
-from .runner import JobContext
 from .states import AnalysisState, ImageState, ModelState, ViewState
 from .store import ResultStore
 
 if TYPE_CHECKING:  # the engine imports torch: loaded by the jobs
-    from ...engine.analysis import ExplainRequest
-    from ...engine.compare import ClassMatching, CommonSegments, Comparison
-    from ...engine.compare_run import PairAblation, PairMemory
+    from ...engine.compare import CommonSegments
     from ...engine.models import LoadedModel
-    from ...engine.results import Prediction
-    from ...engine.session import Session
     from .ablation import AblationState
 
 CHANNEL = "compare"
@@ -61,38 +64,6 @@ class SecondModel(ModelState):
     """Model B's choice: the same fields as A's (its device and arithmetic are A's)."""
 
     name = "comparison.model"
-
-
-@dataclass(frozen=True, eq=False)
-class Second:
-    """B beside A: the model, its session on the image, its prediction, the classes
-    matched by name, and what the two models take on the device (None: B is A)."""
-
-    key: SecondKey
-    model: LoadedModel
-    session: Session
-    prediction: Prediction
-    matching: ClassMatching
-    memory: PairMemory | None
-    shared: bool  # B is A's own model (the same weights): no second copy
-
-
-@dataclass(frozen=True, eq=False)
-class PairComparison:
-    key: ComparisonKey
-    comparison: Comparison
-    notes: tuple[str, ...]  # e.g. B's layer fell back to its default
-    seconds: float
-
-
-@dataclass(frozen=True, eq=False)
-class PairEntry:
-    """One selection ablated in both models."""
-
-    key: PairAblationKey
-    ablation: PairAblation
-    segments: CommonSegments  # on the comparison's grid
-    seconds: float
 
 
 @dataclass(frozen=True)
@@ -118,21 +89,6 @@ def plan_comparison(s: ComparisonSituation) -> tuple[PrepareSecond | AblateBoth 
     if s.comparison is not None:
         return (CompareMaps(s.comparison),)
     return ()
-
-
-def explain_request(model: ModelKey, size: int, analysis: AnalysisChoice, precision: str,
-                    image: str, layer: str | None) -> ExplainRequest:
-    """The engine's request for one side: the analysis's options, the side's model."""
-    from ...engine.analysis import ExplainRequest
-
-    options = analysis.method_options()
-    return ExplainRequest(
-        image=image or "image", model=model.architecture, weights=model.weights,
-        device=model.device, size=size, methods=(analysis.method,), layer=layer,
-        segments=options.segments, baseline=options.baseline, upsample=options.upsample,
-        aggregation=options.aggregation, precision=precision, n_steps=options.n_steps,
-        ig_method=options.ig_method, window=options.window, stride=options.stride,
-        n_samples=options.n_samples, shapley_mode=options.shapley_mode)
 
 
 class ComparisonState(State):
@@ -415,46 +371,10 @@ class ComparisonState(State):
         shared = key.model == key.a.model
         held = a_model if shared else (self._held[1] if self._held is not None
                                        and self._held[0] == key.model else None)
-        precision = key.a.precision
         budget = self.a_model.budget(a_model.device)  # B runs where A does
-
-        def job(state: JobContext) -> Second:
-            from ...engine.compare import match_classes
-            from ...engine.compare_run import pair_memory, side_label, to_device
-            from ...engine.errors import UserError
-            from ...engine.image import preprocess
-            from ...engine.jobs import check_cancelled
-            from ...engine.models import load_model
-            from ...engine.session import Session
-
-            b = held
-            if b is None:
-                try:
-                    b = load_model(key.model.architecture, key.model.weights, "cpu",
-                                   state=state)
-                except UserError as exc:
-                    raise UserError(f"Model B ({_short(key.model.architecture)}): "
-                                    f"{exc}") from None
-            check_cancelled(state)
-            labels = (side_label("a", a_model), side_label("b", b))
-            matching = match_classes(a_model.categories, b.categories, labels)
-            prepared = preprocess(pil, key.size, b.normalization)
-            memory = None
-            if not shared:
-                memory = pair_memory(a_model, b, prepared_a.shape, prepared.shape,
-                                     a_model.device, labels, budget)
-                if not memory.fits:
-                    raise UserError(f"The two models do not fit on {memory.device}: "
-                                    f"{memory.describe()}. Choose a smaller working size "
-                                    "for A or B, another device, smaller models, or a "
-                                    "larger memory budget (Edit > Preferences).")
-                b = to_device(b, a_model.device)
-            session = Session(b, prepared, precision=precision, budget=budget)
-            state.set_progress(0, 1, "Comparing: B's prediction")
-            return Second(key, b, session, session.predict(state), matching, memory, shared)
-
+        job = prepare_second(key, a_model, prepared_a, pil, held, key.a.precision, budget)
         what = "loading" if held is None else "predicting with"
-        return Job(job, f"Comparing: {what} {_short(key.model.architecture)}",
+        return Job(job, f"Comparing: {what} {short_name(key.model.architecture)}",
                    lock_key=key.a.model)
 
     def _on_prepared(self, request: PrepareSecond, second: Second) -> None:
@@ -484,14 +404,7 @@ class ComparisonState(State):
         assert second is not None and session_a is not None and common is not None
         session_b = second.session
 
-        def job(state: JobContext) -> PairEntry:
-            from ...engine.compare_run import ablate_both
-
-            start = time.perf_counter()
-            pair = ablate_both(session_a, session_b, common, selection.ids,
-                               baseline=selection.baseline, state=state)
-            return PairEntry(request.key, pair, common, time.perf_counter() - start)
-
+        job = ablate_in_both(request.key, session_a, session_b, common)
         return Job(job, "Ablating in both models", lock_key=request.key.pair.a.model)
 
     def _on_ablated(self, request: AblateBoth, entry: PairEntry) -> None:
@@ -519,31 +432,7 @@ class ComparisonState(State):
         label = self.image.label
         request_a = explain_request(a_key.model, a_key.image.size, analysis,
                                     a_key.precision, label, analysis.layer or None)
-        b_key = key.pair.model
-        b_model, session_b = second.model, second.session
-
-        def job(state: JobContext) -> PairComparison:
-            from ...engine.compare_run import compare_sessions
-            from ...engine.errors import UserError
-
-            start = time.perf_counter()
-            notes: list[str] = []
-            layer = analysis.layer or None
-            if layer is not None and get_method(analysis.method).takes_layer:
-                try:
-                    b_model.check_layer(layer)
-                except UserError:
-                    notes.append(f"B has no usable layer '{layer}': B uses its default "
-                                 f"layer {b_model.default_layer}.")
-                    layer = None
-            request_b = explain_request(b_key, key.pair.size, analysis, a_key.precision,
-                                        label, layer)
-            comparison = compare_sessions(session_a, session_b, request_a, request_b,
-                                          matching=second.matching, computed_a=computed,
-                                          state=state)
-            return PairComparison(key, comparison, tuple(notes),
-                                  time.perf_counter() - start)
-
+        job = compare_in_both(key, analysis, computed, session_a, request_a, second, label)
         from .choices import METHOD_LABELS
 
         return Job(job, f"Comparing {METHOD_LABELS[analysis.method]} in both models",
@@ -568,10 +457,4 @@ class ComparisonState(State):
         if not isinstance(request, PrepareSecond):
             self._stopped.add(request.key)
         self.touch("results")
-
-
-def _short(architecture: str) -> str:
-    from pathlib import Path
-
-    return Path(architecture).name
 
