@@ -210,13 +210,14 @@ class DatasetController:
             return
         self.show_window()
         self.document.run_proposal(dialog.proposal, dialog.input.text(), dialog.output.text(),
-                                   dialog.settings())
+                                   dialog.settings(), memory_gib=self.doc.model.memory_gib)
 
     def run_batch(self, input_folder: str | Path, out_folder: str | Path) -> DatasetWindow:
         """Run a batch with the explainer's model and options; its window follows it."""
         window = self.show_window()
         self.document.run_batch(input_folder, out_folder, self.doc.model.choice,
-                                self.doc.analysis.choice, self.doc.model.memory_gib)
+                                self.doc.analysis.choice,
+                                memory_gib=self.doc.model.memory_gib)
         return window
 
     def open_in_explainer(self, request: OpenRequest) -> None:

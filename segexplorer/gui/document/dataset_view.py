@@ -189,7 +189,7 @@ class _ViewMaker:
         )
 
     # ------------------------------------------------------------ batch --with
-    def _compared(self, dataset: Dataset, progress: tuple[int, int, str] | None
+    def _compared(self, dataset: Dataset, progress: BatchBar | None
                   ) -> DatasetView:
         """A comparison batch: a row per image x class with the two models' figures; the
         images ordered by how much the models disagree when sorted by CHANGED (the
