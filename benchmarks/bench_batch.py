@@ -58,7 +58,7 @@ def make_images(folder: Path, count: int, side: int, same_shape: bool = False) -
         with Image.open(data / PHOTOS[i % len(PHOTOS)]) as image:
             rgb = image.convert("RGB")
         w, h = rgb.size
-        shift = (i // len(PHOTOS)) * 17
+        shift = (i // len(PHOTOS)) * 17 % max(min(w, h) // 4, 1)  # small photos: wrap
         crop = rgb.crop((shift, shift, w - shift, h - shift))
         if same_shape:
             crop = crop.resize((side, side * 3 // 4))

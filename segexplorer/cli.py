@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the most images of one shape that share the model's pass "
                             "(the prediction's and Grad-CAM's), within the memory budget "
                             "(default: 8 on CUDA in fp32, where results equal one image's "
-                            "to 1e-5; 32 with --fast; 1 on a CPU, where it gains nothing)")
+                            "to 1e-5; 32 with --fast; 1 on a CPU, where it is slower)")
     batch.add_argument("--actors", type=int, default=None,
                        help="with --engine ray: how many actors hold a model (default: one "
                             "per GPU with CUDA, else one per 4 CPUs)")
