@@ -943,8 +943,9 @@ def images_per_pass(model: LoadedModel, precision: str = "fp32",
     before the memory budget is consulted (``gradcam_together``, ``predict_together``).
 
     ``asked`` (``segexplorer batch --images-per-pass``) if given; on CUDA 8 in fp32
-    (``CUDA_FP32_TOGETHER``) and 32 in fast mode; on a CPU one: there a batch of images
-    gave bit-identical results but no speed (docs/performance.md), as for the sweep.
+    (``CUDA_FP32_TOGETHER``) and 32 in fast mode; on a CPU one: there 4 images per pass
+    were slower than one at a time (0.68x in fp32, 0.97x in bf16, docs/performance.md;
+    the CPU's cores are busy with one image already), as for the sweep.
     """
     if asked is not None:
         if asked < 1:
