@@ -246,11 +246,11 @@ class DatasetState(State):
         stopped, or one opened): continue it, with its own input, model and options. Else
         a new batch of ``folder`` with the main window's ``model`` and ``analysis``, its
         methods the batch's defaults, every class, the model's working size."""
-        dataset = self.dataset
+        dataset = self.dataset  # (a comparison, batch --with, continues on the command line)
         args = dict(dataset.record.get("arguments", {})) if dataset is not None else {}
         source = (args.get("input") or {}).get("path") if isinstance(args.get("input"),
                                                                      dict) else None
-        if dataset is not None and source:
+        if dataset is not None and source and compared_choice(dataset.record) is None:
             own_model, own_analysis = batch_choices(dataset.record)
             own_model = replace(own_model, device=model.device)  # a batch may change device
             size = args.get("size")  # None: the model's own, as the batch was run
