@@ -16,6 +16,11 @@ same images explained, the same class maps).
     python benchmarks/bench_batch.py --variants engine,batch,loop,ray
     python benchmarks/bench_batch.py --model fcn_resnet101 --size 640 --device cuda --fast
     python benchmarks/bench_batch.py --memory 20,200          # peak RSS, few vs many images
+    python benchmarks/bench_batch.py --same-shape --variants batch,together  # images per pass
+
+``together`` is the batch with ``--images-per-pass`` (``--together N``, default 4): images
+of one shape share the prediction's and Grad-CAM's pass; ``--same-shape`` makes every image
+the same size so that they can.
 
 Nothing asserts a timing; the ratios are against baselines measured in the same run.
 """
@@ -41,8 +46,9 @@ PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycl
           "hubble_deep_field.jpg", "ihc.png", "retina.jpg", "camera.png", "brick.png")
 
 
-def make_images(folder: Path, count: int, side: int) -> list[Path]:
-    """``count`` different crops of scikit-image's photos, ``side`` px on the longer side."""
+def make_images(folder: Path, count: int, side: int, same_shape: bool = False) -> list[Path]:
+    """``count`` different crops of scikit-image's photos, ``side`` px on the longer side
+    (``same_shape``: all ``side`` x 3/4 ``side``)."""
     import skimage
 
     data = Path(skimage.__file__).parent / "data"
@@ -52,9 +58,12 @@ def make_images(folder: Path, count: int, side: int) -> list[Path]:
         with Image.open(data / PHOTOS[i % len(PHOTOS)]) as image:
             rgb = image.convert("RGB")
         w, h = rgb.size
-        shift = (i // len(PHOTOS)) * 17
+        shift = (i // len(PHOTOS)) * 17 % max(min(w, h) // 4, 1)  # small photos: wrap
         crop = rgb.crop((shift, shift, w - shift, h - shift))
-        crop.thumbnail((side, side))
+        if same_shape:
+            crop = crop.resize((side, side * 3 // 4))
+        else:
+            crop.thumbnail((side, side))
         path = folder / f"{i:02d}_{Path(PHOTOS[i % len(PHOTOS)]).stem}.png"
         crop.save(path)
         paths.append(path)
@@ -100,6 +109,8 @@ def batch_args(args: argparse.Namespace) -> list[str]:
     extra = ["--outputs", args.outputs]
     if args.writers:
         extra += ["--writers", str(args.writers)]
+    if args.images_per_pass:
+        extra += ["--images-per-pass", str(args.images_per_pass)]
     return extra
 
 
@@ -109,7 +120,7 @@ def engine_only(args: argparse.Namespace, folder: str) -> None:
     from segexplorer.batch.analyse import ImageAnalyser
     from segexplorer.batch.inputs import list_items, resolve_input
     from segexplorer.batch.options import DEFAULT_PREFETCH
-    from segexplorer.batch.pipeline import prefetched
+    from segexplorer.batch.pipeline import groups, prefetched
     from segexplorer.engine.analysis import ExplainRequest
 
     request = ExplainRequest(image="", model=args.model, weights=args.weights,
@@ -117,14 +128,30 @@ def engine_only(args: argparse.Namespace, folder: str) -> None:
                              methods=tuple(args.methods.split(",")),
                              precision="bf16" if args.fast else "fp32")
     items = list_items(resolve_input(folder))
-    analyser = ImageAnalyser(request)
+    analyser = ImageAnalyser(request, images_per_pass=args.images_per_pass)
+    most = analyser.images_per_pass
     start = time.perf_counter()  # as the batch's clock: from the loaded model on
     errors = 0
-    for prepared in prefetched(items, analyser.prepare, DEFAULT_PREFETCH):
-        errors += not analyser.analyse(prepared).ok
+    decoded = prefetched(items, analyser.prepare, max(DEFAULT_PREFETCH, most))
+    for group in groups(decoded, most):  # as the batch does
+        errors += sum(not a.ok for a in analyser.analyse_group(group))
     seconds = time.perf_counter() - start
     print(json.dumps({"images": len(items), "errors": errors, "seconds": seconds,
                       "images_per_second": len(items) / seconds}))
+
+
+def gradcam_difference(work: Path) -> float:
+    """The largest difference of every Grad-CAM map of 'together' from 'batch''s, relative
+    to the largest magnitude of batch's map (the parity tests' measure)."""
+    worst = 0.0
+    for npz in sorted((work / "batch").rglob("attributions.npz")):
+        theirs = np.load(npz)
+        ours = np.load(work / "together" / npz.relative_to(work / "batch"))
+        for key in theirs.files:
+            if key.startswith("gradcam"):
+                scale = max(float(np.abs(theirs[key]).max()), 1e-12)
+                worst = max(worst, float(np.abs(ours[key] - theirs[key]).max()) / scale)
+    return worst
 
 
 def class_maps(folder: Path) -> dict[str, np.ndarray]:
@@ -146,8 +173,15 @@ def main() -> None:
     parser.add_argument("--fast", action="store_true", help="fast mode (bf16 autocast)")
     parser.add_argument("--outputs", default="full", help="the batch's --outputs")
     parser.add_argument("--writers", type=int, default=None, help="the batch's --writers")
+    parser.add_argument("--images-per-pass", type=int, default=None,
+                        help="the batch's and engine-only's --images-per-pass")
+    parser.add_argument("--together", type=int, default=4,
+                        help="--images-per-pass of the 'together' variant")
+    parser.add_argument("--same-shape", action="store_true",
+                        help="every image the same size (so that images can share a pass)")
     parser.add_argument("--variants", default="engine,batch",
-                        help="any of engine (engine-only), batch, loop, ray")
+                        help="any of engine (engine-only), batch, together (the batch with "
+                             "--images-per-pass TOGETHER), loop, ray")
     parser.add_argument("--memory", metavar="FEW,MANY",
                         help="instead: the batch's peak RSS on FEW and on MANY images "
                              "(copies of the photos), e.g. 20,200")
@@ -170,7 +204,7 @@ def main() -> None:
     info = machine_info(torch.device(args.device if args.device != "auto" else "cpu"))
     print("machine:", json.dumps(info))
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_batch_"))
-    images = make_images(work / "images", args.images, args.side)
+    images = make_images(work / "images", args.images, args.side, args.same_shape)
     print(f"{len(images)} images ({args.side} px), {args.model} [{args.weights}] at "
           f"{args.size} px on {args.device}{' (fast mode)' if args.fast else ''}, methods "
           f"{args.methods}, outputs {args.outputs}")
@@ -210,6 +244,8 @@ def throughput(args: argparse.Namespace, work: Path, images: list[Path]) -> dict
             extra = ["--engine", "ray"] if variant == "ray" else []
             if variant == "ray" and args.ray_actors:
                 extra += ["--actors", str(args.ray_actors)]
+            if variant == "together":
+                extra += ["--images-per-pass", str(args.together)]
             seconds, text, peak = run([*py, "batch", str(work / "images"), *model_args(args),
                                        *batch_args(args), *extra, "--out", str(out)])
             found = re.findall(r"([0-9.]+) images/s", text)
@@ -229,6 +265,11 @@ def throughput(args: argparse.Namespace, work: Path, images: list[Path]) -> dict
         ratio = results["batch"]["rate_after_loading"] / results["engine"]["rate_after_loading"]
         results["batch"]["vs_engine_only"] = ratio
         print(f"batch / engine-only (images/s once the model is loaded): {ratio:.2f}x")
+    if "batch" in results and "together" in results:
+        ratio = results["together"]["rate_after_loading"] / results["batch"]["rate_after_loading"]
+        results["together"]["vs_batch"] = ratio
+        print(f"together ({args.together} images per pass) / batch (images/s once the model "
+              f"is loaded): {ratio:.2f}x")
     if "batch" in results and "ray" in results:
         print(f"ray / local batch: {results['batch']['seconds'] / results['ray']['seconds']:.2f}x"
               " (above 1: Ray faster)")
@@ -239,6 +280,9 @@ def throughput(args: argparse.Namespace, work: Path, images: list[Path]) -> dict
     for v in names[1:]:
         same = maps[v].keys() == maps[names[0]].keys() and all(
             np.array_equal(maps[v][k], maps[names[0]][k]) for k in maps[names[0]])
+        if v == "together" and "batch" in maps:
+            print("together's Grad-CAM maps vs batch's, largest difference relative to the "
+                  f"map's largest magnitude: {gradcam_difference(work):.2e}")
         print(f"class maps of {v} equal {names[0]}'s: {same}")
     return results
 

@@ -220,6 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="threads that render and write the images' files while the "
                             "model explains the next one (default: one per CPU beside the "
                             f"model's, 1 to {MAX_WRITERS})")
+    batch.add_argument("--images-per-pass", type=int, default=None, metavar="N",
+                       help="the most images of one shape that share the model's pass "
+                            "(the prediction's and Grad-CAM's), within the memory budget "
+                            "(default: 8 on CUDA in fp32, where results equal one image's "
+                            "to 1e-5; 32 with --fast; 1 on a CPU, where it is slower)")
     batch.add_argument("--actors", type=int, default=None,
                        help="with --engine ray: how many actors hold a model (default: one "
                             "per GPU with CUDA, else one per 4 CPUs)")
@@ -685,7 +690,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     options = BatchOptions(input=args.input, out=args.out, request=request,
                            engine=args.engine, address=args.address, actors=args.actors,
                            retry_errors=args.retry_errors, outputs=args.outputs,
-                           writers=args.writers, compare=pair)
+                           writers=args.writers, compare=pair,
+                           images_per_pass=args.images_per_pass)
 
     def loaded(info: dict) -> None:
         if args.quiet:

@@ -87,6 +87,8 @@ def check_batch_arguments(args: argparse.Namespace) -> None:
         raise UserError("--actors is for --engine ray: add --engine ray, or leave --actors out.")
     if args.writers is not None and args.writers < 1:
         raise UserError(f"--writers {args.writers}: use at least 1.")
+    if args.images_per_pass is not None and args.images_per_pass < 1:
+        raise UserError(f"--images-per-pass {args.images_per_pass}: use at least 1.")
     check_with_arguments(args)
 
 

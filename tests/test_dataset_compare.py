@@ -13,7 +13,7 @@ from batch_models import photo_folder, write_cards
 from segexplorer.cli import main
 from segexplorer.engine.models import load_model
 from segexplorer.gui.document import Document
-from segexplorer.gui.document.choices import ModelChoice
+from segexplorer.gui.document.choices import AnalysisChoice, ModelChoice
 from segexplorer.gui.document.dataset import CHANGED, IMAGE, DatasetState
 from segexplorer.gui.document.dataset_view import dataset_view
 from segexplorer.gui.document.runner import QueueRunner
@@ -120,3 +120,14 @@ def test_an_image_opens_compared_with_model_b(compared):
     second = window.comparison.held()
     assert second is not None and second.model.weights == str(weights.resolve())
     assert window.model.choice == request.model and window.view.target == first.class_index
+
+
+def test_run_batch_on_a_comparison_folder_offers_a_new_batch_not_to_continue_it(compared):
+    """A comparison (batch --with) continues on the command line: the window's Run Batch
+    runs one model, so it proposes a new batch instead of a refused continuation."""
+    _card, _weights, photos, out = compared
+    doc = opened(out)
+    proposal = doc.batch_proposal(ModelChoice("tiny", "untrained", "cpu", 48),
+                                  AnalysisChoice(), str(photos))
+    assert not proposal.continuing and proposal.out != str(out)
+    assert proposal.model.architecture == "tiny"

@@ -15,7 +15,7 @@ from batch_models import photo_folder, write_cards
 from segexplorer.batch.summary import load_dataset
 from segexplorer.cli import main
 from segexplorer.gui.document.choices import AnalysisChoice, ModelChoice
-from segexplorer.gui.document.dataset import BATCH, DatasetState
+from segexplorer.gui.document.dataset import BATCH, BatchSettings, DatasetState
 from segexplorer.gui.document.dataset_view import dataset_view, percent
 from segexplorer.gui.document.runner import QueueRunner
 
@@ -185,3 +185,82 @@ def test_percent_never_shows_minus_zero():
     assert percent(-0.001, signed=True) == "0 %"
     assert percent(0.349, signed=True) == "+35 %" and percent(0.5) == "50 %"
     assert percent(None) == "" and percent(math.nan) == ""
+
+
+def test_a_running_batch_s_bar_shows_images_per_second_and_the_time_left(batch, tmp_path):
+    cards, photos, _ = batch
+    runner = QueueRunner()
+    doc = DatasetState.on(runner)
+    bars = []
+    doc.changed.connect(lambda _none: bars.append(dataset_view(doc).progress))
+    doc.run_batch(photos, tmp_path / "out", ModelChoice(str(cards.fast), "default", "cpu", 32),
+                  AnalysisChoice())
+    assert dataset_view(doc).progress is None  # the model is loading: no figures yet
+    runner.run_until_idle()
+    shown = [b for b in bars if b is not None]
+    assert shown[0].done == 0 and shown[0].total == 7
+    assert shown[0].text == "0/7 images \u2013 ? images/s \u2013 ETA ?"  # before the first image
+    assert [b.done for b in shown] == sorted(b.done for b in shown) and shown[-1].done == 7
+    last = shown[-1]
+    rate = float(last.text.split(" \u2013 ")[1].split()[0])
+    assert rate > 0 and last.text.endswith("ETA 0s")  # done: nothing left
+    middle = next(b for b in shown if 0 < b.done < 7)
+    assert "images/s" in middle.text and "ETA ?" not in middle.text
+    assert middle.line.startswith(f"batch: {middle.done}/7 images")
+
+
+def test_run_batch_uses_the_methods_classes_and_size_chosen_not_the_main_window_s(
+        batch, tmp_path):
+    cards, photos, _ = batch
+    runner = QueueRunner()
+    doc = DatasetState.on(runner)
+    main_window_model = ModelChoice(str(cards.fast), "default", "cpu", 64)
+    proposal = doc.batch_proposal(main_window_model, AnalysisChoice(), str(photos))
+    assert not proposal.continuing and proposal.source == str(photos)
+    assert proposal.out == f"{photos}-segexplorer"
+    assert proposal.settings == BatchSettings(("gradcam", "activation", "ablation"), "all", 64)
+    chosen = BatchSettings(("gradcam",), "sky,road", 40)
+    doc.run_proposal(proposal, out=str(tmp_path / "out"), settings=chosen)
+    runner.run_until_idle()
+    record = json.loads((tmp_path / "out" / "run.json").read_text())["arguments"]
+    assert (record["methods"], record["targets"], record["size"]) == (["gradcam"], "sky,road", 40)
+    rows = pq.read_table(tmp_path / "out" / "summary.parquet").to_pylist()
+    assert {r["class"] for r in rows if r["target"]} <= {"sky", "road"}
+    assert "ablation_outside_share" not in rows[0]
+
+
+def test_run_batch_on_a_stopped_batch_continues_it_with_its_own_options(batch, tmp_path):
+    cards, photos, reference = batch
+    runner = QueueRunner()
+    doc = DatasetState.on(runner)
+    out = tmp_path / "out"
+    runner.cancel_during = lambda job: job.channel == BATCH and (out / "journal.jsonl").exists() \
+        and len((out / "journal.jsonl").read_text().splitlines()) >= 2
+    own = BatchSettings(("gradcam", "ablation"), "all", 32)
+    doc.run_batch(photos, out, ModelChoice(str(cards.fast), "default", "cpu", 32),
+                  AnalysisChoice(), own)
+    runner.run_until_idle()
+    assert doc.last_message.startswith("Batch stopped")
+    runner.cancel_during = None
+    # the main window has moved on meanwhile: another size, other options
+    proposal = doc.batch_proposal(ModelChoice(str(cards.fast), "untrained", "cpu", 96),
+                                  AnalysisChoice(aggregation="sum"), "/elsewhere")
+    assert proposal.continuing and (proposal.source, proposal.out) == (str(photos), str(out))
+    assert proposal.settings == own and "2 images done" in proposal.note
+    assert proposal.analysis.aggregation == "argmax" and proposal.model.weights == "default"
+    doc.run_proposal(proposal)
+    runner.run_until_idle()
+    assert doc.last_message.startswith("Batch done: 4 images explained, 1 could not be")
+    view = dataset_view(doc)
+    assert len({r.image for r in view.rows}) == 6
+    record = json.loads((out / "run.json").read_text())["arguments"]
+    assert record["methods"] == ["gradcam", "ablation"] and record["size"] == 32
+    # a batch the command line ran (no --size: the card's own) continues as it was run
+    doc.open_folder(reference)
+    runner.run_until_idle()
+    proposal = doc.batch_proposal(ModelChoice(str(cards.fast), "default", "cpu", 96),
+                                  AnalysisChoice(), "")
+    assert proposal.continuing and proposal.settings.size is None
+    doc.run_proposal(proposal)
+    runner.run_until_idle()
+    assert doc.last_message.startswith("Batch done: 0 images explained"), doc.last_message

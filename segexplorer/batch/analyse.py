@@ -8,7 +8,10 @@ thread).
   it ahead of the model);
 * ``analyse`` runs :func:`~segexplorer.engine.analysis.explain_session` on it, exactly as
   ``segexplorer explain`` does, and computes the image's rows for the summary (the
-  model's thread);
+  model's thread); ``analyse_group`` does it for several images, those of one shape
+  sharing the prediction's pass and Grad-CAM's (``engine.session.gradcam_together``: as
+  many per pass as :func:`~segexplorer.engine.session.images_per_pass` and the memory
+  budget allow; one on a CPU unless asked);
 * ``files`` renders and encodes ``explain``'s files for it, the same bytes as ``explain``
   writes (:func:`~segexplorer.export.bundle.explain_files`), or the subset ``--outputs``
   asks for (a writer thread).
@@ -33,14 +36,17 @@ from ..engine.analysis import (
     ExplainResult,
     check_request,
     explain_session,
+    gradcam_targets,
     prepare_image,
 )
 from ..engine.errors import Cancelled, UserError, first_line
 from ..engine.image import PreparedImage, load_image
 from ..engine.jobs import JobState
-from ..engine.methods import get_method
+from ..engine.methods import GRADCAM_PASS_METHODS, get_method, parse_methods
 from ..engine.models import LoadedModel, load_model
-from ..engine.session import Session
+from ..engine.results import GradCamResult
+from ..engine.session import Session, gradcam_together, predict_together
+from ..engine.session import images_per_pass as most_per_pass
 from ..export.bundle import explain_files
 from ..export.outputs import FULL
 from .inputs import BatchItem
@@ -78,6 +84,16 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Shared:
+    """An image's session after a pass shared with other images of its shape: its
+    prediction is made, and ``gradcam`` is its Grad-CAM when the methods want one."""
+
+    session: Session
+    gradcam: GradCamResult | None
+    timings: dict[str, float]
+
+
+@dataclass(frozen=True)
 class Analysed:
     """An image the model has explained (``result``), or could not (``outcome.error``)."""
 
@@ -93,13 +109,17 @@ class ImageAnalyser:
     """One loaded model, explaining image after image with the same options."""
 
     def __init__(self, request: ExplainRequest, state: JobState | None = None,
-                 model: LoadedModel | None = None, outputs: str = FULL) -> None:
+                 model: LoadedModel | None = None, outputs: str = FULL,
+                 images_per_pass: int | None = None) -> None:
         self.request = request
         self.outputs = outputs
         self.model = model if model is not None else load_model(
             request.model, request.weights, request.device,
             allow_download=request.allow_download, state=state)
         check_request(request, self.model)  # a bad layer: refused before any image
+        #: the most same-shape images of one shared pass (the memory budget may allow fewer)
+        self.images_per_pass = most_per_pass(self.model, request.precision, images_per_pass)
+        self._memory: dict[tuple[int, ...], dict[str, int]] = {}  # per shape, per pass
 
     def prepare(self, item: BatchItem) -> Prepared:
         """Decode and preprocess (thread-safe: no model call)."""
@@ -118,9 +138,11 @@ class ImageAnalyser:
                                         f"{first_line(exc)})")
         return Prepared(item, prepared, None, timings)
 
-    def analyse(self, prepared: Prepared, state: JobState | None = None) -> Analysed:
+    def analyse(self, prepared: Prepared, state: JobState | None = None,
+                shared: Shared | None = None) -> Analysed:
         """``explain``'s analysis of a prepared image and its summary rows (the model's
-        stage: nothing is rendered or written here)."""
+        stage: nothing is rendered or written here); ``shared``: its session after a pass
+        shared with other images (``analyse_group``)."""
         item = prepared.item
         start = time.perf_counter()
         if prepared.image is None:
@@ -128,10 +150,16 @@ class ImageAnalyser:
                                     error=prepared.error or "could not be read"))
         request = replace(self.request, image=item.path)
         try:
-            session = Session(self.model, prepared.image, precision=request.precision,
-                              budget=request.memory_budget(self.model))
-            result = explain_session(session, request, state=state,
-                                     timings=dict(prepared.timings))
+            timings = dict(prepared.timings)
+            if shared is not None:
+                session, gradcam = shared.session, shared.gradcam
+                timings.update(shared.timings)
+            else:
+                session = Session(self.model, prepared.image, precision=request.precision,
+                                  budget=request.memory_budget(self.model))
+                gradcam = None
+            result = explain_session(session, request, state=state, timings=timings,
+                                     gradcam=gradcam)
             rows = image_rows(item.key, result, session.scores(Aggregation(
                 request.aggregation)))
         except (Cancelled, KeyboardInterrupt):
@@ -146,6 +174,55 @@ class ImageAnalyser:
                       f"{first_line(exc)})"))
         return Analysed(Outcome(item.key, item.path, tuple(rows), None,
                                 time.perf_counter() - start), result)
+
+    def analyse_group(self, group: list[Prepared], state: JobState | None = None
+                      ) -> list[Analysed]:
+        """``analyse`` for each image of ``group``, in order; images of one shape share
+        the prediction's pass and Grad-CAM's. A shared pass that fails (the model on one
+        of its images) is done again image by image, so each image gets its own outcome."""
+        sessions: dict[int, Session] = {}
+        for i, prepared in enumerate(group):
+            if prepared.image is not None and len(group) > 1:
+                sessions[i] = Session(self.model, prepared.image,
+                                      precision=self.request.precision,
+                                      budget=self.request.memory_budget(self.model))
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, session in sessions.items():
+            by_shape.setdefault(tuple(session.input.shape), []).append(i)
+        shared: dict[int, Shared] = {}
+        for shape, members in by_shape.items():
+            if len(members) > 1:
+                passes = self._share_pass([sessions[i] for i in members], shape, state)
+                shared.update(zip(members, passes))
+        return [self.analyse(p, state, shared.get(i)) for i, p in enumerate(group)]
+
+    def _share_pass(self, sessions: list[Session], shape: tuple[int, ...],
+                    state: JobState | None) -> list[Shared]:
+        """The pass each image's ``explain_session`` would start with, done for all at
+        once; none when it failed (each image is then done on its own)."""
+        request = self.request
+        memory = self._memory.setdefault(shape, {})
+        start = time.perf_counter()
+        gradcams: list[GradCamResult | None] = [None] * len(sessions)
+        try:
+            if any(m in GRADCAM_PASS_METHODS for m in parse_methods(request.methods)):
+                wanted = gradcam_targets(request, self.model.categories)
+                gradcams = list(gradcam_together(
+                    sessions, [wanted] * len(sessions), layer=request.layer,
+                    aggregation=Aggregation(request.aggregation), upsample=request.upsample,
+                    state=state, most=self.images_per_pass, memory=memory))
+                timing = "predict_and_gradcam"
+            else:
+                predict_together(sessions, state=state, most=self.images_per_pass,
+                                 memory=memory)
+                timing = "predict"
+        except (Cancelled, KeyboardInterrupt):
+            raise
+        except Exception:  # noqa: BLE001 - each image on its own says which one failed
+            return []
+        seconds = (time.perf_counter() - start) / len(sessions)
+        return [Shared(s, g, {timing: seconds, "images_in_pass": float(len(sessions))})
+                for s, g in zip(sessions, gradcams)]
 
     def files(self, analysed: Analysed) -> Iterator[tuple[str, bytes]]:
         """The image's files, rendered and encoded one by one (thread-safe: no model

@@ -114,6 +114,13 @@ class PairAnalyser:
         self.models: PairModels = models.placed()
         self.model = self.models.a  # what the run records (model_info): A
         self._memory: dict[tuple[tuple[int, int], tuple[int, int]], PairMemory] = {}
+        #: one image per pass: a pair's images do not share passes (batch/analyse.py does)
+        self.images_per_pass = 1
+
+    def analyse_group(self, group: list[PreparedPair], state: JobState | None = None
+                      ) -> list[PairAnalysed]:
+        """``analyse`` for each image of ``group``, one after the other."""
+        return [self.analyse(prepared, state) for prepared in group]
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -209,7 +216,8 @@ def new_analyser(options: BatchOptions, state: JobState | None = None) -> Any:
         return PairAnalyser(options, state)
     from .analyse import ImageAnalyser
 
-    return ImageAnalyser(options.request, state, outputs=options.outputs)
+    return ImageAnalyser(options.request, state, outputs=options.outputs,
+                         images_per_pass=options.images_per_pass)
 
 
 __all__ = ["PairAnalyser", "new_analyser", "PairOptions", "check_pair_options", "pair_arguments"]

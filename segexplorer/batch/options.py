@@ -70,6 +70,9 @@ class BatchOptions:
     outputs: str = FULL  # which of explain's files each image gets (export.outputs)
     writers: int | None = None  # threads writing the files (None: default_writers())
     compare: PairOptions | None = None  # --with: model B, compared with A on every image
+    # the most same-shape images of one shared pass (None: the device's, see
+    # engine.session.images_per_pass; the memory budget may allow fewer)
+    images_per_pass: int | None = None
 
     def writer_count(self) -> int:
         return self.writers if self.writers is not None else default_writers()

@@ -8,9 +8,10 @@
                                                                  journal line)
 
 * :func:`prefetched` decodes and preprocesses the next images in one background thread.
-* The caller runs the model, one image after the other (today ``ImageAnalyser.analyse``;
-  a group of same-shape images could share a pass there later, the stages around it
-  unchanged).
+* The caller runs the model on :func:`groups` of consecutive images
+  (``ImageAnalyser.analyse_group``: those of one shape share the prediction's pass and
+  Grad-CAM's, as many as ``images_per_pass`` and the memory budget allow; one image at a
+  time on a CPU unless asked), then hands each image on.
 * :class:`WritePool` hands each explained image to a small pool of threads, behind a
   bounded number of images in flight: when the writers fall behind, the model waits for
   one of them, so memory stays flat however many images there are. Rendering (numpy),
@@ -68,6 +69,13 @@ def prefetched(items: Iterable[T], prepare: Callable[[T], R], depth: int) -> Ite
 
 
 _END = object()
+
+
+def groups(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive items, ``size`` at a time (the last group may be smaller)."""
+    source = iter(items)
+    while group := list(itertools.islice(source, max(1, size))):
+        yield group
 
 
 class WritePool(Generic[T, R]):

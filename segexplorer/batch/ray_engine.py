@@ -29,7 +29,7 @@ from ..engine.errors import UserError
 from ..engine.jobs import JobState, check_cancelled
 from .inputs import BatchItem
 from .options import BatchOptions, default_writers
-from .pipeline import WritePool, prefetched
+from .pipeline import WritePool, groups, prefetched
 from .writer import BatchWriter
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class RayExplainer:
     """The actor: one model, images in, encoded outcomes out (one row per image)."""
 
     def __init__(self, request: ExplainRequest, threads: int | None, prefetch: int,
-                 outputs: str, writers: int) -> None:
+                 outputs: str, writers: int, images_per_pass: int | None = None) -> None:
         import torch
 
         from .analyse import ImageAnalyser, model_info
@@ -71,7 +71,8 @@ class RayExplainer:
         self.writers = writers
         self.fatal: str | None = None
         try:
-            self.analyser = ImageAnalyser(request, outputs=outputs)
+            self.analyser = ImageAnalyser(request, outputs=outputs,
+                                          images_per_pass=images_per_pass)
         except UserError as exc:  # told to the driver with the first batch, in one line
             self.fatal = exc.message
             return
@@ -84,12 +85,15 @@ class RayExplainer:
         items = [BatchItem(str(k), str(p)) for k, p in zip(batch["key"], batch["path"])]
         done: list[dict[str, Any]] = []
         with WritePool(self._encode, done.append, self.writers) as pool:
-            for prepared in prefetched(items, self.analyser.prepare, self.prefetch):
+            most = self.analyser.images_per_pass
+            decoded = prefetched(items, self.analyser.prepare, max(self.prefetch, most))
+            for group in groups(decoded, most):
                 if self.threads:  # torch's thread count is per thread, and Ray may resume
                     import torch  # this generator on another one
 
                     torch.set_num_threads(self.threads)
-                pool.submit(self.analyser.analyse(prepared))
+                for analysed in self.analyser.analyse_group(group):
+                    pool.submit(analysed)
                 yield from _take(done)
         yield from _take(done)
 
@@ -207,7 +211,8 @@ def _run(ray: Any, options: BatchOptions, pending: list[BatchItem], writer: Batc
     dataset = ray.data.from_items(items, override_num_blocks=min(len(items), actors * 8))
     explained = dataset.map_batches(
         RayExplainer, fn_constructor_args=(request, threads, options.prefetch,
-                                           options.outputs, writers),
+                                           options.outputs, writers,
+                                           options.images_per_pass),
         batch_size=BATCH_SIZE, compute=ray.data.ActorPoolStrategy(size=actors),
         batch_format="default", **per_actor)
     begin(None)  # the clock runs from here: the actors' start and loading count

@@ -40,7 +40,7 @@ from ..export.outputs import output_parts
 from .compare import check_pair_options, new_analyser, pair_arguments
 from .inputs import BatchInput, BatchItem, list_items, resolve_input
 from .options import ENGINES, BatchOptions, BatchReport
-from .pipeline import CancelOnly, WritePool, prefetched
+from .pipeline import CancelOnly, WritePool, groups, prefetched
 from .progress import BatchProgress, QuietProgress
 from .record import Journal, check_record
 from .writer import LOCK_FILE, BatchWriter, finished_keys
@@ -92,6 +92,8 @@ def run_batch(options: BatchOptions, progress: BatchProgress | None = None,
     check_pair_options(options)
     if options.writers is not None and options.writers < 1:
         raise UserError(f"--writers {options.writers}: use at least 1.")
+    if options.images_per_pass is not None and options.images_per_pass < 1:
+        raise UserError(f"--images-per-pass {options.images_per_pass}: use at least 1.")
     spec = resolve_input(options.input)
     folder = check_folder(options.out)
     arguments = record_arguments(options, spec)
@@ -223,8 +225,11 @@ def run_local(options: BatchOptions, pending: list[BatchItem], writer: BatchWrit
         if entry is not None:
             finished(entry)
 
+    most = analyser.images_per_pass
     with WritePool(write, done, options.writer_count()) as pool:
-        for prepared in prefetched(pending, analyser.prepare, options.prefetch):
+        decoded = prefetched(pending, analyser.prepare, max(options.prefetch, most))
+        for group in groups(decoded, most):
             check_cancelled(state)
-            pool.submit(analyser.analyse(prepared, inner))
+            for analysed in analyser.analyse_group(group, inner):
+                pool.submit(analysed)
     check_cancelled(state)  # a stop while the last images were written is still a stop

@@ -115,6 +115,15 @@ def resolve_targets(prediction: Prediction, text: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(prediction.class_index(t) for t in items))
 
 
+def gradcam_targets(request: ExplainRequest, categories: tuple[str, ...]
+                    ) -> list[int] | None:
+    """The classes ``explain``'s Grad-CAM pass takes gradients for, known before any
+    pass: the request's named targets, or None for every predicted class."""
+    if request.targets.strip().lower() == "all":
+        return None
+    return list(resolve_targets(_categories_only(categories), request.targets))
+
+
 def _categories_only(categories: tuple[str, ...]) -> Prediction:
     """A stand-in prediction that can resolve class names before any forward pass."""
     import numpy as np
@@ -204,11 +213,7 @@ def explain_session(session: Session, request: ExplainRequest, *,
         if gradcam is None:
             # One forward pass gives the prediction and every target's Grad-CAM.
             t0 = time.perf_counter()
-            wanted = None
-            if request.targets.strip().lower() != "all":
-                wanted = list(resolve_targets(_categories_only(model.categories),
-                                              request.targets))
-            gradcam = session.gradcam(wanted, layer=request.layer, aggregation=agg,
+            gradcam = session.gradcam(gradcam_targets(request, model.categories), layer=request.layer, aggregation=agg,
                                       upsample=request.upsample, state=state)
             timings["predict_and_gradcam"] = time.perf_counter() - t0
             layer_pass = gradcam

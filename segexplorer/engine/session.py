@@ -272,6 +272,17 @@ class Session:
         per = self._image_bytes.get(kind)
         return None if per is None else self.budget.images(per, self.preferred_batch(kind))
 
+    def _images_within(self, per_image: int, kind: str, most: int | None) -> int:
+        """Images per call at ``per_image`` bytes each: the budget's, at most the
+        device's batch for ``kind`` (or ``most``, when given)."""
+        if most is None:
+            return self.budget.images(per_image, self.preferred_batch(kind))
+        return max(1, min(most, self.budget.images(per_image, most)))
+
+    def _chunk_within(self, kind: str, most: int | None) -> int | None:
+        per = self._image_bytes.get(kind)
+        return None if per is None else self._images_within(per, kind, most)
+
     def memory_facts(self) -> MemoryFacts:
         """What a run's memory depends on, for estimates before it runs
         (``engine.methods.ImageFacts(memory=...)``)."""
@@ -367,7 +378,8 @@ class Session:
                       kind: str = INFERENCE, what: str = "image",
                       state: JobState | None = None, chunk_size: int | None = None,
                       backward_per_image: int = 0,
-                      done: Callable[[int, int], None] | None = None) -> tuple[int, ...]:
+                      done: Callable[[int, int], None] | None = None,
+                      most: int | None = None, count_work: bool = True) -> tuple[int, ...]:
         """Call ``run(first, k)`` for consecutive chunks of ``count`` images; returns the
         images per chunk, in order.
 
@@ -381,7 +393,9 @@ class Session:
         there is none) and measures it. An out-of-memory error halves the chunk; at one
         image it is a one-line UserError. Cancellation is checked between chunks; ``done(images
         finished, count)`` is called after each. Counts images (``backward_per_image``
-        backward images each) and calls when a chunk has gone through.
+        backward images each) and calls when a chunk has gone through (unless
+        ``count_work`` is False: images of several sessions, each counting its own).
+        ``most`` replaces the device's :meth:`preferred_batch` as the most images per call.
         """
         batches: list[int] = []
         finished = 0
@@ -389,12 +403,11 @@ class Session:
         while finished < count:
             check_cancelled(state)
             if chunk is None:
-                chunk = self.chunk_for(kind)
+                chunk = self._chunk_within(kind, most)
             probe = chunk is None  # not measured yet: this chunk measures
             if chunk is None:
                 modelled = self._modelled_bytes(kind)
-                first = (1 if modelled is None
-                         else self.budget.images(modelled, self.preferred_batch(kind)))
+                first = 1 if modelled is None else self._images_within(modelled, kind, most)
                 k = max(1, min(first, count - finished))
             else:
                 k = max(1, min(chunk, count - finished))
@@ -420,8 +433,9 @@ class Session:
                 self._image_seconds.append(seconds / k)
             batches.append(k)
             finished += k
-            self.count_forward(k)
-            self.count_backward(k * backward_per_image)
+            if count_work:
+                self.count_forward(k)
+                self.count_backward(k * backward_per_image)
             if probe:
                 chunk = None  # sized from the measurement from the next chunk on
             if done is not None:
@@ -631,65 +645,8 @@ class Session:
         state: JobState | None = None,
     ) -> GradCamResult:
         """Layer Grad-CAM for every target from one forward pass (and the activation)."""
-        if upsample not in UPSAMPLE_MODES:
-            raise UserError(f"Unknown upsampling '{upsample}': use nearest or bilinear.")
-        layer_path = normalize_layer_path(layer or self.model.default_layer)
-        agg = aggregation or Aggregation(ARGMAX_MASKED)
-        start = time.perf_counter()
-        report(state, 0, 1, "Grad-CAM: forward pass")
-        with self.guard_memory(), self._graph_from_layer(layer_path) as captured, \
-                torch.enable_grad(), self._numerics():
-            with self._track_memory():
-                pass_start = time.perf_counter()  # the pass alone, not its measurement
-                logits = self.model.logits(self._layout(self.input)).float()
-                pass_seconds = time.perf_counter() - pass_start
-            self.count_forward(1)
-            if not captured:
-                raise UserError(f"Layer '{layer_path}' is not used by the model's forward "
-                                "pass: choose another layer.")
-            activation = captured[-1]  # the last call, as Captum's hooks keep it
-            if self._prediction is None:
-                self._set_prediction(logits, pass_seconds)
-            scores = self._aggregate(logits, agg)
-            if targets is None:
-                targets = self.predict().present_classes
-            raw: dict[int, np.ndarray] = {}
-            upsampled: dict[int, np.ndarray] = {}
-            size = tuple(self.input.shape[2:])
-            for i, cls in enumerate(targets):
-                check_cancelled(state)
-                report(state, i, len(targets), f"Grad-CAM: class {cls}")
-                # one backward per target: batching them (autograd's is_grads_batched) gave
-                # the same numbers, no speed on a CPU or an H200, and twice the GPU memory
-                (grad,) = torch.autograd.grad(scores[0, cls], activation,
-                                              retain_graph=i < len(targets) - 1,
-                                              allow_unused=True)
-                if grad is None:
-                    raise UserError(UNUSED_REASON.format(path=layer_path) + ".")
-                self.count_backward(1)
-                cam = self._cam(grad, activation)
-                raw[cls] = cam[0, 0].cpu().numpy()
-                upsampled[cls] = F.interpolate(cam, size, mode=upsample)[0, 0].cpu().numpy()
-        with torch.no_grad():
-            act = activation.detach()
-            mean = act.float().mean(dim=1, keepdim=True) if act.dim() == 4 else None
-            act = act.float()
-            act_up = (F.interpolate(mean, size, mode="bilinear", align_corners=False)
-                      if mean is not None else None)
-        report(state, len(targets), len(targets), "Grad-CAM done")
-        return GradCamResult(
-            layer=layer_path,
-            aggregation=agg.kind,
-            upsample=upsample,
-            activation_shape=tuple(act.shape),
-            raw=raw,
-            upsampled=upsampled,
-            activation_mean=mean[0, 0].cpu().numpy() if mean is not None else np.zeros((1, 1)),
-            activation_upsampled=act_up[0, 0].cpu().numpy() if act_up is not None
-            else np.zeros(size, np.float32),
-            seconds=time.perf_counter() - start,
-            backward_passes=len(targets),
-        )
+        return gradcam_together([self], [targets], layer=layer, aggregation=aggregation,
+                                upsample=upsample, state=state)[0]
 
     @staticmethod
     def _cam(grad: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
@@ -970,3 +927,240 @@ class Session:
             masks_after=masks_after,
         )
 
+
+
+# ----------------------------------------------------------------------------- shared passes
+#: the most same-shape images of one shared pass in fp32 on CUDA: on an H200, batches of 2
+#: and 4 gave every image bit-identical logits to its own pass, 8 differed by 6.4e-6
+#: relative (issue 21), within the parity tolerance of 1e-5; larger batches were not
+#: measured, so fp32 stops there. Fast mode (bf16) is not exact anyway: up to 32.
+CUDA_FP32_TOGETHER = 8
+
+
+def images_per_pass(model: LoadedModel, precision: str = "fp32",
+                    asked: int | None = None) -> int:
+    """The most same-shape images one shared pass (the prediction's, Grad-CAM's) takes,
+    before the memory budget is consulted (``gradcam_together``, ``predict_together``).
+
+    ``asked`` (``segexplorer batch --images-per-pass``) if given; on CUDA 8 in fp32
+    (``CUDA_FP32_TOGETHER``) and 32 in fast mode; on a CPU one: there 4 images per pass
+    were slower than one at a time (0.68x in fp32, 0.97x in bf16, docs/performance.md;
+    the CPU's cores are busy with one image already), as for the sweep.
+    """
+    if asked is not None:
+        if asked < 1:
+            raise UserError(f"--images-per-pass {asked}: use at least 1.")
+        return asked
+    if model.device.type != "cuda":
+        return 1
+    return MAX_CUDA_CHUNK if precision == "bf16" else CUDA_FP32_TOGETHER
+
+
+def _check_together(sessions: list[Session]) -> Session:
+    lead = sessions[0]
+    for other in sessions[1:]:
+        if other.model is not lead.model or other.precision != lead.precision \
+                or tuple(other.input.shape) != tuple(lead.input.shape):
+            raise ValueError("images share a pass only with one model, one precision and "
+                             "one shape")
+    return lead
+
+
+def _in_chunks(sessions: list[Session], kind: str, what: str, run: Callable[[int, int], None],
+               state: JobState | None, most: int | None, memory: dict[str, int] | None
+               ) -> None:
+    """One image: its pass under ``guard_memory``, as always. Several: chunks of them under
+    the memory budget (``Session.run_in_chunks`` of the first, sized by ``most`` and the
+    memory one image of ``kind`` took in earlier chunks, kept in ``memory``)."""
+    lead = sessions[0]
+    if len(sessions) == 1:
+        with lead.guard_memory(what):
+            run(0, 1)
+        return
+    shared = f"shared:{kind}"  # apart from the lead's own passes of that kind
+    if memory is not None and kind in memory:
+        lead._image_bytes[shared] = memory[kind]
+    lead.run_in_chunks(len(sessions), run, kind=shared, what=what, state=state, most=most,
+                       count_work=False)
+    if memory is not None and shared in lead._image_bytes:
+        memory[kind] = lead._image_bytes[shared]
+
+
+@contextmanager
+def _tracked(chunk: list[Session]) -> Iterator[None]:
+    """``Session._track_memory`` for a chunk of images: one image as ever; several, off
+    CUDA, each gets the layers' outputs of the pass over its share (every output is k
+    times one image's, so the figure is one image's own); on CUDA, where a chunk's memory
+    is measured by ``run_in_chunks``, each image's sweep measures its own."""
+    if len(chunk) == 1:
+        with chunk[0]._track_memory():
+            yield
+        return
+    if chunk[0].model.device.type == "cuda":
+        yield
+        return
+    outputs = _LayerOutputs(chunk[0].model.module)
+    try:
+        yield
+    finally:
+        outputs.remove()
+    k = len(chunk)
+    for session in chunk:
+        least = session._least_image_bytes()
+        session._modelled[INFERENCE] = outputs.estimate(False) // k + 3 * least
+        session._modelled[GRADIENT] = outputs.estimate(True) // k + 3 * least
+
+
+def _batched_input(chunk: list[Session]) -> torch.Tensor:
+    return chunk[0].input if len(chunk) == 1 else torch.cat([s.input for s in chunk])
+
+
+def _row(tensor: torch.Tensor, i: int, k: int) -> torch.Tensor:
+    """Image i of a pass over k images (a copy, so that it does not hold the others)."""
+    return tensor if k == 1 else tensor[i:i + 1].clone()
+
+
+def predict_together(sessions: list[Session], *, state: JobState | None = None,
+                     most: int | None = None, memory: dict[str, int] | None = None) -> None:
+    """Every session's prediction (``Session.predict``) from passes over several of their
+    images at once: same-shape images of one model, at most ``most`` per pass (see
+    :func:`images_per_pass`) and as many as the memory budget holds. Each image's
+    prediction equals its own pass's where the device's kernels do not depend on the batch
+    (a CPU: bit for bit, tests/test_batch_together.py; CUDA in fp32 within the parity
+    tolerance, see ``CUDA_FP32_TOGETHER``). Each session counts one image and one call."""
+    todo = [s for s in sessions if s._prediction is None]
+    if not todo:
+        return
+    _check_together(todo)
+
+    def run(first: int, k: int) -> None:
+        chunk = todo[first:first + k]
+        lead = chunk[0]
+        report(state, first, len(todo), "Predicting")
+        with torch.inference_mode(), lead._numerics(), _tracked(chunk):
+            start = time.perf_counter()
+            logits = lead.model.logits(lead._layout(_batched_input(chunk))).float()
+            seconds = time.perf_counter() - start
+        for i, session in enumerate(chunk):
+            session.count_forward(1)
+            session._set_prediction(_row(logits, i, k), seconds / k)
+
+    _in_chunks(todo, INFERENCE, "image", run, state, most, memory)
+    report(state, 1, 1, "Predicted")
+
+
+def gradcam_together(
+    sessions: list[Session],
+    targets: list[list[int] | None],
+    *,
+    layer: str | None = None,
+    aggregation: Aggregation | None = None,
+    upsample: str = "nearest",
+    state: JobState | None = None,
+    most: int | None = None,
+    memory: dict[str, int] | None = None,
+) -> list[GradCamResult]:
+    """Layer Grad-CAM for every target of every session (``targets[i]``: session i's, None
+    for its predicted classes), from one forward pass per chunk of images (and the
+    activation); the prediction too where a session has none yet.
+
+    One image is ``Session.gradcam``. Several same-shape images of one model go through
+    the model together, at most ``most`` at a time and as many as the memory budget holds
+    (:func:`predict_together`'s rules). The j-th backward pass takes every image's j-th
+    target at once: the sum of their scores, whose gradient on image i's activation is
+    image i's own score's (the other images' rows add exact zeros: nothing in a model in
+    eval mode mixes the images of a batch).
+    """
+    if upsample not in UPSAMPLE_MODES:
+        raise UserError(f"Unknown upsampling '{upsample}': use nearest or bilinear.")
+    lead = _check_together(sessions)
+    layer_path = normalize_layer_path(layer or lead.model.default_layer)
+    agg = aggregation or Aggregation(ARGMAX_MASKED)
+    results: list[GradCamResult | None] = [None] * len(sessions)
+
+    def run(first: int, k: int) -> None:
+        chunk = sessions[first:first + k]
+        done = _gradcam_pass(chunk, targets[first:first + k], layer_path, agg, upsample, state)
+        results[first:first + k] = done
+
+    from .budget import gradient_kind
+
+    _in_chunks(sessions, gradient_kind(f"gradcam:{layer_path}"), "image", run, state, most,
+               memory)
+    return [r for r in results if r is not None]
+
+
+def _gradcam_pass(chunk: list[Session], targets: list[list[int] | None], layer_path: str,
+                  agg: Aggregation, upsample: str, state: JobState | None
+                  ) -> list[GradCamResult]:
+    lead, k = chunk[0], len(chunk)
+    start = time.perf_counter()
+    report(state, 0, 1, "Grad-CAM: forward pass")
+    raw: list[dict[int, np.ndarray]] = [{} for _ in chunk]
+    upsampled: list[dict[int, np.ndarray]] = [{} for _ in chunk]
+    with lead._graph_from_layer(layer_path) as captured, torch.enable_grad(), \
+            lead._numerics():
+        with _tracked(chunk):
+            pass_start = time.perf_counter()  # the pass alone, not its measurement
+            logits = lead.model.logits(lead._layout(_batched_input(chunk))).float()
+            pass_seconds = time.perf_counter() - pass_start
+        if not captured:
+            raise UserError(f"Layer '{layer_path}' is not used by the model's forward "
+                            "pass: choose another layer.")
+        activation = captured[-1]  # the last call, as Captum's hooks keep it
+        scores = []
+        wanted: list[list[int]] = []
+        for i, session in enumerate(chunk):
+            session.count_forward(1)
+            row = logits if k == 1 else logits[i:i + 1]
+            if session._prediction is None:
+                session._set_prediction(_row(logits, i, k).detach(), pass_seconds / k)
+            scores.append(session._aggregate(row, agg))
+            own = targets[i]
+            wanted.append(list(own) if own is not None
+                          else list(session.predict().present_classes))
+        size = tuple(lead.input.shape[2:])
+        passes = max((len(w) for w in wanted), default=0)
+        for j in range(passes):
+            check_cancelled(state)
+            first = next(i for i, w in enumerate(wanted) if j < len(w))
+            report(state, j, passes, f"Grad-CAM: class {wanted[first][j]}")
+            takers = [i for i, w in enumerate(wanted) if j < len(w)]
+            parts = [scores[i][0, wanted[i][j]] for i in takers]
+            total = parts[0] if len(parts) == 1 else torch.stack(parts).sum()
+            # one backward per target: batching them (autograd's is_grads_batched) gave
+            # the same numbers, no speed on a CPU or an H200, and twice the GPU memory
+            (grad,) = torch.autograd.grad(total, activation, retain_graph=j < passes - 1,
+                                          allow_unused=True)
+            if grad is None:
+                raise UserError(UNUSED_REASON.format(path=layer_path) + ".")
+            for i in takers:
+                cls = wanted[i][j]
+                chunk[i].count_backward(1)
+                cam = Session._cam(grad if k == 1 else grad[i:i + 1],
+                                   activation if k == 1 else activation[i:i + 1])
+                raw[i][cls] = cam[0, 0].cpu().numpy()
+                upsampled[i][cls] = F.interpolate(cam, size, mode=upsample)[0, 0].cpu().numpy()
+    results = []
+    with torch.no_grad():
+        for i in range(k):
+            act = activation.detach() if k == 1 else activation.detach()[i:i + 1]
+            mean = act.float().mean(dim=1, keepdim=True) if act.dim() == 4 else None
+            act_up = (F.interpolate(mean, size, mode="bilinear", align_corners=False)
+                      if mean is not None else None)
+            results.append(GradCamResult(
+                layer=layer_path,
+                aggregation=agg.kind,
+                upsample=upsample,
+                activation_shape=tuple(act.shape),
+                raw=raw[i],
+                upsampled=upsampled[i],
+                activation_mean=mean[0, 0].cpu().numpy() if mean is not None
+                else np.zeros((1, 1)),
+                activation_upsampled=act_up[0, 0].cpu().numpy() if act_up is not None
+                else np.zeros(size, np.float32),
+                seconds=(time.perf_counter() - start) / k,
+                backward_passes=len(wanted[i]),
+            ))
+    report(state, 1, 1, "Grad-CAM done")
+    return results

@@ -4,11 +4,14 @@ opening a batch image with the batch's model."""
 
 from __future__ import annotations
 
+import json
+
 import pyarrow.parquet as pq
 import pytest
 from batch_models import photo_folder, write_cards
 from gui_support import SlowDown, wait_for_prediction, wait_idle
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QDialog
 
 from segexplorer.cli import main
 from segexplorer.gui.document.choices import ModelChoice
@@ -129,6 +132,9 @@ def test_a_batch_runs_in_the_window_and_can_be_stopped_and_continued(qtbot, make
     assert dataset_window.cancel_button.isVisible() and not dataset_window.run_button.isEnabled()
     qtbot.waitUntil(lambda: dataset_window.progress.value() >= 1, timeout=20000)
     assert "images/s" in dataset_window.progress_label.text()
+    bar = dataset_window.progress.text()  # on the bar: done, images/s, the time left
+    assert bar.startswith(f"{dataset_window.progress.value()}/5 images") and "images/s" in bar
+    assert "ETA" in bar and "ETA ?" not in bar
     qtbot.mouseClick(dataset_window.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not dataset_window.cancel_button.isVisible(), timeout=20000)
     assert dataset_window.progress_label.text().startswith("Batch stopped")
@@ -136,7 +142,15 @@ def test_a_batch_runs_in_the_window_and_can_be_stopped_and_continued(qtbot, make
     stopped_at = len(set(shown_column(dataset_window, "Image")))
     assert 1 <= stopped_at < 5
     SlowDown.seconds = 0.0
-    window.datasets.run_batch(photos, out)  # the same folders: it continues
+    # meanwhile the main window moved on: Run Batch... still offers to continue this batch
+    window.document.model.set(ModelChoice("tiny", "untrained", "cpu", 64))
+    qtbot.mouseClick(dataset_window.run_button, Qt.MouseButton.LeftButton)
+    dialog = dataset_window.findChild(QDialog, "runBatchDialog")
+    qtbot.waitUntil(lambda: dialog.isVisible(), timeout=5000)
+    assert dialog.input.text() == str(photos) and dialog.output.text() == str(out)
+    assert dialog.run.text() == "Continue" and not dialog.working_size.isEnabled()
+    assert dialog.working_size.value() == 32  # the batch's own size, not the window's 64
+    qtbot.mouseClick(dialog.run, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dataset_window.progress_label.text().startswith("Batch done"),
                     timeout=30000)
     left = 5 - stopped_at
@@ -188,3 +202,32 @@ def test_the_table_shows_every_class_name_whole_whenever_its_rows_change(qtbot, 
     assert not whole()  # (the test would say nothing otherwise)
     dataset_window.apply(full)
     assert whole()
+
+
+def test_run_batch_lets_the_user_choose_methods_classes_and_size(qtbot, make_window, batch,
+                                                                 tmp_path):
+    _, photos, _ = batch
+    window = make_window(interactive=False, show=False)
+    window.document.model.set(ModelChoice("tiny", "untrained", "cpu", 64))
+    dataset_window = window.datasets.show_window()
+    qtbot.mouseClick(dataset_window.run_button, Qt.MouseButton.LeftButton)
+    dialog = dataset_window.findChild(QDialog, "runBatchDialog")
+    qtbot.waitUntil(lambda: dialog.isVisible(), timeout=5000)
+    assert dialog.run.text() == "Run" and dialog.working_size.value() == 64
+    assert [n for n, box in dialog.methods.items() if box.isChecked()] == [
+        "gradcam", "activation", "ablation"]
+    dialog.input.setText(str(photos))
+    dialog.output.clear()
+    qtbot.keyClicks(dialog.output, str(tmp_path / "chosen"))
+    for name in ("activation", "ablation"):
+        dialog.methods[name].click()
+    dialog.targets.setText("background")
+    dialog.working_size.setValue(48)
+    qtbot.mouseClick(dialog.run, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dataset_window.progress_label.text().startswith("Batch done"),
+                    timeout=30000)
+    record = json.loads((tmp_path / "chosen" / "run.json").read_text())["arguments"]
+    assert (record["methods"], record["targets"], record["size"]) == (
+        ["gradcam"], "background", 48)
+    assert record["model"] == "tiny"
+    wait_idle(qtbot, window)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ from .requests import BatchSpec, ReadDataset, RunBatch
 from .runner import JobContext, Runner
 
 if TYPE_CHECKING:
+    from ...batch.progress import ProgressSnapshot
     from ...batch.run import BatchReport
     from ...batch.summary import Dataset
 
@@ -57,10 +58,28 @@ class OpenRequest:
 
 
 @dataclass(frozen=True)
-class BatchProgress:
-    done: int
-    total: int
-    line: str
+class BatchSettings:
+    """What a batch run from the window explains, as the Run Batch dialog chose it."""
+
+    methods: tuple[str, ...] = METHODS  # the batch's default methods
+    targets: str = "all"  # 'all' (every predicted class) or names / indices
+    size: int | None = DEFAULT_SIZE  # the working size, px; None: the model's own
+
+
+@dataclass(frozen=True)
+class BatchProposal:
+    """What Run Batch... offers: to continue the batch of the folder the window shows
+    (its input, its folder, its model and options: a batch continues only with its own),
+    or a new one with the main window's model and the settings it suggests."""
+
+    source: str
+    out: str
+    model: ModelChoice
+    analysis: AnalysisChoice
+    settings: BatchSettings
+    continuing: bool
+    note: str  # one line: what Run will do
+    outputs: str = "full"
 
 
 @dataclass
@@ -69,7 +88,7 @@ class Running:
 
     out: str
     started: float = field(default_factory=time.monotonic)
-    progress: BatchProgress | None = None
+    progress: ProgressSnapshot | None = None  # images/s and the time left included
     reloaded: float = 0.0
 
 
@@ -221,16 +240,64 @@ class DatasetState(State):
                            class_name if class_index is None else None)
 
     # ======================================================================= batches
+    def batch_proposal(self, model: ModelChoice, analysis: AnalysisChoice,
+                       folder: str = "") -> BatchProposal:
+        """What Run Batch... offers. The window shows a batch folder (one it ran and
+        stopped, or one opened): continue it, with its own input, model and options. Else
+        a new batch of ``folder`` with the main window's ``model`` and ``analysis``, its
+        methods the batch's defaults, every class, the model's working size."""
+        dataset = self.dataset  # (a comparison, batch --with, continues on the command line)
+        args = dict(dataset.record.get("arguments", {})) if dataset is not None else {}
+        source = (args.get("input") or {}).get("path") if isinstance(args.get("input"),
+                                                                     dict) else None
+        if dataset is not None and source and compared_choice(dataset.record) is None:
+            own_model, own_analysis = batch_choices(dataset.record)
+            own_model = replace(own_model, device=model.device)  # a batch may change device
+            size = args.get("size")  # None: the model's own, as the batch was run
+            settings = BatchSettings(tuple(args.get("methods") or METHODS),
+                                     str(args.get("targets") or "all"),
+                                     int(size) if size is not None else None)
+            done = len({str(r["image"]) for r in dataset.rows}) + len(dataset.errors)
+            note = (f"Continues the batch in {dataset.folder.name}: {done} image"
+                    f"{'s' if done != 1 else ''} done are kept, the others explained with "
+                    "its own model and options. Another output folder starts a new batch.")
+            return BatchProposal(str(source), str(dataset.folder), own_model, own_analysis,
+                                 settings, True, note, str(args.get("outputs") or "full"))
+        out = str(Path(folder).expanduser()).rstrip("/\\") + "-segexplorer" if folder else ""
+        note = "A new batch with the main window's model; a stopped one continues when run " \
+               "again with the same folders."
+        return BatchProposal(folder, out, model, analysis,
+                             BatchSettings(METHODS, "all", model.size), False, note)
+
+    def run_proposal(self, proposal: BatchProposal, source: str | None = None,
+                     out: str | None = None, settings: BatchSettings | None = None,
+                     memory_gib: float | None = None) -> None:
+        """Run what Run Batch... proposed, with the folders and settings the user kept or
+        chose (a continued batch whose output folder changed is a new batch)."""
+        out = out if out is not None else proposal.out
+        continuing = proposal.continuing and Path(out).expanduser() == Path(proposal.out)
+        self.run_batch(source if source is not None else proposal.source, out, proposal.model,
+                       proposal.analysis, settings or proposal.settings,
+                       outputs=proposal.outputs if continuing else "full",
+                       memory_gib=memory_gib)
+
     def run_batch(self, input_folder: str | Path, out_folder: str | Path, model: ModelChoice,
-                  analysis: AnalysisChoice, memory_gib: float | None = None) -> None:
+                  analysis: AnalysisChoice, settings: BatchSettings | None = None,
+                  outputs: str = "full", memory_gib: float | None = None) -> None:
         """Run ``segexplorer batch`` on a folder in a job; the view follows its progress
-        and shows the folder once it is done (or stopped). ``memory_gib``: the memory
-        budget of every image's session (the Preferences'; None: the engine's default)."""
+        and shows the folder once it is done (or stopped). ``settings``: the methods,
+        classes and working size (default: the batch's methods, every class, the model's
+        size); ``memory_gib``: the memory budget of every image's session (the
+        Preferences'; None: the engine's default)."""
         self._runs += 1
+        settings = settings or BatchSettings(METHODS, "all", model.size)
+        if settings.size is not None:
+            model = replace(model, size=settings.size)
         spec = BatchSpec(str(Path(input_folder).expanduser()),
                          str(Path(out_folder).expanduser()),
                          tuple(to_dict(model).items()), tuple(to_dict(analysis).items()),
-                         self._runs, memory_gib)
+                         self._runs, memory_gib, tuple(settings.methods), settings.targets,
+                         outputs, settings.size)
         self.jobs.unblock(BATCH)
         self.update(batch=Running(spec.out), batch_wanted=spec)
         self.schedule()
@@ -249,8 +316,8 @@ class DatasetState(State):
         explain = ExplainRequest(
             image="", model=model.architecture,
             weights=None if card and model.weights == "default" else model.weights,
-            device=model.device, size=model.size, methods=METHODS,
-            layer=analysis.layer or None, segments=analysis.segments,
+            device=model.device, size=spec.size, methods=spec.methods or METHODS,
+            targets=spec.targets, layer=analysis.layer or None, segments=analysis.segments,
             baseline=analysis.baseline, upsample=analysis.upsample,
             aggregation=analysis.aggregation, precision=model.precision,
             gpu_memory=spec.memory_gib)
@@ -260,19 +327,28 @@ class DatasetState(State):
             from ...batch.run import BatchOptions, run_batch
 
             class Reporter(StateProgress):
+                """Each image (and the start) as a ProgressSnapshot: the bar shows the
+                images done, the recent images/s and the time left."""
+
+                def start(self, total: int, done_before: int) -> None:
+                    super().start(total, done_before)
+                    state.partial(self.snapshot())
+
                 def advance(self, ok: bool) -> None:
                     super().advance(ok)
-                    state.partial(BatchProgress(self.done, self.total, self.line()))
+                    state.partial(self.snapshot())
 
-            return run_batch(BatchOptions(spec.source, spec.out, explain), Reporter(state),
-                             state)
+            return run_batch(BatchOptions(spec.source, spec.out, explain,
+                                          outputs=spec.outputs), Reporter(state), state)
 
         return Job(job, f"Batch on {Path(spec.source).name}", uses_model=False,
                    on_partial=self._on_progress)
 
     def _on_progress(self, value: object) -> None:
+        from ...batch.progress import ProgressSnapshot
+
         batch = self.batch
-        if batch is None or not isinstance(value, BatchProgress):
+        if batch is None or not isinstance(value, ProgressSnapshot):
             return
         batch.progress = value
         now = time.monotonic()
@@ -364,5 +440,5 @@ def _card_size(path: str) -> int:
         return DEFAULT_SIZE
 
 
-__all__ = ["BATCH", "CHANGED", "LOAD", "BatchProgress", "DatasetState", "OpenRequest",
-           "batch_choices", "compared_choice", "plan_dataset"]
+__all__ = ["BATCH", "CHANGED", "LOAD", "BatchProposal", "BatchSettings", "DatasetState",
+           "OpenRequest", "batch_choices", "compared_choice", "plan_dataset"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...batch.progress import ProgressSnapshot
 from ...engine.cards import is_card_path
 from ...engine.methods import METHOD_REGISTRY
 from .dataset import CHANGED, CLASS, IMAGE, DatasetState
@@ -71,13 +72,30 @@ class HeatmapView:
 
 
 @dataclass(frozen=True)
+class BatchBar:
+    """A running batch's progress bar: images done of how many, and on the bar itself
+    the recent images/s and the time left (``batch.progress.ProgressSnapshot``)."""
+
+    done: int
+    total: int
+    text: str  # on the bar: '12/40 images - 2.31 images/s - ETA 12s'
+    line: str  # beside it: the batch's own line (errors and earlier runs included)
+
+
+def batch_bar(snapshot: ProgressSnapshot) -> BatchBar:
+    text = (f"{snapshot.done}/{snapshot.total} images \u2013 {snapshot.rate_text()} \u2013 "
+            f"{snapshot.eta_text()}")
+    return BatchBar(snapshot.done, snapshot.total, text, snapshot.line())
+
+
+@dataclass(frozen=True)
 class DatasetView:
     title: str
     summary: str
     folder: str
     loaded: bool
     running: bool
-    progress: tuple[int, int, str] | None  # done, total, line (a running batch)
+    progress: BatchBar | None  # a running batch's, once it has started
     class_choices: tuple[tuple[int | None, str], ...]  # (class, label); None: every class
     class_filter: int | None
     columns: tuple[Column, ...]
@@ -136,7 +154,7 @@ class _ViewMaker:
     def make(self) -> DatasetView:
         dataset = self.state.dataset
         running = self.state.batch
-        progress = (running.progress.done, running.progress.total, running.progress.line) \
+        progress = batch_bar(running.progress) \
             if running is not None and running.progress is not None else None
         if dataset is None:
             title = "Dataset - SegExplorer"
@@ -171,7 +189,7 @@ class _ViewMaker:
         )
 
     # ------------------------------------------------------------ batch --with
-    def _compared(self, dataset: Dataset, progress: tuple[int, int, str] | None
+    def _compared(self, dataset: Dataset, progress: BatchBar | None
                   ) -> DatasetView:
         """A comparison batch: a row per image x class with the two models' figures; the
         images ordered by how much the models disagree when sorted by CHANGED (the

@@ -171,6 +171,10 @@ class BatchSpec:
     analysis: tuple[tuple[str, object], ...]  # AnalysisChoice, as pairs
     run: int  # a new number each time Run is pressed
     memory_gib: float | None = None  # the memory budget (Preferences; None: the default)
+    methods: tuple[str, ...] = ()  # () : the batch's default methods
+    targets: str = "all"  # the classes explained: 'all' or names / indices
+    outputs: str = "full"  # the files each image gets (a continued batch keeps its own)
+    size: int | None = None  # the working size; None: the model's own
 
 
 @dataclass(frozen=True)
