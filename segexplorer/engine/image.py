@@ -146,7 +146,8 @@ class PreparedImage:
         :func:`preprocess` would have: ToTensor of the resized pixels, then Normalize)."""
         if normalization == self.normalization:
             return self
-        to_tensor = torch.from_numpy(self.rgb).permute(2, 0, 1).float().div(255)
+        # a writable copy, as ToTensor takes (the working pixels are read-only)
+        to_tensor = torch.from_numpy(np.array(self.rgb, copy=True)).permute(2, 0, 1).float().div(255)
         tensor = transforms.Normalize(mean=normalization.mean, std=normalization.std)(to_tensor)
         return PreparedImage(self.rgb, tensor.unsqueeze(0).contiguous(), self.original_size,
                              self.size, normalization)

@@ -71,6 +71,10 @@ class HeatmapView:
     images: tuple[tuple[str, str], ...]  # the images behind it: (key, '-35 %')
 
 
+EMPTY_HEATMAP = HeatmapView((), (), (), None,
+                            "No image had an ablation sweep: no context matrix.", ())
+
+
 @dataclass(frozen=True)
 class BatchBar:
     """A running batch's progress bar: images done of how many, and on the bar itself
@@ -121,10 +125,10 @@ def percent(value: float | None, signed: bool = False) -> str:
     return f"{rounded:+d} %" if signed else f"{rounded:d} %"
 
 
-def method_label(method: str) -> str:
-    """The registry's short label (a method the registry no longer has: its name)."""
+def method_label(method: str, full: bool = False) -> str:
+    """The registry's short (or ``full``) label (a method it no longer has: its name)."""
     info = METHOD_REGISTRY.get(method)
-    return info.short_label if info is not None else method
+    return method if info is None else info.label if full else info.short_label
 
 
 def number(value: float | None) -> str:
@@ -162,7 +166,7 @@ class _ViewMaker:
                                "or run a batch on a folder of images.",
                                str(self.state.folder or ""), False,
                                running is not None, progress, ((None, "Every class"),), None,
-                               (), (), self.sort, (), _empty_heatmap(), ())
+                               (), (), self.sort, (), EMPTY_HEATMAP, ())
         if dataset.comparison is not None:
             return self._compared(dataset, progress)
         present = self.state.present_classes()
@@ -209,9 +213,10 @@ class _ViewMaker:
                    Column(SCORE_A, "Score A", True, "the class's score in A"),
                    Column(SCORE_B, "Score B", True, "the class's score in B")]
         for method in table.methods:
+            full = method_label(method, full=True)
             columns.append(Column(f"{method}_spearman", f"{method_label(method)} rho", True,
-                                  f"Spearman correlation of A's and B's {_label(method)} "
-                                  "maps over the union of the two masks"))
+                                  f"Spearman correlation of A's and B's {full} maps over the "
+                                  "union of the two masks"))
         rows = [r for r in table.rows
                 if self.class_filter is None or r["index_a"] == self.class_filter]
         key, descending = self.sort
@@ -309,7 +314,7 @@ class _ViewMaker:
         for method in dataset.methods:
             label = method_label(method)
             columns.append(Column(f"{method}_outside_share", f"{label} outside", True,
-                                  f"share of {_label(method)}'s positive "
+                                  f"share of {method_label(method, full=True)}'s positive "
                                   "attribution outside the class's own segment (high: the "
                                   "prediction leans on context)"))
         if dataset.delta_classes:
@@ -380,7 +385,7 @@ class _ViewMaker:
     def _heatmap(self, dataset: Dataset) -> HeatmapView:
         m = dataset.context
         if m.size == 0:
-            return _empty_heatmap()
+            return EMPTY_HEATMAP
         finite = [abs(float(v)) for v in m.mean.ravel() if math.isfinite(float(v))]
         limit = min(max(max(finite, default=1.0), 1e-6), COLOR_LIMIT)
         colors = _diverging(m.mean, limit)
@@ -488,16 +493,6 @@ def _diverging(values: Any, limit: float) -> list[list[_RGB]]:
             colors.append((round(r * 255), round(g * 255), round(b * 255)))
         out.append(colors)
     return out
-
-
-def _empty_heatmap() -> HeatmapView:
-    return HeatmapView((), (), (), None, "No image had an ablation sweep: no context matrix.",
-                       ())
-
-
-def _label(method: str) -> str:
-    info = METHOD_REGISTRY.get(method)
-    return info.label if info is not None else method
 
 
 __all__ = ["Column", "DatasetView", "HeatCell", "HeatmapView", "TableRow", "Tile",
