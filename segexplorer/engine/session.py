@@ -26,7 +26,7 @@ import gc
 import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -442,9 +442,9 @@ class Session:
                 done(finished, count)
         return tuple(batches)
 
-    # -- device helpers -------------------------------------------------------------
+    # -- device helpers (engine.attribution's methods call them too) ---------------
     @contextmanager
-    def _numerics(self) -> Iterator[None]:
+    def numerics(self) -> Iterator[None]:
         """The arithmetic of the session's precision, around every model call.
 
         fp32 is IEEE float32 on every device: on CUDA, PyTorch lets cuDNN use TF32 for
@@ -462,7 +462,7 @@ class Session:
         with strict_fp32():
             yield
 
-    def _layout(self, batch: torch.Tensor) -> torch.Tensor:
+    def layout(self, batch: torch.Tensor) -> torch.Tensor:
         """channels-last in fast mode on CUDA, where tensor-core convolutions want it.
 
         fp32 keeps the default layout so that its numbers stay those of Captum's calls.
@@ -493,35 +493,20 @@ class Session:
         self._modelled[GRADIENT] = outputs.estimate(True) + 3 * least
 
     # -- what the methods in engine.attribution build on ------------------------------
-    def numerics(self) -> AbstractContextManager[None]:
-        """The session's arithmetic around a model call (see :meth:`_numerics`)."""
-        return self._numerics()
-
-    def layout(self, batch: torch.Tensor) -> torch.Tensor:
-        return self._layout(batch)
-
-    def aggregate(self, logits: torch.Tensor, agg: Aggregation) -> torch.Tensor:
-        """N x C x H x W logits to N x C class scores, with the original prediction's mask."""
-        return self._aggregate(logits, agg)
-
     def baseline_value(self, baseline: Baseline | str) -> float | torch.Tensor:
         """The baseline in the model's normalised space (a scalar, or 1 x 3 x 1 x 1, or the
         image's size for the blur): what Captum's ``baselines=`` takes."""
         return self._baseline(parse_baseline(baseline))
-
-    def graph_from_layer(self, layer_path: str) -> AbstractContextManager[list[torch.Tensor]]:
-        """Hooks making the layer's output the leaf gradients are taken against."""
-        return self._graph_from_layer(layer_path)
 
     # -- prediction ---------------------------------------------------------------
     def predict(self, state: JobState | None = None) -> Prediction:
         """The model's output for the image (cached: at most one forward pass)."""
         if self._prediction is None:
             report(state, 0, 1, "Predicting")
-            with self.guard_memory(), torch.inference_mode(), self._numerics(), \
+            with self.guard_memory(), torch.inference_mode(), self.numerics(), \
                     self._track_memory():
                 start = time.perf_counter()  # the pass alone, not its measurement
-                logits = self.model.logits(self._layout(self.input)).float()
+                logits = self.model.logits(self.layout(self.input)).float()
                 seconds = time.perf_counter() - start
             self.count_forward(1)
             self._set_prediction(logits, seconds)
@@ -581,7 +566,8 @@ class Session:
         assert self._selected is not None
         return self._selected
 
-    def _aggregate(self, logits: torch.Tensor, agg: Aggregation) -> torch.Tensor:
+    def aggregate(self, logits: torch.Tensor, agg: Aggregation) -> torch.Tensor:
+        """N x C x H x W logits to N x C class scores, with the original prediction's mask."""
         return aggregate(logits, agg, self.class_map_tensor, self.selection_tensor)
 
     def _maps_after(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -601,14 +587,14 @@ class Session:
             return np.array(self._scores[agg.kind])
         assert self._logits_t is not None
         with torch.inference_mode():
-            result: np.ndarray = self._aggregate(self._logits_t, agg).float().cpu().numpy()[0]
+            result: np.ndarray = self.aggregate(self._logits_t, agg).float().cpu().numpy()[0]
         if cacheable:
             self._scores[agg.kind] = result.copy()
         return result
 
     # -- Grad-CAM and activation -------------------------------------------------------
     @contextmanager
-    def _graph_from_layer(self, layer_path: str) -> Iterator[list[torch.Tensor]]:
+    def graph_from_layer(self, layer_path: str) -> Iterator[list[torch.Tensor]]:
         """Forward hooks that make ``layer``'s output the start of the autograd graph.
 
         Each call's output is detached into a leaf that gradients are taken against, and
@@ -680,8 +666,8 @@ class Session:
         handle = layer_module.register_forward_hook(hook)
         batch = self.input if image is None else image
         try:
-            with self.guard_memory(), torch.inference_mode(), self._numerics():
-                self.model.logits(self._layout(batch))
+            with self.guard_memory(), torch.inference_mode(), self.numerics():
+                self.model.logits(self.layout(batch))
             self.count_forward(int(batch.shape[0]))
         finally:
             handle.remove()
@@ -826,10 +812,10 @@ class Session:
         set_parts: list[torch.Tensor] = []  # multilabel: the classes present, packed
 
         def run(first: int, k: int) -> None:
-            with torch.inference_mode(), self._numerics():
+            with torch.inference_mode(), self.numerics():
                 batch = make_batch(first, k)
-                logits = self.model.logits(self._layout(batch)).float()
-                scores = self._aggregate(logits, agg).float()
+                logits = self.model.logits(self.layout(batch)).float()
+                scores = self.aggregate(logits, agg).float()
                 indices = sets = None
                 if keep_maps:
                     indices, sets = self._maps_after(logits)
@@ -899,9 +885,9 @@ class Session:
             check_cancelled(state)
             report(state, 0, 1, "Ablating")
             inp = self.ablated_input(segments, chosen, baseline=base_spec)
-            with self.guard_memory(), torch.inference_mode(), self._numerics():
-                logits = self.model.logits(self._layout(inp)).float()
-                after = self._aggregate(logits, agg).float().cpu().numpy()[0]
+            with self.guard_memory(), torch.inference_mode(), self.numerics():
+                logits = self.model.logits(self.layout(inp)).float()
+                after = self.aggregate(logits, agg).float().cpu().numpy()[0]
                 indices, sets = self._maps_after(logits)
                 indices = indices[0]
                 if self.model.num_classes + multilabel <= 256:  # an 8x smaller copy back
@@ -1037,9 +1023,9 @@ def predict_together(sessions: list[Session], *, state: JobState | None = None,
         chunk = todo[first:first + k]
         lead = chunk[0]
         report(state, first, len(todo), "Predicting")
-        with torch.inference_mode(), lead._numerics(), _tracked(chunk):
+        with torch.inference_mode(), lead.numerics(), _tracked(chunk):
             start = time.perf_counter()
-            logits = lead.model.logits(lead._layout(_batched_input(chunk))).float()
+            logits = lead.model.logits(lead.layout(_batched_input(chunk))).float()
             seconds = time.perf_counter() - start
         for i, session in enumerate(chunk):
             session.count_forward(1)
@@ -1098,11 +1084,11 @@ def _gradcam_pass(chunk: list[Session], targets: list[list[int] | None], layer_p
     report(state, 0, 1, "Grad-CAM: forward pass")
     raw: list[dict[int, np.ndarray]] = [{} for _ in chunk]
     upsampled: list[dict[int, np.ndarray]] = [{} for _ in chunk]
-    with lead._graph_from_layer(layer_path) as captured, torch.enable_grad(), \
-            lead._numerics():
+    with lead.graph_from_layer(layer_path) as captured, torch.enable_grad(), \
+            lead.numerics():
         with _tracked(chunk):
             pass_start = time.perf_counter()  # the pass alone, not its measurement
-            logits = lead.model.logits(lead._layout(_batched_input(chunk))).float()
+            logits = lead.model.logits(lead.layout(_batched_input(chunk))).float()
             pass_seconds = time.perf_counter() - pass_start
         if not captured:
             raise UserError(f"Layer '{layer_path}' is not used by the model's forward "
@@ -1115,7 +1101,7 @@ def _gradcam_pass(chunk: list[Session], targets: list[list[int] | None], layer_p
             row = logits if k == 1 else logits[i:i + 1]
             if session._prediction is None:
                 session._set_prediction(_row(logits, i, k).detach(), pass_seconds / k)
-            scores.append(session._aggregate(row, agg))
+            scores.append(session.aggregate(row, agg))
             own = targets[i]
             wanted.append(list(own) if own is not None
                           else list(session.predict().present_classes))
