@@ -209,9 +209,9 @@ def time_bare_forwards(session, chunks: list[int], device: torch.device, repeat:
     times = []
     for _ in range(repeat):
         batches = [session.input.expand(k, -1, -1, -1).contiguous() for k in chunks]
-        with Timer(device) as t, torch.inference_mode(), session._numerics():
+        with Timer(device) as t, torch.inference_mode(), session.numerics():
             for batch in batches:
-                session.model.logits(session._layout(batch))
+                session.model.logits(session.layout(batch))
         times.append(t.seconds)
     return float(np.median(times))
 

@@ -126,7 +126,7 @@ def main() -> None:
         maps = doc.store.method_for()
         assert maps is not None, failed
         print(f"  counted {maps.forward + maps.backward} images; seconds per inference "
-              f"image in chunks: {doc.store.session.seconds_per_image()}")
+              f"image in chunks: {doc.store.session.memory.seconds_per_image()}")
     evaluations = [("quick", QUICK)] if "quick" not in skip else []
     if args.full:
         evaluations.append(("full", EvaluationSettings()))

@@ -86,8 +86,8 @@ def run_one(args) -> dict:
     peak = mem.peak
     if peak is not None and rss_before is not None:
         peak -= rss_before  # the CPU's Memory reads the process's VmHWM: its growth here
-    per_image = session.image_memory(kind)
-    chunk = session.chunk_for(kind)
+    per_image = session.memory.image_memory(kind)
+    chunk = session.memory.chunk_for(kind)
     return {"method": method, "budget_gib": budget.gib, "budget": budget.describe(),
             "images": maps.forward, "calls": maps.calls, "backward_images": maps.backward,
             "chunk": chunk, "per_image_mib": None if per_image is None else per_image / 2**20,

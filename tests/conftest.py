@@ -24,7 +24,7 @@ def pytest_configure(config):
         import torch
 
         # Captum's reference calls run in the same strict fp32 as the engine's fp32 mode
-        # (the engine switches TF32 off around its own calls: Session._numerics)
+        # (the engine switches TF32 off around its own calls: Session.numerics)
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
 

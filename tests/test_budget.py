@@ -161,11 +161,11 @@ def test_every_method_gives_the_same_maps_and_counts_for_any_budget(
     session = session_with(tiny, prepared, one_call())
     compute(session, method, None, options)  # measures one image of its kind
     kind = BATCHED.get(method, INFERENCE)
-    per_image = session.image_memory(kind)
+    per_image = session.memory.image_memory(kind)
     if method in BATCHED:
         assert per_image is not None and per_image > 0
         session.budget = MemoryBudget(int(per_image * 2.5), "cpu", "test", max_batch=1 << 20)
-        assert session.chunk_for(kind) == 2
+        assert session.memory.chunk_for(kind) == 2
     runs["two images"] = compute(session, method, None, options)
 
     reference = runs["one call"]
@@ -256,10 +256,10 @@ def test_the_sweep_in_chunks_of_the_budget_equals_one_at_a_time(colour, prepared
     segments = make_segments(session.predict().class_map, "component")
     assert segments.count >= 5
     reference = session.sweep(segments, chunk_size=1)  # a chunk size given: no measurement
-    assert session.image_bytes is None  # (a CPU's prediction is modelled, not measured)
+    assert session.memory.image_bytes is None  # (a CPU's prediction is modelled, not measured)
     first = session.sweep(segments)  # sized from the model: all at once, and measured
-    assert first.batches == (segments.count,) and session.image_bytes is not None
-    session.budget = MemoryBudget(int(session.image_bytes * 2.5), "cpu", "test",
+    assert first.batches == (segments.count,) and session.memory.image_bytes is not None
+    session.budget = MemoryBudget(int(session.memory.image_bytes * 2.5), "cpu", "test",
                                   max_batch=64)
     sweep = session.sweep(segments)
     assert sweep.batches == (2,) * (segments.count // 2) + (1,) * (segments.count % 2)
@@ -271,13 +271,13 @@ def test_the_sweep_in_chunks_of_the_budget_equals_one_at_a_time(colour, prepared
 def test_the_first_chunk_is_sized_from_the_predictions_model_then_from_measurement(
         colour, prepared):
     session = session_with(colour, prepared, one_call())
-    modelled = session.memory_facts().inference  # from the prediction's layer outputs
-    assert modelled is not None and session.image_bytes is None
+    modelled = session.memory.memory_facts().inference  # from the prediction's layer outputs
+    assert modelled is not None and session.memory.image_bytes is None
     session.budget = MemoryBudget(int(modelled * 2.5), "cpu", "test", max_batch=1 << 20)
     segments = make_segments(session.predict().class_map, "component")
     first = session.sweep(segments)
     assert first.batches[0] == 2  # the model's figure, before anything was measured
-    measured = session.image_bytes
+    measured = session.memory.image_bytes
     assert measured is not None
     expected = max(1, min(segments.count, int(modelled * 2.5) // measured))
     assert session.sweep(segments).batches[0] == expected
@@ -288,7 +288,7 @@ def test_the_cpu_keeps_one_image_per_call_unless_told_otherwise(tiny, prepared):
     segments = make_segments(session.predict().class_map, "component")
     assert session.sweep(segments).batches == (1,) * segments.count
     h, w = session.image.shape
-    assert session.preferred_batch(gradient_kind("ig")) == min(64, (1 << 20) // (h * w))
+    assert session.memory.preferred_batch(gradient_kind("ig")) == min(64, (1 << 20) // (h * w))
 
 
 def test_where_memory_cannot_be_measured_a_model_of_the_layers_sizes_serves(
@@ -299,7 +299,7 @@ def test_where_memory_cannot_be_measured_a_model_of_the_layers_sizes_serves(
     compute(session, "occlusion", None, OPTIONS)
     h, w = session.image.shape
     least = (3 + tiny.num_classes) * h * w * 4
-    gradient, inference = session.image_memory(gradient_kind("ig")), session.image_bytes
+    gradient, inference = session.memory.image_memory(gradient_kind("ig")), session.memory.image_bytes
     assert gradient is not None and inference is not None
     assert gradient >= least and inference >= least
     assert gradient > inference  # the graph's outputs are kept
@@ -402,12 +402,12 @@ def test_each_estimate_counts_what_its_method_runs(tiny, prepared, budget):
 def test_the_estimate_states_the_memory_of_the_chunks_the_run_takes(tiny, prepared):
     session = session_with(tiny, prepared, one_call())
     compute(session, "ig", None, OPTIONS)  # measures a gradient image
-    per_image = session.image_memory(gradient_kind("ig"))
+    per_image = session.memory.image_memory(gradient_kind("ig"))
     assert per_image is not None
     session.budget = MemoryBudget(int(per_image * 3.5), "cpu", "test", max_batch=1 << 20)
     h, w = session.image.shape
     targets = session.predict().present_classes
-    facts = ImageFacts(h, w, 0, len(targets), memory=session.memory_facts())
+    facts = ImageFacts(h, w, 0, len(targets), memory=session.memory.memory_facts())
     estimate = method_cost("ig", facts, OPTIONS)
     assert estimate.memory is not None and estimate.memory.at_once == 3
     assert estimate.memory.bytes == 3 * per_image <= session.budget.limit
@@ -415,7 +415,7 @@ def test_the_estimate_states_the_memory_of_the_chunks_the_run_takes(tiny, prepar
     ran = compute(session, "ig", targets, OPTIONS)
     assert ran.calls == math.ceil(OPTIONS.n_steps / 3)
     tight = ImageFacts(h, w, 0, len(targets), memory=Session(
-        tiny, prepared, budget=MemoryBudget(per_image // 2, "cpu", "t")).memory_facts())
+        tiny, prepared, budget=MemoryBudget(per_image // 2, "cpu", "t")).memory.memory_facts())
     assert method_cost("ig", tight, OPTIONS).memory is None  # nothing measured there yet
 
 
@@ -424,7 +424,7 @@ def test_after_the_prediction_alone_the_estimate_states_memory(tiny, prepared):
     from the prediction's layer outputs ("roughly"), then measured ("about")."""
     session = session_with(tiny, prepared, MemoryBudget(HUGE, "cpu", "test"))
     h, w = session.image.shape
-    facts = ImageFacts(h, w, 0, 2, memory=session.memory_facts())
+    facts = ImageFacts(h, w, 0, 2, memory=session.memory.memory_facts())
     occlusion = method_cost("occlusion", facts, OPTIONS)
     assert occlusion.memory is not None and not occlusion.memory.measured
     assert occlusion.memory.at_once == 1  # the CPU's own batch
@@ -434,7 +434,7 @@ def test_after_the_prediction_alone_the_estimate_states_memory(tiny, prepared):
     assert ig.memory.per_image > occlusion.memory.per_image  # the graph is kept
     assert ig.memory.at_once == OPTIONS.n_steps  # they all fit a huge budget at once
     compute(session, "occlusion", None, OPTIONS)
-    measured = method_cost("occlusion", ImageFacts(h, w, 0, 2, memory=session.memory_facts()),
+    measured = method_cost("occlusion", ImageFacts(h, w, 0, 2, memory=session.memory.memory_facts()),
                            OPTIONS)
     assert measured.memory is not None and measured.memory.measured
     assert measured.describe_memory().startswith("memory: about ")
@@ -445,7 +445,7 @@ def test_an_image_larger_than_the_budget_is_said_before_the_run(tiny, prepared):
     compute(session, "occlusion", None, OPTIONS)
     session.budget = MemoryBudget(1, "cpu", "test")
     h, w = session.image.shape
-    facts = ImageFacts(h, w, 0, 1, memory=session.memory_facts())
+    facts = ImageFacts(h, w, 0, 1, memory=session.memory.memory_facts())
     line = method_cost("occlusion", facts, OPTIONS).describe_memory()
     assert "one image needs more than the" in line and "one at a time" in line
 

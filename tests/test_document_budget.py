@@ -104,7 +104,7 @@ def test_the_cost_gate_states_the_memory_a_run_takes_next_to_its_time(blocks_ima
     doc.analysis.auto_run_seconds = 0.0  # everything is costly
     doc.analysis.update(method="ig", n_steps=6)
     session = doc.store.session
-    facts = session.memory_facts()
+    facts = session.memory.memory_facts()
     per, _measured = facts.gradient_or_model()
     assert per is not None  # modelled from the prediction's layer outputs
     at_once = min(6, session.budget.images(per, facts.gradient_batch))
@@ -193,13 +193,13 @@ def test_time_estimates_use_the_steady_per_image_time_once_a_chunked_run_measure
     pred, session = doc.store.prediction, doc.store.session
     doc.analysis.auto_run_seconds = 0.0
     doc.analysis.update(method="ig", n_steps=4)
-    assert session.seconds_per_image() is None
+    assert session.memory.seconds_per_image() is None
     before = doc.estimate()
     assert before.seconds == pytest.approx(before.cost.seconds(pred.seconds))
     doc.analysis.update(method="occlusion", window=12, stride=12)
     doc.compute()
     runner.run_until_idle()
-    steady = session.seconds_per_image()
+    steady = session.memory.seconds_per_image()
     assert steady is not None and steady > 0
     doc.analysis.update(method="ig", n_steps=4)
     after = doc.estimate()

@@ -305,7 +305,7 @@ class PeakResident:
 # ----------------------------------------------------------------------------- estimates
 @dataclass(frozen=True)
 class MemoryFacts:
-    """What a run's memory depends on, known before it runs (``Session.memory_facts``)."""
+    """What a run's memory depends on, known before it runs (``Session.memory.memory_facts``)."""
 
     budget: MemoryBudget
     inference: int | None  # bytes one image takes through the model (None: not known)

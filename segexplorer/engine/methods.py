@@ -104,7 +104,7 @@ class ImageFacts:
     width: int
     segments: int  # S, the number of segments (players, ablated features)
     targets: int  # T, the classes asked for
-    memory: MemoryFacts | None = None  # the budget and one image's memory (Session.memory_facts)
+    memory: MemoryFacts | None = None  # the budget, one image's memory (SessionMemory.memory_facts)
 
 
 def describe_images(forward: int, backward: int = 0, detail: str = "") -> str:

@@ -17,16 +17,14 @@ Work is counted in one unit on every device: images through the model
 (``backward_images``); the model calls that carried them are counted apart
 (``forward_calls``). Every batched path runs through :meth:`Session.run_in_chunks`, which
 sizes its chunks from the memory budget (``engine.budget``) and the memory one image
-takes, measured by the first chunk.
+takes, measured by the first chunk (``session.memory``, ``engine.chunking``).
 """
 
 from __future__ import annotations
 
-import gc
-import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,8 +42,9 @@ from .aggregation import (
     pack_label_sets,
 )
 from .baselines import Baseline, baseline_tensor, parse_baseline
-from .budget import INFERENCE, MemoryBudget, MemoryFacts, PeakResident, resolve_budget
+from .budget import INFERENCE, MemoryBudget, resolve_budget
 from .catalog import PRECISIONS, SOFTMAX, UPSAMPLE_MODES
+from .chunking import MAX_CUDA_CHUNK, SessionMemory, tracked
 from .errors import UserError
 from .image import PreparedImage, denormalize
 from .jobs import JobState, check_cancelled, report
@@ -55,17 +54,6 @@ from .models import LoadedModel
 from .outputs import multilabel_hint
 from .results import AblationSweep, GradCamResult, Prediction, unpack_label_sets
 from .segments import Segments
-
-#: the key of the modelled memory of any gradient pass (Session._modelled)
-GRADIENT = "gradient"
-#: the most images of one CUDA call without gradients (the budget may allow fewer)
-MAX_CUDA_CHUNK = 32
-#: the most integration steps of one call with gradients, on any device
-MAX_STEPS_CHUNK = 64
-#: a CPU's integration steps per call: about a megapixel (one 640 x 860 image). Without
-#: gradients a CPU takes one image per call: progress and Cancel answer after each image,
-#: at no loss of speed (docs/performance.md).
-CPU_CHUNK_PIXELS = 1 << 20
 
 
 @contextmanager
@@ -114,36 +102,6 @@ def _timed(run: Callable[[int, int], None], first: int, k: int) -> float:
     return time.perf_counter() - start
 
 
-class _LayerOutputs:
-    """Every leaf module's output over a pass: the memory model where memory cannot be
-    measured (not Linux, MPS). An over-estimate: outputs freed during the pass count."""
-
-    def __init__(self, module: torch.nn.Module) -> None:
-        self.total = 0
-        self.largest = 0
-        self._handles = [m.register_forward_hook(self._hook) for m in module.modules()
-                         if not any(True for _ in m.children())]
-
-    def _hook(self, _module: torch.nn.Module, _inputs: object, output: object) -> None:
-        for t in (output if isinstance(output, (tuple, list)) else (output,)):
-            if isinstance(t, torch.Tensor):
-                size = t.numel() * t.element_size()
-                self.total += size
-                self.largest = max(self.largest, size)
-
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-
-    def estimate(self, gradient: bool) -> int:
-        # without gradients a layer's input, its output and a residual branch are alive
-        # at once; with them every output is kept for the backward, which holds two more.
-        # (fcn_resnet101 at 240 x 320 px on a CPU, with the logits' copies added by the
-        # caller: 808 MiB modelled against 694 MiB of resident memory measured for a
-        # gradient image, 54 against about 60 MiB per inference image)
-        return self.total + 2 * self.largest if gradient else 3 * self.largest
-
-
 @dataclass(frozen=True)
 class AblationOutcome:
     """What the model does when some segments are ablated together."""
@@ -179,11 +137,12 @@ class Session:
         if precision not in PRECISIONS:
             raise UserError(f"Unknown precision '{precision}': use fp32 (exact) or bf16 (fast).")
         self.model = model
-        # what the images of one model call may take (engine.budget; None: the device's
-        # default, or SEGEXPLORER_GPU_MEMORY)
-        self.budget = budget if budget is not None else resolve_budget(model.device)
         # the image as this model wants it (a card may bring its own mean and std)
         self.image = image = image.with_normalization(model.normalization)
+        # what one image takes and so how many one call may take (engine.chunking), under
+        # the budget (engine.budget; None: the device's default, or SEGEXPLORER_GPU_MEMORY)
+        self.memory = SessionMemory(
+            model, image.shape, budget if budget is not None else resolve_budget(model.device))
         self.precision = precision
         self.input = image.tensor.to(model.device)
         self._prediction: Prediction | None = None
@@ -196,12 +155,6 @@ class Session:
         self.forward_images = 0  # images through the model (a batch of k counts k)
         self.forward_calls = 0  # model calls that carried them
         self.backward_images = 0  # images through a backward pass (per class, per image)
-        # bytes one image takes per kind of pass (budget.INFERENCE, gradient kinds),
-        # measured by a chunk's first image; shared with derived sessions (same shapes)
-        self._image_bytes: dict[str, int] = {}
-        self._image_seconds: list[float] = []  # seconds per image of inference chunks
-        # modelled from the prediction's layer outputs (off CUDA): for estimates only
-        self._modelled: dict[str, int] = {}
         self._segment_ids_t: tuple[Segments, torch.Tensor] | None = None
         self._fixed_class_map: torch.Tensor | None = None  # a derived session's (see derive)
         self._fixed_selection: torch.Tensor | None = None  # its classes' masks, likewise
@@ -216,13 +169,21 @@ class Session:
         are explained on the same question."""
         derived = Session(model or self.model, self.image, precision=self.precision,
                           budget=self.budget)
-        derived._image_bytes = self._image_bytes  # the same shapes: the same memory
-        derived._modelled = self._modelled
+        derived.memory.share_measurements(self.memory)  # the same shapes: the same memory
         if input_tensor is not None:
             derived.input = input_tensor.to(derived.model.device)
         derived._fixed_class_map = self.class_map_tensor.to(derived.model.device)
         derived._fixed_selection = self.selection_tensor.to(derived.model.device)
         return derived
+
+    @property
+    def budget(self) -> MemoryBudget:
+        """What the images of one model call may take (``engine.budget``): the memory's."""
+        return self.memory.budget
+
+    @budget.setter
+    def budget(self, budget: MemoryBudget) -> None:
+        self.memory.budget = budget
 
     @property
     def forward_passes(self) -> int:
@@ -239,126 +200,6 @@ class Session:
         """Record images that went through a backward pass (one per class and image)."""
         self.backward_images += images
 
-    @property
-    def image_bytes(self) -> int | None:
-        """Memory one image takes through the model without gradients (measured by the
-        first chunk, or on CUDA by the prediction's pass; None before): the chunks of
-        every perturbation method are sized from it."""
-        return self._image_bytes.get(INFERENCE)
-
-    def image_memory(self, kind: str = INFERENCE) -> int | None:
-        """Memory one image takes in ``kind`` of pass (``budget.INFERENCE`` or a
-        ``budget.gradient_kind``), as measured; None before it was."""
-        return self._image_bytes.get(kind)
-
-    def forget_image_bytes(self) -> None:
-        """Forget the measurements: the next chunked run probes with one image first."""
-        self._image_bytes.clear()
-
-    def preferred_batch(self, kind: str = INFERENCE) -> int:
-        """The most images one call takes on this device before the budget is consulted:
-        on CUDA 32 (64 integration steps); on a CPU or MPS one image without gradients,
-        about a megapixel of integration steps with them. ``budget.max_batch`` overrides."""
-        if self.model.device.type == "cuda":
-            return MAX_CUDA_CHUNK if kind == INFERENCE else MAX_STEPS_CHUNK
-        if kind == INFERENCE:
-            return 1
-        h, w = self.image.shape
-        return max(1, min(MAX_STEPS_CHUNK, CPU_CHUNK_PIXELS // max(h * w, 1)))
-
-    def chunk_for(self, kind: str = INFERENCE) -> int | None:
-        """Images per call the budget allows for ``kind`` (None before its memory is
-        measured: the next run starts with one image to measure it)."""
-        per = self._image_bytes.get(kind)
-        return None if per is None else self.budget.images(per, self.preferred_batch(kind))
-
-    def _images_within(self, per_image: int, kind: str, most: int | None) -> int:
-        """Images per call at ``per_image`` bytes each: the budget's, at most the
-        device's batch for ``kind`` (or ``most``, when given)."""
-        if most is None:
-            return self.budget.images(per_image, self.preferred_batch(kind))
-        return max(1, min(most, self.budget.images(per_image, most)))
-
-    def _chunk_within(self, kind: str, most: int | None) -> int | None:
-        per = self._image_bytes.get(kind)
-        return None if per is None else self._images_within(per, kind, most)
-
-    def memory_facts(self) -> MemoryFacts:
-        """What a run's memory depends on, for estimates before it runs
-        (``engine.methods.ImageFacts(memory=...)``)."""
-        from .budget import gradient_kind
-
-        kind = gradient_kind("ig")
-        inference = self._image_bytes.get(INFERENCE)
-        gradient = self._image_bytes.get(kind)
-        return MemoryFacts(
-            self.budget, inference if inference is not None else self._modelled.get(INFERENCE),
-            gradient if gradient is not None else self._modelled.get(GRADIENT),
-            self.preferred_batch(INFERENCE), self.preferred_batch(kind),
-            inference_measured=inference is not None, gradient_measured=gradient is not None)
-
-    def seconds_per_image(self) -> float | None:
-        """The median time of one image through the model in this session's chunks (None
-        before any): a steadier figure for time estimates than the first pass, which pays
-        for the model's warm-up."""
-        return statistics.median(self._image_seconds) if self._image_seconds else None
-
-    def _modelled_bytes(self, kind: str) -> int | None:
-        """What one image of ``kind`` is modelled to take before it is measured: from the
-        prediction's layer outputs off CUDA; on CUDA, a gradient image as
-        ``budget.GRADIENT_FACTOR`` measured inference images. None: not known (the first
-        chunk then holds one image)."""
-        from .budget import GRADIENT_FACTOR
-
-        if kind == INFERENCE:
-            return self._modelled.get(INFERENCE, self._image_bytes.get(INFERENCE))
-        if GRADIENT in self._modelled:
-            return self._modelled[GRADIENT]
-        inference = self._image_bytes.get(INFERENCE)
-        return None if inference is None else inference * GRADIENT_FACTOR
-
-    def _least_image_bytes(self) -> int:
-        """What one image cannot take less of: its input and its logits, in float32."""
-        h, w = self.image.shape
-        return (3 + self.model.num_classes) * h * w * 4
-
-    @contextmanager
-    def _measuring(self, kind: str, images: int) -> Iterator[None]:
-        """Record the memory ``images`` images of ``kind`` take over the block (per image,
-        the largest seen): CUDA's peak allocated, Linux's peak resident memory, or
-        elsewhere a model from the layers' outputs (``engine.budget``'s docstring)."""
-        device = self.model.device
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-            before = torch.cuda.memory_allocated(device)
-            yield
-            used = torch.cuda.max_memory_allocated(device) - before
-        elif PeakResident.supported():
-            with PeakResident() as rss:
-                yield
-            used = rss.growth
-        else:
-            outputs = _LayerOutputs(self.model.module)
-            try:
-                yield
-            finally:
-                outputs.remove()
-            used = outputs.estimate(kind != INFERENCE) + 3 * self._least_image_bytes() * images
-        per = max(used // max(images, 1), self._least_image_bytes())
-        self._image_bytes[kind] = max(self._image_bytes.get(kind, 0), per)
-
-    def _out_of_memory(self, what: str) -> UserError:
-        hint = ("use a smaller working size, a smaller --gpu-memory, or the CPU"
-                if self.model.device.type == "cuda"
-                else "use a smaller working size or close other programs")
-        return UserError(f"Out of memory on {self.model.device} even with one {what} at a "
-                         f"time (memory budget {self.budget.describe()}): {hint}.")
-
-    def _release_memory(self) -> None:
-        gc.collect()
-        if self.model.device.type == "cuda":
-            torch.cuda.empty_cache()
-
     @contextmanager
     def guard_memory(self, what: str = "image") -> Iterator[None]:
         """Around a single image's pass: an out-of-memory error becomes one clear line."""
@@ -371,8 +212,8 @@ class Session:
         else:
             failed = False
         if failed:
-            self._release_memory()
-            raise self._out_of_memory(what)
+            self.memory.release()
+            raise self.memory.out_of_memory(what)
 
     def run_in_chunks(self, count: int, run: Callable[[int, int], None], *,
                       kind: str = INFERENCE, what: str = "image",
@@ -383,19 +224,21 @@ class Session:
         """Call ``run(first, k)`` for consecutive chunks of ``count`` images; returns the
         images per chunk, in order.
 
-        Every batched path of the engine goes through here. ``run`` sends images
+        Every batched path of the engine goes through here; ``self.memory``
+        (``engine.chunking.SessionMemory``) sizes the chunks. ``run`` sends images
         ``first .. first + k - 1`` through the model and keeps its results only when it
         returns (an out-of-memory error may interrupt it: it is then called again with
         fewer images). The chunk size is ``chunk_size`` if given, else as many images as
         the budget holds at the memory one image of ``kind`` takes (at most
-        :meth:`preferred_batch`). While that memory is not measured, the first chunk is
+        ``memory.preferred_batch``). While that memory is not measured, the first chunk is
         sized from the figure modelled at the prediction (an over-estimate; one image when
         there is none) and measures it. An out-of-memory error halves the chunk; at one
-        image it is a one-line UserError. Cancellation is checked between chunks; ``done(images
-        finished, count)`` is called after each. Counts images (``backward_per_image``
-        backward images each) and calls when a chunk has gone through (unless
-        ``count_work`` is False: images of several sessions, each counting its own).
-        ``most`` replaces the device's :meth:`preferred_batch` as the most images per call.
+        image it is a one-line UserError. Cancellation is checked between chunks;
+        ``done(images finished, count)`` is called after each. Counts images
+        (``backward_per_image`` backward images each) and calls when a chunk has gone
+        through (unless ``count_work`` is False: images of several sessions, each counting
+        its own). ``most`` replaces the device's ``memory.preferred_batch`` as the most
+        images per call.
         """
         batches: list[int] = []
         finished = 0
@@ -403,17 +246,17 @@ class Session:
         while finished < count:
             check_cancelled(state)
             if chunk is None:
-                chunk = self._chunk_within(kind, most)
+                chunk = self.memory.chunk_within(kind, most)
             probe = chunk is None  # not measured yet: this chunk measures
             if chunk is None:
-                modelled = self._modelled_bytes(kind)
-                first = 1 if modelled is None else self._images_within(modelled, kind, most)
+                modelled = self.memory.modelled_bytes(kind)
+                first = 1 if modelled is None else self.memory.images_within(modelled, kind, most)
                 k = max(1, min(first, count - finished))
             else:
                 k = max(1, min(chunk, count - finished))
             try:
                 if probe:
-                    with self._measuring(kind, k):
+                    with self.memory.measuring(kind, k):
                         seconds = _timed(run, finished, k)
                 else:
                     seconds = _timed(run, finished, k)
@@ -424,13 +267,13 @@ class Session:
             else:
                 failed = False
             if failed:
-                self._release_memory()
+                self.memory.release()
                 if k == 1:
-                    raise self._out_of_memory(what)
+                    raise self.memory.out_of_memory(what)
                 chunk = k // 2
                 continue
             if kind == INFERENCE and not probe:  # (a probe's pass pays for its measurement)
-                self._image_seconds.append(seconds / k)
+                self.memory.record_seconds(seconds / k)
             batches.append(k)
             finished += k
             if count_work:
@@ -442,9 +285,9 @@ class Session:
                 done(finished, count)
         return tuple(batches)
 
-    # -- device helpers -------------------------------------------------------------
+    # -- device helpers (engine.attribution's methods call them too) ---------------
     @contextmanager
-    def _numerics(self) -> Iterator[None]:
+    def numerics(self) -> Iterator[None]:
         """The arithmetic of the session's precision, around every model call.
 
         fp32 is IEEE float32 on every device: on CUDA, PyTorch lets cuDNN use TF32 for
@@ -462,7 +305,7 @@ class Session:
         with strict_fp32():
             yield
 
-    def _layout(self, batch: torch.Tensor) -> torch.Tensor:
+    def layout(self, batch: torch.Tensor) -> torch.Tensor:
         """channels-last in fast mode on CUDA, where tensor-core convolutions want it.
 
         fp32 keeps the default layout so that its numbers stay those of Captum's calls.
@@ -471,57 +314,21 @@ class Session:
             return batch.contiguous(memory_format=torch.channels_last)
         return batch
 
-    @contextmanager
-    def _track_memory(self) -> Iterator[None]:
-        """Around the prediction's pass, what one image takes, so that an estimate can
-        state memory before any batched run: on CUDA measured (the peak allocated: the
-        sweep then sizes its chunks without a probe); elsewhere modelled from the layers'
-        outputs (``_LayerOutputs``), for estimates only. Measuring a CPU's resident
-        memory would hand the allocator's free memory back first and slow the pass the
-        window times its estimates by; the batched runs measure their own first image."""
-        if self.model.device.type == "cuda":
-            with self._measuring(INFERENCE, 1):
-                yield
-            return
-        outputs = _LayerOutputs(self.model.module)
-        try:
-            yield
-        finally:
-            outputs.remove()
-        least = self._least_image_bytes()  # the input and the logits: copies outside layers
-        self._modelled[INFERENCE] = outputs.estimate(False) + 3 * least
-        self._modelled[GRADIENT] = outputs.estimate(True) + 3 * least
-
     # -- what the methods in engine.attribution build on ------------------------------
-    def numerics(self) -> AbstractContextManager[None]:
-        """The session's arithmetic around a model call (see :meth:`_numerics`)."""
-        return self._numerics()
-
-    def layout(self, batch: torch.Tensor) -> torch.Tensor:
-        return self._layout(batch)
-
-    def aggregate(self, logits: torch.Tensor, agg: Aggregation) -> torch.Tensor:
-        """N x C x H x W logits to N x C class scores, with the original prediction's mask."""
-        return self._aggregate(logits, agg)
-
     def baseline_value(self, baseline: Baseline | str) -> float | torch.Tensor:
         """The baseline in the model's normalised space (a scalar, or 1 x 3 x 1 x 1, or the
         image's size for the blur): what Captum's ``baselines=`` takes."""
         return self._baseline(parse_baseline(baseline))
-
-    def graph_from_layer(self, layer_path: str) -> AbstractContextManager[list[torch.Tensor]]:
-        """Hooks making the layer's output the leaf gradients are taken against."""
-        return self._graph_from_layer(layer_path)
 
     # -- prediction ---------------------------------------------------------------
     def predict(self, state: JobState | None = None) -> Prediction:
         """The model's output for the image (cached: at most one forward pass)."""
         if self._prediction is None:
             report(state, 0, 1, "Predicting")
-            with self.guard_memory(), torch.inference_mode(), self._numerics(), \
-                    self._track_memory():
+            with self.guard_memory(), torch.inference_mode(), self.numerics(), \
+                    self.memory.track():
                 start = time.perf_counter()  # the pass alone, not its measurement
-                logits = self.model.logits(self._layout(self.input)).float()
+                logits = self.model.logits(self.layout(self.input)).float()
                 seconds = time.perf_counter() - start
             self.count_forward(1)
             self._set_prediction(logits, seconds)
@@ -581,7 +388,8 @@ class Session:
         assert self._selected is not None
         return self._selected
 
-    def _aggregate(self, logits: torch.Tensor, agg: Aggregation) -> torch.Tensor:
+    def aggregate(self, logits: torch.Tensor, agg: Aggregation) -> torch.Tensor:
+        """N x C x H x W logits to N x C class scores, with the original prediction's mask."""
         return aggregate(logits, agg, self.class_map_tensor, self.selection_tensor)
 
     def _maps_after(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -601,14 +409,14 @@ class Session:
             return np.array(self._scores[agg.kind])
         assert self._logits_t is not None
         with torch.inference_mode():
-            result: np.ndarray = self._aggregate(self._logits_t, agg).float().cpu().numpy()[0]
+            result: np.ndarray = self.aggregate(self._logits_t, agg).float().cpu().numpy()[0]
         if cacheable:
             self._scores[agg.kind] = result.copy()
         return result
 
     # -- Grad-CAM and activation -------------------------------------------------------
     @contextmanager
-    def _graph_from_layer(self, layer_path: str) -> Iterator[list[torch.Tensor]]:
+    def graph_from_layer(self, layer_path: str) -> Iterator[list[torch.Tensor]]:
         """Forward hooks that make ``layer``'s output the start of the autograd graph.
 
         Each call's output is detached into a leaf that gradients are taken against, and
@@ -680,8 +488,8 @@ class Session:
         handle = layer_module.register_forward_hook(hook)
         batch = self.input if image is None else image
         try:
-            with self.guard_memory(), torch.inference_mode(), self._numerics():
-                self.model.logits(self._layout(batch))
+            with self.guard_memory(), torch.inference_mode(), self.numerics():
+                self.model.logits(self.layout(batch))
             self.count_forward(int(batch.shape[0]))
         finally:
             handle.remove()
@@ -826,10 +634,10 @@ class Session:
         set_parts: list[torch.Tensor] = []  # multilabel: the classes present, packed
 
         def run(first: int, k: int) -> None:
-            with torch.inference_mode(), self._numerics():
+            with torch.inference_mode(), self.numerics():
                 batch = make_batch(first, k)
-                logits = self.model.logits(self._layout(batch)).float()
-                scores = self._aggregate(logits, agg).float()
+                logits = self.model.logits(self.layout(batch)).float()
+                scores = self.aggregate(logits, agg).float()
                 indices = sets = None
                 if keep_maps:
                     indices, sets = self._maps_after(logits)
@@ -899,9 +707,9 @@ class Session:
             check_cancelled(state)
             report(state, 0, 1, "Ablating")
             inp = self.ablated_input(segments, chosen, baseline=base_spec)
-            with self.guard_memory(), torch.inference_mode(), self._numerics():
-                logits = self.model.logits(self._layout(inp)).float()
-                after = self._aggregate(logits, agg).float().cpu().numpy()[0]
+            with self.guard_memory(), torch.inference_mode(), self.numerics():
+                logits = self.model.logits(self.layout(inp)).float()
+                after = self.aggregate(logits, agg).float().cpu().numpy()[0]
                 indices, sets = self._maps_after(logits)
                 indices = indices[0]
                 if self.model.num_classes + multilabel <= 256:  # an 8x smaller copy back
@@ -979,36 +787,12 @@ def _in_chunks(sessions: list[Session], kind: str, what: str, run: Callable[[int
         return
     shared = f"shared:{kind}"  # apart from the lead's own passes of that kind
     if memory is not None and kind in memory:
-        lead._image_bytes[shared] = memory[kind]
+        lead.memory.remember(shared, memory[kind])
     lead.run_in_chunks(len(sessions), run, kind=shared, what=what, state=state, most=most,
                        count_work=False)
-    if memory is not None and shared in lead._image_bytes:
-        memory[kind] = lead._image_bytes[shared]
-
-
-@contextmanager
-def _tracked(chunk: list[Session]) -> Iterator[None]:
-    """``Session._track_memory`` for a chunk of images: one image as ever; several, off
-    CUDA, each gets the layers' outputs of the pass over its share (every output is k
-    times one image's, so the figure is one image's own); on CUDA, where a chunk's memory
-    is measured by ``run_in_chunks``, each image's sweep measures its own."""
-    if len(chunk) == 1:
-        with chunk[0]._track_memory():
-            yield
-        return
-    if chunk[0].model.device.type == "cuda":
-        yield
-        return
-    outputs = _LayerOutputs(chunk[0].model.module)
-    try:
-        yield
-    finally:
-        outputs.remove()
-    k = len(chunk)
-    for session in chunk:
-        least = session._least_image_bytes()
-        session._modelled[INFERENCE] = outputs.estimate(False) // k + 3 * least
-        session._modelled[GRADIENT] = outputs.estimate(True) // k + 3 * least
+    measured = lead.memory.image_memory(shared)
+    if memory is not None and measured is not None:
+        memory[kind] = measured
 
 
 def _batched_input(chunk: list[Session]) -> torch.Tensor:
@@ -1037,9 +821,9 @@ def predict_together(sessions: list[Session], *, state: JobState | None = None,
         chunk = todo[first:first + k]
         lead = chunk[0]
         report(state, first, len(todo), "Predicting")
-        with torch.inference_mode(), lead._numerics(), _tracked(chunk):
+        with torch.inference_mode(), lead.numerics(), tracked([s.memory for s in chunk]):
             start = time.perf_counter()
-            logits = lead.model.logits(lead._layout(_batched_input(chunk))).float()
+            logits = lead.model.logits(lead.layout(_batched_input(chunk))).float()
             seconds = time.perf_counter() - start
         for i, session in enumerate(chunk):
             session.count_forward(1)
@@ -1098,11 +882,11 @@ def _gradcam_pass(chunk: list[Session], targets: list[list[int] | None], layer_p
     report(state, 0, 1, "Grad-CAM: forward pass")
     raw: list[dict[int, np.ndarray]] = [{} for _ in chunk]
     upsampled: list[dict[int, np.ndarray]] = [{} for _ in chunk]
-    with lead._graph_from_layer(layer_path) as captured, torch.enable_grad(), \
-            lead._numerics():
-        with _tracked(chunk):
+    with lead.graph_from_layer(layer_path) as captured, torch.enable_grad(), \
+            lead.numerics():
+        with tracked([s.memory for s in chunk]):
             pass_start = time.perf_counter()  # the pass alone, not its measurement
-            logits = lead.model.logits(lead._layout(_batched_input(chunk))).float()
+            logits = lead.model.logits(lead.layout(_batched_input(chunk))).float()
             pass_seconds = time.perf_counter() - pass_start
         if not captured:
             raise UserError(f"Layer '{layer_path}' is not used by the model's forward "
@@ -1115,7 +899,7 @@ def _gradcam_pass(chunk: list[Session], targets: list[list[int] | None], layer_p
             row = logits if k == 1 else logits[i:i + 1]
             if session._prediction is None:
                 session._set_prediction(_row(logits, i, k).detach(), pass_seconds / k)
-            scores.append(session._aggregate(row, agg))
+            scores.append(session.aggregate(row, agg))
             own = targets[i]
             wanted.append(list(own) if own is not None
                           else list(session.predict().present_classes))

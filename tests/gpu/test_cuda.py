@@ -14,11 +14,12 @@ import pytest
 import torch
 
 from segexplorer.cli import main
+from segexplorer.engine.chunking import MAX_CUDA_CHUNK
 from segexplorer.engine.errors import UserError
 from segexplorer.engine.image import load_image, preprocess
 from segexplorer.engine.models import load_model
 from segexplorer.engine.segments import make_segments
-from segexplorer.engine.session import MAX_CUDA_CHUNK, Session
+from segexplorer.engine.session import Session
 
 
 def close(a: np.ndarray, b: np.ndarray, rtol: float) -> None:
@@ -74,18 +75,18 @@ def test_sweep_is_chunked_by_the_budget_and_equals_cpu(fcn50, coffee_prepared, d
     assert segments.count >= 4, "need several segments to see chunking"
     sweep = session.sweep(segments)
     # chunks sized from the budget and the memory the prediction's pass took: no probe
-    assert session.image_bytes > 0
+    assert session.memory.image_bytes > 0
     expected = min(MAX_CUDA_CHUNK, segments.count,
-                   session.budget.limit // session.image_bytes)
+                   session.budget.limit // session.memory.image_bytes)
     assert sweep.chunk_size == expected > 1
     assert sweep.forward_passes == segments.count  # images, however many calls
     assert len(sweep.batches) == -(-segments.count // sweep.chunk_size)
     # without that measurement, the first segment runs alone to measure it (the probe)
     probed = Session(fcn50, coffee_prepared)
     probed.predict()
-    probed.forget_image_bytes()
+    probed.memory.forget_image_bytes()
     probe_sweep = probed.sweep(segments)
-    assert probe_sweep.batches[0] == 1 and probed.image_bytes > 0
+    assert probe_sweep.batches[0] == 1 and probed.memory.image_bytes > 0
     assert probe_sweep.forward_passes == segments.count
     close(probe_sweep.ablated_scores, sweep.ablated_scores, 1e-5)
     one_by_one = Session(fcn50, coffee_prepared).sweep(segments, chunk_size=1)

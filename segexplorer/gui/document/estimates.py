@@ -51,7 +51,7 @@ def image_seconds(store: ResultStore) -> float | None:
     pays for the model's first call on this image: an over-estimate, docs/performance.md);
     None before a prediction."""
     session, pred = store.session, store.prediction
-    measured = session.seconds_per_image() if session is not None else None
+    measured = session.memory.seconds_per_image() if session is not None else None
     if measured is not None and measured > 0:
         return measured
     return pred.seconds if pred is not None and pred.seconds > 0 else None
@@ -60,7 +60,7 @@ def image_seconds(store: ResultStore) -> float | None:
 def memory_facts(store: ResultStore) -> MemoryFacts | None:
     """The current session's budget and one image's memory (None before a prediction)."""
     session = store.session
-    return session.memory_facts() if session is not None else None
+    return session.memory.memory_facts() if session is not None else None
 
 
 def estimate_method(store: ResultStore, analysis: AnalysisChoice,
